@@ -1,0 +1,1 @@
+"""The HTTP API: app factory, guards, problem+json, access logging."""

@@ -1,0 +1,80 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from governance import __version__
+from governance.api import health, problems
+from governance.api.middleware import GovernedRequestMiddleware
+from governance.config import Settings
+from governance.plugins import optional_module
+from governance.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+# Each domain that serves HTTP has an ``endpoints`` module exposing ``router``.
+DOMAINS = (
+    "identity",
+    "policy",
+    "registry",
+    "predict",
+    "audit",
+    "records",
+    "vault",
+    "datasets",
+    "privacy",
+    "fairness",
+    "reports",
+)
+# The only routes without a declared permission. tests/api/test_permissions.py enforces this.
+EXEMPT_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+
+
+def domain_routers() -> list[object]:
+    routers = []
+    for domain in DOMAINS:
+        module = optional_module(f"governance.{domain}.endpoints")
+        if module is not None:
+            routers.append(module.router)
+    return routers
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. The runtime starts with the app and stops with it.
+
+    Args:
+        settings: the validated settings.
+        runtime: an already-built runtime (tests), else one is built from the settings.
+    """
+    rt = runtime or Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt.start()
+        try:
+            yield
+        finally:
+            rt.stop()
+
+    app = FastAPI(
+        title="Warden",
+        version=__version__,
+        description="Governance service for AI models: policy-gated predictions, encrypted "
+        "records, DP training, fairness gate, tamper-evident audit log. Errors are RFC 9457 "
+        "problem+json.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    problems.install(app)
+    app.include_router(health.router)
+    for router in domain_routers():
+        app.include_router(router)  # type: ignore[arg-type]
+    app.add_middleware(GovernedRequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,161 @@
+"""The governed-request middleware: request ids, body limits, and the access audit entry.
+
+Every call under ``/v1`` (allowed or denied, authenticated or not) gets an ``api.call`` audit
+entry, written before the response starts: the middleware holds back the response start,
+appends the entry through the group-commit writer, and only then lets the response go. If the
+append fails, the caller gets a 503 instead, never an unaudited answer. Routes that write their
+own entry for the call (predict writes it with the encrypted record) mark the request audited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from governance.audit.events import Actor, AuditEvent, Source
+
+logger = logging.getLogger(__name__)
+GOVERNED_PREFIX = "/v1"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _problem_bytes(status: int, title: str, detail: str, request_id: str) -> bytes:
+    return json.dumps(
+        {"type": f"https://warden.dev/problems/http-{status}", "title": title, "status": status,
+         "detail": detail, "request_id": request_id}
+    ).encode()
+
+
+class GovernedRequestMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        governed = scope["path"].startswith(GOVERNED_PREFIX)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_body_bytes
+            except ValueError:
+                too_big = True
+            if too_big:
+                await self._refuse(scope, send, state, 413, "Payload too large",
+                                   f"the request body exceeds {self.max_body_bytes} bytes",
+                                   governed)
+                return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge
+            return message
+
+        started = False
+
+        async def audited_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                if governed and not state.get("audited"):
+                    ok = await self._audit(scope, state, message["status"])
+                    if not ok:
+                        state["audit_failed"] = True
+                        await self._send_problem(send, 503, "Audit log unavailable",
+                                                 "the request could not be audited", request_id)
+                        return
+            if state.get("audit_failed"):
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, audited_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(scope, send, state, 413, "Payload too large",
+                                   f"the request body exceeds {self.max_body_bytes} bytes",
+                                   governed)
+
+    async def _refuse(
+        self, scope: Scope, send: Send, state: dict[str, Any], status: int, title: str,
+        detail: str, governed: bool,
+    ) -> None:
+        state.setdefault("reason", detail)
+        if governed and not await self._audit(scope, state, status):
+            status, title, detail = 503, "Audit log unavailable", "the request could not be audited"
+        await self._send_problem(send, status, title, detail, state["request_id"])
+
+    async def _send_problem(
+        self, send: Send, status: int, title: str, detail: str, request_id: str
+    ) -> None:
+        body = _problem_bytes(status, title, detail, request_id)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _audit(self, scope: Scope, state: dict[str, Any], status: int) -> bool:
+        app = scope.get("app")
+        runtime = getattr(getattr(app, "state", None), "runtime", None)
+        if runtime is None:
+            return False
+        event = access_event(scope, state, status)
+        try:
+            await runtime.audit.append([event])
+        except Exception as exc:
+            logger.error("access audit failed: %s", type(exc).__name__)
+            return False
+        return True
+
+
+def source_of(scope: Scope) -> Source:
+    client = scope.get("client")
+    headers = dict(scope.get("headers") or [])
+    agent = headers.get(b"user-agent", b"").decode("latin-1")[:200] or None
+    return Source(ip=client[0] if client else None, user_agent=agent)
+
+
+def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent:
+    """The ``api.call`` entry for a request, from what the guards left in its state."""
+    actor: Actor | None = state.get("actor")
+    decision = state.get("decision")
+    if decision is None:
+        decision = "deny" if status in (401, 403) else ("allow" if actor else "n/a")
+    resource = dict(state.get("resource") or {})
+    resource.setdefault("path", scope["path"][:120])
+    return AuditEvent(
+        event_type="api.call",
+        action=f"{scope['method']} {state.get('route', scope['path'])}"[:48],
+        actor=actor or Actor(principal_id=None, name=None, roles=(), auth_method="none"),
+        source=source_of(scope),
+        resource=resource,
+        decision=decision,
+        reason=str(state.get("reason", ""))[:300],
+        policy_version=state.get("policy_version"),
+        model_version=state.get("model_version"),
+        outcome=status,
+        request_id=state.get("request_id"),
+    )

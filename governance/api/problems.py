@@ -1,0 +1,113 @@
+"""RFC 9457 problem+json for every error, from one place.
+
+Every WardenError renders with its own status. FastAPI's request-validation errors become 422s
+naming the field. Anything else is a bug: it is logged by type only (never with the request
+body) and answered with a generic 500 problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from governance.errors import WardenError
+
+logger = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://warden.dev/problems/"
+
+
+def problem(
+    status: int, title: str, detail: str, *, slug: str, request: Request | None = None,
+    extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = getattr(request.state, "request_id", None)
+        if request_id:
+            body["request_id"] = request_id
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def problem_schema() -> dict[str, Any]:
+    """OpenAPI response entry for an error status."""
+    return {
+        "description": "Problem details (RFC 9457)",
+        "content": {
+            PROBLEM: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "instance": {"type": "string"},
+                        "request_id": {"type": "string"},
+                    },
+                    "required": ["type", "title", "status", "detail"],
+                }
+            }
+        },
+    }
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the error statuses it may answer, all problem+json."""
+    return {s: problem_schema() for s in (401, 403, *statuses)}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on an app."""
+
+    @app.exception_handler(WardenError)
+    async def _warden(request: Request, exc: WardenError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return problem(
+            exc.status_code, exc.title, exc.message, slug=exc.type_slug, request=request,
+            extra=exc.extra, headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "location": [str(p) for p in err.get("loc", ())],
+                "message": str(err.get("msg", "invalid")),
+            }
+            for err in exc.errors()[:20]
+        ]
+        first = errors[0] if errors else {"location": [], "message": "invalid request"}
+        detail = f"{'.'.join(first['location'])}: {first['message']}"
+        return problem(
+            422, "Invalid request", detail, slug="invalid-request", request=request,
+            extra={"errors": errors},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+        return problem(
+            exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail),
+            slug=f"http-{exc.status_code}", request=request,
+        )
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+        return problem(
+            500, "Internal error", "an internal error occurred; it has been logged",
+            slug="internal", request=request,
+        )

@@ -1,0 +1,86 @@
+"""What an audit entry says. Built by every domain, serialised canonically by the log.
+
+An entry never holds plaintext payloads or secrets: inputs and outputs appear as keyed
+HMAC-SHA256 digests, data subjects as blind-index references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ENTRY_FORMAT = "warden.audit/1"
+
+
+@dataclass(frozen=True)
+class Actor:
+    principal_id: int | None
+    name: str | None
+    roles: tuple[str, ...] = ()
+    auth_method: str = "api_key"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "principal_id": self.principal_id,
+            "name": self.name,
+            "roles": list(self.roles),
+            "auth_method": self.auth_method,
+        }
+
+
+SYSTEM = Actor(principal_id=None, name="system", roles=(), auth_method="local")
+
+
+@dataclass(frozen=True)
+class Source:
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One thing that happened, before the log gives it a sequence number and a time.
+
+    ``event_type`` names the domain event (``api.call``, ``policy.change``, ``key.issue`` ...);
+    ``action`` the verb within it; ``details`` holds event-specific, JSON-safe, non-secret data.
+    """
+
+    event_type: str
+    action: str
+    actor: Actor = SYSTEM
+    source: Source = field(default_factory=Source)
+    resource: dict[str, Any] = field(default_factory=dict)
+    decision: str = "n/a"
+    reason: str = ""
+    policy_version: int | None = None
+    model_version: str | None = None
+    outcome: int | None = None
+    request_id: str | None = None
+    input_digest: str | None = None
+    output_digest: str | None = None
+    data_key_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_entry(self, *, seq: int, time: datetime) -> dict[str, Any]:
+        """The entry document that is canonicalised and hashed into the log."""
+        return {
+            "format": ENTRY_FORMAT,
+            "seq": seq,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time.microsecond // 1000:03d}Z",
+            "event_type": self.event_type,
+            "action": self.action,
+            "actor": self.actor.as_dict(),
+            "source": {"ip": self.source.ip, "user_agent": self.source.user_agent},
+            "resource": self.resource,
+            "decision": self.decision,
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+            "model_version": self.model_version,
+            "outcome": self.outcome,
+            "request_id": self.request_id,
+            "input_digest": self.input_digest,
+            "output_digest": self.output_digest,
+            "data_key_id": self.data_key_id,
+            "details": self.details,
+        }

@@ -1,0 +1,187 @@
+"""Group commit: one thread writes the audit entries of many concurrent requests at once.
+
+A request hands its events (and, for predictions, the insert of its encrypted record) to
+:meth:`AuditWriter.submit` and waits. The writer thread drains everything queued, appends it in
+ONE transaction and resolves every waiter after the commit returns, so an entry is durable
+before the request it records is answered, and one fsync is shared by the whole batch.
+
+If the batch fails, each item is retried alone, so one bad item cannot sink the others. An item
+that still fails gets :class:`AuditUnavailable`; its request must answer 503, never unaudited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from governance.audit import log as audit_log
+from governance.audit.errors import AuditError
+from governance.audit.events import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+WriteFn = Callable[[Session, list[int]], None]
+
+
+class AuditUnavailable(AuditError):
+    """The audit write failed: the request is refused."""
+
+    status_code = 503
+    title = "Audit log unavailable"
+    type_slug = "audit-unavailable"
+
+
+@dataclass
+class _Item:
+    events: Sequence[AuditEvent]
+    write: WriteFn | None
+    future: Future[list[int]] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class AuditWriter:
+    """The group-commit writer thread.
+
+    Args:
+        sessions: makes sessions on the service's engine.
+        max_batch: most items per transaction.
+        max_wait_ms: how long a forming batch waits for more items once one has arrived.
+        on_commit: called in the writer thread with the new tree size after each commit
+            (checkpointing hooks in here).
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        max_batch: int = 512,
+        max_wait_ms: float = 1.0,
+        on_commit: Callable[[Session, int], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._max_batch = max_batch
+        self._max_wait = max_wait_ms / 1000.0
+        self._on_commit = on_commit
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batches = 0
+        self.items = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop accepting work, finish what is queued, and stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def submit(self, events: Sequence[AuditEvent], write: WriteFn | None = None) -> Future[list[int]]:
+        """Queue events (and an optional insert run in the same transaction).
+
+        Returns:
+            A future resolving to the events' sequence numbers once committed.
+        """
+        item = _Item(events, write)
+        if self._closed or self._thread is None:
+            item.future.set_exception(AuditUnavailable("the audit log is not accepting writes"))
+            return item.future
+        self._queue.put(item)
+        return item.future
+
+    async def append(self, events: Sequence[AuditEvent], write: WriteFn | None = None) -> list[int]:
+        """Async form of :meth:`submit`: returns once the events are durable."""
+        return await asyncio.wrap_future(self.submit(events, write))
+
+    def append_sync(
+        self, events: Sequence[AuditEvent], write: WriteFn | None = None, timeout: float = 30.0
+    ) -> list[int]:
+        """Blocking form of :meth:`submit` for threads (sync routes, the CLI)."""
+        return self.submit(events, write).result(timeout=timeout)
+
+    def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
+        batch, stop = [first], False
+        deadline = time.monotonic() + self._max_wait
+        while len(batch) < self._max_batch:
+            try:
+                remaining = deadline - time.monotonic()
+                nxt = self._queue.get_nowait() if remaining <= 0 else self._queue.get(
+                    timeout=remaining
+                )
+            except queue.Empty:
+                break
+            if nxt is _STOP:
+                stop = True
+                break
+            assert isinstance(nxt, _Item)
+            batch.append(nxt)
+        return batch, stop
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            assert isinstance(first, _Item)
+            batch, stop = self._collect(first)
+            try:
+                self._commit(batch)
+            except Exception:
+                logger.warning("audit group commit failed; retrying %d items alone", len(batch))
+                for item in batch:
+                    try:
+                        self._commit([item])
+                    except Exception as exc:
+                        logger.error("audit write failed: %s", type(exc).__name__)
+                        item.future.set_exception(
+                            AuditUnavailable("the audit entry could not be written")
+                        )
+        # Anything queued after the stop marker is refused, never dropped silently.
+        while True:
+            try:
+                leftover = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(leftover, _Item):
+                leftover.future.set_exception(AuditUnavailable("the audit log is shutting down"))
+
+    def _commit(self, batch: list[_Item]) -> None:
+        with self._sessions.begin() as session:
+            seqs = audit_log.append(session, [e for item in batch for e in item.events])
+            results, pos = [], 0
+            for item in batch:
+                mine = seqs[pos : pos + len(item.events)]
+                pos += len(item.events)
+                if item.write is not None:
+                    item.write(session, mine)
+                results.append(mine)
+            size = seqs[-1] + 1 if seqs else None
+        self.batches += 1
+        self.items += len(batch)
+        for item, mine in zip(batch, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(mine)
+        if self._on_commit is not None and size is not None:
+            try:
+                with self._sessions.begin() as session:
+                    self._on_commit(session, size)
+            except Exception as exc:
+                # A missed checkpoint is retried at the next commit; entries are already durable.
+                logger.warning("checkpoint after commit failed: %s", type(exc).__name__)

@@ -1,0 +1,86 @@
+"""``warden init``: keys, schema, the first policy version and the first admin key."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+
+from governance.audit.signing import create_signing_key, public_vkey, load_signing_key
+from governance.config import Settings
+from governance.context import Context
+from governance.db import make_engine, make_sessionmaker
+from governance.db.migrate import upgrade
+from governance.errors import ConfigurationError
+from governance.identity.service import identity
+from governance.policy.models import PolicyVersion
+from governance.policy.rules import role_subject
+from governance.policy.service import default_policy, policy
+from governance.vault.providers import LocalKeyFileProvider
+
+
+@dataclass(frozen=True)
+class InitResult:
+    admin_name: str
+    admin_key_id: str
+    admin_token: str
+    database_url: str
+    key_file: str
+    signing_key_file: str
+    vkey: str
+
+
+def create_keys(settings: Settings) -> None:
+    """Create the key file (KEKs and HMAC keys) and the audit signing key, both 0600."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    if settings.key_provider == "file" and not settings.resolved_key_file.exists():
+        LocalKeyFileProvider.create(settings.resolved_key_file)
+    if not settings.resolved_signing_key_file.exists():
+        create_signing_key(settings.resolved_signing_key_file)
+
+
+def seed(engine: Engine, settings: Settings, *, admin_name: str = "admin") -> tuple[str, str]:
+    """Write policy version 1 and the first admin with a key.
+
+    Returns:
+        ``(key id, token)`` of the admin key (the token is shown once, by the caller).
+
+    Raises:
+        ConfigurationError: the database already holds a policy (already initialized).
+    """
+    sessions = make_sessionmaker(engine)
+    system = Context()
+    with sessions.begin() as session:
+        if session.scalar(select(PolicyVersion.version).limit(1)) is not None:
+            raise ConfigurationError(
+                "this database is already initialized; `warden init` runs once per database"
+            )
+        policy.seed(session, system, settings.policies_dir)
+        identity.create_principal(session, system, name=admin_name, kind="user")
+        vocab, _ = default_policy(settings.policies_dir)
+        policy.apply(
+            session, system, add=[["g", admin_name, role_subject("admin")]], remove=[],
+            reason=f"bootstrap: {admin_name} created by warden init", vocab=vocab,
+        )
+        key, token = identity.issue_key(session, system, principal=admin_name)
+        return key.key_id, token
+
+
+def initialize(settings: Settings, *, admin_name: str = "admin") -> InitResult:
+    """Everything ``warden init`` does, in order."""
+    create_keys(settings)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade(engine)
+        key_id, token = seed(engine, settings, admin_name=admin_name)
+    finally:
+        engine.dispose()
+    return InitResult(
+        admin_name=admin_name, admin_key_id=key_id, admin_token=token,
+        database_url=engine.url.render_as_string(hide_password=True),
+        key_file=str(settings.resolved_key_file),
+        signing_key_file=str(settings.resolved_signing_key_file),
+        vkey=public_vkey(settings.log_origin, load_signing_key(settings.resolved_signing_key_file)),
+    )

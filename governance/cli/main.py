@@ -1,0 +1,73 @@
+"""``warden``: the operator's command line.
+
+Commands that change state run as the local operator (whoever holds the key file and the
+database): they are audited like API calls, with actor ``cli``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from governance.cli.common import console, errors_as_exit, settings
+from governance.plugins import optional_module
+
+app = typer.Typer(help="Warden: governance for AI models served as an API.", no_args_is_help=True)
+
+# Domains with a ``cli`` module exposing a typer ``app`` become ``warden <name> ...``.
+CLI_DOMAINS = {
+    "principals": "identity.cli_principals",
+    "keys": "identity.cli_keys",
+    "roles": "identity.cli_roles",
+    "models": "registry.cli",
+    "policy": "policy.cli",
+    "audit": "audit.cli",
+    "records": "records.cli",
+    "vault": "vault.cli",
+    "datasets": "datasets.cli",
+    "privacy": "privacy.cli",
+    "fairness": "fairness.cli",
+    "report": "reports.cli",
+}
+for _name, _module in CLI_DOMAINS.items():
+    _found = optional_module(f"governance.{_module}")
+    if _found is not None:
+        app.add_typer(_found.app, name=_name)
+
+
+@app.command()
+def init(admin: str = typer.Option("admin", help="Name of the first admin principal.")) -> None:
+    """Create keys, run migrations, write policy v1, and print the first admin key once."""
+    from governance.bootstrap import initialize
+
+    with errors_as_exit():
+        result = initialize(settings(), admin_name=admin)
+    console.print(f"database      {result.database_url}")
+    console.print(f"key file      {result.key_file} (0600)")
+    console.print(f"signing key   {result.signing_key_file} (0600)")
+    console.print(f"log key       {result.vkey}")
+    console.print(f"admin         {result.admin_name} (key id {result.admin_key_id})")
+    console.print("[bold]admin API key (shown once, store it now):[/bold]")
+    typer.echo(result.admin_token)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (default WARDEN_HOST)."),
+    port: int = typer.Option(None, help="Port (default WARDEN_PORT)."),
+) -> None:
+    """Run the API server (uvicorn, one process)."""
+    import uvicorn
+
+    from governance.api.app import create_app
+    from governance.logs import configure_logging
+
+    cfg = settings()
+    configure_logging()
+    with errors_as_exit():
+        application = create_app(cfg)
+    uvicorn.run(application, host=host or cfg.host, port=port or cfg.port, log_level="warning",
+                access_log=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,113 @@
+"""Settings, read from the environment with the ``WARDEN_`` prefix (pydantic-settings).
+
+Unsafe configurations are refused at start with a clear message, never at request time.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from governance.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything Warden reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
+
+    environment: Literal["local", "test", "production"] = "local"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    key_provider: Literal["file", "env"] = "file"
+    key_file: Path | None = None
+    signing_key_file: Path | None = None
+    policies_dir: Path = REPO_ROOT / "policies"
+    reports_dir: Path = REPO_ROOT / "audit_reports"
+    models_dir: Path | None = None
+    device: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_origin: str = "warden.local/audit"
+
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_batch_records: int = Field(default=1024, gt=0)
+    batch_max_rows: int = Field(default=256, gt=0)
+    batch_max_wait_ms: float = Field(default=2.0, ge=0)
+    audit_batch_wait_ms: float = Field(default=2.0, ge=0)
+    audit_batch_max: int = Field(default=512, gt=0)
+    checkpoint_every_entries: int = Field(default=1000, gt=0)
+    checkpoint_every_seconds: float = Field(default=10.0, gt=0)
+    state_poll_seconds: float = Field(default=0.25, gt=0)
+    decision_cache_size: int = Field(default=100_000, gt=0)
+    auth_cache_seconds: float = Field(default=1.0, ge=0)
+    dek_max_uses: int = Field(default=1_000_000, gt=0)
+    require_second_approval: bool = False
+    # Only for trusted operator tooling; never used to derive keys.
+    admin_bootstrap_token: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_plain_passwords_outside_local(cls, value: str) -> str:
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'warden.db').as_posix()}"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        return self.key_file or self.data_dir / "keys.json"
+
+    @property
+    def resolved_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "audit-signing.key"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def check_private_file(path: Path, what: str) -> None:
+    """Refuse a secret file that others can read or write, or that is not a regular file.
+
+    Raises:
+        ConfigurationError: naming the path and the fix, never the content.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"{what} {path} does not exist: run `warden init` first"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigurationError(f"{what} {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise ConfigurationError(
+            f"{what} {path} is readable or writable by others "
+            f"(mode {oct(info.st_mode & 0o777)}); run `chmod 600 {path}`"
+        )
+    if not os.access(path, os.R_OK):
+        raise ConfigurationError(f"{what} {path} is not readable by this user")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` instead)."""
+    return Settings()

@@ -1,0 +1,46 @@
+"""``warden keys issue|revoke|list``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import typer
+
+from governance.cli.common import console, errors_as_exit, transaction
+from governance.context import cli_context
+from governance.db.base import utcnow
+from governance.identity.service import identity
+
+app = typer.Typer(help="API keys: shown once, stored as hashes.", no_args_is_help=True)
+
+
+@app.command("issue")
+def issue(
+    principal: str,
+    expires_in_days: int = typer.Option(None, help="Expire the key after this many days."),
+) -> None:
+    """Issue a key and print it once."""
+    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    with errors_as_exit(), transaction() as session:
+        key, token = identity.issue_key(session, cli_context(), principal=principal,
+                                        expires_at=expires)
+        key_id = key.key_id
+    console.print(f"key id {key_id} for {principal} (shown once):", highlight=False)
+    typer.echo(token)
+
+
+@app.command("revoke")
+def revoke(key_id: str) -> None:
+    """Revoke a key by its id."""
+    with errors_as_exit(), transaction() as session:
+        identity.revoke_key(session, cli_context(), key_id=key_id)
+    console.print(f"revoked {key_id}")
+
+
+@app.command("list")
+def list_(principal: str = typer.Option(None)) -> None:
+    """List keys (ids and dates, never tokens)."""
+    with errors_as_exit(), transaction() as session:
+        for key, owner in identity.list_keys(session, principal):
+            status = "revoked" if key.revoked_at else "active"
+            console.print(f"{key.key_id} {owner:24} {status:8} expires {key.expires_at or '-'}")

@@ -1,0 +1,36 @@
+"""``warden principals create|list|disable``."""
+
+from __future__ import annotations
+
+import typer
+
+from governance.cli.common import console, errors_as_exit, transaction
+from governance.context import cli_context
+from governance.identity.service import identity
+
+app = typer.Typer(help="Principals: users and services.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(name: str, kind: str = typer.Option("user", help="user or service")) -> None:
+    """Create a principal."""
+    with errors_as_exit(), transaction() as session:
+        identity.create_principal(session, cli_context(), name=name, kind=kind)
+    console.print(f"created {kind} {name}")
+
+
+@app.command("list")
+def list_() -> None:
+    """List principals."""
+    with errors_as_exit(), transaction() as session:
+        for p in identity.list(session):
+            state = "disabled" if p.disabled else "active"
+            console.print(f"{p.name:24} {p.kind:8} {state:9} created {p.created_at:%Y-%m-%d}")
+
+
+@app.command("disable")
+def disable(name: str) -> None:
+    """Disable a principal; its keys stop working in every process within a poll period."""
+    with errors_as_exit(), transaction() as session:
+        identity.set_disabled(session, cli_context(), name=name, disabled=True)
+    console.print(f"disabled {name}")

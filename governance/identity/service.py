@@ -1,0 +1,137 @@
+"""Principals and API keys: creation, listing, disabling, issue, revocation, lookup."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from governance.audit import log as audit_log
+from governance.context import Context
+from governance.db import state
+from governance.db.base import utcnow
+from governance.identity.errors import (
+    InvalidIdentity,
+    PrincipalExists,
+    PrincipalNotFound,
+)
+from governance.identity.models import ApiKey, Principal
+from governance.identity.tokens import new_token, token_hash
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+KINDS = ("user", "service")
+
+
+class IdentityService:
+    """Stateless; one instance per module. Never commits: the caller owns the transaction."""
+
+    def create_principal(self, session: Session, ctx: Context, *, name: str, kind: str) -> Principal:
+        if not NAME_RE.match(name):
+            raise InvalidIdentity(
+                "principal names are 1-64 lowercase letters, digits, '.', '_' or '-'"
+            )
+        if kind not in KINDS:
+            raise InvalidIdentity("kind must be 'user' or 'service'")
+        if session.scalar(select(Principal.id).where(Principal.name == name)) is not None:
+            raise PrincipalExists(f"principal {name!r} already exists")
+        principal = Principal(name=name, kind=kind, disabled=False, created_by=ctx.name)
+        session.add(principal)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise PrincipalExists(f"principal {name!r} already exists") from None
+        audit_log.append(
+            session, [ctx.event("principal.create", "create", resource={"principal": name},
+                                details={"kind": kind})]
+        )
+        return principal
+
+    def get(self, session: Session, name: str) -> Principal:
+        principal = session.scalar(select(Principal).where(Principal.name == name))
+        if principal is None:
+            raise PrincipalNotFound(f"principal {name!r} does not exist")
+        return principal
+
+    def list(self, session: Session) -> list[Principal]:
+        return list(session.scalars(select(Principal).order_by(Principal.name)))
+
+    def set_disabled(self, session: Session, ctx: Context, *, name: str, disabled: bool) -> Principal:
+        principal = self.get(session, name)
+        principal.disabled = disabled
+        state.bump(session, state.IDENTITY)
+        audit_log.append(
+            session,
+            [ctx.event("principal.disable" if disabled else "principal.enable",
+                       "disable" if disabled else "enable", resource={"principal": name})],
+        )
+        return principal
+
+    def issue_key(
+        self, session: Session, ctx: Context, *, principal: str, expires_at: datetime | None = None
+    ) -> tuple[ApiKey, str]:
+        """Issue a key. The token is returned once and never stored.
+
+        Returns:
+            ``(key row, token)``.
+        """
+        owner = self.get(session, principal)
+        if owner.disabled:
+            raise InvalidIdentity(f"principal {principal!r} is disabled")
+        if expires_at is not None and expires_at <= utcnow():
+            raise InvalidIdentity("expires_at must be in the future")
+        key_id, token = new_token()
+        key = ApiKey(
+            key_id=key_id,
+            token_hash=token_hash(token),
+            principal_id=owner.id,
+            created_by=ctx.name,
+            expires_at=expires_at,
+        )
+        session.add(key)
+        session.flush()
+        audit_log.append(
+            session,
+            [ctx.event("key.issue", "issue", resource={"principal": principal, "key_id": key_id},
+                       details={"expires_at": expires_at.isoformat() if expires_at else None})],
+        )
+        return key, token
+
+    def list_keys(self, session: Session, principal: str | None = None) -> list[tuple[ApiKey, str]]:
+        query = select(ApiKey, Principal.name).join(Principal).order_by(ApiKey.id)
+        if principal is not None:
+            query = query.where(Principal.name == principal)
+        return [(k, n) for k, n in session.execute(query).all()]
+
+    def revoke_key(self, session: Session, ctx: Context, *, key_id: str) -> ApiKey:
+        key = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+        if key is None:
+            raise PrincipalNotFound(f"API key {key_id!r} does not exist")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            key.revoked_by = ctx.name
+            state.bump(session, state.IDENTITY)
+        audit_log.append(
+            session, [ctx.event("key.revoke", "revoke", resource={"key_id": key_id})]
+        )
+        return key
+
+    def lookup(self, session: Session, hashed: str) -> tuple[Principal, ApiKey] | None:
+        """The live principal and key for a token hash, or None (unknown, revoked, expired,
+        disabled: the caller must not tell these apart)."""
+        row = session.execute(
+            select(Principal, ApiKey).join(ApiKey).where(ApiKey.token_hash == hashed)
+        ).first()
+        if row is None:
+            return None
+        principal, key = row
+        if principal.disabled or key.revoked_at is not None:
+            return None
+        if key.expires_at is not None and key.expires_at <= utcnow():
+            return None
+        return principal, key
+
+
+identity = IdentityService()

@@ -1,0 +1,1 @@
+"""The predict path: authorize, validate, infer (micro-batched), encrypt, record, respond."""

@@ -1,0 +1,29 @@
+"""``POST /v1/models/{name}/predict``: the hot path.
+
+Authorization runs first (in the guard), so a caller without the right to predict on a model
+gets 403 whether or not that model exists: callers cannot probe for models they may not use.
+An allowed caller asking for a model that is not serving gets 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from governance.api.deps import Authorize, Caller, RuntimeDep
+from governance.api.problems import responses
+from governance.predict.schemas import PredictRequest, PredictResponse
+from governance.predict.service import predict as predict_service
+
+router = APIRouter(prefix="/v1/models", tags=["predict"])
+
+CanPredict = Annotated[Caller, Depends(Authorize("model:{name}", "predict"))]
+
+
+@router.post("/{name}/predict", responses=responses(404, 413, 422, 503))
+async def predict(
+    name: str, body: PredictRequest, request: Request, runtime: RuntimeDep, caller: CanPredict
+) -> PredictResponse:
+    """Predict for one record or a batch; the call is audited and its payloads stored encrypted."""
+    return await predict_service.run(runtime, caller, name, body, request.state)

@@ -1,0 +1,32 @@
+"""The seam between the predict path and encrypted record storage (``governance.records``).
+
+The predict path asks a :class:`Recorder` to prepare a record before the audit append. The
+recorder encrypts the payloads (CPU only, no I/O on a warm key cache) and returns a ``write``
+callback that the audit writer runs inside the same group-commit transaction as the audit entry:
+both are durable together, or neither is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from governance.audit.writer import WriteFn
+from governance.context import Context
+
+
+@dataclass(frozen=True)
+class PreparedRecord:
+    record_id: str | None
+    data_key_id: str | None
+    write: WriteFn | None
+
+
+class Recorder(Protocol):
+    async def prepare(
+        self, *, ctx: Context, principal: str, model: str, model_version: str,
+        subject_id: str | None, request_id: str, request_doc: dict[str, Any],
+        response_doc: dict[str, Any],
+    ) -> PreparedRecord:
+        """Encrypt a request/response pair and return how to store it."""
+        ...

@@ -1,0 +1,45 @@
+"""API schemas of the predict path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class PredictRequest(BaseModel):
+    """One record (``record``) or a batch (``records``), and optionally the data subject."""
+
+    model_config = ConfigDict(extra="forbid")
+    record: dict[str, Any] | None = None
+    records: list[dict[str, Any]] | None = None
+    subject_id: str | None = Field(
+        default=None, min_length=1, max_length=256,
+        description="Whose data this is. Records are encrypted under that subject's key, so "
+        "erasing the subject erases them; without it, the caller's own key is used.",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PredictRequest:
+        if (self.record is None) == (self.records is None):
+            raise ValueError("give exactly one of 'record' or 'records'")
+        if self.records is not None and not self.records:
+            raise ValueError("'records' must not be empty")
+        return self
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [self.record] if self.record is not None else list(self.records or [])
+
+
+class PredictionOut(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    model: str
+    model_version: str
+    predictions: list[PredictionOut]
+    audit_seq: int
+    record_id: str | None = None

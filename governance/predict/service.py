@@ -1,0 +1,89 @@
+"""The predict path's orchestration, kept apart from HTTP so it can be benchmarked alone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from governance.api.deps import Caller
+from governance.audit.events import AuditEvent
+from governance.errors import NotFound, PayloadTooLarge, Unprocessable
+from governance.predict.schemas import PredictionOut, PredictRequest, PredictResponse
+from governance.runtime import Runtime
+from governance.vault.blind_index import digest
+from inference.errors import InputValidationError
+
+
+def _canonical(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class ModelNotServing(NotFound):
+    type_slug = "model-not-serving"
+
+
+class InvalidRecord(Unprocessable):
+    type_slug = "invalid-record"
+    title = "Invalid record"
+
+
+class PredictService:
+    async def run(
+        self, runtime: Runtime, caller: Caller, name: str, body: PredictRequest, state: Any
+    ) -> PredictResponse:
+        rows = body.rows()
+        if len(rows) > runtime.settings.max_batch_records:
+            raise PayloadTooLarge(
+                f"a batch holds at most {runtime.settings.max_batch_records} records"
+            )
+        served = runtime.served(name)
+        if served is None:
+            raise ModelNotServing(f"model {name!r} is not serving")
+        state.model_version = served.version
+        state.resource = {"model": name, "version": served.version}
+        model = served.model
+        try:
+            x = model.encode(rows)
+        except InputValidationError as exc:
+            raise InvalidRecord(
+                f"record {exc.record}, field {exc.field!r}: {exc.message}",
+                extra={"record": exc.record, "field": exc.field},
+            ) from None
+        probs = await served.batcher.submit(x)
+        predictions = model.decide(rows, x, probs)
+        out = [PredictionOut(label=p.label, probabilities=p.probabilities) for p in predictions]
+        request_doc = {"records": rows}
+        response_doc = {"predictions": [o.model_dump() for o in out]}
+        request_id = state.request_id
+        prepared = await runtime.recorder.prepare(
+            ctx=caller.ctx, principal=caller.name, model=name, model_version=served.version,
+            subject_id=body.subject_id, request_id=request_id, request_doc=request_doc,
+            response_doc=response_doc,
+        )
+        event = AuditEvent(
+            event_type="api.call",
+            action="predict",
+            actor=caller.ctx.actor,
+            source=caller.ctx.source,
+            resource={"model": name, "version": served.version},
+            decision="allow",
+            reason=state.reason,
+            policy_version=caller.ctx.policy_version,
+            model_version=served.version,
+            outcome=200,
+            request_id=request_id,
+            input_digest=digest(runtime.digest_key, _canonical(request_doc)),
+            output_digest=digest(runtime.digest_key, _canonical(response_doc)),
+            data_key_id=prepared.data_key_id,
+            details={"records": len(rows)},
+        )
+        # Durable before we answer; the encrypted record commits in the same transaction.
+        seqs = await runtime.audit.append([event], write=prepared.write)
+        state.audited = True
+        return PredictResponse(
+            request_id=request_id, model=name, model_version=served.version, predictions=out,
+            audit_seq=seqs[0], record_id=prepared.record_id,
+        )
+
+
+predict = PredictService()

@@ -1,0 +1,228 @@
+"""Data-parallel DP-SGD across processes: ``torch.distributed`` plus Opacus DPDDP.
+
+Each replica holds the whole (small, tabular) training set and Poisson-samples its own shard
+with Opacus' ``DistributedUniformWithReplacementSampler``: every record is still in a step's
+batch with probability ``q``, so the accounting is that of one process. Replicas clip their own
+per-sample gradients, rank 0 alone adds the Gaussian noise, and the summed gradients are
+all-reduced, so every replica takes the same step and ends with the same weights.
+
+Opacus' distributed sampler skips a step on a replica whose local batch is empty, which would
+desynchronise the replicas; :func:`train_ddp` therefore refuses an expected local batch under
+:data:`MIN_LOCAL_BATCH` (an empty batch then has probability below e^-32 per step).
+
+If a replica fails, the parent cannot know how many steps ran everywhere, so the
+:class:`TrainingAborted` it raises charges the whole planned mechanism (fail closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from opacus import PrivacyEngine
+from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader
+
+from governance.privacy.accounting import Mechanism, compose_epsilon, noise_for_epsilon
+from governance.privacy.errors import TrainingAborted, TrainingConfigError
+from governance.privacy.training import TensorRows, collate_batch
+from inference.architectures import build_model
+from inference.manifest import Architecture
+
+MIN_LOCAL_BATCH = 32
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """One data-parallel DP run.
+
+    Attributes:
+        architecture: the model to train.
+        epochs: passes over the data (``int(1/q)`` steps each).
+        batch_size: expected GLOBAL batch size; ``q = 1 / ceil(n / batch_size)``.
+        lr: Adam learning rate.
+        epsilon: target ε of the run.
+        delta: δ of the guarantee (below 1/n).
+        max_grad_norm: per-sample clipping norm.
+        seed: model initialisation, per-replica sampling and noise.
+        world_size: number of replicas (processes).
+        backend: ``"gloo"`` (CPU) or ``"nccl"`` (one GPU per replica).
+        grad_sample_mode: ``"hooks"`` or ``"ghost"``.
+    """
+
+    architecture: Architecture
+    epochs: int
+    batch_size: int
+    lr: float
+    epsilon: float
+    delta: float
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    world_size: int = 2
+    backend: Literal["gloo", "nccl"] = "gloo"
+    grad_sample_mode: Literal["hooks", "ghost"] = "hooks"
+
+
+@dataclass(frozen=True)
+class DistributedResult:
+    """Outcome of a data-parallel run.
+
+    Attributes:
+        state_dict: rank 0's final weights (CPU).
+        replica_digests: sha256 of each replica's final weights, by rank.
+        epsilon: rank 0's accountant ε after the run.
+        mechanism: what to charge to the ledger.
+        planned_epsilon: ε recomposed from ``mechanism`` (equals ``epsilon``).
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    replica_digests: list[str]
+    epsilon: float
+    mechanism: Mechanism
+    planned_epsilon: float
+
+
+def weights_digest(module: nn.Module) -> str:
+    """sha256 over a module's parameters and buffers, in ``state_dict`` order."""
+    digest = hashlib.sha256()
+    for key, tensor in module.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _worker(
+    rank: int,
+    config: DistributedConfig,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sigma: float,
+    workdir: str,
+) -> None:
+    torch.set_num_threads(1)
+    # Opacus warns on every engine; the run's secure_mode is part of what the caller records.
+    warnings.filterwarnings("ignore", message="Secure RNG turned off")
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    dist.init_process_group(
+        config.backend,
+        init_method=f"file://{workdir}/rendezvous",
+        rank=rank,
+        world_size=config.world_size,
+    )
+    try:
+        device = torch.device(f"cuda:{rank}" if config.backend == "nccl" else "cpu")
+        torch.manual_seed(config.seed)
+        module = build_model(config.architecture).to(device)
+        model = DPDDP(module)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        criterion = nn.CrossEntropyLoss()
+        # Each replica samples its own shard with its own stream.
+        sampler_gen = torch.Generator().manual_seed(config.seed * 1000 + rank)
+        base_loader: DataLoader[Any] = DataLoader(
+            TensorRows(x.to(device), y.to(device)),
+            batch_size=config.batch_size,
+            collate_fn=collate_batch,
+            generator=sampler_gen,
+        )
+        engine = PrivacyEngine(accountant="prv")
+        made = engine.make_private(
+            module=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            data_loader=base_loader,
+            noise_multiplier=sigma,
+            max_grad_norm=config.max_grad_norm,
+            poisson_sampling=True,
+            noise_generator=torch.Generator(device).manual_seed(config.seed + 1),
+            grad_sample_mode=config.grad_sample_mode,
+        )
+        if len(made) == 4:
+            dp_model, dp_optimizer, dp_criterion, loader = made
+        else:
+            (dp_model, dp_optimizer, loader), dp_criterion = made, criterion
+        for _ in range(config.epochs):
+            dp_model.train()
+            for xb, yb in loader:
+                dp_optimizer.zero_grad(set_to_none=True)
+                dp_criterion(dp_model(xb), yb).backward()
+                dp_optimizer.step()
+        steps = int(sum(s for _, _, s in engine.accountant.history))
+        epsilon = float(engine.accountant.get_epsilon(delta=config.delta))
+        out = Path(workdir)
+        if rank == 0:
+            state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+            save_file(state, str(out / "weights.safetensors"))
+        report = {"digest": weights_digest(module), "epsilon": epsilon, "steps": steps}
+        (out / f"rank{rank}.json").write_text(json.dumps(report))
+    finally:
+        dist.destroy_process_group()
+
+
+def train_ddp(*, x: torch.Tensor, y: torch.Tensor, config: DistributedConfig) -> DistributedResult:
+    """Train with DP-SGD on ``config.world_size`` processes and collect the result.
+
+    Args:
+        x: encoded features ``[n, input_dim]`` (float32).
+        y: labels ``[n]`` (int64).
+        config: the run.
+
+    Returns:
+        Rank 0's weights, every replica's weight digest, and the privacy spent.
+
+    Raises:
+        TrainingConfigError: invalid configuration (nothing spent).
+        TrainingAborted: a replica failed; charges the whole planned mechanism.
+    """
+    n = len(y)
+    if config.world_size < 1 or config.epochs < 1 or not 1 <= config.batch_size <= n:
+        raise TrainingConfigError("world_size, epochs and batch_size must be positive (batch <= n)")
+    if not 0 < config.delta < 1 / n:
+        raise TrainingConfigError("delta must be in (0, 1/n) for n training rows")
+    sample_rate = 1 / math.ceil(n / config.batch_size)
+    if n * sample_rate / config.world_size < MIN_LOCAL_BATCH:
+        raise TrainingConfigError(
+            f"the expected batch per replica must be at least {MIN_LOCAL_BATCH} rows"
+        )
+    steps = config.epochs * int(1 / sample_rate)
+    sigma = noise_for_epsilon(
+        target_epsilon=config.epsilon, delta=config.delta, sample_rate=sample_rate, steps=steps
+    )
+    planned = Mechanism(sigma, sample_rate, steps)
+    with tempfile.TemporaryDirectory(prefix="warden-ddp-") as workdir:
+        try:
+            mp.spawn(
+                _worker,
+                args=(config, x.cpu(), y.cpu(), sigma, workdir),
+                nprocs=config.world_size,
+                join=True,
+            )
+        except Exception as exc:
+            raise TrainingAborted(
+                f"a replica failed ({type(exc).__name__}); charging the planned run",
+                steps_done=steps,
+                mechanism=planned,
+            ) from exc
+        reports = [
+            json.loads((Path(workdir) / f"rank{r}.json").read_text())
+            for r in range(config.world_size)
+        ]
+        state = load_file(str(Path(workdir) / "weights.safetensors"))
+    mechanism = Mechanism(sigma, sample_rate, int(reports[0]["steps"]))
+    return DistributedResult(
+        state_dict=state,
+        replica_digests=[r["digest"] for r in reports],
+        epsilon=float(reports[0]["epsilon"]),
+        mechanism=mechanism,
+        planned_epsilon=compose_epsilon([mechanism], config.delta),
+    )

@@ -1,0 +1,40 @@
+"""``warden models register|list|promote``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from governance.cli.common import console, errors_as_exit, settings, transaction
+from governance.context import cli_context
+from governance.registry.service import registry
+
+app = typer.Typer(help="The model registry.", no_args_is_help=True)
+
+
+@app.command("register")
+def register(artifact_dir: Path) -> None:
+    """Verify and register an artifact folder (manifest.json + weights.safetensors)."""
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        row = registry.register(session, cli_context(), source_dir=artifact_dir,
+                                models_dir=cfg.resolved_models_dir)
+        name, version, sha = row.name, row.version, row.artifact_sha256
+    console.print(f"registered {name} {version} (manifest sha256 {sha[:16]}…)")
+
+
+@app.command("list")
+def list_() -> None:
+    """List model versions and stages."""
+    with errors_as_exit(), transaction() as session:
+        for row in registry.list(session):
+            console.print(f"{row.name:20} {row.version:28} {row.stage:10} {row.artifact_sha256[:16]}")
+
+
+@app.command("promote")
+def promote(name: str, version: str) -> None:
+    """Promote a version to serving (promotion gates apply)."""
+    with errors_as_exit(), transaction() as session:
+        registry.promote(session, cli_context(), name=name, version=version)
+    console.print(f"{name} {version} is serving")

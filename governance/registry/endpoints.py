@@ -1,0 +1,86 @@
+"""Routes of the model registry."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+
+from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.problems import responses
+from governance.registry.errors import InvalidArtifact
+from governance.registry.models import ModelVersion
+from governance.registry.schemas import ArtifactUpload, ModelDetail, ModelVersionOut
+from governance.registry.service import registry
+from governance.runtime import Runtime
+from inference.artifact import MANIFEST_FILE
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+CanListModels = Annotated[Caller, Depends(Authorize("api:models", "list"))]
+CanReadModels = Annotated[Caller, Depends(Authorize("api:models", "read"))]
+CanRegister = Annotated[Caller, Depends(Authorize("api:models", "register"))]
+CanPromote = Annotated[Caller, Depends(Authorize("api:models", "promote"))]
+
+
+def version_out(row: ModelVersion) -> ModelVersionOut:
+    return ModelVersionOut.model_validate(row, from_attributes=True)
+
+
+@router.get("", responses=responses())
+def list_models(runtime: RuntimeDep, caller: CanListModels) -> list[ModelVersionOut]:
+    """List registered model versions and their stages."""
+    with transaction(runtime) as session:
+        return [version_out(r) for r in registry.list(session)]
+
+
+@router.get("/{name}", responses=responses(404))
+def get_model(name: str, runtime: RuntimeDep, caller: CanReadModels, version: str | None = None) -> ModelDetail:
+    """A model version with its manifest (the serving version when none is named)."""
+    with transaction(runtime) as session:
+        row = registry.get(session, name, version)
+        return ModelDetail(**version_out(row).model_dump(), manifest=json.loads(row.manifest))
+
+
+def _register(runtime: Runtime, caller: Caller, body: ArtifactUpload) -> ModelVersionOut:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name, content in body.files.items():
+            if "/" in name or "\\" in name or name.startswith(".") or name == MANIFEST_FILE:
+                raise InvalidArtifact(f"file name {name[:64]!r} is not allowed")
+            try:
+                (root / name).write_bytes(base64.b64decode(content, validate=True))
+            except (binascii.Error, ValueError):
+                raise InvalidArtifact(f"file {name[:64]!r} is not valid base64") from None
+        (root / MANIFEST_FILE).write_text(json.dumps(body.manifest))
+        with transaction(runtime) as session:
+            row = registry.register(session, caller.ctx, source_dir=root,
+                                    models_dir=runtime.settings.resolved_models_dir,
+                                    trained_by=body.manifest.get("training", {}).get("trained_by")
+                                    if isinstance(body.manifest.get("training"), dict) else None)
+            return version_out(row)
+
+
+@router.post("", status_code=201, responses=responses(409, 413, 422))
+async def register_model(body: ArtifactUpload, runtime: RuntimeDep, caller: CanRegister) -> ModelVersionOut:
+    """Register an artifact (manifest plus base64 files); hashes are verified first."""
+    return await run_in_threadpool(_register, runtime, caller, body)
+
+
+def _promote(runtime: Runtime, caller: Caller, name: str, version: str) -> ModelVersionOut:
+    with transaction(runtime) as session:
+        out = version_out(registry.promote(session, caller.ctx, name=name, version=version))
+    runtime.refresh()
+    return out
+
+
+@router.post("/{name}/versions/{version}/promote", responses=responses(404, 409))
+async def promote_model(name: str, version: str, runtime: RuntimeDep, caller: CanPromote) -> ModelVersionOut:
+    """Promote a version to serving (gates apply); the previous serving version retires."""
+    return await run_in_threadpool(_promote, runtime, caller, name, version)

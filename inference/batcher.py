@@ -1,0 +1,369 @@
+"""Dynamic micro-batching: concurrent requests share one forward pass.
+
+The FastAPI predict route is ``async``; many of them await :meth:`MicroBatcher.submit` at once.
+Requests go into one queue. A single worker thread (torch releases the GIL during the forward
+pass, so the event loop stays free) takes every request queued when it becomes free, up to
+``max_batch_rows`` rows, concatenates them, runs one forward pass and hands each request its rows
+back with ``loop.call_soon_threadsafe``.
+
+Waiting policy. An idle worker never waits: a lone request at low load runs at once. The
+``max_wait_ms`` window only applies under load, meaning the batch being formed, or the previous
+one, merged more than one request; then the worker keeps collecting until the batch is full or
+the oldest request has waited ``max_wait_ms``. ``max_wait_ms=0`` is pure greedy batching (under
+load, requests still pile up while a forward pass runs, so batches form by themselves);
+``bench/batching.py`` measures both.
+
+Rules: a request is never split across batches; one larger than ``max_batch_rows`` runs alone. A
+failing forward pass fails only the requests of that batch (with :class:`ForwardError`). Closing
+drains what is queued, then stops; later submissions get :class:`BatcherClosedError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import torch
+
+from inference.errors import BatcherClosedError, BatcherError, BatcherOverloadedError, ForwardError
+
+logger = logging.getLogger(__name__)
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+_NEW, _RUNNING, _CLOSING, _CLOSED = "new", "running", "closing", "closed"
+
+
+@dataclass(frozen=True)
+class BatcherStats:
+    """Counters since start, for benchmarks and health checks."""
+
+    batches: int
+    requests: int
+    rows: int
+    failed_batches: int
+    largest_batch_rows: int
+    queued_requests: int
+    queued_rows: int
+
+    @property
+    def mean_batch_rows(self) -> float:
+        """Rows per forward pass."""
+        return self.rows / self.batches if self.batches else 0.0
+
+    @property
+    def mean_batch_requests(self) -> float:
+        """Requests merged per forward pass."""
+        return self.requests / self.batches if self.batches else 0.0
+
+
+class _Pending:
+    __slots__ = ("enqueued", "future", "loop", "rows", "x")
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        future: asyncio.Future[torch.Tensor],
+        loop: asyncio.AbstractEventLoop,
+        enqueued: float,
+    ) -> None:
+        self.x = x
+        self.rows = int(x.shape[0])
+        self.future = future
+        self.loop = loop
+        self.enqueued = enqueued
+
+
+def _deliver(
+    outcomes: list[tuple[asyncio.Future[torch.Tensor], torch.Tensor | BaseException]],
+) -> None:
+    # Runs on the requests' event loop: only there may a future be resolved.
+    for future, outcome in outcomes:
+        if future.done():  # the caller was cancelled meanwhile
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+class MicroBatcher:
+    """Merge concurrent requests for one model into shared forward passes.
+
+    Args:
+        forward: encoded rows ``[n, input_dim]`` → probability rows ``[n, k]``, usually
+            ``LoadedModel.forward_probabilities``. Called from the worker thread only.
+        max_batch_rows: most rows in one forward pass (a larger request runs alone).
+        max_wait_ms: how long a forming batch may wait for more requests, under load only.
+        input_dim: when given, a submitted tensor must have this many columns.
+        max_queue_rows: when given, a submission that would queue more rows than this is
+            refused with :class:`BatcherOverloadedError` (fail fast instead of queueing forever).
+        name: names the worker thread and log lines.
+
+    Raises:
+        ValueError: for a non-positive ``max_batch_rows`` or a negative ``max_wait_ms``.
+    """
+
+    def __init__(
+        self,
+        forward: Forward,
+        *,
+        max_batch_rows: int = 256,
+        max_wait_ms: float = 0.0,
+        input_dim: int | None = None,
+        max_queue_rows: int | None = None,
+        name: str = "model",
+    ) -> None:
+        if max_batch_rows < 1:
+            raise ValueError("max_batch_rows must be at least 1")
+        if max_wait_ms < 0:
+            raise ValueError("max_wait_ms must not be negative")
+        if max_queue_rows is not None and max_queue_rows < 1:
+            raise ValueError("max_queue_rows must be at least 1")
+        self._forward = forward
+        self.max_batch_rows = max_batch_rows
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.input_dim = input_dim
+        self.max_queue_rows = max_queue_rows
+        self.name = name
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_Pending] = deque()
+        self._queued_rows = 0
+        self._state = _NEW
+        self._thread: threading.Thread | None = None
+        self._last_batch_requests = 0
+        self._batches = self._requests = self._rows = self._failed = self._largest = 0
+
+    @classmethod
+    def for_model(cls, model: Any, **options: Any) -> MicroBatcher:
+        """A batcher over ``model.forward_probabilities`` checking ``model.input_dim``.
+
+        Args:
+            model: a :class:`inference.model.LoadedModel`.
+            **options: the keyword options of :class:`MicroBatcher`.
+
+        Returns:
+            The batcher, not started.
+        """
+        options.setdefault("input_dim", model.input_dim)
+        options.setdefault("name", f"{model.manifest.name}@{model.manifest.version}")
+        return cls(model.forward_probabilities, **options)
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker thread (idempotent while running).
+
+        Raises:
+            BatcherClosedError: when the batcher was closed; a closed batcher never restarts.
+        """
+        with self._cond:
+            if self._state == _RUNNING:
+                return
+            if self._state != _NEW:
+                raise BatcherClosedError(f"batcher {self.name!r} is closed and cannot restart")
+            self._thread = threading.Thread(
+                target=self._run, name=f"batcher-{self.name}", daemon=True
+            )
+            self._state = _RUNNING
+            self._thread.start()
+
+    def close(self, *, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop accepting requests, finish the queued ones, then stop the worker.
+
+        Args:
+            wait: block until the queue is drained and the worker has exited. Blocking does not
+                need the event loop (results are posted to it), so it cannot deadlock, but from
+                a coroutine prefer :meth:`aclose`.
+            timeout: most seconds to wait.
+        """
+        with self._cond:
+            if self._state == _NEW:
+                self._state = _CLOSED
+                return
+            if self._state == _RUNNING:
+                self._state = _CLOSING
+                self._cond.notify_all()
+            thread = self._thread
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`close`."""
+        return self._state == _RUNNING
+
+    async def __aenter__(self) -> MicroBatcher:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # requests ----------------------------------------------------------------------------------
+
+    async def submit(self, x: torch.Tensor) -> torch.Tensor:
+        """Run one request's rows, batched with whatever else is in flight.
+
+        Args:
+            x: encoded rows ``[n, input_dim]`` (``n`` may be 0).
+
+        Returns:
+            The probability rows ``[n, k]`` for exactly these rows, on the CPU.
+
+        Raises:
+            ValueError: when ``x`` is not a 2-D tensor of the expected width.
+            BatcherClosedError: when the batcher is not started or is closing.
+            BatcherOverloadedError: when ``max_queue_rows`` would be exceeded.
+            ForwardError: when the forward pass of this request's batch failed.
+        """
+        if not isinstance(x, torch.Tensor) or x.ndim != 2:
+            raise ValueError("submit expects a 2-D tensor of encoded rows")
+        if self.input_dim is not None and x.shape[1] != self.input_dim:
+            raise ValueError(f"expected {self.input_dim} columns, got {x.shape[1]}")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[torch.Tensor] = loop.create_future()
+        item = _Pending(x, future, loop, time.perf_counter())
+        with self._cond:
+            if self._state != _RUNNING:
+                state = "not started" if self._state == _NEW else "closed"
+                raise BatcherClosedError(f"batcher {self.name!r} is {state}")
+            limit = self.max_queue_rows
+            if limit is not None and self._queue and self._queued_rows + item.rows > limit:
+                raise BatcherOverloadedError(f"batcher {self.name!r} has {limit} rows queued")
+            self._queue.append(item)
+            self._queued_rows += item.rows
+            self._cond.notify()
+        return await future
+
+    def stats(self) -> BatcherStats:
+        """A consistent snapshot of the counters."""
+        with self._cond:
+            return BatcherStats(
+                batches=self._batches,
+                requests=self._requests,
+                rows=self._rows,
+                failed_batches=self._failed,
+                largest_batch_rows=self._largest,
+                queued_requests=len(self._queue),
+                queued_rows=self._queued_rows,
+            )
+
+    # worker ------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._execute(batch)
+        except BaseException:  # never leave callers awaiting a dead worker
+            logger.exception("batcher %s: worker crashed", self.name)
+            raise
+        finally:
+            with self._cond:
+                self._state = _CLOSED
+                leftover = list(self._queue)
+                self._queue.clear()
+                self._queued_rows = 0
+            failure = BatcherClosedError(f"batcher {self.name!r} stopped")
+            self._post((item, failure) for item in leftover)
+
+    def _take_locked(self, batch: list[_Pending], rows: int) -> int:
+        """Move queued requests into ``batch`` while they fit; returns the batch's rows."""
+        queue = self._queue
+        while queue and rows < self.max_batch_rows:
+            item = queue[0]
+            if item.future.cancelled():  # its caller gave up: skip the work
+                queue.popleft()
+                self._queued_rows -= item.rows
+                continue
+            if batch and rows + item.rows > self.max_batch_rows:
+                break  # never split a request; it leads the next batch
+            queue.popleft()
+            self._queued_rows -= item.rows
+            batch.append(item)
+            rows += item.rows
+        return rows
+
+    def _next_batch(self) -> list[_Pending] | None:
+        with self._cond:
+            while True:
+                while not self._queue:
+                    if self._state != _RUNNING:
+                        return None
+                    self._cond.wait()
+                batch: list[_Pending] = []
+                rows = self._take_locked(batch, 0)
+                if not batch:
+                    continue  # everything queued was cancelled
+                under_load = len(batch) > 1 or self._last_batch_requests > 1
+                if self.max_wait_s > 0 and under_load:
+                    deadline = batch[0].enqueued + self.max_wait_s
+                    # Stop when full, when the next request would not fit, at the deadline, or
+                    # on close (closing drains at once rather than waiting out the window).
+                    while rows < self.max_batch_rows and not self._queue:
+                        remaining = deadline - time.perf_counter()
+                        if remaining <= 0 or self._state != _RUNNING:
+                            break
+                        self._cond.wait(remaining)
+                        rows = self._take_locked(batch, rows)
+                self._last_batch_requests = len(batch)
+                return batch
+
+    def _execute(self, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[_Pending, torch.Tensor | BaseException]]
+        rows = sum(item.rows for item in batch)
+        try:
+            x = batch[0].x if len(batch) == 1 else torch.cat([item.x for item in batch])
+            # Grad mode is per thread: make sure no autograd graph is built here.
+            with torch.inference_mode():
+                probs = self._forward(x)
+            if probs.shape[0] != rows:
+                raise BatcherError(f"forward returned {probs.shape[0]} rows for {rows}")
+            parts = torch.split(probs, [item.rows for item in batch])
+            outcomes = list(zip(batch, parts, strict=True))
+            failed = False
+        except Exception as exc:
+            logger.exception("batcher %s: forward pass failed for %d rows", self.name, rows)
+            outcomes = []
+            for item in batch:
+                error = ForwardError(f"the forward pass of model {self.name!r} failed")
+                error.__cause__ = exc
+                outcomes.append((item, error))
+            failed = True
+        with self._cond:
+            self._batches += 1
+            self._requests += len(batch)
+            self._rows += rows
+            self._failed += failed
+            self._largest = max(self._largest, rows)
+        self._post(outcomes)
+
+    def _post(self, outcomes: Iterable[tuple[_Pending, torch.Tensor | BaseException]]) -> None:
+        # One wake-up per event loop per batch, not one per request.
+        by_loop: dict[
+            asyncio.AbstractEventLoop,
+            list[tuple[asyncio.Future[torch.Tensor], torch.Tensor | BaseException]],
+        ] = {}
+        for item, outcome in outcomes:
+            by_loop.setdefault(item.loop, []).append((item.future, outcome))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # that loop is closed; nobody is waiting any more
+                logger.warning("batcher %s: event loop closed before delivery", self.name)

@@ -1,0 +1,282 @@
+"""The model manifest: what an artifact is, how raw records become tensors, and its hashes.
+
+The manifest is plain JSON (``manifest.json`` beside ``weights.safetensors``). Parsing is strict:
+unknown architecture kinds, missing fields, wrong types and inconsistent dimensions are refused
+with :class:`ManifestError`, so a tampered or truncated manifest never loads half-way.
+
+Format ``warden.model/1``::
+
+    {
+      "format": "warden.model/1",
+      "name": "adult-mlp", "version": "20261123-0712-1a2b",
+      "architecture": {"kind": "mlp", "input_dim": 108, "output_dim": 2,
+                       "hidden": [64, 64], "dropout": 0.0},
+      "input_schema": {"features": [
+          {"name": "age", "type": "numeric"},
+          {"name": "sex", "type": "categorical", "categories": ["Female", "Male"]}]},
+      "preprocessing": {"numeric": {"age": {"mean": 38.6, "std": 13.6, "transform": "identity"}},
+                        "unknown_category": "error"},
+      "labels": ["<=50K", ">50K"],
+      "weights": {"file": "weights.safetensors", "sha256": "<hex>"},
+      "files": {"model_card.json": "<hex sha256>"},
+      "postprocessing": null,
+      "training": {...free-form: data, DP guarantee, seed...}
+    }
+
+Numeric features are standardised ``(t(x) - mean) / std`` where ``t`` is the optional
+``transform`` (``identity`` or ``log1p``, the latter for heavy-tailed amounts); categorical
+features are one-hot encoded in the order of ``categories``. ``unknown_category`` is
+``"error"`` (a 422 for the caller) or ``"zeros"`` (an all-zero one-hot block).
+``postprocessing`` is either null or a ``group_threshold`` spec (see
+:mod:`inference.postprocess`), which needs a binary model.
+
+File names are plain names (``[A-Za-z0-9][A-Za-z0-9._-]*``, no paths, no dot files, never
+``manifest.json``); digests are 64 lowercase hex characters. An ``mlp`` has at least one hidden
+layer, labels are distinct, and ``preprocessing.numeric`` only names numeric features.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from inference.errors import ManifestError
+
+FORMAT = "warden.model/1"
+# Matched with fullmatch: "$" alone would accept a trailing newline.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# Artifact file names: one plain name inside the artifact folder, never a path or a dot file.
+FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+RESERVED_FILES = ("manifest.json",)
+ARCHITECTURES = ("logreg", "mlp")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    type: Literal["numeric", "categorical"]
+    categories: tuple[str, ...] = ()
+    mean: float = 0.0
+    std: float = 1.0
+    transform: Literal["identity", "log1p"] = "identity"
+
+    @property
+    def width(self) -> int:
+        return len(self.categories) if self.type == "categorical" else 1
+
+
+@dataclass(frozen=True)
+class Architecture:
+    kind: str
+    input_dim: int
+    output_dim: int
+    hidden: tuple[int, ...] = ()
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    architecture: Architecture
+    features: tuple[Feature, ...]
+    labels: tuple[str, ...]
+    weights_file: str
+    weights_sha256: str
+    unknown_category: Literal["error", "zeros"] = "error"
+    files: dict[str, str] = field(default_factory=dict)
+    postprocessing: dict[str, Any] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as the JSON document it was parsed from (or built as)."""
+        return dict(self.raw)
+
+
+def _req(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in doc:
+        raise ManifestError(f"{where}: missing field {key!r}")
+    value = doc[key]
+    # bool is an int subclass; a JSON true must not pass as a dimension.
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ManifestError(f"{where}: field {key!r} has the wrong type")
+    if not isinstance(value, kind):
+        raise ManifestError(f"{where}: field {key!r} has the wrong type")
+    return value
+
+
+def _finite(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ManifestError(f"{where}: expected a finite number")
+    try:
+        number = float(value)
+    except OverflowError:
+        # A JSON integer too large for a float (json.loads yields arbitrary-precision ints).
+        raise ManifestError(f"{where}: expected a finite number") from None
+    if not math.isfinite(number):
+        raise ManifestError(f"{where}: expected a finite number")
+    return number
+
+
+def _parse_feature(doc: Any, numeric_stats: dict[str, Any], index: int) -> Feature:
+    where = f"input_schema.features[{index}]"
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{where}: expected an object")
+    name = _req(doc, "name", str, where)
+    if not name or len(name) > 128 or not name.isprintable():
+        raise ManifestError(f"{where}: bad feature name")
+    ftype = _req(doc, "type", str, where)
+    if ftype == "numeric":
+        stats = numeric_stats.get(name, {"mean": 0.0, "std": 1.0})
+        if not isinstance(stats, dict):
+            raise ManifestError(f"preprocessing.numeric.{name}: expected an object")
+        mean = _finite(stats.get("mean"), f"preprocessing.numeric.{name}.mean")
+        std = _finite(stats.get("std"), f"preprocessing.numeric.{name}.std")
+        if std <= 0:
+            raise ManifestError(f"preprocessing.numeric.{name}.std must be positive")
+        transform = stats.get("transform", "identity")
+        if transform not in ("identity", "log1p"):
+            raise ManifestError(f"preprocessing.numeric.{name}.transform: identity or log1p")
+        return Feature(name=name, type="numeric", mean=mean, std=std, transform=transform)
+    if ftype == "categorical":
+        cats = _req(doc, "categories", list, where)
+        if not cats or not all(isinstance(c, str) for c in cats) or len(set(cats)) != len(cats):
+            raise ManifestError(f"{where}: categories must be distinct strings")
+        return Feature(name=name, type="categorical", categories=tuple(cats))
+    raise ManifestError(f"{where}: unknown feature type {ftype!r}")
+
+
+def parse_manifest(doc: Any) -> Manifest:
+    """Validate a manifest document and return it typed.
+
+    Args:
+        doc: the decoded ``manifest.json``.
+
+    Returns:
+        The typed manifest.
+
+    Raises:
+        ManifestError: on any missing field, wrong type or inconsistency.
+    """
+    if not isinstance(doc, dict):
+        raise ManifestError("manifest: expected a JSON object")
+    if doc.get("format") != FORMAT:
+        raise ManifestError(f"manifest: format must be {FORMAT!r}")
+    name = _req(doc, "name", str, "manifest")
+    version = _req(doc, "version", str, "manifest")
+    for label, value in (("name", name), ("version", version)):
+        if not NAME_RE.fullmatch(value):
+            raise ManifestError(f"manifest: {label} must match {NAME_RE.pattern}")
+
+    arch_doc = _req(doc, "architecture", dict, "manifest")
+    kind = _req(arch_doc, "kind", str, "architecture")
+    if kind not in ARCHITECTURES:
+        raise ManifestError(f"architecture: unknown kind {kind!r}")
+    hidden = arch_doc.get("hidden", [])
+    if not isinstance(hidden, list) or not all(
+        isinstance(h, int) and not isinstance(h, bool) and 0 < h <= 65536 for h in hidden
+    ):
+        raise ManifestError("architecture.hidden: expected a list of positive integers")
+    if kind == "mlp" and not hidden:
+        # The manifest must describe the module exactly; an MLP without layers is a logreg.
+        raise ManifestError("architecture.hidden: an mlp needs at least one hidden layer")
+    dropout = _finite(arch_doc.get("dropout", 0.0), "architecture.dropout")
+    if not 0.0 <= dropout < 1.0:
+        raise ManifestError("architecture.dropout must be in [0, 1)")
+    arch = Architecture(
+        kind=kind,
+        input_dim=_req(arch_doc, "input_dim", int, "architecture"),
+        output_dim=_req(arch_doc, "output_dim", int, "architecture"),
+        hidden=tuple(hidden) if kind == "mlp" else (),
+        dropout=dropout,
+    )
+
+    pre = doc.get("preprocessing", {})
+    if not isinstance(pre, dict):
+        raise ManifestError("preprocessing: expected an object")
+    numeric_stats = pre.get("numeric", {})
+    if not isinstance(numeric_stats, dict):
+        raise ManifestError("preprocessing.numeric: expected an object")
+    unknown = pre.get("unknown_category", "error")
+    if unknown not in ("error", "zeros"):
+        raise ManifestError("preprocessing.unknown_category must be 'error' or 'zeros'")
+
+    schema = _req(doc, "input_schema", dict, "manifest")
+    feats_doc = _req(schema, "features", list, "input_schema")
+    features = tuple(_parse_feature(f, numeric_stats, i) for i, f in enumerate(feats_doc))
+    if not features:
+        raise ManifestError("input_schema.features: at least one feature is required")
+    if len({f.name for f in features}) != len(features):
+        raise ManifestError("input_schema.features: duplicate feature names")
+    numeric_names = {f.name for f in features if f.type == "numeric"}
+    stray = sorted(set(numeric_stats) - numeric_names)
+    if stray:
+        # Statistics for a feature the schema does not have mean the two sections disagree.
+        raise ManifestError(
+            f"preprocessing.numeric: {stray[0]!r} is not a numeric feature of the schema"
+        )
+    width = sum(f.width for f in features)
+    if width != arch.input_dim:
+        raise ManifestError(
+            f"architecture.input_dim is {arch.input_dim} but the schema encodes to {width}"
+        )
+
+    labels = _req(doc, "labels", list, "manifest")
+    if len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
+        raise ManifestError("labels: expected at least two non-empty strings")
+    if len(set(labels)) != len(labels):
+        raise ManifestError("labels: must be distinct")
+    if len(labels) != arch.output_dim:
+        raise ManifestError("labels: count must equal architecture.output_dim")
+
+    weights = _req(doc, "weights", dict, "manifest")
+    wfile = _req(weights, "file", str, "weights")
+    wsha = _req(weights, "sha256", str, "weights")
+    files = doc.get("files", {})
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        raise ManifestError("files: expected an object of file name to sha256")
+    for fname in [wfile, *files]:
+        if not FILE_RE.fullmatch(fname) or fname in RESERVED_FILES:
+            # Never echo the name: it is attacker-controlled and may hold control characters.
+            raise ManifestError("files: each name must be a plain file name in the artifact")
+    if wfile in files:
+        raise ManifestError("files: the weights file must not be listed again")
+    for digest in [wsha, *files.values()]:
+        if not SHA256_RE.fullmatch(digest):
+            raise ManifestError("files: sha256 digests must be 64 lowercase hex characters")
+
+    post = doc.get("postprocessing")
+    if post is not None:
+        from inference.postprocess import validate_spec
+
+        validate_spec(post, features)
+        if arch.output_dim != 2:
+            raise ManifestError("postprocessing: group thresholds need a binary model")
+    training = doc.get("training", {})
+    if not isinstance(training, dict):
+        raise ManifestError("training: expected an object")
+
+    return Manifest(
+        name=name,
+        version=version,
+        architecture=arch,
+        features=features,
+        labels=tuple(labels),
+        weights_file=wfile,
+        weights_sha256=wsha,
+        unknown_category=unknown,
+        files=dict(files),
+        postprocessing=post,
+        training=training,
+        raw=doc,
+    )

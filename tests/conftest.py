@@ -1,0 +1,263 @@
+"""Shared fixtures.
+
+Every test gets its own database built by the Alembic migrations (copied from a template that
+was migrated once per session), so the migrations are tested on every run. With
+``WARDEN_TEST_POSTGRES_URL`` set (an admin URL, e.g. ``postgresql://postgres@127.0.0.1/postgres``)
+every database-backed test runs on PostgreSQL as well as SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from governance.bootstrap import create_keys, seed
+from governance.config import Settings
+from governance.db import make_engine
+from governance.db.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _pg_admin_url() -> str:
+    assert POSTGRES_URL
+    url = make_url(POSTGRES_URL)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def _pg_exec(sql: str) -> None:
+    engine = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def _pg_url(dbname: str) -> str:
+    return make_url(_pg_admin_url()).set(database=dbname).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "warden.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    if not POSTGRES_URL:
+        yield None
+        return
+    name = f"warden_tpl_{uuid.uuid4().hex[:10]}"
+    _pg_exec(f'CREATE DATABASE "{name}"')
+    engine = make_engine(_pg_url(name))
+    upgrade(engine)
+    engine.dispose()
+    yield name
+    _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, pg_template: str | None
+) -> Iterator[str]:
+    """A freshly migrated, empty database (SQLite, and PostgreSQL when configured)."""
+    if request.param == "sqlite":
+        path = tmp_path / "warden.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    name = f"warden_t_{uuid.uuid4().hex[:12]}"
+    _pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield _pg_url(name)
+    _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces ``settings`` in a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+    env.update(
+        WARDEN_ENVIRONMENT=settings.environment,
+        WARDEN_DATA_DIR=str(settings.data_dir),
+        WARDEN_DATABASE_URL=settings.resolved_database_url,
+        WARDEN_MODELS_DIR=str(settings.resolved_models_dir),
+        WARDEN_REPORTS_DIR=str(settings.reports_dir),
+        WARDEN_STATE_POLL_SECONDS=str(settings.state_poll_seconds),
+        WARDEN_CHECKPOINT_EVERY_SECONDS=str(settings.checkpoint_every_seconds),
+        WARDEN_CHECKPOINT_EVERY_ENTRIES=str(settings.checkpoint_every_entries),
+        WARDEN_DEVICE="cpu",
+    )
+    return env
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    cfg = Settings(
+        environment="test",
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        models_dir=tmp_path / "models",
+        reports_dir=tmp_path / "reports",
+        state_poll_seconds=0.05,
+        checkpoint_every_seconds=1.0,
+        checkpoint_every_entries=100,
+        device="cpu",
+    )
+    create_keys(cfg)
+    return cfg
+
+
+@pytest.fixture
+def admin_token(settings: Settings) -> str:
+    """Policy v1 seeded and the first admin created; returns the admin's API key."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        _, token = seed(engine, settings)
+    finally:
+        engine.dispose()
+    return token
+
+
+@pytest.fixture
+def app_client(settings: Settings, admin_token: str) -> Iterator[Any]:
+    """An in-process client over the real app, lifespan running (runtime started)."""
+    from fastapi.testclient import TestClient
+
+    from governance.api.app import create_app
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class WardenFactory:
+    """Creates principals with roles through the real API and returns their keys."""
+
+    def __init__(self, client: Any, admin_token: str) -> None:
+        self.client = client
+        self.admin = admin_token
+        self.officer: str | None = None
+
+    def principal(self, name: str, *roles: str, kind: str = "user") -> str:
+        r = self.client.post("/v1/principals", json={"name": name, "kind": kind},
+                             headers=auth(self.admin))
+        assert r.status_code == 201, r.text
+        for role in roles:
+            r = self.client.post("/v1/roles/grant", json={"principal": name, "role": role,
+                                 "reason": "test setup"}, headers=auth(self.admin))
+            assert r.status_code == 200, r.text
+        r = self.client.post("/v1/keys", json={"principal": name}, headers=auth(self.admin))
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+    def policy_change(self, add: list[list[str]], remove: list[list[str]] | None = None,
+                      reason: str = "test") -> dict[str, Any]:
+        if self.officer is None:
+            self.officer = self.principal("officer-fixture", "compliance_officer")
+        r = self.client.post("/v1/policy/changes", json={"add": add, "remove": remove or [],
+                             "reason": reason}, headers=auth(self.officer))
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+
+@pytest.fixture
+def warden(app_client: Any, admin_token: str) -> WardenFactory:
+    return WardenFactory(app_client, admin_token)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A real ``warden serve`` subprocess on a free port."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = settings_env(self.settings)
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(self.port)],
+            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not start in time")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self._log.close()
+
+
+@pytest.fixture
+def live_server(settings: Settings, admin_token: str, tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(settings, tmp_path / "server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+ArtifactBuilder = Callable[..., Path]
+
+
+@pytest.fixture
+def make_artifact(tmp_path: Path) -> ArtifactBuilder:
+    """Builds a small, valid artifact (random weights, seeded) with a tabular schema."""
+    from tests.factories import build_artifact
+
+    def _make(name: str = "toy", version: str = "1", **kw: Any) -> Path:
+        return build_artifact(tmp_path / f"artifact-{name}-{version}", name=name,
+                              version=version, **kw)
+
+    return _make
