@@ -9,9 +9,12 @@ back with ``loop.call_soon_threadsafe``.
 Waiting policy. An idle worker never waits: a lone request at low load runs at once. The
 ``max_wait_ms`` window only applies under load, meaning the batch being formed, or the previous
 one, merged more than one request; then the worker keeps collecting until the batch is full or
-the oldest request has waited ``max_wait_ms``. ``max_wait_ms=0`` is pure greedy batching (under
-load, requests still pile up while a forward pass runs, so batches form by themselves);
-``bench/batching.py`` measures both.
+the oldest request has waited ``max_wait_ms``. ``max_wait_ms=0`` (the default) is pure greedy
+batching: under load, requests pile up while a forward pass runs, so batches form by themselves.
+``bench/batching.py`` measures both: with 64 closed-loop clients on CPU, greedy batching ran
+whole 64-row batches at ~186k predictions/s while a 0.5 ms window ran the same 64-row batches at
+~80k/s, because the window only adds waiting once every client is already in the batch. A window
+can still help open-loop traffic on a GPU, where a forward pass has a high fixed cost.
 
 Rules: a request is never split across batches; one larger than ``max_batch_rows`` runs alone. A
 failing forward pass fails only the requests of that batch (with :class:`ForwardError`). Closing

@@ -20,7 +20,9 @@ Spec::
      "default": {"p0": 1.0, "t0": 0.5, "p1": 0.0, "t1": 0.5}}
 
 A rule may also carry ``"op0"``/``"op1"`` (``">"`` or ``"<"``) and ``"p_ignore"`` with
-``"prediction_constant"``. ``default`` applies to a group the optimizer never saw.
+``"prediction_constant"``. ``default`` applies to a group the optimizer never saw. A spec may
+also carry ``"version": 1`` and ``"constraints"`` (the parity it was fitted for), as
+:mod:`governance.fairness.mitigation` writes them; serving ignores ``constraints``.
 """
 
 from __future__ import annotations
@@ -89,9 +91,15 @@ def validate_spec(spec: Any, features: Sequence[Any]) -> None:
     """
     if not isinstance(spec, dict) or spec.get("kind") != "group_threshold":
         raise ManifestError("postprocessing: only kind 'group_threshold' is supported")
-    allowed = {"kind", "feature", "positive_label", "groups", "default"}
+    # "version" and "constraints" are written by governance.fairness.mitigation: the spec
+    # format's version and the parity it was fitted for (provenance; serving ignores it).
+    allowed = {"kind", "version", "constraints", "feature", "positive_label", "groups", "default"}
     if set(spec) - allowed:
         raise ManifestError(f"postprocessing: unknown keys (allowed: {sorted(allowed)})")
+    if spec.get("version", 1) != 1 or isinstance(spec.get("version"), bool):
+        raise ManifestError("postprocessing.version: only version 1 is supported")
+    if "constraints" in spec and not isinstance(spec["constraints"], str):
+        raise ManifestError("postprocessing.constraints: expected a string")
     names = {f.name: f for f in features}
     feature = spec.get("feature")
     if not isinstance(feature, str) or feature not in names or names[feature].type != "categorical":

@@ -132,7 +132,8 @@ class ModelHost:
             # A fresh model that did not get in (host closed, or a concurrent load of the same
             # version won) must not leave a worker thread behind.
             if fresh is not None:
-                retired.append(fresh)
+                fresh._retired = True
+                fresh.batcher.close()  # never served, so nothing to drain: returns at once
             self._close_unleased(retired)
         return hosted
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import BaseRoute
 
 from governance import __version__
 from governance.api import health, problems
@@ -78,3 +79,19 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.include_router(router)  # type: ignore[arg-type]
     app.add_middleware(GovernedRequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, BaseRoute]]:
+    """Every route of the app as ``(path, route)``, looking inside included routers."""
+    found: list[tuple[str, BaseRoute]] = []
+
+    def walk(routes: list[BaseRoute]) -> None:
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                walk(list(inner.routes))
+            else:
+                found.append((getattr(route, "path", ""), route))
+
+    walk(list(app.router.routes))
+    return found

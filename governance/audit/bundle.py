@@ -222,6 +222,8 @@ def _write_entries(
     expected = 0
     with path.open("wb") as out:
         for seq, canonical in entries:
+            if type(seq) is not int or not isinstance(canonical, bytes):
+                raise AuditError("entries must be (seq, canonical bytes) pairs", status_code=422)
             if first_seq is None:
                 first_seq = expected = seq
             if seq != expected or not 0 <= seq < tree_size:
@@ -357,6 +359,8 @@ def _verify_checkpoints(root_dir: Path, meta: _Meta, key: VerifierKey) -> dict[i
         if (
             type(item) is not dict
             or set(item) != _PROOF_KEYS
+            or type(item["size1"]) is not int
+            or type(item["size2"]) is not int
             or item["size1"] != older
             or item["size2"] != newer
             or type(item["proof"]) is not list

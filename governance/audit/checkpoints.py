@@ -59,10 +59,18 @@ class Checkpointer:
         self.every_seconds = every_seconds
         self._last_size = -1
         self._last_time = time.monotonic()
+        self._next_tick = 0.0
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, _sessions: sessionmaker[Session]) -> Checkpointer:
+    def from_settings(
+        cls, settings: Settings, _sessions: sessionmaker[Session] | None = None
+    ) -> Checkpointer:
+        """The checkpointer of the configured log origin and signing key.
+
+        Raises:
+            ConfigurationError: the signing key is missing, unsafe or malformed.
+        """
         return cls(
             settings.log_origin,
             load_signing_key(settings.resolved_signing_key_file),
@@ -73,14 +81,40 @@ class Checkpointer:
     def maybe_checkpoint(self, session: Session, size: int) -> AuditCheckpoint | None:
         with self._lock:
             if self._last_size < 0:
-                last = session.scalar(select(AuditCheckpoint.tree_size).order_by(
-                    AuditCheckpoint.tree_size.desc()).limit(1))
+                last = session.scalar(
+                    select(AuditCheckpoint.tree_size)
+                    .order_by(AuditCheckpoint.tree_size.desc())
+                    .limit(1)
+                )
                 self._last_size = last or 0
             due = size - self._last_size >= self.every_entries or (
-                size > self._last_size
-                and time.monotonic() - self._last_time >= self.every_seconds
+                size > self._last_size and time.monotonic() - self._last_time >= self.every_seconds
             )
         return self._write(session, size) if due else None
+
+    def tick(self, sessions: sessionmaker[Session]) -> AuditCheckpoint | None:
+        """Sign when ``every_seconds`` passed and entries were added, even with no traffic.
+
+        Checkpoints are otherwise considered only after an append commits, so the last
+        entries before a quiet spell would stay unsigned; a periodic thread (the runtime's
+        state poller) calls this. Cheap when nothing is due: no database access at all until
+        ``every_seconds`` have passed, then at most one small read per quarter period.
+
+        Args:
+            sessions: makes sessions on the log's database.
+
+        Returns:
+            The checkpoint signed now, if any.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_time < self.every_seconds or now < self._next_tick:
+                return None
+            self._next_tick = now + min(1.0, self.every_seconds / 4)
+        from governance.audit.log import tree_size
+
+        with sessions.begin() as session:
+            return self.maybe_checkpoint(session, tree_size(session))
 
     def checkpoint(self, session: Session, *, force: bool = False) -> AuditCheckpoint | None:
         """Sign the current tree head (at shutdown, or on demand)."""
@@ -99,7 +133,9 @@ class Checkpointer:
         root = root_at(session, size)
         body = make_checkpoint_body(self.origin, size, root)
         row = AuditCheckpoint(
-            tree_size=size, created_at=utcnow(), root_hash=root,
+            tree_size=size,
+            created_at=utcnow(),
+            root_hash=root,
             note=sign_note(body, self.origin, self.key),
         )
         try:

@@ -80,3 +80,19 @@ class AuditVerificationError(AuditError):
         super().__init__(message, extra=members)
         self.first_bad_seq = first_bad_seq
         self.checkpoint_size = checkpoint_size
+
+
+class AuditNotFound(AuditError):
+    """No entry or checkpoint at the asked position."""
+
+    status_code = 404
+    title = "Not found"
+    type_slug = "audit-not-found"
+
+
+class NotYetCheckpointed(AuditError):
+    """The entries asked for are not covered by a signed checkpoint yet."""
+
+    status_code = 409
+    title = "Not yet checkpointed"
+    type_slug = "audit-not-checkpointed"

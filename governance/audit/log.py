@@ -9,22 +9,40 @@ transaction rolls back, no trace of the entries remains, and nothing after them 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit.canonical import canonical_bytes
 from governance.audit.events import AuditEvent
-from governance.audit.merkle import append_keys, leaf_hash, nodes_to_store_on_batch_append
+from governance.audit.merkle import (
+    append_keys,
+    getter_from_mapping,
+    leaf_hash,
+    nodes_to_store_on_batch_append,
+)
 from governance.audit.models import AuditEntry, AuditHead, AuditNode
 from governance.db.base import utcnow
 
 
-def _resource_label(event: AuditEvent) -> str | None:
-    if not event.resource:
+def resource_label(resource: Mapping[str, Any]) -> str | None:
+    """The searchable ``k=v,k=v`` column value of an entry's resource (at most 160 chars)."""
+    if not resource:
         return None
-    return ",".join(f"{k}={event.resource[k]}" for k in sorted(event.resource))[:160]
+    return ",".join(f"{k}={resource[k]}" for k in sorted(resource))[:160]
+
+
+def index_columns(
+    event_type: str, action: str, actor: str | None, decision: str
+) -> tuple[str, str, str | None, str]:
+    """The truncated copies of entry fields kept in indexed columns for filtering.
+
+    Verification recomputes them from the canonical entry, so a rewrite of an index column
+    (to hide an entry from a filter) is caught like any other.
+    """
+    return event_type[:48], action[:48], actor[:64] if actor else None, decision[:8]
 
 
 def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
@@ -43,21 +61,25 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
         select(AuditHead.tree_size).where(AuditHead.id == 1).with_for_update()
     ).scalar_one()
     now = utcnow()
-    rows, leaves = [], []
+    rows: list[dict[str, Any]] = []
+    leaves: list[bytes] = []
     for offset, event in enumerate(events):
         seq = size + offset
         data = canonical_bytes(event.to_entry(seq=seq, time=now))
         leaf = leaf_hash(data)
         leaves.append(leaf)
+        event_type, action, actor, decision = index_columns(
+            event.event_type, event.action, event.actor.name, event.decision
+        )
         rows.append(
             {
                 "seq": seq,
                 "time": now,
-                "event_type": event.event_type[:48],
-                "action": event.action[:48],
-                "actor": (event.actor.name or None) and event.actor.name[:64],
-                "resource": _resource_label(event),
-                "decision": event.decision[:8],
+                "event_type": event_type,
+                "action": action,
+                "actor": actor,
+                "resource": resource_label(event.resource),
+                "decision": decision,
                 "outcome": event.outcome,
                 "request_id": event.request_id,
                 "canonical": data.decode("utf-8"),
@@ -74,15 +96,13 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
             )
         )
         known = {(lvl, idx): h for lvl, idx, h in found}
-    nodes = nodes_to_store_on_batch_append(size, leaves, lambda lvl, idx: known[(lvl, idx)])
+    nodes = nodes_to_store_on_batch_append(size, leaves, getter_from_mapping(known))
     session.execute(insert(AuditEntry), rows)
     session.execute(
         insert(AuditNode), [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes]
     )
-    session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(tree_size=size + len(events))
-    )
-    return [r["seq"] for r in rows]
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(tree_size=size + len(events)))
+    return list(range(size, size + len(events)))
 
 
 def tree_size(session: Session) -> int:

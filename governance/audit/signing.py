@@ -31,7 +31,9 @@ def create_signing_key(path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise ConfigurationError(f"signing key {path} already exists; refusing to replace it") from None
+        raise ConfigurationError(
+            f"signing key {path} already exists; refusing to replace it"
+        ) from None
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
         fh.flush()

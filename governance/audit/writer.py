@@ -92,7 +92,9 @@ class AuditWriter:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def submit(self, events: Sequence[AuditEvent], write: WriteFn | None = None) -> Future[list[int]]:
+    def submit(
+        self, events: Sequence[AuditEvent], write: WriteFn | None = None
+    ) -> Future[list[int]]:
         """Queue events (and an optional insert run in the same transaction).
 
         Returns:
@@ -121,8 +123,10 @@ class AuditWriter:
         while len(batch) < self._max_batch:
             try:
                 remaining = deadline - time.monotonic()
-                nxt = self._queue.get_nowait() if remaining <= 0 else self._queue.get(
-                    timeout=remaining
+                nxt = (
+                    self._queue.get_nowait()
+                    if remaining <= 0
+                    else self._queue.get(timeout=remaining)
                 )
             except queue.Empty:
                 break

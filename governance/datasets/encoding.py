@@ -34,7 +34,9 @@ def manifest_features(schema: DatasetSchema) -> tuple[Feature, ...]:
         if spec.type == "numeric":
             mean, std = spec.standardisation()
             out.append(
-                Feature(name=spec.name, type="numeric", mean=mean, std=std, transform=spec.transform)
+                Feature(
+                    name=spec.name, type="numeric", mean=mean, std=std, transform=spec.transform
+                )
             )
         else:
             out.append(Feature(name=spec.name, type="categorical", categories=spec.categories))

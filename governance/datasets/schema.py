@@ -32,6 +32,7 @@ Validation is strict and complete: every problem is collected, then one
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -258,10 +259,11 @@ def _table(p: _Problems, doc: Any) -> TableFormat:
         | {"missing"},
         "table",
     )
-    fmt = d.get("format")
-    if fmt not in ("csv", "parquet"):
+    fmt: Literal["csv", "parquet"] = "csv"
+    if d.get("format") == "parquet":
+        fmt = "parquet"
+    elif d.get("format") != "csv":
         p.add("table.format: must be csv or parquet")
-        fmt = "csv"
     header = p.flag(d, "header", "table", True)
     columns = p.strings(d, "columns", "table")
     if not header and not columns and fmt == "csv":
@@ -318,7 +320,7 @@ def _split(p: _Problems, doc: Any) -> Split:
         )
     if kind == "random":
         p.unknown(d, {"kind", "file", "test_fraction", "seed"}, "split")
-        fraction = p.number(d, "test_fraction", "split")
+        fraction = p.number(d, "test_fraction", "split") if "test_fraction" in d else 0.2
         if fraction is not None and not 0.0 < fraction < 1.0:
             p.add("split.test_fraction: must be strictly between 0 and 1")
         seed = d.get("seed", 0)
@@ -386,7 +388,7 @@ def _sensitive(p: _Problems, doc: Any, index: int) -> SensitiveSpec | None:
         return None
     bins = tuple(float(b) for b in bins_doc)
     if bins:
-        if len(bins) < 2 or any(b >= c for b, c in zip(bins, bins[1:], strict=False)):
+        if len(bins) < 2 or any(b >= c for b, c in itertools.pairwise(bins)):
             p.add(f"{where}.bins: need at least two strictly increasing edges")
         elif len(labels) != len(bins) - 1:
             p.add(f"{where}.labels: need one label per bin ({len(bins) - 1})")
@@ -424,10 +426,12 @@ def parse_schema(doc: Any, *, base_dir: str | Path) -> DatasetSchema:
     Raises:
         DatasetError: listing every problem found.
     """
+    if not isinstance(doc, dict):
+        raise DatasetError("invalid dataset schema", problems=["schema: expected a mapping"])
     p = _Problems()
-    d = p.obj(doc, "schema")
+    d = doc
     p.unknown(d, _TOP_KEYS, "schema")
-    if d and d.get("format") != FORMAT:
+    if d.get("format") != FORMAT:
         p.add(f"format: must be {FORMAT!r}")
     name = p.text(d, "name", "schema")
     if name and not NAME_RE.match(name):

@@ -136,7 +136,8 @@ def _parse(schema: DatasetSchema, data: bytes, file: DataFile) -> pd.DataFrame:
             names=list(table.columns) if table.columns else None,
             skipinitialspace=table.skip_initial_space,
             skiprows=file.skip_rows,
-            na_values=list(table.missing_values),
+            # An empty field is missing too, whatever else the schema calls missing.
+            na_values=[*table.missing_values, ""],
             keep_default_na=False,
             dtype=str,
             skip_blank_lines=True,
@@ -184,7 +185,9 @@ def _to_split(
             text = col.astype(str).str.strip()
             unknown = int((~text.isin(spec.categories)).sum())
             if unknown:
-                problems.append(f"{spec.name}: {unknown} values are not in the public category list")
+                problems.append(
+                    f"{spec.name}: {unknown} values are not in the public category list"
+                )
             features[spec.name] = text
 
     labels_text = frame[schema.label.column].astype(str).str.strip()
@@ -213,7 +216,9 @@ def _to_split(
             sensitive[sens.name] = col.astype(str).str.strip()
 
     if problems:
-        raise DatasetError(f"dataset file {file.path!r} does not match its schema", problems=problems)
+        raise DatasetError(
+            f"dataset file {file.path!r} does not match its schema", problems=problems
+        )
     split = TabularSplit(
         features=pd.DataFrame(features),
         labels=positive.to_numpy(dtype=np.int64),

@@ -2,6 +2,7 @@
 
 - :mod:`governance.fairness.metrics`: ``audit_predictions`` (per-group metrics, disparity
   measures, bootstrap intervals) and ``evaluate_thresholds`` (the deployment gate).
+- :mod:`governance.fairness.result`: the frozen result tree and its JSON ``to_dict()``.
 - :mod:`governance.fairness.fastpath`: group-wise confusion counts with ``np.bincount``; the
   same numbers as Fairlearn's ``MetricFrame``, for large audits and for the bootstrap.
 - :mod:`governance.fairness.thresholds`: the ``policies/fairness.yaml`` thresholds.

@@ -42,3 +42,78 @@ class MitigationError(FairnessError):
     status_code = 422
     title = "Mitigation failed"
     type_slug = "fairness-mitigation"
+
+
+class AuditNotFound(FairnessError):
+    """No such fairness audit."""
+
+    status_code = 404
+    title = "Fairness audit not found"
+    type_slug = "fairness-audit-not-found"
+
+
+class UnknownDataset(FairnessError):
+    """The dataset named for an audit or a mitigation is not known here."""
+
+    status_code = 404
+    title = "Unknown dataset"
+    type_slug = "fairness-unknown-dataset"
+
+
+class GateRefused(FairnessError):
+    """Promotion refused: no passing audit of this exact artifact and no override.
+
+    ``extra["failures"]`` names each failing measure (feature, measure, value, limit).
+    """
+
+    status_code = 409
+    title = "Fairness gate refused the promotion"
+    type_slug = "fairness-gate"
+
+
+class OverrideRefused(FairnessError):
+    """An override that must not be recorded: the version already passes, or a bad request."""
+
+    status_code = 409
+    title = "Override refused"
+    type_slug = "fairness-override-refused"
+
+
+class SeparationOfDuties(FairnessError):
+    """Whoever trained or registered a model may not approve it."""
+
+    status_code = 403
+    title = "Separation of duties"
+    type_slug = "fairness-separation-of-duties"
+
+
+class ThresholdsConflict(FairnessError):
+    """Another edit of the thresholds committed first; re-read and retry."""
+
+    status_code = 409
+    title = "Thresholds changed meanwhile"
+    type_slug = "fairness-thresholds-conflict"
+
+
+class PredictionNotFound(FairnessError):
+    """No stored prediction with that request id for this caller."""
+
+    status_code = 404
+    title = "Prediction not found"
+    type_slug = "fairness-prediction-not-found"
+
+
+class FeedbackRefused(FairnessError):
+    """Feedback that cannot be recorded as given (duplicate, bad label, unknown attribute)."""
+
+    status_code = 422
+    title = "Feedback refused"
+    type_slug = "fairness-feedback"
+
+
+class DuplicateFeedback(FeedbackRefused):
+    """That prediction already has its outcome."""
+
+    status_code = 409
+    title = "Outcome already recorded"
+    type_slug = "fairness-feedback-duplicate"

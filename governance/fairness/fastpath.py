@@ -20,7 +20,7 @@ Cell order within a group is ``(tn, fp, fn, tp)``, that is index ``y_true * 2 + 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -161,6 +161,35 @@ def marginalize(counts: IntArray, *, mapping: IntArray, n_targets: int) -> IntAr
     if starts.size and (np.any(np.diff(starts) == 0) or starts[-1] >= order.size):
         raise ValueError("every coarse group must receive at least one fine group")
     return np.add.reduceat(counts[..., order, :], starts, axis=-2)
+
+
+def resample_counts(
+    counts: IntArray, *, replicates: int, seed: int, chunk_cells: int = 4_000_000
+) -> Iterator[IntArray]:
+    """Bootstrap replicates of a table of counts, drawn as counts rather than as rows.
+
+    Resampling n rows with replacement and counting them per cell gives a multinomial with n
+    trials and the observed cell proportions, so one ``Generator.multinomial`` call per chunk
+    of replicates replaces n random indices and a bincount per replicate.
+
+    Args:
+        counts: ``(groups, 4)`` confusion counts of the finest partition (intersection cells).
+        replicates: how many replicates in all.
+        seed: seeds ``numpy.random.default_rng``; the same seed yields the same replicates.
+        chunk_cells: at most this many counts per yielded chunk, to bound memory.
+
+    Yields:
+        ``(k, groups, 4)`` arrays of resampled counts, ``replicates`` in total.
+    """
+    n_rows = int(counts.sum())
+    proportions = counts.reshape(-1) / n_rows
+    rng = np.random.default_rng(seed)
+    chunk = max(1, chunk_cells // counts.size)
+    done = 0
+    while done < replicates:
+        size = min(chunk, replicates - done)
+        yield rng.multinomial(n_rows, proportions, size=size).reshape(size, *counts.shape)
+        done += size
 
 
 def group_rates(counts: IntArray) -> GroupRates:

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -34,240 +34,43 @@ from numpy.typing import NDArray
 
 from governance.fairness import fastpath
 from governance.fairness.errors import AuditInputError, FairnessError
+from governance.fairness.result import (
+    INTERSECTION_SEPARATOR,
+    Disparity,
+    Engine,
+    ExcludedGroup,
+    FairnessResult,
+    FeatureAudit,
+    GateFailure,
+    GateVerdict,
+    GroupMetrics,
+    Interval,
+    OverallMetrics,
+)
 from governance.fairness.thresholds import DISPARITY_MEASURES, validate_thresholds
+
+__all__ = [
+    "CONFIDENCE_LEVEL",
+    "FAST_PATH_MIN_ROWS",
+    "Disparity",
+    "ExcludedGroup",
+    "FairnessResult",
+    "FeatureAudit",
+    "GateFailure",
+    "GateVerdict",
+    "GroupMetrics",
+    "Interval",
+    "OverallMetrics",
+    "audit_predictions",
+    "evaluate_thresholds",
+]
 
 FAST_PATH_MIN_ROWS: Final[int] = 200_000
 CONFIDENCE_LEVEL: Final[float] = 0.95
-INTERSECTION_SEPARATOR: Final[str] = "&"
-SCHEMA_VERSION: Final[int] = 1
 
 # Bootstrap replicates are drawn in chunks of at most this many counts, to bound memory when
 # the intersection has many cells.
 _BOOTSTRAP_CHUNK_CELLS: Final[int] = 4_000_000
-
-Engine = Literal["metricframe", "fastpath"]
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A confidence interval; a bound is None where every replicate was undefined."""
-
-    low: float | None
-    high: float | None
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {"low": _json_float(self.low), "high": _json_float(self.high)}
-
-
-@dataclass(frozen=True)
-class GroupMetrics:
-    """One group's metrics. ``group`` holds its value for each of the audit's features."""
-
-    group: tuple[str, ...]
-    count: int
-    reliable: bool
-    selection_rate: float
-    accuracy: float
-    true_positive_rate: float
-    false_positive_rate: float
-    selection_rate_ci: Interval | None = None
-    true_positive_rate_ci: Interval | None = None
-    false_positive_rate_ci: Interval | None = None
-
-    def to_dict(self, features: Sequence[str]) -> dict[str, Any]:
-        return {
-            "group": dict(zip(features, self.group, strict=True)),
-            "label": INTERSECTION_SEPARATOR.join(self.group),
-            "count": self.count,
-            "reliable": self.reliable,
-            "selection_rate": _json_float(self.selection_rate),
-            "accuracy": _json_float(self.accuracy),
-            "true_positive_rate": _json_float(self.true_positive_rate),
-            "false_positive_rate": _json_float(self.false_positive_rate),
-            "selection_rate_ci": _json_interval(self.selection_rate_ci),
-            "true_positive_rate_ci": _json_interval(self.true_positive_rate_ci),
-            "false_positive_rate_ci": _json_interval(self.false_positive_rate_ci),
-        }
-
-
-@dataclass(frozen=True)
-class ExcludedGroup:
-    """A group left out of the disparity measures, and why."""
-
-    group: tuple[str, ...]
-    count: int
-    reason: str
-
-    def to_dict(self, features: Sequence[str]) -> dict[str, Any]:
-        return {
-            "group": dict(zip(features, self.group, strict=True)),
-            "label": INTERSECTION_SEPARATOR.join(self.group),
-            "count": self.count,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class Disparity:
-    """One disparity measure over an audit's reliable groups.
-
-    ``value`` is None when it cannot be computed (fewer than two reliable groups, with the
-    reason in ``note``) and NaN where Fairlearn's definition gives NaN (a ratio of 0/0).
-    """
-
-    measure: str
-    value: float | None
-    ci: Interval | None
-    groups_used: int
-    note: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "measure": self.measure,
-            "value": _json_float(self.value),
-            "ci": _json_interval(self.ci),
-            "groups_used": self.groups_used,
-            "note": self.note,
-        }
-
-
-@dataclass(frozen=True)
-class FeatureAudit:
-    """The audit of one sensitive feature, or of the intersection of all of them."""
-
-    name: str
-    features: tuple[str, ...]
-    groups: tuple[GroupMetrics, ...]
-    excluded: tuple[ExcludedGroup, ...]
-    disparities: tuple[Disparity, ...]
-
-    @property
-    def is_intersection(self) -> bool:
-        return len(self.features) > 1
-
-    def disparity(self, measure: str) -> Disparity:
-        """Return the named disparity measure.
-
-        Raises:
-            KeyError: no such measure.
-        """
-        for item in self.disparities:
-            if item.measure == measure:
-                return item
-        raise KeyError(measure)
-
-    def group(self, *values: str) -> GroupMetrics:
-        """Return the group with these feature values (one per feature, in order).
-
-        Raises:
-            KeyError: no such group in the data.
-        """
-        for item in self.groups:
-            if item.group == values:
-                return item
-        raise KeyError(values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "features": list(self.features),
-            "is_intersection": self.is_intersection,
-            "groups": [g.to_dict(self.features) for g in self.groups],
-            "excluded": [g.to_dict(self.features) for g in self.excluded],
-            "disparities": {d.measure: d.to_dict() for d in self.disparities},
-        }
-
-
-@dataclass(frozen=True)
-class OverallMetrics:
-    """Metrics over all rows, for context next to the per-group numbers."""
-
-    count: int
-    selection_rate: float
-    accuracy: float
-    true_positive_rate: float
-    false_positive_rate: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "selection_rate": _json_float(self.selection_rate),
-            "accuracy": _json_float(self.accuracy),
-            "true_positive_rate": _json_float(self.true_positive_rate),
-            "false_positive_rate": _json_float(self.false_positive_rate),
-        }
-
-
-@dataclass(frozen=True)
-class FairnessResult:
-    """A complete audit; ``to_dict()`` is what the database stores and reports render."""
-
-    n_rows: int
-    engine: Engine
-    min_group_size: int
-    bootstrap: int
-    seed: int
-    confidence_level: float
-    overall: OverallMetrics
-    audits: tuple[FeatureAudit, ...]
-
-    def audit(self, name: str) -> FeatureAudit:
-        """Return the audit of one feature, or of the intersection (``"sex&race"``).
-
-        Raises:
-            KeyError: no such audit.
-        """
-        for item in self.audits:
-            if item.name == name:
-                return item
-        raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the result as plain JSON types (NaN becomes None)."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "n_rows": self.n_rows,
-            "engine": self.engine,
-            "min_group_size": self.min_group_size,
-            "bootstrap": self.bootstrap,
-            "seed": self.seed,
-            "confidence_level": self.confidence_level,
-            "overall": self.overall.to_dict(),
-            "audits": [a.to_dict() for a in self.audits],
-        }
-
-
-@dataclass(frozen=True)
-class GateFailure:
-    """One reason the gate failed."""
-
-    feature: str
-    measure: str
-    value: float | None
-    bound: str | None
-    limit: float | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "feature": self.feature,
-            "measure": self.measure,
-            "value": _json_float(self.value),
-            "bound": self.bound,
-            "limit": self.limit,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    """The deployment gate's decision: passed only if there is no failure."""
-
-    passed: bool
-    failures: list[GateFailure] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "failures": [f.to_dict() for f in self.failures]}
 
 
 @dataclass(frozen=True)
@@ -471,6 +274,10 @@ def _check_sensitive(sensitive: Any, *, n_rows: int) -> list[str]:
     names = [str(c) for c in sensitive.columns]
     if len(set(names)) != len(names):
         raise AuditInputError("sensitive feature names must be unique")
+    if len(names) > 1 and INTERSECTION_SEPARATOR.join(names) in names:
+        raise AuditInputError(
+            f"a feature is named like the intersection {INTERSECTION_SEPARATOR.join(names)!r}"
+        )
     return names
 
 
@@ -659,23 +466,15 @@ def _bootstrap(
     for table, mask, spec_labels in zip(tables, reliable, labels, strict=True):
         lookup = dict(zip(table.labels, mask.tolist(), strict=True))
         masks.append(np.array([lookup[label] for label in spec_labels], dtype=bool))
-    n_cells = coded.cell_counts.size
-    n_rows = int(coded.cell_counts.sum())
-    proportions = coded.cell_counts.reshape(-1) / n_rows
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // n_cells)
     group_samples: list[dict[str, list[NDArray[np.float64]]]] = [
         {"selection_rate": [], "true_positive_rate": [], "false_positive_rate": []} for _ in specs
     ]
     measure_samples: list[dict[str, list[NDArray[np.float64]]]] = [
         {m: [] for m in DISPARITY_MEASURES} for _ in specs
     ]
-    done = 0
-    while done < bootstrap:
-        size = min(chunk, bootstrap - done)
-        draws = rng.multinomial(n_rows, proportions, size=size).reshape(
-            size, *coded.cell_counts.shape
-        )
+    for draws in fastpath.resample_counts(
+        coded.cell_counts, replicates=bootstrap, seed=seed, chunk_cells=_BOOTSTRAP_CHUNK_CELLS
+    ):
         for index, (_, spec_features) in enumerate(specs):
             rates = fastpath.group_rates(_spec_counts(draws, coded, features, spec_features))
             for metric, samples in group_samples[index].items():
@@ -689,7 +488,6 @@ def _bootstrap(
                 )
                 for measure, value in values.items():
                     measure_samples[index][measure].append(value)
-        done += size
     results: list[_Intervals | None] = []
     for index in range(len(specs)):
         per_group = {
@@ -809,14 +607,3 @@ def _interval(bounds: NDArray[np.float64]) -> Interval:
 def _optional_float(value: Any) -> float | None:
     number = float(value)
     return None if math.isnan(number) else number
-
-
-def _json_float(value: float | None) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return None if math.isnan(number) or math.isinf(number) else number
-
-
-def _json_interval(value: Interval | None) -> dict[str, float | None] | None:
-    return None if value is None else value.to_dict()

@@ -20,7 +20,7 @@ class ReadOnlyPolicyError(RuntimeError):
     """Raised if anything tries to write through the adapter (a programming error)."""
 
 
-class VersionAdapter(persist.Adapter):  # type: ignore[misc]
+class VersionAdapter(persist.Adapter):
     """Serves the rules of a single policy version to a Casbin model.
 
     Args:

@@ -1,56 +1,394 @@
-"""Routes for reading and changing the access policy."""
+"""Routes for reading, changing, testing, reviewing and approving the access policy.
+
+Plain ``def`` routes: FastAPI runs them in its thread pool, and each owns one transaction.
+A route that writes a version calls ``runtime.refresh()`` after commit, so this process
+enforces the change before it answers; the other processes follow within one poll period.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Query, Response
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
-from governance.policy.models import PolicyVersion
-from governance.policy.schemas import PolicyChange, PolicyOut, PolicyVersionOut
+from governance.policy.impact import dry_run
+from governance.policy.models import PolicyProposal, PolicyTestCase, PolicyVersion
+from governance.policy.proposals import proposal_changes, proposals
+from governance.policy.rules import Vocabulary, load_rules
+from governance.policy.schemas import (
+    ImpactReportOut,
+    ImpactRequest,
+    PolicyChange,
+    PolicyDiff,
+    PolicyOut,
+    PolicyTestCreate,
+    PolicyTestOut,
+    PolicyTestResult,
+    PolicyTestRun,
+    PolicyVersionOut,
+    PolicyView,
+    ProposalDecision,
+    ProposalOut,
+    ProposalRejection,
+    RoleHoldingOut,
+    Rollback,
+)
 from governance.policy.service import default_policy, policy
+from governance.policy.testcases import policy_tests
+from governance.policy.timeline import role_timeline
+from governance.policy.view import summarize
 from governance.runtime import Runtime
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
 
 CanReadPolicy = Annotated[Caller, Depends(Authorize("api:policy", "read"))]
 CanWritePolicy = Annotated[Caller, Depends(Authorize("api:policy", "write"))]
+CanApprovePolicy = Annotated[Caller, Depends(Authorize("api:policy", "approve"))]
+CanReadRoles = Annotated[Caller, Depends(Authorize("api:roles", "read"))]
+
+PENDING: dict[int | str, dict[str, Any]] = {
+    202: {"model": ProposalOut, "description": "Pending: a second officer must approve"}
+}
 
 
 def version_out(row: PolicyVersion) -> PolicyVersionOut:
     return PolicyVersionOut(
-        version=row.version, parent=row.parent, created_at=row.created_at, author=row.author,
-        approved_by=row.approved_by, reason=row.reason, kind=row.kind, sha256=row.sha256,
+        version=row.version,
+        parent=row.parent,
+        created_at=row.created_at,
+        author=row.author,
+        approved_by=row.approved_by,
+        reason=row.reason,
+        kind=row.kind,
+        sha256=row.sha256,
         diff=json.loads(row.diff),
     )
 
 
-def policy_out(row: PolicyVersion) -> PolicyOut:
-    return PolicyOut(**version_out(row).model_dump(), rules=json.loads(row.rules))
+def policy_out(row: PolicyVersion, vocab: Vocabulary | None = None) -> PolicyOut:
+    rules = load_rules(row.rules)
+    view = None
+    if vocab is not None:
+        view = PolicyView(**summarize(rules, roles_known=vocab.roles))
+    return PolicyOut(**version_out(row).model_dump(), rules=[r.as_list() for r in rules], view=view)
+
+
+def proposal_out(row: PolicyProposal) -> ProposalOut:
+    return ProposalOut(
+        id=row.id,
+        created_at=row.created_at,
+        author=row.author,
+        reason=row.reason,
+        kind=row.kind,
+        changes=proposal_changes(row),
+        base_version=row.base_version,
+        status=row.status,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        decision_reason=row.decision_reason,
+        applied_version=row.applied_version,
+    )
+
+
+def test_out(row: PolicyTestCase) -> PolicyTestOut:
+    return PolicyTestOut(
+        id=row.id,
+        subject=row.subject,
+        object=row.object,
+        action=row.action,
+        expected=row.expected,
+        description=row.description,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+def _vocab(runtime: Runtime) -> Vocabulary:
+    vocab, _ = default_policy(runtime.settings.policies_dir)
+    return vocab
+
+
+# -- reading ---------------------------------------------------------------------------------
 
 
 @router.get("", responses=responses())
 def current_policy(runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyOut:
-    """The current policy version with all its rules."""
+    """The current policy version: its rules, and roles, grants, denies and groups."""
     with transaction(runtime) as session:
-        return policy_out(policy.current(session))
+        return policy_out(policy.current(session), _vocab(runtime))
 
 
-def _apply(runtime: Runtime, caller: Caller, body: PolicyChange) -> PolicyOut:
-    vocab, _ = default_policy(runtime.settings.policies_dir)
+@router.get("/versions", responses=responses())
+def list_versions(
+    runtime: RuntimeDep,
+    caller: CanReadPolicy,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[PolicyVersionOut]:
+    """The history: every version with author, time, reason, approver, diff and sha256."""
     with transaction(runtime) as session:
-        row = policy.apply(session, caller.ctx, add=body.add, remove=body.remove,
-                           reason=body.reason, vocab=vocab, base_version=body.base_version)
-        out = policy_out(row)
+        return [version_out(r) for r in policy.history(session, offset=offset, limit=limit)]
+
+
+@router.get("/versions/{version}", responses=responses(404))
+def get_version(version: int, runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyOut:
+    """One version with all its rules."""
+    with transaction(runtime) as session:
+        return policy_out(policy.get(session, version), _vocab(runtime))
+
+
+@router.get("/diff", responses=responses(404))
+def diff_versions(
+    runtime: RuntimeDep,
+    caller: CanReadPolicy,
+    from_version: Annotated[int, Query(alias="from", ge=1)],
+    to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
+) -> PolicyDiff:
+    """Rules added and removed between two versions (``to`` defaults to the current one)."""
+    with transaction(runtime) as session:
+        target = to_version if to_version is not None else policy.current(session).version
+        change = policy.diff_between(session, old=from_version, new=target)
+    return PolicyDiff(from_version=from_version, to_version=target, **change)
+
+
+# -- changing --------------------------------------------------------------------------------
+
+
+def _applied(runtime: Runtime, out: PolicyOut) -> PolicyOut:
     runtime.refresh()
     return out
 
 
-@router.post("/changes", status_code=201, responses=responses(409, 422))
-async def apply_change(body: PolicyChange, runtime: RuntimeDep, caller: CanWritePolicy) -> PolicyOut:
-    """Apply a change (add/remove rules) with a reason; creates a new immutable version."""
-    return await run_in_threadpool(_apply, runtime, caller, body)
+@router.post("/changes", status_code=201, responses={**responses(409, 422), **PENDING})
+def apply_change(
+    body: PolicyChange, response: Response, runtime: RuntimeDep, caller: CanWritePolicy
+) -> PolicyOut | ProposalOut:
+    """Apply a change (add/remove rules) with a reason; creates a new immutable version.
+
+    Every policy test must pass on the result. When a second approval is required the change
+    becomes a pending proposal instead (202).
+    """
+    vocab = _vocab(runtime)
+    with transaction(runtime) as session:
+        if runtime.settings.require_second_approval:
+            proposal = proposals.propose_change(
+                session,
+                caller.ctx,
+                add=body.add,
+                remove=body.remove,
+                reason=body.reason,
+                vocab=vocab,
+                base_version=body.base_version,
+            )
+            response.status_code = 202
+            return proposal_out(proposal)
+        row = policy.apply(
+            session,
+            caller.ctx,
+            add=body.add,
+            remove=body.remove,
+            reason=body.reason,
+            vocab=vocab,
+            base_version=body.base_version,
+        )
+        out = policy_out(row)
+    return _applied(runtime, out)
+
+
+@router.post("/rollback", status_code=201, responses={**responses(404, 409, 422), **PENDING})
+def rollback(
+    body: Rollback, response: Response, runtime: RuntimeDep, caller: CanWritePolicy
+) -> PolicyOut | ProposalOut:
+    """Restore an earlier version's rules as a new version (kind ``rollback``)."""
+    vocab = _vocab(runtime)
+    with transaction(runtime) as session:
+        if runtime.settings.require_second_approval:
+            proposal = proposals.propose_rollback(
+                session,
+                caller.ctx,
+                to_version=body.to_version,
+                reason=body.reason,
+                vocab=vocab,
+                base_version=body.base_version,
+            )
+            response.status_code = 202
+            return proposal_out(proposal)
+        row = policy.rollback(
+            session,
+            caller.ctx,
+            to_version=body.to_version,
+            reason=body.reason,
+            vocab=vocab,
+            base_version=body.base_version,
+        )
+        out = policy_out(row)
+    return _applied(runtime, out)
+
+
+@router.post("/impact", responses=responses(404, 409, 422))
+def impact(body: ImpactRequest, runtime: RuntimeDep, caller: CanWritePolicy) -> ImpactReportOut:
+    """Dry run: who would gain or lose access, replaying the audited requests of N days."""
+    with transaction(runtime) as session:
+        report, change = dry_run(
+            session,
+            vocab=_vocab(runtime),
+            days=body.days,
+            add=body.add,
+            remove=body.remove,
+            to_version=body.to_version,
+        )
+        return ImpactReportOut(**report.summary(examples=body.examples), diff=change)
+
+
+# -- policy tests ----------------------------------------------------------------------------
+
+
+@router.get("/tests", responses=responses())
+def list_tests(runtime: RuntimeDep, caller: CanReadPolicy) -> list[PolicyTestOut]:
+    """The stored policy tests."""
+    with transaction(runtime) as session:
+        return [test_out(c) for c in policy_tests.cases(session)]
+
+
+@router.post("/tests", status_code=201, responses=responses(409, 422))
+def add_test(body: PolicyTestCreate, runtime: RuntimeDep, caller: CanWritePolicy) -> PolicyTestOut:
+    """Add a policy test; it must pass now, and every later change must keep it passing."""
+    with transaction(runtime) as session:
+        current = policy.current(session)
+        compiled = runtime.policy.current
+        case = policy_tests.add(
+            session,
+            caller.ctx,
+            subject=body.subject,
+            object=body.object,
+            action=body.action,
+            expected=body.expected,
+            description=body.description,
+            vocab=_vocab(runtime),
+            current=compiled if compiled.version == current.version else None,
+        )
+        return test_out(case)
+
+
+@router.delete("/tests/{case_id}", responses=responses(404, 422))
+def remove_test(
+    case_id: int,
+    runtime: RuntimeDep,
+    caller: CanWritePolicy,
+    reason: Annotated[str, Query(min_length=1, max_length=2000)],
+) -> PolicyTestOut:
+    """Remove a policy test (the reason is audited)."""
+    with transaction(runtime) as session:
+        return test_out(policy_tests.remove(session, caller.ctx, case_id=case_id, reason=reason))
+
+
+@router.post("/tests/run", responses=responses())
+def run_tests(runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyTestRun:
+    """Run every policy test against the policy this process enforces now."""
+    compiled = runtime.policy.current
+    with transaction(runtime) as session:
+        results = policy_tests.run(session, compiled=compiled)
+    failing = [PolicyTestResult(**r.as_dict()) for r in results if not r.passed]
+    return PolicyTestRun(
+        policy_version=compiled.version,
+        total=len(results),
+        passed=len(results) - len(failing),
+        failed=len(failing),
+        failing=failing,
+    )
+
+
+# -- separation of duties --------------------------------------------------------------------
+
+
+@router.get("/proposals", responses=responses(422))
+def list_proposals(
+    runtime: RuntimeDep, caller: CanReadPolicy, status: str | None = None
+) -> list[ProposalOut]:
+    """Change proposals (filter by ``status``: pending, applied, rejected, withdrawn)."""
+    with transaction(runtime) as session:
+        return [proposal_out(p) for p in proposals.find(session, status=status)]
+
+
+@router.post("/proposals", status_code=201, responses=responses(409, 422))
+def create_proposal(body: PolicyChange, runtime: RuntimeDep, caller: CanWritePolicy) -> ProposalOut:
+    """Propose a change for a second officer to approve (even when approval is optional)."""
+    with transaction(runtime) as session:
+        return proposal_out(
+            proposals.propose_change(
+                session,
+                caller.ctx,
+                add=body.add,
+                remove=body.remove,
+                reason=body.reason,
+                vocab=_vocab(runtime),
+                base_version=body.base_version,
+            )
+        )
+
+
+@router.get("/proposals/{proposal_id}", responses=responses(404))
+def get_proposal(proposal_id: int, runtime: RuntimeDep, caller: CanReadPolicy) -> ProposalOut:
+    """One proposal."""
+    with transaction(runtime) as session:
+        return proposal_out(proposals.get(session, proposal_id))
+
+
+@router.post(
+    "/proposals/{proposal_id}/approve", status_code=201, responses=responses(404, 409, 422)
+)
+def approve_proposal(
+    proposal_id: int, body: ProposalDecision, runtime: RuntimeDep, caller: CanApprovePolicy
+) -> PolicyOut:
+    """Approve and apply a proposal; its approver must not be its author.
+
+    It is re-validated against the current version and the policy tests are run again.
+    """
+    with transaction(runtime) as session:
+        _, row = proposals.approve(
+            session, caller.ctx, proposal_id=proposal_id, vocab=_vocab(runtime), note=body.reason
+        )
+        out = policy_out(row)
+    return _applied(runtime, out)
+
+
+@router.post("/proposals/{proposal_id}/reject", responses=responses(404, 409, 422))
+def reject_proposal(
+    proposal_id: int, body: ProposalRejection, runtime: RuntimeDep, caller: CanApprovePolicy
+) -> ProposalOut:
+    """Reject a pending proposal (nothing is applied)."""
+    with transaction(runtime) as session:
+        return proposal_out(
+            proposals.reject(session, caller.ctx, proposal_id=proposal_id, reason=body.reason)
+        )
+
+
+@router.post("/proposals/{proposal_id}/withdraw", responses=responses(404, 409, 422))
+def withdraw_proposal(
+    proposal_id: int, body: ProposalRejection, runtime: RuntimeDep, caller: CanWritePolicy
+) -> ProposalOut:
+    """Withdraw one's own pending proposal."""
+    with transaction(runtime) as session:
+        return proposal_out(
+            proposals.withdraw(session, caller.ctx, proposal_id=proposal_id, reason=body.reason)
+        )
+
+
+# -- access review ---------------------------------------------------------------------------
+
+
+@router.get("/role-timeline", responses=responses())
+def get_role_timeline(
+    runtime: RuntimeDep,
+    caller: CanReadRoles,
+    principal: str | None = None,
+    role: str | None = None,
+    include_roles: bool = False,
+) -> list[RoleHoldingOut]:
+    """Who held which role, from when to when, granted and revoked by whom (from history)."""
+    with transaction(runtime) as session:
+        periods = role_timeline(session, member=principal, role=role, include_roles=include_roles)
+    return [RoleHoldingOut(**p.as_dict()) for p in periods]

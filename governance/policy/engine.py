@@ -4,6 +4,13 @@ A policy change never reloads the enforcer in place (``load_policy`` under a loc
 reader). Instead a new :class:`CompiledPolicy` is built beside the old one and the reference is
 swapped; requests already holding the old one finish with it. Each compiled policy owns its own
 bounded decision cache, so a new version can never serve a decision cached under an old one.
+
+Casbin's ``enforce`` evaluates the matcher against every ``p`` rule in turn: about 40 ms per
+decision at 10k rules, 0.4 s at 100k. For Warden's own matcher (equality and role/group
+membership only) the rules that can match a request are exactly those whose subject is the
+caller or one of its roles, whose object is the object or one of its groups, and whose action is
+the action. Those are found by index and handed to Casbin, which still evaluates the matcher and
+the effect on them. If ``model.conf`` ever carries a different matcher, the index is not used.
 """
 
 from __future__ import annotations
@@ -19,6 +26,22 @@ import casbin
 from governance.policy.adapter import VersionAdapter
 from governance.policy.errors import PolicyUnavailable
 from governance.policy.rules import Rule
+
+# The matcher the index is sound for (as Casbin stores it, dots turned to underscores).
+INDEXED_MATCHER = "g(r_sub, p_sub) && (r_obj == p_obj || g2(r_obj, p_obj)) && r_act == p_act"
+
+
+def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
+    """``start`` and everything reachable from it (the graph is acyclic and depth-checked)."""
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        node = frontier.pop()
+        for parent in edges.get(node, ()):
+            if parent not in seen:
+                seen.add(parent)
+                frontier.append(parent)
+    return seen
 
 
 @dataclass(frozen=True)
@@ -37,10 +60,13 @@ class CompiledPolicy:
         model_path: ``policies/model.conf``.
         cache_size: how many decisions to keep (LRU); bounded so that calls naming unknown
             subjects or objects cannot grow memory.
+        indexed: find the rules that can match by index (the default); ``False`` lets Casbin
+            scan every rule, for comparison.
     """
 
     def __init__(
-        self, version: int, rules: Sequence[Rule], model_path: Path, cache_size: int
+        self, version: int, rules: Sequence[Rule], model_path: Path, cache_size: int,
+        *, indexed: bool = True,
     ) -> None:
         self.version = version
         self.rules = tuple(rules)
@@ -53,6 +79,29 @@ class CompiledPolicy:
         self._enforce_lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self._index: dict[tuple[str, str], list[list[str]]] | None = None
+        self._links: dict[str, dict[str, list[str]]] = {"g": {}, "g2": {}}
+        matcher = self._enforcer.model["m"]["m"].value.replace(" ", "")
+        if indexed and matcher == INDEXED_MATCHER.replace(" ", ""):
+            self._build_index()
+
+    def _build_index(self) -> None:
+        index: dict[tuple[str, str], list[list[str]]] = {}
+        for rule in self.rules:
+            if rule.ptype == "p":
+                index.setdefault((rule.values[0], rule.values[2]), []).append(list(rule.values))
+            else:
+                self._links[rule.ptype].setdefault(rule.values[0], []).append(rule.values[1])
+        self._index = index
+
+    def _candidates(self, subject: str, obj: str, action: str) -> list[list[str]]:
+        """The ``p`` rules whose matcher can be true for this request (all others are false)."""
+        assert self._index is not None
+        objects = _reach(obj, self._links["g2"])
+        found: list[list[str]] = []
+        for sub in _reach(subject, self._links["g"]):
+            found.extend(r for r in self._index.get((sub, action), ()) if r[1] in objects)
+        return found
 
     def enforce(self, subject: str, obj: str, action: str) -> Decision:
         key = (subject, obj, action)
@@ -71,8 +120,21 @@ class CompiledPolicy:
         return decision
 
     def _decide(self, subject: str, obj: str, action: str) -> Decision:
-        with self._enforce_lock:
-            allowed, explain = self._enforcer.enforce_ex(subject, obj, action)
+        if self._index is None:
+            with self._enforce_lock:
+                allowed, explain = self._enforcer.enforce_ex(subject, obj, action)
+        else:
+            candidates = self._candidates(subject, obj, action)
+            if not candidates:
+                return Decision(False, "no rule allows this", self.version)
+            assertion = self._enforcer.model["p"]["p"]
+            with self._enforce_lock:
+                # Casbin judges the matching rules only; the full list is put back at once.
+                full, assertion.policy = assertion.policy, candidates
+                try:
+                    allowed, explain = self._enforcer.enforce_ex(subject, obj, action)
+                finally:
+                    assertion.policy = full
         if explain:
             rule = ", ".join(["p", *explain])
             reason = f"{'allowed' if allowed else 'denied'} by rule [{rule}]"

@@ -1,8 +1,14 @@
-"""Errors of the policy domain."""
+"""Errors of the policy domain.
+
+Every refusal leaves the policy exactly as it was: the request's transaction rolls back, so no
+version, proposal decision or test case is half written.
+"""
 
 from __future__ import annotations
 
-from governance.errors import Conflict, ServiceUnavailable, Unprocessable
+from typing import Any
+
+from governance.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 
 
 class InvalidPolicy(Unprocessable):
@@ -17,6 +23,34 @@ class PolicyConflict(Conflict):
 
     type_slug = "policy-refused"
     title = "Policy change refused"
+
+
+class PolicyTestsFailed(PolicyConflict):
+    """The candidate policy breaks stored policy tests; the response lists every failing case."""
+
+    type_slug = "policy-tests-failed"
+    title = "Policy tests failed"
+
+    def __init__(self, failing: list[dict[str, Any]], *, total: int) -> None:
+        super().__init__(
+            f"{len(failing)} of {total} policy tests fail under the proposed policy; "
+            "nothing was applied",
+            extra={"failing": failing},
+        )
+
+
+class ApprovalRefused(PolicyConflict):
+    """An approval that separation of duties forbids, or of a proposal no longer pending."""
+
+    type_slug = "approval-refused"
+    title = "Approval refused"
+
+
+class PolicyNotFound(NotFound):
+    """A policy version, test case or proposal that does not exist."""
+
+    type_slug = "policy-not-found"
+    title = "Not found"
 
 
 class PolicyUnavailable(ServiceUnavailable):

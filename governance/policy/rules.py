@@ -47,17 +47,27 @@ class Rule:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The roles and actions a policy may use (from ``policies/default_policy.yaml``)."""
+    """The roles and actions a policy may use (from ``policies/default_policy.yaml``).
+
+    ``model_path`` is the Casbin model that sits beside that file: a candidate policy is
+    compiled with it to run the policy tests before a change is written.
+    """
 
     roles: frozenset[str]
     actions: frozenset[str]
+    model_path: Path | None = None
 
 
 def role_subject(role: str) -> str:
     return f"role:{role}"
 
 
-def _check_value(value: Any, where: str) -> str:
+def check_value(value: Any, where: str) -> str:
+    """Refuse a value that is not a plain name (Casbin's CSV storage would misread it).
+
+    Raises:
+        InvalidPolicy: naming where the bad value is (at most 64 characters of it).
+    """
     if not isinstance(value, str):
         raise InvalidPolicy(f"{where}: expected a string")
     if any(ch in value for ch in ",\n\r\t") or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
@@ -81,20 +91,20 @@ def parse_rule(raw: Any, vocab: Vocabulary, where: str = "rule") -> Rule:
     arity = 5 if ptype == "p" else 3
     if len(raw) != arity:
         raise InvalidPolicy(f"{where}: a {ptype!r} rule has {arity - 1} values")
-    values = tuple(_check_value(v, f"{where}[{i}]") for i, v in enumerate(raw[1:], start=1))
+    values = tuple(check_value(v, f"{where}[{i}]") for i, v in enumerate(raw[1:], start=1))
     if ptype == "p":
         sub, _obj, act, eft = values
         if act not in vocab.actions:
             raise InvalidPolicy(f"{where}: unknown action {act!r}")
         if eft not in EFFECTS:
             raise InvalidPolicy(f"{where}: effect must be allow or deny")
-        _check_role_ref(sub, vocab, where)
+        check_role_ref(sub, vocab, where)
     elif ptype == "g":
         member, role = values
         if not role.startswith("role:"):
             raise InvalidPolicy(f"{where}: the second value of a 'g' rule must be a role:<name>")
-        _check_role_ref(role, vocab, where)
-        _check_role_ref(member, vocab, where)
+        check_role_ref(role, vocab, where)
+        check_role_ref(member, vocab, where)
     else:
         resource, group = values
         if not group.startswith("group:"):
@@ -104,7 +114,8 @@ def parse_rule(raw: Any, vocab: Vocabulary, where: str = "rule") -> Rule:
     return Rule(ptype, values)
 
 
-def _check_role_ref(subject: str, vocab: Vocabulary, where: str) -> None:
+def check_role_ref(subject: str, vocab: Vocabulary, where: str) -> None:
+    """Refuse ``role:<name>`` when the vocabulary has no such role."""
     if subject.startswith("role:") and subject.removeprefix("role:") not in vocab.roles:
         raise InvalidPolicy(f"{where}: unknown role {subject!r}")
 
@@ -123,17 +134,23 @@ def check_graph(rules: Iterable[Rule]) -> None:
         depth: dict[str, int] = {}
         visiting: set[str] = set()
 
-        def walk(node: str, _edges: dict[str, set[str]] = edges, _kind: str = ptype) -> int:
-            if node in depth:
-                return depth[node]
-            if node in visiting:
+        def walk(
+            node: str,
+            _edges: dict[str, set[str]] = edges,
+            _kind: str = ptype,
+            _depth: dict[str, int] = depth,
+            _visiting: set[str] = visiting,
+        ) -> int:
+            if node in _depth:
+                return _depth[node]
+            if node in _visiting:
                 raise InvalidPolicy(f"the {_kind} graph has a cycle through {node!r}")
-            visiting.add(node)
+            _visiting.add(node)
             best = 0
             for parent in _edges.get(node, ()):
                 best = max(best, 1 + walk(parent))
-            visiting.discard(node)
-            depth[node] = best
+            _visiting.discard(node)
+            _depth[node] = best
             return best
 
         for node in list(edges):
@@ -177,7 +194,9 @@ def load_default(path: Path) -> tuple[Vocabulary, list[Rule]]:
     if not isinstance(doc, dict):
         raise InvalidPolicy(f"{path.name}: expected a mapping")
     vocab = Vocabulary(
-        roles=frozenset(doc.get("roles", {})), actions=frozenset(doc.get("actions", []))
+        roles=frozenset(doc.get("roles", {})),
+        actions=frozenset(doc.get("actions", [])),
+        model_path=path.parent / "model.conf",
     )
     rules: list[Rule] = []
     for section, effect in (("grants", "allow"), ("separate_rights", "allow"), ("denies", "deny")):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+RuleIn = list[Any]
 
 
 class PolicyVersionOut(BaseModel):
@@ -20,13 +22,163 @@ class PolicyVersionOut(BaseModel):
     diff: dict[str, Any]
 
 
+class PolicyView(BaseModel):
+    """The rules grouped by meaning."""
+
+    roles: dict[str, list[str]] = Field(description="role -> its direct members")
+    grants: list[list[str]] = Field(description="[subject, object, action] allowed")
+    denies: list[list[str]] = Field(description="[subject, object, action] denied (wins)")
+    groups: dict[str, list[str]] = Field(description="resource group -> its members")
+
+
 class PolicyOut(PolicyVersionOut):
     rules: list[list[str]]
+    view: PolicyView | None = None
 
 
 class PolicyChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    add: list[list[Any]] = Field(default_factory=list, max_length=10_000)
-    remove: list[list[Any]] = Field(default_factory=list, max_length=10_000)
+    add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
+    remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     reason: str = Field(min_length=1, max_length=2000)
     base_version: int | None = None
+
+
+class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to_version: int = Field(ge=1)
+    reason: str = Field(min_length=1, max_length=2000)
+    base_version: int | None = None
+
+
+class PolicyDiff(BaseModel):
+    from_version: int
+    to_version: int
+    added: list[list[str]]
+    removed: list[list[str]]
+
+
+class PolicyTestCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(min_length=1, max_length=128)
+    object: str = Field(min_length=1, max_length=128)
+    action: str = Field(min_length=1, max_length=32)
+    expected: Literal["allow", "deny"]
+    description: str = Field(default="", max_length=2000)
+
+
+class PolicyTestOut(BaseModel):
+    id: int
+    subject: str
+    object: str
+    action: str
+    expected: str
+    description: str
+    created_at: datetime
+    created_by: str
+
+
+class PolicyTestResult(BaseModel):
+    id: int | None
+    subject: str
+    object: str
+    action: str
+    expected: str
+    actual: str
+    reason: str
+    description: str
+
+
+class PolicyTestRun(BaseModel):
+    policy_version: int
+    total: int
+    passed: int
+    failed: int
+    failing: list[PolicyTestResult]
+
+
+class ImpactRequest(BaseModel):
+    """A change (``add``/``remove``) or a rollback (``to_version``) to try on recent traffic."""
+
+    model_config = ConfigDict(extra="forbid")
+    add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
+    remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
+    to_version: int | None = Field(default=None, ge=1)
+    days: int = Field(default=30, ge=1, le=3660)
+    examples: int = Field(default=5, ge=0, le=100)
+
+
+class AccessExample(BaseModel):
+    object: str
+    action: str
+    requests: int
+    last_seen: str
+
+
+class PrincipalImpact(BaseModel):
+    principal: str
+    requests: int = Field(description="audited requests in the window that would flip")
+    permissions: int = Field(description="distinct (object, action) pairs that would flip")
+    examples: list[AccessExample]
+
+
+class ImpactTotals(BaseModel):
+    principals_gaining: int
+    principals_losing: int
+    requests_gaining: int
+    requests_losing: int
+
+
+class ImpactReportOut(BaseModel):
+    current_version: int
+    days: int
+    since: datetime
+    entries_scanned: int
+    truncated: bool
+    skipped_entries: int
+    distinct_requests: int
+    gained: list[PrincipalImpact]
+    lost: list[PrincipalImpact]
+    totals: ImpactTotals
+    diff: dict[str, list[list[str]]]
+
+
+class ProposalOut(BaseModel):
+    id: int
+    created_at: datetime
+    author: str
+    reason: str
+    kind: str
+    changes: dict[str, Any]
+    base_version: int
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str | None
+    applied_version: int | None
+
+
+class ProposalDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=2000)
+
+
+class ProposalRejection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RoleHoldingOut(BaseModel):
+    member: str
+    member_kind: Literal["principal", "role"]
+    role: str
+    granted_at: datetime
+    granted_in_version: int
+    granted_by: str
+    grant_approved_by: str | None
+    grant_reason: str
+    revoked_at: datetime | None
+    revoked_in_version: int | None
+    revoked_by: str | None
+    revoke_approved_by: str | None
+    revoke_reason: str | None

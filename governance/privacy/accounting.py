@@ -67,7 +67,9 @@ class Mechanism:
                 steps=doc["steps"],
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise AccountingError("mechanism needs noise_multiplier, sample_rate and steps") from exc
+            raise AccountingError(
+                "mechanism needs noise_multiplier, sample_rate and steps"
+            ) from exc
 
 
 def _check_delta(delta: float) -> None:

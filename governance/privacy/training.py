@@ -34,7 +34,11 @@ from opacus.validators.errors import UnsupportedModuleError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from governance.datasets.encoding import PREPROCESSING_PROVENANCE, encode_features, manifest_sections
+from governance.datasets.encoding import (
+    PREPROCESSING_PROVENANCE,
+    encode_features,
+    manifest_sections,
+)
 from governance.datasets.tabular import LoadedDataset
 from governance.privacy.accounting import Mechanism, compose_epsilon, noise_for_epsilon
 from governance.privacy.errors import SecureModeUnavailable, TrainingAborted, TrainingConfigError
@@ -271,7 +275,9 @@ def _steps_spent(engine: PrivacyEngine) -> int:
 @torch.no_grad()
 def _predict(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     module.eval()
-    probs = [torch.softmax(module(x[i : i + EVAL_BATCH]), dim=1) for i in range(0, len(x), EVAL_BATCH)]
+    probs = [
+        torch.softmax(module(x[i : i + EVAL_BATCH]), dim=1) for i in range(0, len(x), EVAL_BATCH)
+    ]
     return torch.cat(probs).cpu()
 
 

@@ -73,3 +73,11 @@ class KeyFileError(VaultConfigError):
 
     title = "Key file error"
     type_slug = "key-file"
+
+
+class KeyDestroyed(VaultError):
+    """The data key was destroyed (erasure): what it sealed is gone for good."""
+
+    status_code = 410
+    title = "Data erased"
+    type_slug = "data-erased"

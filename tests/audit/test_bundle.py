@@ -456,3 +456,19 @@ def test_a_20k_entry_bundle_round_trips(tmp_path: Path) -> None:
         get=tree.get,
     )
     assert root_at(20_000, tree.get) == verify_bundle(bundle, trusted_vkey=VKEY).root
+
+
+def test_the_documented_worked_example_runs_and_matches_warden(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "audit-bundle.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(snippet, "audit-bundle.md", "exec"), {})  # noqa: S102 - our own document
+    assert capsys.readouterr().out == "True\n"
+    tree = MemoryNodeStore()
+    for seq in range(3):
+        decision = "deny" if seq == 1 else "allow"
+        entry = canonical_bytes({"seq": seq, "action": "predict", "decision": decision})
+        assert entry.decode() in doc
+        tree.append(leaf_hash(entry))
+    assert tree.root().hex() in doc and base64.b64encode(tree.root()).decode() in doc

@@ -1,0 +1,43 @@
+# One command per job. `make demo` and `make test` install what they need first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo serve test test-fast lint typecheck bench clean
+
+install: $(STAMP)
+
+# Torch goes in first: where no GPU is present, the CPU build (a file on this machine's disk for
+# torch 2.13.0) keeps the install fast; a bare `torch` requirement would pull a 5 GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install -q 'torch>=2.3,<2.15'; \
+	else $(PIP) install -q torch==2.13.0 || $(PIP) install -q 'torch>=2.3,<2.15' --index-url https://download.pytorch.org/whl/cpu; fi
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/warden demo
+
+serve: install
+	$(VENV)/bin/warden serve
+
+test: install
+	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow and not reliability"
+
+lint: install
+	$(VENV)/bin/ruff check governance inference tests bench
+	$(VENV)/bin/ruff format --check governance inference
+
+typecheck: install
+	$(VENV)/bin/mypy governance inference
+
+bench: install
+	$(PY) bench/run
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,52 @@
+"""The baseline for bench/predict: the same model behind a bare FastAPI endpoint.
+
+Same inference core (manifest validation, encoding, micro-batcher, forward pass), same uvicorn
+setup, no governance: no authentication, policy, encryption or audit.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import torch
+import uvicorn
+from fastapi import FastAPI
+
+from inference.batcher import MicroBatcher
+from inference.model import LoadedModel
+
+
+def build(artifact: str) -> FastAPI:
+    model = LoadedModel.load(artifact, torch.device("cpu"))
+    batcher = MicroBatcher(model.forward_probabilities, max_batch_rows=256, max_wait_ms=2.0)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        batcher.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/predict")
+    async def predict(body: dict[str, Any]) -> dict[str, Any]:
+        rows = [body["record"]]
+        x = model.encode(rows)
+        probs = await batcher.submit(x)
+        preds = model.decide(rows, x, probs)
+        return {"predictions": [{"label": p.label, "probabilities": p.probabilities}
+                                for p in preds]}
+
+    return app
+
+
+if __name__ == "__main__":
+    uvicorn.run(build(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
+                access_log=False)

@@ -1,0 +1,184 @@
+"""``warden audit verify | export | verify-bundle | checkpoint | public-key``.
+
+Each command exits 0 on success and 1 with a one-line message on any failure: a log or bundle
+that does not verify prints where it stops verifying (the first bad seq or checkpoint).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from governance.audit import log as audit_log
+from governance.audit.bundle import verify_bundle
+from governance.audit.checkpoints import Checkpointer
+from governance.audit.errors import AuditVerificationError
+from governance.audit.export import export_bundle, seq_range
+from governance.audit.repository import latest_checkpoint, snapshot_session
+from governance.audit.signing import load_signing_key, public_vkey
+from governance.audit.verify import verify_log
+from governance.cli.common import err_console, errors_as_exit, settings, transaction
+from governance.config import Settings
+from governance.context import cli_context
+from governance.errors import BadRequest
+
+app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+
+def _local_vkey(cfg: Settings) -> str:
+    return public_vkey(cfg.log_origin, load_signing_key(cfg.resolved_signing_key_file))
+
+
+def _fail_verification(exc: AuditVerificationError, what: str) -> typer.Exit:
+    where = []
+    if exc.first_bad_seq is not None:
+        where.append(f"first bad seq {exc.first_bad_seq}")
+    if exc.checkpoint_size is not None:
+        where.append(f"bad checkpoint at tree size {exc.checkpoint_size}")
+    suffix = f" ({', '.join(where)})" if where else ""
+    typer.echo(f"{what} FAILED: {exc.message}{suffix}", err=True)
+    return typer.Exit(1)
+
+
+def _parse_end(text: str | None, what: str) -> tuple[int | None, datetime | None]:
+    """A range end is a seq (digits) or an ISO 8601 time (UTC when it has no offset)."""
+    if text is None:
+        return None, None
+    if text.isdigit():
+        return int(text), None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"--{what} must be a seq number or an ISO 8601 time") from None
+    return None, when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+@app.command("verify")
+def verify(
+    vkey: str = typer.Option(
+        None, help="Trusted verifier key (default: derived from the local signing key)."
+    ),
+) -> None:
+    """Verify the whole live log: every leaf, stored node and checkpoint signature."""
+    cfg = settings()
+    with errors_as_exit():
+        key = vkey or _local_vkey(cfg)
+        with snapshot_session(cfg.resolved_database_url) as session:
+            size = audit_log.tree_size(session)
+            with Progress(
+                "verifying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=err_console, transient=True,
+            ) as bar:  # fmt: skip
+                task = bar.add_task("verify", total=size)
+                try:
+                    report = verify_log(
+                        session, key, progress=lambda done: bar.update(task, completed=done)
+                    )
+                except AuditVerificationError as exc:
+                    raise _fail_verification(exc, "verification") from None
+    typer.echo(
+        f"OK: {report.entries_checked} entries, {report.checkpoints_checked} checkpoints "
+        f"(latest at {report.latest_checkpoint}), root {report.root.hex()}, "
+        f"{report.entries_per_second:,.0f} entries/s"
+    )
+
+
+@app.command("export")
+def export(
+    out: Path = typer.Argument(..., help="Bundle directory to create (must not exist)."),
+    from_: str = typer.Option(
+        None, "--from", help="First entry: a seq number, or an ISO 8601 time (default: 0)."
+    ),
+    to: str = typer.Option(
+        None,
+        "--to",
+        help="Last entry, inclusive: a seq number, or an ISO 8601 time (default: the last "
+        "entry). A checkpoint is signed first when none covers it yet.",
+    ),
+) -> None:
+    """Export entries as a bundle anyone can verify offline (docs/audit-bundle.md).
+
+    Times select by entry time: --from T starts at the first entry at or after T, --to T
+    ends at the last entry at or before T; a time without an offset is UTC.
+    """
+    cfg = settings()
+    with errors_as_exit():
+        from_seq, since = _parse_end(from_, "from")
+        to_seq, until = _parse_end(to, "to")
+        key = load_signing_key(cfg.resolved_signing_key_file)
+        vkey = public_vkey(cfg.log_origin, key)
+        with transaction(cfg) as session:
+            if to_seq is None and until is None:
+                to_seq = audit_log.tree_size(session) - 1
+            first, final = seq_range(
+                session, from_seq=from_seq, to_seq=to_seq, since=since, until=until
+            )
+            head = latest_checkpoint(session)
+            if head is None or head.tree_size <= final:
+                # Every export ends at a signed head: sign one now if the range outruns it.
+                Checkpointer(
+                    cfg.log_origin,
+                    key,
+                    every_entries=cfg.checkpoint_every_entries,
+                    every_seconds=cfg.checkpoint_every_seconds,
+                ).checkpoint(session, force=True)
+        with snapshot_session(cfg.resolved_database_url) as session:
+            bundle = export_bundle(session, from_seq=first, to_seq=final, out_dir=out, vkey=vkey)
+        with transaction(cfg) as session:
+            ctx = cli_context()
+            audit_log.append(
+                session,
+                [
+                    ctx.event(
+                        "audit.export",
+                        "export",
+                        resource={"from_seq": first, "to_seq": final},
+                        details={"via": "cli"},
+                    )
+                ],
+            )
+    typer.echo(f"exported entries {first}..{final} to {bundle}")
+
+
+@app.command("verify-bundle")
+def verify_bundle_cmd(
+    bundle: Path = typer.Argument(..., help="The bundle directory."),
+    vkey: str = typer.Option(
+        None, help="The operator's published verifier key (default: trust the bundle's own)."
+    ),
+) -> None:
+    """Verify an export bundle using nothing but the bundle (and optionally a trusted key)."""
+    try:
+        report = verify_bundle(bundle, trusted_vkey=vkey)
+    except AuditVerificationError as exc:
+        raise _fail_verification(exc, "bundle verification") from None
+    typer.echo(
+        f"OK: entries {report.from_seq}..{report.to_seq} are in {report.origin} at tree size "
+        f"{report.tree_size} (root {report.root.hex()}), checkpoints "
+        f"{', '.join(map(str, report.checkpoint_sizes))}, key {report.vkey}"
+    )
+    if vkey is None:
+        typer.echo("note: compare the key above with the one the operator publishes")
+
+
+@app.command("checkpoint")
+def checkpoint() -> None:
+    """Sign a checkpoint of the current tree now."""
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        row = Checkpointer.from_settings(cfg).checkpoint(session, force=True)
+        if row is None:
+            typer.echo("the log is empty: nothing to sign")
+            return
+        size, root = row.tree_size, row.root_hash.hex()
+    typer.echo(f"signed checkpoint at tree size {size}, root {root}")
+
+
+@app.command("public-key")
+def public_key() -> None:
+    """Print the log's verifier key (C2SP vkey), to publish for auditors."""
+    with errors_as_exit():
+        typer.echo(_local_vkey(settings()))

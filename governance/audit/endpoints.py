@@ -1,0 +1,229 @@
+"""Routes of the auditor API under ``/v1/audit``: browse, prove, verify, export.
+
+Reading needs ``api:audit read``; verifying the whole log ``verify``; exporting ``export``.
+Every call is itself audited by the middleware (an ``api.call`` entry), exports also as
+``audit.export``.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.problems import responses
+from governance.audit.errors import AuditVerificationError, InvalidProofRequest
+from governance.audit.export import export_bundle, seq_range
+from governance.audit.repository import EntryFilter, snapshot_session
+from governance.audit.schemas import (
+    AuditEntryOut,
+    CheckpointOut,
+    ConsistencyOut,
+    EntryPage,
+    EntryProofOut,
+    ExportRequest,
+    InclusionOut,
+    PublicKeyOut,
+    VerifyOut,
+)
+from governance.audit.service import MAX_PAGE, audit
+from governance.audit.signing import public_vkey
+from governance.audit.verify import verify_log
+from governance.errors import ServiceUnavailable
+from governance.runtime import Runtime
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+CanReadAudit = Annotated[Caller, Depends(Authorize("api:audit", "read"))]
+CanVerifyAudit = Annotated[Caller, Depends(Authorize("api:audit", "verify"))]
+CanExportAudit = Annotated[Caller, Depends(Authorize("api:audit", "export"))]
+
+# An API export is built in memory; larger ranges go through `warden audit export`.
+MAX_API_EXPORT = 100_000
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # A time without an offset is read as UTC, the zone every entry is recorded in.
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _vkey(runtime: Runtime) -> tuple[str, str]:
+    checkpointer = runtime.checkpointer
+    if checkpointer is None:
+        raise ServiceUnavailable("the audit signing key is not loaded")
+    return checkpointer.origin, public_vkey(checkpointer.origin, checkpointer.key)
+
+
+@router.get("/entries", responses=responses(422))
+def list_entries(
+    runtime: RuntimeDep,
+    caller: CanReadAudit,
+    since: Annotated[datetime | None, Query(description="inclusive; UTC if no offset")] = None,
+    until: Annotated[datetime | None, Query(description="exclusive; UTC if no offset")] = None,
+    actor: str | None = None,
+    resource: Annotated[str | None, Query(description="substring of `k=v,k=v`")] = None,
+    decision: str | None = None,
+    event_type: str | None = None,
+    request_id: str | None = None,
+    after: Annotated[int | None, Query(ge=-1, description="previous page's next_after")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> EntryPage:
+    """List entries oldest first, filtered, with keyset pagination on seq."""
+    flt = EntryFilter(
+        since=_utc(since),
+        until=_utc(until),
+        actor=actor,
+        resource=resource,
+        decision=decision,
+        event_type=event_type,
+        request_id=request_id,
+    )
+    with transaction(runtime) as session:
+        page = audit.list_entries(session, flt, after=after, limit=limit)
+        return EntryPage(
+            entries=[AuditEntryOut.of(row) for row in page.entries], next_after=page.next_after
+        )
+
+
+@router.get("/entries/{seq}", responses=responses(404))
+def get_entry(seq: int, runtime: RuntimeDep, caller: CanReadAudit) -> EntryProofOut:
+    """One entry, its canonical bytes and its inclusion proof against the latest checkpoint."""
+    with transaction(runtime) as session:
+        found = audit.entry(session, seq)
+        inclusion = None
+        if found.checkpoint is not None and found.proof is not None:
+            inclusion = InclusionOut(
+                tree_size=found.checkpoint.tree_size,
+                proof=[node.hex() for node in found.proof],
+                checkpoint=CheckpointOut.of(found.checkpoint),
+            )
+        return EntryProofOut(
+            entry=AuditEntryOut.of(found.entry),
+            canonical=found.entry.canonical,
+            leaf_hash=found.entry.leaf_hash.hex(),
+            inclusion=inclusion,
+        )
+
+
+@router.get("/checkpoints/latest", responses=responses(404))
+def latest_checkpoint(runtime: RuntimeDep, caller: CanReadAudit) -> CheckpointOut:
+    """The most recent signed checkpoint (C2SP signed note)."""
+    with transaction(runtime) as session:
+        return CheckpointOut.of(audit.latest_checkpoint(session))
+
+
+@router.get("/checkpoints", responses=responses(422))
+def list_checkpoints(
+    runtime: RuntimeDep,
+    caller: CanReadAudit,
+    after: Annotated[
+        int | None, Query(ge=0, description="tree size of the previous page's last")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> list[CheckpointOut]:
+    """Signed checkpoints, smallest tree first."""
+    with transaction(runtime) as session:
+        return [
+            CheckpointOut.of(row) for row in audit.checkpoints(session, after=after, limit=limit)
+        ]
+
+
+@router.get("/consistency", responses=responses(404, 422))
+def consistency(
+    runtime: RuntimeDep,
+    caller: CanReadAudit,
+    first: Annotated[int, Query(ge=0, description="older checkpoint's tree size")],
+    second: Annotated[int | None, Query(ge=0, description="newer one (default: latest)")] = None,
+) -> ConsistencyOut:
+    """The consistency proof between two signed checkpoints."""
+    with transaction(runtime) as session:
+        found = audit.consistency(session, first=first, second=second)
+        return ConsistencyOut(
+            size1=found.older.tree_size,
+            size2=found.newer.tree_size,
+            root1=found.older.root_hash.hex(),
+            root2=found.newer.root_hash.hex(),
+            proof=[node.hex() for node in found.proof],
+            checkpoint1=CheckpointOut.of(found.older),
+            checkpoint2=CheckpointOut.of(found.newer),
+        )
+
+
+@router.get("/public-key", responses=responses(503))
+def public_key(runtime: RuntimeDep, caller: CanReadAudit) -> PublicKeyOut:
+    """The log's verifier key: what auditors check checkpoints and bundles against."""
+    origin, vkey = _vkey(runtime)
+    return PublicKeyOut(origin=origin, vkey=vkey)
+
+
+@router.post("/verify", responses=responses(503))
+def verify(runtime: RuntimeDep, caller: CanVerifyAudit) -> VerifyOut:
+    """Verify the whole live log: every leaf, node and checkpoint signature."""
+    _, vkey = _vkey(runtime)
+    with snapshot_session(runtime.settings.resolved_database_url) as session:
+        try:
+            return VerifyOut.of(verify_log(session, vkey))
+        except AuditVerificationError as exc:
+            return VerifyOut(
+                ok=False,
+                error=exc.message,
+                first_bad_seq=exc.first_bad_seq,
+                checkpoint_size=exc.checkpoint_size,
+            )
+
+
+@router.post(
+    "/export",
+    responses={
+        **responses(404, 409, 422),
+        200: {"content": {"application/zip": {}}, "description": "the bundle as a zip"},
+    },
+    response_class=Response,
+)
+def export(body: ExportRequest, runtime: RuntimeDep, caller: CanExportAudit) -> Response:
+    """Export a range as a zip of the offline-verifiable bundle (docs/audit-bundle.md)."""
+    _, vkey = _vkey(runtime)
+    url = runtime.settings.resolved_database_url
+    with snapshot_session(url) as session, tempfile.TemporaryDirectory() as tmp:
+        first, last = seq_range(
+            session,
+            from_seq=body.from_seq,
+            to_seq=body.to_seq,
+            since=_utc(body.since),
+            until=_utc(body.until),
+        )
+        if last - first + 1 > MAX_API_EXPORT:
+            raise InvalidProofRequest(
+                f"at most {MAX_API_EXPORT} entries per API export; use `warden audit export`"
+            )
+        bundle = export_bundle(
+            session, from_seq=first, to_seq=last, out_dir=Path(tmp) / "bundle", vkey=vkey
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(bundle.rglob("*")):
+                if path.is_file():
+                    archive.write(path, f"audit-bundle/{path.relative_to(bundle).as_posix()}")
+    event = caller.ctx.event(
+        "audit.export",
+        "export",
+        resource={"from_seq": first, "to_seq": last},
+        details={"via": "api"},
+    )
+    # The export is answered only once its own entry is durable (fail closed).
+    runtime.audit.append_sync([event])
+    name = f"audit-bundle-{first}-{last}.zip"
+    return Response(
+        buffer.getvalue(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,165 @@
+"""Exporting a range of the live log as an offline-verifiable bundle (docs/audit-bundle.md).
+
+The bundle holds the entries with the exact canonical bytes that were hashed, each with its
+inclusion proof against the newest checkpoint, the earliest checkpoint that covers the whole
+range (evidence that the entries were signed soon after they were written), the newest
+checkpoint, the consistency proof between them, the public key and a README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from governance.audit import merkle, repository
+from governance.audit.bundle import write_bundle
+from governance.audit.checkpoints import fetch_nodes
+from governance.audit.errors import AuditNotFound, InvalidProofRequest, NotYetCheckpointed
+from governance.audit.log import tree_size
+from governance.audit.note import parse_vkey
+
+__all__ = ["export_bundle", "seq_range"]
+
+
+class _PrefetchedNodes:
+    """A node getter that reads the nodes one chunk of entries needs in a single query per
+    level, so an export costs O(entries / chunk * log n) queries instead of one per node."""
+
+    def __init__(self, session: Session, tree: int, extra: list[merkle.NodeKey]) -> None:
+        self._session = session
+        self._tree = tree
+        self._nodes = fetch_nodes(session, list(dict.fromkeys(extra)))
+        self._fixed = dict(self._nodes)
+
+    def prefetch(self, seqs: list[int]) -> None:
+        keys: list[merkle.NodeKey] = []
+        for seq in seqs:
+            keys.extend(merkle.inclusion_proof_keys(seq, self._tree))
+        self._nodes = dict(self._fixed)
+        missing = [k for k in dict.fromkeys(keys) if k not in self._nodes]
+        self._nodes.update(fetch_nodes(self._session, missing))
+
+    def get(self, level: int, index: int) -> bytes:
+        node = self._nodes.get((level, index))
+        if node is None:
+            node = fetch_nodes(self._session, [(level, index)]).get((level, index))
+            if node is None:
+                return merkle.getter_from_mapping({})(level, index)  # raises MissingNodeError
+        return node
+
+
+def _entries(
+    session: Session, store: _PrefetchedNodes, from_seq: int, to_seq: int, chunk: int
+) -> Iterator[tuple[int, bytes]]:
+    start = from_seq
+    while start <= to_seq:
+        end = min(to_seq, start + chunk - 1)
+        batch = list(repository.stream_canonical(session, start, end, chunk=chunk))
+        # write_bundle builds each entry's proof right after taking it from this iterator.
+        store.prefetch([seq for seq, _ in batch])
+        yield from batch
+        if len(batch) < end - start + 1:
+            return
+        start = end + 1
+
+
+def seq_range(
+    session: Session,
+    *,
+    from_seq: int | None = None,
+    to_seq: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[int, int]:
+    """Resolve an export range given as seqs or times (inclusive at both ends).
+
+    Args:
+        session: the session.
+        from_seq: the first seq; or ``since``: the first entry at or after that time.
+        to_seq: the last seq; or ``until``: the last entry at or before that time. Neither:
+            the last entry covered by the newest checkpoint.
+
+    Returns:
+        ``(from_seq, to_seq)``.
+
+    Raises:
+        InvalidProofRequest: both a seq and a time for one end, or an empty range.
+        AuditNotFound: no entry in the time range.
+    """
+    if (from_seq is not None and since is not None) or (to_seq is not None and until is not None):
+        raise InvalidProofRequest("give each end of the range as a seq or a time, not both")
+    if since is not None:
+        from_seq = repository.seq_at_or_after(session, since)
+        if from_seq is None:
+            raise AuditNotFound("no audit entry at or after the start time")
+    if until is not None:
+        to_seq = repository.seq_at_or_before(session, until)
+        if to_seq is None:
+            raise AuditNotFound("no audit entry at or before the end time")
+    if to_seq is None:
+        latest = repository.latest_checkpoint(session)
+        if latest is None:
+            raise NotYetCheckpointed("no checkpoint has been signed yet")
+        to_seq = latest.tree_size - 1
+    first = 0 if from_seq is None else from_seq
+    if first < 0 or to_seq < first:
+        raise InvalidProofRequest("the export range is empty")
+    return first, to_seq
+
+
+def export_bundle(
+    session: Session,
+    *,
+    from_seq: int,
+    to_seq: int,
+    out_dir: str | os.PathLike[str],
+    vkey: str,
+    chunk: int = 1000,
+) -> Path:
+    """Write the bundle of entries ``from_seq..to_seq`` (inclusive) to ``out_dir``.
+
+    Args:
+        session: a session on the log's database (a read transaction).
+        from_seq: the first entry.
+        to_seq: the last entry; a checkpoint must already cover it.
+        out_dir: the bundle directory to create; it must not exist.
+        vkey: the log's verifier key (its name is the log's origin).
+        chunk: entries read (and proof nodes fetched) per batch.
+
+    Returns:
+        The bundle directory.
+
+    Raises:
+        InvalidProofRequest: an empty or negative range.
+        AuditNotFound: ``to_seq`` beyond the log.
+        NotYetCheckpointed: no checkpoint covers ``to_seq`` yet (sign one first).
+        AuditError: the stored tree does not reproduce a signed root, or ``out_dir`` exists.
+    """
+    if from_seq < 0 or to_seq < from_seq:
+        raise InvalidProofRequest("the export range is empty")
+    if to_seq >= tree_size(session):
+        raise AuditNotFound(f"no audit entry {to_seq}")
+    covering = repository.first_checkpoint_covering(session, to_seq)
+    latest = repository.latest_checkpoint(session)
+    if covering is None or latest is None:
+        raise NotYetCheckpointed(
+            f"entry {to_seq} is not covered by a signed checkpoint yet; sign one first"
+        )
+    heads = {covering.tree_size: covering, latest.tree_size: latest}
+    keys = [
+        *merkle.consistency_proof_keys(covering.tree_size, latest.tree_size),
+        *(key for size in heads for key in merkle.root_keys(size)),
+    ]
+    store = _PrefetchedNodes(session, latest.tree_size, keys)
+    return write_bundle(
+        out_dir,
+        origin=parse_vkey(vkey).name,
+        vkey=vkey,
+        entries=_entries(session, store, from_seq, to_seq, chunk),
+        checkpoints=[row.note for row in heads.values()],
+        get=store.get,
+    )

@@ -1,0 +1,293 @@
+"""Verifying the live log: every entry, every stored node and every signed checkpoint.
+
+One pass in seq order, O(n) time and O(log n + chunk) memory:
+
+- each entry's canonical bytes are parsed, its ``seq`` field and its indexed columns (time,
+  event type, action, actor, resource, decision, outcome, request id) are compared with the
+  document, and its leaf hash is recomputed and compared with the stored one;
+- the tree is rebuilt from those recomputed leaves with a stack of perfect subtrees (the compact
+  range), and every node it completes is compared with the stored node;
+- when the rebuilt tree reaches a checkpoint's size, the checkpoint's signature is verified
+  and its signed root compared with the rebuilt root and with the stored root column;
+- sequence numbers must run 0..head-1 without a gap, and no node may lie outside the tree.
+
+The first problem in seq order is raised, naming the seq (or the checkpoint) where the log
+stops verifying. Someone who rewrites history consistently (entry, leaf, nodes and root column
+all recomputed) still cannot forge a checkpoint signature: the first checkpoint covering the
+rewrite fails, and the range between the last good checkpoint and it holds the rewrite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governance.audit import repository
+from governance.audit.errors import AuditVerificationError
+from governance.audit.log import index_columns, resource_label, tree_size
+from governance.audit.models import AuditCheckpoint, AuditEntry, AuditNode
+from governance.audit.note import VerifierKey, parse_vkey, verify_note
+
+__all__ = ["LogReport", "verify_log"]
+
+_sha256 = hashlib.sha256
+
+
+@dataclass(frozen=True, slots=True)
+class LogReport:
+    """What a verified log proves: entries ``0..tree_size-1`` form the tree whose signed
+    checkpoints all verify under the key, the largest being ``latest_checkpoint``."""
+
+    tree_size: int
+    entries_checked: int
+    checkpoints_checked: int
+    latest_checkpoint: int | None
+    root: bytes
+    seconds: float
+
+    @property
+    def entries_per_second(self) -> float:
+        return self.entries_checked / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _time_text(value: datetime) -> str:
+    # Same text as AuditEvent.to_entry writes; the column is UTC at millisecond precision.
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _fold(stack: list[tuple[int, bytes]]) -> bytes:
+    if not stack:
+        return _sha256(b"").digest()
+    root = stack[-1][1]
+    for _, node in reversed(stack[:-1]):
+        root = _sha256(b"\x01" + node + root).digest()
+    return root
+
+
+class _Checkpoints:
+    """Checkpoints in size order, fetched a page at a time."""
+
+    def __init__(self, session: Session, page: int = 1000) -> None:
+        self._session = session
+        self._page = page
+
+    def __iter__(self) -> Iterator[AuditCheckpoint]:
+        after: int | None = None
+        while True:
+            rows = repository.list_checkpoints(self._session, after=after, limit=self._page)
+            yield from rows
+            if len(rows) < self._page:
+                return
+            after = rows[-1].tree_size
+
+
+def _stored_nodes(session: Session, first: int, last: int) -> dict[tuple[int, int], bytes]:
+    """Stored nodes completed by appending leaves ``first..last``: node (k, j) is completed by
+    leaf ``(j + 1) * 2**k - 1``, so level k holds the j with that leaf inside the range."""
+    found: dict[tuple[int, int], bytes] = {}
+    level = 0
+    while (1 << level) <= last + 1:
+        lo = -(-(first + 1) // (1 << level)) - 1  # ceil((first + 1) / 2**k) - 1
+        hi = (last + 1) // (1 << level) - 1
+        if lo <= hi:
+            rows = session.execute(
+                select(AuditNode.idx, AuditNode.hash).where(
+                    AuditNode.level == level, AuditNode.idx >= lo, AuditNode.idx <= hi
+                )
+            )
+            found.update({(level, idx): node for idx, node in rows})
+        level += 1
+    return found
+
+
+def _check_document(
+    seq: int,
+    canonical: str,
+    columns: tuple[datetime, str, str, str | None, str | None, str, int | None, str | None],
+) -> None:
+    try:
+        doc = json.loads(canonical)
+    except ValueError:
+        raise AuditVerificationError(f"entry {seq} is not JSON", first_bad_seq=seq) from None
+    if type(doc) is not dict or doc.get("seq") != seq or type(doc.get("seq")) is not int:
+        raise AuditVerificationError(
+            f"entry {seq}: its own seq field does not match (moved or reordered)",
+            first_bad_seq=seq,
+        )
+    when, event_type, action, actor, resource, decision, outcome, request_id = columns
+    try:
+        actor_doc = doc["actor"]
+        expected = (
+            *index_columns(doc["event_type"], doc["action"], actor_doc["name"], doc["decision"]),
+            resource_label(doc["resource"]),
+            doc["outcome"],
+            doc["request_id"],
+            doc["time"],
+        )
+    except (KeyError, TypeError):
+        raise AuditVerificationError(
+            f"entry {seq} lacks a required field", first_bad_seq=seq
+        ) from None
+    stored = (event_type, action, actor, decision, resource, outcome, request_id, _time_text(when))
+    if expected != stored:
+        names = ("event_type", "action", "actor", "decision", "resource", "outcome",
+                 "request_id", "time")  # fmt: skip
+        column = next(n for n, a, b in zip(names, expected, stored, strict=True) if a != b)
+        raise AuditVerificationError(
+            f"entry {seq}: indexed column {column!r} differs from the signed entry",
+            first_bad_seq=seq,
+        )
+
+
+def verify_log(
+    session: Session,
+    key: str | VerifierKey,
+    *,
+    chunk: int = 4096,
+    progress: Callable[[int], None] | None = None,
+) -> LogReport:
+    """Verify the whole stored log against the log's public key.
+
+    Args:
+        session: a session on the log's database (read only; a long read transaction).
+        key: the log's verifier key (``warden audit public-key``); its name is the origin
+            every checkpoint must carry.
+        chunk: entries per read batch (memory is O(chunk + log n)).
+        progress: called with the number of entries checked so far, once per chunk.
+
+    Returns:
+        The report.
+
+    Raises:
+        AuditVerificationError: the first problem in seq order, with ``first_bad_seq`` when an
+            entry, a stored node or the sequence is to blame and ``checkpoint_size`` when a
+            checkpoint is.
+    """
+    started = time.perf_counter()
+    vkey = parse_vkey(key) if isinstance(key, str) else key
+    head = tree_size(session)
+    stack: list[tuple[int, bytes]] = []
+    checkpoints = iter(_Checkpoints(session))
+    pending = next(checkpoints, None)
+    last_good: int | None = None
+    checked_checkpoints = 0
+
+    def check_checkpoint(size: int) -> None:
+        nonlocal pending, last_good, checked_checkpoints
+        while pending is not None and pending.tree_size == size:
+            row = pending
+            where = f"checkpoint {row.tree_size}"
+            extra = {"last_good_checkpoint": last_good}
+            try:
+                signed = verify_note(row.note, vkey, origin=vkey.name)
+            except AuditVerificationError as exc:
+                raise AuditVerificationError(
+                    f"{where}: {exc.message}", checkpoint_size=row.tree_size, extra=extra
+                ) from None
+            if signed.size != row.tree_size or signed.root != row.root_hash:
+                raise AuditVerificationError(
+                    f"{where}: stored size or root differs from the signed note",
+                    checkpoint_size=row.tree_size,
+                    extra=extra,
+                )
+            if signed.root != _fold(stack):
+                raise AuditVerificationError(
+                    f"{where}: the entries do not hash to the signed root (history was "
+                    "rewritten after this checkpoint's predecessor)",
+                    checkpoint_size=row.tree_size,
+                    extra=extra,
+                )
+            last_good = row.tree_size
+            checked_checkpoints += 1
+            pending = next(checkpoints, None)
+
+    if pending is not None and pending.tree_size == 0:
+        check_checkpoint(0)
+    expected = 0
+    stored: dict[tuple[int, int], bytes] = {}
+    rows = session.execute(
+        select(
+            AuditEntry.seq,
+            AuditEntry.canonical,
+            AuditEntry.leaf_hash,
+            AuditEntry.time,
+            AuditEntry.event_type,
+            AuditEntry.action,
+            AuditEntry.actor,
+            AuditEntry.resource,
+            AuditEntry.decision,
+            AuditEntry.outcome,
+            AuditEntry.request_id,
+        )
+        .order_by(AuditEntry.seq)
+        .execution_options(yield_per=chunk)
+    )
+    for seq, canonical, stored_leaf, *columns in rows:
+        if seq != expected:
+            raise AuditVerificationError(
+                f"entry {expected} is missing (next stored entry is {seq})", first_bad_seq=expected
+            )
+        if seq >= head:
+            raise AuditVerificationError(
+                f"entry {seq} lies beyond the log head ({head} entries)", first_bad_seq=seq
+            )
+        if seq % chunk == 0:
+            if progress is not None and seq:
+                progress(seq)
+            stored = _stored_nodes(session, seq, min(seq + chunk, head) - 1)
+        _check_document(seq, canonical, tuple(columns))
+        leaf = _sha256(b"\x00" + canonical.encode("utf-8")).digest()
+        if leaf != stored_leaf:
+            raise AuditVerificationError(
+                f"entry {seq}: stored leaf hash differs from the entry's hash", first_bad_seq=seq
+            )
+        if stored.get((0, seq)) != leaf:
+            raise AuditVerificationError(
+                f"entry {seq}: stored tree leaf (0, {seq}) differs", first_bad_seq=seq
+            )
+        level, index, node = 0, seq, leaf
+        while stack and stack[-1][0] == level:
+            node = _sha256(b"\x01" + stack.pop()[1] + node).digest()
+            level += 1
+            index >>= 1
+            if stored.get((level, index)) != node:
+                raise AuditVerificationError(
+                    f"entry {seq}: stored tree node ({level}, {index}) differs", first_bad_seq=seq
+                )
+        stack.append((level, node))
+        expected = seq + 1
+        check_checkpoint(expected)
+    if expected < head:
+        raise AuditVerificationError(
+            f"entry {expected} is missing (the log head says {head} entries)",
+            first_bad_seq=expected,
+        )
+    if pending is not None:
+        raise AuditVerificationError(
+            f"checkpoint {pending.tree_size} lies beyond the log head ({head} entries)",
+            checkpoint_size=pending.tree_size,
+            extra={"last_good_checkpoint": last_good},
+        )
+    # Every aligned perfect subtree inside the tree was compared above; any other row is junk.
+    wanted = sum(head >> level for level in range(head.bit_length()))
+    if repository.count_nodes(session) != wanted:
+        raise AuditVerificationError(
+            "the node store holds nodes outside the tree", extra={"expected_nodes": wanted}
+        )
+    if progress is not None:
+        progress(expected)
+    return LogReport(
+        tree_size=head,
+        entries_checked=expected,
+        checkpoints_checked=checked_checkpoints,
+        latest_checkpoint=last_good,
+        root=_fold(stack),
+        seconds=time.perf_counter() - started,
+    )

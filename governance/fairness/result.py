@@ -1,0 +1,251 @@
+"""The audit result: a frozen dataclass tree whose ``to_dict()`` is plain JSON.
+
+The database stores ``FairnessResult.to_dict()`` and reports render it, so every float is a
+Python float, NaN becomes None, and group labels are strings. ``schema_version`` changes when a
+field is renamed or removed; adding one does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+INTERSECTION_SEPARATOR: Final[str] = "&"
+SCHEMA_VERSION: Final[int] = 1
+
+Engine = Literal["metricframe", "fastpath"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval; a bound is None where every replicate was undefined."""
+
+    low: float | None
+    high: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"low": _json_float(self.low), "high": _json_float(self.high)}
+
+
+@dataclass(frozen=True)
+class GroupMetrics:
+    """One group's metrics. ``group`` holds its value for each of the audit's features."""
+
+    group: tuple[str, ...]
+    count: int
+    reliable: bool
+    selection_rate: float
+    accuracy: float
+    true_positive_rate: float
+    false_positive_rate: float
+    selection_rate_ci: Interval | None = None
+    true_positive_rate_ci: Interval | None = None
+    false_positive_rate_ci: Interval | None = None
+
+    def to_dict(self, features: Sequence[str]) -> dict[str, Any]:
+        return {
+            "group": dict(zip(features, self.group, strict=True)),
+            "label": INTERSECTION_SEPARATOR.join(self.group),
+            "count": self.count,
+            "reliable": self.reliable,
+            "selection_rate": _json_float(self.selection_rate),
+            "accuracy": _json_float(self.accuracy),
+            "true_positive_rate": _json_float(self.true_positive_rate),
+            "false_positive_rate": _json_float(self.false_positive_rate),
+            "selection_rate_ci": _json_interval(self.selection_rate_ci),
+            "true_positive_rate_ci": _json_interval(self.true_positive_rate_ci),
+            "false_positive_rate_ci": _json_interval(self.false_positive_rate_ci),
+        }
+
+
+@dataclass(frozen=True)
+class ExcludedGroup:
+    """A group left out of the disparity measures, and why."""
+
+    group: tuple[str, ...]
+    count: int
+    reason: str
+
+    def to_dict(self, features: Sequence[str]) -> dict[str, Any]:
+        return {
+            "group": dict(zip(features, self.group, strict=True)),
+            "label": INTERSECTION_SEPARATOR.join(self.group),
+            "count": self.count,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Disparity:
+    """One disparity measure over an audit's reliable groups.
+
+    ``value`` is None when it cannot be computed (fewer than two reliable groups, with the
+    reason in ``note``) and NaN where Fairlearn's definition gives NaN (a ratio of 0/0).
+    """
+
+    measure: str
+    value: float | None
+    ci: Interval | None
+    groups_used: int
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measure": self.measure,
+            "value": _json_float(self.value),
+            "ci": _json_interval(self.ci),
+            "groups_used": self.groups_used,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class FeatureAudit:
+    """The audit of one sensitive feature, or of the intersection of all of them."""
+
+    name: str
+    features: tuple[str, ...]
+    groups: tuple[GroupMetrics, ...]
+    excluded: tuple[ExcludedGroup, ...]
+    disparities: tuple[Disparity, ...]
+
+    @property
+    def is_intersection(self) -> bool:
+        return len(self.features) > 1
+
+    def disparity(self, measure: str) -> Disparity:
+        """Return the named disparity measure.
+
+        Raises:
+            KeyError: no such measure.
+        """
+        for item in self.disparities:
+            if item.measure == measure:
+                return item
+        raise KeyError(measure)
+
+    def group(self, *values: str) -> GroupMetrics:
+        """Return the group with these feature values (one per feature, in order).
+
+        Raises:
+            KeyError: no such group in the data.
+        """
+        for item in self.groups:
+            if item.group == values:
+                return item
+        raise KeyError(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "features": list(self.features),
+            "is_intersection": self.is_intersection,
+            "groups": [g.to_dict(self.features) for g in self.groups],
+            "excluded": [g.to_dict(self.features) for g in self.excluded],
+            "disparities": {d.measure: d.to_dict() for d in self.disparities},
+        }
+
+
+@dataclass(frozen=True)
+class OverallMetrics:
+    """Metrics over all rows, for context next to the per-group numbers."""
+
+    count: int
+    selection_rate: float
+    accuracy: float
+    true_positive_rate: float
+    false_positive_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "selection_rate": _json_float(self.selection_rate),
+            "accuracy": _json_float(self.accuracy),
+            "true_positive_rate": _json_float(self.true_positive_rate),
+            "false_positive_rate": _json_float(self.false_positive_rate),
+        }
+
+
+@dataclass(frozen=True)
+class FairnessResult:
+    """A complete audit; ``to_dict()`` is what the database stores and reports render."""
+
+    n_rows: int
+    engine: Engine
+    min_group_size: int
+    bootstrap: int
+    seed: int
+    confidence_level: float
+    overall: OverallMetrics
+    audits: tuple[FeatureAudit, ...]
+
+    def audit(self, name: str) -> FeatureAudit:
+        """Return the audit of one feature, or of the intersection (``"sex&race"``).
+
+        Raises:
+            KeyError: no such audit.
+        """
+        for item in self.audits:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as plain JSON types (NaN becomes None)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "n_rows": self.n_rows,
+            "engine": self.engine,
+            "min_group_size": self.min_group_size,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+            "confidence_level": self.confidence_level,
+            "overall": self.overall.to_dict(),
+            "audits": [a.to_dict() for a in self.audits],
+        }
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    """One reason the gate failed."""
+
+    feature: str
+    measure: str
+    value: float | None
+    bound: str | None
+    limit: float | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "measure": self.measure,
+            "value": _json_float(self.value),
+            "bound": self.bound,
+            "limit": self.limit,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The deployment gate's decision: passed only if there is no failure."""
+
+    passed: bool
+    failures: list[GateFailure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "failures": [f.to_dict() for f in self.failures]}
+
+
+def _json_float(value: float | None) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def _json_interval(value: Interval | None) -> dict[str, float | None] | None:
+    return None if value is None else value.to_dict()

@@ -1,0 +1,100 @@
+"""``warden records list|erase|purge|erasures``: stored records, erasure, retention."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from governance.cli.common import console, errors_as_exit, settings, transaction
+from governance.context import cli_context
+from governance.db import make_engine
+from governance.records.retention import load_retention
+from governance.records.service import records
+from governance.vault.keys import scrub_after_erasure
+from governance.vault.providers import ServiceKeyProvider, load_provider
+
+app = typer.Typer(
+    help="Encrypted prediction records: list, erase subjects, purge.", no_args_is_help=True
+)
+
+
+def _keys() -> ServiceKeyProvider:
+    cfg = settings()
+    return load_provider(cfg.key_provider, path=cfg.resolved_key_file)
+
+
+@app.command("list")
+def list_(
+    model: str = typer.Option(None, help="Only this model's records."),
+    limit: int = typer.Option(50, min=1, max=10_000),
+) -> None:
+    """List stored records (metadata only)."""
+    with errors_as_exit(), transaction() as session:
+        for row, state in records.list(session, model=model, limit=limit):
+            console.print(
+                f"{row.id} {row.created_at:%Y-%m-%d %H:%M:%S} {row.model}@{row.model_version} "
+                f"subject {row.subject_ref[:16]}… key {row.dek_id} ({state})",
+                highlight=False,
+            )
+
+
+@app.command("erase")
+def erase(
+    subject_id: str = typer.Argument(
+        ...,
+        help="The data subject's id; '-' reads it from standard input (keeps it out of "
+        "the shell history and the process list).",
+    ),
+) -> None:
+    """Erase a data subject: destroy its data keys; prints the erasure receipt."""
+    if subject_id == "-":
+        subject_id = sys.stdin.readline().rstrip("\r\n")
+    with errors_as_exit():
+        keys = _keys()
+        with transaction() as session:
+            receipt = records.erase(session, cli_context(), keys, subject_id=subject_id)
+            out = {
+                "receipt_id": receipt.id,
+                "subject_ref": receipt.subject_ref,
+                "erased_at": receipt.erased_at.isoformat(),
+                "erased_by": receipt.erased_by,
+                "dek_ids": json.loads(receipt.dek_ids),
+                "records_affected": receipt.records_affected,
+                "audit_seq": receipt.audit_seq,
+            }
+        engine = make_engine(settings().resolved_database_url)
+        try:
+            scrub_after_erasure(engine)
+        finally:
+            engine.dispose()
+    typer.echo(json.dumps(out, indent=2))
+
+
+@app.command("purge")
+def purge(dry_run: bool = typer.Option(False, help="Count only; delete nothing.")) -> None:
+    """Delete records past their retention period (policies/retention.yaml); audited."""
+    with errors_as_exit():
+        policy = load_retention(settings().policies_dir)
+        with transaction() as session:
+            result = records.purge(session, cli_context(), policy, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for model, count in sorted(result.deleted.items()):
+        console.print(f"{model}: {verb} {count}")
+    console.print(
+        f"total {verb} {result.total} (audit entry {result.audit_seq}); audit entries "
+        f"are kept at least {policy.audit_min_days} days"
+    )
+
+
+@app.command("erasures")
+def erasures(limit: int = typer.Option(50, min=1, max=10_000)) -> None:
+    """List erasure receipts."""
+    with errors_as_exit(), transaction() as session:
+        for r in records.receipts(session, limit=limit):
+            console.print(
+                f"{r.id} {r.erased_at:%Y-%m-%d %H:%M:%S} by {r.erased_by}: "
+                f"{len(json.loads(r.dek_ids))} keys, {r.records_affected} records",
+                highlight=False,
+            )

@@ -1,0 +1,156 @@
+"""Routes for stored records, their decryption with a purpose, erasure and retention purge."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.problems import responses
+from governance.records.models import ErasureReceipt, Record
+from governance.records.recorder import RecordStore
+from governance.records.retention import load_retention
+from governance.records.schemas import (
+    DecryptedRecordOut,
+    DecryptRequest,
+    ErasureReceiptOut,
+    PurgeOut,
+    PurgeRequest,
+    RecordOut,
+)
+from governance.records.service import records
+from governance.vault.keys import scrub_after_erasure
+
+router = APIRouter(prefix="/v1", tags=["records"])
+
+CanListRecords = Annotated[Caller, Depends(Authorize("api:records", "list"))]
+CanDecryptRecords = Annotated[Caller, Depends(Authorize("api:records", "decrypt"))]
+CanPurgeRecords = Annotated[Caller, Depends(Authorize("api:records", "purge"))]
+CanEraseSubjects = Annotated[Caller, Depends(Authorize("api:subjects", "erase"))]
+
+
+def record_out(row: Record, key_state: str) -> RecordOut:
+    return RecordOut(
+        id=row.id,
+        request_id=row.request_id,
+        created_at=row.created_at,
+        principal=row.principal,
+        model=row.model,
+        model_version=row.model_version,
+        subject_ref=row.subject_ref,
+        dek_id=row.dek_id,
+        dek_version=row.dek_version,
+        format_version=row.format_version,
+        row_count=row.row_count,
+        audit_seq=row.audit_seq,
+        key_state=key_state,
+    )
+
+
+def receipt_out(row: ErasureReceipt) -> ErasureReceiptOut:
+    return ErasureReceiptOut(
+        receipt_id=row.id,
+        subject_ref=row.subject_ref,
+        erased_at=row.erased_at,
+        erased_by=row.erased_by,
+        dek_ids=json.loads(row.dek_ids),
+        records_affected=row.records_affected,
+        audit_seq=row.audit_seq,
+    )
+
+
+@router.get("/records", responses=responses(422))
+def list_records(
+    runtime: RuntimeDep,
+    caller: CanListRecords,
+    model: str | None = None,
+    subject_ref: str | None = Query(default=None, description="A subject's blind index."),
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> list[RecordOut]:
+    """List stored records, newest first: metadata only, never content."""
+    with transaction(runtime) as session:
+        return [
+            record_out(r, s)
+            for r, s in records.list(
+                session, model=model, subject_ref=subject_ref, limit=limit, offset=offset
+            )
+        ]
+
+
+@router.get("/records/{record_id}", responses=responses(404))
+def get_record(record_id: str, runtime: RuntimeDep, caller: CanListRecords) -> RecordOut:
+    """One stored record's metadata."""
+    with transaction(runtime) as session:
+        row = records.get(session, record_id)
+        return record_out(row, records.key_state(session, row))
+
+
+@router.post("/records/{record_id}/decrypt", responses=responses(404, 410, 422, 503))
+def decrypt_record(
+    record_id: str, body: DecryptRequest, runtime: RuntimeDep, caller: CanDecryptRecords
+) -> DecryptedRecordOut:
+    """Read a record in clear for a stated purpose (a separate right; the access is audited)."""
+    with transaction(runtime) as session:
+        opened = records.decrypt(
+            session, caller.ctx, runtime.keys, record_id=record_id, purpose=body.purpose
+        )
+        return DecryptedRecordOut(
+            record=record_out(opened.record, opened.key_state),
+            purpose=body.purpose,
+            request=opened.request,
+            response=opened.response,
+        )
+
+
+@router.post("/records/purge", responses=responses(500))
+def purge_records(body: PurgeRequest, runtime: RuntimeDep, caller: CanPurgeRecords) -> PurgeOut:
+    """Delete records past their retention period (policies/retention.yaml); audited."""
+    policy = load_retention(runtime.settings.policies_dir)
+    with transaction(runtime) as session:
+        result = records.purge(session, caller.ctx, policy, dry_run=body.dry_run)
+    return PurgeOut(
+        deleted=result.deleted,
+        total=result.total,
+        cutoffs=result.cutoffs,
+        dry_run=result.dry_run,
+        audit_seq=result.audit_seq,
+        audit_min_days=policy.audit_min_days,
+    )
+
+
+@router.delete("/subjects/{subject_id}", responses=responses(400))
+def erase_subject(
+    subject_id: str, request: Request, runtime: RuntimeDep, caller: CanEraseSubjects
+) -> ErasureReceiptOut:
+    """Erase a data subject (GDPR Art. 17): destroy its data keys; returns the receipt."""
+    # The access entry must not carry the subject id in clear: name the route, not the path.
+    request.state.resource = {
+        "object": "api:subjects",
+        "action": "erase",
+        "path": "/v1/subjects/{subject_id}",
+    }
+    with transaction(runtime) as session:
+        receipt = records.erase(session, caller.ctx, runtime.keys, subject_id=subject_id)
+        out = receipt_out(receipt)
+    request.state.resource["subject_ref"] = out.subject_ref
+    scrub_after_erasure(runtime.engine)
+    if isinstance(runtime.recorder, RecordStore):
+        runtime.recorder.forget(out.subject_ref)
+    return out
+
+
+@router.get("/erasures", responses=responses())
+def list_erasures(
+    runtime: RuntimeDep,
+    caller: CanListRecords,
+    subject_ref: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> list[ErasureReceiptOut]:
+    """Erasure receipts, newest first."""
+    with transaction(runtime) as session:
+        return [
+            receipt_out(r) for r in records.receipts(session, subject_ref=subject_ref, limit=limit)
+        ]

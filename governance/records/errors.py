@@ -1,0 +1,30 @@
+"""Errors of the records domain."""
+
+from __future__ import annotations
+
+from governance.errors import BadRequest, NotFound, WardenError
+from governance.vault.errors import KeyDestroyed
+
+
+class RecordsError(WardenError):
+    """Base of every records error."""
+
+
+class RecordNotFound(RecordsError, NotFound):
+    type_slug = "record-not-found"
+
+
+class RecordErased(KeyDestroyed, RecordsError):
+    """The record's data key was destroyed by an erasure: it cannot be read any more."""
+
+
+class InvalidSubject(RecordsError, BadRequest):
+    type_slug = "invalid-subject"
+
+
+class RetentionPolicyError(RecordsError):
+    """``policies/retention.yaml`` is missing or invalid (refused, never guessed)."""
+
+    status_code = 500
+    title = "Retention policy error"
+    type_slug = "retention-policy"

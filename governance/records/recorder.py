@@ -1,0 +1,249 @@
+"""The predict path's recorder: seal each request/response pair under its subject's data key.
+
+:meth:`RecordStore.prepare` runs on the event loop for every allowed prediction. On a warm key
+cache it does no I/O: a blind index (HMAC) and one AES-256-GCM seal. On a miss, or when a key
+has sealed ``dek_max_uses`` records, the key is loaded, rotated or created in a worker thread,
+in a short transaction of its own. The row itself is inserted by the returned ``write``
+callback, which the audit writer runs inside the group-commit transaction of the request's
+audit entry: both are durable together, or neither is.
+
+Erasure in any process reaches every other one through that callback: it counts the record
+against its key with an update that is conditional on the key not being destroyed, in the
+same transaction as the insert. A destroyed key therefore never stores a record: the request
+fails closed (503) and the stale key leaves the cache, so the next request gets a fresh key.
+A key rotated by another process still stores the records sealed just before (rotation never
+fails a request), and leaves the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from governance.audit import log as audit_log
+from governance.context import Context
+from governance.db.base import utcnow
+from governance.errors import ConfigurationError
+from governance.predict.recording import PreparedRecord
+from governance.records.cache import CachedKey, KeyCache
+from governance.records.models import Record
+from governance.vault.blind_index import blind_index
+from governance.vault.errors import DecryptionError, KeyDestroyed, KeyProviderError
+from governance.vault.keys import data_keys
+from governance.vault.models import DECRYPT_ONLY
+from governance.vault.record_format import FORMAT_VERSION, seal
+
+if TYPE_CHECKING:
+    from governance.runtime import Runtime
+
+__all__ = ["RecordStore", "new_record_id", "record_plaintext", "subject_of"]
+
+_LOCK_STRIPES = 64
+
+
+def new_record_id() -> str:
+    return f"rec_{uuid.uuid4().hex}"
+
+
+def subject_of(*, subject_id: str | None, principal: str) -> str:
+    """The data subject of a request: the one it names, else the calling principal."""
+    return subject_id if subject_id is not None else f"principal:{principal}"
+
+
+def record_plaintext(request_doc: dict[str, Any], response_doc: dict[str, Any]) -> bytes:
+    """What a record seals: request and response in one canonical JSON document.
+
+    One seal per record, so the request and response cannot be swapped between records.
+    """
+    return json.dumps(
+        {"request": request_doc, "response": response_doc},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode("utf-8")
+
+
+class RecordStore:
+    """The :class:`~governance.predict.recording.Recorder` of a server process.
+
+    Args:
+        runtime: the process's runtime (key provider, sessions, settings).
+        cache_capacity: most subjects whose unwrapped keys are kept in memory.
+    """
+
+    def __init__(self, runtime: Runtime, *, cache_capacity: int = 10_000) -> None:
+        self._keys = runtime.keys
+        self._sessions = runtime.sessions
+        self._max_uses = runtime.settings.dek_max_uses
+        self._blind_key = runtime.keys.blind_index_key()
+        self.cache = KeyCache(cache_capacity)
+        self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
+        self.check_keys()
+
+    def check_keys(self) -> None:
+        """Refuse to start with keys that do not open this database's data keys.
+
+        One live data key per KEK version is unwrapped: a wrong key file (another
+        installation's, or a KEK retired too early) is found now, not at the first request.
+
+        Raises:
+            ConfigurationError: a data key failed to unwrap.
+        """
+        try:
+            with self._sessions() as session:
+                samples = data_keys.samples_per_kek(session)
+        except SQLAlchemyError:
+            return  # no schema yet: the runtime's start reports that
+        for row in samples:
+            try:
+                data_keys.unwrap(self._keys, row)
+            except (DecryptionError, KeyProviderError) as exc:
+                problem = exc.message
+            else:
+                continue
+            raise ConfigurationError(
+                f"the configured keys do not open this database's data keys (KEK "
+                f"{row.kek_id}): {problem}; is this the right key file? Refusing to start"
+            )
+
+    def __repr__(self) -> str:
+        return f"RecordStore(cache={self.cache!r}, max_uses={self._max_uses})"
+
+    def subject_ref(self, subject_id: str) -> str:
+        """The blind index under which a subject's keys and records are stored."""
+        return blind_index(self._blind_key, subject_id)
+
+    def forget(self, subject_ref: str) -> None:
+        """Drop a subject's cached key (after its erasure or rotation in this process)."""
+        self.cache.evict_subject(subject_ref)
+
+    def forget_all(self) -> None:
+        """Drop every cached key (after a rotation of all data keys)."""
+        self.cache.clear()
+
+    async def prepare(
+        self,
+        *,
+        ctx: Context,
+        principal: str,
+        model: str,
+        model_version: str,
+        subject_id: str | None,
+        request_id: str,
+        request_doc: dict[str, Any],
+        response_doc: dict[str, Any],
+    ) -> PreparedRecord:
+        """Seal a request/response pair and return the insert to run with its audit entry.
+
+        Raises:
+            KeyProviderError: no key could be had (fail closed: the request is refused).
+        """
+        ref = self.subject_ref(subject_of(subject_id=subject_id, principal=principal))
+        entry = self.cache.get(ref)
+        if entry is None or entry.uses >= self._max_uses:
+            entry = await run_in_threadpool(self._key_for, ref, entry, ctx)
+        entry.seals += 1
+        record_id = new_record_id()
+        sealed = seal(
+            entry.key,
+            record_plaintext(request_doc, response_doc),
+            record_id=record_id,
+            subject_ref=ref,
+            model_version=model_version,
+            dek_id=entry.dek_id,
+            dek_version=entry.version,
+        )
+        rows = request_doc.get("records")
+        values: dict[str, Any] = {
+            "id": record_id,
+            "request_id": request_id,
+            "created_at": utcnow(),
+            "principal": principal[:64],
+            "model": model[:64],
+            "model_version": model_version,
+            "subject_ref": ref,
+            "dek_id": entry.dek_id,
+            "dek_version": entry.version,
+            "format_version": FORMAT_VERSION,
+            "row_count": len(rows) if isinstance(rows, list) else 1,
+            "blob": sealed.blob,
+        }
+        sealed_with = entry
+
+        def write(session: Session, seqs: list[int]) -> None:
+            self._write(session, values, sealed_with, seqs)
+
+        return PreparedRecord(record_id=record_id, data_key_id=entry.dek_id, write=write)
+
+    def _write(
+        self, session: Session, values: dict[str, Any], entry: CachedKey, seqs: list[int]
+    ) -> None:
+        state = data_keys.record_use(session, entry.dek_id)
+        if state is None:
+            self.cache.evict_key(entry.dek_id, entry.subject_ref)
+            raise KeyDestroyed(
+                "the record's data key was destroyed by an erasure before the record was "
+                "stored; the record was refused"
+            )
+        if state == DECRYPT_ONLY:
+            self.cache.evict_key(entry.dek_id, entry.subject_ref)
+        session.execute(insert(Record), [{**values, "audit_seq": seqs[0] if seqs else None}])
+
+    def _lock_for(self, subject_ref: str) -> threading.Lock:
+        return self._locks[zlib.crc32(subject_ref.encode("ascii")) % _LOCK_STRIPES]
+
+    def _key_for(self, subject_ref: str, stale: CachedKey | None, ctx: Context) -> CachedKey:
+        """Load, rotate or create the subject's active key (in a worker thread)."""
+        with self._lock_for(subject_ref):
+            # Another request for this subject may have done the work while this one waited.
+            current = self.cache.get(subject_ref)
+            if current is not None and current is not stale and current.uses < self._max_uses:
+                return current
+            with self._sessions.begin() as session:
+                entry = self._load_or_create(session, subject_ref, stale, ctx)
+            self.cache.put(entry)
+            return entry
+
+    def _load_or_create(
+        self, session: Session, subject_ref: str, stale: CachedKey | None, ctx: Context
+    ) -> CachedKey:
+        reason = "first use"
+        if stale is not None:
+            data_keys.retire(session, stale.dek_id)
+            reason = "use count"
+        row = data_keys.active(session, subject_ref)
+        if row is not None and row.uses < self._max_uses:
+            key = data_keys.unwrap(self._keys, row)
+            return CachedKey(subject_ref, row.id, row.version, key, uses_at_load=row.uses)
+        if row is not None:
+            data_keys.retire(session, row.id)
+            reason = "use count"
+        row, key = data_keys.create(
+            session, self._keys, subject_ref=subject_ref, created_by=ctx.name[:64]
+        )
+        audit_log.append(
+            session,
+            [
+                ctx.event(
+                    "key.create",
+                    "create",
+                    resource={"subject_ref": subject_ref},
+                    data_key_id=row.id,
+                    details={
+                        "kind": "dek",
+                        "version": row.version,
+                        "kek_id": row.kek_id,
+                        "reason": reason,
+                    },
+                )
+            ],
+        )
+        return CachedKey(subject_ref, row.id, row.version, key, uses_at_load=0)

@@ -1,0 +1,68 @@
+"""API schemas of stored records and erasure receipts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RecordOut(BaseModel):
+    """A stored record's metadata: never its content."""
+
+    id: str
+    request_id: str
+    created_at: datetime
+    principal: str
+    model: str
+    model_version: str
+    subject_ref: str = Field(description="The data subject's keyed blind index, never its id.")
+    dek_id: str
+    dek_version: int
+    format_version: int
+    row_count: int
+    audit_seq: int | None
+    key_state: str = Field(description="active, decrypt_only, or destroyed (erased: unreadable)")
+
+
+class DecryptRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    purpose: str = Field(
+        min_length=8,
+        max_length=500,
+        description="Why the record is read in clear; written to the audit log.",
+    )
+
+
+class DecryptedRecordOut(BaseModel):
+    record: RecordOut
+    purpose: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+
+class PurgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dry_run: bool = False
+
+
+class PurgeOut(BaseModel):
+    deleted: dict[str, int]
+    total: int
+    cutoffs: dict[str, datetime | None]
+    dry_run: bool
+    audit_seq: int
+    audit_min_days: int = Field(description="Audit entries are kept at least this long.")
+
+
+class ErasureReceiptOut(BaseModel):
+    """Evidence of an erasure (GDPR Art. 17)."""
+
+    receipt_id: str
+    subject_ref: str
+    erased_at: datetime
+    erased_by: str
+    dek_ids: list[str] = Field(description="The data keys destroyed by this erasure.")
+    records_affected: int = Field(description="Records made unreadable by this erasure.")
+    audit_seq: int | None

@@ -1,0 +1,277 @@
+"""Stored records: listing (metadata), reading in clear with a purpose, erasure, retention purge.
+
+Every operation here is audited in the caller's transaction. None of them ever puts a payload,
+a key or a subject id in clear into an audit entry, a log line or an error message: subjects
+appear only as their blind index (``subject_ref``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, distinct, func, select
+from sqlalchemy.orm import Session
+
+from governance.audit import log as audit_log
+from governance.context import Context
+from governance.db.base import utcnow
+from governance.records.errors import InvalidSubject, RecordErased, RecordNotFound
+from governance.records.models import ErasureReceipt, Record
+from governance.records.retention import RetentionPolicy
+from governance.vault.blind_index import blind_index
+from governance.vault.errors import KeyDestroyed
+from governance.vault.keys import data_keys
+from governance.vault.models import DESTROYED, DataKey
+from governance.vault.providers import ServiceKeyProvider
+from governance.vault.record_format import SealedRecord, open_sealed
+
+__all__ = ["DecryptedRecord", "PurgeResult", "RecordService", "records"]
+
+
+@dataclass(frozen=True)
+class DecryptedRecord:
+    record: Record
+    key_state: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    deleted: dict[str, int]
+    cutoffs: dict[str, datetime | None]
+    dry_run: bool
+    audit_seq: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+
+class RecordService:
+    """Stateless; one instance per module. Never commits: the caller owns the transaction."""
+
+    def subject_ref(self, keys: ServiceKeyProvider, subject_id: str) -> str:
+        """The blind index of a subject id.
+
+        Raises:
+            InvalidSubject: the id is empty or not valid text.
+        """
+        try:
+            return blind_index(keys.blind_index_key(), subject_id)
+        except (TypeError, ValueError):
+            pass
+        raise InvalidSubject("a subject id must be non-empty Unicode text")
+
+    def list(
+        self,
+        session: Session,
+        *,
+        model: str | None = None,
+        subject_ref: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[tuple[Record, str]]:
+        """Records' metadata, newest first, with the state of each one's key."""
+        query = (
+            select(Record, DataKey.state)
+            .join(DataKey, DataKey.id == Record.dek_id)
+            .order_by(Record.created_at.desc(), Record.id)
+        )
+        if model is not None:
+            query = query.where(Record.model == model)
+        if subject_ref is not None:
+            query = query.where(Record.subject_ref == subject_ref)
+        return [(rec, str(st)) for rec, st in session.execute(query.limit(limit).offset(offset))]
+
+    def get(self, session: Session, record_id: str) -> Record:
+        row = session.get(Record, record_id)
+        if row is None:
+            raise RecordNotFound(f"record {record_id[:64]!r} does not exist (or was purged)")
+        return row
+
+    def key_state(self, session: Session, row: Record) -> str:
+        """The state of a record's data key (``destroyed``: the record was erased)."""
+        key_row = data_keys.get(session, row.dek_id)
+        return DESTROYED if key_row is None else key_row.state
+
+    def decrypt(
+        self,
+        session: Session,
+        ctx: Context,
+        keys: ServiceKeyProvider,
+        *,
+        record_id: str,
+        purpose: str,
+    ) -> DecryptedRecord:
+        """Open a stored record for a stated purpose; the access is audited first.
+
+        Raises:
+            RecordNotFound: no such record.
+            RecordErased: its key was destroyed by an erasure.
+            DecryptionError: the record or its wrapped key was altered, or moved to another id.
+            KeyProviderError: the KEK is unavailable.
+        """
+        row = self.get(session, record_id)
+        key_row = data_keys.get(session, row.dek_id)
+        if key_row is None or key_row.state == DESTROYED:
+            raise RecordErased(f"record {row.id} was erased: its data key was destroyed")
+        try:
+            dek = data_keys.unwrap(keys, key_row)
+        except KeyDestroyed:
+            raise RecordErased(f"record {row.id} was erased: its data key was destroyed") from None
+        plaintext = open_sealed(
+            dek,
+            SealedRecord(blob=bytes(row.blob)),
+            record_id=row.id,
+            subject_ref=row.subject_ref,
+            model_version=row.model_version,
+            dek_id=row.dek_id,
+            dek_version=row.dek_version,
+        )
+        doc = json.loads(plaintext)
+        audit_log.append(
+            session,
+            [
+                ctx.event(
+                    "records.decrypt",
+                    "decrypt",
+                    resource={"record": row.id, "model": row.model},
+                    model_version=row.model_version,
+                    data_key_id=row.dek_id,
+                    details={
+                        "purpose": purpose,
+                        "subject_ref": row.subject_ref,
+                        "request_id": row.request_id,
+                    },
+                )
+            ],
+        )
+        return DecryptedRecord(
+            record=row, key_state=key_row.state, request=doc["request"], response=doc["response"]
+        )
+
+    def erase(
+        self, session: Session, ctx: Context, keys: ServiceKeyProvider, *, subject_id: str
+    ) -> ErasureReceipt:
+        """Erase a data subject (GDPR Art. 17) by destroying every one of its data keys.
+
+        Its records stay as unreadable ciphertext; the audit log is untouched and still
+        verifies. A receipt is stored and audited. Erasing a subject twice, or one never
+        seen, gives a receipt with no keys.
+
+        Returns:
+            The receipt (key ids destroyed, when, by whom, records affected).
+        """
+        ref = self.subject_ref(keys, subject_id)
+        destroyed = data_keys.destroy_subject(session, subject_ref=ref, by=ctx.name[:64])
+        dek_ids = [row.id for row in destroyed]
+        affected = 0
+        if dek_ids:
+            affected = int(
+                session.scalar(
+                    select(func.count()).select_from(Record).where(Record.dek_id.in_(dek_ids))
+                )
+                or 0
+            )
+        receipt_id = f"era_{uuid.uuid4().hex}"
+        now = utcnow()
+        (seq,) = audit_log.append(
+            session,
+            [
+                ctx.event(
+                    "subject.erase",
+                    "erase",
+                    resource={"subject_ref": ref},
+                    details={
+                        "receipt": receipt_id,
+                        "dek_ids": dek_ids,
+                        "records_affected": affected,
+                    },
+                )
+            ],
+        )
+        receipt = ErasureReceipt(
+            id=receipt_id,
+            subject_ref=ref,
+            erased_at=now,
+            erased_by=ctx.name[:64],
+            dek_ids=json.dumps(dek_ids),
+            records_affected=affected,
+            audit_seq=seq,
+        )
+        session.add(receipt)
+        session.flush()
+        return receipt
+
+    def receipts(
+        self, session: Session, *, subject_ref: str | None = None, limit: int = 100
+    ) -> Sequence[ErasureReceipt]:
+        query = select(ErasureReceipt).order_by(ErasureReceipt.erased_at.desc())
+        if subject_ref is not None:
+            query = query.where(ErasureReceipt.subject_ref == subject_ref)
+        return list(session.scalars(query.limit(limit)))
+
+    def purge(
+        self,
+        session: Session,
+        ctx: Context,
+        policy: RetentionPolicy,
+        *,
+        now: datetime | None = None,
+        dry_run: bool = False,
+    ) -> PurgeResult:
+        """Delete records older than their retention period; the purge is audited.
+
+        Audit entries are never deleted here: they outlive the records (``audit.min_days``).
+
+        Args:
+            session: the caller's transaction.
+            ctx: who purges.
+            policy: the retention policy.
+            now: the reference time (tests); the current time by default.
+            dry_run: count what would be deleted, delete nothing (still audited).
+        """
+        at = now or utcnow()
+        deleted: dict[str, int] = {}
+        cutoffs: dict[str, datetime | None] = {}
+        for model in sorted(session.scalars(select(distinct(Record.model)))):
+            cutoff = policy.cutoff(model, now=at)
+            cutoffs[model] = cutoff
+            if cutoff is None:
+                continue
+            expired = (Record.model == model) & (Record.created_at < cutoff)
+            if dry_run:
+                count = session.scalar(select(func.count()).select_from(Record).where(expired))
+            else:
+                count = session.execute(
+                    delete(Record).where(expired).execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
+            if count:
+                deleted[model] = int(count)
+        (seq,) = audit_log.append(
+            session,
+            [
+                ctx.event(
+                    "records.purge",
+                    "purge",
+                    resource={"records": "expired"},
+                    details={
+                        "deleted": deleted,
+                        "total": sum(deleted.values()),
+                        "dry_run": dry_run,
+                        "cutoffs": {m: c.isoformat() if c else None for m, c in cutoffs.items()},
+                        "retention": policy.as_dict(),
+                    },
+                )
+            ],
+        )
+        return PurgeResult(deleted=deleted, cutoffs=cutoffs, dry_run=dry_run, audit_seq=seq)
+
+
+records = RecordService()

@@ -1,0 +1,123 @@
+"""``warden vault keys|kek|rotate-deks|rotate-kek|retire-kek|rotations``: key management."""
+
+from __future__ import annotations
+
+import typer
+
+from governance.cli.common import console, errors_as_exit, settings, transaction
+from governance.context import cli_context
+from governance.db import make_engine, make_sessionmaker
+from governance.vault.blind_index import blind_index
+from governance.vault.errors import KeyLifecycleError
+from governance.vault.keys import data_keys
+from governance.vault.providers import LocalKeyFileProvider, ServiceKeyProvider, load_provider
+from governance.vault.rotation import rotate_kek
+
+app = typer.Typer(help="Key management: data keys, the KEK, rotation.", no_args_is_help=True)
+
+
+def _keys() -> ServiceKeyProvider:
+    cfg = settings()
+    return load_provider(cfg.key_provider, path=cfg.resolved_key_file)
+
+
+@app.command("keys")
+def keys_(
+    state: str = typer.Option(None, help="active, decrypt_only or destroyed."),
+    limit: int = typer.Option(50, min=1, max=10_000),
+) -> None:
+    """List data keys (metadata only)."""
+    with errors_as_exit(), transaction() as session:
+        for k in data_keys.list(session, state=state, limit=limit):
+            console.print(
+                f"{k.id} v{k.version} {k.state:12} kek {k.kek_id or '-':8} "
+                f"uses {k.uses} subject {k.subject_ref[:16]}…",
+                highlight=False,
+            )
+
+
+@app.command("kek")
+def kek() -> None:
+    """Show the current KEK version and live data keys under each version."""
+    with errors_as_exit():
+        keys = _keys()
+        with transaction() as session:
+            usage = data_keys.kek_usage(session)
+    console.print(f"current {keys.key_id}; available {', '.join(keys.available_kek_ids())}")
+    for kek_id, count in sorted(usage.items()):
+        console.print(f"{kek_id}: {count} live data keys")
+
+
+@app.command("rotate-deks")
+def rotate_deks(
+    reason: str = typer.Option(..., help="Why (audited)."),
+    subject_id: str = typer.Option(None, help="Only this subject's keys."),
+) -> None:
+    """Rotate data keys now: new records get new keys; old ones stay readable."""
+    with errors_as_exit():
+        ref = None if subject_id is None else blind_index(_keys().blind_index_key(), subject_id)
+        with transaction() as session:
+            count = data_keys.rotate(session, cli_context(), subject_ref=ref, reason=reason)
+    console.print(f"rotated {count} data keys")
+
+
+@app.command("rotate-kek")
+def rotate_kek_(
+    reason: str = typer.Option(..., help="Why (audited)."),
+    rewrap_only: bool = typer.Option(
+        False,
+        help="Do not create a new KEK; rewrap onto the current one (finish an "
+        "interrupted rotation, or after rotating in an external secret store).",
+    ),
+) -> None:
+    """Rotate the KEK and rewrap every live data key onto it (records are not re-encrypted)."""
+    cfg = settings()
+    with errors_as_exit():
+        keys = _keys()
+        engine = make_engine(cfg.resolved_database_url)
+        try:
+            done = rotate_kek(
+                sessions=make_sessionmaker(engine),
+                keys=keys,
+                ctx=cli_context(),
+                reason=reason,
+                rotate_provider=not rewrap_only,
+            )
+        finally:
+            engine.dispose()
+    console.print(f"KEK {done.from_kek} -> {done.to_kek}: rewrapped {done.rewrapped} data keys")
+
+
+@app.command("retire-kek")
+def retire_kek(kek_id: str) -> None:
+    """Remove an old KEK version from the key file once no live data key uses it.
+
+    Every server must have picked up the rotation first (restart them), or one could still
+    wrap a new data key under the old version.
+    """
+    with errors_as_exit():
+        keys = _keys()
+        if not isinstance(keys, LocalKeyFileProvider):
+            raise KeyLifecycleError("only KEKs in a local key file can be retired here")
+        with transaction() as session:
+            left = data_keys.count_under_kek(session, kek_id)
+        if left:
+            raise KeyLifecycleError(
+                f"{left} live data keys are still wrapped by {kek_id}: run `warden vault "
+                "rotate-kek --rewrap-only` first"
+            )
+        keys.retire(kek_id)
+    console.print(f"retired {kek_id}")
+
+
+@app.command("rotations")
+def rotations(limit: int = typer.Option(50, min=1, max=10_000)) -> None:
+    """List key rotations."""
+    with errors_as_exit(), transaction() as session:
+        for r in data_keys.rotations(session, limit=limit):
+            console.print(
+                f"{r.rotated_at:%Y-%m-%d %H:%M:%S} {r.kind} by {r.rotated_by}: "
+                f"{r.keys_affected} keys {r.from_kek or ''}->{r.to_kek or ''} "
+                f"({r.reason})",
+                highlight=False,
+            )

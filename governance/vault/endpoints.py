@@ -1,0 +1,103 @@
+"""Routes for key management: data keys, the KEK, rotations (metadata only, never key material)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.problems import responses
+from governance.runtime import Runtime
+from governance.vault.blind_index import blind_index
+from governance.vault.keys import data_keys
+from governance.vault.models import DEK_STATES
+from governance.vault.rotation import rotate_kek
+from governance.vault.schemas import (
+    DataKeyOut,
+    DekRotateOut,
+    DekRotateRequest,
+    KekRotateOut,
+    KekRotateRequest,
+    KekStatus,
+    RotationOut,
+)
+
+router = APIRouter(prefix="/v1/vault", tags=["vault"])
+
+CanReadVault = Annotated[Caller, Depends(Authorize("api:vault", "read"))]
+CanRotateKeys = Annotated[Caller, Depends(Authorize("api:vault", "rotate"))]
+
+
+@router.get("/keys", responses=responses(422))
+def list_data_keys(
+    runtime: RuntimeDep,
+    caller: CanReadVault,
+    subject_ref: str | None = None,
+    state: str | None = Query(default=None, pattern="^(" + "|".join(DEK_STATES) + ")$"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> list[DataKeyOut]:
+    """List data keys (ids, versions, states, KEK versions, use counts), newest first."""
+    with transaction(runtime) as session:
+        rows = data_keys.list(
+            session, subject_ref=subject_ref, state=state, limit=limit, offset=offset
+        )
+        return [DataKeyOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.get("/kek", responses=responses())
+def kek_status(runtime: RuntimeDep, caller: CanReadVault) -> KekStatus:
+    """The current KEK version, the versions still available, and live data keys under each."""
+    with transaction(runtime) as session:
+        usage = data_keys.kek_usage(session)
+    return KekStatus(
+        current=runtime.keys.key_id,
+        available=list(runtime.keys.available_kek_ids()),
+        deks_per_kek=usage,
+    )
+
+
+@router.get("/rotations", responses=responses())
+def list_rotations(
+    runtime: RuntimeDep, caller: CanReadVault, limit: int = Query(default=100, ge=1, le=1000)
+) -> list[RotationOut]:
+    """Key rotations, newest first."""
+    with transaction(runtime) as session:
+        return [
+            RotationOut.model_validate(r, from_attributes=True)
+            for r in data_keys.rotations(session, limit=limit)
+        ]
+
+
+@router.post("/deks/rotate", responses=responses(422))
+def rotate_data_keys(
+    body: DekRotateRequest, runtime: RuntimeDep, caller: CanRotateKeys
+) -> DekRotateOut:
+    """Rotate data keys now (all, or one subject's): new records get new keys."""
+    ref = None
+    if body.subject_id is not None:
+        ref = blind_index(runtime.keys.blind_index_key(), body.subject_id)
+    with transaction(runtime) as session:
+        count = data_keys.rotate(session, caller.ctx, subject_ref=ref, reason=body.reason)
+    return DekRotateOut(rotated=count)
+
+
+def _rotate_kek(runtime: Runtime, caller: Caller, body: KekRotateRequest) -> KekRotateOut:
+    done = rotate_kek(
+        sessions=runtime.sessions,
+        keys=runtime.keys,
+        ctx=caller.ctx,
+        reason=body.reason,
+        rotate_provider=body.rotate_provider,
+    )
+    return KekRotateOut(from_kek=done.from_kek, to_kek=done.to_kek, rewrapped=done.rewrapped)
+
+
+@router.post("/kek/rotate", responses=responses(409, 422, 503))
+async def rotate_key_encryption_key(
+    body: KekRotateRequest, runtime: RuntimeDep, caller: CanRotateKeys
+) -> KekRotateOut:
+    """Rotate the KEK and rewrap every live data key onto it (records are not re-encrypted)."""
+    return await run_in_threadpool(_rotate_kek, runtime, caller, body)

@@ -1,0 +1,392 @@
+"""Data-key (DEK) management: create, load, rotate, destroy and rewrap wrapped DEK rows.
+
+Every DEK row holds the key wrapped by the provider's KEK, bound to the row's id (see
+:mod:`governance.vault.envelope`). The service is stateless and never commits; the unwrapped
+keys that the hot path caches live in :mod:`governance.records.cache`, not here.
+
+Lifecycle: ``active`` (seals new records) → ``decrypt_only`` (rotated: opens old records) →
+``destroyed`` (erased: the wrapped copy is overwritten with NULL, records become unreadable).
+A destroyed key never comes back: every update here is conditional on the state it expects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from governance.audit import log as audit_log
+from governance.context import Context
+from governance.db.base import utcnow
+from governance.vault.envelope import new_dek, rewrap, unwrap_dek, wrap_dek
+from governance.vault.errors import KeyDestroyed
+from governance.vault.models import ACTIVE, DECRYPT_ONLY, DESTROYED, DataKey, KeyRotation
+from governance.vault.providers import KeyProvider, WrappedKey
+
+__all__ = ["DataKeyService", "data_keys", "new_dek_id", "scrub_after_erasure"]
+
+
+def new_dek_id() -> str:
+    """A random DEK id; random so that it reveals nothing about the subject."""
+    return f"dek_{uuid.uuid4().hex}"
+
+
+def scrub_after_erasure(engine: Engine) -> bool:
+    """After an erasure commits, push old copies of the destroyed wrapped keys off the disk.
+
+    On SQLite the write-ahead log still holds the page images written when the keys were
+    created; a truncating checkpoint copies the scrubbed pages into the database file (where
+    ``secure_delete`` zeroed the freed bytes) and empties the log. Best effort: a busy log is
+    checkpointed by the next erasure or by SQLite itself. On PostgreSQL old row versions last
+    until VACUUM reuses them; rotating the KEK and retiring the old one makes any leftover copy
+    (there, or in a backup) useless.
+
+    Returns:
+        Whether the log was fully checkpointed (always True on other databases).
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    # The raw connection runs in autocommit: a checkpoint cannot run inside a transaction,
+    # and the engine's connections begin one (BEGIN IMMEDIATE) on first use.
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+    return not busy
+
+
+class DataKeyService:
+    """Stateless; one instance per module. Never commits: the caller owns the transaction."""
+
+    def create(
+        self, session: Session, keys: KeyProvider, *, subject_ref: str, created_by: str
+    ) -> tuple[DataKey, bytes]:
+        """Create a new active DEK for a subject, wrapped by the current KEK.
+
+        Args:
+            session: the caller's transaction.
+            keys: the key provider.
+            subject_ref: the subject's blind index.
+            created_by: who (or what) asked for it.
+
+        Returns:
+            The new row (flushed) and the unwrapped key.
+
+        Raises:
+            KeyProviderError: the KEK is unavailable (fail closed: no key, no record).
+        """
+        newest = session.scalar(
+            select(func.max(DataKey.version)).where(DataKey.subject_ref == subject_ref)
+        )
+        dek_id = new_dek_id()
+        dek = new_dek()
+        wrapped = wrap_dek(keys, dek, dek_id=dek_id)
+        row = DataKey(
+            id=dek_id,
+            subject_ref=subject_ref,
+            version=(newest or 0) + 1,
+            state=ACTIVE,
+            kek_id=wrapped.kek_id,
+            wrapped=wrapped.blob,
+            uses=0,
+            created_at=utcnow(),
+            created_by=created_by,
+        )
+        session.add(row)
+        session.flush()
+        return row, dek
+
+    def active(self, session: Session, subject_ref: str) -> DataKey | None:
+        """The subject's newest active DEK, or None."""
+        return session.scalar(
+            select(DataKey)
+            .where(DataKey.subject_ref == subject_ref, DataKey.state == ACTIVE)
+            .order_by(DataKey.version.desc())
+            .limit(1)
+        )
+
+    def get(self, session: Session, dek_id: str) -> DataKey | None:
+        return session.get(DataKey, dek_id)
+
+    def unwrap(self, keys: KeyProvider, row: DataKey) -> bytes:
+        """The unwrapped key of a DEK row.
+
+        Raises:
+            KeyDestroyed: the key was destroyed by an erasure.
+            DecryptionError: the wrapped key was altered or moved to another row.
+            KeyProviderError: its KEK is unavailable.
+        """
+        if row.state == DESTROYED or row.wrapped is None or row.kek_id is None:
+            raise KeyDestroyed(
+                f"data key {row.id} was destroyed by an erasure; what it sealed is unreadable"
+            )
+        return unwrap_dek(keys, WrappedKey(kek_id=row.kek_id, blob=row.wrapped), dek_id=row.id)
+
+    def record_use(self, session: Session, dek_id: str, *, count: int = 1) -> str | None:
+        """Count records sealed under a DEK, if it still may seal.
+
+        Runs in the transaction that stores the records, so an erasure that committed first is
+        seen, and one that commits later waits for this transaction's row lock.
+
+        Returns:
+            ``"active"``, ``"decrypt_only"`` (rotated meanwhile; the records are still stored:
+            rotation must not fail a request), or None when the key is destroyed or missing.
+        """
+        for state in (ACTIVE, DECRYPT_ONLY):
+            result = session.execute(
+                update(DataKey)
+                .where(DataKey.id == dek_id, DataKey.state == state)
+                .values(uses=DataKey.uses + count)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                return state
+        return None
+
+    def retire(self, session: Session, dek_id: str) -> bool:
+        """Move one active DEK to decrypt-only (use-count rotation).
+
+        Returns:
+            Whether it was still active (another process may have rotated it first).
+        """
+        result = session.execute(
+            update(DataKey)
+            .where(DataKey.id == dek_id, DataKey.state == ACTIVE)
+            .values(state=DECRYPT_ONLY, rotated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def rotate(
+        self, session: Session, ctx: Context, *, subject_ref: str | None = None, reason: str
+    ) -> int:
+        """Rotate on demand: every active DEK (or one subject's) becomes decrypt-only.
+
+        New records get a new DEK on their next use. Nothing is re-encrypted and nothing fails:
+        a record sealed just before the rotation is still stored (see :meth:`record_use`).
+
+        Args:
+            session: the caller's transaction.
+            ctx: who rotates, for the audit entry.
+            subject_ref: limit the rotation to one subject's keys.
+            reason: why (stored and audited).
+
+        Returns:
+            How many keys were rotated.
+        """
+        query = (
+            update(DataKey)
+            .where(DataKey.state == ACTIVE)
+            .values(state=DECRYPT_ONLY, rotated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if subject_ref is not None:
+            query = query.where(DataKey.subject_ref == subject_ref)
+        count = int(session.execute(query).rowcount)  # type: ignore[attr-defined]
+        self._log_rotation(session, ctx, kind="dek", reason=reason, count=count)
+        resource = {"keys": "dek"} if subject_ref is None else {"subject_ref": subject_ref}
+        audit_log.append(
+            session,
+            [
+                ctx.event(
+                    "key.rotate",
+                    "rotate",
+                    resource=resource,
+                    details={"kind": "dek", "keys_rotated": count, "reason": reason[:200]},
+                )
+            ],
+        )
+        return count
+
+    def destroy_subject(self, session: Session, *, subject_ref: str, by: str) -> list[DataKey]:
+        """Destroy every remaining DEK of a subject (crypto-shredding).
+
+        The wrapped copies are overwritten with NULL; on SQLite, ``secure_delete`` makes the
+        database zero the freed bytes instead of leaving them in free pages.
+
+        Returns:
+            The keys destroyed now (keys destroyed earlier are not listed again).
+        """
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection().exec_driver_sql("PRAGMA secure_delete = ON")
+        rows = list(
+            session.scalars(
+                select(DataKey)
+                .where(DataKey.subject_ref == subject_ref, DataKey.state != DESTROYED)
+                .order_by(DataKey.version)
+                .with_for_update()
+            )
+        )
+        if not rows:
+            return []
+        now = utcnow()
+        session.execute(
+            update(DataKey)
+            .where(DataKey.id.in_([r.id for r in rows]), DataKey.state != DESTROYED)
+            .values(state=DESTROYED, wrapped=None, kek_id=None, destroyed_at=now, destroyed_by=by)
+            .execution_options(synchronize_session=False)
+        )
+        for row in rows:
+            session.refresh(row)
+        return rows
+
+    def rewrap_batch(self, session: Session, keys: KeyProvider, *, limit: int = 500) -> int:
+        """Rewrap up to ``limit`` DEKs that are not under the current KEK yet (KEK rotation).
+
+        Call it in successive transactions until it returns 0, so a long rotation never holds
+        the write lock for long. Records are not touched: their DEKs do not change.
+
+        Returns:
+            How many rows were rewrapped in this batch.
+
+        Raises:
+            DecryptionError: a wrapped key was altered (the transaction should roll back).
+            KeyProviderError: an old KEK is unavailable.
+        """
+        current = keys.key_id
+        rows = list(
+            session.scalars(
+                select(DataKey)
+                .where(DataKey.state != DESTROYED, DataKey.kek_id != current)
+                .order_by(DataKey.id)
+                .limit(limit)
+            )
+        )
+        done = 0
+        for row in rows:
+            assert row.kek_id is not None and row.wrapped is not None
+            moved = rewrap(keys, WrappedKey(kek_id=row.kek_id, blob=row.wrapped), dek_id=row.id)
+            # Conditional: an erasure that committed meanwhile must not be undone.
+            result = session.execute(
+                update(DataKey)
+                .where(
+                    DataKey.id == row.id, DataKey.kek_id == row.kek_id, DataKey.state != DESTROYED
+                )
+                .values(kek_id=moved.kek_id, wrapped=moved.blob)
+                .execution_options(synchronize_session=False)
+            )
+            done += int(result.rowcount)  # type: ignore[attr-defined]
+        return done
+
+    def log_kek_rotation(
+        self,
+        session: Session,
+        ctx: Context,
+        *,
+        from_kek: str,
+        to_kek: str,
+        rewrapped: int,
+        reason: str,
+    ) -> None:
+        """Record and audit a KEK rotation once its rewrap pass finished."""
+        self._log_rotation(
+            session,
+            ctx,
+            kind="kek",
+            reason=reason,
+            count=rewrapped,
+            from_kek=from_kek,
+            to_kek=to_kek,
+        )
+        audit_log.append(
+            session,
+            [
+                ctx.event(
+                    "key.rotate",
+                    "rotate",
+                    resource={"keys": "kek"},
+                    details={
+                        "kind": "kek",
+                        "from_kek": from_kek,
+                        "to_kek": to_kek,
+                        "keys_rewrapped": rewrapped,
+                        "reason": reason[:200],
+                    },
+                )
+            ],
+        )
+
+    def count_under_kek(self, session: Session, kek_id: str) -> int:
+        """How many live DEKs are still wrapped by ``kek_id`` (must be 0 before retiring it)."""
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(DataKey)
+                .where(DataKey.kek_id == kek_id, DataKey.state != DESTROYED)
+            )
+            or 0
+        )
+
+    def samples_per_kek(self, session: Session) -> list[DataKey]:
+        """One live DEK per KEK version, to check that the KEKs open them."""
+        newest = (
+            select(DataKey.kek_id, func.max(DataKey.id).label("id"))
+            .where(DataKey.state != DESTROYED)
+            .group_by(DataKey.kek_id)
+            .subquery()
+        )
+        return list(session.scalars(select(DataKey).join(newest, DataKey.id == newest.c.id)))
+
+    def kek_usage(self, session: Session) -> dict[str, int]:
+        """Live DEKs per KEK id."""
+        rows = session.execute(
+            select(DataKey.kek_id, func.count())
+            .where(DataKey.state != DESTROYED)
+            .group_by(DataKey.kek_id)
+        )
+        return {str(kek): int(n) for kek, n in rows}
+
+    def list(
+        self,
+        session: Session,
+        *,
+        subject_ref: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Sequence[DataKey]:
+        query = select(DataKey).order_by(DataKey.created_at.desc(), DataKey.id)
+        if subject_ref is not None:
+            query = query.where(DataKey.subject_ref == subject_ref)
+        if state is not None:
+            query = query.where(DataKey.state == state)
+        return list(session.scalars(query.limit(limit).offset(offset)))
+
+    def rotations(self, session: Session, *, limit: int = 100) -> Sequence[KeyRotation]:
+        return list(
+            session.scalars(select(KeyRotation).order_by(KeyRotation.id.desc()).limit(limit))
+        )
+
+    def _log_rotation(
+        self,
+        session: Session,
+        ctx: Context,
+        *,
+        kind: str,
+        reason: str,
+        count: int,
+        from_kek: str | None = None,
+        to_kek: str | None = None,
+    ) -> None:
+        session.add(
+            KeyRotation(
+                kind=kind,
+                rotated_at=utcnow(),
+                rotated_by=ctx.name[:64],
+                reason=reason[:200],
+                from_kek=from_kek,
+                to_kek=to_kek,
+                keys_affected=count,
+            )
+        )
+        session.flush()
+
+
+data_keys = DataKeyService()

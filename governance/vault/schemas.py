@@ -1,0 +1,69 @@
+"""API schemas of key management."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DataKeyOut(BaseModel):
+    """A data key's metadata; key material never leaves the vault."""
+
+    id: str
+    subject_ref: str
+    version: int
+    state: str
+    kek_id: str | None
+    uses: int
+    created_at: datetime
+    rotated_at: datetime | None
+    destroyed_at: datetime | None
+    destroyed_by: str | None
+
+
+class KekStatus(BaseModel):
+    current: str
+    available: list[str]
+    deks_per_kek: dict[str, int]
+
+
+class RotationOut(BaseModel):
+    id: int
+    kind: str
+    rotated_at: datetime
+    rotated_by: str
+    reason: str
+    from_kek: str | None
+    to_kek: str | None
+    keys_affected: int
+
+
+class DekRotateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Rotate only this subject's keys; all active keys when absent.",
+    )
+    reason: str = Field(min_length=3, max_length=200)
+
+
+class DekRotateOut(BaseModel):
+    rotated: int
+
+
+class KekRotateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=200)
+    rotate_provider: bool = Field(
+        default=True,
+        description="Create a new KEK version first; false only rewraps onto the current one.",
+    )
+
+
+class KekRotateOut(BaseModel):
+    from_kek: str
+    to_kek: str
+    rewrapped: int

@@ -1,0 +1,49 @@
+"""A served toy model behind a real server, with a client allowed to call it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ArtifactBuilder, LiveServer, WardenFactory, auth
+
+
+def upload_body(artifact: Path) -> dict[str, object]:
+    import json
+
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    files = {p.name: base64.b64encode(p.read_bytes()).decode()
+             for p in artifact.iterdir() if p.name != "manifest.json"}
+    return {"manifest": manifest, "files": files}
+
+
+@dataclass
+class Served:
+    url: str
+    client: str
+    stranger: str
+    admin: str
+    factory: WardenFactory
+    http: httpx.Client
+
+
+@pytest.fixture
+def served(live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder) -> Iterator[Served]:
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        factory = WardenFactory(http, admin_token)
+        engineer = factory.principal("eng", "ml_engineer")
+        r = http.post("/v1/models", json=upload_body(make_artifact("toy", "1")),
+                      headers=auth(engineer))
+        assert r.status_code == 201, r.text
+        r = http.post("/v1/models/toy/versions/1/promote", headers=auth(admin_token))
+        assert r.status_code == 200, r.text
+        factory.policy_change([["g2", "model:toy", "group:default-models"]],
+                              reason="toy may be called by clients")
+        client = factory.principal("app", "client", kind="service")
+        stranger = factory.principal("nobody", kind="service")
+        yield Served(live_server.url, client, stranger, admin_token, factory, http)

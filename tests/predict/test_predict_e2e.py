@@ -1,0 +1,87 @@
+"""The predict path end to end, with every kind of bad input."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import auth
+from tests.factories import toy_record
+from tests.predict.conftest import Served
+
+PROBLEM = "application/problem+json"
+
+
+def _post(s: Served, body: object, token: str | None = None, model: str = "toy",
+          **kw: object) -> httpx.Response:
+    headers = auth(token or s.client)
+    if isinstance(body, bytes | str):
+        headers["content-type"] = "application/json"
+        return s.http.post(f"/v1/models/{model}/predict", content=body, headers=headers)
+    return s.http.post(f"/v1/models/{model}/predict", json=body, headers=headers)
+
+
+def test_single_and_batch(served: Served) -> None:
+    r = _post(served, {"record": toy_record(1)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "toy" and body["model_version"] == "1"
+    assert body["predictions"][0]["label"] in ("no", "yes")
+    assert abs(sum(body["predictions"][0]["probabilities"].values()) - 1) < 1e-5
+    assert isinstance(body["audit_seq"], int) and body["request_id"]
+    assert r.headers["x-request-id"] == body["request_id"]
+
+    r = _post(served, {"records": [toy_record(i) for i in range(5)], "subject_id": "subj-9"})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 5
+
+
+def test_denied_and_unknown(served: Served) -> None:
+    r = _post(served, {"record": toy_record()}, token=served.stranger)
+    assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
+    # A caller who may not use a model cannot learn whether it exists.
+    assert _post(served, {"record": toy_record()}, token=served.stranger,
+                 model="ghost").status_code == 403
+    served.factory.policy_change([["g2", "model:ghost", "group:default-models"]])
+    r = _post(served, {"record": toy_record()}, model="ghost")
+    assert r.status_code == 404 and r.headers["content-type"] == PROBLEM
+
+
+def test_bad_input(served: Served) -> None:
+    cases = {
+        "malformed json": (b'{"record": {', 422),
+        "not an object": (b"[1, 2]", 422),
+        "both record and records": ({"record": toy_record(), "records": [toy_record()]}, 422),
+        "empty batch": ({"records": []}, 422),
+        "unknown top-level field": ({"record": toy_record(), "extra": 1}, 422),
+    }
+    for name, (body, status) in cases.items():
+        r = _post(served, body)
+        assert r.status_code == status, (name, r.status_code, r.text)
+        assert r.headers["content-type"] == PROBLEM, name
+
+    def bad_field(record: dict, field: str, index: int = 0) -> None:  # type: ignore[type-arg]
+        rows = [toy_record(), toy_record()]
+        rows[index] = record
+        r = _post(served, {"records": rows})
+        assert r.status_code == 422, r.text
+        problem = r.json()
+        assert problem["record"] == index and problem["field"] == field, problem
+
+    bad_field({**toy_record(), "age": "forty"}, "age", 1)
+    bad_field({**toy_record(), "age": True}, "age")
+    bad_field({**toy_record(), "sex": "Other"}, "sex")
+    bad_field({**toy_record(), "job": 3}, "job", 1)
+    missing = toy_record()
+    del missing["hours"]
+    bad_field(missing, "hours")
+    bad_field({**toy_record(), "ssn": "x"}, "ssn")
+
+
+def test_limits(served: Served) -> None:
+    r = _post(served, {"records": [toy_record(i) for i in range(1025)]})
+    assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
+    huge = b'{"record": {"age": 1, "pad": "' + b"x" * 1_100_000 + b'"}}'
+    r = _post(served, huge)
+    assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
+    # The service is still healthy and answers correctly after the refusals.
+    assert _post(served, {"record": toy_record()}).status_code == 200

@@ -1,0 +1,52 @@
+"""Unsafe configurations are refused at start with a clear message."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from governance.config import Settings
+from governance.errors import ConfigurationError
+from governance.runtime import Runtime
+
+
+def test_key_file_readable_by_others_is_refused(settings: Settings) -> None:
+    os.chmod(settings.resolved_key_file, 0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600|0o644|mode"):
+        Runtime(settings)
+
+
+def test_missing_key_file_is_refused(settings: Settings) -> None:
+    settings.resolved_key_file.unlink()
+    with pytest.raises(ConfigurationError):
+        Runtime(settings)
+
+
+def test_garbage_key_file_is_refused(settings: Settings) -> None:
+    settings.resolved_key_file.write_text("not json")
+    os.chmod(settings.resolved_key_file, 0o600)
+    with pytest.raises(ConfigurationError):
+        Runtime(settings)
+
+
+def test_signing_key_with_loose_mode_is_refused(settings: Settings, admin_token: str) -> None:
+    os.chmod(settings.resolved_signing_key_file, 0o640)
+    runtime = Runtime(settings)
+    with pytest.raises(ConfigurationError, match="signing key"):
+        runtime.start()
+    runtime.engine.dispose()
+
+
+def test_unmigrated_database_is_refused(tmp_path: Path, settings: Settings) -> None:
+    cfg = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'empty.db'}"})
+    runtime = Runtime(cfg)
+    with pytest.raises(ConfigurationError, match="warden init"):
+        runtime.start()
+    runtime.engine.dispose()
+
+
+def test_default_database_is_sqlite_under_var() -> None:
+    cfg = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert cfg.resolved_database_url == "sqlite:///var/warden.db"
