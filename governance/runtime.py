@@ -29,29 +29,13 @@ from governance.records.recorder import RecordStore
 from governance.registry.service import registry as registry_service
 from governance.vault.errors import VaultError
 from governance.vault.providers import ServiceKeyProvider, load_provider
-from inference.batcher import MicroBatcher
+import torch
+
 from inference.device import select_device
 from inference.errors import ManifestError
-from inference.model import LoadedModel
+from inference.registry import ModelHost
 
 logger = logging.getLogger(__name__)
-
-
-class ServedModel:
-    """A serving model version with its micro-batcher."""
-
-    def __init__(self, version_id: int, model: LoadedModel, batcher: MicroBatcher) -> None:
-        self.version_id = version_id
-        self.model = model
-        self.batcher = batcher
-
-    @property
-    def name(self) -> str:
-        return self.model.manifest.name
-
-    @property
-    def version(self) -> str:
-        return self.model.manifest.version
 
 
 def open_key_provider(settings: Settings) -> ServiceKeyProvider:
@@ -72,7 +56,16 @@ class Runtime:
         self.device = select_device(settings.device)
         self.policy = PolicyEngine(settings.policies_dir / "model.conf", settings.decision_cache_size)
         self.auth_cache = AuthCache(settings.auth_cache_seconds)
-        self.models: dict[str, ServedModel] = {}
+        if self.device.type == "cpu":
+            # Small tabular models on a shared CPU: one intra-op thread per forward pass keeps
+            # the batcher's worker from fighting the event loop (measured in bench/batching).
+            torch.set_num_threads(settings.torch_threads)
+        self.host = ModelHost(
+            device=self.device,
+            max_batch_rows=settings.batch_max_rows,
+            max_wait_ms=settings.batch_max_wait_ms,
+            max_queue_rows=settings.batch_max_queue_rows,
+        )
         self.audit = AuditWriter(
             self.sessions,
             max_batch=settings.audit_batch_max,
@@ -115,9 +108,7 @@ class Runtime:
                     self.checkpointer.checkpoint(session, force=True)
             except Exception as exc:
                 logger.warning("final checkpoint failed: %s", type(exc).__name__)
-        for served in list(self.models.values()):
-            served.batcher.close()
-        self.models.clear()
+        self.host.close(timeout=10)
         self.engine.dispose()
 
     def _require_schema(self, session: Session) -> None:
@@ -128,9 +119,11 @@ class Runtime:
                 "the database has no Warden schema: run `warden init` first"
             ) from None
 
-    def _after_audit_commit(self, session: Session, size: int) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.maybe_checkpoint(session, size)
+    def _after_audit_commit(self, size: int) -> None:
+        checkpointer = self.checkpointer
+        if checkpointer is not None and checkpointer.due(size):
+            with self.sessions.begin() as session:
+                checkpointer.maybe_checkpoint(session, size)
 
     # -- reloads ---------------------------------------------------------------------------
 
@@ -142,34 +135,23 @@ class Runtime:
 
     def _load_models(self, session: Session) -> None:
         wanted = {row.name: row for row in registry_service.serving(session)}
+        serving = self.host.serving()
         for name, row in wanted.items():
-            served = self.models.get(name)
-            if served is not None and served.version_id == row.id:
+            if serving.get(name) == row.version:
                 continue
             try:
-                model = LoadedModel.load(Path(row.artifact_dir), self.device)
+                # Pinned to the manifest digest recorded at registration: an artifact edited
+                # on disk since then is refused even if its inner hashes were rewritten.
+                self.host.load(name, row.version, Path(row.artifact_dir),
+                               expected_sha256=row.artifact_sha256)
             except ManifestError as exc:
                 # A serving artifact that no longer verifies is not served (fail closed).
                 logger.error("model %s %s refused at load: %s", name, row.version, exc)
-                self._unload(name)
-                continue
-            batcher = MicroBatcher(
-                model.forward_probabilities,
-                max_batch_rows=self.settings.batch_max_rows,
-                max_wait_ms=self.settings.batch_max_wait_ms,
-            )
-            batcher.start()
-            old = self.models.get(name)
-            self.models[name] = ServedModel(row.id, model, batcher)
-            if old is not None:
-                old.batcher.close()
-        for name in [n for n in self.models if n not in wanted]:
-            self._unload(name)
-
-    def _unload(self, name: str) -> None:
-        old = self.models.pop(name, None)
-        if old is not None:
-            old.batcher.close()
+                if name in serving:
+                    self.host.unload(name, serving[name])
+        for name, version in serving.items():
+            if name not in wanted:
+                self.host.unload(name, version)
 
     def refresh(self) -> None:
         """Check the change counters once and reload whatever moved."""
@@ -188,13 +170,13 @@ class Runtime:
         while not self._stop.wait(self.settings.state_poll_seconds):
             try:
                 self.refresh()
+                if self.checkpointer is not None:
+                    # Sign the tail of the log after a quiet spell, not only after commits.
+                    self.checkpointer.tick(self.sessions)
             except Exception as exc:
                 logger.warning("state poll failed: %s", type(exc).__name__)
 
     # -- hot-path helpers ------------------------------------------------------------------
-
-    def served(self, name: str) -> ServedModel | None:
-        return self.models.get(name)
 
     def check_ready(self) -> dict[str, object]:
         """Readiness: database reachable, policy loaded, serving models loaded."""
@@ -204,10 +186,10 @@ class Runtime:
                 serving = {r.name for r in registry_service.serving(session)}
         except Exception:
             raise ServiceUnavailable("the database is not reachable") from None
-        missing = sorted(serving - set(self.models))
+        missing = sorted(serving - set(self.host.serving()))
         if self.policy.version is None:
             raise ServiceUnavailable("no policy is loaded")
         if missing:
             raise ServiceUnavailable(f"serving models not loaded: {', '.join(missing)}")
         return {"database": "ok", "policy_version": self.policy.version,
-                "models": sorted(self.models)}
+                "models": sorted(self.host.serving())}

@@ -45,11 +45,11 @@ from typing import Any, Literal
 from inference.errors import ManifestError
 
 FORMAT = "warden.model/1"
-# Matched with fullmatch: "$" alone would accept a trailing newline.
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# Anchored with \Z, not $: "$" also matches before a trailing newline ("adult\n" would pass).
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 # Artifact file names: one plain name inside the artifact folder, never a path or a dot file.
-FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-SHA256_RE = re.compile(r"[0-9a-f]{64}")
+FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 RESERVED_FILES = ("manifest.json",)
 ARCHITECTURES = ("logreg", "mlp")
 

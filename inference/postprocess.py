@@ -217,6 +217,7 @@ def group_threshold_spec(
         groups[str(group)] = rule
     return {
         "kind": "group_threshold",
+        "version": 1,
         "feature": feature,
         "positive_label": positive_label,
         "groups": groups,

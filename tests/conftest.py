@@ -176,12 +176,29 @@ class WardenFactory:
 
     def policy_change(self, add: list[list[str]], remove: list[list[str]] | None = None,
                       reason: str = "test") -> dict[str, Any]:
-        if self.officer is None:
-            self.officer = self.principal("officer-fixture", "compliance_officer")
+        self.officer_token()
         r = self.client.post("/v1/policy/changes", json={"add": add, "remove": remove or [],
                              "reason": reason}, headers=auth(self.officer))
         assert r.status_code == 201, r.text
         return dict(r.json())
+
+
+    def officer_token(self) -> str:
+        if self.officer is None:
+            self.officer = self.principal("officer-fixture", "compliance_officer")
+        return self.officer
+
+    def override_gate(self, model: str, version: str) -> None:
+        """A compliance officer approves a version that has no passing fairness audit (the
+        toy models of these tests have no evaluation data to audit against)."""
+        r = self.client.post(
+            "/v1/fairness/overrides",
+            json={"model": model, "version": version, "justification":
+                  "test fixture: synthetic model with random weights, no evaluation data; "
+                  "approved for exercising the serving path only"},
+            headers=auth(self.officer_token()),
+        )
+        assert r.status_code == 201, r.text
 
 
 @pytest.fixture

@@ -78,6 +78,19 @@ class Checkpointer:
             every_seconds=settings.checkpoint_every_seconds,
         )
 
+    def due(self, size: int) -> bool:
+        """Whether a checkpoint at ``size`` may be due, without touching the database.
+
+        The group-commit writer asks after every commit; opening a write transaction each time
+        would cost a second fsync per batch on SQLite.
+        """
+        with self._lock:
+            if self._last_size < 0:
+                return True
+            return size - self._last_size >= self.every_entries or (
+                size > self._last_size and time.monotonic() - self._last_time >= self.every_seconds
+            )
+
     def maybe_checkpoint(self, session: Session, size: int) -> AuditCheckpoint | None:
         with self._lock:
             if self._last_size < 0:

@@ -57,7 +57,7 @@ class AuditWriter:
         max_batch: most items per transaction.
         max_wait_ms: how long a forming batch waits for more items once one has arrived.
         on_commit: called in the writer thread with the new tree size after each commit
-            (checkpointing hooks in here).
+            (checkpointing hooks in here; it opens its own transaction only when needed).
     """
 
     def __init__(
@@ -66,7 +66,7 @@ class AuditWriter:
         *,
         max_batch: int = 512,
         max_wait_ms: float = 1.0,
-        on_commit: Callable[[Session, int], None] | None = None,
+        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._max_batch = max_batch
@@ -184,8 +184,7 @@ class AuditWriter:
                 item.future.set_result(mine)
         if self._on_commit is not None and size is not None:
             try:
-                with self._sessions.begin() as session:
-                    self._on_commit(session, size)
+                self._on_commit(size)
             except Exception as exc:
                 # A missed checkpoint is retried at the next commit; entries are already durable.
                 logger.warning("checkpoint after commit failed: %s", type(exc).__name__)

@@ -92,7 +92,9 @@ def positive_label(manifest: Manifest) -> str:
     return manifest.labels[int(post.get("positive_label", 1))]
 
 
-def true_labels(dataset: LoadedDataset, split: TabularSplit, manifest: Manifest) -> NDArray[np.int8]:
+def true_labels(
+    dataset: LoadedDataset, split: TabularSplit, manifest: Manifest
+) -> NDArray[np.int8]:
     """The split's labels as 1 = the model's positive label.
 
     Raises:
@@ -115,7 +117,7 @@ def records_of(features: pd.DataFrame, names: Sequence[str]) -> list[dict[str, A
     missing = [n for n in names if n not in features.columns]
     if missing:
         raise AuditInputError(f"the dataset lacks the model's input fields {missing[:5]}")
-    return features[list(names)].to_dict(orient="records")  # type: ignore[return-value]
+    return features[list(names)].to_dict(orient="records")
 
 
 def decide_as_served(

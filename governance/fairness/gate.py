@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 MIN_JUSTIFICATION_LENGTH: Final[int] = 40
 _PENDING_KEY: Final[str] = "fairness.gate.pending_denials"
+_ARMED_KEY: Final[str] = "fairness.gate.listeners_armed"
 
 Basis = Literal["audit", "override", "none"]
 
@@ -133,7 +134,7 @@ def gate_status(session: Session, row: ModelVersion) -> GateStatus:
     failures: list[dict[str, Any]]
     if current is None:
         # No audit has run yet (an audit stores the thresholds it was judged by).
-        failures = [_failure("no fairness thresholds are stored yet and no audit has run")]
+        failures = [_failure("no fairness audit of this exact artifact (no audit has run yet)")]
     elif audit is None:
         failures = [_failure("no fairness audit of this exact artifact")]
     else:
@@ -199,20 +200,20 @@ def fairness_gate(session: Session, ctx: Context, row: ModelVersion) -> None:
 
 def _log_after_rollback(session: Session, denial: AuditEvent) -> None:
     """Append ``denial`` once the promotion's transaction ends (its rollback would erase it)."""
-    pending: list[AuditEvent] = session.info.setdefault(_PENDING_KEY, [])
-    pending.append(denial)
-    if len(pending) > 1:
-        return  # the listeners are already armed for this transaction
+    session.info.setdefault(_PENDING_KEY, []).append(denial)
+    if session.info.get(_ARMED_KEY):
+        return  # listeners stay armed for the session's life; they no-op with nothing pending
+    session.info[_ARMED_KEY] = True
     bind = session.get_bind()
 
-    def flush_pending() -> list[AuditEvent]:
-        events = list(session.info.pop(_PENDING_KEY, []))
-        event.remove(session, "after_rollback", after_rollback)
-        event.remove(session, "before_commit", before_commit)
+    def take_pending(current: Session) -> list[AuditEvent]:
+        events: list[AuditEvent] = current.info.pop(_PENDING_KEY, [])
         return events
 
-    def after_rollback(_: Session) -> None:
-        events = flush_pending()
+    def after_rollback(current: Session) -> None:
+        events = take_pending(current)
+        if not events:
+            return
         try:
             with Session(bind=bind) as other, other.begin():
                 audit_log.append(other, events)
@@ -221,7 +222,9 @@ def _log_after_rollback(session: Session, denial: AuditEvent) -> None:
 
     def before_commit(current: Session) -> None:
         # The caller swallowed the refusal and commits: the denial goes in with it.
-        audit_log.append(current, flush_pending())
+        events = take_pending(current)
+        if events:
+            audit_log.append(current, events)
 
     event.listen(session, "after_rollback", after_rollback)
     event.listen(session, "before_commit", before_commit)

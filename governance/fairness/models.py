@@ -86,9 +86,7 @@ class Outcome(Base):
 
     __tablename__ = "fairness_outcomes"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     ref: Mapped[str] = mapped_column(String(64), unique=True)
     model: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(64))

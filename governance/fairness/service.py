@@ -40,6 +40,12 @@ def failure_summary(verdict: GateVerdict) -> list[dict[str, Any]]:
     return [f.to_dict() for f in verdict.failures]
 
 
+def _window(start: datetime | None, end: datetime | None) -> list[str | None] | None:
+    if start is None:
+        return None
+    return [start.isoformat(), end.isoformat() if end is not None else None]
+
+
 class FairnessAuditService:
     """Runs, stores and reads fairness audits; stateless."""
 
@@ -190,9 +196,7 @@ class FairnessAuditService:
                         "dataset": dataset,
                         "dataset_hash": dataset_hash,
                         "split": split,
-                        "window": None
-                        if window_start is None
-                        else [window_start.isoformat(), window_end.isoformat() if window_end else None],
+                        "window": _window(window_start, window_end),
                         "sensitive": list(features),
                         "n_rows": result.n_rows,
                         "thresholds_version": thresholds_version,
@@ -238,9 +242,7 @@ class FairnessAuditService:
         """The newest dataset audit of exactly this artifact (what the gate judges)."""
         return session.scalar(
             select(FairnessAudit)
-            .where(
-                FairnessAudit.artifact_sha256 == artifact_sha256, FairnessAudit.kind == DATASET
-            )
+            .where(FairnessAudit.artifact_sha256 == artifact_sha256, FairnessAudit.kind == DATASET)
             .order_by(FairnessAudit.id.desc())
             .limit(1)
         )

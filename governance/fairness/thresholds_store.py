@@ -65,7 +65,9 @@ def document_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[s
     return {
         "added": {k: new[k] for k in sorted(new.keys() - old.keys())},
         "removed": {k: old[k] for k in sorted(old.keys() - new.keys())},
-        "changed": {k: [old[k], new[k]] for k in sorted(old.keys() & new.keys()) if old[k] != new[k]},
+        "changed": {
+            k: [old[k], new[k]] for k in sorted(old.keys() & new.keys()) if old[k] != new[k]
+        },
     }
 
 
@@ -183,8 +185,13 @@ class ThresholdStore:
         if not any(diff.values()):
             raise ThresholdsConflict("the document is identical to the current version")
         return self._insert(
-            session, ctx, version=current.version + 1, document=after, diff=diff,
-            reason=reason, action="update",
+            session,
+            ctx,
+            version=current.version + 1,
+            document=after,
+            diff=diff,
+            reason=reason,
+            action="update",
         )
 
     def _seed(self, session: Session, policies_dir: Path | None) -> ThresholdVersion:

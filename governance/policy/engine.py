@@ -120,6 +120,7 @@ class CompiledPolicy:
         return decision
 
     def _decide(self, subject: str, obj: str, action: str) -> Decision:
+        candidates: list[list[str]] = []
         if self._index is None:
             with self._enforce_lock:
                 allowed, explain = self._enforcer.enforce_ex(subject, obj, action)
@@ -138,6 +139,11 @@ class CompiledPolicy:
         if explain:
             rule = ", ".join(["p", *explain])
             reason = f"{'allowed' if allowed else 'denied'} by rule [{rule}]"
+        elif allowed:
+            # Casbin names no rule for an allow (it scans on, looking for a deny); every
+            # candidate matches, so the first allow among them is the one that allowed it.
+            first = next((r for r in candidates if r[3] == "allow"), None)
+            reason = f"allowed by rule [{', '.join(['p', *first])}]" if first else "allowed"
         else:
             reason = "no rule allows this"
         return Decision(bool(allowed), reason, self.version)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from governance.api.deps import Caller
 from governance.audit.events import AuditEvent
-from governance.errors import NotFound, PayloadTooLarge, Unprocessable
+from governance.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
 from governance.predict.schemas import PredictionOut, PredictRequest, PredictResponse
 from governance.runtime import Runtime
 from governance.vault.blind_index import digest
-from inference.errors import InputValidationError
+from inference.model import Prediction
+from inference.errors import (
+    BatcherClosedError,
+    BatcherOverloadedError,
+    InputValidationError,
+    ModelNotLoadedError,
+)
 
 
 def _canonical(doc: Any) -> bytes:
@@ -22,12 +29,46 @@ class ModelNotServing(NotFound):
     type_slug = "model-not-serving"
 
 
+class ModelBusy(ServiceUnavailable):
+    type_slug = "model-busy"
+
+
 class InvalidRecord(Unprocessable):
     type_slug = "invalid-record"
     title = "Invalid record"
 
 
 class PredictService:
+    async def _infer(
+        self, runtime: Runtime, name: str, rows: list[dict[str, Any]], state: Any
+    ) -> tuple[str, list[Prediction]]:
+        """Validate, encode and predict through the model's micro-batcher.
+
+        The lease keeps this model version's batcher open until the request is done, even if
+        a promotion swaps in another version meanwhile.
+        """
+        try:
+            lease = runtime.host.lease(name)
+            served = lease.__enter__()
+        except ModelNotLoadedError:
+            raise ModelNotServing(f"model {name!r} is not serving") from None
+        with contextlib.ExitStack() as stack:
+            stack.push(lease)
+            state.model_version = served.version
+            state.resource = {"model": name, "version": served.version}
+            try:
+                x = served.model.encode(rows)
+            except InputValidationError as exc:
+                raise InvalidRecord(
+                    f"record {exc.record}, field {exc.field!r}: {exc.message}",
+                    extra={"record": exc.record, "field": exc.field},
+                ) from None
+            try:
+                probs = await served.batcher.submit(x)
+            except (BatcherOverloadedError, BatcherClosedError):
+                raise ModelBusy("the model is overloaded or restarting; retry shortly") from None
+            return served.version, served.model.decide(rows, x, probs)
+
     async def run(
         self, runtime: Runtime, caller: Caller, name: str, body: PredictRequest, state: Any
     ) -> PredictResponse:
@@ -36,27 +77,13 @@ class PredictService:
             raise PayloadTooLarge(
                 f"a batch holds at most {runtime.settings.max_batch_records} records"
             )
-        served = runtime.served(name)
-        if served is None:
-            raise ModelNotServing(f"model {name!r} is not serving")
-        state.model_version = served.version
-        state.resource = {"model": name, "version": served.version}
-        model = served.model
-        try:
-            x = model.encode(rows)
-        except InputValidationError as exc:
-            raise InvalidRecord(
-                f"record {exc.record}, field {exc.field!r}: {exc.message}",
-                extra={"record": exc.record, "field": exc.field},
-            ) from None
-        probs = await served.batcher.submit(x)
-        predictions = model.decide(rows, x, probs)
+        version, predictions = await self._infer(runtime, name, rows, state)
         out = [PredictionOut(label=p.label, probabilities=p.probabilities) for p in predictions]
         request_doc = {"records": rows}
         response_doc = {"predictions": [o.model_dump() for o in out]}
         request_id = state.request_id
         prepared = await runtime.recorder.prepare(
-            ctx=caller.ctx, principal=caller.name, model=name, model_version=served.version,
+            ctx=caller.ctx, principal=caller.name, model=name, model_version=version,
             subject_id=body.subject_id, request_id=request_id, request_doc=request_doc,
             response_doc=response_doc,
         )
@@ -65,11 +92,11 @@ class PredictService:
             action="predict",
             actor=caller.ctx.actor,
             source=caller.ctx.source,
-            resource={"model": name, "version": served.version},
+            resource={"model": name, "version": version},
             decision="allow",
             reason=state.reason,
             policy_version=caller.ctx.policy_version,
-            model_version=served.version,
+            model_version=version,
             outcome=200,
             request_id=request_id,
             input_digest=digest(runtime.digest_key, _canonical(request_doc)),
@@ -81,7 +108,7 @@ class PredictService:
         seqs = await runtime.audit.append([event], write=prepared.write)
         state.audited = True
         return PredictResponse(
-            request_id=request_id, model=name, model_version=served.version, predictions=out,
+            request_id=request_id, model=name, model_version=version, predictions=out,
             audit_seq=seqs[0], record_id=prepared.record_id,
         )
 

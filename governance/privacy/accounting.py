@@ -13,6 +13,7 @@ accountant adds their Rényi curves. We feed them a mixed history directly.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -155,6 +156,13 @@ def noise_for_epsilon(
     _check_delta(delta)
     if not target_epsilon > 0 or not math.isfinite(target_epsilon):
         raise AccountingError("target_epsilon must be a positive finite number")
+    return _cached_noise(target_epsilon, delta, sample_rate, steps)
+
+
+# The search is a pure function of its arguments and costs seconds (tens of PRV evaluations);
+# a retrained or retried configuration reuses it.
+@functools.lru_cache(maxsize=256)
+def _cached_noise(target_epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
     try:
         return float(
             get_noise_multiplier(

@@ -272,6 +272,20 @@ def _steps_spent(engine: PrivacyEngine) -> int:
     return int(sum(steps for _, _, steps in engine.accountant.history))
 
 
+def _aborted(setup: _Setup, exc: BaseException) -> TrainingAborted:
+    """The error for a run that failed after it began, with the mechanism it spent."""
+    steps_done = _steps_spent(setup.engine) if setup.engine else 0
+    mech = None
+    if setup.engine is not None:
+        assert setup.noise_multiplier is not None and setup.sample_rate is not None
+        mech = Mechanism(setup.noise_multiplier, setup.sample_rate, steps_done)
+    return TrainingAborted(
+        f"training failed after {steps_done} steps ({type(exc).__name__})",
+        steps_done=steps_done,
+        mechanism=mech,
+    )
+
+
 @torch.no_grad()
 def _predict(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     module.eval()
@@ -463,84 +477,81 @@ def train(
             if progress is not None:
                 progress(dict(record))
     except Exception as exc:
-        steps_done = _steps_spent(setup.engine) if setup.engine else 0
-        mech = (
-            Mechanism(setup.noise_multiplier or 0.0, setup.sample_rate or 1.0, steps_done)
-            if private
-            else None
+        raise _aborted(setup, exc) from exc
+
+    # The budget is spent once the loop ends: a failure while evaluating or saving is an
+    # aborted run too, so the caller still charges the ledger.
+    try:
+        mechanism: Mechanism | None = None
+        final_eps: float | None = None
+        if setup.engine is not None:
+            assert setup.noise_multiplier is not None and setup.sample_rate is not None
+            mechanism = Mechanism(
+                setup.noise_multiplier, setup.sample_rate, _steps_spent(setup.engine)
+            )
+            final_eps = float(setup.engine.accountant.get_epsilon(delta=delta))
+
+        probs = _predict(setup.module, x_test)
+        metrics = _metrics(probs, dataset.test.labels)
+        by_group = _group_metrics(probs, dataset.test.labels, dataset.test.sensitive)
+
+        training: dict[str, Any] = {
+            "private": private,
+            "epsilon": final_eps,
+            "target_epsilon": epsilon,
+            "delta": delta if private else None,
+            "accountant": "prv" if private else None,
+            "noise_multiplier": setup.noise_multiplier,
+            "max_grad_norm": max_grad_norm if private else None,
+            "sample_rate": setup.sample_rate,
+            "steps": mechanism.steps if mechanism else len(setup.loader) * epochs,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "poisson_sampling": private,
+            "clipping": "flat" if private else None,
+            "privacy_unit": schema.privacy_unit,
+            "secure_mode": secure_mode if private else False,
+            "grad_sample_mode": setup.mode,
+            "grad_sample_mode_requested": grad_sample_mode if private else None,
+            "layer_gradient_modes": setup.layer_modes,
+            "optimizer": {"kind": "adam", "lr": lr},
+            "seed": None if (private and secure_mode) else seed,
+            "model_init_seed": seed,
+            "device": dev.type,
+            "dataset": {
+                "name": schema.name,
+                "content_hash": dataset.content_hash,
+                "file_hashes": dict(dataset.file_hashes),
+                "train_rows": len(dataset.train),
+                "test_rows": len(dataset.test),
+            },
+            "preprocessing": PREPROCESSING_PROVENANCE,
+            "metrics": metrics,
+            "history": history,
+            "ledger_mechanism": mechanism.to_dict() if mechanism else None,
+            "software": {"torch": torch.__version__, "opacus": opacus.__version__},
+        }
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "name": name,
+            "version": version,
+            "architecture": {
+                "kind": arch.kind,
+                "input_dim": arch.input_dim,
+                "output_dim": arch.output_dim,
+                "hidden": list(arch.hidden),
+                "dropout": 0.0,
+            },
+            **manifest_sections(schema),
+            "postprocessing": None,
+            "training": training,
+        }
+        card = build_model_card(manifest=doc, dataset=dataset, group_metrics=by_group)
+        parsed = save_artifact(
+            out, setup.module, doc, extra_files={MODEL_CARD_FILE: render_model_card(card)}
         )
-        raise TrainingAborted(
-            f"training stopped after {steps_done} steps ({type(exc).__name__})",
-            steps_done=steps_done,
-            mechanism=mech,
-        ) from exc
-
-    mechanism: Mechanism | None = None
-    final_eps: float | None = None
-    if setup.engine is not None:
-        assert setup.noise_multiplier is not None and setup.sample_rate is not None
-        mechanism = Mechanism(setup.noise_multiplier, setup.sample_rate, _steps_spent(setup.engine))
-        final_eps = float(setup.engine.accountant.get_epsilon(delta=delta))
-
-    probs = _predict(setup.module, x_test)
-    metrics = _metrics(probs, dataset.test.labels)
-    by_group = _group_metrics(probs, dataset.test.labels, dataset.test.sensitive)
-
-    training: dict[str, Any] = {
-        "private": private,
-        "epsilon": final_eps,
-        "target_epsilon": epsilon,
-        "delta": delta if private else None,
-        "accountant": "prv" if private else None,
-        "noise_multiplier": setup.noise_multiplier,
-        "max_grad_norm": max_grad_norm if private else None,
-        "sample_rate": setup.sample_rate,
-        "steps": mechanism.steps if mechanism else len(setup.loader) * epochs,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "poisson_sampling": private,
-        "clipping": "flat" if private else None,
-        "privacy_unit": schema.privacy_unit,
-        "secure_mode": secure_mode if private else False,
-        "grad_sample_mode": setup.mode,
-        "grad_sample_mode_requested": grad_sample_mode if private else None,
-        "layer_gradient_modes": setup.layer_modes,
-        "optimizer": {"kind": "adam", "lr": lr},
-        "seed": None if (private and secure_mode) else seed,
-        "model_init_seed": seed,
-        "device": dev.type,
-        "dataset": {
-            "name": schema.name,
-            "content_hash": dataset.content_hash,
-            "file_hashes": dict(dataset.file_hashes),
-            "train_rows": len(dataset.train),
-            "test_rows": len(dataset.test),
-        },
-        "preprocessing": PREPROCESSING_PROVENANCE,
-        "metrics": metrics,
-        "history": history,
-        "ledger_mechanism": mechanism.to_dict() if mechanism else None,
-        "software": {"torch": torch.__version__, "opacus": opacus.__version__},
-    }
-    doc: dict[str, Any] = {
-        "format": FORMAT,
-        "name": name,
-        "version": version,
-        "architecture": {
-            "kind": arch.kind,
-            "input_dim": arch.input_dim,
-            "output_dim": arch.output_dim,
-            "hidden": list(arch.hidden),
-            "dropout": 0.0,
-        },
-        **manifest_sections(schema),
-        "postprocessing": None,
-        "training": training,
-    }
-    card = build_model_card(manifest=doc, dataset=dataset, group_metrics=by_group)
-    parsed = save_artifact(
-        out, setup.module, doc, extra_files={MODEL_CARD_FILE: render_model_card(card)}
-    )
+    except Exception as exc:
+        raise _aborted(setup, exc) from exc
     return TrainResult(
         artifact_dir=out,
         manifest=parsed,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, distinct, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
@@ -240,7 +240,7 @@ class RecordService:
         at = now or utcnow()
         deleted: dict[str, int] = {}
         cutoffs: dict[str, datetime | None] = {}
-        for model in sorted(session.scalars(select(distinct(Record.model)))):
+        for model in sorted(session.scalars(select(Record.model).distinct())):
             cutoff = policy.cutoff(model, now=at)
             cutoffs[model] = cutoff
             if cutoff is None:

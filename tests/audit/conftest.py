@@ -16,6 +16,9 @@ from governance.audit.signing import public_vkey
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker
 
+# The end-to-end audit tests serve the toy model exactly as the predict tests do.
+from tests.predict.conftest import served  # noqa: F401
+
 
 @dataclass
 class FilledLog:

@@ -84,8 +84,12 @@ def test_every_problem_is_reported_at_once() -> None:
         (lambda d: d["sensitive"][2].update(labels=["a"]), "one label per bin"),
         (lambda d: d["sensitive"][2].update(bins=[30, 20]), "strictly increasing"),
         (lambda d: d["table"]["columns"].remove("sex"), "'sex' is used but not declared"),
-        (lambda d: d["features"].append({"name": "income", "type": "categorical",
-                                         "categories": ["x"]}), "label column cannot"),
+        (
+            lambda d: d["features"].append(
+                {"name": "income", "type": "categorical", "categories": ["x"]}
+            ),
+            "label column cannot",
+        ),
         (lambda d: d["privacy"].update(delta=2.0), "privacy.delta"),
         (lambda d: d["table"].update(separator=", "), "single character"),
     ],

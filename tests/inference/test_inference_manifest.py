@@ -170,6 +170,9 @@ MALFORMED: dict[str, Mutation] = {
     "post unknown key": _set("postprocessing", _post(seed=3)),
     "post empty groups": _set("postprocessing", _post(groups={})),
     "post group not a category": _set("postprocessing", _post(groups={"Other": dict(RULE)})),
+    "post bad version": _set("postprocessing", _post(version=2)),
+    "post version bool": _set("postprocessing", _post(version=True)),
+    "post constraints not a string": _set("postprocessing", _post(constraints=["dp"])),
     "post missing default": _set("postprocessing", _post(default=None)),
     "post rule missing key": _set("postprocessing", _post(groups={"Male": {"p0": 1.0}})),
     "post rule unknown key": _set("postprocessing", _post(groups={"Male": {**RULE, "p2": 0.1}})),
@@ -221,6 +224,12 @@ def test_postprocessing_accepts_fairlearn_extensions() -> None:
     rule = {**RULE, "op1": "<", "p_ignore": 0.25, "prediction_constant": 0.4}
     m = parse_manifest(manifest_doc(postprocessing=_post(groups={"Male": rule})))
     assert m.postprocessing is not None and m.postprocessing["groups"]["Male"]["op1"] == "<"
+
+
+def test_postprocessing_as_the_fairness_domain_writes_it() -> None:
+    spec = _post(version=1, constraints="demographic_parity")
+    m = parse_manifest(manifest_doc(postprocessing=spec))
+    assert m.postprocessing is not None and m.postprocessing["constraints"] == "demographic_parity"
 
 
 def test_logreg_ignores_hidden_and_parses() -> None:

@@ -17,6 +17,11 @@ from governance.policy.models import PolicyVersion
 from tests.conftest import WardenFactory, auth
 
 
+def flat(text: str) -> str:
+    """CLI output with Rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
 @dataclass(frozen=True)
 class Officers:
     """Two compliance officers (for separation of duties) and the admin."""

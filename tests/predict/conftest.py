@@ -40,6 +40,7 @@ def served(live_server: LiveServer, admin_token: str, make_artifact: ArtifactBui
         r = http.post("/v1/models", json=upload_body(make_artifact("toy", "1")),
                       headers=auth(engineer))
         assert r.status_code == 201, r.text
+        factory.override_gate("toy", "1")
         r = http.post("/v1/models/toy/versions/1/promote", headers=auth(admin_token))
         assert r.status_code == 200, r.text
         factory.policy_change([["g2", "model:toy", "group:default-models"]],

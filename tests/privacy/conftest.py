@@ -22,7 +22,8 @@ def write_synthetic(folder: Path, *, rows: int = 1200, seed: int = 0) -> Path:
     score = 0.8 * (x1 - 5) + 0.6 * x2 + np.where(colour == "red", 1.5, -0.5)
     label = np.where(score + rng.normal(0, 1, rows) > 0, "pos", "neg")
     lines = ["x1,x2,colour,group,label"] + [
-        f"{a:.4f},{b:.4f},{c},{g},{y}" for a, b, c, g, y in zip(x1, x2, colour, group, label)
+        f"{a:.4f},{b:.4f},{c},{g},{y}"
+        for a, b, c, g, y in zip(x1, x2, colour, group, label, strict=True)
     ]
     (folder / "synthetic.csv").write_text("\n".join(lines) + "\n")
     doc = {

@@ -72,8 +72,14 @@ def test_invalid_inputs_are_refused() -> None:
 
 def test_plan_noise_fits_the_remaining_budget() -> None:
     cap = 3.0
-    sigma = plan_noise(target_epsilon=cap, delta=DELTA, sample_rate=0.02, steps=200,
-                       prior_history=[A], tolerance=0.04)
+    sigma = plan_noise(
+        target_epsilon=cap,
+        delta=DELTA,
+        sample_rate=0.02,
+        steps=200,
+        prior_history=[A],
+        tolerance=0.04,
+    )
     total = compose_epsilon([A, Mechanism(sigma, 0.02, 200)], DELTA)
     assert total <= cap
     assert total > cap - 0.1  # not wastefully noisy

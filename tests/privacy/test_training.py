@@ -17,7 +17,7 @@ from governance.privacy import (
     compose_epsilon,
     train,
 )
-from inference.artifact import read_manifest, load_weights, sha256_file
+from inference.artifact import load_weights, read_manifest, sha256_file
 
 DELTA = 1e-4
 COMMON: dict[str, Any] = {"epochs": 3, "batch_size": 150, "lr": 0.02, "delta": DELTA, "seed": 7}
@@ -44,12 +44,16 @@ def test_epsilon_is_within_target_and_recomputable(dp_run) -> None:  # type: ign
     assert training["poisson_sampling"] is True
     assert 0 < training["epsilon"] <= training["target_epsilon"] == 2.0
     mech = Mechanism(training["noise_multiplier"], training["sample_rate"], training["steps"])
-    assert compose_epsilon([mech], training["delta"]) == pytest.approx(training["epsilon"], rel=1e-9)
+    assert compose_epsilon([mech], training["delta"]) == pytest.approx(
+        training["epsilon"], rel=1e-9
+    )
     assert training["ledger_mechanism"] == mech.to_dict() == result.mechanism.to_dict()
     # 900 rows, batch 150 -> q = 1/6 and 6 steps an epoch.
     assert training["sample_rate"] == pytest.approx(1 / 6)
     assert training["steps"] == 3 * 6
-    assert training["dataset"]["content_hash"] == result.manifest.training["dataset"]["content_hash"]
+    assert (
+        training["dataset"]["content_hash"] == result.manifest.training["dataset"]["content_hash"]
+    )
 
 
 def test_ghost_clipping_ran_and_is_recorded(dp_run) -> None:  # type: ignore[no-untyped-def]
@@ -87,8 +91,14 @@ def test_model_card_is_filled_from_the_run(dp_run, synthetic: LoadedDataset) -> 
     assert read_manifest(result.artifact_dir).files["model_card.json"] == sha256_file(path)
     card = json.loads(path.read_text())
     for section in (
-        "model_details", "intended_use", "factors", "metrics", "evaluation_data",
-        "training_data", "quantitative_analyses", "ethical_considerations",
+        "model_details",
+        "intended_use",
+        "factors",
+        "metrics",
+        "evaluation_data",
+        "training_data",
+        "quantitative_analyses",
+        "ethical_considerations",
         "caveats_and_recommendations",
     ):
         assert section in card
@@ -112,8 +122,14 @@ def test_same_seed_same_weights(synthetic: LoadedDataset, tmp_path: Path) -> Non
 
 
 def test_hooks_mode_and_logreg(synthetic: LoadedDataset, tmp_path: Path) -> None:
-    result = _train(synthetic, tmp_path / "a", epsilon=2.0, grad_sample_mode="hooks",
-                    model_kind="logreg", epochs=1)
+    result = _train(
+        synthetic,
+        tmp_path / "a",
+        epsilon=2.0,
+        grad_sample_mode="hooks",
+        model_kind="logreg",
+        epochs=1,
+    )
     assert result.grad_sample_mode == "hooks"
     assert result.manifest.architecture.kind == "logreg"
     assert result.epsilon is not None and result.epsilon <= 2.0
@@ -170,7 +186,7 @@ def test_existing_artifact_is_not_overwritten(dp_run, synthetic: LoadedDataset) 
 
 
 def test_secure_mode_fails_closed_without_its_rng(synthetic: LoadedDataset, tmp_path: Path) -> None:
-    pytest.importorskip  # torchcsprng is not installed here; when it is, secure mode trains.
+    # torchcsprng is not installed here; where it is, secure mode must train instead.
     try:
         import torchcsprng  # noqa: F401
     except ImportError:
@@ -186,7 +202,14 @@ def test_secure_mode_fails_closed_without_its_rng(synthetic: LoadedDataset, tmp_
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_trains_on_cuda(synthetic: LoadedDataset, tmp_path: Path) -> None:
-    result = train(dataset=synthetic, out_dir=tmp_path / "g", name="toy-mlp", version="v1",
-                   device="cuda", epsilon=2.0, **{k: v for k, v in COMMON.items()})
+    result = train(
+        dataset=synthetic,
+        out_dir=tmp_path / "g",
+        name="toy-mlp",
+        version="v1",
+        device="cuda",
+        epsilon=2.0,
+        **{k: v for k, v in COMMON.items()},
+    )
     assert result.manifest.training["device"] == "cuda"
     assert result.epsilon is not None and result.epsilon <= 2.0

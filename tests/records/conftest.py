@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from governance.config import Settings
+from governance.db import make_engine, make_sessionmaker, state
+from governance.registry.models import ModelVersion
 from governance.runtime import Runtime
 from tests.conftest import ArtifactBuilder, WardenFactory, auth
 from tests.factories import toy_record
-
-CANARY_SUBJECT = "canary-subject-7f3a9c21"
-CANARY_VALUE = "CanaryPayload0xDEADBEEF"
 
 
 def upload_body(artifact: Path) -> dict[str, object]:
@@ -39,35 +41,70 @@ class Setup:
     auditor: str
     admin: str
 
-    def predict(self, *, subject_id: str | None = None, i: int = 0, token: str | None = None,
-                record: dict[str, Any] | None = None) -> httpx.Response:
+    def predict(
+        self,
+        *,
+        subject_id: str | None = None,
+        i: int = 0,
+        token: str | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> httpx.Response:
         body: dict[str, Any] = {"record": record or toy_record(i)}
         if subject_id is not None:
             body["subject_id"] = subject_id
-        return self.http.post("/v1/models/toy/predict", json=body, headers=auth(token or self.client))
+        return self.http.post(
+            "/v1/models/toy/predict", json=body, headers=auth(token or self.client)
+        )
 
-    def decrypt(self, record_id: str, *, token: str | None = None,
-                purpose: str = "dispute review #42") -> httpx.Response:
-        return self.http.post(f"/v1/records/{record_id}/decrypt", json={"purpose": purpose},
-                              headers=auth(token or self.auditor))
+    def decrypt(
+        self, record_id: str, *, token: str | None = None, purpose: str = "dispute review #42"
+    ) -> httpx.Response:
+        return self.http.post(
+            f"/v1/records/{record_id}/decrypt",
+            json={"purpose": purpose},
+            headers=auth(token or self.auditor),
+        )
 
 
-def serve_toy(http: Any, admin_token: str, make_artifact: ArtifactBuilder) -> Setup:
+def serve_toy(
+    http: Any, admin_token: str, make_artifact: ArtifactBuilder, database_url: str
+) -> Setup:
     factory = WardenFactory(http, admin_token)
     engineer = factory.principal("eng", "ml_engineer")
     r = http.post("/v1/models", json=upload_body(make_artifact("toy", "1")), headers=auth(engineer))
     assert r.status_code == 201, r.text
-    r = http.post("/v1/models/toy/versions/1/promote", headers=auth(admin_token))
-    assert r.status_code == 200, r.text
+    _make_serving(database_url, "toy", "1")
+    deadline = time.monotonic() + 15
+    while "toy" not in http.get("/readyz").json().get("models", []):
+        assert time.monotonic() < deadline, "the toy model did not start serving"
+        time.sleep(0.05)
     factory.policy_change([["g2", "model:toy", "group:default-models"]], reason="toy for clients")
     client = factory.principal("app", "client", kind="service")
     auditor = factory.principal("aud", "auditor")
     return Setup(http, factory, client, auditor, admin_token)
 
 
+def _make_serving(database_url: str, name: str, version: str) -> None:
+    """Test data: mark a registered version serving directly, as the promotion gates (fairness)
+    are another domain's concern; every server process reloads it within one poll period."""
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            session.execute(
+                update(ModelVersion)
+                .where(ModelVersion.name == name, ModelVersion.version == version)
+                .values(stage="serving")
+            )
+            state.bump(session, state.MODELS)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def served(app_client: Any, admin_token: str, make_artifact: ArtifactBuilder) -> Setup:
-    return serve_toy(app_client, admin_token, make_artifact)
+def served(
+    app_client: Any, admin_token: str, make_artifact: ArtifactBuilder, settings: Settings
+) -> Setup:
+    return serve_toy(app_client, admin_token, make_artifact, settings.resolved_database_url)
 
 
 @pytest.fixture

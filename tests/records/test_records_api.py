@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -22,7 +23,9 @@ PROBLEM = "application/problem+json"
 
 def _entries(runtime: Runtime, event_type: str) -> list[dict[str, Any]]:
     with runtime.sessions() as session:
-        rows = session.scalars(select(AuditEntry.canonical).where(AuditEntry.event_type == event_type))
+        rows = session.scalars(
+            select(AuditEntry.canonical).where(AuditEntry.event_type == event_type)
+        )
         return [json.loads(r) for r in rows]
 
 
@@ -60,7 +63,9 @@ def test_listing_shows_metadata_and_decrypting_is_a_separate_audited_right(
     (call,) = [e for e in _entries(runtime_of, "api.call") if e["seq"] == r.json()["audit_seq"]]
     assert call["data_key_id"] == meta["dek_id"] and len(call["input_digest"]) == 64
 
-    assert served.http.get(f"/v1/records/{record_id}", headers=auth(served.client)).status_code == 403
+    assert (
+        served.http.get(f"/v1/records/{record_id}", headers=auth(served.client)).status_code == 403
+    )
     missing = served.decrypt("rec_nope")
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
 
@@ -72,8 +77,9 @@ def test_erasure_shreds_one_subject_keeps_others_and_the_log_verifies(
     kept = [served.predict(subject_id="keep-me", i=i).json()["record_id"] for i in range(2)]
     with runtime_of.sessions() as session:
         wrapped_before = session.scalars(
-            select(DataKey.wrapped).join(Record, Record.dek_id == DataKey.id).where(
-                Record.id == gone[0])
+            select(DataKey.wrapped)
+            .join(Record, Record.dek_id == DataKey.id)
+            .where(Record.id == gone[0])
         ).one()
     assert wrapped_before
 
@@ -117,14 +123,14 @@ def test_erasure_shreds_one_subject_keeps_others_and_the_log_verifies(
         runtime_of.checkpointer.checkpoint(session, force=True)  # type: ignore[union-attr]
         session.commit()
     with runtime_of.sessions() as session:
-        vkey = public_vkey(settings.log_origin, load_signing_key(settings.resolved_signing_key_file))
+        vkey = public_vkey(
+            settings.log_origin, load_signing_key(settings.resolved_signing_key_file)
+        )
         report = verify_log(session, vkey)
         assert report.tree_size > 0 and report.checkpoints_checked >= 1
     if settings.is_sqlite:
-        path = settings.resolved_database_url.removeprefix("sqlite:///")
-        on_disk = b"".join(
-            open(p, "rb").read() for p in (path, path + "-wal") if __import__("os").path.exists(p)
-        )
+        path = Path(settings.resolved_database_url.removeprefix("sqlite:///"))
+        on_disk = b"".join(f.read_bytes() for f in path.parent.glob(path.name + "*"))
         assert wrapped_before not in on_disk
 
 
@@ -169,7 +175,9 @@ def test_tampered_or_moved_records_fail_with_a_clear_error(
         session.execute(update(Record).where(Record.id == a).values(model_version="2"))
     assert served.decrypt(a).status_code == 422
     with runtime_of.sessions.begin() as session:
-        session.execute(update(Record).where(Record.id == a).values(model_version="1", dek_version=2))
+        session.execute(
+            update(Record).where(Record.id == a).values(model_version="1", dek_version=2)
+        )
     assert served.decrypt(a).status_code == 422
     with runtime_of.sessions.begin() as session:
         session.execute(update(Record).where(Record.id == a).values(dek_version=1))
@@ -196,10 +204,15 @@ def test_vault_listing_and_rights(served: Setup) -> None:
     assert kek == {"current": "kek-1", "available": ["kek-1"], "deks_per_kek": {"kek-1": 2}}
     assert served.http.get("/v1/vault/keys", headers=auth(served.client)).status_code == 403
     body = {"reason": "scheduled"}
-    assert served.http.post("/v1/vault/kek/rotate", json=body,
-                            headers=auth(served.auditor)).status_code == 403
-    r = served.http.post("/v1/vault/deks/rotate", json={**body, "subject_id": "v-1"},
-                         headers=auth(served.admin))
+    assert (
+        served.http.post(
+            "/v1/vault/kek/rotate", json=body, headers=auth(served.auditor)
+        ).status_code
+        == 403
+    )
+    r = served.http.post(
+        "/v1/vault/deks/rotate", json={**body, "subject_id": "v-1"}, headers=auth(served.admin)
+    )
     assert r.status_code == 200 and r.json() == {"rotated": 1}
     rotations = served.http.get("/v1/vault/rotations", headers=auth(served.auditor)).json()
     assert rotations[0]["kind"] == "dek" and rotations[0]["keys_affected"] == 1

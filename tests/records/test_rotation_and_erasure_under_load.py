@@ -29,7 +29,10 @@ def small_keys(
     """The app with data keys rotating every 7 records."""
     cfg = settings.model_copy(update={"dek_max_uses": 7})
     with TestClient(create_app(cfg), raise_server_exceptions=False) as client:
-        yield serve_toy(client, admin_token, make_artifact), client.app.state.runtime
+        yield (
+            serve_toy(client, admin_token, make_artifact, settings.resolved_database_url),
+            client.app.state.runtime,
+        )
 
 
 def test_rotation_under_concurrent_load_loses_nothing(small_keys: tuple[Setup, Runtime]) -> None:
@@ -78,11 +81,18 @@ def test_rotation_under_concurrent_load_loses_nothing(small_keys: tuple[Setup, R
     # Everything decrypts: the caching, rotations and rewrap lost nothing.
     with runtime.sessions.begin() as session:
         for record_id in ids:
-            records.decrypt(session, cli_context(), runtime.keys, record_id=record_id,
-                            purpose="test: check every record opens")
+            records.decrypt(
+                session,
+                cli_context(),
+                runtime.keys,
+                record_id=record_id,
+                purpose="test: check every record opens",
+            )
 
 
-def test_erasure_in_another_process_fails_closed_then_recovers(served: Setup, runtime_of: Runtime) -> None:
+def test_erasure_in_another_process_fails_closed_then_recovers(
+    served: Setup, runtime_of: Runtime
+) -> None:
     first = served.predict(subject_id="shared")
     assert first.status_code == 200
     recorder = runtime_of.recorder
@@ -93,8 +103,9 @@ def test_erasure_in_another_process_fails_closed_then_recovers(served: Setup, ru
 
     # Another process erases the subject: this process's cache is not told.
     with runtime_of.sessions.begin() as session:
-        receipt = records.erase(session, cli_context("other-replica"), runtime_of.keys,
-                                subject_id="shared")
+        receipt = records.erase(
+            session, cli_context("other-replica"), runtime_of.keys, subject_id="shared"
+        )
     assert receipt.records_affected == 1
 
     # The next record sealed with the stale key is refused in the storing transaction.

@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""Share of a governed prediction's time spent encrypting and storing its record.
+
+A governed deployment (SQLite, one served toy model) runs in this process; concurrent clients
+call ``POST /v1/models/bench/predict`` through the ASGI app for a few seconds, cycling over 64
+data subjects so key-cache misses (key creation, an audited transaction each) are included.
+
+- request time: measured at the ASGI boundary around the whole app (authentication, policy,
+  validation, inference, audit, record), so the load client's own overhead is not counted;
+- encryption and storage: the recorder's ``prepare`` (blind index, key lookup, AES-256-GCM
+  seal) plus, for each request, the time the group commit spent running the record inserts of
+  its batch (every request in a batch waits for all of them).
+
+``ours`` is the mean encryption+storage time per request, ``baseline`` the mean request time,
+and ``ratio`` their quotient: the share (target < 0.05). A second phase runs the same load with
+records off (a recorder that stores nothing) and reports the throughput it reaches, as a
+cross-check of the instrumented share.
+
+    python bench/crypto.py           # ~6 s per phase
+    python bench/crypto.py --full    # 20 s per phase
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, governed_deployment
+
+from governance.predict.recording import PreparedRecord
+from tests.factories import toy_record
+
+
+class Timings:
+    def __init__(self) -> None:
+        self.requests: list[float] = []
+        self.prepare: dict[str, float] = {}
+        self.batch_of: dict[str, int] = {}
+        self.batch_time: dict[int, float] = {}
+        self.batches = itertools.count()
+
+
+class TimedRecorder:
+    """Wraps the real recorder: times ``prepare`` and the record insert in the group commit."""
+
+    def __init__(self, inner: Any, timings: Timings) -> None:
+        self.inner = inner
+        self.t = timings
+
+    async def prepare(self, **kw: Any) -> PreparedRecord:
+        t0 = time.perf_counter()
+        prepared = await self.inner.prepare(**kw)
+        request_id = kw["request_id"]
+        self.t.prepare[request_id] = time.perf_counter() - t0
+        inner_write = prepared.write
+        assert inner_write is not None
+
+        def write(session: Any, seqs: list[int]) -> None:
+            batch = session.info.setdefault("bench_batch", next(self.t.batches))
+            t1 = time.perf_counter()
+            inner_write(session, seqs)
+            self.t.batch_time[batch] = self.t.batch_time.get(batch, 0.0) + (
+                time.perf_counter() - t1
+            )
+            self.t.batch_of[request_id] = batch
+
+        return PreparedRecord(prepared.record_id, prepared.data_key_id, write)
+
+
+class NoRecords:
+    async def prepare(self, **kw: Any) -> PreparedRecord:
+        return PreparedRecord(None, None, None)
+
+
+def timed_app(app: Any, timings: Timings) -> Any:
+    async def wrapper(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        await app(scope, receive, send)
+        timings.requests.append(time.perf_counter() - t0)
+
+    return wrapper
+
+
+async def drive(app: Any, token: str, clients: int, duration: float) -> tuple[int, int, float]:
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {token}"}
+    done = errors = 0
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+        async def worker(n: int) -> None:
+            nonlocal done, errors
+            i = n
+            while time.perf_counter() < stop:
+                body = {"record": toy_record(i), "subject_id": f"subject-{i % 64}"}
+                r = await client.post("/v1/models/bench/predict", json=body, headers=headers)
+                done += 1
+                errors += r.status_code != 200
+                i += clients
+
+        stop = time.perf_counter() + duration
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(clients)))
+        elapsed = time.perf_counter() - start
+    return done, errors, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--clients", type=int, default=16)
+    args = parser.parse_args()
+    duration = 20.0 if args.full else 6.0
+    with tempfile.TemporaryDirectory() as tmp:
+        deployment = governed_deployment(Path(tmp))
+        os.environ.update({k: v for k, v in deployment.env.items() if k.startswith("WARDEN_")})
+        from governance.api.app import create_app
+        from governance.config import Settings
+
+        app = create_app(Settings())
+        runtime = app.state.runtime
+        runtime.start()
+        try:
+            timings = Timings()
+            real = runtime.recorder
+            runtime.recorder = TimedRecorder(real, timings)
+            served = timed_app(app, timings)
+            asyncio.run(drive(served, deployment.client_token, args.clients, 1.0))  # warm-up
+            timings.__init__()  # type: ignore[misc]
+            n, errors, elapsed = asyncio.run(
+                drive(served, deployment.client_token, args.clients, duration)
+            )
+            runtime.recorder = NoRecords()
+            n_off, errors_off, elapsed_off = asyncio.run(
+                drive(app, deployment.client_token, args.clients, duration)
+            )
+        finally:
+            runtime.stop()
+    per_request = [
+        timings.prepare[rid] + timings.batch_time.get(timings.batch_of.get(rid, -1), 0.0)
+        for rid in timings.prepare
+    ]
+    crypto_ms = statistics.fmean(per_request) * 1000
+    request_ms = statistics.fmean(timings.requests) * 1000
+    prepare_ms = statistics.fmean(timings.prepare.values()) * 1000
+    rps, rps_off = n / elapsed, n_off / elapsed_off
+    print(
+        f"requests {n} ({errors} errors) in {elapsed:.1f} s: {rps:.0f} req/s, "
+        f"mean {request_ms:.2f} ms per request"
+    )
+    print(
+        f"  prepare (seal) {prepare_ms:.3f} ms, storage wait {crypto_ms - prepare_ms:.3f} ms, "
+        f"share {crypto_ms / request_ms:.2%}"
+    )
+    print(
+        f"records off: {n_off} ({errors_off} errors), {rps_off:.0f} req/s "
+        f"(records on reach {rps / rps_off:.1%} of it)"
+    )
+    emit(
+        "crypto",
+        "mean ms per request in record encryption+storage vs mean request ms",
+        crypto_ms,
+        request_ms,
+        prepare_ms=round(prepare_ms, 4),
+        requests=n,
+        errors=errors + errors_off,
+        rps_records_on=round(rps, 1),
+        rps_records_off=round(rps_off, 1),
+        clients=args.clients,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""``warden fairness audit|audits|show|gate|override|mitigate|monitor|thresholds``.
+
+Importing this module (``warden`` does at start) registers the fairness promotion gate, so
+``warden models promote`` is gated exactly like the API. Commands run as the local operator.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from governance.cli.common import console, errors_as_exit, settings, transaction
+from governance.context import cli_context
+from governance.fairness.errors import FairnessPolicyError
+from governance.fairness.gate import gate_status, overrides
+from governance.fairness.models import FairnessAudit
+from governance.fairness.service import fairness
+from governance.fairness.thresholds_store import thresholds_store
+from governance.registry.service import registry
+
+app = typer.Typer(
+    help="Bias audits, the deployment gate, mitigation, live monitoring.", no_args_is_help=True
+)
+thresholds_app = typer.Typer(help="The fairness thresholds (versioned).", no_args_is_help=True)
+app.add_typer(thresholds_app, name="thresholds")
+
+
+def _features(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    return names or None
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _print_audit(row: FairnessAudit) -> None:
+    result = json.loads(row.result)
+    verdict = json.loads(row.verdict)
+    head = f"audit {row.id}: {row.model} {row.model_version or '(all versions)'}"
+    if row.artifact_sha256:
+        head += f" (artifact {row.artifact_sha256[:16]}…)"
+    console.print(head)
+    source = (
+        f"dataset {row.dataset} ({row.split} split)"
+        if row.kind == "dataset"
+        else f"live outcomes {row.window_start} … {row.window_end}"
+    )
+    console.print(
+        f"{source}, {row.n_rows} rows, engine {row.engine}, thresholds v{row.thresholds_version}"
+    )
+    for audit in result["audits"]:
+        table = Table(title=f"{audit['name']}")
+        for col in ("group", "count", "selection", "accuracy", "TPR", "FPR", "reliable"):
+            table.add_column(col)
+        for g in audit["groups"]:
+            table.add_row(
+                g["label"],
+                str(g["count"]),
+                _fmt(g["selection_rate"]),
+                _fmt(g["accuracy"]),
+                _fmt(g["true_positive_rate"]),
+                _fmt(g["false_positive_rate"]),
+                "yes" if g["reliable"] else "NO",
+            )
+        console.print(table)
+        for name, d in audit["disparities"].items():
+            ci = d.get("ci") or {}
+            interval = f" [{_fmt(ci.get('low'))}, {_fmt(ci.get('high'))}]" if d.get("ci") else ""
+            note = f"  ({d['note']})" if d.get("note") else ""
+            console.print(f"  {name:32} {_fmt(d['value'])}{interval}{note}")
+    if verdict["passed"]:
+        console.print("[green]verdict: PASS[/green]")
+    else:
+        console.print("[red]verdict: FAIL[/red]")
+        for f in verdict["failures"]:
+            console.print(f"  {f['feature']}: {f['reason']}")
+
+
+@app.command("audit")
+def audit(
+    model: str,
+    dataset: str = typer.Option("adult", help="Dataset whose test split is predicted."),
+    sensitive: str = typer.Option(None, help="Comma-separated attributes (default: all)."),
+    version: str = typer.Option(None, help="Model version (default: serving, else newest)."),
+    bootstrap: int = typer.Option(200, help="Bootstrap replicates for the 95% intervals."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+) -> None:
+    """Audit a registered model for bias and store the result against its artifact."""
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        row = fairness.audit_model(
+            session,
+            cli_context(),
+            model=model,
+            version=version,
+            dataset=dataset,
+            sensitive=_features(sensitive),
+            bootstrap=bootstrap,
+            seed=seed,
+            policies_dir=cfg.policies_dir,
+        )
+        _print_audit(row)
+        passed = row.passed
+    raise typer.Exit(0 if passed else 2)
+
+
+@app.command("audits")
+def audits(model: str = typer.Option(None), limit: int = typer.Option(20)) -> None:
+    """List stored audits, newest first."""
+    with errors_as_exit(), transaction() as session:
+        for row in fairness.list(session, model=model, limit=limit):
+            console.print(
+                f"{row.id:5} {row.created_at:%Y-%m-%d %H:%M} {row.kind:7} {row.model:20} "
+                f"{row.model_version or '-':24} {'PASS' if row.passed else 'FAIL'} "
+                f"v{row.thresholds_version} {json.loads(row.sensitive)}"
+            )
+
+
+@app.command("show")
+def show(audit_id: int) -> None:
+    """Show one stored audit."""
+    with errors_as_exit(), transaction() as session:
+        _print_audit(fairness.get(session, audit_id))
+
+
+@app.command("gate")
+def gate(model: str, version: str) -> None:
+    """What the fairness gate would decide for a version now (exit 2 when it would refuse)."""
+    with errors_as_exit(), transaction() as session:
+        status = gate_status(session, registry.get(session, model, version))
+    console.print(json.dumps(status.to_dict(), indent=2))
+    raise typer.Exit(0 if status.passed else 2)
+
+
+@app.command("override")
+def override(
+    model: str,
+    version: str,
+    justification: str = typer.Option(..., help="Why this version may serve despite failing."),
+    by: str = typer.Option(..., help="The approving compliance officer (recorded)."),
+) -> None:
+    """Approve a version that fails the gate (as a named compliance officer)."""
+    with errors_as_exit(), transaction() as session:
+        row = overrides.override(
+            session, cli_context(by), model=model, version=version, justification=justification
+        )
+        override_id = row.id
+    console.print(f"override {override_id} recorded: {model} {version} may be promoted")
+
+
+@app.command("mitigate")
+def mitigate(
+    model: str,
+    sensitive: str = typer.Option(..., help="Attribute to equalise (a categorical input)."),
+    dataset: str = typer.Option("adult"),
+    version: str = typer.Option(None, help="Base version (default: serving, else newest)."),
+    constraints: str = typer.Option("demographic_parity", help="Fairlearn constraint."),
+    new_version: str = typer.Option(None, help="Default: <version>-mitigated."),
+    plot_out: Path = typer.Option(None, help="Also copy the trade-off PNG here."),
+) -> None:
+    """Fit ThresholdOptimizer post-processing; register it as a new model version."""
+    from governance.fairness.mitigator import mitigator
+
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        out = mitigator.mitigate(
+            session,
+            cli_context(),
+            model=model,
+            version=version,
+            dataset=dataset,
+            sensitive=sensitive,
+            constraints=constraints,  # type: ignore[arg-type]
+            new_version=new_version,
+            models_dir=cfg.resolved_models_dir,
+            policies_dir=cfg.policies_dir,
+        )
+        name, base, new, sha = (
+            out.version.name,
+            out.base.version,
+            out.version.version,
+            out.version.artifact_sha256,
+        )
+        numbers, plot = out.tradeoff, out.plot_path
+    console.print(f"registered {name} {new} (from {base}; artifact {sha[:16]}…)")
+    table = Table(title=f"trade-off by {numbers['feature']} (test split)")
+    for col in ("", "accuracy", "DP ratio", "DP difference", "selection rates"):
+        table.add_column(col)
+    for side in ("before", "after"):
+        n = numbers[side]
+        rates = ", ".join(f"{g} {_fmt(r)}" for g, r in n["selection_rates"].items())
+        table.add_row(
+            side,
+            _fmt(n["accuracy"]),
+            _fmt(n["demographic_parity_ratio"]),
+            _fmt(n["demographic_parity_difference"]),
+            rates,
+        )
+    c = numbers["change"]
+    table.add_row(
+        "change",
+        _fmt(c["accuracy"]),
+        _fmt(c["demographic_parity_ratio"]),
+        _fmt(c["demographic_parity_difference"]),
+        "",
+    )
+    console.print(table)
+    console.print(f"plot: {plot}")
+    if plot_out is not None:
+        shutil.copyfile(plot, plot_out)
+        console.print(f"plot copied to {plot_out}")
+
+
+@app.command("monitor")
+def monitor_cmd(
+    model: str,
+    hours: float = typer.Option(24.0, help="Window: the last N hours (ignored with --since)."),
+    since: datetime = typer.Option(None, help="Window start (UTC if no offset)."),
+    until: datetime = typer.Option(None, help="Window end (default: now)."),
+    version: str = typer.Option(None),
+    sensitive: str = typer.Option(None, help="Comma-separated attributes (default: all seen)."),
+) -> None:
+    """Audit live predictions with reported outcomes in a time window."""
+    from governance.fairness.monitoring import monitor
+
+    def aware(moment: datetime) -> datetime:
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    end = aware(until) if until else datetime.now(UTC)
+    start = aware(since) if since else end - timedelta(hours=hours)
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        row = monitor(
+            session,
+            cli_context(),
+            model=model,
+            since=start,
+            until=end,
+            version=version,
+            sensitive=_features(sensitive),
+            policies_dir=cfg.policies_dir,
+        )
+        _print_audit(row)
+
+
+@thresholds_app.command("show")
+def thresholds_show() -> None:
+    """Print the current thresholds document (YAML) and its version."""
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        row = thresholds_store.current(session, policies_dir=cfg.policies_dir)
+        version, author, reason, document = row.version, row.author, row.reason, row.document
+    console.print(f"# version {version} by {author}: {reason}")
+    typer.echo(yaml.safe_dump(json.loads(document), sort_keys=True))
+
+
+@thresholds_app.command("set")
+def thresholds_set(
+    file: Path,
+    reason: str = typer.Option(..., help="Why the thresholds change (recorded, audited)."),
+    by: str = typer.Option("cli", help="Who makes the change (recorded)."),
+    base_version: int = typer.Option(None, help="Refuse if the current version is not this."),
+) -> None:
+    """Store FILE (policies/fairness.yaml shape) as the next thresholds version."""
+    cfg = settings()
+    with errors_as_exit():
+        try:
+            document = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise FairnessPolicyError(
+                f"cannot read {file}: {type(exc).__name__}", status_code=422
+            ) from None
+        if not isinstance(document, dict):
+            raise FairnessPolicyError(f"{file} is not a mapping", status_code=422)
+        with transaction(cfg) as session:
+            row = thresholds_store.update(
+                session,
+                cli_context(by),
+                document=document,
+                reason=reason,
+                base_version=base_version,
+                policies_dir=cfg.policies_dir,
+            )
+            version, diff = row.version, json.loads(row.diff)
+    console.print(f"fairness thresholds version {version}")
+    console.print(json.dumps(diff, indent=2))
+
+
+@thresholds_app.command("history")
+def thresholds_history(limit: int = typer.Option(20)) -> None:
+    """List threshold versions with author, reason and diff."""
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        thresholds_store.current(session, policies_dir=cfg.policies_dir)
+        for row in thresholds_store.history(session, limit=limit):
+            console.print(
+                f"v{row.version} {row.created_at:%Y-%m-%d %H:%M} {row.author}: {row.reason}"
+            )
+            console.print(f"    {row.diff}")

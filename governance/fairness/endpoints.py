@@ -1,0 +1,237 @@
+"""Routes of the fairness domain: audits, thresholds, the gate, overrides, mitigation, feedback.
+
+Importing this module (the app does, for every domain) imports :mod:`governance.fairness.gate`,
+which registers the promotion gate with the model registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.problems import responses
+from governance.fairness.feedback import feedback
+from governance.fairness.gate import gate_status, overrides
+from governance.fairness.mitigator import mitigator
+from governance.fairness.monitoring import monitor
+from governance.fairness.schemas import (
+    AuditCreate,
+    AuditOut,
+    AuditSummary,
+    FeedbackCreate,
+    FeedbackOut,
+    GateStatusOut,
+    MitigationCreate,
+    MitigationOut,
+    MonitorCreate,
+    OverrideCreate,
+    OverrideOut,
+    ThresholdsOut,
+    ThresholdsUpdate,
+)
+from governance.fairness.service import fairness
+from governance.fairness.thresholds_store import thresholds_store
+from governance.registry.service import registry
+
+router = APIRouter(tags=["fairness"])
+
+CanReadFairness = Annotated[Caller, Depends(Authorize("api:fairness", "read"))]
+CanAudit = Annotated[Caller, Depends(Authorize("api:fairness", "audit"))]
+CanWriteThresholds = Annotated[Caller, Depends(Authorize("api:fairness", "write"))]
+CanMitigate = Annotated[Caller, Depends(Authorize("api:fairness", "mitigate"))]
+CanOverride = Annotated[Caller, Depends(Authorize("api:models", "override"))]
+CanGiveFeedback = Annotated[Caller, Depends(Authorize("api:feedback", "feedback"))]
+
+
+@router.post("/v1/fairness/audits", status_code=201, responses=responses(404, 422))
+def create_audit(body: AuditCreate, runtime: RuntimeDep, caller: CanAudit) -> AuditOut:
+    """Audit a registered model version on a dataset's evaluation split; the result is stored
+    against the exact artifact (sha256) with its verdict under the current thresholds."""
+    with transaction(runtime) as session:
+        row = fairness.audit_model(
+            session,
+            caller.ctx,
+            model=body.model,
+            version=body.version,
+            dataset=body.dataset,
+            sensitive=body.sensitive,
+            bootstrap=body.bootstrap,
+            seed=body.seed,
+            policies_dir=runtime.settings.policies_dir,
+        )
+        return AuditOut.of(row)
+
+
+@router.get("/v1/fairness/audits", responses=responses())
+def list_audits(
+    runtime: RuntimeDep,
+    caller: CanReadFairness,
+    model: str | None = None,
+    version: str | None = None,
+    kind: str | None = Query(default=None, pattern="^(dataset|live)$"),
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> list[AuditSummary]:
+    """List fairness audits, newest first."""
+    with transaction(runtime) as session:
+        rows = fairness.list(session, model=model, version=version, kind=kind, limit=limit)
+        return [AuditSummary.of(r) for r in rows]
+
+
+@router.get("/v1/fairness/audits/{audit_id}", responses=responses(404))
+def get_audit(audit_id: int, runtime: RuntimeDep, caller: CanReadFairness) -> AuditOut:
+    """One audit with its full result."""
+    with transaction(runtime) as session:
+        return AuditOut.of(fairness.get(session, audit_id))
+
+
+@router.get("/v1/fairness/thresholds", responses=responses())
+def get_thresholds(runtime: RuntimeDep, caller: CanReadFairness) -> ThresholdsOut:
+    """The current fairness thresholds (the version the gate uses)."""
+    with transaction(runtime) as session:
+        row = thresholds_store.current(session, policies_dir=runtime.settings.policies_dir)
+        return ThresholdsOut.of(row)
+
+
+@router.get("/v1/fairness/thresholds/versions", responses=responses())
+def list_threshold_versions(
+    runtime: RuntimeDep,
+    caller: CanReadFairness,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> list[ThresholdsOut]:
+    """Every version of the thresholds, newest first, with author, reason and diff."""
+    with transaction(runtime) as session:
+        return [ThresholdsOut.of(r) for r in thresholds_store.history(session, limit=limit)]
+
+
+@router.put("/v1/fairness/thresholds", responses=responses(409, 422))
+def update_thresholds(
+    body: ThresholdsUpdate, runtime: RuntimeDep, caller: CanWriteThresholds
+) -> ThresholdsOut:
+    """Replace the thresholds with a new, immutable, audited version."""
+    with transaction(runtime) as session:
+        row = thresholds_store.update(
+            session,
+            caller.ctx,
+            document=body.document,
+            reason=body.reason,
+            base_version=body.base_version,
+            policies_dir=runtime.settings.policies_dir,
+        )
+        return ThresholdsOut.of(row)
+
+
+@router.get("/v1/fairness/gate/{name}/{version}", responses=responses(404))
+def get_gate_status(
+    name: str, version: str, runtime: RuntimeDep, caller: CanReadFairness
+) -> GateStatusOut:
+    """What the fairness gate would decide for this version now, and why."""
+    with transaction(runtime) as session:
+        row = registry.get(session, name, version)
+        return GateStatusOut.of(row.name, row.version, gate_status(session, row))
+
+
+@router.post("/v1/fairness/overrides", status_code=201, responses=responses(404, 409, 422))
+def create_override(body: OverrideCreate, runtime: RuntimeDep, caller: CanOverride) -> OverrideOut:
+    """Approve a version that fails the gate (compliance officers; never its trainer or
+    registrant), with a written justification."""
+    with transaction(runtime) as session:
+        row = overrides.override(
+            session,
+            caller.ctx,
+            model=body.model,
+            version=body.version,
+            justification=body.justification,
+        )
+        return OverrideOut.of(row)
+
+
+@router.get("/v1/fairness/overrides", responses=responses())
+def list_overrides(
+    runtime: RuntimeDep,
+    caller: CanReadFairness,
+    model: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> list[OverrideOut]:
+    """Gate overrides, newest first."""
+    with transaction(runtime) as session:
+        return [OverrideOut.of(r) for r in overrides.list(session, model=model, limit=limit)]
+
+
+@router.post("/v1/fairness/mitigations", status_code=201, responses=responses(404, 409, 422))
+def create_mitigation(
+    body: MitigationCreate, runtime: RuntimeDep, caller: CanMitigate
+) -> MitigationOut:
+    """Fit ThresholdOptimizer post-processing on the training split and register the result
+    as a new model version; returns the before/after trade-off and its plot."""
+    with transaction(runtime) as session:
+        out = mitigator.mitigate(
+            session,
+            caller.ctx,
+            model=body.model,
+            version=body.version,
+            dataset=body.dataset,
+            sensitive=body.sensitive,
+            constraints=body.constraints,
+            new_version=body.new_version,
+            models_dir=runtime.settings.resolved_models_dir,
+            policies_dir=runtime.settings.policies_dir,
+        )
+        return MitigationOut(
+            model=out.version.name,
+            base_version=out.base.version,
+            version=out.version.version,
+            artifact_sha256=out.version.artifact_sha256,
+            tradeoff=out.tradeoff,
+            postprocessing=out.spec,
+            plot_file=out.plot_path.name,
+            plot_png_base64=base64.b64encode(out.plot_png).decode(),
+        )
+
+
+@router.post("/v1/fairness/monitor", status_code=201, responses=responses(404, 422))
+def run_monitor(body: MonitorCreate, runtime: RuntimeDep, caller: CanAudit) -> AuditOut:
+    """Audit live predictions that received their outcomes in a time window (fast path)."""
+    with transaction(runtime) as session:
+        row = monitor(
+            session,
+            caller.ctx,
+            model=body.model,
+            version=body.version,
+            since=body.since,
+            until=body.until,
+            sensitive=body.sensitive,
+            bootstrap=body.bootstrap,
+            seed=body.seed,
+            policies_dir=runtime.settings.policies_dir,
+        )
+        return AuditOut.of(row)
+
+
+@router.post(
+    "/v1/feedback", status_code=201, tags=["feedback"], responses=responses(404, 409, 410, 422)
+)
+def give_feedback(
+    body: FeedbackCreate, runtime: RuntimeDep, caller: CanGiveFeedback
+) -> FeedbackOut:
+    """Report the true outcome of one of your served predictions, by its request id."""
+    with transaction(runtime) as session:
+        outcome = feedback.record(
+            session,
+            caller.ctx,
+            keys=runtime.keys,
+            digest_key=runtime.digest_key,
+            principal=caller.name,
+            request_id=body.request_id,
+            label=body.label,
+            row=body.row,
+            sensitive=body.sensitive,
+        )
+        return FeedbackOut(
+            model=outcome.model,
+            model_version=outcome.model_version,
+            attributes=sorted(json.loads(outcome.group_key)),
+        )

@@ -1,0 +1,171 @@
+"""Live monitoring: the same audit, over served predictions that received their outcomes.
+
+``monitor`` reads the outcomes of a model's predictions in a time window and runs
+:func:`~governance.fairness.metrics.audit_predictions` on them with the bincount fast path
+(MetricFrame takes about 14 s per million rows; the fast path well under one), then judges the
+result under the current thresholds and stores it as a ``live`` audit. Live audits inform; they
+do not gate promotion (the gate judges an artifact on a fixed evaluation split).
+
+A million outcomes are three narrow columns. The sensitive values are one canonical JSON text
+per row, so they are factorized as strings first and only the distinct keys (a few dozen) are
+parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governance.context import Context
+from governance.fairness.errors import AuditInputError
+from governance.fairness.metrics import audit_predictions, evaluate_thresholds
+from governance.fairness.models import LIVE, FairnessAudit, Outcome
+from governance.fairness.service import MAX_BOOTSTRAP, fairness
+from governance.fairness.thresholds_store import thresholds_store
+from governance.registry.service import registry
+
+UNKNOWN: Final[str] = "unknown"
+
+
+@dataclass(frozen=True)
+class OutcomeColumns:
+    """A window's outcomes as arrays, with each row's sensitive values decoded."""
+
+    y_true: NDArray[np.int8]
+    y_pred: NDArray[np.int8]
+    sensitive: pd.DataFrame
+
+
+def load_outcomes(
+    session: Session,
+    *,
+    model: str,
+    since: datetime,
+    until: datetime,
+    version: str | None = None,
+    features: Sequence[str] | None = None,
+) -> OutcomeColumns:
+    """Read a window's outcomes (``since <= predicted_at < until``) as columns.
+
+    Args:
+        session: a session to read with.
+        model: the model name.
+        since: start of the window (inclusive, timezone-aware).
+        until: end of the window (exclusive, timezone-aware).
+        version: only this model version; None takes every version in the window.
+        features: the sensitive attributes to decode; None takes every attribute seen.
+            A prediction without a value for one is put in the group ``"unknown"``.
+
+    Returns:
+        The columns (possibly empty).
+    """
+    query = select(Outcome.y_true, Outcome.y_pred, Outcome.group_key).where(
+        Outcome.model == model, Outcome.predicted_at >= since, Outcome.predicted_at < until
+    )
+    if version is not None:
+        query = query.where(Outcome.model_version == version)
+    rows = session.execute(query).all()
+    if not rows:
+        empty = np.zeros(0, dtype=np.int8)
+        return OutcomeColumns(empty, empty, pd.DataFrame(columns=list(features or [])))
+    y_true, y_pred, keys = zip(*rows, strict=True)
+    codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
+    decoded = [json.loads(key) for key in uniques]
+    names = list(features) if features else sorted({k for doc in decoded for k in doc})
+    sensitive = pd.DataFrame(
+        {
+            name: np.asarray([str(doc.get(name, UNKNOWN)) for doc in decoded], dtype=object)[codes]
+            for name in names
+        }
+    )
+    return OutcomeColumns(
+        y_true=np.asarray(y_true, dtype=np.int8),
+        y_pred=np.asarray(y_pred, dtype=np.int8),
+        sensitive=sensitive,
+    )
+
+
+def monitor(
+    session: Session,
+    ctx: Context,
+    *,
+    model: str,
+    since: datetime,
+    until: datetime,
+    version: str | None = None,
+    sensitive: Sequence[str] | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+    policies_dir: Path | None = None,
+) -> FairnessAudit:
+    """Audit a model's live predictions in a time window, and store the result.
+
+    Args:
+        session: the caller's transaction.
+        ctx: who runs it.
+        model: the model name.
+        since: window start (inclusive, timezone-aware).
+        until: window end (exclusive, timezone-aware).
+        version: restrict to one version (its artifact hash is recorded); None: all versions.
+        sensitive: attributes to audit; None audits every attribute seen in the window.
+        bootstrap: bootstrap replicates (0 skips the intervals).
+        seed: seeds the bootstrap.
+        policies_dir: where the thresholds seed lives, if none is stored yet.
+
+    Returns:
+        The stored ``live`` audit (``passed`` under the current thresholds).
+
+    Raises:
+        AuditInputError: a bad window, no outcomes in it, or no sensitive attribute.
+        ModelNotFound: ``version`` names a version that is not registered.
+    """
+    if since.tzinfo is None or until.tzinfo is None:
+        raise AuditInputError("the window needs timezone-aware times")
+    if not since < until:
+        raise AuditInputError("the window's start must be before its end")
+    if isinstance(bootstrap, bool) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise AuditInputError(f"bootstrap must be between 0 and {MAX_BOOTSTRAP}")
+    artifact = registry.get(session, model, version).artifact_sha256 if version else None
+    columns = load_outcomes(
+        session, model=model, since=since, until=until, version=version, features=sensitive
+    )
+    if columns.y_true.size == 0:
+        raise AuditInputError(f"no outcomes of {model} were reported in that window")
+    if columns.sensitive.shape[1] == 0:
+        raise AuditInputError("the outcomes in that window carry no sensitive attribute")
+    current = thresholds_store.current(session, policies_dir=policies_dir)
+    limits = thresholds_store.policy(current).thresholds_for(model)
+    result = audit_predictions(
+        y_true=columns.y_true,
+        y_pred=columns.y_pred,
+        sensitive=columns.sensitive,
+        min_group_size=limits.min_group_size,
+        bootstrap=bootstrap,
+        seed=seed,
+        use_fast_path=True,
+    )
+    verdict = evaluate_thresholds(result, limits.measures)
+    return fairness.store(
+        session,
+        ctx,
+        kind=LIVE,
+        model=model,
+        model_version=version,
+        artifact_sha256=artifact,
+        features=list(columns.sensitive.columns),
+        result=result,
+        verdict=verdict,
+        thresholds_version=current.version,
+        window_start=since,
+        window_end=until,
+    )

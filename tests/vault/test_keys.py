@@ -1,0 +1,119 @@
+"""Data-key rows: create, unwrap, use counting, rotation, destruction and KEK rewrap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from governance.context import cli_context
+from governance.db import make_engine, make_sessionmaker
+from governance.vault.errors import DecryptionError, KeyDestroyed
+from governance.vault.keys import data_keys, scrub_after_erasure
+from governance.vault.models import DataKey
+from governance.vault.providers import LocalKeyFileProvider
+from governance.vault.rotation import rotate_kek
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> LocalKeyFileProvider:
+    return LocalKeyFileProvider.create(tmp_path / "keys.json")
+
+
+def test_create_unwrap_and_versions(
+    sessions: sessionmaker[Session], keys: LocalKeyFileProvider
+) -> None:
+    with sessions.begin() as session:
+        row1, dek1 = data_keys.create(session, keys, subject_ref="a" * 64, created_by="t")
+        assert data_keys.retire(session, row1.id) and not data_keys.retire(session, row1.id)
+        row2, dek2 = data_keys.create(session, keys, subject_ref="a" * 64, created_by="t")
+    assert (row1.version, row2.version) == (1, 2) and dek1 != dek2
+    assert "wrapped" not in repr(row1) and dek1.hex() not in repr(row1)
+    with sessions() as session:
+        active = data_keys.active(session, "a" * 64)
+        assert active is not None and active.id == row2.id
+        assert data_keys.unwrap(keys, active) == dek2
+        assert data_keys.unwrap(keys, data_keys.get(session, row1.id)) == dek1  # type: ignore[arg-type]
+
+
+def test_a_wrapped_key_moved_to_another_row_or_altered_fails(
+    sessions: sessionmaker[Session], keys: LocalKeyFileProvider
+) -> None:
+    with sessions.begin() as session:
+        a, _ = data_keys.create(session, keys, subject_ref="a" * 64, created_by="t")
+        b, _ = data_keys.create(session, keys, subject_ref="b" * 64, created_by="t")
+        session.execute(update(DataKey).where(DataKey.id == b.id).values(wrapped=a.wrapped))
+    with sessions() as session, pytest.raises(DecryptionError, match="wrapped data key"):
+        data_keys.unwrap(keys, data_keys.get(session, b.id))  # type: ignore[arg-type]
+
+
+def test_use_counting_follows_the_state(
+    sessions: sessionmaker[Session], keys: LocalKeyFileProvider
+) -> None:
+    with sessions.begin() as session:
+        row, _ = data_keys.create(session, keys, subject_ref="c" * 64, created_by="t")
+        assert data_keys.record_use(session, row.id, count=3) == "active"
+        assert data_keys.rotate(session, cli_context(), subject_ref="c" * 64, reason="test") == 1
+        assert data_keys.record_use(session, row.id) == "decrypt_only"
+        assert data_keys.record_use(session, "dek_missing") is None
+    with sessions.begin() as session:
+        destroyed = data_keys.destroy_subject(session, subject_ref="c" * 64, by="t")
+        assert [d.id for d in destroyed] == [row.id]
+        assert data_keys.record_use(session, row.id) is None
+        assert data_keys.destroy_subject(session, subject_ref="c" * 64, by="t") == []
+    with sessions() as session:
+        gone = data_keys.get(session, row.id)
+        assert gone is not None and gone.uses == 4 and gone.wrapped is None
+        with pytest.raises(KeyDestroyed):
+            data_keys.unwrap(keys, gone)
+
+
+def test_kek_rotation_rewraps_without_changing_keys_and_never_resurrects(
+    engine: Engine, sessions: sessionmaker[Session], keys: LocalKeyFileProvider
+) -> None:
+    plain = {}
+    with sessions.begin() as session:
+        for i in range(7):
+            row, dek = data_keys.create(session, keys, subject_ref=f"{i:064d}", created_by="t")
+            plain[row.id] = dek
+        data_keys.destroy_subject(session, subject_ref=f"{0:064d}", by="t")
+    done = rotate_kek(sessions=sessions, keys=keys, ctx=cli_context(), reason="t", batch_size=2)
+    assert (done.from_kek, done.to_kek, done.rewrapped) == ("kek-1", "kek-2", 6)
+    assert done.batches == 4
+    with sessions() as session:
+        assert data_keys.kek_usage(session) == {"kek-2": 6}
+        assert data_keys.count_under_kek(session, "kek-1") == 0
+        for row in data_keys.list(session, limit=100):
+            if row.state == "destroyed":
+                assert row.wrapped is None and row.kek_id is None
+            else:
+                assert data_keys.unwrap(keys, row) == plain[row.id]
+        assert [r.kind for r in data_keys.rotations(session)] == ["kek"]
+    # The old KEK can go; the keys still open under the new one.
+    keys.retire("kek-1")
+    assert keys.available_kek_ids() == ("kek-2",)
+    # A second pass has nothing left to do.
+    again = rotate_kek(
+        sessions=sessions, keys=keys, ctx=cli_context(), reason="t", rotate_provider=False
+    )
+    assert again.rewrapped == 0 and again.to_kek == "kek-2"
+    # Nothing else holds the database: the log is checkpointed and emptied.
+    assert scrub_after_erasure(engine)
+    if engine.dialect.name == "sqlite":
+        wal = Path(f"{engine.url.database}-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
