@@ -6,9 +6,8 @@
 result under the current thresholds and stores it as a ``live`` audit. Live audits inform; they
 do not gate promotion (the gate judges an artifact on a fixed evaluation split).
 
-A million outcomes are three narrow columns. The sensitive values are one canonical JSON text
-per row, so they are factorized as strings first and only the distinct keys (a few dozen) are
-parsed.
+A million outcomes never leave the database as rows: it counts them per (sensitive values,
+truth, decision) cell, and only the distinct keys (a few dozen) are parsed from JSON.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from governance.context import Context
@@ -57,6 +56,10 @@ def load_outcomes(
 ) -> OutcomeColumns:
     """Read a window's outcomes (``since <= predicted_at < until``) as columns.
 
+    The database counts the rows per (group, truth, decision) cell, so a million outcomes
+    cross the wire as a few dozen rows; the columns are rebuilt from the counts with
+    ``np.repeat``. An audit depends only on those counts, so row order is irrelevant.
+
     Args:
         session: a session to read with.
         model: the model name.
@@ -69,28 +72,36 @@ def load_outcomes(
     Returns:
         The columns (possibly empty).
     """
-    query = select(Outcome.y_true, Outcome.y_pred, Outcome.group_key).where(
-        Outcome.model == model, Outcome.predicted_at >= since, Outcome.predicted_at < until
+    cells = (
+        select(Outcome.group_key, Outcome.y_true, Outcome.y_pred, func.count())
+        .where(
+            Outcome.model == model, Outcome.predicted_at >= since, Outcome.predicted_at < until
+        )
+        .group_by(Outcome.group_key, Outcome.y_true, Outcome.y_pred)
     )
     if version is not None:
-        query = query.where(Outcome.model_version == version)
-    rows = session.execute(query).all()
+        cells = cells.where(Outcome.model_version == version)
+    rows = session.execute(cells).all()
     if not rows:
         empty = np.zeros(0, dtype=np.int8)
         return OutcomeColumns(empty, empty, pd.DataFrame(columns=list(features or [])))
-    y_true, y_pred, keys = zip(*rows, strict=True)
+    keys, truth, decision, counts = zip(*rows, strict=True)
+    repeats = np.asarray(counts, dtype=np.int64)
     codes, uniques = pd.factorize(np.asarray(keys, dtype=object))
     decoded = [json.loads(key) for key in uniques]
     names = list(features) if features else sorted({k for doc in decoded for k in doc})
+    row_codes = np.repeat(codes, repeats)
     sensitive = pd.DataFrame(
         {
-            name: np.asarray([str(doc.get(name, UNKNOWN)) for doc in decoded], dtype=object)[codes]
+            name: np.asarray([str(doc.get(name, UNKNOWN)) for doc in decoded], dtype=object)[
+                row_codes
+            ]
             for name in names
         }
     )
     return OutcomeColumns(
-        y_true=np.asarray(y_true, dtype=np.int8),
-        y_pred=np.asarray(y_pred, dtype=np.int8),
+        y_true=np.repeat(np.asarray(truth, dtype=np.int8), repeats),
+        y_pred=np.repeat(np.asarray(decision, dtype=np.int8), repeats),
         sensitive=sensitive,
     )
 

@@ -65,8 +65,13 @@ class CompiledPolicy:
     """
 
     def __init__(
-        self, version: int, rules: Sequence[Rule], model_path: Path, cache_size: int,
-        *, indexed: bool = True,
+        self,
+        version: int,
+        rules: Sequence[Rule],
+        model_path: Path,
+        cache_size: int,
+        *,
+        indexed: bool = True,
     ) -> None:
         self.version = version
         self.rules = tuple(rules)

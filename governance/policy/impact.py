@@ -108,12 +108,20 @@ def _by_principal(changes: list[AccessChange], examples: int) -> list[dict[str, 
     return out
 
 
-def _request_of(canonical: str) -> tuple[str, str, str] | None:
+def request_of(canonical: str) -> tuple[str, str, str] | None:
+    """(caller, object, action) of an ``api.call`` entry, or None when it names none.
+
+    The guard records the permission it checked as ``resource.object``/``resource.action``.
+    A served prediction is written by the predict path with ``resource.model`` and the
+    entry's ``action`` "predict" instead; it was authorized as ``model:<name>`` "predict".
+    """
     try:
         entry = json.loads(canonical)
         name = entry["actor"]["name"]
         resource = entry["resource"]
         obj, action = resource.get("object"), resource.get("action")
+        if obj is None and entry.get("action") == "predict" and resource.get("model"):
+            obj, action = f"model:{resource['model']}", "predict"
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if not all(isinstance(v, str) and v for v in (name, obj, action)):
@@ -145,7 +153,7 @@ def recent_requests(
             truncated = True
             break
         scanned += 1
-        request = _request_of(canonical)
+        request = request_of(canonical)
         if request is None:
             skipped += 1
             continue

@@ -55,9 +55,16 @@ def default_policy(policies_dir: Path) -> tuple[Vocabulary, tuple[Rule, ...]]:
 def self_grants(
     names: Iterable[str | None], before: Iterable[Rule], after: Iterable[Rule]
 ) -> list[Rule]:
-    """The role grants a change would give to any of ``names`` (they must give none)."""
+    """What a change would grant to any of ``names``: roles, or allow rules naming them.
+
+    A direct ``p, <me>, ..., allow`` is a self-grant as surely as a role is, so both count.
+    """
     who = {n for n in names if n}
-    return sorted(r for r in set(after) - set(before) if r.ptype == "g" and r.values[0] in who)
+    return sorted(
+        r
+        for r in set(after) - set(before)
+        if r.values[0] in who and (r.ptype == "g" or (r.ptype == "p" and r.values[3] == "allow"))
+    )
 
 
 def require_reason(reason: str) -> str:
@@ -305,7 +312,9 @@ class PolicyService:
         """
         granted = self_grants(names, before, after)
         if granted:
-            raise PolicyConflict(f"nobody can grant a role to themselves ({granted[0].describe()})")
+            raise PolicyConflict(
+                f"nobody can grant a role or a right to themselves ({granted[0].describe()})"
+            )
         return policy_tests.require_passing(session, version=version, rules=after, vocab=vocab)
 
     def _commit(

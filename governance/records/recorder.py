@@ -7,9 +7,9 @@ in a short transaction of its own. The row itself is inserted by the returned ``
 callback, which the audit writer runs inside the group-commit transaction of the request's
 audit entry: both are durable together, or neither is.
 
-Erasure in any process reaches every other one through that callback: it counts the record
-against its key with an update that is conditional on the key not being destroyed, in the
-same transaction as the insert. A destroyed key therefore never stores a record: the request
+Erasure in any process reaches every other one through that callback: just before the group
+commit, the states of the batch's keys are read and locked in the same transaction as the
+inserts. A destroyed key therefore never stores a record: the request
 fails closed (503) and the stale key leaves the cache, so the next request gets a fresh key.
 A key rotated by another process still stores the records sealed just before (rotation never
 fails a request), and leaves the cache.
@@ -21,10 +21,11 @@ import json
 import threading
 import uuid
 import zlib
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from typing import TYPE_CHECKING, Any, cast
 
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import insert
+from sqlalchemy import Table, event, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -37,8 +38,8 @@ from governance.records.cache import CachedKey, KeyCache
 from governance.records.models import Record
 from governance.vault.blind_index import blind_index
 from governance.vault.errors import DecryptionError, KeyDestroyed, KeyProviderError
-from governance.vault.keys import data_keys
-from governance.vault.models import DECRYPT_ONLY
+from governance.vault.keys import data_keys, new_dek_id
+from governance.vault.models import ACTIVE, DECRYPT_ONLY
 from governance.vault.record_format import FORMAT_VERSION, seal
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["RecordStore", "new_record_id", "record_plaintext", "subject_of"]
 
 _LOCK_STRIPES = 64
+_PENDING = "warden.records.pending"
+_RECORDS = cast(Table, Record.__table__)
 
 
 def new_record_id() -> str:
@@ -186,16 +189,39 @@ class RecordStore:
     def _write(
         self, session: Session, values: dict[str, Any], entry: CachedKey, seqs: list[int]
     ) -> None:
-        state = data_keys.record_use(session, entry.dek_id)
-        if state is None:
+        # Records of one group commit are stored together just before it commits: one key-state
+        # check, one use-count update and one multi-row insert per batch, not per request.
+        pending = session.info.get(_PENDING)
+        if pending is None:
+            pending = session.info[_PENDING] = []
+            event.listen(session, "before_commit", self._store_pending)
+        pending.append(({**values, "audit_seq": seqs[0] if seqs else None}, entry))
+
+    def _store_pending(self, session: Session) -> None:
+        pending: list[tuple[dict[str, Any], CachedKey]] = session.info.pop(_PENDING, [])
+        if not pending:
+            return
+        counts = Counter(entry.dek_id for _, entry in pending)
+        states = data_keys.lock_states(session, counts)
+        refused = False
+        for _, entry in pending:
+            state = states.get(entry.dek_id)
+            if state == ACTIVE:
+                continue
+            # Rotated elsewhere (still stored: rotation never fails a request) or destroyed:
+            # either way this process must stop sealing with it.
             self.cache.evict_key(entry.dek_id, entry.subject_ref)
+            refused = refused or state != DECRYPT_ONLY
+        if refused:
+            # The whole group commit rolls back; the audit writer then retries each request
+            # alone, so only the ones sealed under a destroyed key fail (closed, 503).
             raise KeyDestroyed(
-                "the record's data key was destroyed by an erasure before the record was "
+                "a record's data key was destroyed by an erasure before the record was "
                 "stored; the record was refused"
             )
-        if state == DECRYPT_ONLY:
-            self.cache.evict_key(entry.dek_id, entry.subject_ref)
-        session.execute(insert(Record), [{**values, "audit_seq": seqs[0] if seqs else None}])
+        data_keys.add_uses(session, counts)
+        # Core executemany on the table: the ORM's bulk-insert bookkeeping is not needed here.
+        session.connection().execute(insert(_RECORDS), [row for row, _ in pending])
 
     def _lock_for(self, subject_ref: str) -> threading.Lock:
         return self._locks[zlib.crc32(subject_ref.encode("ascii")) % _LOCK_STRIPES]
@@ -215,20 +241,17 @@ class RecordStore:
     def _load_or_create(
         self, session: Session, subject_ref: str, stale: CachedKey | None, ctx: Context
     ) -> CachedKey:
-        reason = "first use"
-        if stale is not None:
-            data_keys.retire(session, stale.dek_id)
-            reason = "use count"
         row = data_keys.active(session, subject_ref)
-        if row is not None and row.uses < self._max_uses:
+        usable = row is not None and row.uses < self._max_uses
+        if row is not None and usable and (stale is None or row.id != stale.dek_id):
+            if stale is not None:
+                data_keys.retire(session, stale.dek_id)
             key = data_keys.unwrap(self._keys, row)
             return CachedKey(subject_ref, row.id, row.version, key, uses_at_load=row.uses)
-        if row is not None:
-            data_keys.retire(session, row.id)
-            reason = "use count"
-        row, key = data_keys.create(
-            session, self._keys, subject_ref=subject_ref, created_by=ctx.name[:64]
-        )
+        # A new key. The audit entry goes first: it takes the log's head lock before any key
+        # row is locked, the order the group commit uses, so PostgreSQL cannot deadlock them.
+        dek_id = new_dek_id()
+        reason = "first use" if row is None and stale is None else "use count"
         audit_log.append(
             session,
             [
@@ -236,14 +259,14 @@ class RecordStore:
                     "key.create",
                     "create",
                     resource={"subject_ref": subject_ref},
-                    data_key_id=row.id,
-                    details={
-                        "kind": "dek",
-                        "version": row.version,
-                        "kek_id": row.kek_id,
-                        "reason": reason,
-                    },
+                    data_key_id=dek_id,
+                    details={"kind": "dek", "kek_id": self._keys.key_id, "reason": reason},
                 )
             ],
+        )
+        for old in {stale.dek_id if stale else None, row.id if row else None} - {None}:
+            data_keys.retire(session, str(old))
+        row, key = data_keys.create(
+            session, self._keys, subject_ref=subject_ref, created_by=ctx.name[:64], dek_id=dek_id
         )
         return CachedKey(subject_ref, row.id, row.version, key, uses_at_load=0)

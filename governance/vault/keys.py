@@ -12,12 +12,14 @@ A destroyed key never comes back: every update here is conditional on the state 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
+from governance.audit.models import AuditHead
 from governance.context import Context
 from governance.db.base import utcnow
 from governance.vault.envelope import new_dek, rewrap, unwrap_dek, wrap_dek
@@ -25,12 +27,40 @@ from governance.vault.errors import KeyDestroyed
 from governance.vault.models import ACTIVE, DECRYPT_ONLY, DESTROYED, DataKey, KeyRotation
 from governance.vault.providers import KeyProvider, WrappedKey
 
-__all__ = ["DataKeyService", "data_keys", "new_dek_id", "scrub_after_erasure"]
+__all__ = [
+    "DataKeyService",
+    "data_keys",
+    "lock_audit_head",
+    "new_dek_id",
+    "scrub_after_erasure",
+]
 
 
 def new_dek_id() -> str:
     """A random DEK id; random so that it reveals nothing about the subject."""
     return f"dek_{uuid.uuid4().hex}"
+
+
+_KEYS = cast(Table, DataKey.__table__)
+_LOCK_STATES = (
+    select(_KEYS.c.id, _KEYS.c.state)
+    .where(_KEYS.c.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update()
+)
+_ADD_USES = (
+    update(_KEYS).where(_KEYS.c.id == bindparam("dek")).values(uses=_KEYS.c.uses + bindparam("n"))
+)
+
+
+def lock_audit_head(session: Session) -> None:
+    """Take the audit log's head lock now, before any key row.
+
+    The group commit locks the head (appending entries) and then the batch's key rows
+    (:meth:`DataKeyService.lock_states`). A transaction that updates key rows and then appends
+    an audit entry must lock in the same order, or PostgreSQL finds a deadlock and aborts one
+    of them. (SQLite transactions are serialised whole, from ``BEGIN IMMEDIATE``.)
+    """
+    session.execute(select(AuditHead.tree_size).where(AuditHead.id == 1).with_for_update())
 
 
 def scrub_after_erasure(engine: Engine) -> bool:
@@ -66,7 +96,13 @@ class DataKeyService:
     """Stateless; one instance per module. Never commits: the caller owns the transaction."""
 
     def create(
-        self, session: Session, keys: KeyProvider, *, subject_ref: str, created_by: str
+        self,
+        session: Session,
+        keys: KeyProvider,
+        *,
+        subject_ref: str,
+        created_by: str,
+        dek_id: str | None = None,
     ) -> tuple[DataKey, bytes]:
         """Create a new active DEK for a subject, wrapped by the current KEK.
 
@@ -75,6 +111,8 @@ class DataKeyService:
             keys: the key provider.
             subject_ref: the subject's blind index.
             created_by: who (or what) asked for it.
+            dek_id: the new key's id, when the caller needs it first (an audit entry);
+                :func:`new_dek_id` by default.
 
         Returns:
             The new row (flushed) and the unwrapped key.
@@ -85,7 +123,7 @@ class DataKeyService:
         newest = session.scalar(
             select(func.max(DataKey.version)).where(DataKey.subject_ref == subject_ref)
         )
-        dek_id = new_dek_id()
+        dek_id = dek_id or new_dek_id()
         dek = new_dek()
         wrapped = wrap_dek(keys, dek, dek_id=dek_id)
         row = DataKey(
@@ -129,26 +167,29 @@ class DataKeyService:
             )
         return unwrap_dek(keys, WrappedKey(kek_id=row.kek_id, blob=row.wrapped), dek_id=row.id)
 
-    def record_use(self, session: Session, dek_id: str, *, count: int = 1) -> str | None:
-        """Count records sealed under a DEK, if it still may seal.
+    def lock_states(self, session: Session, dek_ids: Collection[str]) -> dict[str, str]:
+        """The states of some DEKs, locked until the transaction ends.
 
-        Runs in the transaction that stores the records, so an erasure that committed first is
-        seen, and one that commits later waits for this transaction's row lock.
+        The transaction that stores records calls it, so an erasure that committed first is
+        seen, and one that commits later waits for this transaction (``FOR UPDATE`` on
+        PostgreSQL; SQLite transactions hold the write lock from ``BEGIN IMMEDIATE``).
 
         Returns:
-            ``"active"``, ``"decrypt_only"`` (rotated meanwhile; the records are still stored:
-            rotation must not fail a request), or None when the key is destroyed or missing.
+            ``{dek_id: state}``; a missing id is absent.
         """
-        for state in (ACTIVE, DECRYPT_ONLY):
-            result = session.execute(
-                update(DataKey)
-                .where(DataKey.id == dek_id, DataKey.state == state)
-                .values(uses=DataKey.uses + count)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
-                return state
-        return None
+        # Prebuilt Core statement on the session's connection: once per group commit, hot path.
+        rows = session.connection().execute(_LOCK_STATES, {"ids": list(dek_ids)})
+        return {dek_id: state for dek_id, state in rows}
+
+    def add_uses(self, session: Session, counts: Mapping[str, int]) -> None:
+        """Count records sealed under DEKs (one statement for a whole group commit)."""
+        if not counts:
+            return
+        # Core executemany: one prepared statement for every key of the batch.
+        session.connection().execute(
+            _ADD_USES,
+            [{"dek": dek_id, "n": n} for dek_id, n in counts.items()],
+        )
 
     def retire(self, session: Session, dek_id: str) -> bool:
         """Move one active DEK to decrypt-only (use-count rotation).
@@ -181,6 +222,7 @@ class DataKeyService:
         Returns:
             How many keys were rotated.
         """
+        lock_audit_head(session)
         query = (
             update(DataKey)
             .where(DataKey.state == ACTIVE)
@@ -214,6 +256,7 @@ class DataKeyService:
         Returns:
             The keys destroyed now (keys destroyed earlier are not listed again).
         """
+        lock_audit_head(session)  # the caller audits the erasure in this transaction
         if session.get_bind().dialect.name == "sqlite":
             session.connection().exec_driver_sql("PRAGMA secure_delete = ON")
         rows = list(

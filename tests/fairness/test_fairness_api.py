@@ -38,9 +38,9 @@ def _count(sessions: sessionmaker[Session], event_type: str) -> int:
     with sessions() as session:
         return int(
             session.scalar(
-                select(func.count()).select_from(AuditEntry).where(
-                    AuditEntry.event_type == event_type
-                )
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.event_type == event_type)
             )
         )
 
@@ -155,7 +155,10 @@ def test_gate_override_and_feedback_end_to_end(
 
     # Monitoring over live traffic reproduces the audit of the same decisions.
     now = datetime.now(UTC)
-    window = {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(minutes=5)).isoformat()}
+    window = {
+        "since": (now - timedelta(hours=1)).isoformat(),
+        "until": (now + timedelta(minutes=5)).isoformat(),
+    }
     r = app_client.post(
         "/v1/fairness/monitor",
         json={"model": "adult-lr", "sensitive": ["sex", "race"], **window},
@@ -167,15 +170,20 @@ def test_gate_override_and_feedback_end_to_end(
     expected = audit_predictions(
         y_true=np.asarray(test.labels[:40]),
         y_pred=np.asarray([int(s == ">50K") for s in served]),
-        sensitive=pd.DataFrame(test.sensitive.iloc[:40][["sex", "race"]].to_numpy(),
-                               columns=["sex", "race"]),
+        sensitive=pd.DataFrame(
+            test.sensitive.iloc[:40][["sex", "race"]].to_numpy(), columns=["sex", "race"]
+        ),
         bootstrap=0,
         use_fast_path=True,
     )
     assert live["result"] == json.loads(json.dumps(expected.to_dict()))
     r = app_client.post(
         "/v1/fairness/monitor",
-        json={"model": "adult-lr", "since": window["until"], "until": (now + timedelta(hours=2)).isoformat()},
+        json={
+            "model": "adult-lr",
+            "since": window["until"],
+            "until": (now + timedelta(hours=2)).isoformat(),
+        },
         headers=auth(people["eve"]),
     )
     assert r.status_code == 422  # no outcomes in that window

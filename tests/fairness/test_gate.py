@@ -106,11 +106,10 @@ def test_an_officer_override_lets_a_failing_version_serve(
         )
         assert row.audit_id == audit_id
         assert json.loads(row.failures)[0]["measure"] == "demographic_parity_ratio"
-    with sessions.begin() as session:
-        with pytest.raises(OverrideRefused):  # one override per artifact
-            overrides.override(
-                session, officer, model="adult-lr", version="1", justification=JUSTIFICATION
-            )
+    with sessions.begin() as session, pytest.raises(OverrideRefused):  # one per artifact
+        overrides.override(
+            session, officer, model="adult-lr", version="1", justification=JUSTIFICATION
+        )
     with sessions.begin() as session:
         assert registry.promote(session, engineer, name="adult-lr", version="1").stage == SERVING
     with sessions() as session:

@@ -96,8 +96,11 @@ def test_invalid_stale_or_empty_edits_are_refused(
         thresholds_store.update(session, officer, document=edited, reason="first edit wins")
     with pytest.raises(ThresholdsConflict), sessions.begin() as session:
         thresholds_store.update(
-            session, cli_context("other"), document={**current, "min_group_size": 45},
-            reason="edited from version 1", base_version=1,
+            session,
+            cli_context("other"),
+            document={**current, "min_group_size": 45},
+            reason="edited from version 1",
+            base_version=1,
         )
     with pytest.raises(Exception, match="append-only"), sessions.begin() as session:
         session.execute(text("DELETE FROM fairness_threshold_versions"))
@@ -119,7 +122,10 @@ def test_a_stored_result_round_trips_for_the_gate() -> None:
     )
     y_true = rng.integers(0, 2, n)
     y_pred = (rng.random(n) < np.where(sensitive["sex"] == "M", 0.6, 0.3)).astype(int)
-    bounds = {"demographic_parity_ratio": {"min": 0.8}, "equal_opportunity_difference": {"max": 0.2}}
+    bounds = {
+        "demographic_parity_ratio": {"min": 0.8},
+        "equal_opportunity_difference": {"max": 0.2},
+    }
     # No positive prediction at all makes every ratio 0/0 (NaN, stored as null): it must come
     # back as NaN, which fails the gate as "not computable", exactly as before storing.
     for predictions in (y_pred, np.zeros(n, dtype=int)):

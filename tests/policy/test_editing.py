@@ -16,10 +16,18 @@ from tests.policy.conftest import Officers, Store, flat
 AUDITOR_DATASETS = ["p", "role:auditor", "api:datasets", "read", "allow"]
 
 
-def change(client: Any, headers: dict[str, str], add: list[Any], remove: list[Any] | None = None,
-           reason: str = "test") -> Any:
-    return client.post("/v1/policy/changes", headers=headers,
-                       json={"add": add, "remove": remove or [], "reason": reason})
+def change(
+    client: Any,
+    headers: dict[str, str],
+    add: list[Any],
+    remove: list[Any] | None = None,
+    reason: str = "test",
+) -> Any:
+    return client.post(
+        "/v1/policy/changes",
+        headers=headers,
+        json={"add": add, "remove": remove or [], "reason": reason},
+    )
 
 
 def test_show_apply_history_diff_and_rollback(
@@ -33,16 +41,22 @@ def test_show_apply_history_diff_and_rollback(
     assert ["role:auditor", "api:audit", "export"] in start["view"]["grants"]
     assert start["view"]["groups"] == {}
 
-    r = change(app_client, officers.olivia, [AUDITOR_DATASETS, ["g2", "model:m1", "group:g"]],
-               reason="auditors review dataset cards")
+    r = change(
+        app_client,
+        officers.olivia,
+        [AUDITOR_DATASETS, ["g2", "model:m1", "group:g"]],
+        reason="auditors review dataset cards",
+    )
     assert r.status_code == 201, r.text
     v_added = r.json()
     assert v_added["version"] == start["version"] + 1
     assert v_added["parent"] == start["version"]
     assert v_added["author"] == "olivia" and v_added["kind"] == "change"
     assert v_added["reason"] == "auditors review dataset cards"
-    assert v_added["diff"] == {"added": [["g2", "model:m1", "group:g"], AUDITOR_DATASETS],
-                               "removed": []}
+    assert v_added["diff"] == {
+        "added": [["g2", "model:m1", "group:g"], AUDITOR_DATASETS],
+        "removed": [],
+    }
     # The hash is the sha256 of the canonical rule set: anyone can recompute it.
     assert v_added["sha256"] == digest(canonical(load_rules(json.dumps(v_added["rules"]))))
 
@@ -56,50 +70,83 @@ def test_show_apply_history_diff_and_rollback(
     assert history[-1]["reason"] == "not needed after all"
     assert history[0]["kind"] == "seed"
 
-    r = app_client.get("/v1/policy/diff", params={"from": start["version"], "to": v_removed},
-                       headers=officers.olivia)
-    assert r.json() == {"from_version": start["version"], "to_version": v_removed,
-                        "added": [["g2", "model:m1", "group:g"]], "removed": []}
-    r = app_client.get("/v1/policy/diff", params={"from": v_removed, "to": start["version"]},
-                       headers=officers.olivia)
+    r = app_client.get(
+        "/v1/policy/diff",
+        params={"from": start["version"], "to": v_removed},
+        headers=officers.olivia,
+    )
+    assert r.json() == {
+        "from_version": start["version"],
+        "to_version": v_removed,
+        "added": [["g2", "model:m1", "group:g"]],
+        "removed": [],
+    }
+    r = app_client.get(
+        "/v1/policy/diff",
+        params={"from": v_removed, "to": start["version"]},
+        headers=officers.olivia,
+    )
     assert r.json()["removed"] == [["g2", "model:m1", "group:g"]]
-    assert app_client.get("/v1/policy/diff", params={"from": 999},
-                          headers=officers.olivia).status_code == 404
+    assert (
+        app_client.get("/v1/policy/diff", params={"from": 999}, headers=officers.olivia).status_code
+        == 404
+    )
 
     # Roll back to the version that had the auditor grant: a new version, kind rollback.
-    r = app_client.post("/v1/policy/rollback", headers=officers.oscar,
-                        json={"to_version": v_added["version"], "reason": "needed after all"})
+    r = app_client.post(
+        "/v1/policy/rollback",
+        headers=officers.oscar,
+        json={"to_version": v_added["version"], "reason": "needed after all"},
+    )
     assert r.status_code == 201, r.text
     rolled = r.json()
     assert rolled["kind"] == "rollback" and rolled["version"] == v_removed + 1
     assert rolled["rules"] == v_added["rules"] and rolled["sha256"] == v_added["sha256"]
     assert rolled["diff"] == {"added": [AUDITOR_DATASETS], "removed": []}
-    assert app_client.get(f"/v1/policy/versions/{v_added['version']}",
-                          headers=officers.olivia).json()["rules"] == rolled["rules"]
+    assert (
+        app_client.get(f"/v1/policy/versions/{v_added['version']}", headers=officers.olivia).json()[
+            "rules"
+        ]
+        == rolled["rules"]
+    )
 
     # Rolling back to identical rules, or forward, is refused and writes nothing.
     head = store.head()
-    r = app_client.post("/v1/policy/rollback", headers=officers.oscar,
-                        json={"to_version": v_added["version"], "reason": "again"})
+    r = app_client.post(
+        "/v1/policy/rollback",
+        headers=officers.oscar,
+        json={"to_version": v_added["version"], "reason": "again"},
+    )
     assert r.status_code == 409 and "same rules" in r.json()["detail"]
-    r = app_client.post("/v1/policy/rollback", headers=officers.oscar,
-                        json={"to_version": rolled["version"], "reason": "forward"})
+    r = app_client.post(
+        "/v1/policy/rollback",
+        headers=officers.oscar,
+        json={"to_version": rolled["version"], "reason": "forward"},
+    )
     assert r.status_code == 422
-    r = app_client.post("/v1/policy/rollback", headers=officers.oscar,
-                        json={"to_version": 9999, "reason": "nowhere"})
+    r = app_client.post(
+        "/v1/policy/rollback",
+        headers=officers.oscar,
+        json={"to_version": 9999, "reason": "nowhere"},
+    )
     assert r.status_code == 422
     assert store.head() == head
 
 
 def test_stale_base_version_is_refused(app_client: Any, officers: Officers, store: Store) -> None:
     version, _ = store.head()
-    r = app_client.post("/v1/policy/changes", headers=officers.olivia,
-                        json={"add": [AUDITOR_DATASETS], "reason": "x", "base_version": version})
+    r = app_client.post(
+        "/v1/policy/changes",
+        headers=officers.olivia,
+        json={"add": [AUDITOR_DATASETS], "reason": "x", "base_version": version},
+    )
     assert r.status_code == 201
     head = store.head()
-    r = app_client.post("/v1/policy/changes", headers=officers.oscar,
-                        json={"remove": [AUDITOR_DATASETS], "reason": "y",
-                              "base_version": version})
+    r = app_client.post(
+        "/v1/policy/changes",
+        headers=officers.oscar,
+        json={"remove": [AUDITOR_DATASETS], "reason": "y", "base_version": version},
+    )
     assert r.status_code == 409 and "prepared against version" in r.json()["detail"]
     assert store.head() == head
 
@@ -131,8 +178,15 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
     doc = json.loads(shown.output)
     assert doc["version"] == start and doc["roles"]["compliance_officer"] == ["olivia", "oscar"]
 
-    r = run("apply", "--add", "p, role:auditor, api:datasets, read, allow",
-            "--reason", "from the cli", "--operator", "carol")
+    r = run(
+        "apply",
+        "--add",
+        "p, role:auditor, api:datasets, read, allow",
+        "--reason",
+        "from the cli",
+        "--operator",
+        "carol",
+    )
     assert r.exit_code == 0, r.output
     assert store.head()[0] == start + 1
 
@@ -154,8 +208,10 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
     assert r.exit_code == 0, r.output
     version, sha = store.head()
     assert version == start + 2
-    assert sha == app_client.get(f"/v1/policy/versions/{start}", headers=officers.olivia).json()[
-        "sha256"]
+    assert (
+        sha
+        == app_client.get(f"/v1/policy/versions/{start}", headers=officers.olivia).json()["sha256"]
+    )
 
     text = run("show")
     assert text.exit_code == 0 and f"policy version {version} (rollback)" in flat(text.output)

@@ -19,21 +19,28 @@ PRINCIPALS = ["ann", "ben", "cat"]
 MODELS = ["model:a", "model:b", "model:c"]
 GROUPS = ["group:x", "group:y"]
 ACTIONS = ["read", "predict"]
-VOCAB = Vocabulary(roles=frozenset(r.removeprefix("role:") for r in ROLES),
-                   actions=frozenset(ACTIONS))
+VOCAB = Vocabulary(
+    roles=frozenset(r.removeprefix("role:") for r in ROLES), actions=frozenset(ACTIONS)
+)
 
 p_rules = st.builds(
     lambda s, o, a, e: Rule("p", (s, o, a, e)),
-    st.sampled_from(ROLES + PRINCIPALS), st.sampled_from(MODELS + GROUPS + ["api:x"]),
-    st.sampled_from(ACTIONS), st.sampled_from(["allow", "allow", "deny"]),
+    st.sampled_from(ROLES + PRINCIPALS),
+    st.sampled_from(MODELS + GROUPS + ["api:x"]),
+    st.sampled_from(ACTIONS),
+    st.sampled_from(["allow", "allow", "deny"]),
 )
-g_rules = st.builds(lambda m, r: Rule("g", (m, r)), st.sampled_from(PRINCIPALS + ROLES),
-                    st.sampled_from(ROLES))
-g2_rules = st.builds(lambda m, g: Rule("g2", (m, g)), st.sampled_from(MODELS + GROUPS),
-                     st.sampled_from(GROUPS))
-requests = st.tuples(st.sampled_from(PRINCIPALS + ROLES + ["nobody"]),
-                     st.sampled_from(MODELS + GROUPS + ["api:x", "model:zz"]),
-                     st.sampled_from([*ACTIONS, "write"]))
+g_rules = st.builds(
+    lambda m, r: Rule("g", (m, r)), st.sampled_from(PRINCIPALS + ROLES), st.sampled_from(ROLES)
+)
+g2_rules = st.builds(
+    lambda m, g: Rule("g2", (m, g)), st.sampled_from(MODELS + GROUPS), st.sampled_from(GROUPS)
+)
+requests = st.tuples(
+    st.sampled_from(PRINCIPALS + ROLES + ["nobody"]),
+    st.sampled_from(MODELS + GROUPS + ["api:x", "model:zz"]),
+    st.sampled_from([*ACTIONS, "write"]),
+)
 
 
 def acyclic(rules: list[Rule]) -> bool:
@@ -45,8 +52,10 @@ def acyclic(rules: list[Rule]) -> bool:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(p_rules | g_rules | g2_rules, max_size=25).filter(acyclic),
-       st.lists(requests, min_size=1, max_size=15))
+@given(
+    st.lists(p_rules | g_rules | g2_rules, max_size=25).filter(acyclic),
+    st.lists(requests, min_size=1, max_size=15),
+)
 def test_indexed_decisions_equal_casbins_full_scan(
     rules: list[Rule], reqs: list[tuple[str, str, str]]
 ) -> None:
@@ -58,16 +67,20 @@ def test_indexed_decisions_equal_casbins_full_scan(
 
 def test_the_default_policy_decides_the_same_indexed_or_not() -> None:
     vocab, rules = load_default(REPO_ROOT / "policies" / "default_policy.yaml")
-    rules += [parse_rule(["g", "ann", "role:auditor"], vocab),
-              parse_rule(["g", "ben", "role:client"], vocab),
-              parse_rule(["g2", "model:m", "group:default-models"], vocab)]
+    rules += [
+        parse_rule(["g", "ann", "role:auditor"], vocab),
+        parse_rule(["g", "ben", "role:client"], vocab),
+        parse_rule(["g2", "model:m", "group:default-models"], vocab),
+    ]
     indexed = CompiledPolicy(1, rules, MODEL, cache_size=100)
     linear = CompiledPolicy(1, rules, MODEL, cache_size=100, indexed=False)
     objects = sorted({r.values[1] for r in rules if r.ptype == "p"} | {"model:m"})
     for sub in ("ann", "ben", "nobody", "role:admin"):
         for obj in objects:
             for act in sorted(vocab.actions):
-                assert indexed.enforce(sub, obj, act) .allowed == linear.enforce(sub, obj, act).allowed
+                assert (
+                    indexed.enforce(sub, obj, act).allowed == linear.enforce(sub, obj, act).allowed
+                )
     assert indexed.enforce("ann", "api:records", "decrypt").allowed
     assert not indexed.enforce("ben", "api:records", "decrypt").allowed  # explicit deny
     assert indexed.enforce("ben", "model:m", "predict").allowed  # through the group
@@ -93,48 +106,56 @@ def test_swapping_versions_under_load_gives_no_wrong_decision_and_no_stall() -> 
     """Readers hammer enforce while a writer swaps versions that grant and revoke by turns.
 
     Each decision names the version it was made under; it must be that version's answer.
+    Compiling a 10k-rule version takes tens of milliseconds: readers must keep deciding (on
+    the old version) all the while, never wait for it.
     """
     allow = Rule("p", ("role:r0", "model:a", "predict", "allow"))
-    filler = [Rule("p", (f"role:r{i % 5}", f"model:f{i}", "predict", "allow")) for i in range(2000)]
+    filler = [
+        Rule("p", (f"role:r{i % 5}", f"model:f{i}", "predict", "allow")) for i in range(10_000)
+    ]
     granted = [Rule("g", ("ann", "role:r0")), allow, *filler]
     revoked = [allow, *filler]
     engine = PolicyEngine(MODEL, cache_size=1000)
     engine.install(1, granted)
     expected = {1: True}
     stop = threading.Event()
+    installing = threading.Event()
     wrong: list[tuple[int, bool]] = []
     worst = [0.0]
-    counts = [0]
+    counts = {"all": 0, "during_install": 0}
     lock = threading.Lock()
 
     def reader() -> None:
-        local_worst, n = 0.0, 0
+        local_worst, n, during = 0.0, 0, 0
         while not stop.is_set():
             start = time.perf_counter()
             d = engine.enforce("ann", "model:a", "predict")
-            elapsed = time.perf_counter() - start
-            local_worst = max(local_worst, elapsed)
+            local_worst = max(local_worst, time.perf_counter() - start)
             n += 1
+            during += installing.is_set()
             if d.allowed != expected[d.policy_version]:
                 wrong.append((d.policy_version, d.allowed))
         with lock:
             worst[0] = max(worst[0], local_worst)
-            counts[0] += n
+            counts["all"] += n
+            counts["during_install"] += during
 
     threads = [threading.Thread(target=reader) for _ in range(4)]
     for t in threads:
         t.start()
     try:
-        for version in range(2, 22):
+        for version in range(2, 12):
             expected[version] = version % 2 == 1
+            installing.set()
             engine.install(version, granted if expected[version] else revoked)
-            time.sleep(0.01)
+            installing.clear()
+            time.sleep(0.005)
     finally:
         stop.set()
         for t in threads:
             t.join()
     assert not wrong
-    assert counts[0] > 1000
-    assert engine.version == 21
-    # Compiling a 2k-rule version takes milliseconds; a reader never waits on it.
-    assert worst[0] < 0.5, worst[0]
+    assert engine.version == 11
+    assert counts["during_install"] > 100, counts
+    # A generous bound on any single decision: the machine may be busy, but nothing blocks.
+    assert worst[0] < 2.0, worst[0]

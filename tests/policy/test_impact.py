@@ -33,15 +33,24 @@ def test_impact_reports_who_gains_and_loses_what(
     traffic(app_client, warden)
     head = store.head()
     changes_before = len(store.entries("policy.change"))
-    r = app_client.post("/v1/policy/impact", headers=officers.olivia, json={
-        "add": [["g", "bob", "role:auditor"]], "remove": [AUDITOR_POLICY_READ],
-        "days": 7, "examples": 3})
+    r = app_client.post(
+        "/v1/policy/impact",
+        headers=officers.olivia,
+        json={
+            "add": [["g", "bob", "role:auditor"]],
+            "remove": [AUDITOR_POLICY_READ],
+            "days": 7,
+            "examples": 3,
+        },
+    )
     assert r.status_code == 200, r.text
     report = r.json()
     assert report["current_version"] == head[0] and report["days"] == 7
     assert report["entries_scanned"] > 8 and not report["truncated"]
-    assert report["diff"] == {"added": [["g", "bob", "role:auditor"]],
-                              "removed": [AUDITOR_POLICY_READ]}
+    assert report["diff"] == {
+        "added": [["g", "bob", "role:auditor"]],
+        "removed": [AUDITOR_POLICY_READ],
+    }
     lost = {g["principal"]: g for g in report["lost"]}
     assert set(lost) == {"ann", "amy"}
     assert lost["ann"]["requests"] == 3 and lost["amy"]["requests"] == 1
@@ -52,10 +61,19 @@ def test_impact_reports_who_gains_and_loses_what(
     # api:policy for clients still wins, so that is not a gain.
     assert [g["principal"] for g in report["gained"]] == ["bob"]
     assert report["gained"][0]["examples"] == [
-        {"object": "api:roles", "action": "read", "requests": 2,
-         "last_seen": report["gained"][0]["examples"][0]["last_seen"]}]
-    assert report["totals"] == {"principals_gaining": 1, "principals_losing": 2,
-                                "requests_gaining": 2, "requests_losing": 4}
+        {
+            "object": "api:roles",
+            "action": "read",
+            "requests": 2,
+            "last_seen": report["gained"][0]["examples"][0]["last_seen"],
+        }
+    ]
+    assert report["totals"] == {
+        "principals_gaining": 1,
+        "principals_losing": 2,
+        "requests_gaining": 2,
+        "requests_losing": 4,
+    }
     # A dry run writes nothing.
     assert store.head() == head
     assert len(store.entries("policy.change")) == changes_before
@@ -66,22 +84,31 @@ def test_impact_of_a_rollback_and_of_invalid_changes(
 ) -> None:
     traffic(app_client, warden)
     before_grant = store.head()[0]
-    r = app_client.post("/v1/policy/changes", headers=officers.olivia, json={
-        "add": [["g", "bob", "role:auditor"]], "reason": "bob audits now"})
+    r = app_client.post(
+        "/v1/policy/changes",
+        headers=officers.olivia,
+        json={"add": [["g", "bob", "role:auditor"]], "reason": "bob audits now"},
+    )
     assert r.status_code == 201
-    r = app_client.post("/v1/policy/impact", headers=officers.olivia,
-                        json={"to_version": before_grant, "days": 1})
+    r = app_client.post(
+        "/v1/policy/impact", headers=officers.olivia, json={"to_version": before_grant, "days": 1}
+    )
     assert r.status_code == 200, r.text
     assert [g["principal"] for g in r.json()["lost"]] == ["bob"]
-    r = app_client.post("/v1/policy/impact", headers=officers.olivia,
-                        json={"add": [["g", "bob", "role:wizard"]]})
+    r = app_client.post(
+        "/v1/policy/impact", headers=officers.olivia, json={"add": [["g", "bob", "role:wizard"]]}
+    )
     assert r.status_code == 422
-    r = app_client.post("/v1/policy/impact", headers=officers.olivia,
-                        json={"add": [["g", "amy", "role:client"]], "to_version": 1})
+    r = app_client.post(
+        "/v1/policy/impact",
+        headers=officers.olivia,
+        json={"add": [["g", "amy", "role:client"]], "to_version": 1},
+    )
     assert r.status_code == 422
     # Impact analysis reads who accessed what: compliance officers only.
-    r = app_client.post("/v1/policy/impact", headers=officers.admin,
-                        json={"add": [["g", "amy", "role:client"]]})
+    r = app_client.post(
+        "/v1/policy/impact", headers=officers.admin, json={"add": [["g", "amy", "role:client"]]}
+    )
     assert r.status_code == 403
 
 
@@ -90,12 +117,36 @@ def test_impact_from_the_cli(
 ) -> None:
     traffic(app_client, warden)
     result = CliRunner().invoke(
-        cli, ["policy", "impact", "--remove", ", ".join(AUDITOR_POLICY_READ), "--days", "3",
-              "--json"], env=settings_env(settings))
+        cli,
+        ["policy", "impact", "--remove", ", ".join(AUDITOR_POLICY_READ), "--days", "3", "--json"],
+        env=settings_env(settings),
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert {g["principal"] for g in report["lost"]} == {"ann", "amy"}
     text = CliRunner().invoke(
-        cli, ["policy", "impact", "--remove", ", ".join(AUDITOR_POLICY_READ)],
-        env=settings_env(settings))
+        cli,
+        ["policy", "impact", "--remove", ", ".join(AUDITOR_POLICY_READ)],
+        env=settings_env(settings),
+    )
     assert text.exit_code == 0 and "would LOSE access" in text.output
+
+
+def test_entries_name_their_request_both_ways() -> None:
+    from governance.policy.impact import request_of
+
+    guarded = {
+        "actor": {"name": "ann"},
+        "action": "GET /v1/policy",
+        "resource": {"object": "api:policy", "action": "read", "path": "/v1/policy"},
+    }
+    served = {
+        "actor": {"name": "bob"},
+        "action": "predict",
+        "resource": {"model": "credit", "version": "3"},
+    }
+    anonymous = {"actor": {"name": None}, "action": "GET /v1/policy", "resource": {}}
+    assert request_of(json.dumps(guarded)) == ("ann", "api:policy", "read")
+    assert request_of(json.dumps(served)) == ("bob", "model:credit", "predict")
+    assert request_of(json.dumps(anonymous)) is None
+    assert request_of("not json") is None

@@ -57,12 +57,15 @@ def wait_for(client: httpx.Client, headers: dict[str, str], status: int) -> floa
     raise AssertionError(f"still not {status} after {BOUND_S * 2} s")
 
 
+@pytest.mark.slow
 def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
     servers: list[LiveServer], admin_token: str, store: Store
 ) -> None:
     a_srv, b_srv = servers
-    with httpx.Client(base_url=a_srv.url, timeout=10) as a, \
-            httpx.Client(base_url=b_srv.url, timeout=10) as b:
+    with (
+        httpx.Client(base_url=a_srv.url, timeout=10) as a,
+        httpx.Client(base_url=b_srv.url, timeout=10) as b,
+    ):
         factory = WardenFactory(a, admin_token)
         officer = auth(factory.principal("olivia", "compliance_officer"))
         ann = auth(factory.principal("ann"))
@@ -118,10 +121,15 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
     with store.sessions() as session:
         from governance.policy.service import policy
 
-        granted = {v.version: tuple(GRANT) in {tuple(r.as_list()) for r in load_rules(v.rules)}
-                   for v in policy.history(session)}
-    calls = [e for e in store.entries("api.call")
-             if e["actor"]["name"] == "ann" and e["resource"].get("object") == "api:principals"]
+        granted = {
+            v.version: tuple(GRANT) in {tuple(r.as_list()) for r in load_rules(v.rules)}
+            for v in policy.history(session)
+        }
+    calls = [
+        e
+        for e in store.entries("api.call")
+        if e["actor"]["name"] == "ann" and e["resource"].get("object") == "api:principals"
+    ]
     during = [e for e in calls if e["policy_version"] >= first_version]
     assert len(during) > 10
     versions_seen = set()

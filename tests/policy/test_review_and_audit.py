@@ -14,10 +14,14 @@ from tests.conftest import auth, settings_env
 from tests.policy.conftest import Officers, Store
 
 
-def grant(client: Any, headers: dict[str, str], who: str, role: str, reason: str,
-          revoke: bool = False) -> None:
-    r = client.post(f"/v1/roles/{'revoke' if revoke else 'grant'}", headers=headers,
-                    json={"principal": who, "role": role, "reason": reason})
+def grant(
+    client: Any, headers: dict[str, str], who: str, role: str, reason: str, revoke: bool = False
+) -> None:
+    r = client.post(
+        f"/v1/roles/{'revoke' if revoke else 'grant'}",
+        headers=headers,
+        json={"principal": who, "role": role, "reason": reason},
+    )
     assert r.status_code == 200, r.text
 
 
@@ -30,16 +34,26 @@ def test_role_timeline_from_history(
     grant(app_client, officers.admin, "ann", "auditor", "Q2 audit")
     grant(app_client, officers.admin, "ann", "ml_engineer", "project x")
     # A role hierarchy edge is listed only on request.
-    r = app_client.post("/v1/policy/changes", headers=officers.olivia, json={
-        "add": [["g", "role:compliance_officer", "role:auditor"]], "reason": "officers audit"})
+    r = app_client.post(
+        "/v1/policy/changes",
+        headers=officers.olivia,
+        json={
+            "add": [["g", "role:compliance_officer", "role:auditor"]],
+            "reason": "officers audit",
+        },
+    )
     assert r.status_code == 201
 
-    r = app_client.get("/v1/policy/role-timeline", params={"principal": "ann"},
-                       headers=officers.olivia)
+    r = app_client.get(
+        "/v1/policy/role-timeline", params={"principal": "ann"}, headers=officers.olivia
+    )
     assert r.status_code == 200, r.text
     periods = r.json()
     assert [(p["role"], p["revoked_at"] is None) for p in periods] == [
-        ("auditor", False), ("auditor", True), ("ml_engineer", True)]
+        ("auditor", False),
+        ("auditor", True),
+        ("ml_engineer", True),
+    ]
     first, second, third = periods
     assert first["granted_by"] == "admin" and first["grant_reason"] == "Q1 audit"
     assert first["revoked_by"] == "admin" and first["revoke_reason"] == "audit over"
@@ -47,12 +61,15 @@ def test_role_timeline_from_history(
     assert first["granted_at"] <= first["revoked_at"] <= second["granted_at"]
     assert second["grant_reason"] == "Q2 audit" and third["member_kind"] == "principal"
 
-    auditors = app_client.get("/v1/policy/role-timeline", params={"role": "auditor"},
-                              headers=officers.admin).json()
+    auditors = app_client.get(
+        "/v1/policy/role-timeline", params={"role": "auditor"}, headers=officers.admin
+    ).json()
     assert {p["member"] for p in auditors} == {"ann"}
-    with_roles = app_client.get("/v1/policy/role-timeline",
-                                params={"role": "auditor", "include_roles": True},
-                                headers=officers.admin).json()
+    with_roles = app_client.get(
+        "/v1/policy/role-timeline",
+        params={"role": "auditor", "include_roles": True},
+        headers=officers.admin,
+    ).json()
     assert {p["member"] for p in with_roles} == {"ann", "role:compliance_officer"}
     everyone = app_client.get("/v1/policy/role-timeline", headers=officers.admin).json()
     assert {"admin", "olivia", "oscar", "ann"} <= {p["member"] for p in everyone}
@@ -60,8 +77,9 @@ def test_role_timeline_from_history(
     engineer = auth(warden.principal("eve", "ml_engineer"))
     assert app_client.get("/v1/policy/role-timeline", headers=engineer).status_code == 403
 
-    out = CliRunner().invoke(cli, ["policy", "timeline", "--principal", "ann", "--json"],
-                             env=settings_env(settings))
+    out = CliRunner().invoke(
+        cli, ["policy", "timeline", "--principal", "ann", "--json"], env=settings_env(settings)
+    )
     assert out.exit_code == 0, out.output
     assert [p["role"] for p in json.loads(out.output)] == ["auditor", "auditor", "ml_engineer"]
 
@@ -70,23 +88,37 @@ def test_every_change_is_audited_with_its_reason(
     app_client: Any, warden: Any, officers: Officers, store: Store
 ) -> None:
     rule = ["p", "role:auditor", "api:datasets", "read", "allow"]
-    r = app_client.post("/v1/policy/changes", headers=officers.olivia,
-                        json={"add": [rule], "reason": "ticket 42"})
+    r = app_client.post(
+        "/v1/policy/changes", headers=officers.olivia, json={"add": [rule], "reason": "ticket 42"}
+    )
     added = r.json()
-    r = app_client.post("/v1/policy/rollback", headers=officers.oscar,
-                        json={"to_version": added["parent"], "reason": "ticket 43"})
+    r = app_client.post(
+        "/v1/policy/rollback",
+        headers=officers.oscar,
+        json={"to_version": added["parent"], "reason": "ticket 43"},
+    )
     rolled = r.json()
-    r = app_client.post("/v1/policy/proposals", headers=officers.olivia,
-                        json={"add": [rule], "reason": "ticket 44"})
+    r = app_client.post(
+        "/v1/policy/proposals", headers=officers.olivia, json={"add": [rule], "reason": "ticket 44"}
+    )
     proposal = r.json()
-    r = app_client.post(f"/v1/policy/proposals/{proposal['id']}/approve",
-                        json={"reason": "checked"}, headers=officers.oscar)
+    r = app_client.post(
+        f"/v1/policy/proposals/{proposal['id']}/approve",
+        json={"reason": "checked"},
+        headers=officers.oscar,
+    )
     approved = r.json()
-    app_client.post("/v1/policy/tests", headers=officers.olivia, json={
-        "subject": "role:auditor", "object": "api:datasets", "action": "read",
-        "expected": "allow"})
-    app_client.delete("/v1/policy/tests/1", params={"reason": "ticket 45"},
-                      headers=officers.olivia)
+    app_client.post(
+        "/v1/policy/tests",
+        headers=officers.olivia,
+        json={
+            "subject": "role:auditor",
+            "object": "api:datasets",
+            "action": "read",
+            "expected": "allow",
+        },
+    )
+    app_client.delete("/v1/policy/tests/1", params={"reason": "ticket 45"}, headers=officers.olivia)
 
     changes = {e["policy_version"]: e for e in store.entries("policy.change")}
     with store.sessions() as session:
@@ -112,7 +144,9 @@ def test_every_change_is_audited_with_its_reason(
 
     proposals = store.entries("policy.proposal")
     assert [(e["action"], e["actor"]["name"]) for e in proposals] == [
-        ("propose", "olivia"), ("approve", "oscar")]
+        ("propose", "olivia"),
+        ("approve", "oscar"),
+    ]
     assert proposals[0]["reason"] == "ticket 44" and proposals[1]["reason"] == "checked"
     tests = store.entries("policy.test")
     assert [e["action"] for e in tests] == ["add", "remove"]
@@ -123,9 +157,16 @@ def test_every_change_is_audited_with_its_reason(
 def test_a_refused_change_is_not_audited_as_a_change(
     app_client: Any, officers: Officers, store: Store, bad: str
 ) -> None:
-    app_client.post("/v1/policy/tests", headers=officers.olivia, json={
-        "subject": "role:auditor", "object": "api:audit", "action": "export",
-        "expected": "allow"})
+    app_client.post(
+        "/v1/policy/tests",
+        headers=officers.olivia,
+        json={
+            "subject": "role:auditor",
+            "object": "api:audit",
+            "action": "export",
+            "expected": "allow",
+        },
+    )
     before = (store.head(), len(store.entries("policy.change")))
     if bad == "tests":
         body = {"remove": [["p", "role:auditor", "api:audit", "export", "allow"]]}
@@ -134,8 +175,11 @@ def test_a_refused_change_is_not_audited_as_a_change(
         body = {"add": [["g", "x", "role:nope"]]}
         url, who, status = "/v1/policy/changes", officers.olivia, 422
     else:
-        proposal = app_client.post("/v1/policy/proposals", headers=officers.olivia, json={
-            "add": [["g", "x", "role:auditor"]], "reason": "r"}).json()
+        proposal = app_client.post(
+            "/v1/policy/proposals",
+            headers=officers.olivia,
+            json={"add": [["g", "x", "role:auditor"]], "reason": "r"},
+        ).json()
         body = {}
         url, who, status = f"/v1/policy/proposals/{proposal['id']}/approve", officers.olivia, 409
     r = app_client.post(url, headers=who, json={**body, "reason": "r"} if body else {})

@@ -29,8 +29,10 @@ MALFORMED: list[tuple[dict[str, Any], str]] = [
     ({"add": [["g", "bob", "auditor"]]}, "role:<name>"),
     ({"add": [["g2", "api:audit", "group:x"]]}, "model:<name>"),
     ({"add": [["g", "bob", 7]]}, "expected a string"),
-    ({"add": [["g", "role:auditor", "role:client"], ["g", "role:client", "role:auditor"]]},
-     "cycle"),
+    (
+        {"add": [["g", "role:auditor", "role:client"], ["g", "role:client", "role:auditor"]]},
+        "cycle",
+    ),
     ({"add": [["g2", "group:a", "group:b"], ["g2", "group:b", "group:a"]]}, "cycle"),
     ({"remove": [["g", "nobody", "role:auditor"]]}, "not in the policy"),
     ({"add": [], "remove": []}, "at least one rule"),
@@ -50,8 +52,11 @@ def test_every_kind_of_malformed_change_is_a_clear_422_and_changes_nothing(
     for change, words in MALFORMED:
         # A valid rule rides along each time: it must not be applied either.
         adds, removes = change.get("add", []), change.get("remove", [])
-        body = {"add": [GOOD, *adds] if adds or removes else [], "remove": removes,
-                "reason": "test"}
+        body = {
+            "add": [GOOD, *adds] if adds or removes else [],
+            "remove": removes,
+            "reason": "test",
+        }
         r = app_client.post("/v1/policy/changes", json=body, headers=officers.olivia)
         assert r.status_code == 422, (change, r.text)
         problem = r.json()
@@ -65,14 +70,20 @@ def test_chains_deeper_than_casbins_limit_are_refused(
     app_client: Any, officers: Officers, store: Store
 ) -> None:
     before = store.head()
-    r = app_client.post("/v1/policy/changes", headers=officers.olivia,
-                        json={"add": deep_chain(MAX_ROLE_DEPTH + 1), "reason": "too deep"})
+    r = app_client.post(
+        "/v1/policy/changes",
+        headers=officers.olivia,
+        json={"add": deep_chain(MAX_ROLE_DEPTH + 1), "reason": "too deep"},
+    )
     assert r.status_code == 422, r.text
     assert "deeper than Casbin's limit" in r.json()["detail"]
     assert store.head() == before
     # Exactly at the limit is fine.
-    r = app_client.post("/v1/policy/changes", headers=officers.olivia,
-                        json={"add": deep_chain(MAX_ROLE_DEPTH), "reason": "at the limit"})
+    r = app_client.post(
+        "/v1/policy/changes",
+        headers=officers.olivia,
+        json={"add": deep_chain(MAX_ROLE_DEPTH), "reason": "at the limit"},
+    )
     assert r.status_code == 201, r.text
 
 
@@ -82,8 +93,9 @@ def test_a_reason_is_mandatory(app_client: Any, officers: Officers, store: Store
         r = app_client.post("/v1/policy/changes", json=body, headers=officers.olivia)
         assert r.status_code == 422, r.text
         assert "reason" in r.json()["detail"]
-    r = app_client.post("/v1/policy/changes", json={"add": [GOOD], "reason": "   "},
-                        headers=officers.olivia)
+    r = app_client.post(
+        "/v1/policy/changes", json={"add": [GOOD], "reason": "   "}, headers=officers.olivia
+    )
     assert r.status_code == 422 and "reason is required" in r.json()["detail"]
     assert store.head() == before
 

@@ -1,0 +1,59 @@
+"""``warden datasets register|list|show``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from governance.cli.common import console, errors_as_exit, settings, transaction
+from governance.context import cli_context
+from governance.datasets.service import datasets
+
+app = typer.Typer(help="The dataset registry.", no_args_is_help=True)
+
+
+@app.command("register")
+def register(
+    name: str = typer.Argument(..., help="Name to register the dataset under."),
+    schema: Path = typer.Option(..., "--schema", help="The dataset's schema YAML."),
+    data: Path = typer.Option(
+        None, "--data", help="The data file (schemas with split.kind: random)."
+    ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Register again under an existing name (the ledger is kept)."
+    ),
+) -> None:
+    """Validate a dataset against its schema and record its content hashes."""
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        row = datasets.register(
+            session, cli_context(), name=name, schema_path=schema, data_path=data, replace=replace
+        )
+        line = (
+            f"registered {row.name}: {row.train_rows} train / {row.test_rows} test rows, "
+            f"sha256 {row.content_hash[:16]}…"
+        )
+    console.print(line)
+
+
+@app.command("list")
+def list_() -> None:
+    """List registered datasets."""
+    with errors_as_exit(), transaction() as session:
+        for row in datasets.list(session):
+            console.print(
+                f"{row.name:20} {row.train_rows:>8} {row.test_rows:>8} {row.content_hash[:16]} "
+                f"{'bundled' if row.bundled else row.registered_by}"
+            )
+
+
+@app.command("show")
+def show(name: str) -> None:
+    """Show a registered dataset and its schema (JSON)."""
+    from governance.datasets.schemas import DatasetDetail
+
+    with errors_as_exit(), transaction() as session:
+        doc = DatasetDetail.of(datasets.get(session, name)).model_dump(mode="json")
+    typer.echo(json.dumps(doc, indent=2))

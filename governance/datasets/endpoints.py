@@ -1,0 +1,63 @@
+"""Routes of the dataset registry.
+
+API registrations read files already on the server, and only inside ``<data_dir>/datasets/``:
+an API caller cannot make the service read an arbitrary path. The CLI (the local operator)
+may register data anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.problems import responses
+from governance.datasets.schemas import DatasetCreate, DatasetDetail, DatasetOut
+from governance.datasets.service import datasets
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+CanRead = Annotated[Caller, Depends(Authorize("api:datasets", "read"))]
+CanRegister = Annotated[Caller, Depends(Authorize("api:datasets", "register"))]
+
+
+def datasets_root(data_dir: Path) -> Path:
+    """The only folder API registrations may read from."""
+    return data_dir / "datasets"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(404, 409, 422),
+)
+def register_dataset(body: DatasetCreate, runtime: RuntimeDep, caller: CanRegister) -> DatasetOut:
+    """Register a dataset: validate its schema and rows, record its content hashes."""
+    root = datasets_root(runtime.settings.data_dir)
+    with transaction(runtime) as session:
+        row = datasets.register(
+            session,
+            caller.ctx,
+            name=body.name,
+            schema_path=root / body.schema_path,
+            data_path=root / body.data_path if body.data_path else None,
+            replace=body.replace,
+            allowed_root=root,
+        )
+        return DatasetOut.of(row)
+
+
+@router.get("", responses=responses())
+def list_datasets(runtime: RuntimeDep, caller: CanRead) -> list[DatasetOut]:
+    """List registered datasets."""
+    with transaction(runtime) as session:
+        return [DatasetOut.of(r) for r in datasets.list(session)]
+
+
+@router.get("/{name}", responses=responses(404))
+def get_dataset(name: str, runtime: RuntimeDep, caller: CanRead) -> DatasetDetail:
+    """A registered dataset with its schema."""
+    with transaction(runtime) as session:
+        return DatasetDetail.of(datasets.get(session, name))

@@ -1,0 +1,68 @@
+"""API schemas of the dataset registry."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from governance.datasets.models import Dataset
+
+
+class DatasetCreate(BaseModel):
+    """Register data already on the server, inside ``<data_dir>/datasets/``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    schema_path: str = Field(
+        max_length=1024, description="the schema YAML, relative to <data_dir>/datasets/"
+    )
+    data_path: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="the data file for a split.kind: random schema, relative to "
+        "<data_dir>/datasets/ (default: the file the schema names)",
+    )
+    replace: bool = Field(
+        default=False, description="register again under an existing name (the ledger is kept)"
+    )
+
+
+class DatasetOut(BaseModel):
+    name: str
+    content_hash: str
+    file_hashes: dict[str, str]
+    privacy_unit: str
+    source: dict[str, Any]
+    bundled: bool
+    train_rows: int
+    test_rows: int
+    registered_by: str
+    registered_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Dataset) -> DatasetOut:
+        return cls(
+            name=row.name,
+            content_hash=row.content_hash,
+            file_hashes=json.loads(row.file_hashes),
+            privacy_unit=row.privacy_unit,
+            source=json.loads(row.source),
+            bundled=row.bundled,
+            train_rows=row.train_rows,
+            test_rows=row.test_rows,
+            registered_by=row.registered_by,
+            registered_at=row.registered_at,
+            updated_at=row.updated_at,
+        )
+
+
+class DatasetDetail(DatasetOut):
+    schema_doc: dict[str, Any] = Field(description="the registered schema document")
+
+    @classmethod
+    def of(cls, row: Dataset) -> DatasetDetail:
+        return cls(**DatasetOut.of(row).model_dump(), schema_doc=json.loads(row.schema))

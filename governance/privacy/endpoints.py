@@ -1,0 +1,77 @@
+"""Routes of training runs and the privacy-budget ledger.
+
+``POST /v1/training/runs`` trains synchronously in a worker thread and answers when the run
+has finished (tens of seconds for Adult on CPU). The ledger reservation is committed before
+training starts, so a client that disconnects, or a server that dies, still leaves the planned
+budget charged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.concurrency import run_in_threadpool
+
+from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.problems import responses
+from governance.errors import Forbidden
+from governance.privacy.schemas import LedgerOut, TrainingRunCreate, TrainingRunOut
+from governance.privacy.service import training
+from governance.runtime import Runtime
+
+router = APIRouter(tags=["training", "privacy"])
+
+CanTrain = Annotated[Caller, Depends(Authorize("api:training", "train"))]
+CanReadRuns = Annotated[Caller, Depends(Authorize("api:training", "read"))]
+CanReadLedger = Annotated[Caller, Depends(Authorize("api:privacy", "read"))]
+
+
+def _train(runtime: Runtime, caller: Caller, body: TrainingRunCreate) -> TrainingRunOut:
+    if body.register_model:
+        # Registering the artifact is the registry's own right: training does not imply it.
+        decision = runtime.policy.current.enforce(caller.name, "api:models", "register")
+        if not decision.allowed:
+            raise Forbidden(f"{caller.name} may not register models; train with register=false")
+    run = training.run(
+        runtime.sessions, caller.ctx, settings=runtime.settings, request=body.to_request()
+    )
+    with transaction(runtime) as session:
+        found, dataset = training.get(session, run.id)
+        return TrainingRunOut.of(found, dataset)
+
+
+@router.post(
+    "/v1/training/runs",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(404, 409, 422, 500, 503),
+)
+async def create_run(
+    body: TrainingRunCreate, runtime: RuntimeDep, caller: CanTrain
+) -> TrainingRunOut:
+    """Train a model (DP-SGD unless private is false) under the dataset's privacy budget."""
+    return await run_in_threadpool(_train, runtime, caller, body)
+
+
+@router.get("/v1/training/runs", responses=responses())
+def list_runs(
+    runtime: RuntimeDep, caller: CanReadRuns, dataset: str | None = None
+) -> list[TrainingRunOut]:
+    """List training runs (every run that touched a dataset, failed or aborted ones included)."""
+    with transaction(runtime) as session:
+        return [TrainingRunOut.of(r, d) for r, d in training.list(session, dataset)]
+
+
+@router.get("/v1/training/runs/{run_id}", responses=responses(404))
+def get_run(run_id: int, runtime: RuntimeDep, caller: CanReadRuns) -> TrainingRunOut:
+    """One training run."""
+    with transaction(runtime) as session:
+        run, dataset = training.get(session, run_id)
+        return TrainingRunOut.of(run, dataset)
+
+
+@router.get("/v1/privacy/ledger/{dataset}", responses=responses(404, 503))
+def get_ledger(dataset: str, runtime: RuntimeDep, caller: CanReadLedger) -> LedgerOut:
+    """A dataset's privacy budget: its cap, and ε spent, recomposed and summed."""
+    with transaction(runtime) as session:
+        return LedgerOut.of(training.ledger(session, runtime.settings, dataset))

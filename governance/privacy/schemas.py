@@ -1,0 +1,196 @@
+"""API schemas of training runs and the privacy-budget ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from governance.privacy.ledger import LedgerSummary
+from governance.privacy.models import TrainingRun
+from governance.privacy.service import TrainingRequest
+
+NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+class TrainingRunCreate(BaseModel):
+    """A training run. Private (DP-SGD) unless ``private`` is false."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    dataset: str = Field(pattern=NAME)
+    model: Literal["mlp", "logreg"] = "mlp"
+    private: bool = True
+    epsilon: float | None = Field(default=1.0, gt=0, le=100)
+    delta: float | None = Field(default=None, gt=0, lt=1)
+    epochs: int = Field(default=10, ge=1, le=1000)
+    batch_size: int | None = Field(default=None, ge=1)
+    lr: float | None = Field(default=None, gt=0, le=10)
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    hidden: list[int] = Field(default=[64, 64], min_length=1, max_length=8)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
+    name: str | None = Field(default=None, pattern=NAME)
+    version: str | None = Field(default=None, pattern=NAME)
+    register_model: bool = Field(
+        default=True,
+        alias="register",
+        description="register the artifact in the model registry (needs api:models register)",
+    )
+
+    @model_validator(mode="after")
+    def _epsilon_when_private(self) -> TrainingRunCreate:
+        if self.private and self.epsilon is None:
+            raise ValueError("epsilon is required for private training")
+        if any(h < 1 or h > 4096 for h in self.hidden):
+            raise ValueError("hidden widths must be between 1 and 4096")
+        return self
+
+    def to_request(self) -> TrainingRequest:
+        return TrainingRequest(
+            dataset=self.dataset,
+            model_kind=self.model,
+            epsilon=self.epsilon if self.private else None,
+            delta=self.delta,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+            hidden=tuple(self.hidden),
+            max_grad_norm=self.max_grad_norm,
+            grad_sample_mode=self.grad_sample_mode,
+            name=self.name,
+            version=self.version,
+            register=self.register_model,
+        )
+
+
+class MechanismOut(BaseModel):
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+
+
+class TrainingRunOut(BaseModel):
+    id: int
+    dataset: str
+    dataset_hash: str
+    status: str
+    private: bool
+    target_epsilon: float | None
+    delta: float | None
+    epsilon: float | None = Field(description="the run's own final ε (accountant), at its δ")
+    planned: MechanismOut | None
+    charged: MechanismOut | None = Field(description="what the run charges to the ledger")
+    model_kind: str
+    epochs: int
+    batch_size: int
+    seed: int
+    model_name: str
+    model_version: str
+    registered: bool
+    artifact_sha256: str | None
+    test_accuracy: float | None
+    error: str | None
+    started_by: str
+    started_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, run: TrainingRun, dataset: str) -> TrainingRunOut:
+        planned = None
+        if run.planned_noise_multiplier is not None and run.planned_sample_rate is not None:
+            planned = MechanismOut(
+                noise_multiplier=run.planned_noise_multiplier,
+                sample_rate=run.planned_sample_rate,
+                steps=int(run.planned_steps or 0),
+            )
+        mech = run.charged
+        return cls(
+            id=run.id,
+            dataset=dataset,
+            dataset_hash=run.dataset_hash,
+            status=run.status,
+            private=run.private,
+            target_epsilon=run.target_epsilon,
+            delta=run.delta,
+            epsilon=run.epsilon,
+            planned=planned,
+            charged=MechanismOut(**mech.to_dict()) if mech is not None else None,
+            model_kind=run.model_kind,
+            epochs=run.epochs,
+            batch_size=run.batch_size,
+            seed=run.seed,
+            model_name=run.model_name,
+            model_version=run.model_version,
+            registered=run.registered,
+            artifact_sha256=run.artifact_sha256,
+            test_accuracy=run.test_accuracy,
+            error=run.error,
+            started_by=run.started_by,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+        )
+
+
+class CapOut(BaseModel):
+    epsilon: float
+    delta: float
+    allow_non_private: bool
+
+
+class LedgerEntry(BaseModel):
+    run: int
+    status: str
+    private: bool
+    charged: MechanismOut | None
+    epsilon: float | None = Field(description="this run's ε at the cap's δ (null: unbounded)")
+    started_by: str
+    started_at: datetime
+
+
+class LedgerOut(BaseModel):
+    """A dataset's spend, recomposed (tight) and summed (naive), against its cap."""
+
+    dataset: str
+    cap: CapOut
+    epsilon_recomposed: float | None = Field(
+        description="ε of all charged runs composed at once (PRV), at the cap's δ; "
+        "null when unbounded (a non-private run)"
+    )
+    epsilon_naive: float | None = Field(
+        description="sum of each run's ε at the cap's δ (basic composition)"
+    )
+    delta_naive: float = Field(description="δ of the naive sum: the cap's δ times the runs")
+    remaining: float
+    unbounded: bool
+    entries: list[LedgerEntry]
+
+    @classmethod
+    def of(cls, summary: LedgerSummary) -> LedgerOut:
+        doc = summary.to_dict()
+        entries = []
+        for run in summary.runs:
+            mech = run.charged
+            eps = summary.per_run_epsilon.get(run.id)
+            entries.append(
+                LedgerEntry(
+                    run=run.id,
+                    status=run.status,
+                    private=run.private,
+                    charged=MechanismOut(**mech.to_dict()) if mech is not None else None,
+                    epsilon=eps if eps is not None and eps != float("inf") else None,
+                    started_by=run.started_by,
+                    started_at=run.started_at,
+                )
+            )
+        return cls(
+            dataset=doc["dataset"],
+            cap=CapOut(**doc["cap"]),
+            epsilon_recomposed=doc["epsilon_recomposed"],
+            epsilon_naive=doc["epsilon_naive"],
+            delta_naive=doc["delta_naive"],
+            remaining=doc["remaining"],
+            unbounded=doc["unbounded"],
+            entries=entries,
+        )

@@ -1,0 +1,134 @@
+"""``warden report``: generate a signed compliance report, or verify a report folder.
+
+warden report --from 2025-01-01 --to 2025-04-01 [--model credit]
+warden report verify audit_reports/rpt-...   [--key VKEY_OR_FILE]
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from governance.audit.repository import snapshot_session
+from governance.audit.signing import load_signing_key, public_vkey
+from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
+from governance.context import cli_context
+from governance.db.base import utcnow
+from governance.reports.errors import InvalidPeriod
+from governance.reports.manifest import verify_report_dir
+from governance.reports.service import reports
+
+app = typer.Typer(
+    help="Compliance reports: `warden report --from X --to Y` generates one; "
+    "`warden report verify DIR` checks one.",
+    invoke_without_command=True,
+)
+
+
+def parse_time(value: str, what: str) -> datetime:
+    """An ISO 8601 date or time; without a zone it is read as UTC.
+
+    Raises:
+        InvalidPeriod: not ISO 8601.
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidPeriod(f"--{what} must be an ISO 8601 date or time, e.g. 2025-01-31") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def generate_report(
+    period_from: str, period_to: str | None, model: str | None, verify_log: bool = True
+) -> None:
+    """Generate a report as the local operator and record the export in the audit log."""
+    cfg = settings()
+    with errors_as_exit():
+        start = parse_time(period_from, "from")
+        end = parse_time(period_to, "to") if period_to else utcnow()
+        key = load_signing_key(cfg.resolved_signing_key_file)
+        ctx = cli_context()
+        with console.status("verifying the audit log and building the report"):
+            with snapshot_session(cfg.resolved_database_url) as snapshot:
+                generated = reports.generate(
+                    snapshot,
+                    cfg,
+                    ctx,
+                    signing_key=key,
+                    start=start,
+                    end=end,
+                    model=model,
+                    verify=verify_log,
+                )
+            with transaction(cfg) as session:
+                seq = reports.record_export(session, ctx, generated)
+    meta = generated.report.meta
+    verification = meta.audit_log.verification
+    console.print(f"report        {meta.id}")
+    console.print(f"folder        {generated.folder}")
+    console.print(f"entries       {meta.audit_log.entries_in_period} in the period")
+    console.print(
+        "log           verified"
+        if verification.verified
+        else f"log           [red]NOT verified[/red]: {verification.error}"
+    )
+    console.print(f"manifest      sha256 {generated.manifest_sha256}")
+    console.print(f"audit seq     {seq}")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    period_from: str = typer.Option(
+        None, "--from", help="Period start (ISO 8601, UTC if no zone)."
+    ),
+    period_to: str = typer.Option(None, "--to", help="Period end, exclusive (default now)."),
+    model: str = typer.Option(None, "--model", help="Only this model's evidence."),
+) -> None:
+    """Generate a report over --from/--to, or run a subcommand."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if period_from is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(2)
+    generate_report(period_from, period_to, model)
+
+
+@app.command("generate")
+def generate(
+    period_from: str = typer.Option(..., "--from", help="Period start (ISO 8601)."),
+    period_to: str = typer.Option(None, "--to", help="Period end, exclusive (default now)."),
+    model: str = typer.Option(None, "--model", help="Only this model's evidence."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip verifying the whole log."),
+) -> None:
+    """Generate a signed report (same as `warden report --from ... --to ...`)."""
+    generate_report(period_from, period_to, model, verify_log=not no_verify)
+
+
+@app.command("verify")
+def verify(
+    folder: Path = typer.Argument(..., help="The report folder (holding manifest.json)."),
+    key: str = typer.Option(
+        None,
+        "--key",
+        help="The log's verifier key, or a file holding it (default: this installation's key).",
+    ),
+) -> None:
+    """Check a report folder: signature of the manifest and sha256 of every file."""
+    with errors_as_exit():
+        if key is None:
+            cfg = settings()
+            vkey = public_vkey(cfg.log_origin, load_signing_key(cfg.resolved_signing_key_file))
+        elif Path(key).is_file():
+            vkey = Path(key).read_text(encoding="utf-8").strip()
+        else:
+            vkey = key
+        if not folder.is_dir():
+            err_console.print(f"[red]error:[/red] {folder} is not a folder")
+            raise typer.Exit(1)
+        checked = verify_report_dir(folder, vkey)
+    console.print(
+        f"OK: report {checked.report_id}, {len(checked.files)} files, signed by {checked.signer}"
+    )

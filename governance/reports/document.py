@@ -1,0 +1,448 @@
+"""The report data model: one typed document, rendered to JSON, HTML and PDF.
+
+The published JSON Schema (``docs/report.schema.json``) is generated from these classes
+(``Report.model_json_schema()``); a test keeps the two identical. Every number in a report is
+read from the database, the registry's artifacts or the policy files when the report is built.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_FORMAT = "warden.report/1"
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- meta -----------------------------------------------------------------------------------
+
+
+class Checkpoint(_Doc):
+    tree_size: int
+    root_hash: str = Field(description="hex sha256 Merkle root (RFC 6962)")
+    created_at: datetime
+    note: str = Field(description="the C2SP signed note, verifiable with the log's public key")
+
+
+class LogVerification(_Doc):
+    verified: bool
+    tree_size: int
+    entries_checked: int
+    checkpoints_checked: int
+    latest_checkpoint: int | None
+    root_hash: str | None
+    seconds: float
+    error: str | None = None
+    first_bad_seq: int | None = None
+
+
+class AuditLogRange(_Doc):
+    origin: str
+    public_key: str = Field(description="C2SP verifier key of the log")
+    first_seq: int | None = Field(description="first entry in the period (None: none)")
+    last_seq: int | None
+    entries_in_period: int
+    tree_size_at_generation: int
+    checkpoint: Checkpoint | None = Field(
+        description="the first signed checkpoint covering the period's last entry, else the latest"
+    )
+    checkpoint_covers_period: bool
+    verification: LogVerification
+
+
+class Generator(_Doc):
+    name: str
+    version: str
+
+
+class Meta(_Doc):
+    format: Literal["warden.report/1"] = "warden.report/1"
+    id: str
+    period_from: datetime
+    period_to: datetime
+    model: str | None = Field(description="the report is restricted to this model, if set")
+    generated_at: datetime
+    generated_by: str
+    generator: Generator
+    audit_log: AuditLogRange
+
+
+# --- system and models ----------------------------------------------------------------------
+
+
+class Deployment(_Doc):
+    form: str
+    database: Literal["sqlite", "postgresql", "other"]
+    environment: str
+    device: str
+    key_provider: str
+    serving_models: list[str]
+
+
+class System(_Doc):
+    name: str
+    purpose: str
+    version: str
+    deployment: Deployment
+
+
+class ModelEntry(_Doc):
+    name: str
+    version: str
+    stage: str
+    registered_at: datetime
+    registered_by: str
+    trained_by: str | None
+    artifact_sha256: str
+    model_card_sha256: str | None
+    model_card_verified: bool = Field(description="the card's sha256 matches the manifest's")
+    model_card: dict[str, Any] | None
+
+
+class ModelInventory(_Doc):
+    count: int
+    models: list[ModelEntry]
+
+
+# --- privacy --------------------------------------------------------------------------------
+
+
+class ModelPrivacy(_Doc):
+    model: str
+    version: str
+    private: bool
+    epsilon: float | None
+    delta: float | None
+    accountant: str | None
+    noise_multiplier: float | None
+    sample_rate: float | None
+    steps: int | None
+    privacy_unit: str | None
+    dataset: str | None
+
+
+class LedgerRun(_Doc):
+    id: str
+    status: str
+    started_at: datetime | None
+    noise_multiplier: float | None
+    sample_rate: float | None
+    steps: int | None
+
+
+class DatasetBudget(_Doc):
+    dataset: str
+    cap_epsilon: float | None
+    delta: float | None
+    spent_epsilon: float = Field(description="all runs recomposed with the PRV accountant")
+    spent_epsilon_naive_sum: float | None
+    runs: list[LedgerRun]
+
+
+class Privacy(_Doc):
+    models: list[ModelPrivacy]
+    ledger_available: bool = Field(description="False while no privacy ledger is installed")
+    datasets: list[DatasetBudget]
+
+
+# --- fairness -------------------------------------------------------------------------------
+
+
+class Interval(_Doc):
+    low: float | None
+    high: float | None
+
+
+class GroupRow(_Doc):
+    label: str
+    count: int
+    reliable: bool
+    selection_rate: float | None
+    selection_rate_ci: Interval | None
+    accuracy: float | None
+    true_positive_rate: float | None
+    true_positive_rate_ci: Interval | None
+    false_positive_rate: float | None
+    false_positive_rate_ci: Interval | None
+
+
+class DisparityRow(_Doc):
+    measure: str
+    value: float | None
+    ci: Interval | None
+
+
+class FeatureRow(_Doc):
+    name: str
+    groups: list[GroupRow]
+    disparities: list[DisparityRow]
+
+
+class FairnessAuditRow(_Doc):
+    id: int
+    created_at: datetime
+    kind: str
+    model: str
+    model_version: str | None
+    artifact_sha256: str | None
+    dataset: str | None
+    n_rows: int
+    confidence_level: float | None
+    bootstrap: int
+    thresholds_version: int
+    passed: bool
+    audited_by: str
+    failures: list[dict[str, Any]]
+    features: list[FeatureRow]
+
+
+class ThresholdsRow(_Doc):
+    version: int
+    created_at: datetime
+    author: str
+    reason: str
+    document: dict[str, Any]
+
+
+class GateDecision(_Doc):
+    seq: int
+    time: datetime
+    model: str | None
+    version: str | None
+    decision: str
+    reason: str
+    actor: str | None
+
+
+class OverrideRow(_Doc):
+    id: int
+    created_at: datetime
+    model: str
+    model_version: str
+    artifact_sha256: str
+    audit_id: int | None
+    thresholds_version: int
+    approved_by: str
+    justification: str
+    failures: list[dict[str, Any]]
+
+
+class Fairness(_Doc):
+    thresholds: list[ThresholdsRow]
+    audits: list[FairnessAuditRow]
+    gate_decisions: list[GateDecision]
+    overrides: list[OverrideRow]
+
+
+# --- access control -------------------------------------------------------------------------
+
+
+class PolicySnapshot(_Doc):
+    version: int
+    sha256: str
+    created_at: datetime
+    rules: list[list[str]]
+
+
+class PolicyChange(_Doc):
+    version: int
+    created_at: datetime
+    kind: str
+    author: str
+    approved_by: str | None
+    reason: str
+    added: list[list[str]]
+    removed: list[list[str]]
+
+
+class RoleHoldingRow(_Doc):
+    member: str
+    member_kind: Literal["principal", "role"]
+    role: str
+    granted_at: datetime
+    granted_in_version: int
+    granted_by: str
+    grant_approved_by: str | None
+    grant_reason: str
+    revoked_at: datetime | None
+    revoked_in_version: int | None
+    revoked_by: str | None
+    revoke_approved_by: str | None
+    revoke_reason: str | None
+
+
+class PrivilegedPrincipal(_Doc):
+    name: str
+    roles: list[str]
+    disabled: bool | None = Field(description="None: the name has no principal row")
+    active_keys: int
+
+
+class AccessControl(_Doc):
+    policy: PolicySnapshot | None
+    changes: list[PolicyChange]
+    role_timeline: list[RoleHoldingRow]
+    privileged_roles: list[str]
+    privileged_actions: list[str]
+    privileged_principals: list[PrivilegedPrincipal]
+
+
+# --- usage ----------------------------------------------------------------------------------
+
+
+class CountRow(_Doc):
+    key: str
+    allowed: int
+    denied: int
+    other: int
+    total: int
+
+
+class ReasonRow(_Doc):
+    reason: str
+    count: int
+
+
+class TimeBucket(_Doc):
+    start: datetime
+    allowed: int
+    denied: int
+    other: int
+
+
+class DenialBurst(_Doc):
+    actor: str | None
+    window_start: datetime
+    denials: int
+
+
+class Usage(_Doc):
+    requests: int
+    allowed: int
+    denied: int
+    other: int
+    by_model: list[CountRow]
+    by_principal: list[CountRow]
+    denials_by_reason: list[ReasonRow]
+    bucket_seconds: int
+    timeline: list[TimeBucket]
+    burst_window_seconds: int
+    burst_threshold: int
+    denial_bursts: list[DenialBurst]
+
+
+# --- data protection and logging ------------------------------------------------------------
+
+
+class KeyCounts(_Doc):
+    total: int
+    active: int
+    decrypt_only: int
+    destroyed: int
+    max_version: int
+    kek_ids: list[str]
+
+
+class RotationRow(_Doc):
+    id: int
+    kind: str
+    rotated_at: datetime
+    rotated_by: str
+    reason: str
+    from_kek: str | None
+    to_kek: str | None
+    keys_affected: int
+
+
+class ErasureRow(_Doc):
+    id: str
+    subject_ref: str
+    erased_at: datetime
+    erased_by: str
+    dek_ids: list[str]
+    records_affected: int
+    audit_seq: int | None
+
+
+class PurgeRow(_Doc):
+    seq: int
+    time: datetime
+    actor: str | None
+    total: int
+    dry_run: bool
+    deleted: dict[str, int]
+
+
+class DataProtection(_Doc):
+    encryption_scheme: str
+    data_keys: KeyCounts
+    rotations: list[RotationRow]
+    erasures: list[ErasureRow]
+    retention: dict[str, Any]
+    purges: list[PurgeRow]
+    records_stored: int
+
+
+class EventCount(_Doc):
+    event_type: str
+    count: int
+
+
+class Logging(_Doc):
+    retention_min_days: int
+    clock_source: str
+    entry_format: str
+    hash_algorithm: str
+    checkpoint_format: str
+    checkpoints_total: int
+    log_verified: bool
+    entries_by_type: list[EventCount]
+
+
+# --- control matrix and the whole report ----------------------------------------------------
+
+
+class References(_Doc):
+    eu_ai_act: list[str]
+    gdpr: list[str]
+    nist_ai_rmf: list[str]
+    iso_42001: list[str]
+
+
+class Control(_Doc):
+    id: str
+    title: str
+    section: str
+    references: References
+    evidence: list[str] = Field(description="JSON Pointers into this report")
+    status: Literal["evidenced", "no_data", "failed"]
+    note: str
+
+
+class Report(_Doc):
+    meta: Meta
+    system: System
+    models: ModelInventory
+    privacy: Privacy
+    fairness: Fairness
+    access_control: AccessControl
+    usage: Usage
+    data_protection: DataProtection
+    logging: Logging
+    controls: list[Control]
+
+
+def report_json_schema() -> dict[str, Any]:
+    """The published JSON Schema of ``report.json`` (draft 2020-12)."""
+    schema = Report.model_json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://warden.dev/schemas/report.schema.json",
+        "title": "Warden compliance report",
+        **schema,
+    }

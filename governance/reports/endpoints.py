@@ -1,0 +1,93 @@
+"""Routes of the reports domain: auditors and compliance officers generate and download."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.problems import responses
+from governance.audit.repository import snapshot_session
+from governance.audit.signing import load_signing_key
+from governance.reports.schemas import ReportCreate, ReportCreated, ReportOut
+from governance.reports.service import MEDIA_TYPES, StoredReport, reports
+from governance.runtime import Runtime
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+CanWriteReports = Annotated[Caller, Depends(Authorize("api:reports", "write"))]
+CanReadReports = Annotated[Caller, Depends(Authorize("api:reports", "read"))]
+
+
+def _out(stored: StoredReport) -> ReportOut:
+    return ReportOut(
+        id=stored.id,
+        period_from=stored.period_from,
+        period_to=stored.period_to,
+        model=stored.model,
+        generated_at=stored.generated_at,
+        generated_by=stored.generated_by,
+        files=stored.files,
+    )
+
+
+def _generate(runtime: Runtime, caller: Caller, body: ReportCreate) -> ReportCreated:
+    settings = runtime.settings
+    checkpointer = runtime.checkpointer
+    key = (
+        checkpointer.key
+        if checkpointer is not None
+        else load_signing_key(settings.resolved_signing_key_file)
+    )
+    # The long read runs on a snapshot, so requests keep flowing while the log is verified.
+    with snapshot_session(settings.resolved_database_url) as snapshot:
+        generated = reports.generate(
+            snapshot,
+            settings,
+            caller.ctx,
+            signing_key=key,
+            start=body.period_from,
+            end=body.period_to,
+            model=body.model,
+        )
+    with transaction(runtime) as session:
+        seq = reports.record_export(session, caller.ctx, generated)
+    stored = reports.get(settings, generated.report.meta.id)
+    return ReportCreated(
+        **_out(stored).model_dump(),
+        audit_seq=seq,
+        manifest_sha256=generated.manifest_sha256,
+        log_verified=generated.report.meta.audit_log.verification.verified,
+    )
+
+
+@router.post("", status_code=201, responses=responses(400, 422))
+async def generate_report(
+    body: ReportCreate, runtime: RuntimeDep, caller: CanWriteReports
+) -> ReportCreated:
+    """Generate a signed compliance report over a period (JSON, HTML, PDF and manifest)."""
+    return await run_in_threadpool(_generate, runtime, caller, body)
+
+
+@router.get("", responses=responses())
+def list_reports(runtime: RuntimeDep, caller: CanReadReports) -> list[ReportOut]:
+    """List generated reports, newest first."""
+    return [_out(r) for r in reports.list(runtime.settings)]
+
+
+@router.get("/{report_id}", responses=responses(404))
+def get_report(report_id: str, runtime: RuntimeDep, caller: CanReadReports) -> ReportOut:
+    """One report's period, author and files."""
+    return _out(reports.get(runtime.settings, report_id))
+
+
+@router.get("/{report_id}/files/{name}", responses=responses(404), response_class=FileResponse)
+def download_report_file(
+    report_id: str, name: str, runtime: RuntimeDep, caller: CanReadReports
+) -> FileResponse:
+    """Download one file of a report (report.json, report.html, report.pdf, manifest.json)."""
+    path = reports.file(runtime.settings, report_id, name)
+    return FileResponse(path, media_type=MEDIA_TYPES[name], filename=f"{report_id}-{name}")

@@ -1,0 +1,31 @@
+"""API schemas of the reports domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class ReportCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    period_from: AwareDatetime = Field(alias="from", description="period start (inclusive)")
+    period_to: AwareDatetime = Field(alias="to", description="period end (exclusive)")
+    model: str | None = Field(default=None, max_length=64)
+
+
+class ReportOut(BaseModel):
+    id: str
+    period_from: datetime
+    period_to: datetime
+    model: str | None
+    generated_at: datetime
+    generated_by: str
+    files: list[str]
+
+
+class ReportCreated(ReportOut):
+    audit_seq: int
+    manifest_sha256: str
+    log_verified: bool

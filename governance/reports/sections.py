@@ -1,0 +1,498 @@
+"""Section builders: each reads one domain's evidence through its models or services.
+
+A domain with no data yields empty lists and zero counts, never a placeholder number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from governance.audit.models import AuditCheckpoint, AuditEntry
+from governance.config import Settings
+from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
+from governance.identity.models import ApiKey, Principal
+from governance.policy.models import PolicyVersion
+from governance.policy.rules import load_rules
+from governance.policy.timeline import role_timeline
+from governance.privacy.accounting import Mechanism, compose_epsilon
+from governance.records.models import ErasureReceipt, Record
+from governance.records.retention import load_retention
+from governance.registry.service import registry
+from governance.reports.document import (
+    AccessControl,
+    DataProtection,
+    DatasetBudget,
+    DisparityRow,
+    ErasureRow,
+    EventCount,
+    Fairness,
+    FairnessAuditRow,
+    FeatureRow,
+    GateDecision,
+    GroupRow,
+    Interval,
+    KeyCounts,
+    LedgerRun,
+    Logging,
+    ModelEntry,
+    ModelInventory,
+    ModelPrivacy,
+    OverrideRow,
+    PolicyChange,
+    PolicySnapshot,
+    Privacy,
+    PrivilegedPrincipal,
+    PurgeRow,
+    RoleHoldingRow,
+    RotationRow,
+    ThresholdsRow,
+)
+from governance.vault.models import DataKey, KeyRotation
+
+MODEL_CARD_FILE = "model_card.json"
+# Actions that change who may do what, touch keys, or reveal or destroy data.
+PRIVILEGED_ACTIONS = (
+    "approve",
+    "decrypt",
+    "erase",
+    "grant",
+    "issue",
+    "override",
+    "purge",
+    "revoke",
+    "rotate",
+    "write",
+)
+
+# A source of the privacy ledger, per dataset. The privacy domain registers one when its
+# ledger exists; until then the section says the ledger is not available.
+LedgerSource = Callable[[Session], list[DatasetBudget]]
+_ledger_source: LedgerSource | None = None
+
+
+def register_ledger_source(source: LedgerSource) -> None:
+    """Install the function that lists each dataset's budget ledger for reports."""
+    global _ledger_source
+    _ledger_source = source
+
+
+def in_period(start: datetime, end: datetime) -> Any:
+    return (AuditEntry.time >= start) & (AuditEntry.time < end)
+
+
+def _entries(
+    session: Session, event_type: str, start: datetime, end: datetime
+) -> list[tuple[int, datetime, str | None, dict[str, Any]]]:
+    """(seq, time, actor, document) of one event type's entries in the period (few rows)."""
+    rows = session.execute(
+        select(AuditEntry.seq, AuditEntry.time, AuditEntry.actor, AuditEntry.canonical)
+        .where(AuditEntry.event_type == event_type, in_period(start, end))
+        .order_by(AuditEntry.seq)
+    )
+    return [(seq, time, actor, json.loads(text)) for seq, time, actor, text in rows]
+
+
+# --- models and privacy ---------------------------------------------------------------------
+
+
+def _card(artifact_dir: str, manifest: dict[str, Any]) -> tuple[str | None, bool, Any]:
+    expected = (manifest.get("files") or {}).get(MODEL_CARD_FILE)
+    path = Path(artifact_dir) / MODEL_CARD_FILE
+    if expected is None or not path.is_file():
+        return expected, False, None
+    data = path.read_bytes()
+    ok = hashlib.sha256(data).hexdigest() == expected
+    # A card that does not match its manifest is not evidence: show that, not its content.
+    return expected, ok, json.loads(data) if ok else None
+
+
+def build_models(
+    session: Session, *, model: str | None
+) -> tuple[ModelInventory, list[ModelPrivacy]]:
+    """The model inventory (with verified model cards) and each version's DP guarantee."""
+    entries: list[ModelEntry] = []
+    privacy: list[ModelPrivacy] = []
+    for row in registry.list(session, model):
+        manifest = json.loads(row.manifest)
+        card_sha, card_ok, card = _card(row.artifact_dir, manifest)
+        entries.append(
+            ModelEntry(
+                name=row.name,
+                version=row.version,
+                stage=row.stage,
+                registered_at=row.registered_at,
+                registered_by=row.registered_by,
+                trained_by=row.trained_by,
+                artifact_sha256=row.artifact_sha256,
+                model_card_sha256=card_sha,
+                model_card_verified=card_ok,
+                model_card=card,
+            )
+        )
+        training = manifest.get("training") or {}
+        dataset = training.get("dataset")
+        privacy.append(
+            ModelPrivacy(
+                model=row.name,
+                version=row.version,
+                private=bool(training.get("private")),
+                epsilon=training.get("epsilon"),
+                delta=training.get("delta"),
+                accountant=training.get("accountant"),
+                noise_multiplier=training.get("noise_multiplier"),
+                sample_rate=training.get("sample_rate"),
+                steps=training.get("steps"),
+                privacy_unit=training.get("privacy_unit"),
+                dataset=dataset.get("name") if isinstance(dataset, dict) else dataset,
+            )
+        )
+    return ModelInventory(count=len(entries), models=entries), privacy
+
+
+def build_privacy(session: Session, models: list[ModelPrivacy]) -> Privacy:
+    if _ledger_source is None:
+        return Privacy(models=models, ledger_available=False, datasets=[])
+    return Privacy(models=models, ledger_available=True, datasets=_ledger_source(session))
+
+
+def recompose(runs: list[LedgerRun], delta: float) -> float:
+    """ε of every run of a dataset composed together (PRV), for ledger sources to use."""
+    mechanisms = [
+        Mechanism(r.noise_multiplier, r.sample_rate, r.steps)
+        for r in runs
+        if r.noise_multiplier is not None and r.sample_rate is not None and r.steps is not None
+    ]
+    return compose_epsilon(mechanisms, delta) if mechanisms else 0.0
+
+
+# --- fairness -------------------------------------------------------------------------------
+
+
+def _interval(doc: Any) -> Interval | None:
+    return None if not isinstance(doc, dict) else Interval(low=doc.get("low"), high=doc.get("high"))
+
+
+def _features(result: dict[str, Any]) -> list[FeatureRow]:
+    out = []
+    for audit in result.get("audits", []):
+        groups = [
+            GroupRow(
+                label=g["label"],
+                count=g["count"],
+                reliable=g["reliable"],
+                selection_rate=g.get("selection_rate"),
+                selection_rate_ci=_interval(g.get("selection_rate_ci")),
+                accuracy=g.get("accuracy"),
+                true_positive_rate=g.get("true_positive_rate"),
+                true_positive_rate_ci=_interval(g.get("true_positive_rate_ci")),
+                false_positive_rate=g.get("false_positive_rate"),
+                false_positive_rate_ci=_interval(g.get("false_positive_rate_ci")),
+            )
+            for g in audit.get("groups", [])
+        ]
+        disparities = [
+            DisparityRow(measure=name, value=d.get("value"), ci=_interval(d.get("ci")))
+            for name, d in sorted((audit.get("disparities") or {}).items())
+        ]
+        out.append(FeatureRow(name=audit["name"], groups=groups, disparities=disparities))
+    return out
+
+
+def build_fairness(
+    session: Session, *, start: datetime, end: datetime, model: str | None
+) -> Fairness:
+    thresholds = [
+        _thresholds_row(t)
+        for t in session.scalars(select(ThresholdVersion).order_by(ThresholdVersion.version))
+    ]
+    query = select(FairnessAudit).where(
+        FairnessAudit.created_at >= start, FairnessAudit.created_at < end
+    )
+    if model is not None:
+        query = query.where(FairnessAudit.model == model)
+    audits = []
+    for a in session.scalars(query.order_by(FairnessAudit.id)):
+        result = json.loads(a.result)
+        audits.append(
+            FairnessAuditRow(
+                id=a.id,
+                created_at=a.created_at,
+                kind=a.kind,
+                model=a.model,
+                model_version=a.model_version,
+                artifact_sha256=a.artifact_sha256,
+                dataset=a.dataset,
+                n_rows=a.n_rows,
+                confidence_level=result.get("confidence_level"),
+                bootstrap=a.bootstrap,
+                thresholds_version=a.thresholds_version,
+                passed=a.passed,
+                audited_by=a.audited_by,
+                failures=json.loads(a.verdict).get("failures", []),
+                features=_features(result),
+            )
+        )
+    gates = []
+    for seq, time, actor, doc in _entries(session, "fairness.gate", start, end):
+        resource = doc.get("resource") or {}
+        if model is not None and resource.get("model") != model:
+            continue
+        gates.append(
+            GateDecision(
+                seq=seq,
+                time=time,
+                model=resource.get("model"),
+                version=resource.get("version"),
+                decision=doc.get("decision", ""),
+                reason=doc.get("reason", ""),
+                actor=actor,
+            )
+        )
+    overrides_q = select(GateOverride).where(
+        GateOverride.created_at >= start, GateOverride.created_at < end
+    )
+    if model is not None:
+        overrides_q = overrides_q.where(GateOverride.model == model)
+    overrides = [
+        OverrideRow(
+            id=o.id,
+            created_at=o.created_at,
+            model=o.model,
+            model_version=o.model_version,
+            artifact_sha256=o.artifact_sha256,
+            audit_id=o.audit_id,
+            thresholds_version=o.thresholds_version,
+            approved_by=o.approved_by,
+            justification=o.justification,
+            failures=json.loads(o.failures),
+        )
+        for o in session.scalars(overrides_q.order_by(GateOverride.id))
+    ]
+    return Fairness(thresholds=thresholds, audits=audits, gate_decisions=gates, overrides=overrides)
+
+
+def _thresholds_row(row: ThresholdVersion) -> ThresholdsRow:
+    return ThresholdsRow(
+        version=row.version,
+        created_at=row.created_at,
+        author=row.author,
+        reason=row.reason,
+        document=json.loads(row.document),
+    )
+
+
+# --- access control -------------------------------------------------------------------------
+
+
+def build_access(session: Session, *, start: datetime, end: datetime) -> AccessControl:
+    """The policy in force at the period's end, its history, role timeline and privileged
+    principals (holders of a role that may perform a privileged action)."""
+    current = session.scalar(
+        select(PolicyVersion)
+        .where(PolicyVersion.created_at < end)
+        .order_by(PolicyVersion.version.desc())
+        .limit(1)
+    )
+    changes = [
+        PolicyChange(
+            version=v.version,
+            created_at=v.created_at,
+            kind=v.kind,
+            author=v.author,
+            approved_by=v.approved_by,
+            reason=v.reason,
+            added=json.loads(v.diff).get("added", []),
+            removed=json.loads(v.diff).get("removed", []),
+        )
+        for v in session.scalars(
+            select(PolicyVersion)
+            .where(PolicyVersion.created_at >= start, PolicyVersion.created_at < end)
+            .order_by(PolicyVersion.version)
+        )
+    ]
+    timeline = [
+        RoleHoldingRow(**h.as_dict())
+        for h in role_timeline(session)
+        if h.granted_at < end and (h.revoked_at is None or h.revoked_at >= start)
+    ]
+    if current is None:
+        return AccessControl(
+            policy=None,
+            changes=changes,
+            role_timeline=timeline,
+            privileged_roles=[],
+            privileged_actions=list(PRIVILEGED_ACTIONS),
+            privileged_principals=[],
+        )
+    rules = load_rules(current.rules)
+    privileged_roles = sorted(
+        {
+            r.values[0].removeprefix("role:")
+            for r in rules
+            if r.ptype == "p"
+            and r.values[0].startswith("role:")
+            and r.values[2] in PRIVILEGED_ACTIONS
+            and (len(r.values) < 4 or r.values[3] != "deny")
+        }
+    )
+    holders: dict[str, set[str]] = {}
+    for r in rules:
+        if r.ptype == "g" and not r.values[0].startswith("role:"):
+            role = r.values[1].removeprefix("role:")
+            if role in privileged_roles:
+                holders.setdefault(r.values[0], set()).add(role)
+    principals = {
+        p.name: p
+        for p in session.scalars(select(Principal).where(Principal.name.in_(list(holders))))
+    }
+    key_counts = dict(
+        session.execute(
+            select(ApiKey.principal_id, func.count())
+            .where(ApiKey.revoked_at.is_(None))
+            .group_by(ApiKey.principal_id)
+        ).all()
+    )
+    privileged = [
+        PrivilegedPrincipal(
+            name=name,
+            roles=sorted(roles),
+            disabled=principals[name].disabled if name in principals else None,
+            active_keys=int(key_counts.get(principals[name].id, 0)) if name in principals else 0,
+        )
+        for name, roles in sorted(holders.items())
+    ]
+    return AccessControl(
+        policy=PolicySnapshot(
+            version=current.version,
+            sha256=current.sha256,
+            created_at=current.created_at,
+            rules=[r.as_list() for r in rules],
+        ),
+        changes=changes,
+        role_timeline=timeline,
+        privileged_roles=privileged_roles,
+        privileged_actions=list(PRIVILEGED_ACTIONS),
+        privileged_principals=privileged,
+    )
+
+
+# --- data protection and logging ------------------------------------------------------------
+
+
+def build_data_protection(
+    session: Session, settings: Settings, *, start: datetime, end: datetime
+) -> DataProtection:
+    states = Counter(
+        dict(session.execute(select(DataKey.state, func.count()).group_by(DataKey.state)).all())
+    )
+    max_version = session.scalar(select(func.max(DataKey.version))) or 0
+    keks = sorted(k for k in session.scalars(select(DataKey.kek_id).distinct()) if k is not None)
+    rotations = [
+        RotationRow(
+            id=r.id,
+            kind=r.kind,
+            rotated_at=r.rotated_at,
+            rotated_by=r.rotated_by,
+            reason=r.reason,
+            from_kek=r.from_kek,
+            to_kek=r.to_kek,
+            keys_affected=r.keys_affected,
+        )
+        for r in session.scalars(
+            select(KeyRotation)
+            .where(KeyRotation.rotated_at >= start, KeyRotation.rotated_at < end)
+            .order_by(KeyRotation.id)
+        )
+    ]
+    erasures = [
+        ErasureRow(
+            id=e.id,
+            subject_ref=e.subject_ref,
+            erased_at=e.erased_at,
+            erased_by=e.erased_by,
+            dek_ids=json.loads(e.dek_ids),
+            records_affected=e.records_affected,
+            audit_seq=e.audit_seq,
+        )
+        for e in session.scalars(
+            select(ErasureReceipt)
+            .where(ErasureReceipt.erased_at >= start, ErasureReceipt.erased_at < end)
+            .order_by(ErasureReceipt.erased_at)
+        )
+    ]
+    purges = [
+        PurgeRow(
+            seq=seq,
+            time=time,
+            actor=actor,
+            total=int(doc["details"].get("total", 0)),
+            dry_run=bool(doc["details"].get("dry_run")),
+            deleted={k: int(v) for k, v in (doc["details"].get("deleted") or {}).items()},
+        )
+        for seq, time, actor, doc in _entries(session, "records.purge", start, end)
+    ]
+    return DataProtection(
+        encryption_scheme=(
+            "AES-256-GCM envelope encryption: a data key (DEK) per data subject, wrapped by a "
+            f"key-encryption key from the '{settings.key_provider}' key provider; the record id "
+            "is bound as associated data; erasure destroys the DEK (crypto-shredding)"
+        ),
+        data_keys=KeyCounts(
+            total=sum(states.values()),
+            active=states.get("active", 0),
+            decrypt_only=states.get("decrypt_only", 0),
+            destroyed=states.get("destroyed", 0),
+            max_version=int(max_version),
+            kek_ids=keks,
+        ),
+        rotations=rotations,
+        erasures=erasures,
+        retention=load_retention(settings.policies_dir).as_dict(),
+        purges=purges,
+        records_stored=int(session.scalar(select(func.count()).select_from(Record)) or 0),
+    )
+
+
+def build_logging(
+    session: Session,
+    settings: Settings,
+    *,
+    first_seq: int | None,
+    last_seq: int | None,
+    verified: bool,
+) -> Logging:
+    counts: list[EventCount] = []
+    if first_seq is not None and last_seq is not None:
+        counts = [
+            EventCount(event_type=t, count=c)
+            for t, c in session.execute(
+                select(AuditEntry.event_type, func.count())
+                .where(AuditEntry.seq >= first_seq, AuditEntry.seq <= last_seq)
+                .group_by(AuditEntry.event_type)
+                .order_by(AuditEntry.event_type)
+            )
+        ]
+    return Logging(
+        retention_min_days=load_retention(settings.policies_dir).audit_min_days,
+        clock_source=(
+            "the server's system clock, recorded in UTC at millisecond precision when each "
+            "entry is appended (ISO 8601 with 'Z')"
+        ),
+        entry_format="warden.audit/1, RFC 8785 canonical JSON",
+        hash_algorithm="SHA-256 Merkle tree (RFC 6962 / RFC 9162 leaf and node hashing)",
+        checkpoint_format="C2SP signed note (tlog-checkpoint), Ed25519",
+        checkpoints_total=int(
+            session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
+        ),
+        log_verified=verified,
+        entries_by_type=counts,
+    )

@@ -1,0 +1,220 @@
+"""Usage statistics from ``api.call`` audit entries, aggregated in SQL.
+
+Every query is a GROUP BY over the entries of the period, selected by their sequence range
+(the primary key: entries are appended in time order), so a report over millions of entries
+reads each row a few times inside the database and never loads them into Python.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Integer, and_, cast, func, literal, select, type_coerce
+from sqlalchemy.orm import Session
+from sqlalchemy.types import JSON
+
+from governance.audit.models import AuditEntry
+from governance.reports.document import CountRow, DenialBurst, ReasonRow, TimeBucket, Usage
+
+API_CALL = "api.call"
+# A burst: at least this many denials for one actor inside one fixed window.
+BURST_WINDOW_SECONDS = 60
+BURST_THRESHOLD = 10
+# The request timeline has at most about this many buckets.
+TARGET_BUCKETS = 48
+_BUCKET_STEPS = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
+
+
+def bucket_seconds(start: datetime, end: datetime) -> int:
+    """The smallest standard bucket width giving at most ``TARGET_BUCKETS`` buckets."""
+    span = max((end - start).total_seconds(), 1.0)
+    for step in _BUCKET_STEPS:
+        if span / step <= TARGET_BUCKETS:
+            return step
+    return _BUCKET_STEPS[-1]
+
+
+def _bucket_expr(session: Session, start: datetime, width: int) -> ColumnElement[Any]:
+    """The index of an entry's time bucket, counted from ``start``, on either database."""
+    if session.get_bind().dialect.name == "sqlite":
+        # Times are stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; julianday parses them.
+        offset = func.julianday(AuditEntry.time) - func.julianday(literal(_sqlite_time(start)))
+        seconds = offset * 86400.0
+    else:
+        seconds = func.extract("epoch", AuditEntry.time - literal(start))
+    # Rounding to the millisecond first keeps julianday's float error off bucket edges.
+    return cast(func.floor(func.round(cast(seconds, Float), 3) / width), Integer)
+
+
+def _sqlite_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _reason_expr(session: Session) -> ColumnElement[Any]:
+    """The entry's ``reason`` field, read from its canonical JSON inside the database."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.json_extract(AuditEntry.canonical, "$.reason")
+    return type_coerce(cast(AuditEntry.canonical, JSON), JSON)["reason"].as_string()
+
+
+def model_of(resource: str | None) -> str | None:
+    """The model an ``api.call`` entry concerns, from its ``k=v,...`` resource label.
+
+    A served prediction is labelled ``model=<name>,version=<v>``; a guarded call (allowed or
+    denied before the route ran) ``action=predict,object=model:<name>,path=...``.
+    """
+    if not resource:
+        return None
+    fields = dict(part.split("=", 1) for part in resource.split(",") if "=" in part)
+    if "model" in fields:
+        return fields["model"]
+    obj = fields.get("object", "")
+    return obj.removeprefix("model:") if obj.startswith("model:") else None
+
+
+def _rows(counts: dict[str, dict[str, int]]) -> list[CountRow]:
+    out = [
+        CountRow(
+            key=key,
+            allowed=c.get("allow", 0),
+            denied=c.get("deny", 0),
+            other=c.get("other", 0),
+            total=sum(c.values()),
+        )
+        for key, c in counts.items()
+    ]
+    return sorted(out, key=lambda r: (-r.total, r.key))
+
+
+def build_usage(
+    session: Session,
+    *,
+    first_seq: int | None,
+    last_seq: int | None,
+    start: datetime,
+    end: datetime,
+    model: str | None = None,
+) -> Usage:
+    """Aggregate the ``api.call`` entries with ``first_seq <= seq <= last_seq``.
+
+    Args:
+        session: a session on the log's database.
+        first_seq: the period's first entry (None: the period holds no entry).
+        last_seq: the period's last entry.
+        start: the period's start (bucket origin).
+        end: the period's end.
+        model: only count calls concerning this model.
+
+    Returns:
+        The usage section.
+    """
+    width = bucket_seconds(start, end)
+    empty = Usage(
+        requests=0,
+        allowed=0,
+        denied=0,
+        other=0,
+        by_model=[],
+        by_principal=[],
+        denials_by_reason=[],
+        bucket_seconds=width,
+        timeline=[],
+        burst_window_seconds=BURST_WINDOW_SECONDS,
+        burst_threshold=BURST_THRESHOLD,
+        denial_bursts=[],
+    )
+    if first_seq is None or last_seq is None:
+        return empty
+    in_period = and_(
+        AuditEntry.seq >= first_seq,
+        AuditEntry.seq <= last_seq,
+        AuditEntry.event_type == API_CALL,
+    )
+    # One GROUP BY gives everything keyed by (actor, resource, decision); the number of
+    # groups is the number of distinct callers times resources, not the number of calls.
+    grouped = session.execute(
+        select(AuditEntry.actor, AuditEntry.resource, AuditEntry.decision, func.count())
+        .where(in_period)
+        .group_by(AuditEntry.actor, AuditEntry.resource, AuditEntry.decision)
+    ).all()
+    by_model: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    by_principal: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    totals: dict[str, int] = defaultdict(int)
+    kept_resources: set[str | None] = set()
+    for actor, resource, decision, count in grouped:
+        target = model_of(resource)
+        if model is not None and target != model:
+            continue
+        kept_resources.add(resource)
+        kind = decision if decision in ("allow", "deny") else "other"
+        totals[kind] += count
+        by_principal[actor or "(unauthenticated)"][kind] += count
+        if target is not None:
+            by_model[target][kind] += count
+    if model is not None and not kept_resources:
+        return empty
+    scope: ColumnElement[bool] = in_period
+    if model is not None:
+        labels = [r for r in kept_resources if r is not None]
+        scope = and_(in_period, AuditEntry.resource.in_(labels))
+
+    reason = _reason_expr(session)
+    reasons = session.execute(
+        select(reason, func.count()).where(scope, AuditEntry.decision == "deny").group_by(reason)
+    ).all()
+
+    bucket = _bucket_expr(session, start, width)
+    timeline: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for index, decision, count in session.execute(
+        select(bucket, AuditEntry.decision, func.count())
+        .where(scope)
+        .group_by(bucket, AuditEntry.decision)
+    ):
+        kind = decision if decision in ("allow", "deny") else "other"
+        timeline[int(index)][kind] += count
+
+    burst = _bucket_expr(session, start, BURST_WINDOW_SECONDS)
+    bursts = session.execute(
+        select(AuditEntry.actor, burst, func.count())
+        .where(scope, AuditEntry.decision == "deny")
+        .group_by(AuditEntry.actor, burst)
+        .having(func.count() >= BURST_THRESHOLD)
+    ).all()
+
+    return Usage(
+        requests=sum(totals.values()),
+        allowed=totals["allow"],
+        denied=totals["deny"],
+        other=totals["other"],
+        by_model=_rows(by_model),
+        by_principal=_rows(by_principal),
+        denials_by_reason=sorted(
+            (ReasonRow(reason=r or "(no reason recorded)", count=c) for r, c in reasons),
+            key=lambda r: (-r.count, r.reason),
+        ),
+        bucket_seconds=width,
+        timeline=[
+            TimeBucket(
+                start=start + timedelta(seconds=i * width),
+                allowed=c.get("allow", 0),
+                denied=c.get("deny", 0),
+                other=c.get("other", 0),
+            )
+            for i, c in sorted(timeline.items())
+        ],
+        burst_window_seconds=BURST_WINDOW_SECONDS,
+        burst_threshold=BURST_THRESHOLD,
+        denial_bursts=sorted(
+            (
+                DenialBurst(
+                    actor=actor,
+                    window_start=start + timedelta(seconds=int(i) * BURST_WINDOW_SECONDS),
+                    denials=c,
+                )
+                for actor, i, c in bursts
+            ),
+            key=lambda b: (b.window_start, b.actor or ""),
+        ),
+    )

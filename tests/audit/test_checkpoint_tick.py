@@ -1,0 +1,27 @@
+"""Checkpointer.tick: the timer that signs the last entries of a quiet log."""
+
+from __future__ import annotations
+
+import time
+
+from governance.audit.checkpoints import Checkpointer
+from tests.audit.conftest import FilledLog, fill
+
+
+def test_tick_signs_only_when_due_and_something_is_new(audit_db: FilledLog) -> None:
+    timer = Checkpointer(
+        audit_db.checkpointer.origin, audit_db.checkpointer.key, every_entries=10**6,
+        every_seconds=0.2,
+    )  # fmt: skip
+    assert timer.tick(audit_db.sessions) is None  # nothing due yet, not even a read
+    fill(audit_db, 3, checkpoint_every=10**6)
+    assert timer.tick(audit_db.sessions) is None  # entries, but the period has not passed
+    time.sleep(0.25)
+    signed = timer.tick(audit_db.sessions)
+    assert signed is not None and signed.tree_size == 3
+    time.sleep(0.25)
+    assert timer.tick(audit_db.sessions) is None  # nothing new since
+    fill(audit_db, 2, checkpoint_every=10**6)
+    time.sleep(0.25)
+    signed = timer.tick(audit_db.sessions)
+    assert signed is not None and signed.tree_size == 5
