@@ -13,6 +13,7 @@ from governance.context import Context
 from governance.db import make_engine, make_sessionmaker
 from governance.db.migrate import upgrade
 from governance.errors import ConfigurationError
+from governance.datasets.service import datasets
 from governance.identity.service import identity
 from governance.policy.models import PolicyVersion
 from governance.policy.rules import role_subject
@@ -65,6 +66,8 @@ def seed(engine: Engine, settings: Settings, *, admin_name: str = "admin") -> tu
             reason=f"bootstrap: {admin_name} created by warden init", vocab=vocab,
         )
         key, token = identity.issue_key(session, system, principal=admin_name)
+        # The bundled Adult data is registered from the start (its hash pinned now).
+        datasets.ensure_bundled(session, system)
         return key.key_id, token
 
 

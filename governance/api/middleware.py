@@ -138,6 +138,12 @@ def source_of(scope: Scope) -> Source:
     return Source(ip=client[0] if client else None, user_agent=agent)
 
 
+def _route_template(scope: Scope, state: dict[str, Any]) -> str:
+    route = scope.get("route")
+    template = getattr(route, "path", None) or state.get("route")
+    return str(template)[:120] if template else "(no matching route)"
+
+
 def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent:
     """The ``api.call`` entry for a request, from what the guards left in its state."""
     actor: Actor | None = state.get("actor")
@@ -145,10 +151,12 @@ def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent
     if decision is None:
         decision = "deny" if status in (401, 403) else ("allow" if actor else "n/a")
     resource = dict(state.get("resource") or {})
-    resource.setdefault("path", scope["path"][:120])
+    # The route template, never the raw path: a raw path can carry a subject id or other
+    # personal data (DELETE /v1/subjects/{subject_id}).
+    resource.setdefault("path", _route_template(scope, state))
     return AuditEvent(
         event_type="api.call",
-        action=f"{scope['method']} {state.get('route', scope['path'])}"[:48],
+        action=f"{scope['method']} {_route_template(scope, state)}"[:48],
         actor=actor or Actor(principal_id=None, name=None, roles=(), auth_method="none"),
         source=source_of(scope),
         resource=resource,

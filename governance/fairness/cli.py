@@ -118,7 +118,7 @@ def audit(
 def audits(model: str = typer.Option(None), limit: int = typer.Option(20)) -> None:
     """List stored audits, newest first."""
     with errors_as_exit(), transaction() as session:
-        for row in fairness.list(session, model=model, limit=limit):
+        for row in fairness.list_audits(session, model=model, limit=limit):
             console.print(
                 f"{row.id:5} {row.created_at:%Y-%m-%d %H:%M} {row.kind:7} {row.model:20} "
                 f"{row.model_version or '-':24} {'PASS' if row.passed else 'FAIL'} "

@@ -77,7 +77,7 @@ def list_audits(
 ) -> list[AuditSummary]:
     """List fairness audits, newest first."""
     with transaction(runtime) as session:
-        rows = fairness.list(session, model=model, version=version, kind=kind, limit=limit)
+        rows = fairness.list_audits(session, model=model, version=version, kind=kind, limit=limit)
         return [AuditSummary.of(r) for r in rows]
 
 
@@ -158,7 +158,8 @@ def list_overrides(
 ) -> list[OverrideOut]:
     """Gate overrides, newest first."""
     with transaction(runtime) as session:
-        return [OverrideOut.of(r) for r in overrides.list(session, model=model, limit=limit)]
+        rows = overrides.list_overrides(session, model=model, limit=limit)
+        return [OverrideOut.of(r) for r in rows]
 
 
 @router.post("/v1/fairness/mitigations", status_code=201, responses=responses(404, 409, 422))

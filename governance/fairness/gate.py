@@ -320,7 +320,7 @@ class OverrideService:
         )
         return override
 
-    def list(
+    def list_overrides(
         self, session: Session, *, model: str | None = None, limit: int = 100
     ) -> list[GateOverride]:
         """Overrides, newest first."""

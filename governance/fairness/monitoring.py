@@ -74,9 +74,7 @@ def load_outcomes(
     """
     cells = (
         select(Outcome.group_key, Outcome.y_true, Outcome.y_pred, func.count())
-        .where(
-            Outcome.model == model, Outcome.predicted_at >= since, Outcome.predicted_at < until
-        )
+        .where(Outcome.model == model, Outcome.predicted_at >= since, Outcome.predicted_at < until)
         .group_by(Outcome.group_key, Outcome.y_true, Outcome.y_pred)
     )
     if version is not None:

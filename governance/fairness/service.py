@@ -219,7 +219,7 @@ class FairnessAuditService:
             raise AuditNotFound(f"fairness audit {audit_id} does not exist")
         return row
 
-    def list(
+    def list_audits(
         self,
         session: Session,
         *,

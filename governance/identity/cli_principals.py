@@ -23,7 +23,7 @@ def create(name: str, kind: str = typer.Option("user", help="user or service")) 
 def list_() -> None:
     """List principals."""
     with errors_as_exit(), transaction() as session:
-        for p in identity.list(session):
+        for p in identity.list_principals(session):
             state = "disabled" if p.disabled else "active"
             console.print(f"{p.name:24} {p.kind:8} {state:9} created {p.created_at:%Y-%m-%d}")
 

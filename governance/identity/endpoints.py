@@ -40,7 +40,7 @@ def _principal_out(p: object) -> PrincipalOut:
 def list_principals(runtime: RuntimeDep, caller: CanReadPrincipals) -> list[PrincipalOut]:
     """List principals."""
     with transaction(runtime) as session:
-        return [_principal_out(p) for p in identity.list(session)]
+        return [_principal_out(p) for p in identity.list_principals(session)]
 
 
 @router.post("/principals", status_code=201, responses=responses(409, 422))

@@ -55,7 +55,7 @@ class IdentityService:
             raise PrincipalNotFound(f"principal {name!r} does not exist")
         return principal
 
-    def list(self, session: Session) -> list[Principal]:
+    def list_principals(self, session: Session) -> list[Principal]:
         return list(session.scalars(select(Principal).order_by(Principal.name)))
 
     def set_disabled(self, session: Session, ctx: Context, *, name: str, disabled: bool) -> Principal:

@@ -28,7 +28,7 @@ def register(artifact_dir: Path) -> None:
 def list_() -> None:
     """List model versions and stages."""
     with errors_as_exit(), transaction() as session:
-        for row in registry.list(session):
+        for row in registry.list_versions(session):
             console.print(f"{row.name:20} {row.version:28} {row.stage:10} {row.artifact_sha256[:16]}")
 
 

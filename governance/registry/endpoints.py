@@ -37,7 +37,7 @@ def version_out(row: ModelVersion) -> ModelVersionOut:
 def list_models(runtime: RuntimeDep, caller: CanListModels) -> list[ModelVersionOut]:
     """List registered model versions and their stages."""
     with transaction(runtime) as session:
-        return [version_out(r) for r in registry.list(session)]
+        return [version_out(r) for r in registry.list_versions(session)]
 
 
 @router.get("/{name}", responses=responses(404))

@@ -90,7 +90,7 @@ class RegistryService:
         )
         return row
 
-    def list(self, session: Session, name: str | None = None) -> list[ModelVersion]:
+    def list_versions(self, session: Session, name: str | None = None) -> list[ModelVersion]:
         query = select(ModelVersion).order_by(ModelVersion.name, ModelVersion.id)
         if name is not None:
             query = query.where(ModelVersion.name == name)

@@ -121,7 +121,7 @@ def build_models(
     """The model inventory (with verified model cards) and each version's DP guarantee."""
     entries: list[ModelEntry] = []
     privacy: list[ModelPrivacy] = []
-    for row in registry.list(session, model):
+    for row in registry.list_versions(session, model):
         manifest = json.loads(row.manifest)
         card_sha, card_ok, card = _card(row.artifact_dir, manifest)
         entries.append(

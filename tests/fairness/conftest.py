@@ -77,8 +77,10 @@ def adult_logreg(
         weight[1, column["hours-per-week"]] = 1.5
         weight[1, column["sex=Male"]] = male_weight
         weight[1, column["marital-status=Married-civ-spouse"]] = 1.5
-        module.linear.weight.copy_(weight)
-        module.linear.bias.copy_(torch.tensor([0.0, -2.5]))
+        linear = module.linear
+        assert isinstance(linear, torch.nn.Linear)
+        linear.weight.copy_(weight)
+        linear.bias.copy_(torch.tensor([0.0, -2.5]))
     save_artifact(out, module, doc)
     return out
 

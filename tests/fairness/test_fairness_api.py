@@ -37,7 +37,7 @@ def people(warden: WardenFactory) -> dict[str, str]:
 def _count(sessions: sessionmaker[Session], event_type: str) -> int:
     with sessions() as session:
         return int(
-            session.scalar(
+            session.scalar(  # type: ignore[arg-type]
                 select(func.count())
                 .select_from(AuditEntry)
                 .where(AuditEntry.event_type == event_type)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -23,7 +24,7 @@ from tests.fairness.conftest import adult_logreg
 JUSTIFICATION = "Reviewed with legal: the disparity reflects the eligibility rule, documented."
 
 
-def _events(session: Session, event_type: str) -> list[dict]:  # type: ignore[type-arg]
+def _events(session: Session, event_type: str) -> list[dict[str, Any]]:
     rows = session.scalars(select(AuditEntry.canonical).where(AuditEntry.event_type == event_type))
     return [json.loads(r) for r in rows]
 

@@ -133,10 +133,12 @@ def test_monitoring_matches_metricframe_on_the_same_rows(
     # Another version's rows in the window, and rows before it.
     _insert(sessions, *_synthetic(500, seed=6), version="2", offset=10**9)
     _insert(sessions, *_synthetic(300, seed=7), offset=2 * 10**9, at=START - timedelta(days=1))
-    window = {"since": START, "until": START + timedelta(days=1)}
+    end = START + timedelta(days=1)
     with sessions() as session:
-        assert len(load_outcomes(session, model="live-model", **window).y_true) == 30_500
-        v1 = load_outcomes(session, model="live-model", version="1", **window)
+        assert (
+            len(load_outcomes(session, model="live-model", since=START, until=end).y_true) == 30_500
+        )
+        v1 = load_outcomes(session, model="live-model", version="1", since=START, until=end)
         assert len(v1.y_true) == 30_000
         assert (
             len(

@@ -71,12 +71,16 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
         ann = auth(factory.principal("ann"))
         wait_for(b, ann, 403)
 
+        def logs() -> str:
+            return "\n".join(s.log_path.read_text()[-3000:] for s in servers)
+
         def toggle(grant: bool) -> None:
             body = {"add": [GRANT]} if grant else {"remove": [GRANT]}
             r = a.post("/v1/policy/changes", headers=officer, json={**body, "reason": "toggle"})
             assert r.status_code == 201, r.text
             # The process that applied the change enforces it before answering.
-            assert a.get("/v1/principals", headers=ann).status_code == (200 if grant else 403)
+            r = a.get("/v1/principals", headers=ann)
+            assert r.status_code == (200 if grant else 403), (r.text, logs())
 
         # Propagation, both ways; B has ann's decision cached each time before the flip.
         delays = []
@@ -113,7 +117,7 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
             stop.set()
             for t in threads:
                 t.join()
-    assert not errors, errors[:3]
+    assert not errors, (errors[:3], "\n".join(s.log_path.read_text()[-3000:] for s in servers))
     assert len(latencies) > 20
     assert max(latencies) < BOUND_S, max(latencies)
 

@@ -97,11 +97,9 @@ def test_recomposition_admits_a_run_that_the_naive_sum_would_refuse(env: Any) ->
         summary = training.ledger(session, cfg, "synthetic")
     runs = summary.runs
     assert [r.status for r in runs] == [COMPLETED, COMPLETED]
-    history = [r.charged for r in runs]
+    history = [m for r in runs if (m := r.charged) is not None]
     assert summary.epsilon_recomposed == pytest.approx(compose_epsilon(history, 1e-4))
-    assert summary.epsilon_naive == pytest.approx(
-        sum(compose_epsilon([m], 1e-4) for m in history if m is not None)
-    )
+    assert summary.epsilon_naive == pytest.approx(sum(compose_epsilon([m], 1e-4) for m in history))
     # Recomposed, both fit the cap of 1.2; summed naively they would not.
     assert summary.epsilon_recomposed <= 1.2 < summary.epsilon_naive
     assert summary.delta_naive == pytest.approx(2e-4)
@@ -149,9 +147,7 @@ def test_aborted_run_spends_the_steps_it_ran(env: Any) -> None:
         assert run is not None and run.planned_steps == 6
         assert run.error is not None and "disk full" not in run.error
     assert summary.epsilon_recomposed > 0
-    assert summary.epsilon_recomposed == pytest.approx(
-        compose_epsilon([run.charged], 1e-4)  # type: ignore[list-item]
-    )
+    assert summary.epsilon_recomposed == pytest.approx(compose_epsilon([run.charged], 1e-4))
     assert [e["action"] for e in _events(sessions, "privacy.run")] == ["start", "abort"]
 
 
@@ -169,7 +165,7 @@ def test_a_crash_mid_training_keeps_the_planned_charge(env: Any) -> None:
         run = session.get(TrainingRun, row[0])
         assert run is not None
         summary = training.ledger(session, cfg, "synthetic")
-    planned = Mechanism(run.planned_noise_multiplier, run.planned_sample_rate, run.planned_steps)  # type: ignore[arg-type]
+    planned = Mechanism(run.planned_noise_multiplier, run.planned_sample_rate, run.planned_steps)
     assert summary.epsilon_recomposed == pytest.approx(compose_epsilon([planned], 1e-4))
 
 
@@ -183,9 +179,7 @@ def test_changed_data_is_refused_before_any_charge(env: Any) -> None:
     assert _rows(sessions) == []
 
 
-def test_non_private_needs_the_policy_and_then_spends_everything(
-    env: Any, tmp_path: Path
-) -> None:
+def test_non_private_needs_the_policy_and_then_spends_everything(env: Any, tmp_path: Path) -> None:
     cfg, sessions, folder = env
     with pytest.raises(NonPrivateRefused):
         training.run(sessions, CTX, settings=cfg, request=_req(epsilon=None))

@@ -88,9 +88,7 @@ def test_non_private_refused_where_the_policy_forbids(app_client: Any, warden: A
     engineer = warden.principal("eng", "ml_engineer")
     body = {"name": "synthetic", "schema_path": "syn/schema.yaml"}
     assert app_client.post("/v1/datasets", json=body, headers=auth(engineer)).status_code == 201
-    r = app_client.post(
-        "/v1/training/runs", json={**RUN, "private": False}, headers=auth(engineer)
-    )
+    r = app_client.post("/v1/training/runs", json={**RUN, "private": False}, headers=auth(engineer))
     assert r.status_code == 403 and r.json()["type"].endswith("non-private-refused")
     ledger = app_client.get("/v1/privacy/ledger/synthetic", headers=auth(engineer)).json()
     assert ledger["entries"] == [] and ledger["epsilon_recomposed"] == 0.0
