@@ -41,12 +41,18 @@ def build(artifact: str) -> FastAPI:
         x = model.encode(rows)
         probs = await batcher.submit(x)
         preds = model.decide(rows, x, probs)
-        return {"predictions": [{"label": p.label, "probabilities": p.probabilities}
-                                for p in preds]}
+        return {
+            "predictions": [{"label": p.label, "probabilities": p.probabilities} for p in preds]
+        }
 
     return app
 
 
 if __name__ == "__main__":
-    uvicorn.run(build(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        build(sys.argv[1]),
+        host="127.0.0.1",
+        port=int(sys.argv[2]),
+        log_level="warning",
+        access_log=False,
+    )

@@ -34,8 +34,18 @@ def free_port() -> int:
 def emit(bench: str, metric: str, ours: float, baseline: float, **extra: Any) -> None:
     """Print the closing JSON line (ratio = ours / baseline)."""
     ratio = ours / baseline if baseline else float("nan")
-    print(json.dumps({"bench": bench, "metric": metric, "ours": round(ours, 6),
-                      "baseline": round(baseline, 6), "ratio": round(ratio, 4), **extra}))
+    print(
+        json.dumps(
+            {
+                "bench": bench,
+                "metric": metric,
+                "ours": round(ours, 6),
+                "baseline": round(baseline, 6),
+                "ratio": round(ratio, 4),
+                **extra,
+            }
+        )
+    )
 
 
 @dataclass
@@ -59,8 +69,11 @@ def governed_deployment(root: Path, *, hidden: tuple[int, ...] = (64, 64)) -> Go
     from tests.factories import build_artifact
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-    env.update(WARDEN_DATA_DIR=str(root / "var"), WARDEN_DEVICE="cpu",
-               WARDEN_REPORTS_DIR=str(root / "reports"))
+    env.update(
+        WARDEN_DATA_DIR=str(root / "var"),
+        WARDEN_DEVICE="cpu",
+        WARDEN_REPORTS_DIR=str(root / "reports"),
+    )
     os.environ.update({k: v for k, v in env.items() if k.startswith("WARDEN_")})
     settings = Settings()
     initialize(settings)
@@ -73,9 +86,17 @@ def governed_deployment(root: Path, *, hidden: tuple[int, ...] = (64, 64)) -> Go
         registry.register(s, ctx, source_dir=artifact, models_dir=settings.resolved_models_dir)
         registry.promote(s, ctx, name="bench", version="1")
         identity.create_principal(s, ctx, name="bench-client", kind="service")
-        policy.apply(s, ctx, add=[["g", "bench-client", role_subject("client")],
-                                  ["g2", "model:bench", "group:default-models"]],
-                     remove=[], reason="benchmark setup", vocab=vocab)
+        policy.apply(
+            s,
+            ctx,
+            add=[
+                ["g", "bench-client", role_subject("client")],
+                ["g2", "model:bench", "group:default-models"],
+            ],
+            remove=[],
+            reason="benchmark setup",
+            vocab=vocab,
+        )
         _, token = identity.issue_key(s, ctx, principal="bench-client")
     engine.dispose()
     return Governed(env=env, client_token=token, model="bench", artifact=artifact)
@@ -84,12 +105,15 @@ def governed_deployment(root: Path, *, hidden: tuple[int, ...] = (64, 64)) -> Go
 class Server:
     def __init__(self, args: list[str], env: dict[str, str], port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else "")
+                raise RuntimeError(
+                    self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ""
+                )
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
@@ -118,8 +142,9 @@ class LoadResult:
         return self.requests / self.seconds
 
 
-async def _load(url: str, headers: dict[str, str], body: Any, clients: int,
-                duration: float) -> LoadResult:
+async def _load(
+    url: str, headers: dict[str, str], body: Any, clients: int, duration: float
+) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -145,6 +170,8 @@ async def _load(url: str, headers: dict[str, str], body: Any, clients: int,
     return LoadResult(len(latencies), errors, elapsed, q[49] * 1000, q[98] * 1000)
 
 
-def load(url: str, headers: dict[str, str], body: Any, *, clients: int, duration: float) -> LoadResult:
+def load(
+    url: str, headers: dict[str, str], body: Any, *, clients: int, duration: float
+) -> LoadResult:
     """Closed-loop load: ``clients`` concurrent keep-alive clients for ``duration`` seconds."""
     return asyncio.run(_load(url, headers, body, clients, duration))

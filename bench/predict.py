@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Server, emit, free_port, governed_deployment, load  # noqa: E402
+from _common import Server, emit, free_port, governed_deployment, load
 
-from tests.factories import toy_record  # noqa: E402
+from tests.factories import toy_record
 
 
 def main() -> None:
@@ -33,28 +33,47 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         deployment = governed_deployment(Path(tmp))
         port = free_port()
-        bare = Server([sys.executable, "bench/_bare_server.py", str(deployment.artifact),
-                       str(port)], deployment.env, port)
+        bare = Server(
+            [sys.executable, "bench/_bare_server.py", str(deployment.artifact), str(port)],
+            deployment.env,
+            port,
+        )
         try:
             base = load(bare.url + "/predict", {}, body, clients=args.clients, duration=duration)
         finally:
             bare.stop()
         port = free_port()
-        gov = Server([sys.executable, "-m", "governance.cli.main", "serve", "--port", str(port)],
-                     deployment.env, port)
+        gov = Server(
+            [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(port)],
+            deployment.env,
+            port,
+        )
         try:
-            ours = load(f"{gov.url}/v1/models/{deployment.model}/predict",
-                        {"Authorization": f"Bearer {deployment.client_token}"}, body,
-                        clients=args.clients, duration=duration)
+            ours = load(
+                f"{gov.url}/v1/models/{deployment.model}/predict",
+                {"Authorization": f"Bearer {deployment.client_token}"},
+                body,
+                clients=args.clients,
+                duration=duration,
+            )
         finally:
             gov.stop()
     for label, r in (("bare", base), ("governed", ours)):
-        print(f"{label:9} {r.rps:8.1f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  "
-              f"errors {r.errors}")
-    emit("predict", f"requests/s at {args.clients} clients, governed vs bare", ours.rps, base.rps,
-         governed_p50_ms=round(ours.p50_ms, 2), governed_p99_ms=round(ours.p99_ms, 2),
-         bare_p50_ms=round(base.p50_ms, 2), bare_p99_ms=round(base.p99_ms, 2),
-         errors=ours.errors + base.errors)
+        print(
+            f"{label:9} {r.rps:8.1f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  "
+            f"errors {r.errors}"
+        )
+    emit(
+        "predict",
+        f"requests/s at {args.clients} clients, governed vs bare",
+        ours.rps,
+        base.rps,
+        governed_p50_ms=round(ours.p50_ms, 2),
+        governed_p99_ms=round(ours.p99_ms, 2),
+        bare_p50_ms=round(base.p50_ms, 2),
+        bare_p99_ms=round(base.p99_ms, 2),
+        errors=ours.errors + base.errors,
+    )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
-from governance.audit.signing import create_signing_key, public_vkey, load_signing_key
+from governance.audit.signing import create_signing_key, load_signing_key, public_vkey
 from governance.config import Settings
 from governance.context import Context
+from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
 from governance.db.migrate import upgrade
 from governance.errors import ConfigurationError
-from governance.datasets.service import datasets
 from governance.identity.service import identity
 from governance.policy.models import PolicyVersion
 from governance.policy.rules import role_subject
@@ -62,8 +62,12 @@ def seed(engine: Engine, settings: Settings, *, admin_name: str = "admin") -> tu
         identity.create_principal(session, system, name=admin_name, kind="user")
         vocab, _ = default_policy(settings.policies_dir)
         policy.apply(
-            session, system, add=[["g", admin_name, role_subject("admin")]], remove=[],
-            reason=f"bootstrap: {admin_name} created by warden init", vocab=vocab,
+            session,
+            system,
+            add=[["g", admin_name, role_subject("admin")]],
+            remove=[],
+            reason=f"bootstrap: {admin_name} created by warden init",
+            vocab=vocab,
         )
         key, token = identity.issue_key(session, system, principal=admin_name)
         # The bundled Adult data is registered from the start (its hash pinned now).
@@ -81,7 +85,9 @@ def initialize(settings: Settings, *, admin_name: str = "admin") -> InitResult:
     finally:
         engine.dispose()
     return InitResult(
-        admin_name=admin_name, admin_key_id=key_id, admin_token=token,
+        admin_name=admin_name,
+        admin_key_id=key_id,
+        admin_token=token,
         database_url=engine.url.render_as_string(hide_password=True),
         key_file=str(settings.resolved_key_file),
         signing_key_file=str(settings.resolved_signing_key_file),

@@ -93,9 +93,7 @@ def check_private_file(path: Path, what: str) -> None:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise ConfigurationError(
-            f"{what} {path} does not exist: run `warden init` first"
-        ) from None
+        raise ConfigurationError(f"{what} {path} does not exist: run `warden init` first") from None
     except OSError as exc:
         raise ConfigurationError(f"{what} {path} cannot be read ({exc.strerror})") from None
     if not stat.S_ISREG(info.st_mode):

@@ -59,9 +59,13 @@ class _Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
+        # Our own interpreter and module, no shell, no user input in the arguments.
+        self.proc = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(self.port)],
-            cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -89,13 +93,15 @@ class _Api:
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=600)
 
-    def call(self, method: str, path: str, token: str, *, expect: int | tuple[int, ...] = 200,
-             **kw: Any) -> httpx.Response:
+    def call(
+        self, method: str, path: str, token: str, *, expect: int | tuple[int, ...] = 200, **kw: Any
+    ) -> httpx.Response:
         r = self.http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
         wanted = (expect,) if isinstance(expect, int) else expect
         if r.status_code not in wanted:
-            raise DemoError(f"{method} {path} answered {r.status_code}, expected {wanted}: "
-                            f"{r.text[:500]}")
+            raise DemoError(
+                f"{method} {path} answered {r.status_code}, expected {wanted}: {r.text[:500]}"
+            )
         return r
 
 
@@ -139,8 +145,11 @@ def run_demo(
 
     say(f"Warden demo in {root}")
     init = initialize(settings)
-    step("init", f"SQLite {settings.resolved_database_url}, key file 0600, admin key issued, "
-         f"log key {init.vkey.split('+')[0]}")
+    step(
+        "init",
+        f"SQLite {settings.resolved_database_url}, key file 0600, admin key issued, "
+        f"log key {init.vkey.split('+')[0]}",
+    )
     server = _Server(env, root / "server.log")
     try:
         _story(_Api(server.url), init.admin_token, settings, epochs, step, result)
@@ -152,101 +161,220 @@ def run_demo(
     return result
 
 
-def _story(api: _Api, admin: str, settings: Settings, epochs: int,
-           step: Callable[[str, str], None], result: DemoResult) -> None:
+def _story(
+    api: _Api,
+    admin: str,
+    settings: Settings,
+    epochs: int,
+    step: Callable[[str, str], None],
+    result: DemoResult,
+) -> None:
     tokens: dict[str, str] = {}
-    people = {"olivia": ("user", ["compliance_officer"]), "eli": ("user", ["ml_engineer"]),
-              "ada": ("user", ["auditor"]), "loan-app": ("service", ["client"]),
-              "marketing-app": ("service", ["client"])}
+    people = {
+        "olivia": ("user", ["compliance_officer"]),
+        "eli": ("user", ["ml_engineer"]),
+        "ada": ("user", ["auditor"]),
+        "loan-app": ("service", ["client"]),
+        "marketing-app": ("service", ["client"]),
+    }
     for name, (kind, roles) in people.items():
         api.call("POST", "/v1/principals", admin, json={"name": name, "kind": kind}, expect=201)
         for role in roles:
-            api.call("POST", "/v1/roles/grant", admin, json={
-                "principal": name, "role": role, "reason": f"onboarding {name} as {role}"})
-        tokens[name] = api.call("POST", "/v1/keys", admin, json={"principal": name},
-                                expect=201).json()["token"]
-    step("keys", "compliance officer olivia, ML engineer eli, auditor ada, client services "
-         "loan-app and marketing-app; each key shown once, stored as a hash")
+            api.call(
+                "POST",
+                "/v1/roles/grant",
+                admin,
+                json={"principal": name, "role": role, "reason": f"onboarding {name} as {role}"},
+            )
+        tokens[name] = api.call(
+            "POST", "/v1/keys", admin, json={"principal": name}, expect=201
+        ).json()["token"]
+    step(
+        "keys",
+        "compliance officer olivia, ML engineer eli, auditor ada, client services "
+        "loan-app and marketing-app; each key shown once, stored as a hash",
+    )
 
-    run = api.call("POST", "/v1/training/runs", tokens["eli"], expect=201, json={
-        "dataset": "adult", "model": "mlp", "epsilon": 1.0, "delta": 1e-5, "epochs": epochs,
-        "seed": 7, "name": "adult-mlp", "version": "v1"}).json()
+    run = api.call(
+        "POST",
+        "/v1/training/runs",
+        tokens["eli"],
+        expect=201,
+        json={
+            "dataset": "adult",
+            "model": "mlp",
+            "epsilon": 1.0,
+            "delta": 1e-5,
+            "epochs": epochs,
+            "seed": 7,
+            "name": "adult-mlp",
+            "version": "v1",
+        },
+    ).json()
     result.numbers["dp_epsilon"] = run["epsilon"]
     result.numbers["test_accuracy"] = run["test_accuracy"]
     ledger = api.call("GET", "/v1/privacy/ledger/adult", tokens["eli"]).json()
-    step("DP training", f"MLP on Adult, ε = {run['epsilon']:.3f} (target 1, δ = 1e-5, PRV "
-         f"accountant), test accuracy {run['test_accuracy']:.2%}; adult's budget: ε "
-         f"{ledger['epsilon_recomposed']:.3f} spent (recomposed; naive sum "
-         f"{ledger['epsilon_naive']:.3f}) of a cap of {ledger['cap']['epsilon']}")
+    step(
+        "DP training",
+        f"MLP on Adult, ε = {run['epsilon']:.3f} (target 1, δ = 1e-5, PRV "
+        f"accountant), test accuracy {run['test_accuracy']:.2%}; adult's budget: ε "
+        f"{ledger['epsilon_recomposed']:.3f} spent (recomposed; naive sum "
+        f"{ledger['epsilon_naive']:.3f}) of a cap of {ledger['cap']['epsilon']}",
+    )
 
-    audit = api.call("POST", "/v1/fairness/audits", tokens["eli"], expect=201, json={
-        "model": "adult-mlp", "version": "v1", "dataset": "adult",
-        "sensitive": ["sex", "race"], "bootstrap": 100}).json()
+    audit = api.call(
+        "POST",
+        "/v1/fairness/audits",
+        tokens["eli"],
+        expect=201,
+        json={
+            "model": "adult-mlp",
+            "version": "v1",
+            "dataset": "adult",
+            "sensitive": ["sex", "race"],
+            "bootstrap": 100,
+        },
+    ).json()
     ratio = _disparity(audit, "sex", "demographic_parity_ratio")
     result.numbers["dp_ratio_before"] = ratio
     if audit["passed"]:
         raise DemoError("the unmitigated Adult MLP unexpectedly passed the four-fifths rule")
-    step("bias audit", f"demographic parity ratio by sex {ratio:.3f} < 0.8: fails the "
-         "four-fifths rule")
+    step(
+        "bias audit",
+        f"demographic parity ratio by sex {ratio:.3f} < 0.8: fails the four-fifths rule",
+    )
     refused = api.call("POST", "/v1/models/adult-mlp/versions/v1/promote", admin, expect=409)
     step("gate", f"promotion refused (409): {refused.json()['detail'][:140]}")
 
-    mitigated = api.call("POST", "/v1/fairness/mitigations", tokens["eli"], expect=201, json={
-        "model": "adult-mlp", "version": "v1", "dataset": "adult", "sensitive": "sex"}).json()
+    mitigated = api.call(
+        "POST",
+        "/v1/fairness/mitigations",
+        tokens["eli"],
+        expect=201,
+        json={"model": "adult-mlp", "version": "v1", "dataset": "adult", "sensitive": "sex"},
+    ).json()
     version = mitigated["version"]
     result.artifact_dirs.append(version)
-    reaudit = api.call("POST", "/v1/fairness/audits", tokens["eli"], expect=201, json={
-        "model": "adult-mlp", "version": version, "dataset": "adult",
-        "sensitive": ["sex", "race"], "bootstrap": 100}).json()
+    reaudit = api.call(
+        "POST",
+        "/v1/fairness/audits",
+        tokens["eli"],
+        expect=201,
+        json={
+            "model": "adult-mlp",
+            "version": version,
+            "dataset": "adult",
+            "sensitive": ["sex", "race"],
+            "bootstrap": 100,
+        },
+    ).json()
     after = _disparity(reaudit, "sex", "demographic_parity_ratio")
     result.numbers["dp_ratio_after"] = after
-    step("mitigation", f"ThresholdOptimizer post-processing → version {version}; demographic "
-         f"parity ratio by sex {ratio:.3f} → {after:.3f}; re-audit "
-         f"{'passes' if reaudit['passed'] else 'still fails: ' + _failures(reaudit)}")
+    step(
+        "mitigation",
+        f"ThresholdOptimizer post-processing → version {version}; demographic "
+        f"parity ratio by sex {ratio:.3f} → {after:.3f}; re-audit "
+        f"{'passes' if reaudit['passed'] else 'still fails: ' + _failures(reaudit)}",
+    )
     if not reaudit["passed"]:
-        api.call("POST", "/v1/fairness/overrides", tokens["olivia"], expect=201, json={
-            "model": "adult-mlp", "version": version, "justification":
-            "Mitigated to meet the four-fifths rule by sex; the residual error-rate gap is "
-            "accepted for the pilot, with live monitoring of outcomes and a review in 90 days."})
-        step("approval", "compliance officer olivia approved the mitigated version with a "
-             "written justification (she did not train it)")
+        api.call(
+            "POST",
+            "/v1/fairness/overrides",
+            tokens["olivia"],
+            expect=201,
+            json={
+                "model": "adult-mlp",
+                "version": version,
+                "justification": (
+                    "Mitigated to meet the four-fifths rule by sex; the residual error-rate "
+                    "gap is accepted for the pilot, with live monitoring of outcomes and a "
+                    "review in 90 days."
+                ),
+            },
+        )
+        step(
+            "approval",
+            "compliance officer olivia approved the mitigated version with a "
+            "written justification (she did not train it)",
+        )
     else:
         step("approval", "the mitigated version passes the gate under the current thresholds")
     api.call("POST", f"/v1/models/adult-mlp/versions/{version}/promote", admin)
-    api.call("POST", "/v1/policy/changes", tokens["olivia"], expect=201, json={
-        "add": [["g2", "model:adult-mlp", "group:default-models"]],
-        "reason": "adult-mlp approved for client applications after the fairness review"})
+    api.call(
+        "POST",
+        "/v1/policy/changes",
+        tokens["olivia"],
+        expect=201,
+        json={
+            "add": [["g2", "model:adult-mlp", "group:default-models"]],
+            "reason": "adult-mlp approved for client applications after the fairness review",
+        },
+    )
     step("serve", f"adult-mlp {version} promoted and opened to clients by a policy change")
 
     _predictions(api, tokens, step, result)
 
-    api.call("POST", "/v1/policy/changes", tokens["olivia"], expect=201, json={
-        "add": [["p", "marketing-app", "model:adult-mlp", "predict", "deny"]],
-        "reason": "marketing use of income predictions is outside the approved purpose"})
-    r = api.call("POST", "/v1/models/adult-mlp/predict", tokens["marketing-app"], expect=403,
-                 json={"record": result.numbers.pop("_sample")})
-    step("policy edit", f"explicit deny for marketing-app with a reason; its next call: "
-         f"{r.status_code}")
+    api.call(
+        "POST",
+        "/v1/policy/changes",
+        tokens["olivia"],
+        expect=201,
+        json={
+            "add": [["p", "marketing-app", "model:adult-mlp", "predict", "deny"]],
+            "reason": "marketing use of income predictions is outside the approved purpose",
+        },
+    )
+    r = api.call(
+        "POST",
+        "/v1/models/adult-mlp/predict",
+        tokens["marketing-app"],
+        expect=403,
+        json={"record": result.numbers.pop("_sample")},
+    )
+    step(
+        "policy edit",
+        f"explicit deny for marketing-app with a reason; its next call: {r.status_code}",
+    )
 
-    rotated = api.call("POST", "/v1/vault/deks/rotate", admin,
-                       json={"reason": "quarterly data-key rotation"}).json()
-    kek = api.call("POST", "/v1/vault/kek/rotate", admin,
-                   json={"reason": "annual key-encryption-key rotation"}).json()
+    rotated = api.call(
+        "POST", "/v1/vault/deks/rotate", admin, json={"reason": "quarterly data-key rotation"}
+    ).json()
+    kek = api.call(
+        "POST", "/v1/vault/kek/rotate", admin, json={"reason": "annual key-encryption-key rotation"}
+    ).json()
     receipt = api.call("DELETE", "/v1/subjects/applicant-0003", tokens["olivia"]).json()
-    gone = api.call("POST", f"/v1/records/{result.numbers['_erased_record']}/decrypt",
-                    tokens["ada"], expect=(404, 410),
-                    json={"purpose": "spot check after erasure request"})
-    kept = api.call("POST", f"/v1/records/{result.numbers['_kept_record']}/decrypt",
-                    tokens["ada"], json={"purpose": "spot check of a retained record"})
-    step("keys and erasure", f"data keys rotated ({_short(rotated)}), KEK {kek['from_kek']} → "
-         f"{kek['to_kek']} by rewrapping {kek['rewrapped']} keys; subject applicant-0003 erased "
-         f"({_short(receipt)}); its record now answers {gone.status_code}, another subject's "
-         f"still decrypts ({kept.status_code})")
+    gone = api.call(
+        "POST",
+        f"/v1/records/{result.numbers['_erased_record']}/decrypt",
+        tokens["ada"],
+        expect=(404, 410),
+        json={"purpose": "spot check after erasure request"},
+    )
+    kept = api.call(
+        "POST",
+        f"/v1/records/{result.numbers['_kept_record']}/decrypt",
+        tokens["ada"],
+        json={"purpose": "spot check of a retained record"},
+    )
+    step(
+        "keys and erasure",
+        f"data keys rotated ({_short(rotated)}), KEK {kek['from_kek']} → "
+        f"{kek['to_kek']} by rewrapping {kek['rewrapped']} keys; subject applicant-0003 erased "
+        f"({_short(receipt)}); its record now answers {gone.status_code}, another subject's "
+        f"still decrypts ({kept.status_code})",
+    )
 
     now = datetime.now(UTC)
-    report = api.call("POST", "/v1/reports", tokens["ada"], expect=201, json={
-        "from": (now - timedelta(days=1)).isoformat(),
-        "to": (now + timedelta(minutes=1)).isoformat()}).json()
+    report = api.call(
+        "POST",
+        "/v1/reports",
+        tokens["ada"],
+        expect=201,
+        json={
+            "from": (now - timedelta(days=1)).isoformat(),
+            "to": (now + timedelta(minutes=1)).isoformat(),
+        },
+    ).json()
     report_dir = settings.reports_dir / report["id"]
     result.report_dir = report_dir
     verified = api.call("POST", "/v1/audit/verify", tokens["ada"]).json()
@@ -257,49 +385,82 @@ def _story(api: _Api, admin: str, settings: Settings, epochs: int,
 
     vkey = public_vkey(settings.log_origin, load_signing_key(settings.resolved_signing_key_file))
     verify_report_dir(report_dir, vkey)
-    step("report", f"{report_dir} (report.json, report.html, report.pdf, signed "
-         f"manifest.json); report manifest verified; audit log verified "
-         f"({verified.get('tree_size')} entries, every checkpoint signature checked)")
+    step(
+        "report",
+        f"{report_dir} (report.json, report.html, report.pdf, signed "
+        f"manifest.json); report manifest verified; audit log verified "
+        f"({verified.get('tree_size')} entries, every checkpoint signature checked)",
+    )
 
 
 def _failures(audit: dict[str, Any]) -> str:
     failures = audit.get("failures", [])
-    return ", ".join(f"{f.get('measure')} on {f.get('feature', f.get('audit'))}"
-                     for f in failures)[:160]
+    return ", ".join(f"{f.get('measure')} on {f.get('feature', f.get('audit'))}" for f in failures)[
+        :160
+    ]
 
 
 def _short(doc: dict[str, Any]) -> str:
     keys = [k for k in ("rotated", "destroyed_keys", "records_affected", "keys") if k in doc]
-    return ", ".join(f"{k} {doc[k] if not isinstance(doc[k], list) else len(doc[k])}"
-                     for k in keys) or "done"
+    return (
+        ", ".join(f"{k} {doc[k] if not isinstance(doc[k], list) else len(doc[k])}" for k in keys)
+        or "done"
+    )
 
 
-def _predictions(api: _Api, tokens: dict[str, str], step: Callable[[str, str], None],
-                 result: DemoResult) -> None:
+def _predictions(
+    api: _Api, tokens: dict[str, str], step: Callable[[str, str], None], result: DemoResult
+) -> None:
     from governance.datasets.tabular import load_adult
 
     detail = api.call("GET", "/v1/models/adult-mlp", tokens["eli"]).json()
     names = [f["name"] for f in detail["manifest"]["input_schema"]["features"]]
     frame = load_adult().test.features[names].head(24)
-    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
-            for rec in frame.to_dict(orient="records")]
+    rows = [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
+        for rec in frame.to_dict(orient="records")
+    ]
     result.numbers["_sample"] = rows[0]
     allowed = 0
     for i, row in enumerate(rows[:20]):
         subject = f"applicant-{i:04d}"
-        r = api.call("POST", "/v1/models/adult-mlp/predict", tokens["loan-app"],
-                     json={"record": row, "subject_id": subject}).json()
+        r = api.call(
+            "POST",
+            "/v1/models/adult-mlp/predict",
+            tokens["loan-app"],
+            json={"record": row, "subject_id": subject},
+        ).json()
         allowed += 1
         if i == 3:
             result.numbers["_erased_record"] = r["record_id"]
         if i == 4:
             result.numbers["_kept_record"] = r["record_id"]
-    batch = api.call("POST", "/v1/models/adult-mlp/predict", tokens["marketing-app"],
-                     json={"records": rows[20:24]}).json()
-    denied = [api.call("POST", "/v1/models/adult-mlp/predict", tokens[who], expect=403,
-                       json={"record": rows[0]}).status_code for who in ("ada", "eli")]
-    bad = api.call("POST", "/v1/models/adult-mlp/predict", tokens["loan-app"], expect=422,
-                   json={"record": {**rows[0], "age": "forty"}}).json()
-    step("predictions", f"{allowed} single calls and a batch of {len(batch['predictions'])} "
-         f"allowed; auditor and engineer denied ({denied}); a bad record refused with 422 "
-         f"naming field {bad.get('field')!r}")
+    batch = api.call(
+        "POST",
+        "/v1/models/adult-mlp/predict",
+        tokens["marketing-app"],
+        json={"records": rows[20:24]},
+    ).json()
+    denied = [
+        api.call(
+            "POST",
+            "/v1/models/adult-mlp/predict",
+            tokens[who],
+            expect=403,
+            json={"record": rows[0]},
+        ).status_code
+        for who in ("ada", "eli")
+    ]
+    bad = api.call(
+        "POST",
+        "/v1/models/adult-mlp/predict",
+        tokens["loan-app"],
+        expect=422,
+        json={"record": {**rows[0], "age": "forty"}},
+    ).json()
+    step(
+        "predictions",
+        f"{allowed} single calls and a batch of {len(batch['predictions'])} "
+        f"allowed; auditor and engineer denied ({denied}); a bad record refused with 422 "
+        f"naming field {bad.get('field')!r}",
+    )

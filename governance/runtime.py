@@ -12,6 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
+import torch
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -29,8 +30,6 @@ from governance.records.recorder import RecordStore
 from governance.registry.service import registry as registry_service
 from governance.vault.errors import VaultError
 from governance.vault.providers import ServiceKeyProvider, load_provider
-import torch
-
 from inference.device import select_device
 from inference.errors import ManifestError
 from inference.registry import ModelHost
@@ -54,7 +53,9 @@ class Runtime:
         self.keys = open_key_provider(settings)
         self.digest_key = self.keys.digest_key()
         self.device = select_device(settings.device)
-        self.policy = PolicyEngine(settings.policies_dir / "model.conf", settings.decision_cache_size)
+        self.policy = PolicyEngine(
+            settings.policies_dir / "model.conf", settings.decision_cache_size
+        )
         self.auth_cache = AuthCache(settings.auth_cache_seconds)
         if self.device.type == "cpu":
             # Small tabular models on a shared CPU: one intra-op thread per forward pass keeps
@@ -142,8 +143,9 @@ class Runtime:
             try:
                 # Pinned to the manifest digest recorded at registration: an artifact edited
                 # on disk since then is refused even if its inner hashes were rewritten.
-                self.host.load(name, row.version, Path(row.artifact_dir),
-                               expected_sha256=row.artifact_sha256)
+                self.host.load(
+                    name, row.version, Path(row.artifact_dir), expected_sha256=row.artifact_sha256
+                )
             except ManifestError as exc:
                 # A serving artifact that no longer verifies is not served (fail closed).
                 logger.error("model %s %s refused at load: %s", name, row.version, exc)
@@ -191,5 +193,8 @@ class Runtime:
             raise ServiceUnavailable("no policy is loaded")
         if missing:
             raise ServiceUnavailable(f"serving models not loaded: {', '.join(missing)}")
-        return {"database": "ok", "policy_version": self.policy.version,
-                "models": sorted(self.host.serving())}
+        return {
+            "database": "ok",
+            "policy_version": self.policy.version,
+            "models": sorted(self.host.serving()),
+        }

@@ -163,25 +163,32 @@ class WardenFactory:
         self.officer: str | None = None
 
     def principal(self, name: str, *roles: str, kind: str = "user") -> str:
-        r = self.client.post("/v1/principals", json={"name": name, "kind": kind},
-                             headers=auth(self.admin))
+        r = self.client.post(
+            "/v1/principals", json={"name": name, "kind": kind}, headers=auth(self.admin)
+        )
         assert r.status_code == 201, r.text
         for role in roles:
-            r = self.client.post("/v1/roles/grant", json={"principal": name, "role": role,
-                                 "reason": "test setup"}, headers=auth(self.admin))
+            r = self.client.post(
+                "/v1/roles/grant",
+                json={"principal": name, "role": role, "reason": "test setup"},
+                headers=auth(self.admin),
+            )
             assert r.status_code == 200, r.text
         r = self.client.post("/v1/keys", json={"principal": name}, headers=auth(self.admin))
         assert r.status_code == 201, r.text
         return str(r.json()["token"])
 
-    def policy_change(self, add: list[list[str]], remove: list[list[str]] | None = None,
-                      reason: str = "test") -> dict[str, Any]:
+    def policy_change(
+        self, add: list[list[str]], remove: list[list[str]] | None = None, reason: str = "test"
+    ) -> dict[str, Any]:
         self.officer_token()
-        r = self.client.post("/v1/policy/changes", json={"add": add, "remove": remove or [],
-                             "reason": reason}, headers=auth(self.officer))
+        r = self.client.post(
+            "/v1/policy/changes",
+            json={"add": add, "remove": remove or [], "reason": reason},
+            headers=auth(self.officer),
+        )
         assert r.status_code == 201, r.text
         return dict(r.json())
-
 
     def officer_token(self) -> str:
         if self.officer is None:
@@ -193,9 +200,12 @@ class WardenFactory:
         toy models of these tests have no evaluation data to audit against)."""
         r = self.client.post(
             "/v1/fairness/overrides",
-            json={"model": model, "version": version, "justification":
-                  "test fixture: synthetic model with random weights, no evaluation data; "
-                  "approved for exercising the serving path only"},
+            json={
+                "model": model,
+                "version": version,
+                "justification": "test fixture: synthetic model with random weights, no evaluation data; "
+                "approved for exercising the serving path only",
+            },
             headers=auth(self.officer_token()),
         )
         assert r.status_code == 201, r.text
@@ -227,7 +237,10 @@ class LiveServer:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -274,7 +287,8 @@ def make_artifact(tmp_path: Path) -> ArtifactBuilder:
     from tests.factories import build_artifact
 
     def _make(name: str = "toy", version: str = "1", **kw: Any) -> Path:
-        return build_artifact(tmp_path / f"artifact-{name}-{version}", name=name,
-                              version=version, **kw)
+        return build_artifact(
+            tmp_path / f"artifact-{name}-{version}", name=name, version=version, **kw
+        )
 
     return _make

@@ -24,18 +24,24 @@ def toy_manifest(name: str, version: str, kind: str = "mlp") -> dict[str, Any]:
         "format": "warden.model/1",
         "name": name,
         "version": version,
-        "architecture": {"kind": kind, "input_dim": 7, "output_dim": 2,
-                         "hidden": [16, 16] if kind == "mlp" else []},
+        "architecture": {
+            "kind": kind,
+            "input_dim": 7,
+            "output_dim": 2,
+            "hidden": [16, 16] if kind == "mlp" else [],
+        },
         "input_schema": {"features": TOY_FEATURES},
-        "preprocessing": {"numeric": {"age": {"mean": 40.0, "std": 12.0},
-                                      "hours": {"mean": 40.0, "std": 10.0}}},
+        "preprocessing": {
+            "numeric": {"age": {"mean": 40.0, "std": 12.0}, "hours": {"mean": 40.0, "std": 10.0}}
+        },
         "labels": ["no", "yes"],
         "training": {"private": False, "note": "random weights for tests"},
     }
 
 
-def build_artifact(out: Path, *, name: str = "toy", version: str = "1", kind: str = "mlp",
-                   seed: int = 0) -> Path:
+def build_artifact(
+    out: Path, *, name: str = "toy", version: str = "1", kind: str = "mlp", seed: int = 0
+) -> Path:
     doc = toy_manifest(name, version, kind)
     torch.manual_seed(seed)
     stub = parse_manifest({**doc, "weights": {"file": "w", "sha256": "0" * 64}})
@@ -44,5 +50,9 @@ def build_artifact(out: Path, *, name: str = "toy", version: str = "1", kind: st
 
 
 def toy_record(i: int = 0) -> dict[str, Any]:
-    return {"age": 20 + i % 50, "hours": 10 + i % 40, "sex": ["Female", "Male"][i % 2],
-            "job": "abc"[i % 3]}
+    return {
+        "age": 20 + i % 50,
+        "hours": 10 + i % 40,
+        "sex": ["Female", "Male"][i % 2],
+        "job": "abc"[i % 3],
+    }

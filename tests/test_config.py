@@ -14,7 +14,7 @@ from governance.runtime import Runtime
 
 def test_key_file_readable_by_others_is_refused(settings: Settings) -> None:
     os.chmod(settings.resolved_key_file, 0o644)
-    with pytest.raises(ConfigurationError, match="chmod 600|0o644|mode"):
+    with pytest.raises(ConfigurationError, match=r"chmod 600|0o644|mode"):
         Runtime(settings)
 
 

@@ -124,8 +124,9 @@ class Authorize:
         compiled: CompiledPolicy = runtime.policy.current
         decision = compiled.enforce(ident.name, obj, self.action)
         roles = tuple(compiled.roles_cached(ident.name))
-        actor = Actor(principal_id=ident.principal_id, name=ident.name, roles=roles,
-                      auth_method="api_key")
+        actor = Actor(
+            principal_id=ident.principal_id, name=ident.name, roles=roles, auth_method="api_key"
+        )
         state = request.state
         state.actor = actor
         state.policy_version = decision.policy_version
@@ -136,9 +137,12 @@ class Authorize:
         state.route = getattr(route, "path", request.url.path)
         if not decision.allowed:
             raise Forbidden(f"{ident.name} may not {self.action} {obj}")
-        ctx = Context(actor=actor, source=source_of(request.scope),
-                      request_id=getattr(state, "request_id", None),
-                      policy_version=decision.policy_version)
+        ctx = Context(
+            actor=actor,
+            source=source_of(request.scope),
+            request_id=getattr(state, "request_id", None),
+            policy_version=decision.policy_version,
+        )
         return Caller(ident.principal_id, ident.name, ident.key_id, roles, ctx)
 
 

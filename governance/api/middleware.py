@@ -28,8 +28,13 @@ class BodyTooLarge(Exception):
 
 def _problem_bytes(status: int, title: str, detail: str, request_id: str) -> bytes:
     return json.dumps(
-        {"type": f"https://warden.dev/problems/http-{status}", "title": title, "status": status,
-         "detail": detail, "request_id": request_id}
+        {
+            "type": f"https://warden.dev/problems/http-{status}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "request_id": request_id,
+        }
     ).encode()
 
 
@@ -54,9 +59,15 @@ class GovernedRequestMiddleware:
             except ValueError:
                 too_big = True
             if too_big:
-                await self._refuse(scope, send, state, 413, "Payload too large",
-                                   f"the request body exceeds {self.max_body_bytes} bytes",
-                                   governed)
+                await self._refuse(
+                    scope,
+                    send,
+                    state,
+                    413,
+                    "Payload too large",
+                    f"the request body exceeds {self.max_body_bytes} bytes",
+                    governed,
+                )
                 return
 
         received = 0
@@ -82,8 +93,13 @@ class GovernedRequestMiddleware:
                     ok = await self._audit(scope, state, message["status"])
                     if not ok:
                         state["audit_failed"] = True
-                        await self._send_problem(send, 503, "Audit log unavailable",
-                                                 "the request could not be audited", request_id)
+                        await self._send_problem(
+                            send,
+                            503,
+                            "Audit log unavailable",
+                            "the request could not be audited",
+                            request_id,
+                        )
                         return
             if state.get("audit_failed"):
                 return
@@ -93,13 +109,25 @@ class GovernedRequestMiddleware:
             await self.app(scope, limited_receive, audited_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(scope, send, state, 413, "Payload too large",
-                                   f"the request body exceeds {self.max_body_bytes} bytes",
-                                   governed)
+                await self._refuse(
+                    scope,
+                    send,
+                    state,
+                    413,
+                    "Payload too large",
+                    f"the request body exceeds {self.max_body_bytes} bytes",
+                    governed,
+                )
 
     async def _refuse(
-        self, scope: Scope, send: Send, state: dict[str, Any], status: int, title: str,
-        detail: str, governed: bool,
+        self,
+        scope: Scope,
+        send: Send,
+        state: dict[str, Any],
+        status: int,
+        title: str,
+        detail: str,
+        governed: bool,
     ) -> None:
         state.setdefault("reason", detail)
         if governed and not await self._audit(scope, state, status):
@@ -110,11 +138,17 @@ class GovernedRequestMiddleware:
         self, send: Send, status: int, title: str, detail: str, request_id: str
     ) -> None:
         body = _problem_bytes(status, title, detail, request_id)
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", request_id.encode()),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _audit(self, scope: Scope, state: dict[str, Any], status: int) -> bool:

@@ -23,8 +23,14 @@ TYPE_BASE = "https://warden.dev/problems/"
 
 
 def problem(
-    status: int, title: str, detail: str, *, slug: str, request: Request | None = None,
-    extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    request: Request | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + slug,
@@ -76,8 +82,13 @@ def install(app: FastAPI) -> None:
     async def _warden(request: Request, exc: WardenError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return problem(
-            exc.status_code, exc.title, exc.message, slug=exc.type_slug, request=request,
-            extra=exc.extra, headers=headers,
+            exc.status_code,
+            exc.title,
+            exc.message,
+            slug=exc.type_slug,
+            request=request,
+            extra=exc.extra,
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -92,7 +103,11 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"location": [], "message": "invalid request"}
         detail = f"{'.'.join(first['location'])}: {first['message']}"
         return problem(
-            422, "Invalid request", detail, slug="invalid-request", request=request,
+            422,
+            "Invalid request",
+            detail,
+            slug="invalid-request",
+            request=request,
             extra={"errors": errors},
         )
 
@@ -100,14 +115,20 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
         return problem(
-            exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail),
-            slug=f"http-{exc.status_code}", request=request,
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            str(exc.detail),
+            slug=f"http-{exc.status_code}",
+            request=request,
         )
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled %s on %s", type(exc).__name__, request.url.path)
         return problem(
-            500, "Internal error", "an internal error occurred; it has been logged",
-            slug="internal", request=request,
+            500,
+            "Internal error",
+            "an internal error occurred; it has been logged",
+            slug="internal",
+            request=request,
         )

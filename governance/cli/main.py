@@ -70,8 +70,13 @@ def serve(
     configure_logging()
     with errors_as_exit():
         application = create_app(cfg)
-    uvicorn.run(application, host=host or cfg.host, port=port or cfg.port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        application,
+        host=host or cfg.host,
+        port=port or cfg.port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @app.command()

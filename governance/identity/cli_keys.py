@@ -22,8 +22,9 @@ def issue(
     """Issue a key and print it once."""
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     with errors_as_exit(), transaction() as session:
-        key, token = identity.issue_key(session, cli_context(), principal=principal,
-                                        expires_at=expires)
+        key, token = identity.issue_key(
+            session, cli_context(), principal=principal, expires_at=expires
+        )
         key_id = key.key_id
     console.print(f"key id {key_id} for {principal} (shown once):", highlight=False)
     typer.echo(token)

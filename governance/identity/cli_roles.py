@@ -10,8 +10,9 @@ from governance.identity.service import identity
 from governance.policy.rules import role_subject
 from governance.policy.service import default_policy, policy
 
-app = typer.Typer(help="Grant and revoke roles (each change is a new policy version).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Grant and revoke roles (each change is a new policy version).", no_args_is_help=True
+)
 
 
 def _change(principal: str, role: str, reason: str, grant: bool) -> int:
@@ -20,20 +21,30 @@ def _change(principal: str, role: str, reason: str, grant: bool) -> int:
     rule = ["g", principal, role_subject(role)]
     with errors_as_exit(), transaction(cfg) as session:
         identity.get(session, principal)
-        row = policy.apply(session, cli_context(), add=[rule] if grant else [],
-                           remove=[] if grant else [rule], reason=reason, vocab=vocab)
+        row = policy.apply(
+            session,
+            cli_context(),
+            add=[rule] if grant else [],
+            remove=[] if grant else [rule],
+            reason=reason,
+            vocab=vocab,
+        )
         return row.version
 
 
 @app.command("grant")
-def grant(principal: str, role: str, reason: str = typer.Option(..., help="Why (required).")) -> None:
+def grant(
+    principal: str, role: str, reason: str = typer.Option(..., help="Why (required).")
+) -> None:
     """Grant a role."""
     version = _change(principal, role, reason, True)
     console.print(f"granted {role} to {principal} (policy version {version})")
 
 
 @app.command("revoke")
-def revoke(principal: str, role: str, reason: str = typer.Option(..., help="Why (required).")) -> None:
+def revoke(
+    principal: str, role: str, reason: str = typer.Option(..., help="Why (required).")
+) -> None:
     """Revoke a role."""
     version = _change(principal, role, reason, False)
     console.print(f"revoked {role} from {principal} (policy version {version})")

@@ -49,8 +49,9 @@ def create_principal(
 ) -> PrincipalOut:
     """Create a principal (a user or a service)."""
     with transaction(runtime) as session:
-        return _principal_out(identity.create_principal(session, caller.ctx, name=body.name,
-                                                        kind=body.kind))
+        return _principal_out(
+            identity.create_principal(session, caller.ctx, name=body.name, kind=body.kind)
+        )
 
 
 @router.post("/principals/{name}/disable", responses=responses(404))
@@ -66,19 +67,28 @@ def disable_principal(name: str, runtime: RuntimeDep, caller: CanWritePrincipals
 def list_keys(runtime: RuntimeDep, caller: CanReadKeys) -> list[KeyOut]:
     """List API keys (ids and dates only; tokens are never stored)."""
     with transaction(runtime) as session:
-        return [KeyOut(key_id=k.key_id, principal=n, created_at=k.created_at,
-                       expires_at=k.expires_at, revoked_at=k.revoked_at)
-                for k, n in identity.list_keys(session)]
+        return [
+            KeyOut(
+                key_id=k.key_id,
+                principal=n,
+                created_at=k.created_at,
+                expires_at=k.expires_at,
+                revoked_at=k.revoked_at,
+            )
+            for k, n in identity.list_keys(session)
+        ]
 
 
 @router.post("/keys", status_code=201, responses=responses(404, 422))
 def issue_key(body: KeyIssue, runtime: RuntimeDep, caller: CanIssueKeys) -> KeyIssued:
     """Issue an API key; the token is in this response and nowhere else."""
     with transaction(runtime) as session:
-        key, token = identity.issue_key(session, caller.ctx, principal=body.principal,
-                                        expires_at=body.expires_at)
-        return KeyIssued(key_id=key.key_id, principal=body.principal,
-                         expires_at=key.expires_at, token=token)
+        key, token = identity.issue_key(
+            session, caller.ctx, principal=body.principal, expires_at=body.expires_at
+        )
+        return KeyIssued(
+            key_id=key.key_id, principal=body.principal, expires_at=key.expires_at, token=token
+        )
 
 
 @router.post("/keys/{key_id}/revoke", responses=responses(404))
@@ -86,34 +96,53 @@ def revoke_key(key_id: str, runtime: RuntimeDep, caller: CanRevokeKeys) -> KeyOu
     """Revoke an API key: refused from the next request on."""
     with transaction(runtime) as session:
         key = identity.revoke_key(session, caller.ctx, key_id=key_id)
-        out = KeyOut(key_id=key.key_id, principal="", created_at=key.created_at,
-                     expires_at=key.expires_at, revoked_at=key.revoked_at)
+        out = KeyOut(
+            key_id=key.key_id,
+            principal="",
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+        )
     runtime.auth_cache.clear()
     return out
 
 
-def _role_change(runtime: Runtime, caller: Caller, body: RoleChange, grant: bool) -> dict[str, object]:
+def _role_change(
+    runtime: Runtime, caller: Caller, body: RoleChange, grant: bool
+) -> dict[str, object]:
     vocab, _ = default_policy(runtime.settings.policies_dir)
     rule = ["g", body.principal, role_subject(body.role)]
     with transaction(runtime) as session:
         identity.get(session, body.principal)
         row = policy.apply(
-            session, caller.ctx, add=[rule] if grant else [], remove=[] if grant else [rule],
-            reason=body.reason, vocab=vocab,
+            session,
+            caller.ctx,
+            add=[rule] if grant else [],
+            remove=[] if grant else [rule],
+            reason=body.reason,
+            vocab=vocab,
         )
         version = row.version
     runtime.refresh()
-    return {"policy_version": version, "principal": body.principal, "role": body.role,
-            "granted": grant}
+    return {
+        "policy_version": version,
+        "principal": body.principal,
+        "role": body.role,
+        "granted": grant,
+    }
 
 
 @router.post("/roles/grant", responses=responses(404, 409, 422))
-async def grant_role(body: RoleChange, runtime: RuntimeDep, caller: CanGrantRoles) -> dict[str, object]:
+async def grant_role(
+    body: RoleChange, runtime: RuntimeDep, caller: CanGrantRoles
+) -> dict[str, object]:
     """Grant a role (a new policy version; nobody can grant a role to themselves)."""
     return await run_in_threadpool(_role_change, runtime, caller, body, True)
 
 
 @router.post("/roles/revoke", responses=responses(404, 409, 422))
-async def revoke_role(body: RoleChange, runtime: RuntimeDep, caller: CanGrantRoles) -> dict[str, object]:
+async def revoke_role(
+    body: RoleChange, runtime: RuntimeDep, caller: CanGrantRoles
+) -> dict[str, object]:
     """Revoke a role (a new policy version)."""
     return await run_in_threadpool(_role_change, runtime, caller, body, False)

@@ -28,7 +28,9 @@ KINDS = ("user", "service")
 class IdentityService:
     """Stateless; one instance per module. Never commits: the caller owns the transaction."""
 
-    def create_principal(self, session: Session, ctx: Context, *, name: str, kind: str) -> Principal:
+    def create_principal(
+        self, session: Session, ctx: Context, *, name: str, kind: str
+    ) -> Principal:
         if not NAME_RE.match(name):
             raise InvalidIdentity(
                 "principal names are 1-64 lowercase letters, digits, '.', '_' or '-'"
@@ -44,8 +46,15 @@ class IdentityService:
         except IntegrityError:
             raise PrincipalExists(f"principal {name!r} already exists") from None
         audit_log.append(
-            session, [ctx.event("principal.create", "create", resource={"principal": name},
-                                details={"kind": kind})]
+            session,
+            [
+                ctx.event(
+                    "principal.create",
+                    "create",
+                    resource={"principal": name},
+                    details={"kind": kind},
+                )
+            ],
         )
         return principal
 
@@ -58,14 +67,21 @@ class IdentityService:
     def list_principals(self, session: Session) -> list[Principal]:
         return list(session.scalars(select(Principal).order_by(Principal.name)))
 
-    def set_disabled(self, session: Session, ctx: Context, *, name: str, disabled: bool) -> Principal:
+    def set_disabled(
+        self, session: Session, ctx: Context, *, name: str, disabled: bool
+    ) -> Principal:
         principal = self.get(session, name)
         principal.disabled = disabled
         state.bump(session, state.IDENTITY)
         audit_log.append(
             session,
-            [ctx.event("principal.disable" if disabled else "principal.enable",
-                       "disable" if disabled else "enable", resource={"principal": name})],
+            [
+                ctx.event(
+                    "principal.disable" if disabled else "principal.enable",
+                    "disable" if disabled else "enable",
+                    resource={"principal": name},
+                )
+            ],
         )
         return principal
 
@@ -94,8 +110,14 @@ class IdentityService:
         session.flush()
         audit_log.append(
             session,
-            [ctx.event("key.issue", "issue", resource={"principal": principal, "key_id": key_id},
-                       details={"expires_at": expires_at.isoformat() if expires_at else None})],
+            [
+                ctx.event(
+                    "key.issue",
+                    "issue",
+                    resource={"principal": principal, "key_id": key_id},
+                    details={"expires_at": expires_at.isoformat() if expires_at else None},
+                )
+            ],
         )
         return key, token
 
@@ -113,9 +135,7 @@ class IdentityService:
             key.revoked_at = utcnow()
             key.revoked_by = ctx.name
             state.bump(session, state.IDENTITY)
-        audit_log.append(
-            session, [ctx.event("key.revoke", "revoke", resource={"key_id": key_id})]
-        )
+        audit_log.append(session, [ctx.event("key.revoke", "revoke", resource={"key_id": key_id})])
         return key
 
     def lookup(self, session: Session, hashed: str) -> tuple[Principal, ApiKey] | None:

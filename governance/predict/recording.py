@@ -24,8 +24,15 @@ class PreparedRecord:
 
 class Recorder(Protocol):
     async def prepare(
-        self, *, ctx: Context, principal: str, model: str, model_version: str,
-        subject_id: str | None, request_id: str, request_doc: dict[str, Any],
+        self,
+        *,
+        ctx: Context,
+        principal: str,
+        model: str,
+        model_version: str,
+        subject_id: str | None,
+        request_id: str,
+        request_doc: dict[str, Any],
         response_doc: dict[str, Any],
     ) -> PreparedRecord:
         """Encrypt a request/response pair and return how to store it."""

@@ -14,7 +14,9 @@ class PredictRequest(BaseModel):
     record: dict[str, Any] | None = None
     records: list[dict[str, Any]] | None = None
     subject_id: str | None = Field(
-        default=None, min_length=1, max_length=256,
+        default=None,
+        min_length=1,
+        max_length=256,
         description="Whose data this is. Records are encrypted under that subject's key, so "
         "erasing the subject erases them; without it, the caller's own key is used.",
     )

@@ -12,13 +12,13 @@ from governance.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unp
 from governance.predict.schemas import PredictionOut, PredictRequest, PredictResponse
 from governance.runtime import Runtime
 from governance.vault.blind_index import digest
-from inference.model import Prediction
 from inference.errors import (
     BatcherClosedError,
     BatcherOverloadedError,
     InputValidationError,
     ModelNotLoadedError,
 )
+from inference.model import Prediction
 
 
 def _canonical(doc: Any) -> bytes:
@@ -83,8 +83,13 @@ class PredictService:
         response_doc = {"predictions": [o.model_dump() for o in out]}
         request_id = state.request_id
         prepared = await runtime.recorder.prepare(
-            ctx=caller.ctx, principal=caller.name, model=name, model_version=version,
-            subject_id=body.subject_id, request_id=request_id, request_doc=request_doc,
+            ctx=caller.ctx,
+            principal=caller.name,
+            model=name,
+            model_version=version,
+            subject_id=body.subject_id,
+            request_id=request_id,
+            request_doc=request_doc,
             response_doc=response_doc,
         )
         event = AuditEvent(
@@ -108,8 +113,12 @@ class PredictService:
         seqs = await runtime.audit.append([event], write=prepared.write)
         state.audited = True
         return PredictResponse(
-            request_id=request_id, model=name, model_version=version, predictions=out,
-            audit_seq=seqs[0], record_id=prepared.record_id,
+            request_id=request_id,
+            model=name,
+            model_version=version,
+            predictions=out,
+            audit_seq=seqs[0],
+            record_id=prepared.record_id,
         )
 
 

@@ -18,8 +18,9 @@ def register(artifact_dir: Path) -> None:
     """Verify and register an artifact folder (manifest.json + weights.safetensors)."""
     cfg = settings()
     with errors_as_exit(), transaction(cfg) as session:
-        row = registry.register(session, cli_context(), source_dir=artifact_dir,
-                                models_dir=cfg.resolved_models_dir)
+        row = registry.register(
+            session, cli_context(), source_dir=artifact_dir, models_dir=cfg.resolved_models_dir
+        )
         name, version, sha = row.name, row.version, row.artifact_sha256
     console.print(f"registered {name} {version} (manifest sha256 {sha[:16]}…)")
 
@@ -29,7 +30,9 @@ def list_() -> None:
     """List model versions and stages."""
     with errors_as_exit(), transaction() as session:
         for row in registry.list_versions(session):
-            console.print(f"{row.name:20} {row.version:28} {row.stage:10} {row.artifact_sha256[:16]}")
+            console.print(
+                f"{row.name:20} {row.version:28} {row.stage:10} {row.artifact_sha256[:16]}"
+            )
 
 
 @app.command("promote")

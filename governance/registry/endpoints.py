@@ -41,7 +41,9 @@ def list_models(runtime: RuntimeDep, caller: CanListModels) -> list[ModelVersion
 
 
 @router.get("/{name}", responses=responses(404))
-def get_model(name: str, runtime: RuntimeDep, caller: CanReadModels, version: str | None = None) -> ModelDetail:
+def get_model(
+    name: str, runtime: RuntimeDep, caller: CanReadModels, version: str | None = None
+) -> ModelDetail:
     """A model version with its manifest (the serving version when none is named)."""
     with transaction(runtime) as session:
         row = registry.get(session, name, version)
@@ -60,15 +62,22 @@ def _register(runtime: Runtime, caller: Caller, body: ArtifactUpload) -> ModelVe
                 raise InvalidArtifact(f"file {name[:64]!r} is not valid base64") from None
         (root / MANIFEST_FILE).write_text(json.dumps(body.manifest))
         with transaction(runtime) as session:
-            row = registry.register(session, caller.ctx, source_dir=root,
-                                    models_dir=runtime.settings.resolved_models_dir,
-                                    trained_by=body.manifest.get("training", {}).get("trained_by")
-                                    if isinstance(body.manifest.get("training"), dict) else None)
+            row = registry.register(
+                session,
+                caller.ctx,
+                source_dir=root,
+                models_dir=runtime.settings.resolved_models_dir,
+                trained_by=body.manifest.get("training", {}).get("trained_by")
+                if isinstance(body.manifest.get("training"), dict)
+                else None,
+            )
             return version_out(row)
 
 
 @router.post("", status_code=201, responses=responses(409, 413, 422))
-async def register_model(body: ArtifactUpload, runtime: RuntimeDep, caller: CanRegister) -> ModelVersionOut:
+async def register_model(
+    body: ArtifactUpload, runtime: RuntimeDep, caller: CanRegister
+) -> ModelVersionOut:
     """Register an artifact (manifest plus base64 files); hashes are verified first."""
     return await run_in_threadpool(_register, runtime, caller, body)
 
@@ -81,6 +90,8 @@ def _promote(runtime: Runtime, caller: Caller, name: str, version: str) -> Model
 
 
 @router.post("/{name}/versions/{version}/promote", responses=responses(404, 409))
-async def promote_model(name: str, version: str, runtime: RuntimeDep, caller: CanPromote) -> ModelVersionOut:
+async def promote_model(
+    name: str, version: str, runtime: RuntimeDep, caller: CanPromote
+) -> ModelVersionOut:
     """Promote a version to serving (gates apply); the previous serving version retires."""
     return await run_in_threadpool(_promote, runtime, caller, name, version)

@@ -37,7 +37,12 @@ def register_promotion_gate(gate: PromotionGate) -> None:
 
 class RegistryService:
     def register(
-        self, session: Session, ctx: Context, *, source_dir: Path, models_dir: Path,
+        self,
+        session: Session,
+        ctx: Context,
+        *,
+        source_dir: Path,
+        models_dir: Path,
         trained_by: str | None = None,
     ) -> ModelVersion:
         """Verify an artifact folder, copy it under ``models_dir`` and record it.
@@ -82,11 +87,18 @@ class RegistryService:
         session.flush()
         audit_log.append(
             session,
-            [ctx.event("model.register", "register",
-                       resource={"model": row.name, "version": row.version},
-                       model_version=row.version,
-                       details={"artifact_sha256": row.artifact_sha256,
-                                "private": copied.training.get("private")})],
+            [
+                ctx.event(
+                    "model.register",
+                    "register",
+                    resource={"model": row.name, "version": row.version},
+                    model_version=row.version,
+                    details={
+                        "artifact_sha256": row.artifact_sha256,
+                        "private": copied.training.get("private"),
+                    },
+                )
+            ],
         )
         return row
 
@@ -105,8 +117,11 @@ class RegistryService:
             rows = list(session.scalars(query.order_by(ModelVersion.id.desc())))
             row = next((r for r in rows if r.stage == SERVING), rows[0] if rows else None)
         if row is None:
-            raise ModelNotFound(f"model {name!r}" + (f" version {version!r}" if version else "")
-                                + " is not registered")
+            raise ModelNotFound(
+                f"model {name!r}"
+                + (f" version {version!r}" if version else "")
+                + " is not registered"
+            )
         return row
 
     def serving(self, session: Session) -> list[ModelVersion]:
@@ -134,8 +149,15 @@ class RegistryService:
         state.bump(session, state.MODELS)
         audit_log.append(
             session,
-            [ctx.event("model.promote", "promote", resource={"model": name, "version": version},
-                       model_version=version, details={"artifact_sha256": row.artifact_sha256})],
+            [
+                ctx.event(
+                    "model.promote",
+                    "promote",
+                    resource={"model": name, "version": version},
+                    model_version=version,
+                    details={"artifact_sha256": row.artifact_sha256},
+                )
+            ],
         )
         return row
 
@@ -145,8 +167,14 @@ class RegistryService:
         state.bump(session, state.MODELS)
         audit_log.append(
             session,
-            [ctx.event("model.retire", "retire", resource={"model": name, "version": version},
-                       model_version=version)],
+            [
+                ctx.event(
+                    "model.retire",
+                    "retire",
+                    resource={"model": name, "version": version},
+                    model_version=version,
+                )
+            ],
         )
         return row
 

@@ -34,7 +34,8 @@ def test_every_route_declares_a_permission(settings: Settings) -> None:
 def test_exempt_routes_are_only_health_and_docs(settings: Settings) -> None:
     app = create_app(settings)
     unguarded = {
-        path for path, route in api_routes(app)
+        path
+        for path, route in api_routes(app)
         if not (isinstance(route, APIRoute) and _authorizers(route.dependant))
     }
     assert unguarded <= EXEMPT_PATHS

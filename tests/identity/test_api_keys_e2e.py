@@ -16,8 +16,9 @@ GENERIC_401 = "a valid API key is required (Authorization: Bearer <key>)"
 
 
 def _issue(server: LiveServer, admin: str, principal: str, **body: object) -> dict:  # type: ignore[type-arg]
-    r = httpx.post(f"{server.url}/v1/keys", json={"principal": principal, **body},
-                   headers=auth(admin))
+    r = httpx.post(
+        f"{server.url}/v1/keys", json={"principal": principal, **body}, headers=auth(admin)
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -32,11 +33,15 @@ def _assert_401(response: httpx.Response) -> None:
 
 def test_key_lifecycle(live_server: LiveServer, admin_token: str, settings: Settings) -> None:
     url = live_server.url
-    r = httpx.post(f"{url}/v1/principals", json={"name": "app-1", "kind": "service"},
-                   headers=auth(admin_token))
+    r = httpx.post(
+        f"{url}/v1/principals", json={"name": "app-1", "kind": "service"}, headers=auth(admin_token)
+    )
     assert r.status_code == 201, r.text
-    r = httpx.post(f"{url}/v1/roles/grant", json={"principal": "app-1", "role": "client",
-                   "reason": "onboarding app-1"}, headers=auth(admin_token))
+    r = httpx.post(
+        f"{url}/v1/roles/grant",
+        json={"principal": "app-1", "role": "client", "reason": "onboarding app-1"},
+        headers=auth(admin_token),
+    )
     assert r.status_code == 200, r.text
 
     issued = _issue(live_server, admin_token, "app-1")
@@ -66,8 +71,10 @@ def test_key_lifecycle(live_server: LiveServer, admin_token: str, settings: Sett
     _assert_401(httpx.get(f"{url}/v1/models", headers=auth(expiring)))
 
     fresh = _issue(live_server, admin_token, "app-1")["token"]
-    assert httpx.post(f"{url}/v1/principals/app-1/disable",
-                      headers=auth(admin_token)).status_code == 200
+    assert (
+        httpx.post(f"{url}/v1/principals/app-1/disable", headers=auth(admin_token)).status_code
+        == 200
+    )
     _assert_401(httpx.get(f"{url}/v1/models", headers=auth(fresh)))
 
     if settings.is_sqlite:
@@ -80,7 +87,10 @@ def test_key_lifecycle(live_server: LiveServer, admin_token: str, settings: Sett
 
 def test_expiry_in_the_past_is_refused(live_server: LiveServer, admin_token: str) -> None:
     past = (utcnow() - timedelta(days=1)).isoformat()
-    r = httpx.post(f"{live_server.url}/v1/keys", json={"principal": "admin", "expires_at": past},
-                   headers=auth(admin_token))
+    r = httpx.post(
+        f"{live_server.url}/v1/keys",
+        json={"principal": "admin", "expires_at": past},
+        headers=auth(admin_token),
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"

@@ -17,8 +17,11 @@ def upload_body(artifact: Path) -> dict[str, object]:
     import json
 
     manifest = json.loads((artifact / "manifest.json").read_text())
-    files = {p.name: base64.b64encode(p.read_bytes()).decode()
-             for p in artifact.iterdir() if p.name != "manifest.json"}
+    files = {
+        p.name: base64.b64encode(p.read_bytes()).decode()
+        for p in artifact.iterdir()
+        if p.name != "manifest.json"
+    }
     return {"manifest": manifest, "files": files}
 
 
@@ -33,18 +36,22 @@ class Served:
 
 
 @pytest.fixture
-def served(live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder) -> Iterator[Served]:
+def served(
+    live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder
+) -> Iterator[Served]:
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         factory = WardenFactory(http, admin_token)
         engineer = factory.principal("eng", "ml_engineer")
-        r = http.post("/v1/models", json=upload_body(make_artifact("toy", "1")),
-                      headers=auth(engineer))
+        r = http.post(
+            "/v1/models", json=upload_body(make_artifact("toy", "1")), headers=auth(engineer)
+        )
         assert r.status_code == 201, r.text
         factory.override_gate("toy", "1")
         r = http.post("/v1/models/toy/versions/1/promote", headers=auth(admin_token))
         assert r.status_code == 200, r.text
-        factory.policy_change([["g2", "model:toy", "group:default-models"]],
-                              reason="toy may be called by clients")
+        factory.policy_change(
+            [["g2", "model:toy", "group:default-models"]], reason="toy may be called by clients"
+        )
         client = factory.principal("app", "client", kind="service")
         stranger = factory.principal("nobody", kind="service")
         yield Served(live_server.url, client, stranger, admin_token, factory, http)

@@ -11,8 +11,9 @@ from tests.predict.conftest import Served
 PROBLEM = "application/problem+json"
 
 
-def _post(s: Served, body: object, token: str | None = None, model: str = "toy",
-          **kw: object) -> httpx.Response:
+def _post(
+    s: Served, body: object, token: str | None = None, model: str = "toy", **kw: object
+) -> httpx.Response:
     headers = auth(token or s.client)
     if isinstance(body, bytes | str):
         headers["content-type"] = "application/json"
@@ -39,8 +40,10 @@ def test_denied_and_unknown(served: Served) -> None:
     r = _post(served, {"record": toy_record()}, token=served.stranger)
     assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
     # A caller who may not use a model cannot learn whether it exists.
-    assert _post(served, {"record": toy_record()}, token=served.stranger,
-                 model="ghost").status_code == 403
+    assert (
+        _post(served, {"record": toy_record()}, token=served.stranger, model="ghost").status_code
+        == 403
+    )
     served.factory.policy_change([["g2", "model:ghost", "group:default-models"]])
     r = _post(served, {"record": toy_record()}, model="ghost")
     assert r.status_code == 404 and r.headers["content-type"] == PROBLEM

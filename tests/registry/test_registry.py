@@ -24,13 +24,20 @@ def sessions(settings: Settings, admin_token: str):  # type: ignore[no-untyped-d
     engine.dispose()
 
 
-def test_register_promote_retire(sessions, settings: Settings, make_artifact: ArtifactBuilder) -> None:  # type: ignore[no-untyped-def]
+def test_register_promote_retire(
+    sessions, settings: Settings, make_artifact: ArtifactBuilder
+) -> None:  # type: ignore[no-untyped-def]
     ctx = cli_context()
     with sessions.begin() as s:
-        v1 = registry.register(s, ctx, source_dir=make_artifact("toy", "1"),
-                               models_dir=settings.resolved_models_dir)
-        v2 = registry.register(s, ctx, source_dir=make_artifact("toy", "2", seed=1),
-                               models_dir=settings.resolved_models_dir)
+        v1 = registry.register(
+            s, ctx, source_dir=make_artifact("toy", "1"), models_dir=settings.resolved_models_dir
+        )
+        v2 = registry.register(
+            s,
+            ctx,
+            source_dir=make_artifact("toy", "2", seed=1),
+            models_dir=settings.resolved_models_dir,
+        )
         assert v1.stage == v2.stage == "registered"
         assert Path(v1.artifact_dir).is_relative_to(settings.resolved_models_dir.resolve())
     with sessions.begin() as s:
@@ -44,16 +51,24 @@ def test_register_promote_retire(sessions, settings: Settings, make_artifact: Ar
             registry.promote(s, ctx, name="toy", version="1")
 
 
-def test_duplicate_version_refused(sessions, settings: Settings, make_artifact: ArtifactBuilder) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_version_refused(
+    sessions, settings: Settings, make_artifact: ArtifactBuilder
+) -> None:  # type: ignore[no-untyped-def]
     path = make_artifact("toy", "1")
     with sessions.begin() as s:
-        registry.register(s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir)
+        registry.register(
+            s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir
+        )
     with sessions.begin() as s, pytest.raises(StageConflict):
-        registry.register(s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir)
+        registry.register(
+            s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir
+        )
 
 
 def test_tampered_artifact_refused_and_nothing_written(
-    sessions, settings: Settings, make_artifact: ArtifactBuilder  # type: ignore[no-untyped-def]
+    sessions,
+    settings: Settings,
+    make_artifact: ArtifactBuilder,  # type: ignore[no-untyped-def]
 ) -> None:
     path = make_artifact("toy", "1")
     weights = path / "weights.safetensors"
@@ -61,16 +76,22 @@ def test_tampered_artifact_refused_and_nothing_written(
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
     with sessions.begin() as s, pytest.raises(InvalidArtifact, match="sha256"):
-        registry.register(s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir)
+        registry.register(
+            s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir
+        )
     with sessions.begin() as s:
         assert s.scalars(select(ModelVersion)).all() == []
 
 
-def test_tampered_manifest_refused(sessions, settings: Settings, make_artifact: ArtifactBuilder) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_manifest_refused(
+    sessions, settings: Settings, make_artifact: ArtifactBuilder
+) -> None:  # type: ignore[no-untyped-def]
     path = make_artifact("toy", "1")
     doc = json.loads((path / "manifest.json").read_text())
     doc["labels"] = ["yes", "no"]  # swaps meanings without touching the weights
     doc["architecture"]["input_dim"] = 8
     (path / "manifest.json").write_text(json.dumps(doc))
     with sessions.begin() as s, pytest.raises(InvalidArtifact):
-        registry.register(s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir)
+        registry.register(
+            s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir
+        )

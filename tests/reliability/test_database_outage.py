@@ -38,7 +38,10 @@ def postgres_only(db_url: str) -> None:
 
 
 def test_outage_then_recovery(
-    postgres_only: None, settings: Settings, admin_token: str, live_server: LiveServer,
+    postgres_only: None,
+    settings: Settings,
+    admin_token: str,
+    live_server: LiveServer,
     make_artifact: ArtifactBuilder,
 ) -> None:
     dbname = make_url(settings.resolved_database_url).database
@@ -47,8 +50,9 @@ def test_outage_then_recovery(
         _, client = serve_toy(http, admin_token, make_artifact("toy", "1"))
 
         def call(i: int) -> int:
-            r = http.post("/v1/models/toy/predict", json={"record": toy_record(i)},
-                          headers=auth(client))
+            r = http.post(
+                "/v1/models/toy/predict", json={"record": toy_record(i)}, headers=auth(client)
+            )
             if r.status_code == 200:
                 acknowledged.append(r.json()["request_id"])
             else:
@@ -57,8 +61,10 @@ def test_outage_then_recovery(
 
         assert call(0) == 200
         _admin_exec(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
-        _admin_exec(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    f"WHERE datname = '{dbname}' AND pid <> pg_backend_pid()")
+        _admin_exec(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{dbname}' AND pid <> pg_backend_pid()"
+        )
         try:
             during = [call(i) for i in range(1, 11)]
             assert set(during) == {503}, during

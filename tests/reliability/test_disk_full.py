@@ -27,8 +27,11 @@ pytestmark = pytest.mark.reliability
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()[:200]}")
     try:
@@ -49,9 +52,15 @@ def _fill(disk: Path) -> Path:
 def test_disk_full_refuses_then_recovers(
     tiny_disk: Path, tmp_path: Path, make_artifact: ArtifactBuilder
 ) -> None:
-    cfg = Settings(environment="test", data_dir=tiny_disk, models_dir=tmp_path / "models",
-                   reports_dir=tmp_path / "reports", database_url=f"sqlite:///{tiny_disk}/w.db",
-                   device="cpu", state_poll_seconds=0.1)
+    cfg = Settings(
+        environment="test",
+        data_dir=tiny_disk,
+        models_dir=tmp_path / "models",
+        reports_dir=tmp_path / "reports",
+        database_url=f"sqlite:///{tiny_disk}/w.db",
+        device="cpu",
+        state_poll_seconds=0.1,
+    )
     create_keys(cfg)
     engine = make_engine(cfg.resolved_database_url)
     upgrade(engine)
@@ -66,8 +75,9 @@ def test_disk_full_refuses_then_recovers(
             _, client = serve_toy(http, admin, make_artifact("toy", "1"))
 
             def call(i: int) -> int:
-                r = http.post("/v1/models/toy/predict", json={"record": toy_record(i)},
-                              headers=auth(client))
+                r = http.post(
+                    "/v1/models/toy/predict", json={"record": toy_record(i)}, headers=auth(client)
+                )
                 if r.status_code == 200:
                     acknowledged.append(r.json()["request_id"])
                 else:

@@ -41,15 +41,28 @@ def test_no_server_errors(
         )
     st = Path(sys.executable).with_name("st")
     done = subprocess.run(
-        [str(st), "run", f"{live_server.url}/openapi.json",
-         "--checks", "not_a_server_error",
-         "--max-examples", str(EXAMPLES),
-         "--exclude-path-regex", f"({HEAVY}|{SELF_DESTRUCTIVE})",
-         "--header", f"Authorization: Bearer {token}",
-         "--generation-deterministic",
-         "--request-timeout", "30",
-         "--workers", "2"],
-        capture_output=True, text=True, timeout=900, check=False,
+        [
+            str(st),
+            "run",
+            f"{live_server.url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            str(EXAMPLES),
+            "--exclude-path-regex",
+            f"({HEAVY}|{SELF_DESTRUCTIVE})",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--generation-deterministic",
+            "--request-timeout",
+            "30",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     output = done.stdout + done.stderr
     print(output[-3000:])
