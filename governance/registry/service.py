@@ -19,6 +19,7 @@ from governance.audit import log as audit_log
 from governance.context import Context
 from governance.db import state
 from governance.db.base import utcnow
+from governance.plugins import optional_module
 from governance.registry.errors import InvalidArtifact, ModelNotFound, StageConflict
 from governance.registry.models import REGISTERED, RETIRED, SERVING, ModelVersion
 from inference.artifact import MANIFEST_FILE, read_manifest, sha256_file
@@ -28,6 +29,9 @@ from inference.errors import ManifestError
 # The fairness domain registers one; the registry itself knows no domain.
 PromotionGate = Callable[[Session, Context, ModelVersion], None]
 _gates: list[PromotionGate] = []
+# Modules that register gates when imported. They are imported before every promotion, so a
+# caller that never imported them (a script, a benchmark) cannot promote around a gate.
+GATE_MODULES = ("governance.fairness.gate",)
 
 
 def register_promotion_gate(gate: PromotionGate) -> None:
@@ -138,6 +142,8 @@ class RegistryService:
             raise StageConflict("a retired model version cannot serve again; register it anew")
         if row.stage == SERVING:
             return row
+        for module in GATE_MODULES:
+            optional_module(module)
         for gate in list(_gates):
             gate(session, ctx, row)
         now = utcnow()

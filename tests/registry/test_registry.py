@@ -41,6 +41,9 @@ def test_register_promote_retire(
         assert v1.stage == v2.stage == "registered"
         assert Path(v1.artifact_dir).is_relative_to(settings.resolved_models_dir.resolve())
     with sessions.begin() as s:
+        for version in ("1", "2"):
+            _approve(s, version)
+    with sessions.begin() as s:
         registry.promote(s, ctx, name="toy", version="1")
     with sessions.begin() as s:
         registry.promote(s, ctx, name="toy", version="2")
@@ -49,6 +52,28 @@ def test_register_promote_retire(
         assert stages == {"1": "retired", "2": "serving"}
         with pytest.raises(StageConflict):
             registry.promote(s, ctx, name="toy", version="1")
+
+
+def _approve(session, version: str) -> None:  # type: ignore[no-untyped-def]
+    """The fairness gate guards every promotion; these toy models have no data to audit."""
+    from governance.fairness.gate import overrides
+
+    overrides.override(session, cli_context("officer"), model="toy", version=version,
+                       justification="registry test: random weights, nothing to audit; "
+                       "approved only to exercise stage transitions")
+
+
+def test_promotion_without_fairness_approval_is_refused(
+    sessions, settings: Settings, make_artifact: ArtifactBuilder  # type: ignore[no-untyped-def]
+) -> None:
+    from governance.errors import WardenError
+
+    with sessions.begin() as s:
+        registry.register(s, cli_context(), source_dir=make_artifact("toy", "1"),
+                          models_dir=settings.resolved_models_dir)
+    with sessions.begin() as s, pytest.raises(WardenError) as refused:
+        registry.promote(s, cli_context(), name="toy", version="1")
+    assert refused.value.status_code == 409
 
 
 def test_duplicate_version_refused(
