@@ -114,12 +114,18 @@ def _disparity(audit: dict[str, Any], feature: str, measure: str) -> float | Non
 
 
 def run_demo(
-    *, root: Path | None = None, epochs: int = 10, say: Say = print, keep: bool = False
+    *,
+    root: Path | None = None,
+    reports_dir: Path | None = None,
+    epochs: int = 10,
+    say: Say = print,
+    keep: bool = False,
 ) -> DemoResult:
     """Run the story end to end.
 
     Args:
         root: the working folder (default ``var/demo``); it is wiped first.
+        reports_dir: where the report goes (default ``audit_reports/``).
         epochs: DP training epochs (fewer is faster and less accurate).
         say: where progress lines go.
         keep: leave the server running (its URL is printed) instead of stopping it.
@@ -133,7 +139,7 @@ def run_demo(
     root = (root or Path("var/demo")).resolve()
     if root.exists():
         shutil.rmtree(root)
-    reports_dir = (REPO_ROOT / "audit_reports").resolve()
+    reports_dir = (reports_dir or REPO_ROOT / "audit_reports").resolve()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env.update(WARDEN_DATA_DIR=str(root), WARDEN_REPORTS_DIR=str(reports_dir))
     settings = Settings(data_dir=root, reports_dir=reports_dir)

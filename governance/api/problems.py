@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from governance.errors import WardenError
@@ -120,6 +121,24 @@ def install(app: FastAPI) -> None:
             str(exc.detail),
             slug=f"http-{exc.status_code}",
             request=request,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
+        # The database is down, locked past its timeout, or out of space: nothing was
+        # committed, so the caller may retry. Fail closed with 503, never a 500.
+        logger.warning(
+            "database unavailable on %s: %s",
+            request.url.path,
+            type(exc.orig).__name__ if exc.orig is not None else "error",
+        )
+        return problem(
+            503,
+            "Service unavailable",
+            "the database is unavailable or busy; retry shortly",
+            slug="unavailable",
+            request=request,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

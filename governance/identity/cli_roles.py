@@ -8,6 +8,7 @@ from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
 from governance.identity.service import identity
 from governance.policy.rules import role_subject
+from governance.policy.proposals import proposals
 from governance.policy.service import default_policy, policy
 
 app = typer.Typer(
@@ -37,8 +38,8 @@ def grant(
     principal: str, role: str, reason: str = typer.Option(..., help="Why (required).")
 ) -> None:
     """Grant a role."""
-    version = _change(principal, role, reason, True)
-    console.print(f"granted {role} to {principal} (policy version {version})")
+    outcome = _change(principal, role, reason, True)
+    console.print(f"grant of {role} to {principal}: {outcome}")
 
 
 @app.command("revoke")
@@ -46,5 +47,5 @@ def revoke(
     principal: str, role: str, reason: str = typer.Option(..., help="Why (required).")
 ) -> None:
     """Revoke a role."""
-    version = _change(principal, role, reason, False)
-    console.print(f"revoked {role} from {principal} (policy version {version})")
+    outcome = _change(principal, role, reason, False)
+    console.print(f"revocation of {role} from {principal}: {outcome}")

@@ -97,7 +97,12 @@ class PredictService:
             action="predict",
             actor=caller.ctx.actor,
             source=caller.ctx.source,
-            resource={"model": name, "version": version},
+            resource={
+                "model": name,
+                "version": version,
+                "object": f"model:{name}",
+                "action": "predict",
+            },
             decision="allow",
             reason=state.reason,
             policy_version=caller.ctx.policy_version,
