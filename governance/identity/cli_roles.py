@@ -7,8 +7,8 @@ import typer
 from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
 from governance.identity.service import identity
-from governance.policy.rules import role_subject
 from governance.policy.proposals import proposals
+from governance.policy.rules import role_subject
 from governance.policy.service import default_policy, policy
 
 app = typer.Typer(
@@ -16,21 +16,22 @@ app = typer.Typer(
 )
 
 
-def _change(principal: str, role: str, reason: str, grant: bool) -> int:
+def _change(principal: str, role: str, reason: str, grant: bool) -> str:
     cfg = settings()
     vocab, _ = default_policy(cfg.policies_dir)
     rule = ["g", principal, role_subject(role)]
+    add, remove = ([rule], []) if grant else ([], [rule])
     with errors_as_exit(), transaction(cfg) as session:
         identity.get(session, principal)
+        if cfg.require_second_approval:
+            proposal = proposals.propose_change(
+                session, cli_context(), add=add, remove=remove, reason=reason, vocab=vocab
+            )
+            return f"pending proposal {proposal.id}: a second compliance officer must approve"
         row = policy.apply(
-            session,
-            cli_context(),
-            add=[rule] if grant else [],
-            remove=[] if grant else [rule],
-            reason=reason,
-            vocab=vocab,
+            session, cli_context(), add=add, remove=remove, reason=reason, vocab=vocab
         )
-        return row.version
+        return f"policy version {row.version}"
 
 
 @app.command("grant")

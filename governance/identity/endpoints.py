@@ -18,8 +18,8 @@ from governance.identity.schemas import (
     RoleChange,
 )
 from governance.identity.service import identity
-from governance.policy.rules import role_subject
 from governance.policy.proposals import proposals
+from governance.policy.rules import role_subject
 from governance.policy.service import default_policy, policy
 from governance.runtime import Runtime
 
