@@ -39,6 +39,8 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     assert {"report.json", "report.html", "report.pdf", "manifest.json"} <= names
     report = json.loads((result.report_dir / "report.json").read_text())
     assert report["meta"]["id"] == result.report_dir.name
+    adult = next(d for d in report["privacy"]["datasets"] if d["dataset"] == "adult")
+    assert 0 < adult["spent_epsilon"] <= 1.0 <= adult["cap_epsilon"]
     # The demo stops its server: nothing is left listening.
     log = (tmp_path / "demo" / "server.log").read_text()
     assert "unhandled" not in log

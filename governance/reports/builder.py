@@ -232,7 +232,7 @@ def build_report(
         ),
         system=_system(session, settings),
         models=inventory,
-        privacy=sections.build_privacy(session, model_privacy),
+        privacy=sections.build_privacy(session, settings, model_privacy),
         fairness=sections.build_fairness(session, start=start, end=end, model=model),
         access_control=sections.build_access(session, start=start, end=end),
         usage=usage,

@@ -108,7 +108,12 @@ def privacy_chart(report: Report) -> bytes:
     models = [m for m in report.privacy.models if m.private and m.epsilon is not None]
     if datasets:
         names = [d.dataset for d in datasets]
-        ax.bar(names, [d.spent_epsilon for d in datasets], color="#8e44ad", label="ε spent")
+        # An unbounded spend (a non-private run) is drawn at the cap: the budget is gone.
+        spent = [
+            d.spent_epsilon if d.spent_epsilon is not None else (d.cap_epsilon or 0.0)
+            for d in datasets
+        ]
+        ax.bar(names, spent, color="#8e44ad", label="ε spent")
         caps = [d.cap_epsilon for d in datasets]
         for i, cap in enumerate(caps):
             if cap is not None:

@@ -139,7 +139,10 @@ class DatasetBudget(_Doc):
     dataset: str
     cap_epsilon: float | None
     delta: float | None
-    spent_epsilon: float = Field(description="all runs recomposed with the PRV accountant")
+    spent_epsilon: float | None = Field(
+        description="all runs recomposed with the PRV accountant; null when unbounded "
+        "(a non-private run was charged)"
+    )
     spent_epsilon_naive_sum: float | None
     runs: list[LedgerRun]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ from governance.identity.models import ApiKey, Principal
 from governance.policy.models import PolicyVersion
 from governance.policy.rules import load_rules
 from governance.policy.timeline import role_timeline
-from governance.privacy.accounting import Mechanism, compose_epsilon
 from governance.records.models import ErasureReceipt, Record
 from governance.records.retention import load_retention
 from governance.registry.service import registry
@@ -75,16 +74,6 @@ PRIVILEGED_ACTIONS = (
 
 # A source of the privacy ledger, per dataset. The privacy domain registers one when its
 # ledger exists; until then the section says the ledger is not available.
-LedgerSource = Callable[[Session], list[DatasetBudget]]
-_ledger_source: LedgerSource | None = None
-
-
-def register_ledger_source(source: LedgerSource) -> None:
-    """Install the function that lists each dataset's budget ledger for reports."""
-    global _ledger_source
-    _ledger_source = source
-
-
 def in_period(start: datetime, end: datetime) -> Any:
     return (AuditEntry.time >= start) & (AuditEntry.time < end)
 
@@ -158,20 +147,40 @@ def build_models(
     return ModelInventory(count=len(entries), models=entries), privacy
 
 
-def build_privacy(session: Session, models: list[ModelPrivacy]) -> Privacy:
-    if _ledger_source is None:
-        return Privacy(models=models, ledger_available=False, datasets=[])
-    return Privacy(models=models, ledger_available=True, datasets=_ledger_source(session))
+def _finite(value: float) -> float | None:
+    # A non-private run charges unbounded ε; JSON has no infinity, so the report says null.
+    return value if math.isfinite(value) else None
 
 
-def recompose(runs: list[LedgerRun], delta: float) -> float:
-    """ε of every run of a dataset composed together (PRV), for ledger sources to use."""
-    mechanisms = [
-        Mechanism(r.noise_multiplier, r.sample_rate, r.steps)
-        for r in runs
-        if r.noise_multiplier is not None and r.sample_rate is not None and r.steps is not None
-    ]
-    return compose_epsilon(mechanisms, delta) if mechanisms else 0.0
+def build_privacy(session: Session, settings: Settings, models: list[ModelPrivacy]) -> Privacy:
+    """DP guarantees per model, and each registered dataset's budget ledger."""
+    from governance.datasets.service import datasets as dataset_service
+    from governance.privacy.service import training
+
+    budgets = []
+    for dataset in dataset_service.list(session):
+        summary = training.ledger(session, settings, dataset.name)
+        budgets.append(
+            DatasetBudget(
+                dataset=dataset.name,
+                cap_epsilon=summary.cap.epsilon,
+                delta=summary.cap.delta,
+                spent_epsilon=_finite(summary.epsilon_recomposed),
+                spent_epsilon_naive_sum=_finite(summary.epsilon_naive),
+                runs=[
+                    LedgerRun(
+                        id=str(run.id),
+                        status=run.status,
+                        started_at=run.started_at,
+                        noise_multiplier=run.charged.noise_multiplier if run.charged else None,
+                        sample_rate=run.charged.sample_rate if run.charged else None,
+                        steps=run.charged.steps if run.charged else None,
+                    )
+                    for run in summary.runs
+                ],
+            )
+        )
+    return Privacy(models=models, ledger_available=True, datasets=budgets)
 
 
 # --- fairness -------------------------------------------------------------------------------
