@@ -104,7 +104,14 @@ def _judge_audit(
                 f"thresholds require {limits.min_group_size}: re-run the audit"
             )
         ]
-    return [f.to_dict() for f in evaluate_thresholds(result, limits.measures).failures]
+    return [
+        f.to_dict()
+        for f in evaluate_thresholds(
+            result,
+            limits.measures,
+            features=limits.features_to_check([a.name for a in result.audits]),
+        ).failures
+    ]
 
 
 def latest_override(session: Session, artifact_sha256: str) -> GateOverride | None:

@@ -117,7 +117,11 @@ class FairnessAuditService:
             bootstrap=bootstrap,
             seed=seed,
         )
-        verdict = evaluate_thresholds(result, limits.measures)
+        verdict = evaluate_thresholds(
+            result,
+            limits.measures,
+            features=limits.features_to_check([a.name for a in result.audits]),
+        )
         return self.store(
             session,
             ctx,

@@ -20,7 +20,7 @@ once, so a compliance officer sees the full list.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -56,6 +56,13 @@ class ModelThresholds:
     model_name: str
     measures: Thresholds
     min_group_size: int
+    required_features: tuple[str, ...] = ()
+
+    def features_to_check(self, audited: Sequence[str]) -> list[str]:
+        """The audits the gate judges: every one that ran, plus every required feature (a
+        required feature that was not audited then fails, instead of being skipped)."""
+        names = list(audited)
+        return names + [f for f in self.required_features if f not in names]
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class FairnessPolicy:
     defaults: Thresholds
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
     models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    required_features: tuple[str, ...] = ()
 
     def thresholds_for(self, model_name: str) -> ModelThresholds:
         """Return the defaults merged with ``model_name``'s overrides (if it has any).
@@ -83,6 +91,7 @@ class FairnessPolicy:
             model_name=model_name,
             measures=measures,
             min_group_size=int(override.get("min_group_size", self.min_group_size)),
+            required_features=tuple(override.get("required_features", self.required_features)),
         )
 
 
@@ -123,7 +132,8 @@ def parse_policy(data: Any) -> FairnessPolicy:
             "fairness policy must be a mapping with 'defaults'",
             extra={"problems": ["document is not a mapping"]},
         )
-    unknown = sorted(str(k) for k in data if k not in ("defaults", "min_group_size", "models"))
+    known = ("defaults", "min_group_size", "models", "required_features")
+    unknown = sorted(str(k) for k in data if k not in known)
     problems.extend(f"unknown top-level key {k!r}" for k in unknown)
     if "defaults" not in data:
         problems.append("'defaults' is required (a policy with no measures would pass any model)")
@@ -150,11 +160,37 @@ def parse_policy(data: Any) -> FairnessPolicy:
             entry["min_group_size"] = _collect_group_size(
                 override["min_group_size"], where=f"{where}.min_group_size", problems=problems
             )
-        measures = {k: v for k, v in override.items() if k != "min_group_size"}
+        if "required_features" in override:
+            entry["required_features"] = _collect_features(
+                override["required_features"],
+                where=f"{where}.required_features",
+                problems=problems,
+            )
+        measures = {
+            k: v for k, v in override.items() if k not in ("min_group_size", "required_features")
+        }
         entry["measures"] = _collect_thresholds(measures, where=where, problems=problems)
         models[str(name)] = entry
+    required = _collect_features(
+        data.get("required_features", []), where="required_features", problems=problems
+    )
     _raise_if(problems)
-    return FairnessPolicy(defaults=defaults, min_group_size=min_group_size, models=models)
+    return FairnessPolicy(
+        defaults=defaults,
+        min_group_size=min_group_size,
+        models=models,
+        required_features=required,
+    )
+
+
+def _collect_features(value: Any, *, where: str, problems: list[str]) -> tuple[str, ...]:
+    """A list of sensitive feature names that every gating audit must cover."""
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str) and v.strip() for v in value
+    ):
+        problems.append(f"{where}: must be a list of sensitive feature names")
+        return ()
+    return tuple(value)
 
 
 def load_policy(path: str | Path) -> FairnessPolicy:

@@ -121,3 +121,34 @@ def test_validate_thresholds_normalises_numbers() -> None:
     }
     with pytest.raises(FairnessPolicyError, match="unknown measure"):
         validate_thresholds({"selection_rate": {"min": 0.5}})
+
+
+def test_required_features_fail_an_audit_that_leaves_one_out() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from governance.fairness.metrics import audit_predictions, evaluate_thresholds
+
+    policy = parse_policy({"defaults": {"demographic_parity_ratio": {"min": 0.8}},
+                           "required_features": ["sex", "race"],
+                           "models": {"other": {"required_features": ["race"]}}})
+    limits = policy.thresholds_for("m")
+    assert limits.required_features == ("sex", "race")
+    assert policy.thresholds_for("other").required_features == ("race",)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    race = pd.DataFrame({"race": rng.choice(["a", "b"], 400)})
+    # A perfectly fair audit of race alone: it must still fail, because sex was not audited.
+    result = audit_predictions(y_true=y, y_pred=y, sensitive=race, bootstrap=0)
+    verdict = evaluate_thresholds(
+        result, limits.measures,
+        features=limits.features_to_check([a.name for a in result.audits]),
+    )
+    assert not verdict.passed
+    assert any("sex" in str(f.to_dict()) for f in verdict.failures)
+
+
+def test_required_features_must_be_names() -> None:
+    with pytest.raises(FairnessPolicyError, match="required_features"):
+        parse_policy({"defaults": {"demographic_parity_ratio": {"min": 0.8}},
+                      "required_features": "sex"})
