@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from governance.errors import ConfigurationError
@@ -53,13 +53,22 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=1.0, ge=0)
     dek_max_uses: int = Field(default=1_000_000, gt=0)
     require_second_approval: bool = False
-    # Only for trusted operator tooling; never used to derive keys.
-    admin_bootstrap_token: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod
-    def _no_plain_passwords_outside_local(cls, value: str) -> str:
+    def _supported_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            # Never echo the URL: it may hold a password.
+            raise ValueError("WARDEN_DATABASE_URL must be a sqlite:// or postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _separate_secrets(self) -> Settings:
+        # One file holding both the KEK and the log's signing key would let a leak of either
+        # forge the other's evidence; refuse the mix-up at start.
+        if self.resolved_key_file.resolve() == self.resolved_signing_key_file.resolve():
+            raise ValueError("the key file and the audit signing key must be different files")
+        return self
 
     @property
     def resolved_database_url(self) -> str:
@@ -107,7 +116,24 @@ def check_private_file(path: Path, what: str) -> None:
         raise ConfigurationError(f"{what} {path} is not readable by this user")
 
 
+def load_settings() -> Settings:
+    """Settings from the environment; an invalid one is a ConfigurationError whose message
+    names the variable and the problem but never echoes the value (it may be a secret).
+
+    Raises:
+        ConfigurationError: listing every invalid setting.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"WARDEN_{'_'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (tests build their own ``Settings`` instead)."""
-    return Settings()
+    return load_settings()

@@ -50,3 +50,21 @@ def test_unmigrated_database_is_refused(tmp_path: Path, settings: Settings) -> N
 def test_default_database_is_sqlite_under_var() -> None:
     cfg = Settings(_env_file=None)  # type: ignore[call-arg]
     assert cfg.resolved_database_url == "sqlite:///var/warden.db"
+
+
+def test_invalid_settings_never_echo_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance.config import load_settings
+
+    monkeypatch.setenv("WARDEN_DATABASE_URL", "mysql://user:hunter2-secret@db/warden")
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert "WARDEN_DATABASE_URL" in refused.value.message
+    assert "hunter2" not in refused.value.message
+    assert "hunter2" not in repr(refused.value)
+
+
+def test_key_file_and_signing_key_must_differ(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="different files"):
+        Settings(key_file=tmp_path / "k", signing_key_file=tmp_path / "k")

@@ -22,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from governance.audit import repository
@@ -88,40 +89,142 @@ class _Checkpoints:
             after = rows[-1].tree_size
 
 
-def _stored_nodes(session: Session, first: int, last: int) -> dict[tuple[int, int], bytes]:
-    """Stored nodes completed by appending leaves ``first..last``: node (k, j) is completed by
-    leaf ``(j + 1) * 2**k - 1``, so level k holds the j with that leaf inside the range."""
-    found: dict[tuple[int, int], bytes] = {}
+_ENTRY_COLUMNS = (
+    AuditEntry.seq,
+    AuditEntry.canonical,
+    AuditEntry.leaf_hash,
+    AuditEntry.time,
+    AuditEntry.event_type,
+    AuditEntry.action,
+    AuditEntry.actor,
+    AuditEntry.resource,
+    AuditEntry.decision,
+    AuditEntry.outcome,
+    AuditEntry.request_id,
+)
+
+
+_NODES = select(AuditNode.idx, AuditNode.hash).where(
+    AuditNode.level == bindparam("level"),
+    AuditNode.idx >= bindparam("lo"),
+    AuditNode.idx <= bindparam("hi"),
+)
+
+
+class _Reader:
+    """Entries and stored nodes as plain driver tuples.
+
+    The verifier touches every entry, so per-row work is what it costs: on SQLite the rows
+    come straight from the driver cursor (SQLAlchemy's row objects and type processing cost
+    more than the checks themselves), on the same connection and so in the same snapshot.
+    Other databases stream through SQLAlchemy Core with a server-side cursor. Either way the
+    time column comes back raw and goes through :meth:`time_text`, which converts each
+    distinct stored value once (entries appended in one batch share their time).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._conn = session.connection()
+        dialect = self._conn.dialect
+        self._raw = dialect.name == "sqlite"
+        self._to_datetime = (
+            AuditEntry.time.type.dialect_impl(dialect).result_processor(dialect, None)
+            if self._raw
+            else None
+        )
+        self._nodes_sql = str(_NODES.compile(dialect=dialect))
+        self._last_time: object = None
+        self._last_text = ""
+
+    def entries(self, chunk: int) -> Iterator[Sequence[Any]]:
+        """Every stored entry's ``_ENTRY_COLUMNS``, in seq order, ``chunk`` rows per fetch."""
+        query = select(*_ENTRY_COLUMNS).order_by(AuditEntry.seq)
+        if not self._raw:
+            yield from self._conn.execution_options(yield_per=chunk).execute(query)
+            return
+        cursor = self._conn.connection.cursor()
+        try:
+            cursor.execute(str(query.compile(dialect=self._conn.dialect)))
+            while rows := cursor.fetchmany(chunk):
+                yield from rows
+        finally:
+            cursor.close()
+
+    def nodes(self, level: int, lo: int, hi: int) -> list[bytes | None]:
+        """Stored hashes of nodes ``(level, lo..hi)`` by position; ``None`` where one is missing."""
+        found: list[bytes | None] = [None] * (hi - lo + 1)
+        rows: Iterable[Sequence[Any]]
+        if self._raw:
+            cursor = self._conn.connection.cursor()
+            try:
+                # SQLite's compiled form takes its "?" parameters in order of appearance.
+                cursor.execute(self._nodes_sql, (level, lo, hi))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        else:
+            rows = self._conn.execute(_NODES, {"level": level, "lo": lo, "hi": hi})
+        for idx, node in rows:
+            found[idx - lo] = node
+        return found
+
+    def time_text(self, stored: object) -> str:
+        """The entry-document text of a stored time value (cached for runs of equal values)."""
+        if stored != self._last_time:
+            when = self._to_datetime(stored) if self._to_datetime is not None else stored
+            self._last_text = _time_text(when)  # type: ignore[arg-type]
+            self._last_time = stored
+        return self._last_text
+
+
+def _chunk_nodes(reader: _Reader, first: int, last: int) -> list[tuple[int, list[bytes | None]]]:
+    """Stored nodes completed by appending leaves ``first..last``, per level as ``(lo, hashes)``
+    with ``hashes[j - lo]`` the node ``(level, j)``: node (k, j) is completed by leaf
+    ``(j + 1) * 2**k - 1``, so level k holds the j with that leaf inside the range."""
+    levels: list[tuple[int, list[bytes | None]]] = []
     level = 0
     while (1 << level) <= last + 1:
         lo = -(-(first + 1) // (1 << level)) - 1  # ceil((first + 1) / 2**k) - 1
         hi = (last + 1) // (1 << level) - 1
-        if lo <= hi:
-            rows = session.execute(
-                select(AuditNode.idx, AuditNode.hash).where(
-                    AuditNode.level == level, AuditNode.idx >= lo, AuditNode.idx <= hi
-                )
-            )
-            found.update({(level, idx): node for idx, node in rows})
+        levels.append((lo, reader.nodes(level, lo, hi) if lo <= hi else []))
         level += 1
-    return found
+    return levels
+
+
+# ``json.loads`` strips surrounding whitespace with two regex calls and two Python-level
+# wrappers per entry; ``raw_decode`` skips them. Anything it does not read whole goes through
+# ``json.loads`` so the outcome for odd input is exactly as before.
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _parse(seq: int, canonical: str) -> Any:
+    try:
+        doc, end = _raw_decode(canonical)
+        if end == len(canonical):
+            return doc
+    except ValueError:
+        pass
+    try:
+        return json.loads(canonical)
+    except ValueError:
+        raise AuditVerificationError(f"entry {seq} is not JSON", first_bad_seq=seq) from None
 
 
 def _check_document(
     seq: int,
     canonical: str,
-    columns: tuple[datetime, str, str, str | None, str | None, str, int | None, str | None],
+    when: str,
+    columns: Sequence[Any],
 ) -> None:
-    try:
-        doc = json.loads(canonical)
-    except ValueError:
-        raise AuditVerificationError(f"entry {seq} is not JSON", first_bad_seq=seq) from None
+    """Parse the entry and compare its ``seq`` and the indexed columns with the document;
+    ``when`` is the time column as document text, ``columns`` the rest in ``_ENTRY_COLUMNS``
+    order."""
+    doc = _parse(seq, canonical)
     if type(doc) is not dict or doc.get("seq") != seq or type(doc.get("seq")) is not int:
         raise AuditVerificationError(
             f"entry {seq}: its own seq field does not match (moved or reordered)",
             first_bad_seq=seq,
         )
-    when, event_type, action, actor, resource, decision, outcome, request_id = columns
+    event_type, action, actor, resource, decision, outcome, request_id = columns
     try:
         actor_doc = doc["actor"]
         expected = (
@@ -135,7 +238,7 @@ def _check_document(
         raise AuditVerificationError(
             f"entry {seq} lacks a required field", first_bad_seq=seq
         ) from None
-    stored = (event_type, action, actor, decision, resource, outcome, request_id, _time_text(when))
+    stored = (event_type, action, actor, decision, resource, outcome, request_id, when)
     if expected != stored:
         names = ("event_type", "action", "actor", "decision", "resource", "outcome",
                  "request_id", "time")  # fmt: skip
@@ -176,11 +279,13 @@ def verify_log(
     stack: list[tuple[int, bytes]] = []
     checkpoints = iter(_Checkpoints(session))
     pending = next(checkpoints, None)
+    # A plain int for the per-entry test: reading the ORM attribute costs more than the test.
+    pending_size = -1 if pending is None else pending.tree_size
     last_good: int | None = None
     checked_checkpoints = 0
 
     def check_checkpoint(size: int) -> None:
-        nonlocal pending, last_good, checked_checkpoints
+        nonlocal pending, pending_size, last_good, checked_checkpoints
         while pending is not None and pending.tree_size == size:
             row = pending
             where = f"checkpoint {row.tree_size}"
@@ -207,29 +312,14 @@ def verify_log(
             last_good = row.tree_size
             checked_checkpoints += 1
             pending = next(checkpoints, None)
+            pending_size = -1 if pending is None else pending.tree_size
 
     if pending is not None and pending.tree_size == 0:
         check_checkpoint(0)
+    reader = _Reader(session)
     expected = 0
-    stored: dict[tuple[int, int], bytes] = {}
-    rows = session.execute(
-        select(
-            AuditEntry.seq,
-            AuditEntry.canonical,
-            AuditEntry.leaf_hash,
-            AuditEntry.time,
-            AuditEntry.event_type,
-            AuditEntry.action,
-            AuditEntry.actor,
-            AuditEntry.resource,
-            AuditEntry.decision,
-            AuditEntry.outcome,
-            AuditEntry.request_id,
-        )
-        .order_by(AuditEntry.seq)
-        .execution_options(yield_per=chunk)
-    )
-    for seq, canonical, stored_leaf, *columns in rows:
+    stored: list[tuple[int, list[bytes | None]]] = []
+    for seq, canonical, stored_leaf, when, *columns in reader.entries(chunk):
         if seq != expected:
             raise AuditVerificationError(
                 f"entry {expected} is missing (next stored entry is {seq})", first_bad_seq=expected
@@ -241,14 +331,15 @@ def verify_log(
         if seq % chunk == 0:
             if progress is not None and seq:
                 progress(seq)
-            stored = _stored_nodes(session, seq, min(seq + chunk, head) - 1)
-        _check_document(seq, canonical, tuple(columns))
+            stored = _chunk_nodes(reader, seq, min(seq + chunk, head) - 1)
+        _check_document(seq, canonical, reader.time_text(when), columns)
         leaf = _sha256(b"\x00" + canonical.encode("utf-8")).digest()
         if leaf != stored_leaf:
             raise AuditVerificationError(
                 f"entry {seq}: stored leaf hash differs from the entry's hash", first_bad_seq=seq
             )
-        if stored.get((0, seq)) != leaf:
+        lo, hashes = stored[0]
+        if hashes[seq - lo] != leaf:
             raise AuditVerificationError(
                 f"entry {seq}: stored tree leaf (0, {seq}) differs", first_bad_seq=seq
             )
@@ -257,13 +348,15 @@ def verify_log(
             node = _sha256(b"\x01" + stack.pop()[1] + node).digest()
             level += 1
             index >>= 1
-            if stored.get((level, index)) != node:
+            lo, hashes = stored[level]
+            if hashes[index - lo] != node:
                 raise AuditVerificationError(
                     f"entry {seq}: stored tree node ({level}, {index}) differs", first_bad_seq=seq
                 )
         stack.append((level, node))
         expected = seq + 1
-        check_checkpoint(expected)
+        if expected == pending_size:
+            check_checkpoint(expected)
     if expected < head:
         raise AuditVerificationError(
             f"entry {expected} is missing (the log head says {head} entries)",

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from governance.config import Settings
+from governance.config import Settings, load_settings
 from governance.db import make_engine, make_sessionmaker
 from governance.errors import WardenError
 
@@ -18,7 +18,9 @@ err_console = Console(stderr=True)
 
 
 def settings() -> Settings:
-    return Settings()
+    """The settings, or a one-line error and exit 1 (values are never echoed)."""
+    with errors_as_exit():
+        return load_settings()
 
 
 @contextmanager
