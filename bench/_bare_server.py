@@ -21,7 +21,7 @@ from inference.model import LoadedModel
 
 def build(artifact: str) -> FastAPI:
     model = LoadedModel.load(artifact, torch.device("cpu"))
-    batcher = MicroBatcher(model.forward_probabilities, max_batch_rows=256, max_wait_ms=2.0)
+    batcher = MicroBatcher(model.forward_probabilities, max_batch_rows=256, max_wait_ms=0.0)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

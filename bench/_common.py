@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -24,11 +22,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from governance.serverproc import ServerProcess  # noqa: E402
 
 
 def emit(bench: str, metric: str, ours: float, baseline: float, **extra: Any) -> None:
@@ -110,31 +104,9 @@ def governed_deployment(root: Path, *, hidden: tuple[int, ...] = (64, 64)) -> Go
     return Governed(env=env, client_token=token, model="bench", artifact=artifact)
 
 
-class Server:
-    def __init__(self, args: list[str], env: dict[str, str], port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ""
-                )
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+def start_server(command: list[str], env: dict[str, str], port: int, log: Path) -> ServerProcess:
+    """A server subprocess, started and answering on ``port``."""
+    return ServerProcess(env, log, command=command, port=port).start(timeout=120)
 
 
 @dataclass

@@ -18,8 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Server, emit, free_port, governed_deployment, load
+from _common import emit, governed_deployment, load, start_server
 
+from governance.serverproc import free_port, serve_command
 from tests.factories import toy_record
 
 
@@ -33,21 +34,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         deployment = governed_deployment(Path(tmp))
         port = free_port()
-        bare = Server(
+        bare = start_server(
             [sys.executable, "bench/_bare_server.py", str(deployment.artifact), str(port)],
             deployment.env,
             port,
+            Path(tmp) / "bare.log",
         )
         try:
             base = load(bare.url + "/predict", {}, body, clients=args.clients, duration=duration)
         finally:
             bare.stop()
         port = free_port()
-        gov = Server(
-            [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(port)],
-            deployment.env,
-            port,
-        )
+        gov = start_server(serve_command(port), deployment.env, port, Path(tmp) / "governed.log")
         try:
             ours = load(
                 f"{gov.url}/v1/models/{deployment.model}/predict",

@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -33,18 +30,13 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from governance.bootstrap import create_keys, seed
-from governance.config import REPO_ROOT, Settings
+from governance.config import Settings
 from governance.db import make_engine
 from governance.db.migrate import upgrade
+from governance.serverproc import ServerProcess
 
 GRANT = ["p", "ann", "api:principals", "read", "allow"]
 TARGET_MS = 1000.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pg_database() -> tuple[str, str] | None:
@@ -71,42 +63,6 @@ def _drop_pg(database_url: str, admin_url: str) -> None:
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
-
-
-class Server:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(self.port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited; see {self._log.name}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not start in time")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
 
 
 def _principal(client: httpx.Client, admin: dict[str, str], name: str, role: str | None) -> str:
@@ -155,10 +111,12 @@ def run(rounds: int, workdir: Path) -> dict[str, object]:
         WARDEN_DATABASE_URL=settings.resolved_database_url,
         WARDEN_DEVICE="cpu",
     )
-    servers = [Server(env, workdir / f"server-{i}.log") for i in range(2)]
+    servers = [
+        ServerProcess(env, workdir / f"server-{i}.log", ready_path="/readyz") for i in range(2)
+    ]
     try:
         for server in servers:
-            server.wait_ready()
+            server.start(timeout=120)
         admin = {"Authorization": f"Bearer {admin_token}"}
         with (
             httpx.Client(base_url=servers[0].url, timeout=30) as a,

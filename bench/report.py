@@ -153,7 +153,18 @@ def main() -> None:
             f"{report.meta.audit_log.verification.seconds:.1f} s",
             file=sys.stderr,
         )
-        emit("report", f"seconds to generate over {n} entries", seconds, 60.0, entries=n)
+        verification = report.meta.audit_log.verification
+        emit(
+            "report",
+            f"seconds to generate over {n} entries",
+            seconds,
+            60.0,
+            entries=n,
+            verify_seconds=verification.seconds,
+            verify_entries_per_s=round(verification.entries_checked / verification.seconds)
+            if verification.seconds
+            else None,
+        )
 
 
 if __name__ == "__main__":

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +21,7 @@ import httpx
 
 from governance.bootstrap import initialize
 from governance.config import REPO_ROOT, Settings
+from governance.serverproc import ServerProcess
 
 Say = Callable[[str], None]
 
@@ -46,47 +43,6 @@ class DemoResult:
     artifact_dirs: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Server:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log_path.open("ab")
-        # Our own interpreter and module, no shell, no user input in the arguments.
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(self.port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise DemoError(f"the server exited at start; see {log_path}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise DemoError("the server did not start within 90 s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
 
 
 class _Api:
@@ -156,12 +112,16 @@ def run_demo(
         f"SQLite {settings.resolved_database_url}, key file 0600, admin key issued, "
         f"log key {init.vkey.split('+')[0]}",
     )
-    server = _Server(env, root / "server.log")
+    try:
+        server = ServerProcess(env, root / "server.log").start()
+    except RuntimeError as exc:
+        raise DemoError(str(exc)) from None
     try:
         _story(_Api(server.url), init.admin_token, settings, epochs, step, result)
     finally:
         if keep:
-            say(f"server left running at {server.url} (pid {server.proc.pid})")
+            pid = server.proc.pid if server.proc else "?"
+            say(f"server left running at {server.url} (pid {pid})")
         else:
             server.stop()
     return result

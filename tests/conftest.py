@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -28,6 +23,7 @@ from governance.bootstrap import create_keys, seed
 from governance.config import Settings
 from governance.db import make_engine
 from governance.db.migrate import upgrade
+from governance.serverproc import ServerProcess
 
 POSTGRES_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -216,58 +212,12 @@ def warden(app_client: Any, admin_token: str) -> WardenFactory:
     return WardenFactory(app_client, admin_token)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
-    """A real ``warden serve`` subprocess on a free port."""
+class LiveServer(ServerProcess):
+    """A real ``warden serve`` subprocess on a free port, configured like ``settings``."""
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
+        super().__init__(settings_env(settings), log_path)
         self.settings = settings
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        env = settings_env(self.settings)
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(self.port)],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not start in time")
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        if kill:
-            self.proc.kill()
-        else:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-        self._log.close()
 
 
 @pytest.fixture

@@ -104,6 +104,12 @@ _ENTRY_COLUMNS = (
 )
 
 
+def _driver_rows(dialect: str) -> bool:
+    """Whether to read rows from the driver cursor directly: on SQLite the driver streams
+    ``fetchmany`` and takes no server-side cursor, so plain tuples cost nothing extra."""
+    return dialect == "sqlite"
+
+
 _NODES = select(AuditNode.idx, AuditNode.hash).where(
     AuditNode.level == bindparam("level"),
     AuditNode.idx >= bindparam("lo"),
@@ -125,7 +131,7 @@ class _Reader:
     def __init__(self, session: Session) -> None:
         self._conn = session.connection()
         dialect = self._conn.dialect
-        self._raw = dialect.name == "sqlite"
+        self._raw = _driver_rows(dialect.name)
         self._to_datetime = (
             AuditEntry.time.type.dialect_impl(dialect).result_processor(dialect, None)
             if self._raw
@@ -139,7 +145,8 @@ class _Reader:
         """Every stored entry's ``_ENTRY_COLUMNS``, in seq order, ``chunk`` rows per fetch."""
         query = select(*_ENTRY_COLUMNS).order_by(AuditEntry.seq)
         if not self._raw:
-            yield from self._conn.execution_options(yield_per=chunk).execute(query)
+            # Statement-level, so the session's connection keeps its own options.
+            yield from self._conn.execute(query.execution_options(yield_per=chunk))
             return
         cursor = self._conn.connection.cursor()
         try:
@@ -201,7 +208,7 @@ def _parse(seq: int, canonical: str) -> Any:
         doc, end = _raw_decode(canonical)
         if end == len(canonical):
             return doc
-    except ValueError:
+    except (ValueError, TypeError):
         pass
     try:
         return json.loads(canonical)
