@@ -20,6 +20,7 @@ from inference.model import LoadedModel
 
 
 def build(artifact: str) -> FastAPI:
+    torch.set_num_threads(1)  # as the governed runtime does on CPU
     model = LoadedModel.load(artifact, torch.device("cpu"))
     batcher = MicroBatcher(model.forward_probabilities, max_batch_rows=256, max_wait_ms=0.0)
 
