@@ -159,3 +159,15 @@ def test_swapping_versions_under_load_gives_no_wrong_decision_and_no_stall() -> 
     assert counts["during_install"] > 100, counts
     # A generous bound on any single decision: the machine may be busy, but nothing blocks.
     assert worst[0] < 2.0, worst[0]
+
+
+def test_unknown_subjects_do_not_grow_memory() -> None:
+    """Decisions and role lookups for ever-new subjects stay within the cache bound."""
+    _, rules = load_default(REPO_ROOT / "policies" / "default_policy.yaml")
+    compiled = CompiledPolicy(1, rules, MODEL, cache_size=50)
+    for i in range(2_000):
+        subject = f"stranger-{i}"
+        assert not compiled.enforce(subject, "api:policy", "write").allowed
+        assert compiled.roles_cached(subject) == ()
+    assert len(compiled._cache) <= 50
+    assert len(compiled._roles) <= 50
