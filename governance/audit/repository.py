@@ -42,9 +42,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filtered_entries(
-    flt: EntryFilter, *, after: int | None, limit: int
-) -> Select[Any]:
+def filtered_entries(flt: EntryFilter, *, after: int | None, limit: int) -> Select[Any]:
     """Entries matching ``flt`` with ``seq > after``, oldest first, at most ``limit``."""
     query = select(AuditEntry)
     if flt.since is not None:

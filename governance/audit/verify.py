@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -141,7 +142,7 @@ class _Reader:
         self._last_time: object = None
         self._last_text = ""
 
-    def entries(self, chunk: int) -> Iterator[Sequence[Any]]:
+    def entries(self, chunk: int) -> Generator[Sequence[Any], None, None]:
         """Every stored entry's ``_ENTRY_COLUMNS``, in seq order, ``chunk`` rows per fetch."""
         query = select(*_ENTRY_COLUMNS).order_by(AuditEntry.seq)
         if not self._raw:
@@ -326,44 +327,50 @@ def verify_log(
     reader = _Reader(session)
     expected = 0
     stored: list[tuple[int, list[bytes | None]]] = []
-    for seq, canonical, stored_leaf, when, *columns in reader.entries(chunk):
-        if seq != expected:
-            raise AuditVerificationError(
-                f"entry {expected} is missing (next stored entry is {seq})", first_bad_seq=expected
-            )
-        if seq >= head:
-            raise AuditVerificationError(
-                f"entry {seq} lies beyond the log head ({head} entries)", first_bad_seq=seq
-            )
-        if seq % chunk == 0:
-            if progress is not None and seq:
-                progress(seq)
-            stored = _chunk_nodes(reader, seq, min(seq + chunk, head) - 1)
-        _check_document(seq, canonical, reader.time_text(when), columns)
-        leaf = _sha256(b"\x00" + canonical.encode("utf-8")).digest()
-        if leaf != stored_leaf:
-            raise AuditVerificationError(
-                f"entry {seq}: stored leaf hash differs from the entry's hash", first_bad_seq=seq
-            )
-        lo, hashes = stored[0]
-        if hashes[seq - lo] != leaf:
-            raise AuditVerificationError(
-                f"entry {seq}: stored tree leaf (0, {seq}) differs", first_bad_seq=seq
-            )
-        level, index, node = 0, seq, leaf
-        while stack and stack[-1][0] == level:
-            node = _sha256(b"\x01" + stack.pop()[1] + node).digest()
-            level += 1
-            index >>= 1
-            lo, hashes = stored[level]
-            if hashes[index - lo] != node:
+    # Closed on the way out, also when an error leaves rows unread: an open SQLite statement
+    # would otherwise live on in the traceback's frame.
+    with closing(reader.entries(chunk)) as rows:
+        for seq, canonical, stored_leaf, when, *columns in rows:
+            if seq != expected:
                 raise AuditVerificationError(
-                    f"entry {seq}: stored tree node ({level}, {index}) differs", first_bad_seq=seq
+                    f"entry {expected} is missing (next stored entry is {seq})",
+                    first_bad_seq=expected,
                 )
-        stack.append((level, node))
-        expected = seq + 1
-        if expected == pending_size:
-            check_checkpoint(expected)
+            if seq >= head:
+                raise AuditVerificationError(
+                    f"entry {seq} lies beyond the log head ({head} entries)", first_bad_seq=seq
+                )
+            if seq % chunk == 0:
+                if progress is not None and seq:
+                    progress(seq)
+                stored = _chunk_nodes(reader, seq, min(seq + chunk, head) - 1)
+            _check_document(seq, canonical, reader.time_text(when), columns)
+            leaf = _sha256(b"\x00" + canonical.encode("utf-8")).digest()
+            if leaf != stored_leaf:
+                raise AuditVerificationError(
+                    f"entry {seq}: stored leaf hash differs from the entry's hash",
+                    first_bad_seq=seq,
+                )
+            lo, hashes = stored[0]
+            if hashes[seq - lo] != leaf:
+                raise AuditVerificationError(
+                    f"entry {seq}: stored tree leaf (0, {seq}) differs", first_bad_seq=seq
+                )
+            level, index, node = 0, seq, leaf
+            while stack and stack[-1][0] == level:
+                node = _sha256(b"\x01" + stack.pop()[1] + node).digest()
+                level += 1
+                index >>= 1
+                lo, hashes = stored[level]
+                if hashes[index - lo] != node:
+                    raise AuditVerificationError(
+                        f"entry {seq}: stored tree node ({level}, {index}) differs",
+                        first_bad_seq=seq,
+                    )
+            stack.append((level, node))
+            expected = seq + 1
+            if expected == pending_size:
+                check_checkpoint(expected)
     if expected < head:
         raise AuditVerificationError(
             f"entry {expected} is missing (the log head says {head} entries)",

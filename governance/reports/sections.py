@@ -72,6 +72,7 @@ PRIVILEGED_ACTIONS = (
     "write",
 )
 
+
 # A source of the privacy ledger, per dataset. The privacy domain registers one when its
 # ledger exists; until then the section says the ledger is not available.
 def in_period(start: datetime, end: datetime) -> Any:

@@ -11,7 +11,18 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, and_, cast, func, literal, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Numeric,
+    and_,
+    cast,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.types import JSON
 
@@ -42,10 +53,11 @@ def _bucket_expr(session: Session, start: datetime, width: int) -> ColumnElement
         # Times are stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; julianday parses them.
         offset = func.julianday(AuditEntry.time) - func.julianday(literal(_sqlite_time(start)))
         seconds = offset * 86400.0
-    else:
-        seconds = func.extract("epoch", AuditEntry.time - literal(start))
-    # Rounding to the millisecond first keeps julianday's float error off bucket edges.
-    return cast(func.floor(func.round(cast(seconds, Float), 3) / width), Integer)
+        # Rounding to the millisecond first keeps julianday's float error off bucket edges.
+        return cast(func.floor(func.round(cast(seconds, Float), 3) / width), Integer)
+    # PostgreSQL's interval epoch is exact (numeric); its round() takes numeric, not double.
+    seconds = func.extract("epoch", AuditEntry.time - literal(start))
+    return cast(func.floor(cast(seconds, Numeric) / width), Integer)
 
 
 def _sqlite_time(value: datetime) -> str:

@@ -4,6 +4,7 @@ recovers when space returns. Uses a real tmpfs of a few MiB (needs root; skipped
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -42,10 +43,16 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 def _fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with filler.open("wb") as fh, contextlib.suppress(OSError):
-        while True:
-            fh.write(b"\0" * 65536)
-            fh.flush()
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):  # ENOSPC ends the loop: the disk is full
+            while True:
+                os.write(fd, b"\0" * 65536)
+        with contextlib.suppress(OSError):  # then the last few bytes, one block at a time
+            while True:
+                os.write(fd, b"\0" * 512)
+    finally:
+        os.close(fd)
     return filler
 
 
