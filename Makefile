@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install -q 'torch>=2.3,<2.15'; \
-	else $(PIP) install -q torch==2.13.0 || $(PIP) install -q 'torch>=2.3,<2.15' --index-url https://download.pytorch.org/whl/cpu; fi
+	else $(PIP) install -q torch==2.13.0; fi
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
 
