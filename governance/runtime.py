@@ -50,6 +50,10 @@ class Runtime:
         self.settings = settings
         self.engine = make_engine(settings.resolved_database_url)
         self.sessions = make_sessionmaker(self.engine)
+        # Read-only work (the change poller, API key lookups, readiness) never takes SQLite's
+        # write lock; see make_engine.
+        self.read_engine = make_engine(settings.resolved_database_url, pool_size=4, read_only=True)
+        self.read_sessions = make_sessionmaker(self.read_engine)
         self.keys = open_key_provider(settings)
         self.digest_key = self.keys.digest_key()
         self.device = select_device(settings.device)
@@ -111,6 +115,7 @@ class Runtime:
                 logger.warning("final checkpoint failed: %s", type(exc).__name__)
         self.host.close(timeout=10)
         self.engine.dispose()
+        self.read_engine.dispose()
 
     def _require_schema(self, session: Session) -> None:
         try:
@@ -157,7 +162,7 @@ class Runtime:
 
     def refresh(self) -> None:
         """Check the change counters once and reload whatever moved."""
-        with self._reload_lock, self.sessions() as session:
+        with self._reload_lock, self.read_sessions() as session:
             counters = state.read_all(session)
             moved = {k for k, v in counters.items() if self._counters.get(k) != v}
             if state.POLICY in moved:
@@ -183,7 +188,7 @@ class Runtime:
     def check_ready(self) -> dict[str, object]:
         """Readiness: database reachable, policy loaded, serving models loaded."""
         try:
-            with self.sessions() as session:
+            with self.read_sessions() as session:
                 session.execute(text("SELECT 1"))
                 serving = {r.name for r in registry_service.serving(session)}
         except Exception:

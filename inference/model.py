@@ -81,12 +81,13 @@ class LoadedModel:
         labels = self.manifest.labels
         post = self.manifest.postprocessing
         if post is None:
-            top = probs.argmax(dim=-1).tolist()
-            rows = probs.tolist()
-            return [
-                Prediction(labels[k], {lab: float(p) for lab, p in zip(labels, row, strict=True)})
-                for k, row in zip(top, rows, strict=True)
-            ]
+            # One tolist() and plain Python: tensor ops on a handful of rows cost more in
+            # dispatch than they compute (this runs once per request on the hot path).
+            out = []
+            for row in probs.tolist():
+                best = max(range(len(row)), key=row.__getitem__)
+                out.append(Prediction(labels[best], dict(zip(labels, row, strict=True))))
+            return out
         pos = int(post.get("positive_label", 1))
         prob_pos, is_pos = apply_group_threshold(
             post, probs[:, pos], raw_values(records, post["feature"]), row_uniforms(x)

@@ -34,9 +34,14 @@ from governance.runtime import Runtime
 from .middleware import source_of
 
 
-def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain ``def`` dependency in the thread pool, one hop per request.
+    return runtime_of(request)
 
 
 @contextmanager
@@ -58,7 +63,7 @@ class Caller:
 
 
 def _lookup(runtime: Runtime, hashed: str) -> CachedIdentity | None:
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         found = identity_service.lookup(session, hashed)
         if found is None:
             return None
@@ -68,7 +73,7 @@ def _lookup(runtime: Runtime, hashed: str) -> CachedIdentity | None:
 
 async def authenticate(request: Request) -> CachedIdentity:
     """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause)."""
-    runtime = get_runtime(request)
+    runtime = runtime_of(request)
     state = request.state
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -116,7 +121,7 @@ class Authorize:
     async def __call__(
         self, request: Request, ident: Annotated[CachedIdentity, Depends(authenticate)]
     ) -> Caller:
-        runtime = get_runtime(request)
+        runtime = runtime_of(request)
         try:
             obj = self.obj.format(**request.path_params)
         except (KeyError, IndexError):

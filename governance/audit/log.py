@@ -1,8 +1,9 @@
 """Appending to the audit log inside a database transaction.
 
-:func:`append` is the only writer. It locks the single head row (``SELECT ... FOR UPDATE`` on
-PostgreSQL; SQLite transactions already start with ``BEGIN IMMEDIATE``), so every process that
-appends takes its turn and the database hands out one gap-free sequence. Each entry's leaf hash
+:func:`append` is the only writer. Its first statement advances the single head row
+(``UPDATE ... RETURNING``), which takes that row's lock on PostgreSQL (SQLite transactions
+already start with ``BEGIN IMMEDIATE``), so every process that appends takes its turn and the
+database hands out one gap-free sequence. Each entry's leaf hash
 and the Merkle nodes it completes are stored in the same transaction as the entry: if the
 transaction rolls back, no trace of the entries remains, and nothing after them is renumbered.
 """
@@ -10,18 +11,20 @@ transaction rolls back, no trace of the entries remains, and nothing after them 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit.canonical import canonical_bytes
+from governance.audit.errors import MissingNodeError
 from governance.audit.events import AuditEvent
 from governance.audit.merkle import (
-    append_keys,
     getter_from_mapping,
     leaf_hash,
     nodes_to_store_on_batch_append,
+    root_keys,
 )
 from governance.audit.models import AuditEntry, AuditHead, AuditNode
 from governance.db.base import utcnow
@@ -45,6 +48,24 @@ def index_columns(
     return event_type[:48], action[:48], actor[:64] if actor else None, decision[:8]
 
 
+@dataclass(frozen=True)
+class Frontier:
+    """The perfect-subtree hashes that make up a tree of ``size`` leaves.
+
+    They are all that appending to that tree reads. Stored nodes never change, so a frontier
+    known for the current size is as good as reading it; one for another size is useless.
+    """
+
+    size: int
+    nodes: dict[tuple[int, int], bytes]
+
+
+@dataclass(frozen=True)
+class Appended:
+    seqs: list[int]
+    frontier: Frontier
+
+
 def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
     """Append events to the log in the caller's transaction.
 
@@ -55,11 +76,34 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
     Returns:
         The sequence number given to each event.
     """
-    if not events:
-        return []
-    size = session.execute(
-        select(AuditHead.tree_size).where(AuditHead.id == 1).with_for_update()
+    return append_batch(session, events).seqs if events else []
+
+
+def append_batch(
+    session: Session, events: Sequence[AuditEvent], *, frontier: Frontier | None = None
+) -> Appended:
+    """:func:`append`, also returning the frontier after the append.
+
+    Args:
+        session: the transaction the events belong to.
+        events: the events, in order (at least one).
+        frontier: the caller's frontier from its last committed append; used only when it is
+            still the frontier of the current tree (no other writer appended since), which
+            saves reading the nodes. Pass one only once the append that produced it committed.
+
+    Returns:
+        The sequence numbers and the frontier of the new tree (valid once this commits).
+    """
+    count = len(events)
+    # One statement reserves the range and takes the head's row lock (PostgreSQL) or the
+    # database's write lock (SQLite): every appender, in any process, takes its turn here.
+    new_size = session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(tree_size=AuditHead.tree_size + count)
+        .returning(AuditHead.tree_size)
     ).scalar_one()
+    size = new_size - count
     now = utcnow()
     rows: list[dict[str, Any]] = []
     leaves: list[bytes] = []
@@ -86,23 +130,33 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
                 "leaf_hash": leaf,
             }
         )
-    needed = append_keys(size, len(events))
-    known: dict[tuple[int, int], bytes] = {}
-    if needed:
-        found = session.execute(
-            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                AuditNode.level.in_({k[0] for k in needed}),
-                AuditNode.idx.in_({k[1] for k in needed}),
+    if frontier is not None and frontier.size == size:
+        known = frontier.nodes
+    else:
+        # The frontier of the current tree: every node an append can read (append_keys) is
+        # one of these perfect subtrees, and they carry over into the next frontier.
+        wanted = root_keys(size)
+        known = {}
+        if wanted:
+            found = session.execute(
+                select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                    AuditNode.level.in_({k[0] for k in wanted}),
+                    AuditNode.idx.in_({k[1] for k in wanted}),
+                )
             )
-        )
-        known = {(lvl, idx): h for lvl, idx, h in found}
+            keys = set(wanted)
+            known = {(lvl, idx): h for lvl, idx, h in found if (lvl, idx) in keys}
     nodes = nodes_to_store_on_batch_append(size, leaves, getter_from_mapping(known))
     session.execute(insert(AuditEntry), rows)
     session.execute(
         insert(AuditNode), [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes]
     )
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(tree_size=size + len(events)))
-    return list(range(size, size + len(events)))
+    everything = {**known, **{(lvl, idx): h for lvl, idx, h in nodes}}
+    try:
+        after = Frontier(new_size, {k: everything[k] for k in root_keys(new_size)})
+    except KeyError:
+        raise MissingNodeError("the node store lacks a frontier node of the log") from None
+    return Appended(list(range(size, new_size)), after)
 
 
 def tree_size(session: Session) -> int:

@@ -77,6 +77,9 @@ class AuditWriter:
         self._closed = False
         self.batches = 0
         self.items = 0
+        # The Merkle frontier after this writer's last committed batch: while nobody else
+        # appends in between, the next batch need not read any node.
+        self._frontier: audit_log.Frontier | None = None
 
     def start(self) -> None:
         if self._thread is None:
@@ -167,8 +170,13 @@ class AuditWriter:
                 leftover.future.set_exception(AuditUnavailable("the audit log is shutting down"))
 
     def _commit(self, batch: list[_Item]) -> None:
+        frontier = self._frontier
+        self._frontier = None  # valid again only once this batch commits
         with self._sessions.begin() as session:
-            seqs = audit_log.append(session, [e for item in batch for e in item.events])
+            appended = audit_log.append_batch(
+                session, [e for item in batch for e in item.events], frontier=frontier
+            )
+            seqs = appended.seqs
             results, pos = [], 0
             for item in batch:
                 mine = seqs[pos : pos + len(item.events)]
@@ -177,6 +185,7 @@ class AuditWriter:
                     item.write(session, mine)
                 results.append(mine)
             size = seqs[-1] + 1 if seqs else None
+        self._frontier = appended.frontier
         self.batches += 1
         self.items += len(batch)
         for item, mine in zip(batch, results, strict=True):

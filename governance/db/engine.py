@@ -24,12 +24,20 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def _sqlite_begin_deferred(conn: Any) -> None:
+    # Readers in WAL mode see a consistent snapshot and never block the writer.
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> Engine:
     """Create an engine configured for Warden.
 
     Args:
         url: a SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
         pool_size: connections kept open (PostgreSQL).
+        read_only: for sessions that only read. On SQLite their transactions start deferred,
+            so they never hold the write lock (a reader that held it while waiting for the GIL
+            would stall every group commit behind it).
 
     Returns:
         The engine.
@@ -44,7 +52,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             max_overflow=20,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(
+            engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin_immediate
+        )
         return engine
     return create_engine(
         url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_timeout=10

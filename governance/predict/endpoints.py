@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from governance.api.deps import Authorize, Caller, RuntimeDep
 from governance.api.problems import responses
@@ -21,9 +21,15 @@ router = APIRouter(prefix="/v1/models", tags=["predict"])
 CanPredict = Annotated[Caller, Depends(Authorize("model:{name}", "predict"))]
 
 
-@router.post("/{name}/predict", responses=responses(404, 413, 422, 503))
+@router.post(
+    "/{name}/predict",
+    response_model=PredictResponse,
+    responses=responses(404, 413, 422, 503),
+)
 async def predict(
     name: str, body: PredictRequest, request: Request, runtime: RuntimeDep, caller: CanPredict
-) -> PredictResponse:
+) -> Response:
     """Predict for one record or a batch; the call is audited and its payloads stored encrypted."""
-    return await predict_service.run(runtime, caller, name, body, request.state)
+    result = await predict_service.run(runtime, caller, name, body, request.state)
+    # Built and validated by the service already: serialise once, not validate it again.
+    return Response(result.model_dump_json(), media_type="application/json")
