@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 from numpy.typing import NDArray
+from sqlalchemy.orm import Session
 
+from governance.context import Context
 from governance.datasets.errors import DatasetFileMissing
-from governance.datasets.schema import load_schema
-from governance.datasets.tabular import BUNDLED_DIR, LoadedDataset, TabularSplit, load_dataset
+from governance.datasets.tabular import LoadedDataset, TabularSplit
 from governance.fairness.errors import AuditInputError, UnknownDataset
 from governance.registry.models import ModelVersion
 from inference.errors import InputValidationError, ManifestError
@@ -41,23 +42,27 @@ class SplitPredictions:
     positive_label: str
 
 
-def load_named_dataset(name: str) -> LoadedDataset:
-    """A dataset by name, its file hashes verified.
+def load_named_dataset(session: Session, ctx: Context, name: str) -> LoadedDataset:
+    """A dataset from the dataset registry, its hashes checked against the registration.
 
-    Only the datasets bundled with Warden are resolved here (``adult``); datasets registered
-    at run time come with the datasets registry.
+    Bundled datasets (``adult``) are registered on first use; datasets registered at run time
+    (``warden datasets register``) resolve the same way.
 
     Raises:
         UnknownDataset: no dataset of that name.
-        DatasetError: the data does not match its schema or its recorded hashes.
+        DatasetError: the data changed since registration (409), a file is missing, or the
+            data does not match its schema.
     """
+    from governance.datasets.service import DatasetNotRegistered, datasets
+
     if not _NAME_RE.fullmatch(name):
         raise UnknownDataset("dataset names are lowercase letters, digits, '.', '_' and '-'")
-    schema_path = BUNDLED_DIR / name / "schema.yaml"
-    if not schema_path.is_file():
-        raise UnknownDataset(f"unknown dataset {name!r}")
     try:
-        return load_dataset(load_schema(schema_path))
+        row = datasets.resolve(session, ctx, name)
+    except DatasetNotRegistered:
+        raise UnknownDataset(f"unknown dataset {name!r}") from None
+    try:
+        return datasets.load(row)
     except DatasetFileMissing as exc:
         raise UnknownDataset(f"dataset {name!r} has missing files: {exc}") from None
 

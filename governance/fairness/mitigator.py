@@ -124,7 +124,7 @@ class MitigationService:
             raise MitigationError(
                 f"{model} {base.version} already has post-processing; mitigate its base version"
             )
-        data = load_named_dataset(dataset)
+        data = load_named_dataset(session, ctx, dataset)
         field = self._input_field(data.schema.sensitive, manifest, sensitive)
 
         # Fit on the training split's served scores (the raw model: no post-processing yet).

@@ -96,7 +96,7 @@ class FairnessAuditService:
             raise AuditInputError(f"bootstrap must be between 0 and {MAX_BOOTSTRAP}")
         row = registry.get(session, model, version)
         loaded = load_registered(row)
-        data = load_named_dataset(dataset)
+        data = load_named_dataset(session, ctx, dataset)
         split = data.test
         declared = list(split.sensitive.columns)
         features = list(dict.fromkeys(sensitive)) if sensitive else declared
