@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from governance.audit.events import Actor
 from governance.context import Context
-from governance.errors import Forbidden, WardenError
+from governance.db.base import utcnow
+from governance.errors import Forbidden, ServiceUnavailable, WardenError
 from governance.identity.cache import CachedIdentity
 from governance.identity.errors import AuthenticationFailed
 from governance.identity.service import identity as identity_service
@@ -88,15 +89,11 @@ async def authenticate(request: Request) -> CachedIdentity:
         except WardenError:
             raise
         except Exception:
-            from governance.errors import ServiceUnavailable
-
             raise ServiceUnavailable("the identity store is not reachable") from None
         if ident is None:
             state.reason = "unknown, revoked or expired API key"
             raise AuthenticationFailed()
         runtime.auth_cache.put(hashed, ident)
-    from governance.db.base import utcnow
-
     if ident.expires_at is not None and ident.expires_at <= utcnow():
         state.reason = "unknown, revoked or expired API key"
         raise AuthenticationFailed()
@@ -118,9 +115,10 @@ class Authorize:
     def __repr__(self) -> str:
         return f"Authorize({self.obj!r}, {self.action!r})"
 
-    async def __call__(
-        self, request: Request, ident: Annotated[CachedIdentity, Depends(authenticate)]
-    ) -> Caller:
+    async def __call__(self, request: Request) -> Caller:
+        # Authentication is called directly rather than as a sub-dependency: one guard, one
+        # dependency to resolve per request on the hot path.
+        ident = await authenticate(request)
         runtime = runtime_of(request)
         try:
             obj = self.obj.format(**request.path_params)

@@ -132,6 +132,25 @@ def _encode(value: Any, out: Callable[[str], None]) -> None:
         raise CanonicalizationError(f"type {type(value).__name__} has no canonical JSON encoding")
 
 
+def _plain(value: Any) -> bool:
+    """Whether ``json.dumps`` already writes ``value`` canonically.
+
+    It does for strings (the same C escaping routine as below), None, booleans, integers in
+    the exact range, and objects whose keys are ASCII (code-point order then equals RFC 8785's
+    UTF-16 order). Floats are not: Python and ECMAScript print some of them differently.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    return False
+
+
 def canonical_bytes(obj: Any) -> bytes:
     """Encode a JSON-like value as RFC 8785 canonical JSON.
 
@@ -147,6 +166,11 @@ def canonical_bytes(obj: Any) -> bytes:
     """
     parts: list[str] = []
     try:
+        if _plain(obj):
+            # The C encoder: about three times faster on audit entries (none hold floats).
+            return json.dumps(
+                obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+            ).encode("utf-8")
         _encode(obj, parts.append)
         return "".join(parts).encode("utf-8")
     except UnicodeEncodeError:

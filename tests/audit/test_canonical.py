@@ -195,3 +195,27 @@ def test_canonical_round_trip_is_a_fixed_point(value: object) -> None:
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_float_text_round_trips_to_the_same_double(value: float) -> None:
     assert float(format_number(value)) == value
+
+
+_json_no_floats = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_json_no_floats)
+def test_fast_path_writes_exactly_what_the_reference_encoder_writes(value: object) -> None:
+    from governance.audit import canonical
+
+    reference: list[str] = []
+    try:
+        canonical._encode(value, reference.append)
+        expected = "".join(reference).encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(CanonicalizationError):
+            canonical_bytes(value)
+        return
+    assert canonical_bytes(value) == expected
