@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,17 @@ def build_artifact(
     stub = parse_manifest({**doc, "weights": {"file": "w", "sha256": "0" * 64}})
     save_artifact(out, build_model(stub.architecture), doc)
     return out
+
+
+def upload_body(artifact: Path) -> dict[str, object]:
+    """The JSON body of POST /v1/models for an artifact folder (manifest + base64 files)."""
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    files = {
+        p.name: base64.b64encode(p.read_bytes()).decode()
+        for p in artifact.iterdir()
+        if p.name != "manifest.json"
+    }
+    return {"manifest": manifest, "files": files}
 
 
 def toy_record(i: int = 0) -> dict[str, Any]:

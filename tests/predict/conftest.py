@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import ArtifactBuilder, LiveServer, WardenFactory, auth
-
-
-def upload_body(artifact: Path) -> dict[str, object]:
-    import json
-
-    manifest = json.loads((artifact / "manifest.json").read_text())
-    files = {
-        p.name: base64.b64encode(p.read_bytes()).decode()
-        for p in artifact.iterdir()
-        if p.name != "manifest.json"
-    }
-    return {"manifest": manifest, "files": files}
+from tests.factories import upload_body
 
 
 @dataclass

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
 from governance.config import Settings
-from governance.db import make_engine, make_sessionmaker, state
-from governance.registry.models import ModelVersion
 from governance.runtime import Runtime
 from tests.conftest import ArtifactBuilder, WardenFactory, auth
-from tests.factories import toy_record
-
-
-def upload_body(artifact: Path) -> dict[str, object]:
-    manifest = json.loads((artifact / "manifest.json").read_text())
-    files = {
-        p.name: base64.b64encode(p.read_bytes()).decode()
-        for p in artifact.iterdir()
-        if p.name != "manifest.json"
-    }
-    return {"manifest": manifest, "files": files}
+from tests.factories import toy_record, upload_body
 
 
 @dataclass
@@ -66,14 +50,14 @@ class Setup:
         )
 
 
-def serve_toy(
-    http: Any, admin_token: str, make_artifact: ArtifactBuilder, database_url: str
-) -> Setup:
+def serve_toy(http: Any, admin_token: str, make_artifact: ArtifactBuilder) -> Setup:
     factory = WardenFactory(http, admin_token)
     engineer = factory.principal("eng", "ml_engineer")
     r = http.post("/v1/models", json=upload_body(make_artifact("toy", "1")), headers=auth(engineer))
     assert r.status_code == 201, r.text
-    _make_serving(database_url, "toy", "1")
+    factory.override_gate("toy", "1")
+    r = http.post("/v1/models/toy/versions/1/promote", headers=auth(admin_token))
+    assert r.status_code == 200, r.text
     deadline = time.monotonic() + 15
     while "toy" not in http.get("/readyz").json().get("models", []):
         assert time.monotonic() < deadline, "the toy model did not start serving"
@@ -84,27 +68,11 @@ def serve_toy(
     return Setup(http, factory, client, auditor, admin_token)
 
 
-def _make_serving(database_url: str, name: str, version: str) -> None:
-    """Test data: mark a registered version serving directly, as the promotion gates (fairness)
-    are another domain's concern; every server process reloads it within one poll period."""
-    engine = make_engine(database_url)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            session.execute(
-                update(ModelVersion)
-                .where(ModelVersion.name == name, ModelVersion.version == version)
-                .values(stage="serving")
-            )
-            state.bump(session, state.MODELS)
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def served(
     app_client: Any, admin_token: str, make_artifact: ArtifactBuilder, settings: Settings
 ) -> Setup:
-    return serve_toy(app_client, admin_token, make_artifact, settings.resolved_database_url)
+    return serve_toy(app_client, admin_token, make_artifact)
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def test_canaries_stay_out_of_a_live_servers_database_and_logs(
     live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder, settings: Settings
 ) -> None:
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        _exercise(serve_toy(http, admin_token, make_artifact, settings.resolved_database_url))
+        _exercise(serve_toy(http, admin_token, make_artifact))
     live_server.stop()
     _assert_clean(live_server.log_path.read_bytes(), "the server's output")
     _assert_clean(_dump(settings.resolved_database_url), "a dump of the database")

@@ -30,7 +30,7 @@ def small_keys(
     cfg = settings.model_copy(update={"dek_max_uses": 7})
     with TestClient(create_app(cfg), raise_server_exceptions=False) as client:
         yield (
-            serve_toy(client, admin_token, make_artifact, settings.resolved_database_url),
+            serve_toy(client, admin_token, make_artifact),
             client.app.state.runtime,
         )
 

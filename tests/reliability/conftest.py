@@ -11,7 +11,7 @@ from governance.audit.verify import LogReport, verify_log
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker
 from tests.conftest import WardenFactory, auth
-from tests.predict.conftest import upload_body
+from tests.factories import upload_body
 
 
 def serve_toy(http: httpx.Client, admin: str, artifact: Path) -> tuple[WardenFactory, str]:

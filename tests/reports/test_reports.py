@@ -28,8 +28,7 @@ from governance.reports.document import report_json_schema
 from governance.reports.manifest import verify_report_dir
 from governance.reports.usage import BURST_THRESHOLD, build_usage
 from tests.conftest import REPO, ArtifactBuilder, WardenFactory, auth, settings_env
-from tests.factories import toy_record
-from tests.predict.conftest import upload_body
+from tests.factories import toy_record, upload_body
 
 SCHEMA_FILE = REPO / "docs" / "report.schema.json"
 
