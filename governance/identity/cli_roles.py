@@ -7,7 +7,6 @@ import typer
 from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
 from governance.identity.service import identity
-from governance.policy.proposals import proposals
 from governance.policy.rules import role_subject
 from governance.policy.service import default_policy, policy
 
@@ -23,11 +22,6 @@ def _change(principal: str, role: str, reason: str, grant: bool) -> str:
     add, remove = ([rule], []) if grant else ([], [rule])
     with errors_as_exit(), transaction(cfg) as session:
         identity.get(session, principal)
-        if cfg.require_second_approval:
-            proposal = proposals.propose_change(
-                session, cli_context(), add=add, remove=remove, reason=reason, vocab=vocab
-            )
-            return f"pending proposal {proposal.id}: a second compliance officer must approve"
         row = policy.apply(
             session, cli_context(), add=add, remove=remove, reason=reason, vocab=vocab
         )

