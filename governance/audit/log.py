@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit.canonical import canonical_bytes
@@ -46,6 +46,10 @@ def index_columns(
     (to hide an entry from a filter) is caught like any other.
     """
     return event_type[:48], action[:48], actor[:64] if actor else None, decision[:8]
+
+
+_ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]
+_NODES: Table = AuditNode.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -147,9 +151,13 @@ def append_batch(
             keys = set(wanted)
             known = {(lvl, idx): h for lvl, idx, h in found if (lvl, idx) in keys}
     nodes = nodes_to_store_on_batch_append(size, leaves, getter_from_mapping(known))
-    session.execute(insert(AuditEntry), rows)
-    session.execute(
-        insert(AuditNode), [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes]
+    # Core inserts on the session's connection: the ORM's bulk-insert bookkeeping buys
+    # nothing for rows that are never loaded back as objects in this transaction.
+    connection = session.connection()
+    connection.execute(insert(_ENTRIES), rows)
+    connection.execute(
+        insert(_NODES),
+        [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes],
     )
     everything = {**known, **{(lvl, idx): h for lvl, idx, h in nodes}}
     try:
