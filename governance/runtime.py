@@ -83,6 +83,8 @@ class Runtime:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._reload_lock = threading.Lock()
+        self._checkpoint_due = threading.Event()
+        self._committed_size = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -126,10 +128,24 @@ class Runtime:
             ) from None
 
     def _after_audit_commit(self, size: int) -> None:
+        # Called in the group-commit thread: only note the size. Signing (reading the root's
+        # nodes, Ed25519, an insert) happens in the poller thread, so a checkpoint never
+        # stalls the requests waiting on the next group commit.
+        self._committed_size = size
         checkpointer = self.checkpointer
         if checkpointer is not None and checkpointer.due(size):
+            self._checkpoint_due.set()
+
+    def _checkpoint_if_due(self) -> None:
+        checkpointer = self.checkpointer
+        if checkpointer is None:
+            return
+        if self._checkpoint_due.is_set():
+            self._checkpoint_due.clear()
             with self.sessions.begin() as session:
-                checkpointer.maybe_checkpoint(session, size)
+                checkpointer.maybe_checkpoint(session, self._committed_size)
+        # Sign the tail of the log after a quiet spell, not only after commits.
+        checkpointer.tick(self.sessions)
 
     # -- reloads ---------------------------------------------------------------------------
 
@@ -177,9 +193,7 @@ class Runtime:
         while not self._stop.wait(self.settings.state_poll_seconds):
             try:
                 self.refresh()
-                if self.checkpointer is not None:
-                    # Sign the tail of the log after a quiet spell, not only after commits.
-                    self.checkpointer.tick(self.sessions)
+                self._checkpoint_if_due()
             except Exception as exc:
                 logger.warning("state poll failed: %s", type(exc).__name__)
 
