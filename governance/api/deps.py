@@ -149,9 +149,4 @@ class Authorize:
         return Caller(ident.principal_id, ident.name, ident.key_id, roles, ctx)
 
 
-def guard(obj: str, action: str) -> object:
-    """``Annotated[Caller, Depends(Authorize(obj, action))]`` for a route signature."""
-    return Annotated[Caller, Depends(Authorize(obj, action))]
-
-
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -59,15 +59,7 @@ class GovernedRequestMiddleware:
             except ValueError:
                 too_big = True
             if too_big:
-                await self._refuse(
-                    scope,
-                    send,
-                    state,
-                    413,
-                    "Payload too large",
-                    f"the request body exceeds {self.max_body_bytes} bytes",
-                    governed,
-                )
+                await self._too_large(scope, send, state, governed)
                 return
 
         received = 0
@@ -109,15 +101,20 @@ class GovernedRequestMiddleware:
             await self.app(scope, limited_receive, audited_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(
-                    scope,
-                    send,
-                    state,
-                    413,
-                    "Payload too large",
-                    f"the request body exceeds {self.max_body_bytes} bytes",
-                    governed,
-                )
+                await self._too_large(scope, send, state, governed)
+
+    async def _too_large(
+        self, scope: Scope, send: Send, state: dict[str, Any], governed: bool
+    ) -> None:
+        await self._refuse(
+            scope,
+            send,
+            state,
+            413,
+            "Payload too large",
+            f"the request body exceeds {self.max_body_bytes} bytes",
+            governed,
+        )
 
     async def _refuse(
         self,

@@ -167,6 +167,17 @@ def append_batch(
     return Appended(list(range(size, new_size)), after)
 
 
+def lock_head(session: Session) -> None:
+    """Take the log's head lock now, before locking anything else.
+
+    Appending locks the head first (its first statement), and the group commit then locks the
+    batch's data-key rows. A transaction that locks other rows and then appends must take the
+    head first too, or PostgreSQL finds a deadlock and aborts one of them. (SQLite transactions
+    are serialised whole, from ``BEGIN IMMEDIATE``.)
+    """
+    session.execute(select(AuditHead.tree_size).where(AuditHead.id == 1).with_for_update())
+
+
 def tree_size(session: Session) -> int:
     """The number of entries committed so far."""
     return session.execute(select(AuditHead.tree_size).where(AuditHead.id == 1)).scalar_one()

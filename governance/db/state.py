@@ -16,7 +16,6 @@ POLICY = "policy"
 IDENTITY = "identity"
 MODELS = "models"
 THRESHOLDS = "thresholds"
-COUNTERS = (POLICY, IDENTITY, MODELS, THRESHOLDS)
 
 
 class StateCounter(Base):

@@ -9,7 +9,7 @@ both are durable together, or neither is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from governance.audit.writer import WriteFn
 from governance.context import Context
@@ -32,8 +32,13 @@ class Recorder(Protocol):
         model_version: str,
         subject_id: str | None,
         request_id: str,
-        request_doc: dict[str, Any],
-        response_doc: dict[str, Any],
+        request_json: bytes,
+        response_json: bytes,
+        row_count: int,
     ) -> PreparedRecord:
-        """Encrypt a request/response pair and return how to store it."""
+        """Encrypt a request/response pair and return how to store it.
+
+        The documents arrive as canonical JSON bytes: the predict path encodes each once and
+        uses the same bytes for the audit entry's digests.
+        """
         ...

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from governance.api.deps import Caller
+from governance.audit.canonical import canonical_bytes
 from governance.audit.events import AuditEvent
 from governance.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
 from governance.predict.schemas import PredictionOut, PredictRequest, PredictResponse
@@ -19,10 +19,6 @@ from inference.errors import (
     ModelNotLoadedError,
 )
 from inference.model import Prediction
-
-
-def _canonical(doc: Any) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class ModelNotServing(NotFound):
@@ -47,13 +43,11 @@ class PredictService:
         The lease keeps this model version's batcher open until the request is done, even if
         a promotion swaps in another version meanwhile.
         """
-        try:
-            lease = runtime.host.lease(name)
-            served = lease.__enter__()
-        except ModelNotLoadedError:
-            raise ModelNotServing(f"model {name!r} is not serving") from None
         with contextlib.ExitStack() as stack:
-            stack.push(lease)
+            try:
+                served = stack.enter_context(runtime.host.lease(name))
+            except ModelNotLoadedError:
+                raise ModelNotServing(f"model {name!r} is not serving") from None
             state.model_version = served.version
             state.resource = {"model": name, "version": served.version}
             try:
@@ -78,9 +72,13 @@ class PredictService:
                 f"a batch holds at most {runtime.settings.max_batch_records} records"
             )
         version, predictions = await self._infer(runtime, name, rows, state)
-        out = [PredictionOut(label=p.label, probabilities=p.probabilities) for p in predictions]
-        request_doc = {"records": rows}
-        response_doc = {"predictions": [o.model_dump() for o in out]}
+        out: list[dict[str, Any]] = [
+            {"label": p.label, "probabilities": p.probabilities} for p in predictions
+        ]
+        # Each document is encoded once, canonically: the same bytes are sealed into the
+        # record and digested into the audit entry.
+        request_json = canonical_bytes({"records": rows})
+        response_json = canonical_bytes({"predictions": out})
         request_id = state.request_id
         prepared = await runtime.recorder.prepare(
             ctx=caller.ctx,
@@ -89,8 +87,9 @@ class PredictService:
             model_version=version,
             subject_id=body.subject_id,
             request_id=request_id,
-            request_doc=request_doc,
-            response_doc=response_doc,
+            request_json=request_json,
+            response_json=response_json,
+            row_count=len(rows),
         )
         event = AuditEvent(
             event_type="api.call",
@@ -109,8 +108,8 @@ class PredictService:
             model_version=version,
             outcome=200,
             request_id=request_id,
-            input_digest=digest(runtime.digest_key, _canonical(request_doc)),
-            output_digest=digest(runtime.digest_key, _canonical(response_doc)),
+            input_digest=digest(runtime.digest_key, request_json),
+            output_digest=digest(runtime.digest_key, response_json),
             data_key_id=prepared.data_key_id,
             details={"records": len(rows)},
         )
@@ -121,7 +120,9 @@ class PredictService:
             request_id=request_id,
             model=name,
             model_version=version,
-            predictions=out,
+            predictions=[
+                PredictionOut(label=p.label, probabilities=p.probabilities) for p in predictions
+            ],
             audit_seq=seqs[0],
             record_id=prepared.record_id,
         )

@@ -17,7 +17,6 @@ fails a request), and leaves the cache.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 import zlib
@@ -61,17 +60,14 @@ def subject_of(*, subject_id: str | None, principal: str) -> str:
     return subject_id if subject_id is not None else f"principal:{principal}"
 
 
-def record_plaintext(request_doc: dict[str, Any], response_doc: dict[str, Any]) -> bytes:
-    """What a record seals: request and response in one canonical JSON document.
+def record_plaintext(request_json: bytes, response_json: bytes) -> bytes:
+    """What a record seals: ``{"request": ..., "response": ...}`` as one canonical document.
 
+    Both parts are canonical JSON already, and "request" sorts before "response", so joining
+    them is the canonical encoding of the whole, without encoding the payloads a second time.
     One seal per record, so the request and response cannot be swapped between records.
     """
-    return json.dumps(
-        {"request": request_doc, "response": response_doc},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode("utf-8")
+    return b'{"request":' + request_json + b',"response":' + response_json + b"}"
 
 
 class RecordStore:
@@ -141,8 +137,9 @@ class RecordStore:
         model_version: str,
         subject_id: str | None,
         request_id: str,
-        request_doc: dict[str, Any],
-        response_doc: dict[str, Any],
+        request_json: bytes,
+        response_json: bytes,
+        row_count: int,
     ) -> PreparedRecord:
         """Seal a request/response pair and return the insert to run with its audit entry.
 
@@ -157,14 +154,13 @@ class RecordStore:
         record_id = new_record_id()
         sealed = seal(
             entry.key,
-            record_plaintext(request_doc, response_doc),
+            record_plaintext(request_json, response_json),
             record_id=record_id,
             subject_ref=ref,
             model_version=model_version,
             dek_id=entry.dek_id,
             dek_version=entry.version,
         )
-        rows = request_doc.get("records")
         values: dict[str, Any] = {
             "id": record_id,
             "request_id": request_id,
@@ -176,7 +172,7 @@ class RecordStore:
             "dek_id": entry.dek_id,
             "dek_version": entry.version,
             "format_version": FORMAT_VERSION,
-            "row_count": len(rows) if isinstance(rows, list) else 1,
+            "row_count": row_count,
             "blob": sealed.blob,
         }
         sealed_with = entry

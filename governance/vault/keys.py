@@ -19,7 +19,6 @@ from sqlalchemy import Engine, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.audit.models import AuditHead
 from governance.context import Context
 from governance.db.base import utcnow
 from governance.vault.envelope import new_dek, rewrap, unwrap_dek, wrap_dek
@@ -30,7 +29,6 @@ from governance.vault.providers import KeyProvider, WrappedKey
 __all__ = [
     "DataKeyService",
     "data_keys",
-    "lock_audit_head",
     "new_dek_id",
     "scrub_after_erasure",
 ]
@@ -50,17 +48,6 @@ _LOCK_STATES = (
 _ADD_USES = (
     update(_KEYS).where(_KEYS.c.id == bindparam("dek")).values(uses=_KEYS.c.uses + bindparam("n"))
 )
-
-
-def lock_audit_head(session: Session) -> None:
-    """Take the audit log's head lock now, before any key row.
-
-    The group commit locks the head (appending entries) and then the batch's key rows
-    (:meth:`DataKeyService.lock_states`). A transaction that updates key rows and then appends
-    an audit entry must lock in the same order, or PostgreSQL finds a deadlock and aborts one
-    of them. (SQLite transactions are serialised whole, from ``BEGIN IMMEDIATE``.)
-    """
-    session.execute(select(AuditHead.tree_size).where(AuditHead.id == 1).with_for_update())
 
 
 def scrub_after_erasure(engine: Engine) -> bool:
@@ -222,7 +209,7 @@ class DataKeyService:
         Returns:
             How many keys were rotated.
         """
-        lock_audit_head(session)
+        audit_log.lock_head(session)
         query = (
             update(DataKey)
             .where(DataKey.state == ACTIVE)
@@ -256,7 +243,7 @@ class DataKeyService:
         Returns:
             The keys destroyed now (keys destroyed earlier are not listed again).
         """
-        lock_audit_head(session)  # the caller audits the erasure in this transaction
+        audit_log.lock_head(session)  # the caller audits the erasure in this transaction
         if session.get_bind().dialect.name == "sqlite":
             session.connection().exec_driver_sql("PRAGMA secure_delete = ON")
         rows = list(
