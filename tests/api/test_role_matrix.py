@@ -126,6 +126,7 @@ def test_every_role_against_every_route(
         tokens = {role: factory.principal(f"user-{role.replace('_', '-')}", role)
                   for role in ROLES}
         factory.policy_change([["g2", "model:demo", "group:default-models"]])
+        nobody = factory.principal("user-without-roles")
         wrong = []
         for (method, path), expected in _spec().items():
             url = path.format(**PARAMS)
@@ -136,4 +137,12 @@ def test_every_role_against_every_route(
                 got = r.status_code not in (401, 403)
                 if got != allowed:
                     wrong.append(f"{method} {path} as {role}: {r.status_code}")
+            kw = {"json": SAFE_BODY} if method in ("POST", "PUT") else {}
+            # Every route refuses a caller with no role (403) and one with no key (401).
+            r = http.request(method, url, headers=auth(nobody), **kw)
+            if r.status_code != 403:
+                wrong.append(f"{method} {path} without a role: {r.status_code}")
+            r = http.request(method, url, **kw)
+            if r.status_code != 401:
+                wrong.append(f"{method} {path} without a key: {r.status_code}")
     assert not wrong, "\n".join(wrong)
