@@ -32,6 +32,9 @@ __all__ = ["MAX_SAFE_INTEGER", "canonical_bytes", "format_number", "parse_canoni
 
 MAX_SAFE_INTEGER = 2**53 - 1
 _INF = float("inf")
+# Where Python's float repr and ECMAScript's Number::toString write the same text (see _plain).
+_PLAIN_FLOAT_MIN = 1e-4
+_PLAIN_FLOAT_MAX = 1e16
 
 
 def _utf16_order(item: tuple[str, Any]) -> bytes:
@@ -137,13 +140,20 @@ def _plain(value: Any) -> bool:
 
     It does for strings (the same C escaping routine as below), None, booleans, integers in
     the exact range, and objects whose keys are ASCII (code-point order then equals RFC 8785's
-    UTF-16 order). Floats are not: Python and ECMAScript print some of them differently.
+    UTF-16 order). Floats only in part: both languages print the shortest digits that round-trip,
+    and for a non-integral magnitude in [1e-4, 1e16) both print them in plain decimal notation
+    (``0.25``), so those agree; integral floats (``1.0`` against ``1``) and the exponent forms
+    (``1e-05`` against ``0.00001``) do not, and take the reference encoder.
     """
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
         return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is float:
+        # NaN fails the comparison and infinity the bound; both go to the reference encoder,
+        # which rejects them.
+        return _PLAIN_FLOAT_MIN <= abs(value) < _PLAIN_FLOAT_MAX and not value.is_integer()
     if kind is dict:
         return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
     if kind is list or kind is tuple:
@@ -167,7 +177,7 @@ def canonical_bytes(obj: Any) -> bytes:
     parts: list[str] = []
     try:
         if _plain(obj):
-            # The C encoder: about three times faster on audit entries (none hold floats).
+            # The C encoder: about three times faster than the reference encoder.
             return json.dumps(
                 obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
             ).encode("utf-8")

@@ -219,3 +219,39 @@ def test_fast_path_writes_exactly_what_the_reference_encoder_writes(value: objec
             canonical_bytes(value)
         return
     assert canonical_bytes(value) == expected
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_plain_floats_are_the_ones_python_already_writes_canonically(value: float) -> None:
+    from governance.audit import canonical
+
+    if canonical._plain(value):
+        assert json.dumps(value) == format_number(value)
+
+
+@pytest.mark.parametrize("value", [1e-4, 0.25, 1 / 3, 0.1 + 0.2, -123.456, 4503599627370495.5])
+def test_plain_float_examples_take_the_fast_path_and_match(value: float) -> None:
+    from governance.audit import canonical
+
+    assert canonical._plain(value)
+    assert canonical_bytes({"p": [value]}) == ('{"p":[' + format_number(value) + "]}").encode()
+
+
+@pytest.mark.parametrize("value", [1.0, -0.0, 9.99e-5, 1e16, 1e21, 5e-324])
+def test_floats_python_writes_differently_take_the_reference_encoder(value: float) -> None:
+    from governance.audit import canonical
+
+    assert not canonical._plain(value)
+
+
+@given(json_values)
+def test_fast_path_with_floats_writes_what_the_reference_encoder_writes(value: object) -> None:
+    from governance.audit import canonical
+
+    reference: list[str] = []
+    try:
+        canonical._encode(value, reference.append)
+        expected = "".join(reference).encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    assert canonical_bytes(value) == expected
