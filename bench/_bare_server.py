@@ -6,6 +6,7 @@ setup, no governance: no authentication, policy, encryption or audit.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +28,9 @@ def build(artifact: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         batcher.start()
+        # As `warden serve` does: keep the startup heap out of full collections.
+        gc.collect()
+        gc.freeze()
         yield
         batcher.close()
 

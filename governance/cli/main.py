@@ -69,7 +69,7 @@ def serve(
     cfg = settings()
     configure_logging()
     with errors_as_exit():
-        application = create_app(cfg)
+        application = create_app(cfg, freeze_heap=True)
     uvicorn.run(
         application,
         host=host or cfg.host,
