@@ -2,8 +2,10 @@
 """Governed predict endpoint vs a bare FastAPI endpoint serving the same model.
 
 Both run as one uvicorn process with the same inference core; one load client drives each in
-turn with 32 concurrent keep-alive clients. Reports requests/s, p50 and p99 for both and the
-throughput ratio (target >= 0.85 before audit, >= 0.75 with the audit log on).
+turn with 32 concurrent keep-alive clients. Reports requests/s, p50 and p99 for both, the
+throughput ratio (target >= 0.85 before audit, >= 0.75 with the audit log on), and the CPU
+time each server process spent per request, the figure that explains the ratio and the one
+least moved by a noisy neighbour.
 
     python bench/predict.py           # ~8 s per side
     python bench/predict.py --full    # 30 s per side
@@ -41,7 +43,14 @@ def main() -> None:
             Path(tmp) / "bare.log",
         )
         try:
-            base = load(bare.url + "/predict", {}, body, clients=args.clients, duration=duration)
+            base = load(
+                bare.url + "/predict",
+                {},
+                body,
+                clients=args.clients,
+                duration=duration,
+                server_pid=bare.pid,
+            )
         finally:
             bare.stop()
         port = free_port()
@@ -53,13 +62,14 @@ def main() -> None:
                 body,
                 clients=args.clients,
                 duration=duration,
+                server_pid=gov.pid,
             )
         finally:
             gov.stop()
     for label, r in (("bare", base), ("governed", ours)):
         print(
             f"{label:9} {r.rps:8.1f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  "
-            f"errors {r.errors}"
+            f"server CPU {r.server_us_per_request or 0:6.0f} us/request  errors {r.errors}"
         )
     emit(
         "predict",
@@ -70,6 +80,8 @@ def main() -> None:
         governed_p99_ms=round(ours.p99_ms, 2),
         bare_p50_ms=round(base.p50_ms, 2),
         bare_p99_ms=round(base.p99_ms, 2),
+        governed_server_us_per_request=round(ours.server_us_per_request or 0),
+        bare_server_us_per_request=round(base.server_us_per_request or 0),
         errors=ours.errors + base.errors,
     )
 

@@ -81,6 +81,13 @@ class ServerProcess:
         self.stop(kill=True)
         raise RuntimeError(f"the server did not become ready in {timeout:.0f} s")
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (it must be running)."""
+        if self.proc is None:
+            raise RuntimeError("the server is not running")
+        return self.proc.pid
+
     def stop(self, *, kill: bool = False) -> None:
         """Stop it: SIGTERM (a clean shutdown: final checkpoint) or, with ``kill``, SIGKILL."""
         if self.proc is None:

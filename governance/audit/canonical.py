@@ -155,9 +155,18 @@ def _plain(value: Any) -> bool:
         # which rejects them.
         return _PLAIN_FLOAT_MIN <= abs(value) < _PLAIN_FLOAT_MAX and not value.is_integer()
     if kind is dict:
-        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+        # Plain loops, strings settled inline: this runs on every entry the log appends.
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            if type(item) is not str and item is not None and not _plain(item):
+                return False
+        return True
     if kind is list or kind is tuple:
-        return all(_plain(v) for v in value)
+        for item in value:
+            if type(item) is not str and item is not None and not _plain(item):
+                return False
+        return True
     return False
 
 

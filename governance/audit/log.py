@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit.canonical import canonical_bytes
@@ -50,6 +50,16 @@ def index_columns(
 
 _ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]
 _NODES: Table = AuditNode.__table__  # type: ignore[assignment]
+_HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
+# Built once: Core statements on the tables (the ORM's bulk paths cost more than the SQL).
+_ADVANCE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(tree_size=_HEAD.c.tree_size + bindparam("count"))
+    .returning(_HEAD.c.tree_size)
+)
+_INSERT_ENTRIES = insert(_ENTRIES)
+_INSERT_NODES = insert(_NODES)
 
 
 @dataclass(frozen=True)
@@ -101,12 +111,8 @@ def append_batch(
     count = len(events)
     # One statement reserves the range and takes the head's row lock (PostgreSQL) or the
     # database's write lock (SQLite): every appender, in any process, takes its turn here.
-    new_size = session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(tree_size=AuditHead.tree_size + count)
-        .returning(AuditHead.tree_size)
-    ).scalar_one()
+    connection = session.connection()
+    new_size = connection.execute(_ADVANCE_HEAD, {"count": count}).scalar_one()
     size = new_size - count
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -153,10 +159,9 @@ def append_batch(
     nodes = nodes_to_store_on_batch_append(size, leaves, getter_from_mapping(known))
     # Core inserts on the session's connection: the ORM's bulk-insert bookkeeping buys
     # nothing for rows that are never loaded back as objects in this transaction.
-    connection = session.connection()
-    connection.execute(insert(_ENTRIES), rows)
+    connection.execute(_INSERT_ENTRIES, rows)
     connection.execute(
-        insert(_NODES),
+        _INSERT_NODES,
         [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes],
     )
     everything = {**known, **{(lvl, idx): h for lvl, idx, h in nodes}}

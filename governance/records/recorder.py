@@ -49,6 +49,7 @@ __all__ = ["RecordStore", "new_record_id", "record_plaintext", "subject_of"]
 _LOCK_STRIPES = 64
 _PENDING = "warden.records.pending"
 _RECORDS = cast(Table, Record.__table__)
+_INSERT_RECORDS = insert(_RECORDS)
 
 
 def new_record_id() -> str:
@@ -217,7 +218,7 @@ class RecordStore:
             )
         data_keys.add_uses(session, counts)
         # Core executemany on the table: the ORM's bulk-insert bookkeeping is not needed here.
-        session.connection().execute(insert(_RECORDS), [row for row, _ in pending])
+        session.connection().execute(_INSERT_RECORDS, [row for row, _ in pending])
 
     def _lock_for(self, subject_ref: str) -> threading.Lock:
         return self._locks[zlib.crc32(subject_ref.encode("ascii")) % _LOCK_STRIPES]

@@ -21,7 +21,9 @@ def test_server_app_freezes_the_heap_it_started_with(settings: Settings, admin_t
         gc.unfreeze()
 
 
-def test_apps_built_by_tests_leave_the_collector_alone(settings: Settings, admin_token: str) -> None:
+def test_apps_built_by_tests_leave_the_collector_alone(
+    settings: Settings, admin_token: str
+) -> None:
     gc.unfreeze()
     with TestClient(create_app(settings)):
         assert gc.get_freeze_count() == 0
