@@ -70,7 +70,7 @@ def governed_deployment(root: Path, *, hidden: tuple[int, ...] = (64, 64)) -> Go
     os.environ.update({k: v for k, v in env.items() if k.startswith("WARDEN_")})
     settings = Settings()
     initialize(settings)
-    artifact = build_artifact(root / "artifact", name="bench", version="1")
+    artifact = build_artifact(root / "artifact", name="bench", version="1", hidden=hidden)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     ctx = cli_context("bench")

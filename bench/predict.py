@@ -30,11 +30,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--hidden",
+        default="64,64",
+        help="hidden layer widths of the served MLP (default 64,64, as the Adult model)",
+    )
     args = parser.parse_args()
+    hidden = tuple(int(w) for w in args.hidden.split(","))
     duration = 30.0 if args.full else 8.0
     body = {"record": toy_record(3)}
     with tempfile.TemporaryDirectory() as tmp:
-        deployment = governed_deployment(Path(tmp))
+        deployment = governed_deployment(Path(tmp), hidden=hidden)
         port = free_port()
         bare = start_server(
             [sys.executable, "bench/_bare_server.py", str(deployment.artifact), str(port)],

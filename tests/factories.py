@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ TOY_FEATURES = [
 ]
 
 
-def toy_manifest(name: str, version: str, kind: str = "mlp") -> dict[str, Any]:
+def toy_manifest(
+    name: str, version: str, kind: str = "mlp", hidden: Sequence[int] = (16, 16)
+) -> dict[str, Any]:
     return {
         "format": "warden.model/1",
         "name": name,
@@ -30,7 +33,7 @@ def toy_manifest(name: str, version: str, kind: str = "mlp") -> dict[str, Any]:
             "kind": kind,
             "input_dim": 7,
             "output_dim": 2,
-            "hidden": [16, 16] if kind == "mlp" else [],
+            "hidden": list(hidden) if kind == "mlp" else [],
         },
         "input_schema": {"features": TOY_FEATURES},
         "preprocessing": {
@@ -42,9 +45,15 @@ def toy_manifest(name: str, version: str, kind: str = "mlp") -> dict[str, Any]:
 
 
 def build_artifact(
-    out: Path, *, name: str = "toy", version: str = "1", kind: str = "mlp", seed: int = 0
+    out: Path,
+    *,
+    name: str = "toy",
+    version: str = "1",
+    kind: str = "mlp",
+    seed: int = 0,
+    hidden: Sequence[int] = (16, 16),
 ) -> Path:
-    doc = toy_manifest(name, version, kind)
+    doc = toy_manifest(name, version, kind, hidden)
     torch.manual_seed(seed)
     stub = parse_manifest({**doc, "weights": {"file": "w", "sha256": "0" * 64}})
     save_artifact(out, build_model(stub.architecture), doc)

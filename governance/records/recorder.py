@@ -18,7 +18,6 @@ fails a request), and leaves the cache.
 from __future__ import annotations
 
 import threading
-import uuid
 import zlib
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
@@ -33,6 +32,7 @@ from governance.context import Context
 from governance.db.base import utcnow
 from governance.errors import ConfigurationError
 from governance.predict.recording import PreparedRecord
+from governance.randomness import random_hex
 from governance.records.cache import CachedKey, KeyCache
 from governance.records.models import Record
 from governance.vault.blind_index import blind_index
@@ -53,7 +53,7 @@ _INSERT_RECORDS = insert(_RECORDS)
 
 
 def new_record_id() -> str:
-    return f"rec_{uuid.uuid4().hex}"
+    return f"rec_{random_hex()}"
 
 
 def subject_of(*, subject_id: str | None, principal: str) -> str:

@@ -26,12 +26,12 @@ unknown version byte; truncated blob) raises :class:`DecryptionError` with one f
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from governance.randomness import random_bytes
 from governance.vault._canonical import text_field, u64_field
 from governance.vault.errors import DecryptionError
 
@@ -137,7 +137,7 @@ def seal(
         dek_id=dek_id,
         dek_version=dek_version,
     )
-    nonce = os.urandom(NONCE_BYTES)
+    nonce = random_bytes(NONCE_BYTES)
     return SealedRecord(blob=_VERSION_BYTE + nonce + cipher.encrypt(nonce, plaintext, aad))
 
 

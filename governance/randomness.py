@@ -1,0 +1,56 @@
+"""Random identifiers and nonces from the OS CSPRNG, drawn a block at a time.
+
+Every ``os.urandom`` call releases and retakes the GIL around its system call, and a prediction
+needs three draws (request id, record id, AES-GCM nonce): each time, the event loop can lose
+the GIL to the audit writer or the batcher and wait for it back. Drawing 4 KiB at once and
+handing out slices costs one system call per hundred-odd requests, with the same bytes.
+
+Only for values that are public once used: identifiers and nonces. Keys (DEKs, KEKs, API keys)
+are drawn with ``os.urandom``/``secrets`` directly, so no key material sits in this buffer.
+A forked child starts with an empty buffer, so parent and child never hand out the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+_BLOCK = 4096
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._position = 0
+
+    def take(self, n: int) -> bytes:
+        if not 0 < n <= _BLOCK:
+            raise ValueError(f"draw between 1 and {_BLOCK} bytes, not {n}")
+        with self._lock:
+            if self._position + n > len(self._buffer):
+                self._buffer = os.urandom(_BLOCK)
+                self._position = 0
+            start = self._position
+            self._position = start + n
+            return self._buffer[start : start + n]
+
+    def reset(self) -> None:
+        # After a fork, under a fresh lock: the parent's could have been held mid-draw.
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._position = 0
+
+
+_pool = _Pool()
+os.register_at_fork(after_in_child=_pool.reset)
+
+
+def random_bytes(n: int) -> bytes:
+    """``n`` bytes (1..4096) from the OS CSPRNG, never handed out twice."""
+    return _pool.take(n)
+
+
+def random_hex(n: int = 16) -> str:
+    """A random identifier: ``n`` bytes as lowercase hex (128 bits by default)."""
+    return _pool.take(n).hex()
