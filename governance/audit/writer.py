@@ -39,11 +39,33 @@ class AuditUnavailable(AuditError):
     type_slug = "audit-unavailable"
 
 
+Outcome = list[int] | BaseException
+
+
 @dataclass
 class _Item:
+    """Queued events, and who waits for them: a thread (``future``) or an event loop."""
+
     events: Sequence[AuditEvent]
     write: WriteFn | None
     future: Future[list[int]] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[list[int]] | None = None
+
+
+def _settle(future: Future[list[int]] | asyncio.Future[list[int]], outcome: Outcome) -> None:
+    if future.done():  # a caller that gave up (cancelled) gets nothing
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _deliver(waiters: list[tuple[asyncio.Future[list[int]], Outcome]]) -> None:
+    # Runs in the event loop: settles every waiter of one batch in one callback.
+    for waiter, outcome in waiters:
+        _settle(waiter, outcome)
 
 
 _STOP = object()
@@ -111,8 +133,17 @@ class AuditWriter:
         return item.future
 
     async def append(self, events: Sequence[AuditEvent], write: WriteFn | None = None) -> list[int]:
-        """Async form of :meth:`submit`: returns once the events are durable."""
-        return await asyncio.wrap_future(self.submit(events, write))
+        """Async form of :meth:`submit`: returns once the events are durable.
+
+        The writer settles the waiters of a whole batch with one call into the event loop,
+        not one wake-up per request.
+        """
+        if self._closed or self._thread is None:
+            raise AuditUnavailable("the audit log is not accepting writes")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[list[int]] = loop.create_future()
+        self._queue.put(_Item(events, write, loop=loop, waiter=waiter))
+        return await waiter
 
     def append_sync(
         self, events: Sequence[AuditEvent], write: WriteFn | None = None, timeout: float = 30.0
@@ -157,17 +188,33 @@ class AuditWriter:
                         self._commit([item])
                     except Exception as exc:
                         logger.error("audit write failed: %s", type(exc).__name__)
-                        item.future.set_exception(
-                            AuditUnavailable("the audit entry could not be written")
-                        )
+                        failure = AuditUnavailable("the audit entry could not be written")
+                        self._resolve([(item, failure)])
         # Anything queued after the stop marker is refused, never dropped silently.
+        refused: list[tuple[_Item, Outcome]] = []
         while True:
             try:
                 leftover = self._queue.get_nowait()
             except queue.Empty:
                 break
             if isinstance(leftover, _Item):
-                leftover.future.set_exception(AuditUnavailable("the audit log is shutting down"))
+                refused.append((leftover, AuditUnavailable("the audit log is shutting down")))
+        self._resolve(refused)
+
+    def _resolve(self, outcomes: list[tuple[_Item, Outcome]]) -> None:
+        """Settle waiters: threads directly, event loops with one callback per loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[int]], Outcome]]]
+        by_loop = {}
+        for item, outcome in outcomes:
+            if item.loop is None or item.waiter is None:
+                _settle(item.future, outcome)
+            else:
+                by_loop.setdefault(item.loop, []).append((item.waiter, outcome))
+        for loop, waiters in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, waiters)
+            except RuntimeError:  # that loop is closed; nobody is waiting any more
+                logger.warning("audit writer: event loop closed before delivery")
 
     def _commit(self, batch: list[_Item]) -> None:
         frontier = self._frontier
@@ -188,9 +235,7 @@ class AuditWriter:
         self._frontier = appended.frontier
         self.batches += 1
         self.items += len(batch)
-        for item, mine in zip(batch, results, strict=True):
-            if not item.future.done():
-                item.future.set_result(mine)
+        self._resolve(list(zip(batch, results, strict=True)))
         if self._on_commit is not None and size is not None:
             try:
                 self._on_commit(size)

@@ -1,0 +1,91 @@
+"""How the group-commit writer answers the requests waiting on it, from threads and event loops."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from governance.audit.models import AuditEntry
+from governance.audit.writer import AuditUnavailable, AuditWriter
+from tests.audit.conftest import FilledLog, sample_event
+
+
+def _stored_seqs(audit_db: FilledLog) -> list[int]:
+    with audit_db.sessions() as session:
+        return list(
+            session.scalars(AuditEntry.__table__.select().with_only_columns(AuditEntry.seq))
+        )
+
+
+def test_concurrent_async_appends_each_get_their_own_durable_seqs(audit_db: FilledLog) -> None:
+    writer = AuditWriter(audit_db.sessions, max_wait_ms=2)
+    writer.start()
+    before = len(_stored_seqs(audit_db))
+
+    async def run() -> list[list[int]]:
+        return await asyncio.gather(
+            *(writer.append([sample_event(i), sample_event(i + 1000)]) for i in range(200))
+        )
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        writer.close()
+    seqs = [s for pair in results for s in pair]
+    assert all(b == a + 1 for a, b in results)  # an item's events stay together, in order
+    assert sorted(seqs) == list(range(before, before + 400))  # gap-free, none given twice
+    assert writer.batches < 200  # they really were grouped
+    assert sorted(_stored_seqs(audit_db))[before:] == sorted(seqs)
+
+
+def test_one_failing_item_fails_alone_and_its_batch_mates_commit(audit_db: FilledLog) -> None:
+    writer = AuditWriter(audit_db.sessions, max_wait_ms=20)
+    writer.start()
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("this record could not be stored")
+
+    async def run() -> list[list[int] | BaseException]:
+        calls = [writer.append([sample_event(i)]) for i in range(5)]
+        calls.insert(2, writer.append([sample_event(99)], write=boom))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(run())
+    finally:
+        writer.close()
+    assert isinstance(outcomes[2], AuditUnavailable)
+    ok = [o for i, o in enumerate(outcomes) if i != 2]
+    assert all(isinstance(o, list) and len(o) == 1 for o in ok)
+
+
+def test_a_cancelled_waiter_does_not_disturb_the_others(audit_db: FilledLog) -> None:
+    writer = AuditWriter(audit_db.sessions, max_wait_ms=20)
+    writer.start()
+
+    async def run() -> tuple[list[int], list[int]]:
+        first = asyncio.ensure_future(writer.append([sample_event(1)]))
+        gone = asyncio.ensure_future(writer.append([sample_event(2)]))
+        last = asyncio.ensure_future(writer.append([sample_event(3)]))
+        await asyncio.sleep(0)
+        gone.cancel()  # the client went away; its entry is still written
+        return await first, await last
+
+    before = len(_stored_seqs(audit_db))
+    try:
+        first, last = asyncio.run(run())
+    finally:
+        writer.close()
+    assert len(_stored_seqs(audit_db)) == before + 3
+    assert first[0] < last[0]
+
+
+def test_appends_after_close_are_refused(audit_db: FilledLog) -> None:
+    writer = AuditWriter(audit_db.sessions)
+    writer.start()
+    writer.close()
+    with pytest.raises(AuditUnavailable):
+        asyncio.run(writer.append([sample_event(0)]))
+    with pytest.raises(AuditUnavailable):
+        writer.append_sync([sample_event(0)])
