@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,7 +48,7 @@ class _Item:
 
     events: Sequence[AuditEvent]
     write: WriteFn | None
-    future: Future[list[int]] = field(default_factory=Future)
+    future: Future[list[int]] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[list[int]] | None = None
 
@@ -125,12 +125,12 @@ class AuditWriter:
         Returns:
             A future resolving to the events' sequence numbers once committed.
         """
-        item = _Item(events, write)
+        future: Future[list[int]] = Future()
         if self._closed or self._thread is None:
-            item.future.set_exception(AuditUnavailable("the audit log is not accepting writes"))
-            return item.future
-        self._queue.put(item)
-        return item.future
+            future.set_exception(AuditUnavailable("the audit log is not accepting writes"))
+            return future
+        self._queue.put(_Item(events, write, future=future))
+        return future
 
     async def append(self, events: Sequence[AuditEvent], write: WriteFn | None = None) -> list[int]:
         """Async form of :meth:`submit`: returns once the events are durable.
@@ -206,10 +206,10 @@ class AuditWriter:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[int]], Outcome]]]
         by_loop = {}
         for item, outcome in outcomes:
-            if item.loop is None or item.waiter is None:
-                _settle(item.future, outcome)
-            else:
+            if item.loop is not None and item.waiter is not None:
                 by_loop.setdefault(item.loop, []).append((item.waiter, outcome))
+            elif item.future is not None:
+                _settle(item.future, outcome)
         for loop, waiters in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_deliver, waiters)
