@@ -130,20 +130,25 @@ class Authorize:
         actor = Actor(
             principal_id=ident.principal_id, name=ident.name, roles=roles, auth_method="api_key"
         )
-        state = request.state
-        state.actor = actor
-        state.policy_version = decision.policy_version
-        state.decision = "allow" if decision.allowed else "deny"
-        state.reason = decision.reason
-        state.resource = {"object": obj, "action": self.action}
-        route = request.scope.get("route")
-        state.route = getattr(route, "path", request.url.path)
+        scope = request.scope
+        route = scope.get("route")
+        # The request's state dict itself (what ``request.state`` wraps): one update, not six
+        # attribute writes through State; the route template, never the raw path.
+        state = scope.setdefault("state", {})
+        state.update(
+            actor=actor,
+            policy_version=decision.policy_version,
+            decision="allow" if decision.allowed else "deny",
+            reason=decision.reason,
+            resource={"object": obj, "action": self.action},
+            route=route.path if route is not None else scope["path"],
+        )
         if not decision.allowed:
             raise Forbidden(f"{ident.name} may not {self.action} {obj}")
         ctx = Context(
             actor=actor,
-            source=source_of(request.scope),
-            request_id=getattr(state, "request_id", None),
+            source=source_of(scope),
+            request_id=state.get("request_id"),
             policy_version=decision.policy_version,
         )
         return Caller(ident.principal_id, ident.name, ident.key_id, roles, ctx)

@@ -12,11 +12,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from governance.api.deps import Authorize, Caller, runtime_of
+from governance.api.lean_route import LeanRoute
 from governance.api.problems import responses
 from governance.predict.schemas import PredictRequest, PredictResponse
 from governance.predict.service import predict as predict_service
 
-router = APIRouter(prefix="/v1/models", tags=["predict"])
+# The hot path: FastAPI documents and guards the route; LeanRoute resolves its parameters
+# without the generic dependency machinery (see governance/api/lean_route.py).
+router = APIRouter(prefix="/v1/models", tags=["predict"], route_class=LeanRoute)
 
 CanPredict = Annotated[Caller, Depends(Authorize("model:{name}", "predict"))]
 

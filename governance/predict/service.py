@@ -116,12 +116,15 @@ class PredictService:
         # Durable before we answer; the encrypted record commits in the same transaction.
         seqs = await runtime.audit.append([event], write=prepared.write)
         state.audited = True
-        return PredictResponse(
+        # Every field comes from this process (ids, the model's own labels and floats), so
+        # the response is assembled without validating it again.
+        return PredictResponse.model_construct(
             request_id=request_id,
             model=name,
             model_version=version,
             predictions=[
-                PredictionOut(label=p.label, probabilities=p.probabilities) for p in predictions
+                PredictionOut.model_construct(label=p.label, probabilities=p.probabilities)
+                for p in predictions
             ],
             audit_seq=seqs[0],
             record_id=prepared.record_id,

@@ -88,3 +88,40 @@ def test_limits(served: Served) -> None:
     assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
     # The service is still healthy and answers correctly after the refusals.
     assert _post(served, {"record": toy_record()}).status_code == 200
+
+
+def test_body_framing(served: Served) -> None:
+    """What FastAPI's generic handler refused, the lean route refuses the same way."""
+    url = "/v1/models/toy/predict"
+    good = b'{"record": {"age": 30, "hours": 40, "sex": "Male", "job": "a"}}'
+    cases = {
+        "no body": (b"", "application/json"),
+        "text/plain": (good, "text/plain"),
+        "no content type": (good, None),
+        "form": (b"record=1", "application/x-www-form-urlencoded"),
+        "json with a bad byte": (b'{"record": \xff}', "application/json"),
+        "subject id not a string": (b'{"record": {}, "subject_id": 5}', "application/json"),
+        "records not a list": (b'{"records": {"age": 1}}', "application/json"),
+    }
+    for name, (body, content_type) in cases.items():
+        headers = auth(served.client)
+        if content_type is not None:
+            headers["content-type"] = content_type
+        r = served.http.post(url, content=body, headers=headers)
+        assert r.status_code == 422, (name, r.status_code, r.text)
+        problem = r.json()
+        assert r.headers["content-type"] == PROBLEM and problem["status"] == 422, name
+        assert problem["errors"][0]["location"][0] == "body", (name, problem)
+    # A JSON media type with parameters or a +json suffix is JSON.
+    for content_type in ("application/json; charset=utf-8", "application/vnd.warden+json"):
+        headers = {**auth(served.client), "content-type": content_type}
+        r = served.http.post(url, content=good, headers=headers)
+        assert r.status_code == 200, (content_type, r.text)
+
+
+def test_guard_runs_before_the_body_is_read(served: Served) -> None:
+    """A caller without a key or the right learns nothing about how their body was judged."""
+    r = served.http.post("/v1/models/toy/predict", content=b'{"record": {')
+    assert r.status_code == 401 and r.headers["content-type"] == PROBLEM
+    r = _post(served, b'{"record": {', token=served.stranger)
+    assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
