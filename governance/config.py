@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default=1, gt=0)
     audit_batch_wait_ms: float = Field(default=2.0, ge=0)
     audit_batch_max: int = Field(default=512, gt=0)
+    # Where the group-commit writer of audit entries and records runs: a process of its own
+    # (the server's event loop then shares its GIL with nothing but inference), or a thread.
+    audit_writer: Literal["process", "thread"] = "process"
     checkpoint_every_entries: int = Field(default=1000, gt=0)
     checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     state_poll_seconds: float = Field(default=0.25, gt=0)

@@ -22,6 +22,9 @@ from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker, state
 from governance.errors import ConfigurationError, ServiceUnavailable
 from governance.identity.cache import AuthCache
+from governance.journal import Journal
+from governance.journal.local import LocalJournal
+from governance.journal.remote import ProcessJournal
 from governance.policy.engine import PolicyEngine
 from governance.policy.rules import load_rules
 from governance.policy.service import policy as policy_service
@@ -71,20 +74,33 @@ class Runtime:
             max_wait_ms=settings.batch_max_wait_ms,
             max_queue_rows=settings.batch_max_queue_rows,
         )
-        self.audit = AuditWriter(
-            self.sessions,
-            max_batch=settings.audit_batch_max,
-            max_wait_ms=settings.audit_batch_wait_ms,
-            on_commit=self._after_audit_commit,
-        )
         self.checkpointer: Checkpointer | None = None
-        self.recorder: Recorder = RecordStore(self)
+        self.records = RecordStore(self)
+        self.recorder: Recorder = self.records
+        self.audit: Journal = self._journal(settings)
         self._counters: dict[str, int] = {}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._reload_lock = threading.Lock()
         self._checkpoint_due = threading.Event()
         self._committed_size = 0
+
+    def _journal(self, settings: Settings) -> Journal:
+        if settings.audit_writer == "process":
+            return ProcessJournal(
+                database_url=settings.resolved_database_url,
+                max_batch=settings.audit_batch_max,
+                max_wait_ms=settings.audit_batch_wait_ms,
+                on_commit=self._after_audit_commit,
+                evict=self.records.evict,
+            )
+        writer = AuditWriter(
+            self.sessions,
+            max_batch=settings.audit_batch_max,
+            max_wait_ms=settings.audit_batch_wait_ms,
+            on_commit=self._after_audit_commit,
+        )
+        return LocalJournal(writer, evict=self.records.evict)
 
     # -- lifecycle -------------------------------------------------------------------------
 

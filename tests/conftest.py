@@ -119,6 +119,10 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         checkpoint_every_seconds=1.0,
         checkpoint_every_entries=100,
         device="cpu",
+        # In-process apps (TestClient) write the journal in a thread: one writer process per
+        # app would add a second to every test. Live servers (settings_env) run the default,
+        # a writer process, as `warden serve` does.
+        audit_writer="thread",
     )
     create_keys(cfg)
     return cfg

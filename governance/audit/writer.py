@@ -29,6 +29,9 @@ from governance.audit.events import AuditEvent
 logger = logging.getLogger(__name__)
 
 WriteFn = Callable[[Session, list[int]], None]
+# A write callback that stores its rows for the whole batch at once appends a hook here, in
+# ``session.info``; the writer runs the hooks after every item's callback, before the commit.
+BEFORE_COMMIT = "warden.before_commit"
 
 
 class AuditUnavailable(AuditError):
@@ -53,7 +56,8 @@ class _Item:
     waiter: asyncio.Future[list[int]] | None = None
 
 
-def _settle(future: Future[list[int]] | asyncio.Future[list[int]], outcome: Outcome) -> None:
+def settle(future: Future[list[int]] | asyncio.Future[list[int]], outcome: Outcome) -> None:
+    """Resolve a waiter with seqs or an exception (a waiter that gave up gets nothing)."""
     if future.done():  # a caller that gave up (cancelled) gets nothing
         return
     if isinstance(outcome, BaseException):
@@ -62,10 +66,10 @@ def _settle(future: Future[list[int]] | asyncio.Future[list[int]], outcome: Outc
         future.set_result(outcome)
 
 
-def _deliver(waiters: list[tuple[asyncio.Future[list[int]], Outcome]]) -> None:
-    # Runs in the event loop: settles every waiter of one batch in one callback.
+def deliver(waiters: list[tuple[asyncio.Future[list[int]], Outcome]]) -> None:
+    """Settle event-loop waiters; scheduled once per batch with ``call_soon_threadsafe``."""
     for waiter, outcome in waiters:
-        _settle(waiter, outcome)
+        settle(waiter, outcome)
 
 
 _STOP = object()
@@ -209,10 +213,10 @@ class AuditWriter:
             if item.loop is not None and item.waiter is not None:
                 by_loop.setdefault(item.loop, []).append((item.waiter, outcome))
             elif item.future is not None:
-                _settle(item.future, outcome)
+                settle(item.future, outcome)
         for loop, waiters in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_deliver, waiters)
+                loop.call_soon_threadsafe(deliver, waiters)
             except RuntimeError:  # that loop is closed; nobody is waiting any more
                 logger.warning("audit writer: event loop closed before delivery")
 
@@ -231,6 +235,8 @@ class AuditWriter:
                 if item.write is not None:
                     item.write(session, mine)
                 results.append(mine)
+            for hook in session.info.pop(BEFORE_COMMIT, ()):
+                hook(session)
             size = seqs[-1] + 1 if seqs else None
         self._frontier = appended.frontier
         self.batches += 1

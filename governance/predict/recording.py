@@ -1,8 +1,8 @@
 """The seam between the predict path and encrypted record storage (``governance.records``).
 
 The predict path asks a :class:`Recorder` to prepare a record before the audit append. The
-recorder encrypts the payloads (CPU only, no I/O on a warm key cache) and returns a ``write``
-callback that the audit writer runs inside the same group-commit transaction as the audit entry:
+recorder encrypts the payloads (CPU only, no I/O on a warm key cache) and returns the sealed
+row, which the journal stores inside the same group-commit transaction as the audit entry:
 both are durable together, or neither is.
 """
 
@@ -11,15 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from governance.audit.writer import WriteFn
 from governance.context import Context
+from governance.records.sink import RecordRow
 
 
 @dataclass(frozen=True)
 class PreparedRecord:
     record_id: str | None
     data_key_id: str | None
-    write: WriteFn | None
+    row: RecordRow | None
 
 
 class Recorder(Protocol):

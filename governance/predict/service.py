@@ -114,7 +114,7 @@ class PredictService:
             details={"records": len(rows)},
         )
         # Durable before we answer; the encrypted record commits in the same transaction.
-        seqs = await runtime.audit.append([event], write=prepared.write)
+        seqs = await runtime.audit.append([event], prepared.row)
         state.audited = True
         # Every field comes from this process (ids, the model's own labels and floats), so
         # the response is assembled without validating it again.

@@ -3,27 +3,25 @@
 :meth:`RecordStore.prepare` runs on the event loop for every allowed prediction. On a warm key
 cache it does no I/O: a blind index (HMAC) and one AES-256-GCM seal. On a miss, or when a key
 has sealed ``dek_max_uses`` records, the key is loaded, rotated or created in a worker thread,
-in a short transaction of its own. The row itself is inserted by the returned ``write``
-callback, which the audit writer runs inside the group-commit transaction of the request's
-audit entry: both are durable together, or neither is.
+in a short transaction of its own. The sealed row is stored by the journal inside the
+group-commit transaction of the request's audit entry (:mod:`governance.records.sink`): both
+are durable together, or neither is.
 
-Erasure in any process reaches every other one through that callback: just before the group
-commit, the states of the batch's keys are read and locked in the same transaction as the
-inserts. A destroyed key therefore never stores a record: the request
-fails closed (503) and the stale key leaves the cache, so the next request gets a fresh key.
-A key rotated by another process still stores the records sealed just before (rotation never
-fails a request), and leaves the cache.
+Erasure in any process reaches every other one there: just before the group commit, the states
+of the batch's keys are read and locked in the same transaction as the inserts. A destroyed key
+therefore never stores a record: the request fails closed (503) and the stale key leaves this
+cache (:meth:`RecordStore.evict`), so the next request gets a fresh key. A key rotated by
+another process still stores the records sealed just before (rotation never fails a request),
+and leaves the cache.
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
-from collections import Counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Table, event, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,11 +32,10 @@ from governance.errors import ConfigurationError
 from governance.predict.recording import PreparedRecord
 from governance.randomness import random_hex
 from governance.records.cache import CachedKey, KeyCache
-from governance.records.models import Record
+from governance.records.sink import RecordRow
 from governance.vault.blind_index import blind_index
-from governance.vault.errors import DecryptionError, KeyDestroyed, KeyProviderError
+from governance.vault.errors import DecryptionError, KeyProviderError
 from governance.vault.keys import data_keys, new_dek_id
-from governance.vault.models import ACTIVE, DECRYPT_ONLY
 from governance.vault.record_format import FORMAT_VERSION, seal
 
 if TYPE_CHECKING:
@@ -47,9 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["RecordStore", "new_record_id", "record_plaintext", "subject_of"]
 
 _LOCK_STRIPES = 64
-_PENDING = "warden.records.pending"
-_RECORDS = cast(Table, Record.__table__)
-_INSERT_RECORDS = insert(_RECORDS)
 
 
 def new_record_id() -> str:
@@ -142,7 +136,7 @@ class RecordStore:
         response_json: bytes,
         row_count: int,
     ) -> PreparedRecord:
-        """Seal a request/response pair and return the insert to run with its audit entry.
+        """Seal a request/response pair and return the row to store with its audit entry.
 
         Raises:
             KeyProviderError: no key could be had (fail closed: the request is refused).
@@ -176,49 +170,12 @@ class RecordStore:
             "row_count": row_count,
             "blob": sealed.blob,
         }
-        sealed_with = entry
+        row = RecordRow(values, entry.dek_id, ref)
+        return PreparedRecord(record_id=record_id, data_key_id=entry.dek_id, row=row)
 
-        def write(session: Session, seqs: list[int]) -> None:
-            self._write(session, values, sealed_with, seqs)
-
-        return PreparedRecord(record_id=record_id, data_key_id=entry.dek_id, write=write)
-
-    def _write(
-        self, session: Session, values: dict[str, Any], entry: CachedKey, seqs: list[int]
-    ) -> None:
-        # Records of one group commit are stored together just before it commits: one key-state
-        # check, one use-count update and one multi-row insert per batch, not per request.
-        pending = session.info.get(_PENDING)
-        if pending is None:
-            pending = session.info[_PENDING] = []
-            event.listen(session, "before_commit", self._store_pending)
-        pending.append(({**values, "audit_seq": seqs[0] if seqs else None}, entry))
-
-    def _store_pending(self, session: Session) -> None:
-        pending: list[tuple[dict[str, Any], CachedKey]] = session.info.pop(_PENDING, [])
-        if not pending:
-            return
-        counts = Counter(entry.dek_id for _, entry in pending)
-        states = data_keys.lock_states(session, counts)
-        refused = False
-        for _, entry in pending:
-            state = states.get(entry.dek_id)
-            if state == ACTIVE:
-                continue
-            # Rotated elsewhere (still stored: rotation never fails a request) or destroyed:
-            # either way this process must stop sealing with it.
-            self.cache.evict_key(entry.dek_id, entry.subject_ref)
-            refused = refused or state != DECRYPT_ONLY
-        if refused:
-            # The whole group commit rolls back; the audit writer then retries each request
-            # alone, so only the ones sealed under a destroyed key fail (closed, 503).
-            raise KeyDestroyed(
-                "a record's data key was destroyed by an erasure before the record was "
-                "stored; the record was refused"
-            )
-        data_keys.add_uses(session, counts)
-        # Core executemany on the table: the ORM's bulk-insert bookkeeping is not needed here.
-        session.connection().execute(_INSERT_RECORDS, [row for row, _ in pending])
+    def evict(self, dek_id: str, subject_ref: str) -> None:
+        """Stop sealing with a key the store found rotated or destroyed (see RecordSink)."""
+        self.cache.evict_key(dek_id, subject_ref)
 
     def _lock_for(self, subject_ref: str) -> threading.Lock:
         return self._locks[zlib.crc32(subject_ref.encode("ascii")) % _LOCK_STRIPES]

@@ -22,6 +22,13 @@ from tests.conftest import ArtifactBuilder, auth
 from tests.records.conftest import Setup, serve_toy
 
 
+@pytest.fixture(params=["thread", "process"])
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Each test with the journal in a thread and in its own writer process: in the latter,
+    the stale keys found at storage time travel back to this process's cache."""
+    return settings.model_copy(update={"audit_writer": request.param})
+
+
 @pytest.fixture
 def small_keys(
     settings: Settings, admin_token: str, make_artifact: ArtifactBuilder

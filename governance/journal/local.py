@@ -1,0 +1,41 @@
+"""The journal in a thread of this process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from governance.audit.events import AuditEvent
+from governance.audit.writer import AuditWriter
+from governance.records.sink import Evict, RecordRow, RecordSink
+
+
+class LocalJournal:
+    """The group-commit thread of this process, storing records through a :class:`RecordSink`.
+
+    Args:
+        writer: the audit writer (not started yet).
+        evict: told of each data key found rotated or destroyed when its records were stored.
+    """
+
+    def __init__(self, writer: AuditWriter, evict: Evict) -> None:
+        self.writer = writer
+        self._evict = evict
+        self._sink = RecordSink()
+
+    def __repr__(self) -> str:
+        return f"LocalJournal({self.writer.batches} batches, {self.writer.items} items)"
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def append(
+        self, events: Sequence[AuditEvent], record: RecordRow | None = None
+    ) -> list[int]:
+        write = None if record is None else self._sink.write_fn(record, self._evict)
+        return await self.writer.append(events, write)
+
+    def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
+        return self.writer.append_sync(events, timeout=timeout)

@@ -1,0 +1,274 @@
+"""The journal in a writer process of its own (:mod:`governance.journal.sidecar`).
+
+Why a process: the group commit (canonical entries, Merkle nodes, SQL, the records' key-state
+check) is Python, and in a thread it competes for the server's GIL with every request. In its
+own process it runs on another core, and the event loop only pickles each append into a frame.
+
+Appends made during one turn of the event loop leave in one frame; the answers of a group
+commit come back in one frame and are settled with one call into the loop, as the thread
+writer does. If the writer process dies, every waiting request is refused (503, never answered
+unaudited), appends are refused until a new writer process is up, and one is started again
+with a growing pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import IO, Any
+
+from governance.audit.events import AuditEvent
+from governance.audit.writer import AuditUnavailable, Outcome, deliver, settle
+from governance.errors import ConfigurationError
+from governance.journal.wire import frame, read_frame
+from governance.records.sink import Evict, RecordRow
+
+logger = logging.getLogger(__name__)
+
+Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[list[int]]] | Future[list[int]]
+_SEND_BUFFER = 4 << 20
+
+
+class ProcessJournal:
+    """Appends through a writer process started (and restarted) by this object.
+
+    Args:
+        database_url: the database the writer process appends to.
+        max_batch: most items per group commit.
+        max_wait_ms: how long a forming batch waits for more items.
+        on_commit: called with the tree size after each commit (checkpointing hooks in here).
+        evict: told of each data key found rotated or destroyed when its records were stored.
+        start_timeout: seconds to wait for a new writer process to be ready.
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        max_batch: int,
+        max_wait_ms: float,
+        on_commit: Callable[[int], None] | None,
+        evict: Evict,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self._config = {
+            "database_url": database_url,
+            "max_batch": max_batch,
+            "max_wait_ms": max_wait_ms,
+        }
+        self._on_commit = on_commit
+        self._evict = evict
+        self._start_timeout = start_timeout
+        self._ids = itertools.count()
+        self._pending: dict[int, Waiter] = {}
+        self._lock = threading.Lock()  # guards _pending, the socket's writes and _sock
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._receiver: threading.Thread | None = None
+        self._outbox: list[tuple[int, Sequence[AuditEvent], RecordRow | None]] = []
+        self._closed = False
+        self.restarts = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("up" if self._sock is not None else "down")
+        return f"ProcessJournal({state}, {len(self._pending)} waiting)"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer process and wait until it is ready.
+
+        Raises:
+            ConfigurationError: it did not come up (its own error went to stderr).
+        """
+        if not self._spawn():
+            raise ConfigurationError("the audit journal's writer process did not start")
+
+    def _spawn(self) -> bool:
+        parent, child = socket.socketpair()
+        parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
+                [sys.executable, "-m", "governance.journal.sidecar", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        stream = parent.makefile("rb")
+        try:
+            parent.settimeout(self._start_timeout)
+            parent.sendall(frame(("config", self._config)))
+            ready = read_frame(stream)
+            parent.settimeout(None)
+        except (OSError, EOFError):
+            ready = None
+        if ready != ("ready",):
+            logger.error("audit journal: the writer process did not start")
+            parent.close()
+            proc.kill()
+            proc.wait()
+            return False
+        with self._lock:
+            self._sock, self._proc = parent, proc
+        self._receiver = threading.Thread(
+            target=self._receive, args=(stream, parent, proc), name="journal-receive", daemon=True
+        )
+        self._receiver.start()
+        return True
+
+    def close(self) -> None:
+        """Send what is queued, let the writer process commit it all, and wait for it."""
+        if self._closed:
+            return
+        self._flush()
+        self._closed = True
+        with self._lock:
+            sock, proc = self._sock, self._proc
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.sendall(frame(("stop",)))
+        if self._receiver is not None:
+            self._receiver.join(timeout=60)
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if sock is not None:
+            sock.close()
+
+    # -- appends ---------------------------------------------------------------------------
+
+    async def append(
+        self, events: Sequence[AuditEvent], record: RecordRow | None = None
+    ) -> list[int]:
+        if self._closed or self._sock is None:
+            raise AuditUnavailable("the audit log is not accepting writes")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[list[int]] = loop.create_future()
+        ident = next(self._ids)
+        with self._lock:
+            self._pending[ident] = (loop, waiter)
+        if not self._outbox:
+            # Everything appended during this turn of the loop leaves in one frame.
+            loop.call_soon(self._flush)
+        self._outbox.append((ident, events, record))
+        return await waiter
+
+    def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
+        future: Future[list[int]] = Future()
+        if self._closed or self._sock is None:
+            raise AuditUnavailable("the audit log is not accepting writes")
+        ident = next(self._ids)
+        with self._lock:
+            self._pending[ident] = future
+        self._send([(ident, events, None)])
+        return future.result(timeout=timeout)
+
+    def _flush(self) -> None:
+        items, self._outbox = self._outbox, []
+        if items:
+            self._send(items)
+
+    def _send(self, items: list[tuple[int, Sequence[AuditEvent], RecordRow | None]]) -> None:
+        data = frame(("append", [(i, list(events), row) for i, events, row in items]))
+        with self._lock:
+            sock = self._sock
+            try:
+                if sock is None:
+                    raise OSError("no writer process")
+                sock.sendall(data)
+                return
+            except OSError:
+                failed = [(i, self._pending.pop(i, None)) for i, _, _ in items]
+        self._settle_all([(waiter, _down()) for _, waiter in failed if waiter is not None])
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def _receive(
+        self, stream: IO[bytes], sock: socket.socket, proc: subprocess.Popen[bytes]
+    ) -> None:
+        while True:
+            try:
+                message = read_frame(stream)
+            except (EOFError, OSError, ValueError):
+                message = None
+            if message is None or message[0] == "bye":
+                break
+            if message[0] == "done":
+                self._answer(message[1], message[2])
+        with self._lock:
+            if self._sock is sock:
+                self._sock = None
+            stranded = list(self._pending.values())
+            self._pending.clear()
+        self._settle_all([(waiter, _down()) for waiter in stranded])
+        if self._closed:
+            return
+        # Not asked to stop: the writer process died. Refuse (503) until a new one is up.
+        logger.error("audit journal: the writer process exited (%s); restarting", proc.poll())
+        sock.close()
+        self._restart()
+
+    def _answer(
+        self, results: list[tuple[int, list[int] | str, list[tuple[str, str]]]], size: Any
+    ) -> None:
+        outcomes: list[tuple[Waiter, Outcome]] = []
+        with self._lock:
+            for ident, outcome, evicted in results:
+                for dek_id, subject_ref in evicted:
+                    self._evict(dek_id, subject_ref)
+                waiter = self._pending.pop(ident, None)
+                if waiter is None:
+                    continue
+                if isinstance(outcome, str):
+                    outcomes.append((waiter, AuditUnavailable(outcome)))
+                else:
+                    outcomes.append((waiter, outcome))
+        self._settle_all(outcomes)
+        if size is not None and self._on_commit is not None:
+            try:
+                self._on_commit(size)
+            except Exception as exc:
+                logger.warning("after-commit hook failed: %s", type(exc).__name__)
+
+    @staticmethod
+    def _settle_all(outcomes: list[tuple[Waiter, Outcome]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[int]], Outcome]]]
+        by_loop = {}
+        for waiter, outcome in outcomes:
+            if isinstance(waiter, tuple):
+                by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+            else:
+                settle(waiter, outcome)
+        for loop, waiters in by_loop.items():
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(deliver, waiters)
+
+    def _restart(self) -> None:
+        pause = 0.5
+        while not self._closed:
+            time.sleep(pause)
+            if self._closed:
+                return
+            if self._spawn():
+                self.restarts += 1
+                logger.warning("audit journal: writer process restarted")
+                return
+            pause = min(pause * 2, 10.0)
+
+
+def _down() -> AuditUnavailable:
+    return AuditUnavailable("the audit log's writer process is not running")

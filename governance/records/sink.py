@@ -1,0 +1,94 @@
+"""Storing sealed records inside the audit log's group commit: the database side, as data.
+
+A :class:`RecordRow` is a sealed record ready to insert (ciphertext and metadata, never a key
+or a plaintext) plus the data key it was sealed under. It is plain data, so it can be handed to
+the audit writer in this process or in the journal's writer process alike.
+
+:meth:`RecordSink.write_fn` turns a row into the audit writer's per-item ``write`` callback.
+The rows of one group commit are stored together just before it commits: one key-state check,
+one use-count update and one multi-row insert per batch, not per request. The states of the
+batch's keys are read and locked in the same transaction as the inserts, so an erasure in any
+process is seen: a record sealed under a destroyed key is never stored (the batch fails, the
+writer retries each item alone, and only those items fail closed with a 503). A key rotated
+elsewhere still stores the records sealed just before (rotation never fails a request). Either
+way the key is reported through ``evict`` so that the sealing process stops using it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+from governance.audit.writer import BEFORE_COMMIT, WriteFn
+from governance.records.models import Record
+from governance.vault.errors import KeyDestroyed
+from governance.vault.keys import data_keys
+from governance.vault.models import ACTIVE, DECRYPT_ONLY
+
+__all__ = ["Evict", "RecordRow", "RecordSink"]
+
+_PENDING = "warden.records.pending"
+_RECORDS = cast(Table, Record.__table__)
+_INSERT_RECORDS = insert(_RECORDS)
+
+# Called with (dek_id, subject_ref) when a key must no longer seal records.
+Evict = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """A sealed record to insert, without its audit sequence number (known at commit)."""
+
+    values: dict[str, Any]
+    dek_id: str
+    subject_ref: str
+
+    def __repr__(self) -> str:
+        return f"RecordRow(id={self.values.get('id')!r}, dek_id={self.dek_id!r})"
+
+
+class RecordSink:
+    """Stores :class:`RecordRow` items in the audit writer's transaction. Holds no keys."""
+
+    def write_fn(self, row: RecordRow, evict: Evict) -> WriteFn:
+        """The audit writer's ``write`` callback for one record."""
+
+        def write(session: Session, seqs: list[int]) -> None:
+            pending = session.info.get(_PENDING)
+            if pending is None:
+                pending = session.info[_PENDING] = []
+                session.info.setdefault(BEFORE_COMMIT, []).append(self._store_pending)
+            pending.append(({**row.values, "audit_seq": seqs[0] if seqs else None}, row, evict))
+
+        return write
+
+    def _store_pending(self, session: Session) -> None:
+        pending: list[tuple[dict[str, Any], RecordRow, Evict]] = session.info.pop(_PENDING, [])
+        if not pending:
+            return
+        counts = Counter(row.dek_id for _, row, _ in pending)
+        states = data_keys.lock_states(session, counts)
+        refused = False
+        for _, row, evict in pending:
+            state = states.get(row.dek_id)
+            if state == ACTIVE:
+                continue
+            # Rotated elsewhere (still stored: rotation never fails a request) or destroyed:
+            # either way the sealing process must stop using it.
+            evict(row.dek_id, row.subject_ref)
+            refused = refused or state != DECRYPT_ONLY
+        if refused:
+            # The whole group commit rolls back; the audit writer then retries each request
+            # alone, so only the ones sealed under a destroyed key fail (closed, 503).
+            raise KeyDestroyed(
+                "a record's data key was destroyed by an erasure before the record was "
+                "stored; the record was refused"
+            )
+        data_keys.add_uses(session, counts)
+        # Core executemany on the table: the ORM's bulk-insert bookkeeping is not needed here.
+        session.connection().execute(_INSERT_RECORDS, [values for values, _, _ in pending])

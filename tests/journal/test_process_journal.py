@@ -1,0 +1,120 @@
+"""ProcessJournal: appends made durable by a writer process of its own, on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from governance.audit.models import AuditEntry
+from governance.audit.verify import verify_log
+from governance.audit.writer import AuditUnavailable
+from governance.config import Settings
+from governance.journal.remote import ProcessJournal
+from tests.audit.conftest import FilledLog, sample_event
+
+
+class Commits:
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, size: int) -> None:
+        self.sizes.append(size)
+
+
+@pytest.fixture
+def journal(settings: Settings, audit_db: FilledLog) -> Iterator[tuple[ProcessJournal, Commits]]:
+    commits = Commits()
+    journal = ProcessJournal(
+        database_url=settings.resolved_database_url,
+        max_batch=64,
+        max_wait_ms=1.0,
+        on_commit=commits,
+        evict=lambda dek_id, subject_ref: None,
+    )
+    journal.start()
+    yield journal, commits
+    journal.close()
+
+
+def test_concurrent_appends_are_durable_and_gap_free(
+    journal: tuple[ProcessJournal, Commits], audit_db: FilledLog
+) -> None:
+    writer, commits = journal
+
+    async def burst() -> list[list[int]]:
+        return await asyncio.gather(*(writer.append([sample_event(i)]) for i in range(200)))
+
+    seqs = asyncio.run(burst())
+    seqs.append(writer.append_sync([sample_event(200), sample_event(201)]))
+    flat = sorted(s for batch in seqs for s in batch)
+    assert flat == list(range(202))
+    with audit_db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == 202
+        # An answered append is committed: another connection reads it back.
+        report = verify_log(session, audit_db.vkey)
+    assert report.tree_size == report.entries_checked == 202
+    assert commits.sizes and commits.sizes[-1] == 202 and commits.sizes == sorted(commits.sizes)
+
+
+def test_a_closed_journal_refuses(settings: Settings, audit_db: FilledLog) -> None:
+    journal = ProcessJournal(
+        database_url=settings.resolved_database_url,
+        max_batch=8,
+        max_wait_ms=0.0,
+        on_commit=None,
+        evict=lambda dek_id, subject_ref: None,
+    )
+    journal.start()
+    assert journal.append_sync([sample_event(0)]) == [0]
+    journal.close()
+    with pytest.raises(AuditUnavailable):
+        journal.append_sync([sample_event(1)])
+    with pytest.raises(AuditUnavailable):
+        asyncio.run(journal.append([sample_event(1)]))
+
+
+def test_a_dead_writer_process_refuses_then_is_replaced(
+    journal: tuple[ProcessJournal, Commits], audit_db: FilledLog
+) -> None:
+    writer, _ = journal
+    assert writer.append_sync([sample_event(0)]) == [0]
+    proc = writer._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # Fail closed while no writer process runs: a refusal, never an unaudited answer.
+    deadline = time.monotonic() + 30
+    refused = 0
+    while time.monotonic() < deadline:
+        try:
+            seqs = writer.append_sync([sample_event(1)], timeout=10)
+        except AuditUnavailable:
+            refused += 1
+            time.sleep(0.05)
+            continue
+        break
+    else:
+        pytest.fail("the writer process was not replaced")
+    assert refused >= 1 and writer.restarts == 1
+    assert seqs == [1]  # the log goes on where it was: nothing lost, nothing renumbered
+    with audit_db.sessions() as session:
+        assert verify_log(session, audit_db.vkey).entries_checked == 2
+
+
+def test_the_writer_process_is_not_a_listening_service(
+    journal: tuple[ProcessJournal, Commits],
+) -> None:
+    """It talks only over the inherited socketpair: no port, and no URL in its argv."""
+    writer, _ = journal
+    proc = writer._proc
+    assert proc is not None
+    cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[1:3] == [b"-m", b"governance.journal.sidecar"]
+    assert not any(b"sqlite" in part or b"postgresql" in part for part in cmdline)
