@@ -116,6 +116,7 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     server_cpu_s: float | None = None
+    children_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
@@ -128,11 +129,33 @@ class LoadResult:
             return None
         return self.server_cpu_s / self.requests * 1e6
 
+    @property
+    def children_us_per_request(self) -> float | None:
+        """CPU time the server's child processes (its journal writer) spent per request."""
+        if self.children_cpu_s is None or not self.requests:
+            return None
+        return self.children_cpu_s / self.requests * 1e6
+
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, all threads (Linux ``/proc/PID/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (a server's journal writer process, for one)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
 
 
 def _request_bytes(url: str, headers: dict[str, str], body: Any) -> tuple[str, int, bytes]:
@@ -190,16 +213,21 @@ async def _load(
             if status != 200:
                 errors += 1
 
+    children = child_pids(server_pid) if server_pid else []
     cpu0 = process_cpu_seconds(server_pid) if server_pid else None
+    children0 = sum(process_cpu_seconds(c) for c in children)
     start = time.perf_counter()
     await asyncio.gather(*(client(r, w) for r, w in connections))
     elapsed = time.perf_counter() - start
     cpu = process_cpu_seconds(server_pid) - cpu0 if server_pid and cpu0 is not None else None
+    children_cpu = sum(process_cpu_seconds(c) for c in children) - children0 if children else None
     for _, writer in connections:
         writer.close()
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    return LoadResult(len(latencies), errors, elapsed, q[49] * 1000, q[98] * 1000, cpu)
+    return LoadResult(
+        len(latencies), errors, elapsed, q[49] * 1000, q[98] * 1000, cpu, children_cpu
+    )
 
 
 def load(

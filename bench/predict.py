@@ -75,7 +75,8 @@ def main() -> None:
     for label, r in (("bare", base), ("governed", ours)):
         print(
             f"{label:9} {r.rps:8.1f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  "
-            f"server CPU {r.server_us_per_request or 0:6.0f} us/request  errors {r.errors}"
+            f"server CPU {r.server_us_per_request or 0:6.0f} us/request "
+            f"(+ {r.children_us_per_request or 0:4.0f} in child processes)  errors {r.errors}"
         )
     emit(
         "predict",
@@ -88,6 +89,7 @@ def main() -> None:
         bare_p99_ms=round(base.p99_ms, 2),
         governed_server_us_per_request=round(ours.server_us_per_request or 0),
         bare_server_us_per_request=round(base.server_us_per_request or 0),
+        governed_writer_process_us_per_request=round(ours.children_us_per_request or 0),
         errors=ours.errors + base.errors,
     )
 

@@ -4,11 +4,13 @@ Why a process: the group commit (canonical entries, Merkle nodes, SQL, the recor
 check) is Python, and in a thread it competes for the server's GIL with every request. In its
 own process it runs on another core, and the event loop only pickles each append into a frame.
 
-Appends made during one turn of the event loop leave in one frame; the answers of a group
-commit come back in one frame and are settled with one call into the loop, as the thread
-writer does. If the writer process dies, every waiting request is refused (503, never answered
-unaudited), appends are refused until a new writer process is up, and one is started again
-with a growing pause.
+Appends made during one turn of the event loop leave in a few frames (a frame leaves when it
+holds four, and at the end of the turn); the answers of a group commit come back in one frame
+and are settled with one call into the loop, as the thread writer does.
+
+If the writer process dies, every waiting request is refused (503, never answered unaudited),
+appends are refused until a new writer process is up, and one is started again with a growing
+pause.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[list[int]]] | Future[list[int]]
 _SEND_BUFFER = 4 << 20
+# A frame leaves at the end of the loop's turn, or as soon as it holds this many appends: a
+# turn that answers a whole group commit runs for milliseconds, and holding every append
+# until its end would leave the writer process idle meanwhile (measured: 2.0k predictions/s
+# at 32 clients holding them all, 2.1-2.3k sending each at once, 2.3-2.5k at four).
+_FLUSH_AT = 4
 
 
 class ProcessJournal:
@@ -160,10 +167,13 @@ class ProcessJournal:
         ident = next(self._ids)
         with self._lock:
             self._pending[ident] = (loop, waiter)
-        if not self._outbox:
-            # Everything appended during this turn of the loop leaves in one frame.
+        outbox = self._outbox
+        if not outbox:
+            # What is appended during this turn of the loop leaves in as few frames as it can.
             loop.call_soon(self._flush)
-        self._outbox.append((ident, events, record))
+        outbox.append((ident, events, record))
+        if len(outbox) >= _FLUSH_AT:
+            self._flush()
         return await waiter
 
     def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
