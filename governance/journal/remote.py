@@ -192,17 +192,21 @@ class ProcessJournal:
             self._send(items)
 
     def _send(self, items: list[tuple[int, Sequence[AuditEvent], RecordRow | None]]) -> None:
-        data = frame(("append", [(i, list(events), row) for i, events, row in items]))
         with self._lock:
+            # An append already refused (its writer process died while it sat in the outbox)
+            # is not sent: its request was answered 503, so it must not reach the log.
+            live = [(i, list(events), row) for i, events, row in items if i in self._pending]
             sock = self._sock
+            if not live:
+                return
             try:
                 if sock is None:
                     raise OSError("no writer process")
-                sock.sendall(data)
+                sock.sendall(frame(("append", live)))
                 return
             except OSError:
-                failed = [(i, self._pending.pop(i, None)) for i, _, _ in items]
-        self._settle_all([(waiter, _down()) for _, waiter in failed if waiter is not None])
+                failed = [self._pending.pop(i, None) for i, _, _ in live]
+        self._settle_all([(waiter, _down()) for waiter in failed if waiter is not None])
 
     # -- answers ---------------------------------------------------------------------------
 
