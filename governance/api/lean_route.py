@@ -11,8 +11,9 @@ its signature, guard, body model, response model and error responses are FastAPI
 OpenAPI document and the permission walk see it as before. At build time the route checks that
 the endpoint takes only what the lean resolver knows how to give (path parameters, one JSON body
 model, the ``Request``, and exactly one :class:`~governance.api.deps.Authorize` guard) and
-refuses to build otherwise. Per request it then calls the same guard object, validates the body
-once with pydantic's JSON parser, and calls the endpoint. Errors are the ones FastAPI raises
+refuses to build otherwise. Per request it then calls the same guard object (before reading the
+body, where FastAPI reads the body first), validates the body once with pydantic's JSON parser,
+and calls the endpoint. Errors are the ones FastAPI raises
 (:class:`RequestValidationError`, the guard's 401/403), rendered by the app's one set of
 problem+json handlers.
 """
@@ -84,8 +85,9 @@ class LeanRoute(APIRoute):
         validate_json = body_model.model_validate_json
 
         async def handle(request: Request) -> Response:
-            # The guard first, as in FastAPI's order: an unauthorized caller learns nothing
-            # about what their body would have been judged to be.
+            # The guard first (FastAPI's generic handler parses the body before it runs the
+            # dependencies): a caller without a key or the right learns nothing about how
+            # their body would have been judged, and no unauthenticated body is parsed.
             caller = await guard(request)
             raw = await request.body()
             if not raw:

@@ -28,17 +28,22 @@ class Commits:
         self.sizes.append(size)
 
 
-@pytest.fixture
-def journal(settings: Settings, audit_db: FilledLog) -> Iterator[tuple[ProcessJournal, Commits]]:
-    commits = Commits()
+def started(settings: Settings, on_commit: Commits | None = None) -> ProcessJournal:
     journal = ProcessJournal(
         database_url=settings.resolved_database_url,
         max_batch=64,
         max_wait_ms=1.0,
-        on_commit=commits,
+        on_commit=on_commit,
         evict=lambda dek_id, subject_ref: None,
     )
     journal.start()
+    return journal
+
+
+@pytest.fixture
+def journal(settings: Settings, audit_db: FilledLog) -> Iterator[tuple[ProcessJournal, Commits]]:
+    commits = Commits()
+    journal = started(settings, commits)
     yield journal, commits
     journal.close()
 
@@ -64,14 +69,7 @@ def test_concurrent_appends_are_durable_and_gap_free(
 
 
 def test_a_closed_journal_refuses(settings: Settings, audit_db: FilledLog) -> None:
-    journal = ProcessJournal(
-        database_url=settings.resolved_database_url,
-        max_batch=8,
-        max_wait_ms=0.0,
-        on_commit=None,
-        evict=lambda dek_id, subject_ref: None,
-    )
-    journal.start()
+    journal = started(settings)
     assert journal.append_sync([sample_event(0)]) == [0]
     journal.close()
     with pytest.raises(AuditUnavailable):
