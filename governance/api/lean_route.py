@@ -3,8 +3,8 @@
 FastAPI's generic request handler re-discovers, on every call, how to fill each parameter of
 the endpoint: it parses the content type through ``email.message``, runs ``json.loads``, then
 walks the dependency tree with ``solve_dependencies`` and validates the body with the model a
-second time. On the predict path that machinery cost more CPU per request than the
-authorization, encryption and audit put together.
+second time. On the predict path that machinery cost about 110 µs of CPU per request
+(measured in process: 674 µs a governed prediction with it, 562 µs without).
 
 A :class:`LeanRoute` is declared like any route (``APIRouter(route_class=LeanRoute)``):
 its signature, guard, body model, response model and error responses are FastAPI's, so the
