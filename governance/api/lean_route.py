@@ -42,8 +42,8 @@ def _is_json(content_type: str) -> bool:
     return subtype == "json" or subtype.endswith("+json")
 
 
-def _body_error(kind: str, message: str, loc: tuple[str | int, ...] = ("body",)) -> Exception:
-    return RequestValidationError([{"type": kind, "loc": loc, "msg": message, "input": None}])
+def _body_error(kind: str, message: str) -> Exception:
+    return RequestValidationError([{"type": kind, "loc": ("body",), "msg": message, "input": None}])
 
 
 class LeanRoute(APIRoute):

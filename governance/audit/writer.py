@@ -55,9 +55,18 @@ class _Item:
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[list[int]] | None = None
 
+    def waiter_of(self) -> Waiter:
+        if self.loop is not None and self.waiter is not None:
+            return (self.loop, self.waiter)
+        assert self.future is not None
+        return self.future
 
-def settle(future: Future[list[int]] | asyncio.Future[list[int]], outcome: Outcome) -> None:
-    """Resolve a waiter with seqs or an exception (a waiter that gave up gets nothing)."""
+
+# Who waits for an append: an event loop's future (with its loop), or a thread's future.
+Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[list[int]]] | Future[list[int]]
+
+
+def _settle(future: Future[list[int]] | asyncio.Future[list[int]], outcome: Outcome) -> None:
     if future.done():  # a caller that gave up (cancelled) gets nothing
         return
     if isinstance(outcome, BaseException):
@@ -66,10 +75,29 @@ def settle(future: Future[list[int]] | asyncio.Future[list[int]], outcome: Outco
         future.set_result(outcome)
 
 
-def deliver(waiters: list[tuple[asyncio.Future[list[int]], Outcome]]) -> None:
-    """Settle event-loop waiters; scheduled once per batch with ``call_soon_threadsafe``."""
+def _deliver(waiters: list[tuple[asyncio.Future[list[int]], Outcome]]) -> None:
+    # Runs in the event loop: settles every waiter of one batch in one callback.
     for waiter, outcome in waiters:
-        settle(waiter, outcome)
+        _settle(waiter, outcome)
+
+
+def resolve(outcomes: Sequence[tuple[Waiter, Outcome]]) -> None:
+    """Settle waiters: threads directly, event loops with one callback per loop.
+
+    Callable from any thread; the waiters of a whole batch cost each loop one wake-up.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[int]], Outcome]]]
+    by_loop = {}
+    for waiter, outcome in outcomes:
+        if isinstance(waiter, tuple):
+            by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+        else:
+            _settle(waiter, outcome)
+    for loop, waiters in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver, waiters)
+        except RuntimeError:  # that loop is closed; nobody is waiting any more
+            logger.warning("audit writer: event loop closed before delivery")
 
 
 _STOP = object()
@@ -206,19 +234,7 @@ class AuditWriter:
         self._resolve(refused)
 
     def _resolve(self, outcomes: list[tuple[_Item, Outcome]]) -> None:
-        """Settle waiters: threads directly, event loops with one callback per loop."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[int]], Outcome]]]
-        by_loop = {}
-        for item, outcome in outcomes:
-            if item.loop is not None and item.waiter is not None:
-                by_loop.setdefault(item.loop, []).append((item.waiter, outcome))
-            elif item.future is not None:
-                settle(item.future, outcome)
-        for loop, waiters in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(deliver, waiters)
-            except RuntimeError:  # that loop is closed; nobody is waiting any more
-                logger.warning("audit writer: event loop closed before delivery")
+        resolve([(item.waiter_of(), outcome) for item, outcome in outcomes])
 
     def _commit(self, batch: list[_Item]) -> None:
         frontier = self._frontier

@@ -29,14 +29,13 @@ from concurrent.futures import Future
 from typing import IO, Any
 
 from governance.audit.events import AuditEvent
-from governance.audit.writer import AuditUnavailable, Outcome, deliver, settle
+from governance.audit.writer import AuditUnavailable, Outcome, Waiter, resolve
 from governance.errors import ConfigurationError
 from governance.journal.wire import frame, read_frame
 from governance.records.sink import Evict, RecordRow
 
 logger = logging.getLogger(__name__)
 
-Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[list[int]]] | Future[list[int]]
 _SEND_BUFFER = 4 << 20
 # A frame leaves at the end of the loop's turn, or as soon as it holds this many appends: a
 # turn that answers a whole group commit runs for milliseconds, and holding every append
@@ -206,7 +205,7 @@ class ProcessJournal:
                 return
             except OSError:
                 failed = [self._pending.pop(i, None) for i, _, _ in live]
-        self._settle_all([(waiter, _down()) for waiter in failed if waiter is not None])
+        resolve([(waiter, _down()) for waiter in failed if waiter is not None])
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -227,7 +226,7 @@ class ProcessJournal:
                 self._sock = None
             stranded = list(self._pending.values())
             self._pending.clear()
-        self._settle_all([(waiter, _down()) for waiter in stranded])
+        resolve([(waiter, _down()) for waiter in stranded])
         if self._closed:
             return
         # Not asked to stop: the writer process died. Refuse (503) until a new one is up.
@@ -250,26 +249,12 @@ class ProcessJournal:
                     outcomes.append((waiter, AuditUnavailable(outcome)))
                 else:
                     outcomes.append((waiter, outcome))
-        self._settle_all(outcomes)
+        resolve(outcomes)
         if size is not None and self._on_commit is not None:
             try:
                 self._on_commit(size)
             except Exception as exc:
                 logger.warning("after-commit hook failed: %s", type(exc).__name__)
-
-    @staticmethod
-    def _settle_all(outcomes: list[tuple[Waiter, Outcome]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[int]], Outcome]]]
-        by_loop = {}
-        for waiter, outcome in outcomes:
-            if isinstance(waiter, tuple):
-                by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
-            else:
-                settle(waiter, outcome)
-        for loop, waiters in by_loop.items():
-            # A closed loop raises RuntimeError: nobody is waiting there any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(deliver, waiters)
 
     def _restart(self) -> None:
         pause = 0.5
