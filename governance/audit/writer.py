@@ -43,6 +43,8 @@ class AuditUnavailable(AuditError):
 
 
 Outcome = list[int] | BaseException
+# One item of a group commit: its events, and the insert that goes in the same transaction.
+Pending = tuple[Sequence[AuditEvent], WriteFn | None]
 
 
 @dataclass
@@ -211,17 +213,10 @@ class AuditWriter:
                 break
             assert isinstance(first, _Item)
             batch, stop = self._collect(first)
-            try:
-                self._commit(batch)
-            except Exception:
-                logger.warning("audit group commit failed; retrying %d items alone", len(batch))
-                for item in batch:
-                    try:
-                        self._commit([item])
-                    except Exception as exc:
-                        logger.error("audit write failed: %s", type(exc).__name__)
-                        failure = AuditUnavailable("the audit entry could not be written")
-                        self._resolve([(item, failure)])
+            outcomes, size = self.write([(item.events, item.write) for item in batch])
+            self._resolve(list(zip(batch, outcomes, strict=True)))
+            # After the answers: a checkpoint never delays the requests it follows.
+            self._after_commit(size)
         # Anything queued after the stop marker is refused, never dropped silently.
         refused: list[tuple[_Item, Outcome]] = []
         while True:
@@ -233,23 +228,62 @@ class AuditWriter:
                 refused.append((leftover, AuditUnavailable("the audit log is shutting down")))
         self._resolve(refused)
 
+    def write(self, batch: Sequence[Pending]) -> tuple[list[Outcome], int | None]:
+        """Commit a batch now, in the calling thread: one transaction for all of it.
+
+        If the batch fails, each item is retried alone, so one bad item cannot sink the
+        others. This is the group commit itself; the writer thread runs it, and so does the
+        journal's writer process (:mod:`governance.journal.sidecar`), which has no thread.
+        ``on_commit`` is not called here: the caller calls it once it has answered.
+
+        Returns:
+            Per item, its sequence numbers or :class:`AuditUnavailable` (it failed alone);
+            and the tree size after the last commit, or None if nothing was committed.
+        """
+        try:
+            return self._commit(batch)
+        except Exception:
+            logger.warning("audit group commit failed; retrying %d items alone", len(batch))
+        outcomes: list[Outcome] = []
+        size = None
+        for item in batch:
+            try:
+                mine, after = self._commit([item])
+            except Exception as exc:
+                logger.error("audit write failed: %s", type(exc).__name__)
+                outcomes.append(AuditUnavailable("the audit entry could not be written"))
+                continue
+            outcomes.extend(mine)
+            size = after if after is not None else size
+        return outcomes, size
+
+    def _after_commit(self, size: int | None) -> None:
+        if self._on_commit is None or size is None:
+            return
+        try:
+            self._on_commit(size)
+        except Exception as exc:
+            # A missed checkpoint is retried at the next commit; entries are already durable.
+            logger.warning("checkpoint after commit failed: %s", type(exc).__name__)
+
     def _resolve(self, outcomes: list[tuple[_Item, Outcome]]) -> None:
         resolve([(item.waiter_of(), outcome) for item, outcome in outcomes])
 
-    def _commit(self, batch: list[_Item]) -> None:
+    def _commit(self, batch: Sequence[Pending]) -> tuple[list[Outcome], int | None]:
         frontier = self._frontier
         self._frontier = None  # valid again only once this batch commits
         with self._sessions.begin() as session:
             appended = audit_log.append_batch(
-                session, [e for item in batch for e in item.events], frontier=frontier
+                session, [e for events, _ in batch for e in events], frontier=frontier
             )
             seqs = appended.seqs
-            results, pos = [], 0
-            for item in batch:
-                mine = seqs[pos : pos + len(item.events)]
-                pos += len(item.events)
-                if item.write is not None:
-                    item.write(session, mine)
+            results: list[Outcome] = []
+            pos = 0
+            for events, write in batch:
+                mine = seqs[pos : pos + len(events)]
+                pos += len(events)
+                if write is not None:
+                    write(session, mine)
                 results.append(mine)
             for hook in session.info.pop(BEFORE_COMMIT, ()):
                 hook(session)
@@ -257,10 +291,4 @@ class AuditWriter:
         self._frontier = appended.frontier
         self.batches += 1
         self.items += len(batch)
-        self._resolve(list(zip(batch, results, strict=True)))
-        if self._on_commit is not None and size is not None:
-            try:
-                self._on_commit(size)
-            except Exception as exc:
-                # A missed checkpoint is retried at the next commit; entries are already durable.
-                logger.warning("checkpoint after commit failed: %s", type(exc).__name__)
+        return results, size
