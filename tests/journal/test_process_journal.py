@@ -28,10 +28,12 @@ class Commits:
         self.sizes.append(size)
 
 
-def started(settings: Settings, on_commit: Commits | None = None) -> ProcessJournal:
+def started(
+    settings: Settings, on_commit: Commits | None = None, *, max_batch: int = 64
+) -> ProcessJournal:
     journal = ProcessJournal(
         database_url=settings.resolved_database_url,
-        max_batch=64,
+        max_batch=max_batch,
         max_wait_ms=1.0,
         on_commit=on_commit,
         evict=lambda dek_id, subject_ref: None,
@@ -66,6 +68,30 @@ def test_concurrent_appends_are_durable_and_gap_free(
         report = verify_log(session, audit_db.vkey)
     assert report.tree_size == report.entries_checked == 202
     assert commits.sizes and commits.sizes[-1] == 202 and commits.sizes == sorted(commits.sizes)
+
+
+def test_batches_larger_than_max_batch_commit_in_several_transactions(
+    settings: Settings, audit_db: FilledLog
+) -> None:
+    # One loop turn's appends can reach the writer process in a single frame larger than
+    # max_batch: they are committed in transactions of at most max_batch, in order.
+    commits = Commits()
+    journal = started(settings, commits, max_batch=3)
+    try:
+
+        async def burst() -> list[list[int]]:
+            return await asyncio.gather(*(journal.append([sample_event(i)]) for i in range(20)))
+
+        seqs = asyncio.run(burst())
+    finally:
+        journal.close()
+    assert sorted(s for batch in seqs for s in batch) == list(range(20))
+    assert commits.sizes == sorted(commits.sizes) and commits.sizes[-1] == 20
+    with audit_db.sessions() as session:
+        assert verify_log(session, audit_db.vkey).tree_size == 20
+        # The entries of one transaction share its time: at least ceil(20 / 3) of them.
+        times = session.scalars(select(AuditEntry.time).distinct()).all()
+    assert len(times) >= 7
 
 
 def test_a_closed_journal_refuses(settings: Settings, audit_db: FilledLog) -> None:
