@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 _BLOCK = 4096
 
@@ -54,3 +55,18 @@ def random_bytes(n: int) -> bytes:
 def random_hex(n: int = 16) -> str:
     """A random identifier: ``n`` bytes as lowercase hex (128 bits by default)."""
     return _pool.take(n).hex()
+
+
+def sortable_hex() -> str:
+    """A time-ordered random identifier: 32 lowercase hex digits, like :func:`random_hex`.
+
+    The first 12 digits are the Unix time in milliseconds, the other 20 are 80 random bits
+    (the layout of a UUIDv7, without its version bits and dashes). Identifiers stored in an
+    index for every request (request ids, record ids) are drawn this way: a new one lands at
+    the right edge of its index instead of on a random page, so a group commit rewrites a few
+    pages rather than one per request and index. Measured in ``bench/predict``: the journal's
+    writer process wrote 17 KB per governed prediction instead of 36 KB, and spent 130 us on
+    it instead of 152. The creation time an identifier reveals is no secret: the entry and the
+    record that carry it store their time anyway.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{_pool.take(10).hex()}"

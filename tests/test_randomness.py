@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from governance.randomness import random_bytes, random_hex
+from governance.randomness import random_bytes, random_hex, sortable_hex
 
 
 def test_draws_have_the_asked_length_and_never_repeat() -> None:
@@ -17,6 +18,22 @@ def test_draws_have_the_asked_length_and_never_repeat() -> None:
     ids = {random_hex() for _ in range(1_000)}
     assert len(ids) == 1_000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_sortable_ids_are_unique_and_ordered_by_time() -> None:
+    before = time.time_ns() // 1_000_000
+    first = [sortable_hex() for _ in range(1_000)]
+    time.sleep(0.002)
+    later = sortable_hex()
+    after = time.time_ns() // 1_000_000
+    assert len(set(first)) == len(first)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in [*first, later])
+    # The first 12 digits are the creation time in ms: ids of later milliseconds sort after.
+    assert all(before <= int(i[:12], 16) <= after for i in [*first, later])
+    assert later > max(first)
+    # The rest is random: ids of the same millisecond differ there.
+    same_ms = [i for i in first if i[:12] == first[0][:12]]
+    assert len({i[12:] for i in same_ms}) == len(same_ms)
 
 
 @pytest.mark.parametrize("n", [0, -1, 4097])

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from governance.audit.events import Actor, AuditEvent, Source
-from governance.randomness import random_hex
+from governance.randomness import sortable_hex
 
 logger = logging.getLogger(__name__)
 GOVERNED_PREFIX = "/v1"
@@ -47,7 +47,7 @@ class GovernedRequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = random_hex()
+        request_id = sortable_hex()
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         governed = scope["path"].startswith(GOVERNED_PREFIX)

@@ -30,7 +30,7 @@ from governance.context import Context
 from governance.db.base import utcnow
 from governance.errors import ConfigurationError
 from governance.predict.recording import PreparedRecord
-from governance.randomness import random_hex
+from governance.randomness import sortable_hex
 from governance.records.cache import CachedKey, KeyCache
 from governance.records.sink import RecordRow
 from governance.vault.blind_index import blind_index
@@ -47,7 +47,7 @@ _LOCK_STRIPES = 64
 
 
 def new_record_id() -> str:
-    return f"rec_{random_hex()}"
+    return f"rec_{sortable_hex()}"
 
 
 def subject_of(*, subject_id: str | None, principal: str) -> str:
