@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     batch_max_queue_rows: int = Field(default=65_536, gt=0)
     torch_threads: int = Field(default=1, gt=0)
     audit_batch_wait_ms: float = Field(default=2.0, ge=0)
+    # A forming group commit closes early once no append has arrived for this long.
+    audit_batch_idle_ms: float = Field(default=0.3, ge=0)
     audit_batch_max: int = Field(default=512, gt=0)
     # Where the group-commit writer of audit entries and records runs: a process of its own
     # (the server's event loop then shares its GIL with nothing but inference), or a thread.

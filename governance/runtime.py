@@ -91,6 +91,7 @@ class Runtime:
                 database_url=settings.resolved_database_url,
                 max_batch=settings.audit_batch_max,
                 max_wait_ms=settings.audit_batch_wait_ms,
+                max_idle_ms=settings.audit_batch_idle_ms,
                 on_commit=self._after_audit_commit,
                 evict=self.records.evict,
             )
@@ -98,6 +99,7 @@ class Runtime:
             self.sessions,
             max_batch=settings.audit_batch_max,
             max_wait_ms=settings.audit_batch_wait_ms,
+            max_idle_ms=settings.audit_batch_idle_ms,
             on_commit=self._after_audit_commit,
         )
         return LocalJournal(writer, evict=self.records.evict)

@@ -51,6 +51,7 @@ class ProcessJournal:
         database_url: the database the writer process appends to.
         max_batch: most items per group commit.
         max_wait_ms: how long a forming batch waits for more items.
+        max_idle_ms: a forming batch also closes once nothing has arrived for this long.
         on_commit: called with the tree size after each commit (checkpointing hooks in here).
         evict: told of each data key found rotated or destroyed when its records were stored.
         start_timeout: seconds to wait for a new writer process to be ready.
@@ -62,6 +63,7 @@ class ProcessJournal:
         database_url: str,
         max_batch: int,
         max_wait_ms: float,
+        max_idle_ms: float | None = None,
         on_commit: Callable[[int], None] | None,
         evict: Evict,
         start_timeout: float = 60.0,
@@ -70,6 +72,7 @@ class ProcessJournal:
             "database_url": database_url,
             "max_batch": max_batch,
             "max_wait_ms": max_wait_ms,
+            "max_idle_ms": max_idle_ms,
         }
         self._on_commit = on_commit
         self._evict = evict

@@ -7,9 +7,12 @@ It runs the same group commit a server would run in a thread
 committed.
 
 One thread does everything: it reads the appends that have arrived, waits up to the batching
-window for more, commits them in one transaction, and answers them all in one frame. Appends
-that arrive meanwhile wait in the socket and make the next batch. (A queue and a second thread
-cost more per append than they saved: measured in ``bench/predict``.)
+window for more (closing early after a quiet spell: :func:`~governance.audit.writer.next_wait`),
+commits them in one transaction, and answers them all in one frame. Appends that arrive
+meanwhile wait in the socket and make the next batch: while a commit runs, the server's sends
+queue in the socket's buffer, and a server that fills it waits for the commit (backpressure).
+(A queue and a second thread cost more per append than they saved: the writer process spent
+148 us per governed prediction with one thread, 160-172 with three, in ``bench/predict``.)
 
 Messages in: ``("config", {...})`` first (the database URL travels here, never in argv), then
 ``("append", [(id, events, row), ...])`` and finally ``("stop",)``. Messages out: ``("ready",)``,
@@ -31,7 +34,7 @@ import sys
 import time
 from typing import Any
 
-from governance.audit.writer import AuditWriter, Outcome, Pending
+from governance.audit.writer import AuditWriter, Outcome, Pending, next_wait
 from governance.db import make_engine, make_sessionmaker
 from governance.journal.wire import TIMED_OUT, FrameReader, send_frame
 from governance.records.sink import RecordRow, RecordSink
@@ -98,6 +101,8 @@ def serve(sock: socket.socket) -> None:
     sink = RecordSink()
     max_batch: int = config["max_batch"]
     window: float = config["max_wait_ms"] / 1000.0
+    idle: float | None = config["max_idle_ms"]
+    idle = None if idle is None else idle / 1000.0
     send_frame(sock, ("ready",))
     answering = True
     stopping = False
@@ -109,10 +114,10 @@ def serve(sock: socket.socket) -> None:
             batch = _Batch(sink)
             for item in message[1]:
                 batch.add(*item)
-            # Whatever arrives within the window joins this batch.
+            # Whatever arrives within the window (and before a quiet spell) joins this batch.
             deadline = time.monotonic() + window
             while len(batch) < max_batch:
-                message = _read(reader, max(deadline - time.monotonic(), 0.0))
+                message = _read(reader, max(next_wait(deadline, idle), 0.0))
                 if message is TIMED_OUT:
                     break
                 if message is None or message[0] == "stop":

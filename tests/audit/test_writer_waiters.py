@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from governance.audit.models import AuditEntry
-from governance.audit.writer import AuditUnavailable, AuditWriter
+from governance.audit.writer import AuditUnavailable, AuditWriter, next_wait
 from tests.audit.conftest import FilledLog, sample_event
 
 
@@ -89,3 +90,27 @@ def test_appends_after_close_are_refused(audit_db: FilledLog) -> None:
         asyncio.run(writer.append([sample_event(0)]))
     with pytest.raises(AuditUnavailable):
         writer.append_sync([sample_event(0)])
+
+
+def test_next_wait_is_the_window_capped_by_the_idle_limit() -> None:
+    now = time.monotonic()
+    assert 0.9 < next_wait(now + 1.0, None) <= 1.0
+    assert next_wait(now + 1.0, 0.001) == 0.001
+    assert next_wait(now - 0.5, 0.001) < 0  # the window is over: close the batch
+
+
+def test_a_lone_append_is_committed_after_a_quiet_spell_not_the_whole_window(
+    audit_db: FilledLog,
+) -> None:
+    # A 60 s window would hold a lone request for a minute; the idle limit closes the batch
+    # once nothing else has arrived for 5 ms.
+    writer = AuditWriter(audit_db.sessions, max_wait_ms=60_000, max_idle_ms=5)
+    writer.start()
+    try:
+        started = time.monotonic()
+        seqs = writer.append_sync([sample_event(1)], timeout=30)
+        waited = time.monotonic() - started
+    finally:
+        writer.close()
+    assert seqs == [max(_stored_seqs(audit_db))]
+    assert waited < 30  # answered by the idle limit (append_sync would have timed out)

@@ -29,12 +29,18 @@ class Commits:
 
 
 def started(
-    settings: Settings, on_commit: Commits | None = None, *, max_batch: int = 64
+    settings: Settings,
+    on_commit: Commits | None = None,
+    *,
+    max_batch: int = 64,
+    max_wait_ms: float = 1.0,
+    max_idle_ms: float | None = None,
 ) -> ProcessJournal:
     journal = ProcessJournal(
         database_url=settings.resolved_database_url,
         max_batch=max_batch,
-        max_wait_ms=1.0,
+        max_wait_ms=max_wait_ms,
+        max_idle_ms=max_idle_ms,
         on_commit=on_commit,
         evict=lambda dek_id, subject_ref: None,
     )
@@ -92,6 +98,17 @@ def test_batches_larger_than_max_batch_commit_in_several_transactions(
         # The entries of one transaction share its time: at least ceil(20 / 3) of them.
         times = session.scalars(select(AuditEntry.time).distinct()).all()
     assert len(times) >= 7
+
+
+def test_the_writer_process_closes_a_batch_after_a_quiet_spell(
+    settings: Settings, audit_db: FilledLog
+) -> None:
+    # With a 60 s window and no idle limit, a lone append would wait a minute.
+    journal = started(settings, max_wait_ms=60_000, max_idle_ms=5)
+    try:
+        assert journal.append_sync([sample_event(1)], timeout=30) == [0]
+    finally:
+        journal.close()
 
 
 def test_a_closed_journal_refuses(settings: Settings, audit_db: FilledLog) -> None:
