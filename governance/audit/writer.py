@@ -243,33 +243,38 @@ class AuditWriter:
         self._resolve(refused)
 
     def write(self, batch: Sequence[Pending]) -> tuple[list[Outcome], int | None]:
-        """Commit a batch now, in the calling thread: one transaction for all of it.
+        """Commit a batch now, in the calling thread, in transactions of at most ``max_batch``.
 
-        If the batch fails, each item is retried alone, so one bad item cannot sink the
-        others. This is the group commit itself; the writer thread runs it, and so does the
-        journal's writer process (:mod:`governance.journal.sidecar`), which has no thread.
-        ``on_commit`` is not called here: the caller calls it once it has answered.
+        If a transaction fails, each of its items is retried alone, so one bad item cannot
+        sink the others. This is the group commit itself; the writer thread runs it, and so
+        does the journal's writer process (:mod:`governance.journal.sidecar`), which has no
+        thread. ``on_commit`` is not called here: the caller calls it once it has answered.
 
         Returns:
             Per item, its sequence numbers or :class:`AuditUnavailable` (it failed alone);
             and the tree size after the last commit, or None if nothing was committed.
         """
-        try:
-            return self._commit(batch)
-        except Exception:
-            logger.warning("audit group commit failed; retrying %d items alone", len(batch))
         outcomes: list[Outcome] = []
         size = None
+        for start in range(0, len(batch), self._max_batch):
+            for mine, after in self._commit_or_retry(batch[start : start + self._max_batch]):
+                outcomes.extend(mine)
+                size = after if after is not None else size
+        return outcomes, size
+
+    def _commit_or_retry(self, batch: Sequence[Pending]) -> list[tuple[list[Outcome], int | None]]:
+        try:
+            return [self._commit(batch)]
+        except Exception:
+            logger.warning("audit group commit failed; retrying %d items alone", len(batch))
+        done: list[tuple[list[Outcome], int | None]] = []
         for item in batch:
             try:
-                mine, after = self._commit([item])
+                done.append(self._commit([item]))
             except Exception as exc:
                 logger.error("audit write failed: %s", type(exc).__name__)
-                outcomes.append(AuditUnavailable("the audit entry could not be written"))
-                continue
-            outcomes.extend(mine)
-            size = after if after is not None else size
-        return outcomes, size
+                done.append(([AuditUnavailable("the audit entry could not be written")], None))
+        return done
 
     def _after_commit(self, size: int | None) -> None:
         if self._on_commit is None or size is None:

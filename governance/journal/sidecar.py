@@ -42,7 +42,6 @@ from governance.records.sink import RecordRow, RecordSink
 logger = logging.getLogger("governance.journal.sidecar")
 
 Result = tuple[int, list[int] | str, list[tuple[str, str]]]
-Append = tuple[int, list[Any], RecordRow | None]
 
 
 def _text(outcome: Outcome) -> list[int] | str:
@@ -75,14 +74,9 @@ class _Batch:
         self.pending.append((events, None if row is None else self._sink.write_fn(row, evict)))
         self.evicted.append(evicted)
 
-    def commit(self, writer: AuditWriter, max_batch: int) -> tuple[list[Result], int | None]:
-        """Commit in transactions of at most ``max_batch`` appends (a frame can overshoot)."""
-        outcomes: list[Outcome] = []
-        size = None
-        for start in range(0, len(self.pending), max_batch):
-            mine, after = writer.write(self.pending[start : start + max_batch])
-            outcomes.extend(mine)
-            size = after if after is not None else size
+    def commit(self, writer: AuditWriter) -> tuple[list[Result], int | None]:
+        # One frame can carry more than max_batch appends: the writer splits the transaction.
+        outcomes, size = writer.write(self.pending)
         results = [
             (ident, _text(outcome), evicted)
             for ident, outcome, evicted in zip(self.idents, outcomes, self.evicted, strict=True)
@@ -97,9 +91,9 @@ def serve(sock: socket.socket) -> None:
         raise SystemExit("journal: expected a config frame")
     config: dict[str, Any] = first[1]
     engine = make_engine(config["database_url"])
-    writer = AuditWriter(make_sessionmaker(engine))
-    sink = RecordSink()
     max_batch: int = config["max_batch"]
+    writer = AuditWriter(make_sessionmaker(engine), max_batch=max_batch)
+    sink = RecordSink()
     window: float = config["max_wait_ms"] / 1000.0
     idle: float | None = config["max_idle_ms"]
     idle = None if idle is None else idle / 1000.0
@@ -125,7 +119,7 @@ def serve(sock: socket.socket) -> None:
                     break
                 for item in message[1]:
                     batch.add(*item)
-            results, size = batch.commit(writer, max_batch)
+            results, size = batch.commit(writer)
             if answering:
                 try:
                     send_frame(sock, ("done", results, size))
