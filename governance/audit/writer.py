@@ -109,8 +109,9 @@ def next_wait(deadline: float, idle: float | None) -> float:
     longer than that after the last arrival. The concurrent requests of one moment reach the
     writer within a fraction of a millisecond; a lone request would otherwise wait out the
     whole window. Measured in ``bench/predict`` with a 2 ms window: an idle limit of 0.3 ms took
-    one client from 232 to 397 governed predictions/s (p50 4.2 to 2.4 ms), and 8 clients from
-    1,223 to 1,689/s; at 32 clients the batches fill within the window anyway.
+    one client from 232 to 394 governed predictions/s (p50 4.2 to 2.5 ms), and 8 clients from
+    1,223 to 1,808/s. At 32 clients it made no difference beyond the noise; at 256 it cost
+    about 5 % (more, smaller commits once arrivals come in bursts).
     """
     remaining = deadline - time.monotonic()
     return remaining if idle is None else min(remaining, idle)
