@@ -9,6 +9,8 @@ least moved by a noisy neighbour.
 
     python bench/predict.py           # ~8 s per side
     python bench/predict.py --full    # 30 s per side
+    python bench/predict.py --set audit_batch_wait_ms=0.5 --set audit_batch_idle_ms=0
+                                      # the governed server with other settings
 """
 
 from __future__ import annotations
@@ -35,7 +37,21 @@ def main() -> None:
         default="64,64",
         help="hidden layer widths of the served MLP (default 64,64, as the Adult model)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the governed server (a Settings field, without WARDEN_), repeatable; "
+        "the deployment itself ignores the caller's WARDEN_ variables",
+    )
     args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--set takes NAME=VALUE, not {item!r}")
+        overrides[f"WARDEN_{name.upper()}"] = value
     hidden = tuple(int(w) for w in args.hidden.split(","))
     duration = 30.0 if args.full else 8.0
     body = {"record": toy_record(3)}
@@ -60,7 +76,9 @@ def main() -> None:
         finally:
             bare.stop()
         port = free_port()
-        gov = start_server(serve_command(port), deployment.env, port, Path(tmp) / "governed.log")
+        gov = start_server(
+            serve_command(port), {**deployment.env, **overrides}, port, Path(tmp) / "governed.log"
+        )
         try:
             ours = load(
                 f"{gov.url}/v1/models/{deployment.model}/predict",
@@ -91,6 +109,7 @@ def main() -> None:
         bare_server_us_per_request=round(base.server_us_per_request or 0),
         governed_writer_process_us_per_request=round(ours.children_us_per_request or 0),
         errors=ours.errors + base.errors,
+        **({"settings": overrides} if overrides else {}),
     )
 
 
