@@ -26,12 +26,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import IO, Any
+from typing import Any
 
 from governance.audit.events import AuditEvent
 from governance.audit.writer import AuditUnavailable, Outcome, Waiter, resolve
 from governance.errors import ConfigurationError
-from governance.journal.wire import frame, read_frame
+from governance.journal.wire import FrameReader, frame
 from governance.records.sink import Evict, RecordRow
 
 logger = logging.getLogger(__name__)
@@ -113,12 +113,10 @@ class ProcessJournal:
             )
         finally:
             child.close()
-        stream = parent.makefile("rb")
+        reader = FrameReader(parent)
         try:
-            parent.settimeout(self._start_timeout)
             parent.sendall(frame(("config", self._config)))
-            ready = read_frame(stream)
-            parent.settimeout(None)
+            ready = reader.next(self._start_timeout)
         except (OSError, EOFError):
             ready = None
         if ready != ("ready",):
@@ -130,7 +128,7 @@ class ProcessJournal:
         with self._lock:
             self._sock, self._proc = parent, proc
         self._receiver = threading.Thread(
-            target=self._receive, args=(stream, parent, proc), name="journal-receive", daemon=True
+            target=self._receive, args=(reader, parent, proc), name="journal-receive", daemon=True
         )
         self._receiver.start()
         return True
@@ -213,11 +211,11 @@ class ProcessJournal:
     # -- answers ---------------------------------------------------------------------------
 
     def _receive(
-        self, stream: IO[bytes], sock: socket.socket, proc: subprocess.Popen[bytes]
+        self, reader: FrameReader, sock: socket.socket, proc: subprocess.Popen[bytes]
     ) -> None:
         while True:
             try:
-                message = read_frame(stream)
+                message = reader.next(None)
             except (EOFError, OSError, ValueError):
                 message = None
             if message is None or message[0] == "bye":

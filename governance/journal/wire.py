@@ -11,9 +11,10 @@ import pickle
 import select
 import socket
 import struct
-from typing import IO, Any
+import time
+from typing import Any
 
-__all__ = ["TIMED_OUT", "FrameReader", "frame", "read_frame", "send_frame"]
+__all__ = ["TIMED_OUT", "FrameReader", "frame", "send_frame"]
 
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 1 << 30
@@ -30,24 +31,6 @@ def send_frame(sock: socket.socket, message: Any) -> None:
     sock.sendall(frame(message))
 
 
-def read_frame(stream: IO[bytes]) -> Any | None:
-    """The next message, or None at end of stream (the other side is gone).
-
-    Raises:
-        EOFError: the stream ended inside a frame.
-    """
-    header = stream.read(_HEADER.size)
-    if not header:
-        return None
-    if len(header) < _HEADER.size:
-        raise EOFError("journal stream ended inside a frame header")
-    (size,) = _HEADER.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError("journal stream ended inside a frame")
-    return pickle.loads(data)  # noqa: S301 - our own child process, over a socketpair
-
-
 TIMED_OUT = object()  # what FrameReader.next returns when no whole frame came in time
 _RECV = 1 << 20
 
@@ -55,8 +38,9 @@ _RECV = 1 << 20
 class FrameReader:
     """Frames from a socket, each as soon as it is whole, waiting at most a given time.
 
-    Unlike :func:`read_frame` on a buffered stream, it can tell a caller that nothing more
-    is waiting (the writer process uses that to close a batch without a thread of its own).
+    Both ends read with it: the server's journal (its handshake under a start timeout, then
+    its answers), and the writer process, which learns from a timeout that nothing more is
+    waiting and closes a batch without a thread of its own.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -72,6 +56,7 @@ class FrameReader:
         Raises:
             EOFError: the stream ended inside a frame.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             message = self._parse()
             if message is not None:
@@ -80,11 +65,11 @@ class FrameReader:
                 if self._buffer:
                     raise EOFError("journal stream ended inside a frame")
                 return None
-            if timeout is not None:
-                readable, _, _ = select.select([self._sock], [], [], max(timeout, 0.0))
+            if deadline is not None:
+                left = max(deadline - time.monotonic(), 0.0)
+                readable, _, _ = select.select([self._sock], [], [], left)
                 if not readable:
                     return TIMED_OUT
-                timeout = 0.0  # data is here now; after it, take only what has arrived
             data = self._sock.recv(_RECV)
             if not data:
                 self._eof = True
