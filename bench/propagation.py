@@ -5,7 +5,8 @@ database when ``WARDEN_TEST_POSTGRES_URL`` names a server). A compliance officer
 change through process A that grants, then revokes, a principal's right; right after A answers
 (the change is committed, and A itself enforces it before answering) the bench polls process B
 with that principal's key until B's decision flips. B has the old decision cached each time,
-so a revocation must beat the cache. Settings are the defaults (``state_poll_seconds`` 0.25).
+so a revocation must beat the cache. Settings are the defaults: a poll every 0.25 s, and on
+PostgreSQL LISTEN/NOTIFY, which wakes B's poll as soon as A's change commits.
 
 The last line printed is one JSON object: ours = p50 ms until every process enforces the
 change, baseline = the 1000 ms target, ratio = ours / baseline (below 1 meets the target).

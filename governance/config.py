@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     checkpoint_every_entries: int = Field(default=1000, gt=0)
     checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     state_poll_seconds: float = Field(default=0.25, gt=0)
+    # On PostgreSQL, LISTEN for change notifications so that other processes follow a change at
+    # once; the poll above remains the bound. Turn off behind a transaction-pooling proxy
+    # (PgBouncer in transaction mode), which does not pass notifications.
+    state_notify: bool = True
     decision_cache_size: int = Field(default=100_000, gt=0)
     auth_cache_seconds: float = Field(default=1.0, ge=0)
     dek_max_uses: int = Field(default=1_000_000, gt=0)

@@ -3,7 +3,9 @@
 One :class:`Runtime` lives in each server process. A small poller thread watches the change
 counters (:mod:`governance.db.state`) and, when one moves, rebuilds what depends on it: a new
 compiled policy swapped in, the auth cache dropped, serving models (re)loaded. That bounds how
-long any process can act on a stale policy, key or model to about one poll period.
+long any process can act on a stale policy, key or model to about one poll period. On
+PostgreSQL a listener (:mod:`governance.db.notify`) wakes the poller as soon as another process
+commits a change, so it follows within milliseconds while notifications flow.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from governance.audit.checkpoints import Checkpointer
 from governance.audit.writer import AuditWriter
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker, state
+from governance.db.notify import ChangeListener
 from governance.errors import ConfigurationError, ServiceUnavailable
 from governance.identity.cache import AuthCache
 from governance.journal import Journal
@@ -80,7 +83,11 @@ class Runtime:
         self.audit: Journal = self._journal(settings)
         self._counters: dict[str, int] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set: poll now (a notification, or stopping)
         self._poller: threading.Thread | None = None
+        self._listener: ChangeListener | None = None
+        if settings.state_notify and self.engine.dialect.name == "postgresql":
+            self._listener = ChangeListener(settings.resolved_database_url, self._wake.set)
         self._reload_lock = threading.Lock()
         self._checkpoint_due = threading.Event()
         self._committed_size = 0
@@ -121,9 +128,14 @@ class Runtime:
         self.audit.start()
         self._poller = threading.Thread(target=self._poll, name="state-poller", daemon=True)
         self._poller.start()
+        if self._listener is not None:
+            self._listener.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        if self._listener is not None:
+            self._listener.close()
         if self._poller is not None:
             self._poller.join(timeout=5)
         self.audit.close()
@@ -208,7 +220,11 @@ class Runtime:
             self._counters = counters
 
     def _poll(self) -> None:
-        while not self._stop.wait(self.settings.state_poll_seconds):
+        while True:
+            self._wake.wait(self.settings.state_poll_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.refresh()
                 self._checkpoint_if_due()

@@ -100,6 +100,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         WARDEN_MODELS_DIR=str(settings.resolved_models_dir),
         WARDEN_REPORTS_DIR=str(settings.reports_dir),
         WARDEN_STATE_POLL_SECONDS=str(settings.state_poll_seconds),
+        WARDEN_STATE_NOTIFY=str(settings.state_notify).lower(),
         WARDEN_CHECKPOINT_EVERY_SECONDS=str(settings.checkpoint_every_seconds),
         WARDEN_CHECKPOINT_EVERY_ENTRIES=str(settings.checkpoint_every_entries),
         WARDEN_DEVICE="cpu",

@@ -2,12 +2,14 @@
 
 Each process polls this small table (a single indexed read) and, when a counter moved, rebuilds
 what depends on it. A writer bumps the counter in the same transaction as the change, so a
-process can never see the counter before the change itself.
+process can never see the counter before the change itself. On PostgreSQL the bump also sends a
+notification, delivered at commit, that wakes the other processes' polls at once
+(:mod:`governance.db.notify`); the poll period is then only the bound when notifications fail.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, String, select, update
+from sqlalchemy import BigInteger, String, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from governance.db.base import Base
@@ -16,6 +18,8 @@ POLICY = "policy"
 IDENTITY = "identity"
 MODELS = "models"
 THRESHOLDS = "thresholds"
+# The PostgreSQL notification channel of counter bumps (payload: the counter's name).
+CHANNEL = "warden_state"
 
 
 class StateCounter(Base):
@@ -26,10 +30,12 @@ class StateCounter(Base):
 
 
 def bump(session: Session, name: str) -> None:
-    """Advance a counter inside the caller's transaction."""
+    """Advance a counter inside the caller's transaction (and notify listeners at its commit)."""
     session.execute(
         update(StateCounter).where(StateCounter.name == name).values(value=StateCounter.value + 1)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_notify(CHANNEL, name)))
 
 
 def read_all(session: Session) -> dict[str, int]:

@@ -24,6 +24,10 @@ BOUND_S = 2.0
 
 @pytest.fixture
 def servers(settings: Settings, admin_token: str, tmp_path: Path) -> Iterator[list[LiveServer]]:
+    yield from server_pair(settings, tmp_path)
+
+
+def server_pair(settings: Settings, tmp_path: Path) -> Iterator[list[LiveServer]]:
     pair = [LiveServer(settings, tmp_path / f"server-{i}.log") for i in range(2)]
     failures: list[BaseException] = []
 
@@ -143,3 +147,34 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
         assert entry["outcome"] == (200 if expected == "allow" else 403)
         versions_seen.add(entry["policy_version"])
     assert len(versions_seen) >= 4
+
+
+@pytest.mark.slow
+def test_postgresql_notifications_beat_the_poll(
+    settings: Settings, admin_token: str, tmp_path: Path
+) -> None:
+    """With a 30 s poll, only LISTEN/NOTIFY can bring a change to the other process in time."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        pytest.skip("notifications are PostgreSQL's; SQLite processes follow the poll")
+    slow_poll = settings.model_copy(update={"state_poll_seconds": 30.0})
+    pair = server_pair(slow_poll, tmp_path)
+    a_srv, b_srv = next(pair)
+    try:
+        with (
+            httpx.Client(base_url=a_srv.url, timeout=10) as a,
+            httpx.Client(base_url=b_srv.url, timeout=10) as b,
+        ):
+            factory = WardenFactory(a, admin_token)
+            officer = auth(factory.principal("olivia", "compliance_officer"))
+            ann = auth(factory.principal("ann"))
+            # A new principal and key (identity changes) are followed too.
+            wait_for(b, ann, 403)
+            for grant in (True, False):
+                for _ in range(3):  # B holds the old decision in its cache
+                    b.get("/v1/principals", headers=ann)
+                body = {"add": [GRANT]} if grant else {"remove": [GRANT]}
+                r = a.post("/v1/policy/changes", headers=officer, json={**body, "reason": "t"})
+                assert r.status_code == 201, r.text
+                assert wait_for(b, ann, 200 if grant else 403) < BOUND_S
+    finally:
+        pair.close()
