@@ -117,6 +117,7 @@ class LoadResult:
     p99_ms: float
     server_cpu_s: float | None = None
     children_cpu_s: float | None = None
+    client_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
@@ -128,6 +129,29 @@ class LoadResult:
         if self.server_cpu_s is None or not self.requests:
             return None
         return self.server_cpu_s / self.requests * 1e6
+
+    @property
+    def client_us_per_request(self) -> float | None:
+        """CPU time the load client (this process) spent per request."""
+        if self.client_cpu_s is None or not self.requests:
+            return None
+        return self.client_cpu_s / self.requests * 1e6
+
+    @property
+    def cpu_ceiling_rps(self) -> float | None:
+        """The rate at which server, its child processes and the client would use every core.
+
+        No layout of the same work can go faster on this machine; measured rates below it
+        are latency, not CPU, bound.
+        """
+        parts = (
+            self.server_us_per_request,
+            self.children_us_per_request or 0.0,
+            self.client_us_per_request,
+        )
+        if parts[0] is None or parts[2] is None:
+            return None
+        return (os.cpu_count() or 1) * 1e6 / sum(p for p in parts if p is not None)
 
     @property
     def children_us_per_request(self) -> float | None:
@@ -217,8 +241,10 @@ async def _load(
     cpu0 = process_cpu_seconds(server_pid) if server_pid else None
     children0 = sum(process_cpu_seconds(c) for c in children)
     start = time.perf_counter()
+    client0 = time.process_time()
     await asyncio.gather(*(client(r, w) for r, w in connections))
     elapsed = time.perf_counter() - start
+    client_cpu = time.process_time() - client0
     cpu = process_cpu_seconds(server_pid) - cpu0 if server_pid and cpu0 is not None else None
     children_cpu = sum(process_cpu_seconds(c) for c in children) - children0 if children else None
     for _, writer in connections:
@@ -226,7 +252,7 @@ async def _load(
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return LoadResult(
-        len(latencies), errors, elapsed, q[49] * 1000, q[98] * 1000, cpu, children_cpu
+        len(latencies), errors, elapsed, q[49] * 1000, q[98] * 1000, cpu, children_cpu, client_cpu
     )
 
 

@@ -4,8 +4,10 @@
 Both run as one uvicorn process with the same inference core; one load client drives each in
 turn with 32 concurrent keep-alive clients. Reports requests/s, p50 and p99 for both, the
 throughput ratio (target >= 0.85 before audit, >= 0.75 with the audit log on), and the CPU
-time each server process spent per request, the figure that explains the ratio and the one
-least moved by a noisy neighbour.
+time each server process and the load client spent per request, the figures that explain the
+ratio and the ones least moved by a noisy neighbour. From them, the CPU ceiling: the rate at
+which the governed side's work per request would keep every core busy, which no layout of that
+work can beat on this machine.
 
     python bench/predict.py           # ~8 s per side
     python bench/predict.py --full    # 30 s per side
@@ -94,7 +96,9 @@ def main() -> None:
         print(
             f"{label:9} {r.rps:8.1f} req/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  "
             f"server CPU {r.server_us_per_request or 0:6.0f} us/request "
-            f"(+ {r.children_us_per_request or 0:4.0f} in child processes)  errors {r.errors}"
+            f"(+ {r.children_us_per_request or 0:4.0f} in child processes, "
+            f"{r.client_us_per_request or 0:3.0f} in the load client)  "
+            f"CPU ceiling {r.cpu_ceiling_rps or 0:6.0f} req/s  errors {r.errors}"
         )
     emit(
         "predict",
@@ -108,6 +112,10 @@ def main() -> None:
         governed_server_us_per_request=round(ours.server_us_per_request or 0),
         bare_server_us_per_request=round(base.server_us_per_request or 0),
         governed_writer_process_us_per_request=round(ours.children_us_per_request or 0),
+        client_us_per_request=round(ours.client_us_per_request or 0),
+        # Both cores busy with the governed side's work per request: the most any layout of
+        # that work could reach here, as a ratio of the measured baseline.
+        governed_cpu_ceiling_ratio=round((ours.cpu_ceiling_rps or 0) / base.rps, 3),
         errors=ours.errors + base.errors,
         **({"settings": overrides} if overrides else {}),
     )
