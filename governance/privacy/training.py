@@ -40,6 +40,9 @@ from governance.datasets.encoding import (
     manifest_sections,
 )
 from governance.datasets.tabular import LoadedDataset
+
+# Imported for its registration: Opacus' ghost clipping takes LayerNorm norms from it.
+from governance.privacy import norm_samplers  # noqa: F401
 from governance.privacy.accounting import Mechanism, compose_epsilon, noise_for_epsilon
 from governance.privacy.errors import SecureModeUnavailable, TrainingAborted, TrainingConfigError
 from governance.privacy.model_card import MODEL_CARD_FILE, build_model_card, render_model_card

@@ -62,7 +62,7 @@ def test_ghost_clipping_ran_and_is_recorded(dp_run) -> None:  # type: ignore[no-
     assert result.grad_sample_mode == training["grad_sample_mode"] == "ghost"
     modes = training["layer_gradient_modes"]
     assert modes["net.0"] == "ghost_norm"  # Linear
-    assert modes["net.1"] == "fast_gradient_clipping"  # LayerNorm
+    assert modes["net.1"] == "ghost_norm"  # LayerNorm, by governance.privacy.norm_samplers
     assert training["secure_mode"] is False
 
 
