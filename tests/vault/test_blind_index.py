@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given
@@ -92,3 +93,32 @@ def test_distinct_subjects_get_distinct_indexes(first: str, second: str) -> None
     if not (first_ok and second_ok):
         return
     assert (blind_index(KEY, first) == blind_index(KEY, second)) == (first == second)
+
+
+def test_digest_refuses_text() -> None:
+    with pytest.raises(TypeError, match="bytes-like"):
+        digest(KEY, "x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="bytes-like"):
+        digest(KEY, 16)  # type: ignore[arg-type]
+
+
+def test_the_shared_keyed_state_is_never_consumed() -> None:
+    """Each call starts from the key's absorbed state: calls from threads, interleaved across
+    keys and domains, give the same digests as fresh HMACs."""
+    messages = [f"m-{i}".encode() for i in range(200)]
+
+    def fresh(key: bytes, message: bytes) -> str:
+        return hmac.new(key, b"warden.digest/1\x00" + message, hashlib.sha256).hexdigest()
+
+    expected = [(fresh(KEY, m), fresh(OTHER_KEY, m)) for m in messages]
+
+    def work(_: int) -> list[tuple[str, str]]:
+        out = []
+        for m in messages:
+            blind_index(KEY, m.decode())  # the other domain, in between
+            out.append((digest(KEY, m), digest(bytearray(OTHER_KEY), m)))
+        return out
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(work, range(8)))
+    assert all(r == expected for r in results)
