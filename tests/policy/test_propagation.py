@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -61,11 +62,15 @@ def wait_for(client: httpx.Client, headers: dict[str, str], status: int) -> floa
     raise AssertionError(f"still not {status} after {BOUND_S * 2} s")
 
 
-@pytest.mark.slow
-def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
-    servers: list[LiveServer], admin_token: str, store: Store
-) -> None:
-    a_srv, b_srv = servers
+Headers = dict[str, str]
+
+
+@contextmanager
+def people(
+    pair: list[LiveServer], admin_token: str
+) -> Iterator[tuple[httpx.Client, httpx.Client, Headers, Headers]]:
+    """Clients of servers A and B, an officer, and ann, whom B already knows (and denies)."""
+    a_srv, b_srv = pair
     with (
         httpx.Client(base_url=a_srv.url, timeout=10) as a,
         httpx.Client(base_url=b_srv.url, timeout=10) as b,
@@ -73,7 +78,16 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
         factory = WardenFactory(a, admin_token)
         officer = auth(factory.principal("olivia", "compliance_officer"))
         ann = auth(factory.principal("ann"))
+        # A new principal and key (identity changes) reach B too.
         wait_for(b, ann, 403)
+        yield a, b, officer, ann
+
+
+@pytest.mark.slow
+def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
+    servers: list[LiveServer], admin_token: str, store: Store
+) -> None:
+    with people(servers, admin_token) as (a, b, officer, ann):
 
         def logs() -> str:
             return "\n".join(s.log_path.read_text()[-3000:] for s in servers)
@@ -149,32 +163,26 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
     assert len(versions_seen) >= 4
 
 
-@pytest.mark.slow
-def test_postgresql_notifications_beat_the_poll(
+@pytest.fixture
+def slow_poll_servers(
     settings: Settings, admin_token: str, tmp_path: Path
-) -> None:
-    """With a 30 s poll, only LISTEN/NOTIFY can bring a change to the other process in time."""
+) -> Iterator[list[LiveServer]]:
+    """Two servers that poll the change counters only every 30 s."""
     if settings.resolved_database_url.startswith("sqlite"):
         pytest.skip("notifications are PostgreSQL's; SQLite processes follow the poll")
-    slow_poll = settings.model_copy(update={"state_poll_seconds": 30.0})
-    pair = server_pair(slow_poll, tmp_path)
-    a_srv, b_srv = next(pair)
-    try:
-        with (
-            httpx.Client(base_url=a_srv.url, timeout=10) as a,
-            httpx.Client(base_url=b_srv.url, timeout=10) as b,
-        ):
-            factory = WardenFactory(a, admin_token)
-            officer = auth(factory.principal("olivia", "compliance_officer"))
-            ann = auth(factory.principal("ann"))
-            # A new principal and key (identity changes) are followed too.
-            wait_for(b, ann, 403)
-            for grant in (True, False):
-                for _ in range(3):  # B holds the old decision in its cache
-                    b.get("/v1/principals", headers=ann)
-                body = {"add": [GRANT]} if grant else {"remove": [GRANT]}
-                r = a.post("/v1/policy/changes", headers=officer, json={**body, "reason": "t"})
-                assert r.status_code == 201, r.text
-                assert wait_for(b, ann, 200 if grant else 403) < BOUND_S
-    finally:
-        pair.close()
+    yield from server_pair(settings.model_copy(update={"state_poll_seconds": 30.0}), tmp_path)
+
+
+@pytest.mark.slow
+def test_postgresql_notifications_beat_the_poll(
+    slow_poll_servers: list[LiveServer], admin_token: str
+) -> None:
+    """With a 30 s poll, only LISTEN/NOTIFY can bring a change to the other process in time."""
+    with people(slow_poll_servers, admin_token) as (a, b, officer, ann):
+        for grant in (True, False):
+            for _ in range(3):  # B holds the old decision in its cache
+                b.get("/v1/principals", headers=ann)
+            body = {"add": [GRANT]} if grant else {"remove": [GRANT]}
+            r = a.post("/v1/policy/changes", headers=officer, json={**body, "reason": "t"})
+            assert r.status_code == 201, r.text
+            assert wait_for(b, ann, 200 if grant else 403) < BOUND_S
