@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from governance.privacy.kinds import GradSampleMode, ModelKind
 from governance.privacy.ledger import LedgerSummary
 from governance.privacy.models import TrainingRun
 from governance.privacy.service import TrainingRequest
@@ -19,7 +19,7 @@ class TrainingRunCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     dataset: str = Field(pattern=NAME)
-    model: Literal["mlp", "logreg"] = "mlp"
+    model: ModelKind = "mlp"
     private: bool = True
     epsilon: float | None = Field(default=1.0, gt=0, le=100)
     delta: float | None = Field(default=None, gt=0, lt=1)
@@ -29,7 +29,7 @@ class TrainingRunCreate(BaseModel):
     seed: int = Field(default=0, ge=0, lt=2**63)
     hidden: list[int] = Field(default=[64, 64], min_length=1, max_length=8)
     max_grad_norm: float = Field(default=1.0, gt=0)
-    grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
+    grad_sample_mode: GradSampleMode = "ghost"
     name: str | None = Field(default=None, pattern=NAME)
     version: str | None = Field(default=None, pattern=NAME)
     register_model: bool = Field(

@@ -43,6 +43,7 @@ from governance.privacy.errors import (
     TrainingAborted,
     TrainingConfigError,
 )
+from governance.privacy.kinds import GradSampleMode, ModelKind
 from governance.privacy.ledger import (
     BudgetCap,
     BudgetExceeded,
@@ -55,7 +56,6 @@ from governance.privacy.ledger import (
     summarize,
 )
 from governance.privacy.models import ABORTED, COMPLETED, FAILED, RESERVED, TrainingRun
-from governance.privacy.training import GradSampleMode, ModelKind, train
 from governance.registry.models import ModelVersion
 from governance.registry.service import registry as registry_service
 
@@ -260,8 +260,11 @@ class TrainingService:
         )
         run_id, name, version = self._reserve(sessions, ctx, dataset_id, loaded, request, plan, cap)
         out_dir = settings.data_dir / "training" / f"run-{run_id}"
+        # Opacus is imported with the trainer, by the first training run, not at start.
+        from governance.privacy.training import train as train_model
+
         try:
-            result = train(
+            result = train_model(
                 dataset=loaded,
                 model_kind=request.model_kind,
                 hidden=request.hidden,

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import opacus
@@ -45,6 +45,7 @@ from governance.datasets.tabular import LoadedDataset
 from governance.privacy import norm_samplers  # noqa: F401
 from governance.privacy.accounting import Mechanism, compose_epsilon, noise_for_epsilon
 from governance.privacy.errors import SecureModeUnavailable, TrainingAborted, TrainingConfigError
+from governance.privacy.kinds import GradSampleMode, ModelKind
 from governance.privacy.model_card import MODEL_CARD_FILE, build_model_card, render_model_card
 from inference.architectures import build_model
 from inference.artifact import MANIFEST_FILE, save_artifact
@@ -53,8 +54,6 @@ from inference.manifest import FORMAT, NAME_RE, Architecture, Manifest
 
 logger = logging.getLogger(__name__)
 
-ModelKind = Literal["mlp", "logreg"]
-GradSampleMode = Literal["ghost", "hooks"]
 ProgressFn = Callable[[dict[str, Any]], None]
 EVAL_BATCH = 8192
 

@@ -25,13 +25,10 @@ from governance.audit import log as audit_log
 from governance.config import Settings
 from governance.context import Context
 from governance.reports.builder import build_report
-from governance.reports.charts import render_charts
 from governance.reports.document import Report
 from governance.reports.errors import ReportNotFound
 from governance.reports.manifest import MANIFEST_FILE, build_manifest
-from governance.reports.render_html import render_html
 from governance.reports.render_json import render_json
-from governance.reports.render_pdf import render_pdf
 
 REPORT_FILES = ("report.json", "report.html", "report.pdf", MANIFEST_FILE)
 MEDIA_TYPES = {
@@ -128,6 +125,12 @@ class ReportService:
             generated_by=ctx.name,
             verify=verify,
         )
+        # The renderers bring matplotlib and reportlab (about 0.6 s to import): loaded by the
+        # first export, not by every server start and CLI command.
+        from governance.reports.charts import render_charts
+        from governance.reports.render_html import render_html
+        from governance.reports.render_pdf import render_pdf
+
         charts = render_charts(report)
         files = {
             "report.json": render_json(report),
