@@ -258,11 +258,12 @@ class TrainingService:
             batch_size=batch_size,
             lr=float(request.lr or defaults["lr"]),
         )
-        run_id, name, version = self._reserve(sessions, ctx, dataset_id, loaded, request, plan, cap)
-        out_dir = settings.data_dir / "training" / f"run-{run_id}"
-        # Opacus is imported with the trainer, by the first training run, not at start.
+        # Opacus is imported with the trainer, by the first training run, not at start; and
+        # before the budget is reserved, so that a failed import cannot strand a reservation.
         from governance.privacy.training import train as train_model
 
+        run_id, name, version = self._reserve(sessions, ctx, dataset_id, loaded, request, plan, cap)
+        out_dir = settings.data_dir / "training" / f"run-{run_id}"
         try:
             result = train_model(
                 dataset=loaded,
