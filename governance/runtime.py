@@ -76,6 +76,7 @@ class Runtime:
             max_batch_rows=settings.batch_max_rows,
             max_wait_ms=settings.batch_max_wait_ms,
             max_queue_rows=settings.batch_max_queue_rows,
+            execution=None if settings.batch_execution == "auto" else settings.batch_execution,
         )
         self.checkpointer: Checkpointer | None = None
         self.records = RecordStore(self)

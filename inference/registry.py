@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from inference.batcher import MicroBatcher
+from inference.batcher import Execution, MicroBatcher, default_execution
 from inference.errors import InferenceError, ManifestError, ModelNotLoadedError
 from inference.model import LoadedModel
 
@@ -52,6 +52,8 @@ class ModelHost:
         max_batch_rows: passed to each model's :class:`MicroBatcher`.
         max_wait_ms: passed to each model's :class:`MicroBatcher`.
         max_queue_rows: passed to each model's :class:`MicroBatcher`.
+        execution: where each model's forward passes run (see :mod:`inference.batcher`);
+            None picks :func:`~inference.batcher.default_execution` for ``device``.
     """
 
     def __init__(
@@ -61,12 +63,15 @@ class ModelHost:
         max_batch_rows: int = 256,
         max_wait_ms: float = 0.0,
         max_queue_rows: int | None = None,
+        execution: Execution | None = None,
     ) -> None:
         self.device = device
+        self.execution: Execution = execution or default_execution(device)
         self._batcher_options = {
             "max_batch_rows": max_batch_rows,
             "max_wait_ms": max_wait_ms,
             "max_queue_rows": max_queue_rows,
+            "execution": self.execution,
         }
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, str], HostedModel] = {}

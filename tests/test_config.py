@@ -68,3 +68,20 @@ def test_key_file_and_signing_key_must_differ(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match="different files"):
         Settings(key_file=tmp_path / "k", signing_key_file=tmp_path / "k")
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("auto", "loop"), ("thread", "thread")])
+def test_batch_execution_reaches_the_model_host(
+    settings: Settings, admin_token: str, setting: str, expected: str
+) -> None:
+    # "auto" on the CPU runs forward passes on the event loop; "thread" keeps a worker thread.
+    runtime = Runtime(settings.model_copy(update={"batch_execution": setting}))
+    assert runtime.host.execution == expected
+    runtime.engine.dispose()
+
+
+def test_unknown_batch_execution_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="batch_execution"):
+        Settings(batch_execution="gpu")  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inference.batcher import MicroBatcher
+from inference.batcher import EXECUTIONS, Execution, MicroBatcher
 from inference.errors import (
     BatcherClosedError,
     BatcherOverloadedError,
@@ -74,6 +74,7 @@ def _softmax(x: torch.Tensor) -> torch.Tensor:
     max_batch_rows=st.integers(min_value=1, max_value=32),
     max_wait_ms=st.sampled_from([0.0, 0.5, 2.0]),
     stagger=st.booleans(),
+    execution=st.sampled_from(EXECUTIONS),
 )
 def test_batched_results_equal_unbatched(
     loaded: LoadedModel,
@@ -81,6 +82,7 @@ def test_batched_results_equal_unbatched(
     max_batch_rows: int,
     max_wait_ms: float,
     stagger: bool,
+    execution: Execution,
 ) -> None:
     inputs = [_rows(n, seed) for seed, n in enumerate(sizes)]
     expected = [loaded.forward_probabilities(x) for x in inputs]
@@ -93,7 +95,11 @@ def test_batched_results_equal_unbatched(
 
     async def main() -> list[torch.Tensor]:
         batcher = MicroBatcher(
-            recorder, max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, input_dim=WIDTH
+            recorder,
+            max_batch_rows=max_batch_rows,
+            max_wait_ms=max_wait_ms,
+            input_dim=WIDTH,
+            execution=execution,
         )
         async with batcher:
             return await asyncio.gather(*(client(batcher, i) for i in range(len(inputs))))
@@ -209,11 +215,12 @@ def test_close_of_a_never_started_batcher() -> None:
         batcher.start()
 
 
-def test_an_idle_worker_does_not_wait() -> None:
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_an_idle_worker_does_not_wait(execution: Execution) -> None:
     """max_wait_ms applies under load only: a lone request runs at once."""
 
     async def main() -> float:
-        async with MicroBatcher(_softmax, max_wait_ms=2000) as batcher:
+        async with MicroBatcher(_softmax, max_wait_ms=2000, execution=execution) as batcher:
             await batcher.submit(_rows(1, 0))
             start = time.perf_counter()
             await batcher.submit(_rows(1, 1))
@@ -326,26 +333,29 @@ def test_event_loop_stays_free_during_a_forward_pass() -> None:
     [torch.zeros(WIDTH), torch.zeros(2, WIDTH + 1), torch.zeros(1, 2, WIDTH), [[0.0] * WIDTH]],
     ids=["1-d", "wrong width", "3-d", "list"],
 )
-def test_malformed_input_is_refused(bad: Any) -> None:
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_malformed_input_is_refused(bad: Any, execution: Execution) -> None:
     async def main() -> None:
-        async with MicroBatcher(_softmax, input_dim=WIDTH) as batcher:
+        async with MicroBatcher(_softmax, input_dim=WIDTH, execution=execution) as batcher:
             with pytest.raises(ValueError):
                 await batcher.submit(bad)
 
     asyncio.run(main())
 
 
-def test_empty_request_returns_zero_rows(loaded: LoadedModel) -> None:
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_empty_request_returns_zero_rows(loaded: LoadedModel, execution: Execution) -> None:
     async def main() -> torch.Tensor:
-        async with MicroBatcher.for_model(loaded) as batcher:
+        async with MicroBatcher.for_model(loaded, execution=execution) as batcher:
             return await batcher.submit(torch.zeros(0, WIDTH))
 
     assert asyncio.run(main()).shape == (0, 2)
 
 
-def test_forward_returning_wrong_row_count_fails_cleanly() -> None:
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_forward_returning_wrong_row_count_fails_cleanly(execution: Execution) -> None:
     async def main() -> None:
-        async with MicroBatcher(lambda x: _softmax(x)[:1]) as batcher:
+        async with MicroBatcher(lambda x: _softmax(x)[:1], execution=execution) as batcher:
             with pytest.raises(ForwardError):
                 await batcher.submit(_rows(3, 0))
 
@@ -354,16 +364,17 @@ def test_forward_returning_wrong_row_count_fails_cleanly() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"max_batch_rows": 0}, {"max_wait_ms": -1}, {"max_queue_rows": 0}],
+    [{"max_batch_rows": 0}, {"max_wait_ms": -1}, {"max_queue_rows": 0}, {"execution": "gpu"}],
 )
 def test_bad_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         MicroBatcher(_softmax, **options)
 
 
-def test_two_event_loops_share_one_batcher(loaded: LoadedModel) -> None:
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_two_event_loops_share_one_batcher(loaded: LoadedModel, execution: Execution) -> None:
     """Results go back to the loop that submitted (e.g. several server threads)."""
-    batcher = MicroBatcher.for_model(loaded)
+    batcher = MicroBatcher.for_model(loaded, execution=execution)
     batcher.start()
     results: dict[int, list[torch.Tensor]] = {}
 
@@ -384,3 +395,132 @@ def test_two_event_loops_share_one_batcher(loaded: LoadedModel) -> None:
             want = loaded.forward_probabilities(_rows(2, seed + i))
             torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     assert len(results) == 2
+
+
+# Loop execution: the event loop runs the forward passes, once per turn --------------------------
+
+
+def test_loop_execution_merges_one_turn_on_the_loop_thread_and_never_splits() -> None:
+    recorder = Recorder(_softmax)
+    threads: set[str] = set()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        threads.add(threading.current_thread().name)
+        return recorder(x)
+
+    sizes = (1, 4, 4, 4, 3, 12)
+
+    async def main() -> list[torch.Tensor]:
+        async with MicroBatcher(forward, max_batch_rows=10, execution="loop") as batcher:
+            assert not [t for t in threading.enumerate() if t.name.startswith("batcher-")]
+            # Submitted in one turn: drained at its end, one batch per drain.
+            out = await asyncio.gather(*(batcher.submit(_rows(n, i)) for i, n in enumerate(sizes)))
+            stats = batcher.stats()
+        assert stats.batches == 3 and stats.requests == 6 and stats.rows == 28
+        return out
+
+    out = asyncio.run(main())
+    # 1+4+4 (a third 4 would split past 10); 4+3; then the oversized 12 alone.
+    assert recorder.sizes == [9, 7, 12]
+    assert threads == {threading.current_thread().name}
+    for i, (n, got) in enumerate(zip(sizes, out, strict=True)):
+        torch.testing.assert_close(got, _softmax(_rows(n, i)), atol=1e-6, rtol=0)
+
+
+def test_loop_execution_forward_failure_fails_only_that_batch() -> None:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if bool(torch.isnan(x).any()):
+            raise RuntimeError("poisoned batch")
+        return _softmax(x)
+
+    poison = torch.full((1, WIDTH), float("nan"))
+
+    async def main() -> None:
+        async with MicroBatcher(forward, max_batch_rows=3, execution="loop") as batcher:
+            first = [_rows(1, 1), poison, _rows(1, 2)]  # fills one batch
+            outcomes = await asyncio.gather(
+                *(batcher.submit(x) for x in (*first, _rows(2, 3))), return_exceptions=True
+            )
+            assert all(isinstance(o, ForwardError) for o in outcomes[:3])
+            assert all(isinstance(o.__cause__, RuntimeError) for o in outcomes[:3])
+            assert outcomes[0] is not outcomes[1]  # each caller gets its own error
+            torch.testing.assert_close(outcomes[3], _softmax(_rows(2, 3)), atol=1e-6, rtol=0)
+            assert batcher.stats().failed_batches == 1
+            later = await batcher.submit(_rows(5, 4))
+            torch.testing.assert_close(later, _softmax(_rows(5, 4)), atol=1e-6, rtol=0)
+
+    asyncio.run(main())
+
+
+def test_loop_execution_close_runs_the_queue_in_the_closing_thread_then_refuses() -> None:
+    async def main() -> None:
+        batcher = MicroBatcher(_softmax, max_batch_rows=2, execution="loop")
+        batcher.start()
+        pending = [asyncio.ensure_future(batcher.submit(_rows(1, i))) for i in range(5)]
+        await asyncio.sleep(0)  # all five queued; their drain has not run yet
+        assert batcher.stats().queued_requests == 5
+        batcher.close()
+        assert batcher.stats().requests == 5 and batcher.stats().batches == 3
+        assert not batcher.running
+        with pytest.raises(BatcherClosedError, match="closed"):
+            await batcher.submit(_rows(1, 0))
+        for i, got in enumerate(await asyncio.gather(*pending)):
+            torch.testing.assert_close(got, _softmax(_rows(1, i)), atol=1e-6, rtol=0)
+        with pytest.raises(BatcherClosedError):
+            batcher.start()
+        batcher.close()  # idempotent
+        await asyncio.sleep(0.01)  # the drain scheduled before the close finds nothing to do
+        assert batcher.stats().batches == 3
+
+    asyncio.run(main())
+
+
+def test_loop_execution_overload_and_cancellation() -> None:
+    recorder = Recorder(_softmax)
+
+    async def main() -> None:
+        async with MicroBatcher(
+            recorder, max_batch_rows=4, max_queue_rows=8, execution="loop"
+        ) as batcher:
+            queued = [asyncio.ensure_future(batcher.submit(_rows(3, i))) for i in (1, 2)]
+            doomed = asyncio.ensure_future(batcher.submit(_rows(2, 9)))
+            await asyncio.sleep(0)  # the submissions ran; the drain comes after this task
+            assert batcher.stats().queued_rows == 8
+            with pytest.raises(BatcherOverloadedError):
+                await batcher.submit(_rows(1, 3))
+            doomed.cancel()
+            for i, got in zip((1, 2), await asyncio.gather(*queued), strict=True):
+                torch.testing.assert_close(got, _softmax(_rows(3, i)), atol=1e-6, rtol=0)
+            with pytest.raises(asyncio.CancelledError):
+                await doomed
+        assert recorder.sizes == [3, 3]  # the cancelled rows were never computed
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("max_wait_ms", "max_batch_rows", "expected"),
+    [(300.0, 64, [3]), (0.0, 64, [2, 1]), (5000.0, 3, [3])],
+    ids=["window", "greedy", "full before the window ends"],
+)
+def test_loop_execution_wait_window_merges_arrivals_under_load(
+    max_wait_ms: float, max_batch_rows: int, expected: list[int]
+) -> None:
+    recorder = Recorder(_softmax)
+
+    async def main() -> float:
+        batcher = MicroBatcher(
+            recorder, max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms, execution="loop"
+        )
+        async with batcher:
+            start = time.perf_counter()
+            # Two requests in one turn: under load, so the batch waits for the window.
+            first = [asyncio.ensure_future(batcher.submit(_rows(1, i))) for i in (0, 1)]
+            await asyncio.sleep(0.02)
+            late = asyncio.ensure_future(batcher.submit(_rows(1, 2)))
+            await asyncio.gather(*first, late)
+            return time.perf_counter() - start
+
+    elapsed = asyncio.run(main())
+    assert recorder.sizes == expected
+    assert elapsed < 2.0  # a full batch does not wait out a 5 s window

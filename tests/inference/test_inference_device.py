@@ -9,7 +9,7 @@ import pytest
 import torch
 from inference_factories import random_records
 
-from inference.batcher import MicroBatcher
+from inference.batcher import MicroBatcher, default_execution
 from inference.device import select_device
 from inference.errors import DeviceError, InferenceError
 from inference.model import LoadedModel
@@ -21,6 +21,12 @@ def test_cpu_and_auto() -> None:
     assert select_device("cpu") == torch.device("cpu")
     assert select_device("auto").type == ("cuda" if HAS_CUDA else "cpu")
     assert select_device().type == select_device("auto").type
+
+
+def test_forward_passes_run_on_the_loop_on_cpu_and_in_a_thread_on_a_gpu() -> None:
+    assert default_execution(torch.device("cpu")) == "loop"
+    assert default_execution(torch.device("cuda")) == "thread"
+    assert default_execution(torch.device("cuda", 1)) == "thread"
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the refusal on a machine without CUDA")
