@@ -10,20 +10,27 @@ import gc
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 import uvicorn
 from fastapi import FastAPI
 
-from inference.batcher import MicroBatcher
+from inference.batcher import Execution, MicroBatcher, default_execution
 from inference.model import LoadedModel
 
 
-def build(artifact: str) -> FastAPI:
+def build(artifact: str, execution: Execution | None = None) -> FastAPI:
     torch.set_num_threads(1)  # as the governed runtime does on CPU
-    model = LoadedModel.load(artifact, torch.device("cpu"))
-    batcher = MicroBatcher(model.forward_probabilities, max_batch_rows=256, max_wait_ms=0.0)
+    device = torch.device("cpu")
+    model = LoadedModel.load(artifact, device)
+    # The governed server's defaults, execution included (the loop, on the CPU).
+    batcher = MicroBatcher(
+        model.forward_probabilities,
+        max_batch_rows=256,
+        max_wait_ms=0.0,
+        execution=execution or default_execution(device),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +62,7 @@ def build(artifact: str) -> FastAPI:
 
 if __name__ == "__main__":
     uvicorn.run(
-        build(sys.argv[1]),
+        build(sys.argv[1], cast(Execution, sys.argv[3]) if len(sys.argv) > 3 else None),
         host="127.0.0.1",
         port=int(sys.argv[2]),
         log_level="warning",

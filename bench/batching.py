@@ -2,7 +2,9 @@
 
 64 asyncio clients in one process each send one-row requests in a closed loop (send, await,
 send again), as concurrent FastAPI predict handlers would. "ours" awaits
-``MicroBatcher.submit``; the baselines run one forward pass per request, as async callers too:
+``MicroBatcher.submit`` with the server's default execution for the device (the event loop on
+the CPU, a worker thread on a GPU; the other mode is measured too); the baselines run one
+forward pass per request, as async callers too:
 
 - ``to_thread``: ``await asyncio.to_thread(model.forward_probabilities, x)`` (default pool),
   what a handler does without a batcher;
@@ -42,7 +44,7 @@ from typing import Any
 import torch
 
 from inference.architectures import build_model
-from inference.batcher import MicroBatcher
+from inference.batcher import MicroBatcher, default_execution
 from inference.device import select_device
 from inference.manifest import parse_manifest
 from inference.model import LoadedModel
@@ -186,11 +188,14 @@ def run_model(
     label: str, model: LoadedModel, *, clients: int, seconds: float
 ) -> tuple[Result, Result, list[Result]]:
     """Returns (ours with default settings, best baseline, every result)."""
-    ours_variants = [
-        ("ours (default)", {}),
-        ("ours max_wait_ms=0.5", {"max_wait_ms": 0.5}),
-        ("ours max_wait_ms=2", {"max_wait_ms": 2.0}),
-        ("ours max_batch_rows=32", {"max_batch_rows": 32}),
+    default = default_execution(model.device)
+    other = "thread" if default == "loop" else "loop"
+    ours_variants: list[tuple[str, dict[str, Any]]] = [
+        (f"ours (default, {default})", {"execution": default}),
+        (f"ours execution={other}", {"execution": other}),
+        ("ours max_wait_ms=0.5", {"execution": default, "max_wait_ms": 0.5}),
+        ("ours max_wait_ms=2", {"execution": default, "max_wait_ms": 2.0}),
+        ("ours max_batch_rows=32", {"execution": default, "max_batch_rows": 32}),
     ]
     results = [
         measure(name, batcher_call(model, **opts), clients=clients, seconds=seconds)

@@ -13,6 +13,8 @@ work can beat on this machine.
     python bench/predict.py --full    # 30 s per side
     python bench/predict.py --set audit_batch_wait_ms=0.5 --set audit_batch_idle_ms=0
                                       # the governed server with other settings
+    python bench/predict.py --execution thread
+                                      # both servers' forward passes in a worker thread
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ def main() -> None:
         help="hidden layer widths of the served MLP (default 64,64, as the Adult model)",
     )
     parser.add_argument(
+        "--execution",
+        choices=("auto", "loop", "thread"),
+        default="auto",
+        help="where both servers run forward passes (default: the event loop on the CPU)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -54,6 +62,8 @@ def main() -> None:
         if not sep or not name:
             parser.error(f"--set takes NAME=VALUE, not {item!r}")
         overrides[f"WARDEN_{name.upper()}"] = value
+    if args.execution != "auto":
+        overrides["WARDEN_BATCH_EXECUTION"] = args.execution
     hidden = tuple(int(w) for w in args.hidden.split(","))
     duration = 30.0 if args.full else 8.0
     body = {"record": toy_record(3)}
@@ -61,7 +71,13 @@ def main() -> None:
         deployment = governed_deployment(Path(tmp), hidden=hidden)
         port = free_port()
         bare = start_server(
-            [sys.executable, "bench/_bare_server.py", str(deployment.artifact), str(port)],
+            [
+                sys.executable,
+                "bench/_bare_server.py",
+                str(deployment.artifact),
+                str(port),
+                *([args.execution] if args.execution != "auto" else []),
+            ],
             deployment.env,
             port,
             Path(tmp) / "bare.log",
