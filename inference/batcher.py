@@ -13,10 +13,11 @@ forward passes is the ``execution`` mode:
   resolves the futures directly. For a small model on the CPU the handoff costs more than the
   forward pass: a worker thread must win the GIL back after every operator, and while the event
   loop is busy each of those waits can last up to the interpreter's switch interval (5 ms).
-  Measured in ``bench/predict`` (governed server, 32 clients, three alternating pairs): batcher
-  wait 7.4 ms a request with the thread, for 0.6 ms of forward-pass CPU per batch; throughput
-  1,914-1,991 req/s with the thread, 2,078-2,341 on the loop. The price: a forward pass holds the
-  event loop for its duration, so use ``"thread"`` for a large model on the CPU.
+  Measured in ``bench/predict`` (governed server, 32 clients): with the thread a request waited
+  7.4 ms for a batch whose forward pass cost 0.6 ms of CPU; in three alternating pairs the
+  governed server did 1,783-1,943 req/s with the thread and 1,884-1,924 on the loop, and
+  ``bench/batching`` 84k and 125k predictions/s. The price: a forward pass holds the event loop
+  for its duration, so use ``"thread"`` for a large model on the CPU.
   :func:`default_execution` picks ``"loop"`` on the CPU and ``"thread"`` elsewhere.
 
 Waiting policy. An idle batcher never waits: a lone request at low load runs at once. The
