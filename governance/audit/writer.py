@@ -86,7 +86,9 @@ def _deliver(waiters: list[tuple[asyncio.Future[list[int]], Outcome]]) -> None:
 def resolve(outcomes: Sequence[tuple[Waiter, Outcome]]) -> None:
     """Settle waiters: threads directly, event loops with one callback per loop.
 
-    Callable from any thread; the waiters of a whole batch cost each loop one wake-up.
+    Callable from any thread; the waiters of a whole batch cost each loop one wake-up, and
+    the waiters of the loop running the call (the journal reading its answers on the server's
+    loop) are settled at once.
     """
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[int]], Outcome]]]
     by_loop = {}
@@ -95,7 +97,14 @@ def resolve(outcomes: Sequence[tuple[Waiter, Outcome]]) -> None:
             by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
         else:
             _settle(waiter, outcome)
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
     for loop, waiters in by_loop.items():
+        if loop is here:
+            _deliver(waiters)
+            continue
         try:
             loop.call_soon_threadsafe(_deliver, waiters)
         except RuntimeError:  # that loop is closed; nobody is waiting any more

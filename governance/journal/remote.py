@@ -5,8 +5,14 @@ check) is Python, and in a thread it competes for the server's GIL with every re
 own process it runs on another core, and the event loop only pickles each append into a frame.
 
 Appends made during one turn of the event loop leave in a few frames (a frame leaves when it
-holds four, and at the end of the turn); the answers of a group commit come back in one frame
-and are settled with one call into the loop, as the thread writer does.
+holds four, and at the end of the turn); the answers of a group commit come back in one frame.
+Started on a running event loop (a server's lifespan), the journal reads the answers on that
+loop as they arrive and settles their requests at once. A reader thread would first have to win
+the GIL from the busy loop, then hand the answers back through ``call_soon_threadsafe``:
+measured in ``bench/predict``, 2.5 ms from the end of a commit to the thread reading its answer
+and 1.9 ms more until the request ran again. In six alternating pairs the governed server did
+1,703-2,052 predictions/s (mean 1,846) with the thread and 1,840-2,048 (mean 1,956) on the loop.
+Started without a running loop (tests, tools), a thread reads them.
 
 If the writer process dies, every waiting request is refused (503, never answered unaudited),
 appends are refused until a new writer process is up, and one is started again with a growing
@@ -31,7 +37,7 @@ from typing import Any
 from governance.audit.events import AuditEvent
 from governance.audit.writer import AuditUnavailable, Outcome, Waiter, resolve
 from governance.errors import ConfigurationError
-from governance.journal.wire import FrameReader, frame
+from governance.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.records.sink import Evict, RecordRow
 
 logger = logging.getLogger(__name__)
@@ -83,6 +89,9 @@ class ProcessJournal:
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._receiver: threading.Thread | None = None
+        # The event loop that reads the answers, when started on one; and what it is reading.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watched: tuple[FrameReader, socket.socket, subprocess.Popen[bytes]] | None = None
         self._outbox: list[tuple[int, Sequence[AuditEvent], RecordRow | None]] = []
         self._closed = False
         self.restarts = 0
@@ -96,9 +105,16 @@ class ProcessJournal:
     def start(self) -> None:
         """Start the writer process and wait until it is ready.
 
+        Called with an event loop running in this thread, the answers are read on that loop;
+        otherwise a thread reads them.
+
         Raises:
             ConfigurationError: it did not come up (its own error went to stderr).
         """
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         if not self._spawn():
             raise ConfigurationError("the audit journal's writer process did not start")
 
@@ -125,12 +141,24 @@ class ProcessJournal:
             proc.kill()
             proc.wait()
             return False
+        if self._loop is not None:
+            watched = (reader, parent, proc)
+            if not self._on_loop(lambda: self._watch(watched)):
+                logger.error("audit journal: the event loop that reads the answers is gone")
+                parent.close()
+                proc.kill()
+                proc.wait()
+                return False
         with self._lock:
             self._sock, self._proc = parent, proc
-        self._receiver = threading.Thread(
-            target=self._receive, args=(reader, parent, proc), name="journal-receive", daemon=True
-        )
-        self._receiver.start()
+        if self._loop is None:
+            self._receiver = threading.Thread(
+                target=self._receive,
+                args=(reader, parent, proc),
+                name="journal-receive",
+                daemon=True,
+            )
+            self._receiver.start()
         return True
 
     def close(self) -> None:
@@ -146,6 +174,12 @@ class ProcessJournal:
                     sock.sendall(frame(("stop",)))
         if self._receiver is not None:
             self._receiver.join(timeout=60)
+        watched = self._watched
+        if watched is not None and self._on_loop(self._unwatch):
+            # The loop no longer reads: the last answers are read here, until the goodbye.
+            reader, watched_sock, watched_proc = watched
+            self._read_until_end(reader, time.monotonic() + 60)
+            self._ended(watched_sock, watched_proc)
         if proc is not None:
             try:
                 proc.wait(timeout=10)
@@ -213,15 +247,86 @@ class ProcessJournal:
     def _receive(
         self, reader: FrameReader, sock: socket.socket, proc: subprocess.Popen[bytes]
     ) -> None:
+        # The reader thread, when the journal was started without an event loop.
+        self._read_until_end(reader, None)
+        self._ended(sock, proc)
+
+    def _read_until_end(self, reader: FrameReader, deadline: float | None) -> None:
+        """Settle answers until the goodbye, the end of the stream, or ``deadline``."""
         while True:
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                message = reader.next(None)
+                message = reader.next(timeout)
             except (EOFError, OSError, ValueError):
-                message = None
-            if message is None or message[0] == "bye":
-                break
+                return
+            if message is TIMED_OUT or message is None or message[0] == "bye":
+                return
             if message[0] == "done":
                 self._answer(message[1], message[2])
+
+    def _watch(self, watched: tuple[FrameReader, socket.socket, subprocess.Popen[bytes]]) -> None:
+        assert self._loop is not None
+        self._watched = watched
+        self._loop.add_reader(watched[1].fileno(), self._readable)
+
+    def _unwatch(self) -> None:
+        watched, self._watched = self._watched, None
+        if watched is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(watched[1].fileno())
+
+    def _readable(self) -> None:
+        """On the event loop: settle every answer that has arrived whole."""
+        watched = self._watched
+        if watched is None:
+            return
+        reader, sock, proc = watched
+        while True:
+            try:
+                message = reader.next(0)
+            except (EOFError, OSError, ValueError):
+                message = None
+            if message is TIMED_OUT:
+                return
+            if message is None or message[0] == "bye":
+                self._unwatch()
+                self._ended(sock, proc)
+                return
+            if message[0] == "done":
+                self._answer(message[1], message[2])
+
+    def _on_loop(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` on the answers' event loop and wait for it; False if that loop is gone.
+
+        Readers are added and removed on the loop's own thread (neither asyncio nor uvloop
+        allows it from another while the loop runs); a loop that is not running is touched here.
+        """
+        loop = self._loop
+        assert loop is not None
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if loop.is_closed():
+            return False
+        if here is loop or not loop.is_running():
+            fn()
+            return True
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # closed meanwhile
+            return False
+        return done.wait(10)
+
+    def _ended(self, sock: socket.socket, proc: subprocess.Popen[bytes]) -> None:
+        """The writer process's stream ended: refuse what waits, restart it unless closing."""
         with self._lock:
             if self._sock is sock:
                 self._sock = None
@@ -233,7 +338,11 @@ class ProcessJournal:
         # Not asked to stop: the writer process died. Refuse (503) until a new one is up.
         logger.error("audit journal: the writer process exited (%s); restarting", proc.poll())
         sock.close()
-        self._restart()
+        if self._loop is None:
+            self._restart()  # in the reader thread, which has nothing else to do
+        else:
+            # Never on the event loop: a restart waits for the new process to be ready.
+            threading.Thread(target=self._restart, name="journal-restart", daemon=True).start()
 
     def _answer(
         self, results: list[tuple[int, list[int] | str, list[tuple[str, str]]]], size: Any

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvloop
 from sqlalchemy import func, select
 
 from governance.audit.models import AuditEntry
@@ -28,10 +30,27 @@ class Commits:
         self.sizes.append(size)
 
 
+@pytest.fixture(params=["thread", "loop"])
+def answers_on(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop | None]:
+    """Who reads the writer process's answers: a thread of the journal's own (None), or an
+    event loop running in a thread of its own, as a server's is (uvloop, as uvicorn runs)."""
+    if request.param == "thread":
+        yield None
+        return
+    loop = uvloop.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="server-loop", daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
 def started(
     settings: Settings,
     on_commit: Commits | None = None,
     *,
+    loop: asyncio.AbstractEventLoop | None = None,
     max_batch: int = 64,
     max_wait_ms: float = 1.0,
     max_idle_ms: float | None = None,
@@ -44,14 +63,23 @@ def started(
         on_commit=on_commit,
         evict=lambda dek_id, subject_ref: None,
     )
-    journal.start()
+    if loop is None:
+        journal.start()
+    else:
+
+        async def start() -> None:
+            journal.start()  # on the loop, as the server's lifespan starts it
+
+        asyncio.run_coroutine_threadsafe(start(), loop).result(60)
     return journal
 
 
 @pytest.fixture
-def journal(settings: Settings, audit_db: FilledLog) -> Iterator[tuple[ProcessJournal, Commits]]:
+def journal(
+    settings: Settings, audit_db: FilledLog, answers_on: asyncio.AbstractEventLoop | None
+) -> Iterator[tuple[ProcessJournal, Commits]]:
     commits = Commits()
-    journal = started(settings, commits)
+    journal = started(settings, commits, loop=answers_on)
     yield journal, commits
     journal.close()
 
@@ -77,12 +105,12 @@ def test_concurrent_appends_are_durable_and_gap_free(
 
 
 def test_batches_larger_than_max_batch_commit_in_several_transactions(
-    settings: Settings, audit_db: FilledLog
+    settings: Settings, audit_db: FilledLog, answers_on: asyncio.AbstractEventLoop | None
 ) -> None:
     # One loop turn's appends can reach the writer process in a single frame larger than
     # max_batch: they are committed in transactions of at most max_batch, in order.
     commits = Commits()
-    journal = started(settings, commits, max_batch=3)
+    journal = started(settings, commits, loop=answers_on, max_batch=3)
     try:
 
         async def burst() -> list[list[int]]:
@@ -101,18 +129,20 @@ def test_batches_larger_than_max_batch_commit_in_several_transactions(
 
 
 def test_the_writer_process_closes_a_batch_after_a_quiet_spell(
-    settings: Settings, audit_db: FilledLog
+    settings: Settings, audit_db: FilledLog, answers_on: asyncio.AbstractEventLoop | None
 ) -> None:
     # With a 60 s window and no idle limit, a lone append would wait a minute.
-    journal = started(settings, max_wait_ms=60_000, max_idle_ms=5)
+    journal = started(settings, loop=answers_on, max_wait_ms=60_000, max_idle_ms=5)
     try:
         assert journal.append_sync([sample_event(1)], timeout=30) == [0]
     finally:
         journal.close()
 
 
-def test_a_closed_journal_refuses(settings: Settings, audit_db: FilledLog) -> None:
-    journal = started(settings)
+def test_a_closed_journal_refuses(
+    settings: Settings, audit_db: FilledLog, answers_on: asyncio.AbstractEventLoop | None
+) -> None:
+    journal = started(settings, loop=answers_on)
     assert journal.append_sync([sample_event(0)]) == [0]
     journal.close()
     with pytest.raises(AuditUnavailable):
@@ -159,3 +189,28 @@ def test_the_writer_process_is_not_a_listening_service(
     cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
     assert cmdline[1:3] == [b"-m", b"governance.journal.sidecar"]
     assert not any(b"sqlite" in part or b"postgresql" in part for part in cmdline)
+
+
+def test_answers_are_read_on_the_loop_that_started_the_journal(
+    settings: Settings, audit_db: FilledLog
+) -> None:
+    """As in a server: started in the lifespan, appended to and closed on the same loop."""
+
+    async def scenario() -> tuple[list[list[int]], list[str]]:
+        journal = started(settings)  # on this running loop: it reads the answers
+        threads = [t.name for t in threading.enumerate()]
+        first = await asyncio.gather(*(journal.append([sample_event(i)]) for i in range(20)))
+        # Appends still in flight when the journal closes (a server shutting down) are
+        # answered by the close itself, which reads the last answers on this thread.
+        late = [asyncio.ensure_future(journal.append([sample_event(i)])) for i in range(20, 50)]
+        await asyncio.sleep(0)
+        journal.close()
+        # Answered, not refused: a refusal would raise AuditUnavailable here.
+        rest = await asyncio.wait_for(asyncio.gather(*late), 5)
+        return [*first, *rest], threads
+
+    seqs, threads = uvloop.run(scenario())
+    assert "journal-receive" not in threads
+    assert sorted(s for batch in seqs for s in batch) == list(range(50))
+    with audit_db.sessions() as session:
+        assert verify_log(session, audit_db.vkey).entries_checked == 50
