@@ -175,11 +175,12 @@ class ProcessJournal:
         if self._receiver is not None:
             self._receiver.join(timeout=60)
         watched = self._watched
-        if watched is not None and self._on_loop(self._unwatch):
-            # The loop no longer reads: the last answers are read here, until the goodbye.
+        if watched is not None:
             reader, watched_sock, watched_proc = watched
-            self._read_until_end(reader, time.monotonic() + 60)
-            self._ended(watched_sock, watched_proc)
+            if self._on_loop(self._unwatch):
+                # The loop no longer reads: the last answers are read here, until the goodbye.
+                self._read_until_end(reader, time.monotonic() + 60)
+            self._ended(watched_sock, watched_proc)  # whatever is still unanswered is refused
         if proc is not None:
             try:
                 proc.wait(timeout=10)
