@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(default=256, gt=0)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)
     batch_max_queue_rows: int = Field(default=65_536, gt=0)
-    # Where forward passes run: "auto" is the event loop on the CPU and a thread on a GPU;
-    # "thread" keeps the loop free during a long forward pass (a large model on the CPU).
+    # Where forward passes run: "auto" is the event loop on the CPU (moving to a thread for a
+    # model whose forward passes take over 5 ms) and a thread on a GPU; "thread" keeps the loop
+    # free during a long forward pass; "loop" stays on the loop whatever it costs.
     batch_execution: Literal["auto", "loop", "thread"] = "auto"
     torch_threads: int = Field(default=1, gt=0)
     audit_batch_wait_ms: float = Field(default=2.0, ge=0)

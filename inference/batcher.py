@@ -17,7 +17,9 @@ forward passes is the ``execution`` mode:
   7.4 ms for a batch whose forward pass cost 0.6 ms of CPU; in three alternating pairs the
   governed server did 1,783-1,943 req/s with the thread and 1,884-1,924 on the loop, and
   ``bench/batching`` 84k and 125k predictions/s. The price: a forward pass holds the event loop
-  for its duration, so use ``"thread"`` for a large model on the CPU.
+  for its duration, so use ``"thread"`` for a large model on the CPU. With a ``loop_budget_ms``
+  the batcher does so itself: once the median of its last 16 forward passes on the loop exceeds
+  the budget, it starts a worker thread and never runs on the loop again.
   :func:`default_execution` picks ``"loop"`` on the CPU and ``"thread"`` elsewhere.
 
 Waiting policy. An idle batcher never waits: a lone request at low load runs at once. The
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import threading
 import time
 from collections import deque
@@ -64,6 +67,7 @@ def default_execution(device: torch.device) -> Execution:
 
 
 _NEW, _RUNNING, _CLOSING, _CLOSED = "new", "running", "closing", "closed"
+_BUDGET_WINDOW = 16  # forward passes on the loop whose median is held against the budget
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class MicroBatcher:
         name: names the worker thread and log lines.
         execution: ``"thread"`` (a worker thread runs the forward passes) or ``"loop"`` (the
             submitting event loop runs them, once per turn); see the module docstring.
+        loop_budget_ms: with loop execution, move to a worker thread for good once the median
+            of the last 16 forward passes on the loop takes longer than this.
 
     Raises:
         ValueError: for a non-positive ``max_batch_rows`` or a negative ``max_wait_ms``.
@@ -148,6 +154,7 @@ class MicroBatcher:
         max_queue_rows: int | None = None,
         name: str = "model",
         execution: Execution = "thread",
+        loop_budget_ms: float | None = None,
     ) -> None:
         if max_batch_rows < 1:
             raise ValueError("max_batch_rows must be at least 1")
@@ -155,6 +162,8 @@ class MicroBatcher:
             raise ValueError("max_wait_ms must not be negative")
         if max_queue_rows is not None and max_queue_rows < 1:
             raise ValueError("max_queue_rows must be at least 1")
+        if loop_budget_ms is not None and loop_budget_ms <= 0:
+            raise ValueError("loop_budget_ms must be positive")
         if execution not in EXECUTIONS:
             raise ValueError(f"execution must be one of {EXECUTIONS}, not {execution!r}")
         self._forward = forward
@@ -162,6 +171,9 @@ class MicroBatcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.input_dim = input_dim
         self.max_queue_rows = max_queue_rows
+        self.loop_budget_s = None if loop_budget_ms is None else loop_budget_ms / 1000.0
+        self._loop_passes: deque[float] = deque(maxlen=_BUDGET_WINDOW)
+        self._loop_count = 0
         self.name = name
         self.execution = execution
         self._cond = threading.Condition(threading.Lock())
@@ -325,6 +337,8 @@ class MicroBatcher:
         """Run one batch on this event loop; schedule the next if more is queued."""
         with self._cond:
             (self._later if delayed else self._soon).discard(loop)
+            if self.execution != "loop":
+                return  # moved to a worker thread, which takes what is queued
             wait = self._window_left_locked()
             if wait > 0:
                 if loop not in self._later:
@@ -333,13 +347,45 @@ class MicroBatcher:
                 return
         batch = self._take_batch()
         if batch is not None:
+            started = time.perf_counter()
             self._execute(batch)
+            if self.loop_budget_s is not None:
+                self._charge_loop(time.perf_counter() - started)
         with self._cond:
-            again = bool(self._queue) and loop not in self._soon
+            again = self.execution == "loop" and bool(self._queue) and loop not in self._soon
             if again:
                 self._soon.add(loop)
         if again:
             loop.call_soon(self._drain, loop, False)
+
+    def _charge_loop(self, seconds: float) -> None:
+        """Count one forward pass on the loop; past the budget, move to a worker thread."""
+        passes = self._loop_passes
+        passes.append(seconds)
+        self._loop_count += 1
+        if self._loop_count < _BUDGET_WINDOW or self._loop_count % 4:
+            return  # a full window first, then a look every fourth pass
+        median = statistics.median(passes)
+        assert self.loop_budget_s is not None
+        if median <= self.loop_budget_s:
+            return
+        with self._cond:
+            if self.execution != "loop" or self._state != _RUNNING:
+                return
+            self.execution = "thread"
+            self._thread = threading.Thread(
+                target=self._run, name=f"batcher-{self.name}", daemon=True
+            )
+            self._thread.start()
+            self._cond.notify()
+        logger.warning(
+            "batcher %s: forward passes took %.1f ms (median of the last %d), over the event "
+            "loop's budget of %.1f ms; they run in a worker thread from now on",
+            self.name,
+            median * 1000,
+            len(passes),
+            self.loop_budget_s * 1000,
+        )
 
     def _window_left_locked(self) -> float:
         """Seconds the forming batch should still wait for arrivals (0: run it now)."""

@@ -24,6 +24,10 @@ from inference.batcher import Execution, MicroBatcher, default_execution
 from inference.errors import InferenceError, ManifestError, ModelNotLoadedError
 from inference.model import LoadedModel
 
+# Chosen for the device (execution None), forward passes on the event loop move to a worker
+# thread once their median passes this: a model that slow would hold up every other request.
+AUTO_LOOP_BUDGET_MS = 5.0
+
 
 @dataclass(eq=False)
 class HostedModel:
@@ -53,7 +57,8 @@ class ModelHost:
         max_wait_ms: passed to each model's :class:`MicroBatcher`.
         max_queue_rows: passed to each model's :class:`MicroBatcher`.
         execution: where each model's forward passes run (see :mod:`inference.batcher`);
-            None picks :func:`~inference.batcher.default_execution` for ``device``.
+            None picks :func:`~inference.batcher.default_execution` for ``device``, and on the
+            loop a budget of :data:`AUTO_LOOP_BUDGET_MS` per forward pass.
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class ModelHost:
             "max_wait_ms": max_wait_ms,
             "max_queue_rows": max_queue_rows,
             "execution": self.execution,
+            "loop_budget_ms": AUTO_LOOP_BUDGET_MS if execution is None else None,
         }
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, str], HostedModel] = {}

@@ -524,3 +524,57 @@ def test_loop_execution_wait_window_merges_arrivals_under_load(
     elapsed = asyncio.run(main())
     assert recorder.sizes == expected
     assert elapsed < 2.0  # a full batch does not wait out a 5 s window
+
+
+def test_loop_execution_moves_to_a_thread_when_forward_passes_exceed_the_budget() -> None:
+    loop_thread = threading.current_thread().name
+    ran_in: list[str] = []
+
+    def slow(x: torch.Tensor) -> torch.Tensor:
+        ran_in.append(threading.current_thread().name)
+        time.sleep(0.003)  # 3 ms a pass, against a 1 ms budget
+        return _softmax(x)
+
+    async def main() -> None:
+        batcher = MicroBatcher(slow, execution="loop", loop_budget_ms=1.0, name="slow")
+        async with batcher:
+            for i in range(24):  # one request per pass
+                got = await batcher.submit(_rows(1, i))
+                torch.testing.assert_close(got, _softmax(_rows(1, i)), atol=1e-6, rtol=0)
+            assert batcher.execution == "thread"
+            assert [t for t in threading.enumerate() if t.name == "batcher-slow"]
+            out = await asyncio.gather(*(batcher.submit(_rows(2, i)) for i in range(8)))
+            for i, got in enumerate(out):
+                torch.testing.assert_close(got, _softmax(_rows(2, i)), atol=1e-6, rtol=0)
+        assert not [t for t in threading.enumerate() if t.name == "batcher-slow"]
+
+    asyncio.run(main())
+    # The first full window ran on the loop; after the move, never again.
+    assert ran_in[:16] == [loop_thread] * 16
+    assert ran_in[-1] == "batcher-slow"
+    moved = ran_in.index("batcher-slow")
+    assert loop_thread not in ran_in[moved:]
+
+
+def test_a_slow_outlier_does_not_move_the_loop() -> None:
+    calls = 0
+
+    def mostly_fast(x: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls % 8 == 0:
+            time.sleep(0.02)  # a pause now and then (a collection, a busy neighbour)
+        return _softmax(x)
+
+    async def main() -> str:
+        async with MicroBatcher(mostly_fast, execution="loop", loop_budget_ms=5.0) as batcher:
+            for i in range(40):
+                await batcher.submit(_rows(1, i))
+            return batcher.execution
+
+    assert asyncio.run(main()) == "loop"
+
+
+def test_loop_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="loop_budget_ms"):
+        MicroBatcher(_softmax, execution="loop", loop_budget_ms=0)

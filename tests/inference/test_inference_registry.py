@@ -14,7 +14,7 @@ from inference_factories import random_records, write_artifact
 from inference.artifact import artifact_digest
 from inference.batcher import EXECUTIONS, Execution
 from inference.errors import BatcherClosedError, InferenceError, ManifestError, ModelNotLoadedError
-from inference.registry import ModelHost
+from inference.registry import AUTO_LOOP_BUDGET_MS, ModelHost
 
 CPU = torch.device("cpu")
 
@@ -182,3 +182,17 @@ def test_concurrent_loads_of_one_version_keep_one(tmp_path: Path, execution: Exe
     # The losers' worker threads were stopped; on the loop there are none at all.
     assert len(alive) == (1 if execution == "thread" else 0)
     host.close(timeout=5)
+
+
+def test_execution_chosen_for_the_device_has_a_loop_budget(tmp_path: Path) -> None:
+    auto = ModelHost(device=CPU)
+    forced = ModelHost(device=CPU, execution="loop")
+    try:
+        root = _artifact(tmp_path, "v1", 0)
+        chosen = auto.load("adult-mlp", "v1", root).batcher
+        assert chosen.execution == "loop" and chosen.loop_budget_s == AUTO_LOOP_BUDGET_MS / 1000
+        kept = forced.load("adult-mlp", "v1", root).batcher
+        assert kept.execution == "loop" and kept.loop_budget_s is None
+    finally:
+        auto.close(timeout=5)
+        forced.close(timeout=5)
