@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 _SEND_BUFFER = 4 << 20
 # A frame leaves at the end of the loop's turn, or as soon as it holds this many appends.
-# With the journal's answers and the forward passes on the thread side, a turn that answered
+# While the journal's answers and the forward passes ran in threads, a turn that answered
 # a group commit ran for milliseconds, and frames of four kept the writer busy meanwhile
 # (2.3-2.5k predictions/s at 32 clients, against 2.0k holding every append to the end of the
 # turn). With both on the loop, turns are short and whole turns make bigger group commits:
