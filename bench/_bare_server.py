@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from inference.batcher import Execution, MicroBatcher, default_execution
 from inference.model import LoadedModel
+from inference.registry import AUTO_LOOP_BUDGET_MS
 
 
 def build(artifact: str, execution: Execution | None = None) -> FastAPI:
@@ -30,6 +31,7 @@ def build(artifact: str, execution: Execution | None = None) -> FastAPI:
         max_batch_rows=256,
         max_wait_ms=0.0,
         execution=execution or default_execution(device),
+        loop_budget_ms=AUTO_LOOP_BUDGET_MS if execution is None else None,
     )
 
     @asynccontextmanager
