@@ -58,3 +58,16 @@ def test_interleaved_appends_keep_one_valid_tree(audit_db: FilledLog) -> None:
 
 def _boom(*_: object) -> None:
     raise RuntimeError("this batch's record could not be stored")
+
+
+def test_a_batch_larger_than_max_batch_commits_in_transactions_of_max_batch(
+    audit_db: FilledLog,
+) -> None:
+    """What the journal's writer process runs on a frame holding more than max_batch appends."""
+    writer = AuditWriter(audit_db.sessions, max_batch=3)
+    outcomes, size = writer.write([([sample_event(i)], None) for i in range(20)])
+    assert outcomes == [[i] for i in range(20)]  # in order, one sequence number each
+    assert size == 20
+    assert writer.batches == 7 and writer.items == 20  # ceil(20 / 3) transactions
+    with audit_db.sessions() as session:
+        assert verify_log(session, audit_db.vkey).tree_size == 20

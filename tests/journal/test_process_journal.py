@@ -123,9 +123,9 @@ def test_batches_larger_than_max_batch_commit_in_several_transactions(
     assert commits.sizes == sorted(commits.sizes) and commits.sizes[-1] == 20
     with audit_db.sessions() as session:
         assert verify_log(session, audit_db.vkey).tree_size == 20
-        # The entries of one transaction share its time: at least ceil(20 / 3) of them.
-        times = session.scalars(select(AuditEntry.time).distinct()).all()
-    assert len(times) >= 7
+    # How many transactions that took is counted in tests/audit/test_writer_frontier.py, on
+    # AuditWriter.write, which the writer process runs: the entries' times (milliseconds) can
+    # no longer tell, since transactions run back to back within one.
 
 
 def test_the_writer_process_closes_a_batch_after_a_quiet_spell(
