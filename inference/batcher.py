@@ -217,12 +217,12 @@ class MicroBatcher:
             if self._state != _NEW:
                 raise BatcherClosedError(f"batcher {self.name!r} is closed and cannot restart")
             self._state = _RUNNING
-            if self.execution == "loop":
-                return
-            self._thread = threading.Thread(
-                target=self._run, name=f"batcher-{self.name}", daemon=True
-            )
-            self._thread.start()
+            if self.execution == "thread":
+                self._start_worker_locked()
+
+    def _start_worker_locked(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"batcher-{self.name}", daemon=True)
+        self._thread.start()
 
     def close(self, *, wait: bool = True, timeout: float | None = None) -> None:
         """Stop accepting requests, finish the queued ones, then stop the worker.
@@ -373,10 +373,7 @@ class MicroBatcher:
             if self.execution != "loop" or self._state != _RUNNING:
                 return
             self.execution = "thread"
-            self._thread = threading.Thread(
-                target=self._run, name=f"batcher-{self.name}", daemon=True
-            )
-            self._thread.start()
+            self._start_worker_locked()
             self._cond.notify()
         logger.warning(
             "batcher %s: forward passes took %.1f ms (median of the last %d), over the event "
