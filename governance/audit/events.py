@@ -20,6 +20,10 @@ class Actor:
     roles: tuple[str, ...] = ()
     auth_method: str = "api_key"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled into every journal frame: positional fields, not copyreg's generic state.
+        return (Actor, (self.principal_id, self.name, self.roles, self.auth_method))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "principal_id": self.principal_id,
@@ -36,6 +40,9 @@ SYSTEM = Actor(principal_id=None, name="system", roles=(), auth_method="local")
 class Source:
     ip: str | None = None
     user_agent: str | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Source, (self.ip, self.user_agent))
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,31 @@ class AuditEvent:
     output_digest: str | None = None
     data_key_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The journal pickles every event on the event loop: positional fields, rather than
+        # copyreg's generic reduction with a state dict (tests/journal/test_wire.py checks the
+        # round trip).
+        return (
+            AuditEvent,
+            (
+                self.event_type,
+                self.action,
+                self.actor,
+                self.source,
+                self.resource,
+                self.decision,
+                self.reason,
+                self.policy_version,
+                self.model_version,
+                self.outcome,
+                self.request_id,
+                self.input_digest,
+                self.output_digest,
+                self.data_key_id,
+                self.details,
+            ),
+        )
 
     def to_entry(self, *, seq: int, time: datetime) -> dict[str, Any]:
         """The entry document that is canonicalised and hashed into the log."""

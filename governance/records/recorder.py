@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
-from governance.db.base import utcnow
 from governance.errors import ConfigurationError
 from governance.predict.recording import PreparedRecord
 from governance.randomness import sortable_hex
@@ -159,7 +158,6 @@ class RecordStore:
         values: dict[str, Any] = {
             "id": record_id,
             "request_id": request_id,
-            "created_at": utcnow(),
             "principal": principal[:64],
             "model": model[:64],
             "model_version": model_version,

@@ -25,6 +25,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from governance.audit.writer import BEFORE_COMMIT, WriteFn
+from governance.db.base import utcnow
 from governance.records.models import Record
 from governance.vault.errors import KeyDestroyed
 from governance.vault.keys import data_keys
@@ -42,11 +43,16 @@ Evict = Callable[[str, str], None]
 
 @dataclass(frozen=True)
 class RecordRow:
-    """A sealed record to insert, without its audit sequence number (known at commit)."""
+    """A sealed record to insert, without its audit sequence number and creation time (both
+    are known at commit)."""
 
     values: dict[str, Any]
     dek_id: str
     subject_ref: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled into a journal frame for every prediction: positional fields, not copyreg's.
+        return (RecordRow, (self.values, self.dek_id, self.subject_ref))
 
     def __repr__(self) -> str:
         return f"RecordRow(id={self.values.get('id')!r}, dek_id={self.dek_id!r})"
@@ -90,5 +96,11 @@ class RecordSink:
                 "stored; the record was refused"
             )
         data_keys.add_uses(session, counts)
+        # A record is created when it becomes durable: the batch's commit, as its audit entry.
+        # Stamped here rather than when sealed, so no datetime crosses the journal's socket
+        # (pickling one costs as much as the rest of the record's fields together).
+        created_at = utcnow()
+        for values, _, _ in pending:
+            values["created_at"] = created_at
         # Core executemany on the table: the ORM's bulk-insert bookkeeping is not needed here.
         session.connection().execute(_INSERT_RECORDS, [values for values, _, _ in pending])

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from governance.audit.events import Actor, AuditEvent, Source
 from governance.journal.wire import TIMED_OUT, FrameReader, frame
+from governance.records.sink import RecordRow
 
 
 @pytest.fixture
@@ -59,3 +61,39 @@ def test_end_of_stream_inside_a_frame_is_an_error(
     sender.close()
     with pytest.raises(EOFError):
         FrameReader(receiver).next(None)
+
+
+def test_what_an_append_carries_survives_a_frame_unchanged() -> None:
+    # AuditEvent, Actor, Source and RecordRow pickle as positional fields (their __reduce__):
+    # every field must come back, in its place.
+    event = AuditEvent(
+        event_type="api.call",
+        action="predict",
+        actor=Actor(principal_id=3, name="svc", roles=("client", "x"), auth_method="api_key"),
+        source=Source(ip="10.0.0.1", user_agent="curl/8"),
+        resource={"model": "m", "version": "1.0.0"},
+        decision="allow",
+        reason="allowed by rule [p, client, models, predict, allow]",
+        policy_version=4,
+        model_version="1.0.0",
+        outcome=200,
+        request_id="r" * 32,
+        input_digest="a" * 64,
+        output_digest="b" * 64,
+        data_key_id="dek_1",
+        details={"records": 2},
+    )
+    row = RecordRow({"id": "rec", "blob": b"\x01sealed", "dek_version": 2}, "dek_1", "ref")
+    a, b = socket.socketpair()
+    try:
+        a.sendall(frame(("append", [(1, [event, SYSTEM_EVENT], row)])))
+        (kind, [(ident, events, back)]) = FrameReader(b).next(5)
+    finally:
+        a.close()
+        b.close()
+    assert (kind, ident) == ("append", 1)
+    assert events == [event, SYSTEM_EVENT]
+    assert back == row and back.values == row.values
+
+
+SYSTEM_EVENT = AuditEvent(event_type="key.create", action="create")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,12 @@ def test_listing_shows_metadata_and_decrypting_is_a_separate_audited_right(
     # The prediction's own audit entry names the data key, never the payload.
     (call,) = [e for e in _entries(runtime_of, "api.call") if e["seq"] == r.json()["audit_seq"]]
     assert call["data_key_id"] == meta["dek_id"] and len(call["input_digest"]) == 64
+    # The record is created when it is stored: in its audit entry's group commit.
+    created = datetime.fromisoformat(meta["created_at"].replace("Z", "+00:00"))
+    logged = datetime.fromisoformat(call["time"].replace("Z", "+00:00"))
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    assert abs(created - logged) < timedelta(seconds=2)
 
     assert (
         served.http.get(f"/v1/records/{record_id}", headers=auth(served.client)).status_code == 403
