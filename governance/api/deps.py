@@ -85,15 +85,17 @@ async def authenticate(request: Request) -> CachedIdentity:
     ident = runtime.auth_cache.get(hashed)
     if ident is None:
         try:
-            ident = await run_in_threadpool(_lookup, runtime, hashed)
+            # One lookup for every request that wants this key now (see AuthCache).
+            ident = await runtime.auth_cache.get_or_fetch(
+                hashed, lambda: run_in_threadpool(_lookup, runtime, hashed)
+            )
         except WardenError:
             raise
         except Exception:
             raise ServiceUnavailable("the identity store is not reachable") from None
-        if ident is None:
-            state.reason = "unknown, revoked or expired API key"
-            raise AuthenticationFailed()
-        runtime.auth_cache.put(hashed, ident)
+    if ident is None:
+        state.reason = "unknown, revoked or expired API key"
+        raise AuthenticationFailed()
     if ident.expires_at is not None and ident.expires_at <= utcnow():
         state.reason = "unknown, revoked or expired API key"
         raise AuthenticationFailed()
