@@ -6,8 +6,9 @@ import json
 import math
 import struct
 
+import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance.audit.canonical import (
@@ -17,6 +18,8 @@ from governance.audit.canonical import (
     parse_canonical,
 )
 from governance.audit.errors import CanonicalizationError
+
+_PLAIN_MIN, _PLAIN_MAX = 1e-4, 1e16  # the plain float range of governance.audit.canonical
 
 
 def test_rfc8785_section_3_2_2_example() -> None:
@@ -227,6 +230,50 @@ def test_plain_floats_are_the_ones_python_already_writes_canonically(value: floa
 
     if canonical._plain(value):
         assert json.dumps(value) == format_number(value)
+        assert orjson.dumps(value) == format_number(value).encode()
+
+
+_plain_strings = st.text(st.characters(codec="utf-8")) | st.text(
+    st.characters(max_codepoint=0x7F), max_size=8
+)
+
+
+@settings(max_examples=500)
+@given(
+    st.dictionaries(
+        st.text(st.characters(max_codepoint=0x7F), max_size=6),
+        st.lists(
+            _plain_strings
+            | st.floats(_PLAIN_MIN, _PLAIN_MAX, exclude_max=True).filter(
+                lambda f: not f.is_integer()
+            )
+            | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER),
+            max_size=4,
+        ),
+        max_size=4,
+    )
+)
+def test_orjson_writes_plain_values_exactly_as_the_reference_encoder(value: object) -> None:
+    # The domain canonical_bytes hands to orjson: every string (control characters, U+2028,
+    # astral characters), plain-range floats of either sign, exact integers, ASCII keys.
+    from governance.audit import canonical
+
+    value = {
+        k: [-x if isinstance(x, float) and len(k) % 2 else x for x in v] for k, v in value.items()
+    }
+    assert canonical._plain(value)
+    reference: list[str] = []
+    canonical._encode(value, reference.append)
+    assert canonical_bytes(value) == "".join(reference).encode("utf-8")
+
+
+def test_what_orjson_refuses_gets_the_documented_error() -> None:
+    with pytest.raises(CanonicalizationError, match="surrogate"):
+        canonical_bytes({"a": "\ud800"})
+    nested: list[object] = []
+    for _ in range(300):  # past orjson's depth limit, within Python's recursion limit
+        nested = [nested]
+    assert canonical_bytes(nested) == b"[" * 301 + b"]" * 301
 
 
 @pytest.mark.parametrize("value", [1e-4, 0.25, 1 / 3, 0.1 + 0.2, -123.456, 4503599627370495.5])
@@ -242,4 +289,3 @@ def test_floats_python_writes_differently_take_the_reference_encoder(value: floa
     from governance.audit import canonical
 
     assert not canonical._plain(value)
-
