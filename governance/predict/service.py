@@ -9,7 +9,7 @@ from governance.api.deps import Caller
 from governance.audit.canonical import canonical_bytes
 from governance.audit.events import AuditEvent
 from governance.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
-from governance.predict.schemas import PredictionOut, PredictRequest, PredictResponse
+from governance.predict.schemas import PredictRequest
 from governance.runtime import Runtime
 from governance.vault.blind_index import digest
 from inference.errors import (
@@ -65,7 +65,8 @@ class PredictService:
 
     async def run(
         self, runtime: Runtime, caller: Caller, name: str, body: PredictRequest, state: Any
-    ) -> PredictResponse:
+    ) -> dict[str, Any]:
+        """Predict, store the sealed record and audit the call; the PredictResponse document."""
         rows = body.rows()
         if len(rows) > runtime.settings.max_batch_records:
             raise PayloadTooLarge(
@@ -116,19 +117,16 @@ class PredictService:
         # Durable before we answer; the encrypted record commits in the same transaction.
         seqs = await runtime.audit.append([event], prepared.row)
         state.audited = True
-        # Every field comes from this process (ids, the model's own labels and floats), so
-        # the response is assembled without validating it again.
-        return PredictResponse.model_construct(
-            request_id=request_id,
-            model=name,
-            model_version=version,
-            predictions=[
-                PredictionOut.model_construct(label=p.label, probabilities=p.probabilities)
-                for p in predictions
-            ],
-            audit_seq=seqs[0],
-            record_id=prepared.record_id,
-        )
+        # Every field comes from this process (ids, the model's own labels and floats): the
+        # response is the PredictResponse document, assembled without validating it again.
+        return {
+            "request_id": request_id,
+            "model": name,
+            "model_version": version,
+            "predictions": out,
+            "audit_seq": seqs[0],
+            "record_id": prepared.record_id,
+        }
 
 
 predict = PredictService()

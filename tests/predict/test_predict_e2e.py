@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from governance.predict.schemas import PredictResponse
 from tests.conftest import auth
 from tests.factories import toy_record
 from tests.predict.conftest import Served
@@ -30,10 +31,14 @@ def test_single_and_batch(served: Served) -> None:
     assert abs(sum(body["predictions"][0]["probabilities"].values()) - 1) < 1e-5
     assert isinstance(body["audit_seq"], int) and body["request_id"]
     assert r.headers["x-request-id"] == body["request_id"]
+    # Assembled without validation on the hot path: it must still be what the schema says.
+    assert PredictResponse.model_validate_json(r.content).model_dump() == body
+    assert r.headers["content-type"] == "application/json"
 
     r = _post(served, {"records": [toy_record(i) for i in range(5)], "subject_id": "subj-9"})
     assert r.status_code == 200, r.text
-    assert len(r.json()["predictions"]) == 5
+    assert len(PredictResponse.model_validate_json(r.content).predictions) == 5
+    assert isinstance(r.json()["record_id"], str)
 
 
 def test_denied_and_unknown(served: Served) -> None:
