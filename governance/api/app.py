@@ -92,11 +92,14 @@ def create_app(
     app.state.runtime = rt
     problems.install(app)
     routers = domain_routers()
+    hot: list[BaseRoute] = []
     for domain, router in routers:
         if domain in DIRECT_DOMAINS:
             # The routes carry their full paths already (the router's prefix is applied when
             # a route is declared); nothing is set at inclusion for these routers.
-            app.router.routes.extend(router.routes)
+            hot.extend(router.routes)
+    # Ahead of the OpenAPI and docs routes FastAPI added when it was built.
+    app.router.routes[0:0] = hot
     app.include_router(health.router)
     for domain, router in routers:
         if domain not in DIRECT_DOMAINS:

@@ -40,3 +40,10 @@ def test_exempt_routes_are_only_health_and_docs(settings: Settings) -> None:
     }
     assert unguarded <= EXEMPT_PATHS
     assert {"/healthz", "/readyz", "/openapi.json"} <= unguarded
+
+
+def test_the_predict_route_is_matched_first(settings: Settings) -> None:
+    # Routes are tried in order: the hot path comes before FastAPI's own docs routes.
+    app = create_app(settings)
+    first = app.router.routes[0]
+    assert isinstance(first, APIRoute) and first.path == "/v1/models/{name}/predict"
