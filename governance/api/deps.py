@@ -72,9 +72,8 @@ def _lookup(runtime: Runtime, hashed: str) -> CachedIdentity | None:
         return CachedIdentity(principal.id, principal.name, key.key_id, key.expires_at)
 
 
-async def authenticate(request: Request) -> CachedIdentity:
+async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
     """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause)."""
-    runtime = runtime_of(request)
     state = request.state
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -120,8 +119,8 @@ class Authorize:
     async def __call__(self, request: Request) -> Caller:
         # Authentication is called directly rather than as a sub-dependency: one guard, one
         # dependency to resolve per request on the hot path.
-        ident = await authenticate(request)
         runtime = runtime_of(request)
+        ident = await authenticate(request, runtime)
         try:
             obj = self.obj.format(**request.path_params)
         except (KeyError, IndexError):

@@ -147,7 +147,7 @@ class RecordStore:
         entry.seals += 1
         record_id = new_record_id()
         sealed = seal(
-            entry.key,
+            entry.cipher,
             record_plaintext(request_json, response_json),
             record_id=record_id,
             subject_ref=ref,

@@ -102,7 +102,7 @@ def record_aad(
 
 
 def seal(
-    dek: bytes,
+    dek: bytes | AESGCM,
     plaintext: bytes,
     *,
     record_id: str,
@@ -114,7 +114,8 @@ def seal(
     """Encrypt a record under ``dek``, bound to its identifying fields.
 
     Args:
-        dek: the subject's 32-byte data key.
+        dek: the subject's 32-byte data key, or the AES-GCM context made from it (the key
+            cache keeps one per key: the hot path need not set one up per record).
         plaintext: the record (serialised request or response); up to 2**31 - 1 bytes.
         record_id: the record's id.
         subject_ref: the data subject's reference.
@@ -192,7 +193,9 @@ def open_sealed(
     raise DecryptionError()
 
 
-def _cipher(dek: bytes) -> AESGCM:
+def _cipher(dek: bytes | AESGCM) -> AESGCM:
+    if isinstance(dek, AESGCM):
+        return dek
     if not isinstance(dek, bytes | bytearray | memoryview) or len(dek) != DEK_BYTES:
         raise ValueError(f"a data key must be {DEK_BYTES} bytes")
     return AESGCM(bytes(dek))

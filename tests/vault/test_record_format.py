@@ -47,6 +47,14 @@ def test_round_trip(sealed: SealedRecord) -> None:
     assert _open(sealed) == PLAINTEXT
 
 
+def test_sealing_with_the_keys_aes_gcm_context_is_sealing_with_the_key() -> None:
+    # The key cache seals with an AESGCM made once per key; the record opens with the key.
+    sealed = seal(AESGCM(DEK), PLAINTEXT, **FIELDS)
+    assert _open(sealed) == PLAINTEXT
+    with pytest.raises(DecryptionError):
+        _open(seal(AESGCM(bytes(32)), PLAINTEXT, **FIELDS))
+
+
 def test_blob_from_a_driver_as_memoryview_opens(sealed: SealedRecord) -> None:
     assert _open(SealedRecord(memoryview(sealed.blob))) == PLAINTEXT  # type: ignore[arg-type]
 
