@@ -20,6 +20,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
 from governance.audit.events import Actor
 from governance.context import Context
@@ -72,11 +73,19 @@ def _lookup(runtime: Runtime, hashed: str) -> CachedIdentity | None:
         return CachedIdentity(principal.id, principal.name, key.key_id, key.expires_at)
 
 
+def _authorization(scope: Scope) -> str:
+    # The first Authorization header, as Starlette's Headers.get finds it (ASGI servers give
+    # header names in lower case), without building a Headers object per request.
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return ""
+
+
 async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
     """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause)."""
     state = request.state
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = _authorization(request.scope).partition(" ")
     if scheme.lower() != "bearer" or not well_formed(token.strip()):
         state.reason = "missing or malformed API key"
         raise AuthenticationFailed()
@@ -99,6 +108,27 @@ async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
         state.reason = "unknown, revoked or expired API key"
         raise AuthenticationFailed()
     return ident
+
+
+# A principal's audit actor (its roles) changes only with the policy, so one Actor serves
+# every request it makes under a policy version: kept with that version, for authenticated
+# principals only, and dropped whole at the bound.
+_ACTORS_MAX = 10_000
+
+
+def _actor(compiled: CompiledPolicy, ident: CachedIdentity) -> Actor:
+    derived = compiled.derived
+    key = ("actor", ident.principal_id, ident.name)
+    actor: Actor | None = derived.get(key)
+    if actor is None:
+        if len(derived) >= _ACTORS_MAX:
+            derived.clear()
+        roles = tuple(compiled.roles_cached(ident.name))
+        actor = Actor(
+            principal_id=ident.principal_id, name=ident.name, roles=roles, auth_method="api_key"
+        )
+        derived[key] = actor
+    return actor
 
 
 class Authorize:
@@ -127,10 +157,8 @@ class Authorize:
             obj = self.obj
         compiled: CompiledPolicy = runtime.policy.current
         decision = compiled.enforce(ident.name, obj, self.action)
-        roles = tuple(compiled.roles_cached(ident.name))
-        actor = Actor(
-            principal_id=ident.principal_id, name=ident.name, roles=roles, auth_method="api_key"
-        )
+        actor = _actor(compiled, ident)
+        roles = actor.roles
         scope = request.scope
         route = scope.get("route")
         # The request's state dict itself (what ``request.state`` wraps): one update, not six

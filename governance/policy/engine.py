@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import casbin
 
@@ -79,6 +80,9 @@ class CompiledPolicy:
         self._cache: OrderedDict[tuple[str, str, str], Decision] = OrderedDict()
         self._cache_size = cache_size
         self._roles: dict[str, tuple[str, ...]] = {}
+        # Values its users derive from this version alone (the API guard keeps each principal's
+        # audit actor here), dropped with it. Bounded by whoever adds to it.
+        self.derived: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
         # Casbin's enforcer is not documented as thread-safe; cold decisions take turns.
         self._enforce_lock = threading.Lock()

@@ -216,3 +216,23 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
     text = run("show")
     assert text.exit_code == 0 and f"policy version {version} (rollback)" in flat(text.output)
     assert run("history").exit_code == 0
+
+
+def test_audit_entries_name_the_roles_the_caller_holds_under_each_version(
+    app_client: Any, officers: Officers, store: Store
+) -> None:
+    # The guard keeps one audit actor per principal and policy version: a role granted live
+    # shows in the very next call's entry, and is gone from it once revoked.
+    def roles_of_last_call() -> list[str]:
+        calls = [e for e in store.entries("api.call") if e["actor"]["name"] == "oscar"]
+        return list(calls[-1]["actor"]["roles"])
+
+    assert app_client.get("/v1/policy", headers=officers.oscar).status_code == 200
+    assert roles_of_last_call() == ["role:compliance_officer"]
+    grant = ["g", "oscar", "role:auditor"]
+    assert change(app_client, officers.olivia, [grant]).status_code == 201
+    assert app_client.get("/v1/policy", headers=officers.oscar).status_code == 200
+    assert roles_of_last_call() == ["role:auditor", "role:compliance_officer"]
+    assert change(app_client, officers.olivia, [], remove=[grant]).status_code == 201
+    assert app_client.get("/v1/policy", headers=officers.oscar).status_code == 200
+    assert roles_of_last_call() == ["role:compliance_officer"]
