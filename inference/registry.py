@@ -13,8 +13,6 @@ draining) only when its last lease is released.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +44,25 @@ class HostedModel:
     def key(self) -> tuple[str, str]:
         """``(name, version)``."""
         return (self.name, self.version)
+
+
+class Lease:
+    """One request's hold on a hosted version (see :meth:`ModelHost.lease`).
+
+    A class rather than a generator context manager: a lease is taken on every prediction.
+    """
+
+    __slots__ = ("_host", "_hosted")
+
+    def __init__(self, host: ModelHost, hosted: HostedModel) -> None:
+        self._host = host
+        self._hosted = hosted
+
+    def __enter__(self) -> HostedModel:
+        return self._hosted
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._host._release(self._hosted)
 
 
 class ModelHost:
@@ -215,16 +232,19 @@ class ModelHost:
             raise ModelNotLoadedError(f"model {name!r} version {version!r} is not loaded")
         return hosted
 
-    @contextmanager
-    def lease(self, name: str, version: str | None = None) -> Iterator[HostedModel]:
+    def lease(self, name: str, version: str | None = None) -> Lease:
         """Hold a version for the length of one request (encode, submit, decide).
+
+        Use as ``with host.lease(name) as hosted:``. The version is taken when ``lease`` is
+        called, so an unknown name fails there; the lease ends when the block does.
 
         Args:
             name: the model name.
             version: a specific loaded version; the serving one when None.
 
-        Yields:
-            The hosted version, whose batcher stays open until the lease ends.
+        Returns:
+            The lease, whose ``__enter__`` gives the hosted version; its batcher stays open
+            until the lease ends.
 
         Raises:
             ModelNotLoadedError: when there is no such (serving) version.
@@ -238,14 +258,14 @@ class ModelHost:
                     raise ModelNotLoadedError(f"model {name!r} version {version!r} is not loaded")
                 hosted = found
             hosted._leases += 1
-        try:
-            yield hosted
-        finally:
-            with self._lock:
-                hosted._leases -= 1
-                close_now = hosted._retired and hosted._leases == 0
-            if close_now:
-                hosted.batcher.close(wait=False)
+        return Lease(self, hosted)
+
+    def _release(self, hosted: HostedModel) -> None:
+        with self._lock:
+            hosted._leases -= 1
+            close_now = hosted._retired and hosted._leases == 0
+        if close_now:
+            hosted.batcher.close(wait=False)
 
     def serving(self) -> dict[str, str]:
         """Name → serving version."""

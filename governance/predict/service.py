@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from governance.api.deps import Caller
@@ -43,11 +42,11 @@ class PredictService:
         The lease keeps this model version's batcher open until the request is done, even if
         a promotion swaps in another version meanwhile.
         """
-        with contextlib.ExitStack() as stack:
-            try:
-                served = stack.enter_context(runtime.host.lease(name))
-            except ModelNotLoadedError:
-                raise ModelNotServing(f"model {name!r} is not serving") from None
+        try:
+            lease = runtime.host.lease(name)
+        except ModelNotLoadedError:
+            raise ModelNotServing(f"model {name!r} is not serving") from None
+        with lease as served:
             state.model_version = served.version
             state.resource = {"model": name, "version": served.version}
             try:

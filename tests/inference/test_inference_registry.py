@@ -100,6 +100,18 @@ def test_promotion_swaps_and_retires_the_previous(tmp_path: Path, host: ModelHos
     asyncio.run(scenario())
 
 
+def test_a_lease_ends_with_its_block_even_when_the_request_fails(
+    tmp_path: Path, host: ModelHost
+) -> None:
+    v1 = host.load("adult-mlp", "v1", _artifact(tmp_path, "v1", 0))
+    with pytest.raises(RuntimeError), host.lease("adult-mlp") as held:
+        assert held is v1
+        host.load("adult-mlp", "v2", _artifact(tmp_path, "v2", 1))
+        assert v1.batcher.running  # still leased
+        raise RuntimeError("the request failed")
+    assert not v1.batcher.running
+
+
 def test_keep_previous_then_rollback(tmp_path: Path, host: ModelHost) -> None:
     v1 = host.load("adult-mlp", "v1", _artifact(tmp_path, "v1", 0))
     host.load("adult-mlp", "v2", _artifact(tmp_path, "v2", 1), keep_previous=True)
