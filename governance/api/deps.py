@@ -20,7 +20,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
-from starlette.types import Scope
 
 from governance.audit.events import Actor
 from governance.context import Context
@@ -33,7 +32,7 @@ from governance.identity.tokens import token_hash, well_formed
 from governance.policy.engine import CompiledPolicy
 from governance.runtime import Runtime
 
-from .middleware import source_of
+from .middleware import header, source_of
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -73,19 +72,11 @@ def _lookup(runtime: Runtime, hashed: str) -> CachedIdentity | None:
         return CachedIdentity(principal.id, principal.name, key.key_id, key.expires_at)
 
 
-def _authorization(scope: Scope) -> str:
-    # The first Authorization header, as Starlette's Headers.get finds it (ASGI servers give
-    # header names in lower case), without building a Headers object per request.
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return value.decode("latin-1")
-    return ""
-
-
 async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
     """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause)."""
     state = request.state
-    scheme, _, token = _authorization(request.scope).partition(" ")
+    value = header(request.scope, b"authorization") or b""
+    scheme, _, token = value.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not well_formed(token.strip()):
         state.reason = "missing or malformed API key"
         raise AuthenticationFailed()

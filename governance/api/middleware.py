@@ -51,8 +51,7 @@ class GovernedRequestMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         governed = scope["path"].startswith(GOVERNED_PREFIX)
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
+        length = header(scope, b"content-length")
         if length is not None:
             try:
                 too_big = int(length) > self.max_body_bytes
@@ -162,10 +161,20 @@ class GovernedRequestMiddleware:
         return True
 
 
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower case, as ASGI servers give names), or None.
+
+    A scan of the scope's list: no dict or Headers object built per request.
+    """
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value)
+    return None
+
+
 def source_of(scope: Scope) -> Source:
     client = scope.get("client")
-    headers = dict(scope.get("headers") or [])
-    agent = headers.get(b"user-agent", b"").decode("latin-1")[:200] or None
+    agent = (header(scope, b"user-agent") or b"").decode("latin-1")[:200] or None
     return Source(ip=client[0] if client else None, user_agent=agent)
 
 
