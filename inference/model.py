@@ -12,6 +12,7 @@ from torch import nn
 
 from inference.artifact import load_weights, read_manifest
 from inference.manifest import Manifest
+from inference.plan import plan_for
 from inference.postprocess import apply_group_threshold, row_uniforms
 from inference.preprocessing import encode_records, raw_values
 
@@ -37,6 +38,8 @@ class LoadedModel:
         self.manifest = manifest
         self.device = device
         self.module = module.to(device).eval()
+        # The same operators without module dispatch, for the architectures that allow it.
+        self.plan = plan_for(self.module)
 
     @classmethod
     def load(
@@ -71,7 +74,8 @@ class LoadedModel:
     @torch.inference_mode()
     def forward_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities for an encoded batch, returned on the CPU."""
-        logits = self.module(x.to(self.device, non_blocking=True))
+        run = self.plan or self.module
+        logits = run(x.to(self.device, non_blocking=True))
         return torch.softmax(logits.float(), dim=-1).to("cpu")
 
     def decide(
