@@ -8,8 +8,9 @@ the same operators called directly. For the architectures of :mod:`inference.arc
 the same order, so the output is bitwise the same (``tests/inference/test_plan.py``).
 
 Anything else gets no plan and runs as a module: another architecture, a module in training
-mode, or one with hooks (a plan would skip them). Training never uses a plan: Opacus works
-through the modules' hooks.
+mode, or one with hooks (a plan would skip them). Global module hooks
+(``torch.nn.modules.module.register_module_forward_hook``) are not run by a plan either: serving
+registers none. Training never uses a plan: Opacus works through the modules' hooks.
 """
 
 from __future__ import annotations

@@ -54,10 +54,6 @@ class AuthCache:
                 return None
             return ident
 
-    def put(self, token_hash: str, ident: CachedIdentity) -> None:
-        with self._lock:
-            self._put_locked(token_hash, ident)
-
     def _put_locked(self, token_hash: str, ident: CachedIdentity) -> None:
         if self._ttl <= 0:
             return

@@ -112,10 +112,13 @@ def test_a_lookup_that_began_before_a_clear_is_not_cached() -> None:
 
 
 def test_the_cache_stays_within_its_size() -> None:
-    cache = AuthCache(ttl=60, size=3)
-    for n in range(10):
-        cache.put(f"h{n}", IDENT)
-    assert [cache.get(f"h{n}") for n in range(10)] == [None] * 7 + [IDENT] * 3
+    async def scenario() -> None:
+        cache, fetch = AuthCache(ttl=60, size=3), CountingFetch(delay=0)
+        for n in range(10):
+            await cache.get_or_fetch(f"h{n}", fetch)
+        assert [cache.get(f"h{n}") for n in range(10)] == [None] * 7 + [IDENT] * 3
+
+    asyncio.run(scenario())
 
 
 def test_a_zero_ttl_caches_nothing() -> None:
