@@ -93,20 +93,20 @@ def time_record_storage(timings: Timings) -> None:
         inner = write_fn(self, row, evict)
         request_id = row.values["request_id"]
 
-        def write(session: Any, seqs: list[int]) -> None:
-            batch = session.info.setdefault("bench_batch", next(timings.batches))
+        def write(tx: Any, seqs: list[int]) -> None:
+            batch = tx.state.setdefault("bench_batch", next(timings.batches))
             cpu0, wall0 = time.thread_time(), time.perf_counter()
-            inner(session, seqs)
+            inner(tx, seqs)
             charge(batch, cpu0, wall0)
             timings.batch_of[request_id] = batch
 
         return write
 
-    def timed_store(self: RecordSink, session: Any) -> None:
+    def timed_store(self: RecordSink, tx: Any) -> None:
         # The batch's key check, use counts and multi-row insert run just before its commit.
         cpu0, wall0 = time.thread_time(), time.perf_counter()
-        store_pending(self, session)
-        batch = session.info.get("bench_batch")
+        store_pending(self, tx)
+        batch = tx.state.get("bench_batch")
         if batch is not None:
             charge(batch, cpu0, wall0)
 

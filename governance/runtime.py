@@ -104,7 +104,7 @@ class Runtime:
                 evict=self.records.evict,
             )
         writer = AuditWriter(
-            self.sessions,
+            self.engine,
             max_batch=settings.audit_batch_max,
             max_wait_ms=settings.audit_batch_wait_ms,
             max_idle_ms=settings.audit_batch_idle_ms,

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit.canonical import canonical_bytes
@@ -28,6 +28,7 @@ from governance.audit.merkle import (
 )
 from governance.audit.models import AuditEntry, AuditHead, AuditNode
 from governance.db.base import utcnow
+from governance.db.direct import DirectStatement
 
 
 def resource_label(resource: Mapping[str, Any]) -> str | None:
@@ -51,15 +52,16 @@ def index_columns(
 _ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]
 _NODES: Table = AuditNode.__table__  # type: ignore[assignment]
 _HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
-# Built once: Core statements on the tables (the ORM's bulk paths cost more than the SQL).
-_ADVANCE_HEAD = (
+# Built once and run on the DBAPI cursor (governance/db/direct.py): the group commit runs
+# them for every batch, and SQLAlchemy's execution machinery cost more than the SQL.
+_ADVANCE_HEAD = DirectStatement(
     update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(tree_size=_HEAD.c.tree_size + bindparam("count"))
     .returning(_HEAD.c.tree_size)
 )
-_INSERT_ENTRIES = insert(_ENTRIES)
-_INSERT_NODES = insert(_NODES)
+_INSERT_ENTRIES = DirectStatement(insert(_ENTRIES))
+_INSERT_NODES = DirectStatement(insert(_NODES))
 
 
 @dataclass(frozen=True)
@@ -90,16 +92,17 @@ def append(session: Session, events: Sequence[AuditEvent]) -> list[int]:
     Returns:
         The sequence number given to each event.
     """
-    return append_batch(session, events).seqs if events else []
+    return append_batch(session.connection(), events).seqs if events else []
 
 
 def append_batch(
-    session: Session, events: Sequence[AuditEvent], *, frontier: Frontier | None = None
+    connection: Connection, events: Sequence[AuditEvent], *, frontier: Frontier | None = None
 ) -> Appended:
-    """:func:`append`, also returning the frontier after the append.
+    """:func:`append` on a connection's transaction, also returning the frontier after it.
 
     Args:
-        session: the transaction the events belong to.
+        connection: the transaction the events belong to (a session's, or the group
+            commit's own).
         events: the events, in order (at least one).
         frontier: the caller's frontier from its last committed append; used only when it is
             still the frontier of the current tree (no other writer appended since), which
@@ -111,8 +114,7 @@ def append_batch(
     count = len(events)
     # One statement reserves the range and takes the head's row lock (PostgreSQL) or the
     # database's write lock (SQLite): every appender, in any process, takes its turn here.
-    connection = session.connection()
-    new_size = connection.execute(_ADVANCE_HEAD, {"count": count}).scalar_one()
+    ((new_size,),) = _ADVANCE_HEAD.execute(connection, {"count": count})
     size = new_size - count
     now = utcnow()
     rows: list[dict[str, Any]] = []
@@ -148,7 +150,7 @@ def append_batch(
         wanted = root_keys(size)
         known = {}
         if wanted:
-            found = session.execute(
+            found = connection.execute(
                 select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
                     AuditNode.level.in_({k[0] for k in wanted}),
                     AuditNode.idx.in_({k[1] for k in wanted}),
@@ -157,12 +159,9 @@ def append_batch(
             keys = set(wanted)
             known = {(lvl, idx): h for lvl, idx, h in found if (lvl, idx) in keys}
     nodes = nodes_to_store_on_batch_append(size, leaves, getter_from_mapping(known))
-    # Core inserts on the session's connection: the ORM's bulk-insert bookkeeping buys
-    # nothing for rows that are never loaded back as objects in this transaction.
-    connection.execute(_INSERT_ENTRIES, rows)
-    connection.execute(
-        _INSERT_NODES,
-        [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes],
+    _INSERT_ENTRIES.executemany(connection, rows)
+    _INSERT_NODES.executemany(
+        connection, [{"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes]
     )
     everything = {**known, **{(lvl, idx): h for lvl, idx, h in nodes}}
     try:

@@ -35,7 +35,7 @@ import time
 from typing import Any
 
 from governance.audit.writer import AuditWriter, Outcome, Pending, next_wait
-from governance.db import make_engine, make_sessionmaker
+from governance.db import make_engine
 from governance.journal.wire import TIMED_OUT, FrameReader, send_frame
 from governance.records.sink import RecordRow, RecordSink
 
@@ -92,7 +92,7 @@ def serve(sock: socket.socket) -> None:
     config: dict[str, Any] = first[1]
     engine = make_engine(config["database_url"])
     max_batch: int = config["max_batch"]
-    writer = AuditWriter(make_sessionmaker(engine), max_batch=max_batch)
+    writer = AuditWriter(engine, max_batch=max_batch)
     sink = RecordSink()
     window: float = config["max_wait_ms"] / 1000.0
     idle: float | None = config["max_idle_ms"]

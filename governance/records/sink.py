@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
-from sqlalchemy.orm import Session
 
-from governance.audit.writer import BEFORE_COMMIT, WriteFn
+from governance.audit.writer import GroupCommit, WriteFn
 from governance.db.base import utcnow
+from governance.db.direct import DirectStatement
 from governance.records.models import Record
 from governance.vault.errors import KeyDestroyed
 from governance.vault.keys import data_keys
@@ -35,7 +35,7 @@ __all__ = ["Evict", "RecordRow", "RecordSink"]
 
 _PENDING = "warden.records.pending"
 _RECORDS = cast(Table, Record.__table__)
-_INSERT_RECORDS = insert(_RECORDS)
+_INSERT_RECORDS = DirectStatement(insert(_RECORDS))
 
 # Called with (dek_id, subject_ref) when a key must no longer seal records.
 Evict = Callable[[str, str], None]
@@ -64,21 +64,22 @@ class RecordSink:
     def write_fn(self, row: RecordRow, evict: Evict) -> WriteFn:
         """The audit writer's ``write`` callback for one record."""
 
-        def write(session: Session, seqs: list[int]) -> None:
-            pending = session.info.get(_PENDING)
+        def write(tx: GroupCommit, seqs: list[int]) -> None:
+            pending = tx.state.get(_PENDING)
             if pending is None:
-                pending = session.info[_PENDING] = []
-                session.info.setdefault(BEFORE_COMMIT, []).append(self._store_pending)
+                pending = tx.state[_PENDING] = []
+                tx.before_commit(self._store_pending)
             pending.append(({**row.values, "audit_seq": seqs[0] if seqs else None}, row, evict))
 
         return write
 
-    def _store_pending(self, session: Session) -> None:
-        pending: list[tuple[dict[str, Any], RecordRow, Evict]] = session.info.pop(_PENDING, [])
+    def _store_pending(self, tx: GroupCommit) -> None:
+        pending: list[tuple[dict[str, Any], RecordRow, Evict]] = tx.state.pop(_PENDING, [])
         if not pending:
             return
+        connection = tx.connection
         counts = Counter(row.dek_id for _, row, _ in pending)
-        states = data_keys.lock_states(session, counts)
+        states = data_keys.lock_states(connection, counts)
         refused = False
         for _, row, evict in pending:
             state = states.get(row.dek_id)
@@ -95,12 +96,13 @@ class RecordSink:
                 "a record's data key was destroyed by an erasure before the record was "
                 "stored; the record was refused"
             )
-        data_keys.add_uses(session, counts)
+        data_keys.add_uses(connection, counts)
         # A record is created when it becomes durable: the batch's commit, as its audit entry.
         # Stamped here rather than when sealed, so no datetime crosses the journal's socket
         # (pickling one costs as much as the rest of the record's fields together).
         created_at = utcnow()
         for values, _, _ in pending:
             values["created_at"] = created_at
-        # Core executemany on the table: the ORM's bulk-insert bookkeeping is not needed here.
-        session.connection().execute(_INSERT_RECORDS, [values for values, _, _ in pending])
+        # One executemany on the DBAPI cursor (governance/db/direct.py), in the session's
+        # transaction.
+        _INSERT_RECORDS.executemany(connection, [values for values, _, _ in pending])

@@ -15,12 +15,13 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import cast
 
-from sqlalchemy import Engine, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
 from governance.db.base import utcnow
+from governance.db.direct import DirectStatement
 from governance.vault.envelope import new_dek, rewrap, unwrap_dek, wrap_dek
 from governance.vault.errors import KeyDestroyed
 from governance.vault.models import ACTIVE, DECRYPT_ONLY, DESTROYED, DataKey, KeyRotation
@@ -45,7 +46,7 @@ _LOCK_STATES = (
     .where(_KEYS.c.id.in_(bindparam("ids", expanding=True)))
     .with_for_update()
 )
-_ADD_USES = (
+_ADD_USES = DirectStatement(
     update(_KEYS).where(_KEYS.c.id == bindparam("dek")).values(uses=_KEYS.c.uses + bindparam("n"))
 )
 
@@ -154,7 +155,7 @@ class DataKeyService:
             )
         return unwrap_dek(keys, WrappedKey(kek_id=row.kek_id, blob=row.wrapped), dek_id=row.id)
 
-    def lock_states(self, session: Session, dek_ids: Collection[str]) -> dict[str, str]:
+    def lock_states(self, connection: Connection, dek_ids: Collection[str]) -> dict[str, str]:
         """The states of some DEKs, locked until the transaction ends.
 
         The transaction that stores records calls it, so an erasure that committed first is
@@ -164,19 +165,17 @@ class DataKeyService:
         Returns:
             ``{dek_id: state}``; a missing id is absent.
         """
-        # Prebuilt Core statement on the session's connection: once per group commit, hot path.
-        rows = session.connection().execute(_LOCK_STATES, {"ids": list(dek_ids)})
+        # Prebuilt Core statement on the group commit's connection: once per batch, hot path.
+        rows = connection.execute(_LOCK_STATES, {"ids": list(dek_ids)})
         return {dek_id: state for dek_id, state in rows}
 
-    def add_uses(self, session: Session, counts: Mapping[str, int]) -> None:
+    def add_uses(self, connection: Connection, counts: Mapping[str, int]) -> None:
         """Count records sealed under DEKs (one statement for a whole group commit)."""
         if not counts:
             return
-        # Core executemany: one prepared statement for every key of the batch.
-        session.connection().execute(
-            _ADD_USES,
-            [{"dek": dek_id, "n": n} for dek_id, n in counts.items()],
-        )
+        # One executemany on the DBAPI cursor (governance/db/direct.py) for every key of the
+        # batch, in the group commit's transaction.
+        _ADD_USES.executemany(connection, [{"dek": dek_id, "n": n} for dek_id, n in counts.items()])
 
     def retire(self, session: Session, dek_id: str) -> bool:
         """Move one active DEK to decrypt-only (use-count rotation).

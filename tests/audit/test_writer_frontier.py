@@ -17,8 +17,8 @@ from tests.audit.conftest import FilledLog, sample_event
 
 
 def test_interleaved_appends_keep_one_valid_tree(audit_db: FilledLog) -> None:
-    first = AuditWriter(audit_db.sessions, max_wait_ms=0)
-    second = AuditWriter(audit_db.sessions, max_wait_ms=0)
+    first = AuditWriter(audit_db.engine, max_wait_ms=0)
+    second = AuditWriter(audit_db.engine, max_wait_ms=0)
     first.start()
     second.start()
     try:
@@ -64,7 +64,7 @@ def test_a_batch_larger_than_max_batch_commits_in_transactions_of_max_batch(
     audit_db: FilledLog,
 ) -> None:
     """What the journal's writer process runs on a frame holding more than max_batch appends."""
-    writer = AuditWriter(audit_db.sessions, max_batch=3)
+    writer = AuditWriter(audit_db.engine, max_batch=3)
     outcomes, size = writer.write([([sample_event(i)], None) for i in range(20)])
     assert outcomes == [[i] for i in range(20)]  # in order, one sequence number each
     assert size == 20

@@ -20,7 +20,7 @@ def _stored_seqs(audit_db: FilledLog) -> list[int]:
 
 
 def test_concurrent_async_appends_each_get_their_own_durable_seqs(audit_db: FilledLog) -> None:
-    writer = AuditWriter(audit_db.sessions, max_wait_ms=2)
+    writer = AuditWriter(audit_db.engine, max_wait_ms=2)
     writer.start()
     before = len(_stored_seqs(audit_db))
 
@@ -41,7 +41,7 @@ def test_concurrent_async_appends_each_get_their_own_durable_seqs(audit_db: Fill
 
 
 def test_one_failing_item_fails_alone_and_its_batch_mates_commit(audit_db: FilledLog) -> None:
-    writer = AuditWriter(audit_db.sessions, max_wait_ms=20)
+    writer = AuditWriter(audit_db.engine, max_wait_ms=20)
     writer.start()
 
     def boom(*_: object) -> None:
@@ -62,7 +62,7 @@ def test_one_failing_item_fails_alone_and_its_batch_mates_commit(audit_db: Fille
 
 
 def test_a_cancelled_waiter_does_not_disturb_the_others(audit_db: FilledLog) -> None:
-    writer = AuditWriter(audit_db.sessions, max_wait_ms=20)
+    writer = AuditWriter(audit_db.engine, max_wait_ms=20)
     writer.start()
 
     async def run() -> tuple[list[int], list[int]]:
@@ -83,7 +83,7 @@ def test_a_cancelled_waiter_does_not_disturb_the_others(audit_db: FilledLog) -> 
 
 
 def test_appends_after_close_are_refused(audit_db: FilledLog) -> None:
-    writer = AuditWriter(audit_db.sessions)
+    writer = AuditWriter(audit_db.engine)
     writer.start()
     writer.close()
     with pytest.raises(AuditUnavailable):
@@ -104,7 +104,7 @@ def test_a_lone_append_is_committed_after_a_quiet_spell_not_the_whole_window(
 ) -> None:
     # A 60 s window would hold a lone request for a minute; the idle limit closes the batch
     # once nothing else has arrived for 5 ms.
-    writer = AuditWriter(audit_db.sessions, max_wait_ms=60_000, max_idle_ms=5)
+    writer = AuditWriter(audit_db.engine, max_wait_ms=60_000, max_idle_ms=5)
     writer.start()
     try:
         started = time.monotonic()

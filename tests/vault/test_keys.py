@@ -67,15 +67,15 @@ def test_use_counting_follows_the_state(
 ) -> None:
     with sessions.begin() as session:
         row, _ = data_keys.create(session, keys, subject_ref="c" * 64, created_by="t")
-        data_keys.add_uses(session, {row.id: 3})
-        assert data_keys.lock_states(session, [row.id, "dek_missing"]) == {row.id: "active"}
+        data_keys.add_uses(session.connection(), {row.id: 3})
+        assert data_keys.lock_states(session.connection(), [row.id, "dek_missing"]) == {row.id: "active"}
         assert data_keys.rotate(session, cli_context(), subject_ref="c" * 64, reason="test") == 1
-        data_keys.add_uses(session, {row.id: 1})
-        assert data_keys.lock_states(session, [row.id]) == {row.id: "decrypt_only"}
+        data_keys.add_uses(session.connection(), {row.id: 1})
+        assert data_keys.lock_states(session.connection(), [row.id]) == {row.id: "decrypt_only"}
     with sessions.begin() as session:
         destroyed = data_keys.destroy_subject(session, subject_ref="c" * 64, by="t")
         assert [d.id for d in destroyed] == [row.id]
-        assert data_keys.lock_states(session, [row.id]) == {row.id: "destroyed"}
+        assert data_keys.lock_states(session.connection(), [row.id]) == {row.id: "destroyed"}
         assert data_keys.destroy_subject(session, subject_ref="c" * 64, by="t") == []
     with sessions() as session:
         gone = data_keys.get(session, row.id)
