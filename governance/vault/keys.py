@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy import BindParameter, Connection, Engine, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
@@ -41,11 +41,24 @@ def new_dek_id() -> str:
 
 
 _KEYS = cast(Table, DataKey.__table__)
-_LOCK_STATES = (
-    select(_KEYS.c.id, _KEYS.c.state)
-    .where(_KEYS.c.id.in_(bindparam("ids", expanding=True)))
-    .with_for_update()
-)
+# Lock-and-read statements by IN-list length, powers of two only: a batch's ids are padded by
+# repeating the last one, so a handful of prepared statements serve every batch.
+_LOCK_STATES: dict[int, DirectStatement] = {}
+
+
+def _lock_states_statement(size: int) -> DirectStatement:
+    statement = _LOCK_STATES.get(size)
+    if statement is None:
+        ids: list[BindParameter[str]] = [bindparam(f"id{i}") for i in range(size)]
+        statement = _LOCK_STATES.setdefault(
+            size,
+            DirectStatement(
+                select(_KEYS.c.id, _KEYS.c.state).where(_KEYS.c.id.in_(ids)).with_for_update()
+            ),
+        )
+    return statement
+
+
 _ADD_USES = DirectStatement(
     update(_KEYS).where(_KEYS.c.id == bindparam("dek")).values(uses=_KEYS.c.uses + bindparam("n"))
 )
@@ -165,8 +178,16 @@ class DataKeyService:
         Returns:
             ``{dek_id: state}``; a missing id is absent.
         """
-        # Prebuilt Core statement on the group commit's connection: once per batch, hot path.
-        rows = connection.execute(_LOCK_STATES, {"ids": list(dek_ids)})
+        # Once per group commit, on the hot path: a prepared statement on the DBAPI cursor
+        # (an expanding IN through SQLAlchemy cost about as much as the batch's inserts).
+        ids = list(dict.fromkeys(dek_ids))
+        if not ids:
+            return {}
+        size = 1 << (len(ids) - 1).bit_length()
+        padded = ids + [ids[-1]] * (size - len(ids))
+        rows = _lock_states_statement(size).execute(
+            connection, {f"id{i}": dek_id for i, dek_id in enumerate(padded)}
+        )
         return {dek_id: state for dek_id, state in rows}
 
     def add_uses(self, connection: Connection, counts: Mapping[str, int]) -> None:

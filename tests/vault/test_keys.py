@@ -62,13 +62,32 @@ def test_a_wrapped_key_moved_to_another_row_or_altered_fails(
         data_keys.unwrap(keys, data_keys.get(session, b.id))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 9])
+def test_lock_states_reads_any_number_of_keys_missing_and_repeated_ones_included(
+    sessions: sessionmaker[Session], keys: LocalKeyFileProvider, count: int
+) -> None:
+    # The statement's IN list is padded to a power of two: every length reads the same way.
+    with sessions.begin() as session:
+        made = [
+            data_keys.create(session, keys, subject_ref=f"{i:064x}", created_by="t")[0].id
+            for i in range(count)
+        ]
+        data_keys.rotate(session, cli_context(), subject_ref=f"{0:064x}", reason="test")
+    asked = [*made, "dek_missing", made[-1]]
+    with sessions.begin() as session:
+        states = data_keys.lock_states(session.connection(), asked)
+    assert states == {dek: "decrypt_only" if i == 0 else "active" for i, dek in enumerate(made)}
+
+
 def test_use_counting_follows_the_state(
     sessions: sessionmaker[Session], keys: LocalKeyFileProvider
 ) -> None:
     with sessions.begin() as session:
         row, _ = data_keys.create(session, keys, subject_ref="c" * 64, created_by="t")
         data_keys.add_uses(session.connection(), {row.id: 3})
-        assert data_keys.lock_states(session.connection(), [row.id, "dek_missing"]) == {row.id: "active"}
+        assert data_keys.lock_states(session.connection(), [row.id, "dek_missing"]) == {
+            row.id: "active"
+        }
         assert data_keys.rotate(session, cli_context(), subject_ref="c" * 64, reason="test") == 1
         data_keys.add_uses(session.connection(), {row.id: 1})
         assert data_keys.lock_states(session.connection(), [row.id]) == {row.id: "decrypt_only"}
