@@ -44,14 +44,20 @@ logger = logging.getLogger(__name__)
 
 _SEND_BUFFER = 4 << 20
 # A frame leaves at the end of the loop's turn, or as soon as it holds this many appends.
-# While the journal's answers and the forward passes ran in threads, a turn that answered
-# a group commit ran for milliseconds, and frames of four kept the writer busy meanwhile
-# (2.3-2.5k predictions/s at 32 clients, against 2.0k holding every append to the end of the
-# turn). With both on the loop, turns are short and whole turns make bigger group commits:
-# in four alternating pairs at 32 clients, frames of at most four against whole turns gave
-# 1,846-1,952 and 1,827-1,952 req/s, with server CPU 497-525 against 463-484 us a request and
-# writer process CPU 268-280 against 210-239. The cap only bounds a frame's size.
-_FLUSH_AT = 64
+# The history: while the journal's answers and the forward passes ran in threads, frames of
+# four kept the writer busy during long turns (2.3-2.5k predictions/s at 32 clients, against
+# 2.0k holding every append to the end of the turn). With both on the loop, whole turns (a cap
+# of 64) measured the same as four (1,846-1,952 against 1,827-1,952 req/s) with less CPU.
+# Stop 17 timed the appends of bench/predict at 32 clients: a cohort of predictions leaves the
+# forward pass together, and its appends waited 1.55 ms on average for the end of the turn,
+# behind the cohort's own work and the next requests'; meanwhile the writer process was idle
+# more than half the time, and for 15 % of the time every request in the server was waiting
+# for the journal (the loop was busy 84-91 % of the time). Frames of four start the group
+# commit while the cohort is still being sealed: the loop became busy 96-98 % of the time,
+# and in alternating runs of bench/predict the ratio was 0.606 on average over 14 runs
+# against 0.572 over 8 with whole turns, for about 25 us more writer CPU per request
+# (smaller group commits). Frames of two measured the same as four.
+_FLUSH_AT = 4
 
 
 class ProcessJournal:
