@@ -12,6 +12,7 @@ that still fails gets :class:`AuditUnavailable`; its request must answer 503, ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -178,6 +179,7 @@ class AuditWriter:
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._engine = engine
+        self._connection: Connection | None = None
         self._max_batch = max_batch
         self._max_wait = max_wait_ms / 1000.0
         self._max_idle = None if max_idle_ms is None else max_idle_ms / 1000.0
@@ -204,6 +206,8 @@ class AuditWriter:
         self._queue.put(_STOP)
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._thread is None or not self._thread.is_alive():
+            self._drop_connection()
 
     def submit(
         self, events: Sequence[AuditEvent], write: WriteFn | None = None
@@ -324,25 +328,48 @@ class AuditWriter:
     def _resolve(self, outcomes: list[tuple[_Item, Outcome]]) -> None:
         resolve([(item.waiter_of(), outcome) for item, outcome in outcomes])
 
+    def _held_connection(self) -> Connection:
+        """The connection this writer commits on, kept from batch to batch.
+
+        Checking one out of the pool per batch (and its rollback on return) cost about as much
+        as the batch's BEGIN and COMMIT. A connection that failed is dropped, so the next
+        batch starts on a fresh one.
+        """
+        connection = self._connection
+        if connection is None or connection.closed or connection.invalidated:
+            connection = self._connection = self._engine.connect()
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
     def _commit(self, batch: Sequence[Pending]) -> tuple[list[Outcome], int | None]:
         frontier = self._frontier
         self._frontier = None  # valid again only once this batch commits
-        with self._engine.begin() as connection:
-            appended = audit_log.append_batch(
-                connection, [e for events, _ in batch for e in events], frontier=frontier
-            )
-            seqs = appended.seqs
-            results: list[Outcome] = []
-            tx = GroupCommit(connection)
-            pos = 0
-            for events, write in batch:
-                mine = seqs[pos : pos + len(events)]
-                pos += len(events)
-                if write is not None:
-                    write(tx, mine)
-                results.append(mine)
-            tx.run_hooks()
-            size = seqs[-1] + 1 if seqs else None
+        connection = self._held_connection()
+        try:
+            with connection.begin():
+                appended = audit_log.append_batch(
+                    connection, [e for events, _ in batch for e in events], frontier=frontier
+                )
+                seqs = appended.seqs
+                results: list[Outcome] = []
+                tx = GroupCommit(connection)
+                pos = 0
+                for events, write in batch:
+                    mine = seqs[pos : pos + len(events)]
+                    pos += len(events)
+                    if write is not None:
+                        write(tx, mine)
+                    results.append(mine)
+                tx.run_hooks()
+                size = seqs[-1] + 1 if seqs else None
+        except BaseException:
+            self._drop_connection()
+            raise
         self._frontier = appended.frontier
         self.batches += 1
         self.items += len(batch)

@@ -130,6 +130,7 @@ def serve(sock: socket.socket) -> None:
     except OSError:
         pass  # the server went away while we said goodbye
     finally:
+        writer.close()
         engine.dispose()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -80,6 +81,31 @@ def test_a_cancelled_waiter_does_not_disturb_the_others(audit_db: FilledLog) -> 
         writer.close()
     assert len(_stored_seqs(audit_db)) == before + 3
     assert first[0] < last[0]
+
+
+def test_a_broken_connection_costs_one_retry_not_an_entry(
+    audit_db: FilledLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer keeps one connection between batches; once it breaks, the next batch fails
+    over to a fresh one (its items retried alone) and nothing is lost or written twice."""
+    writer = AuditWriter(audit_db.engine)
+    writer.start()
+    before = len(_stored_seqs(audit_db))
+    try:
+        (first,) = writer.append_sync([sample_event(0)])
+        held = writer._connection
+        assert held is not None
+        # What a database restart or a dropped socket leaves behind: a dead DBAPI connection.
+        held.connection.dbapi_connection.close()  # type: ignore[union-attr]
+        with caplog.at_level(logging.WARNING, logger="governance.audit.writer"):
+            (second,) = writer.append_sync([sample_event(1)])
+        assert "retrying 1 items alone" in caplog.text  # it did fail once, then recovered
+        (third,) = writer.append_sync([sample_event(2)])
+    finally:
+        writer.close()
+    assert writer._connection is None  # closed with the writer
+    assert [first, second, third] == [before, before + 1, before + 2]
+    assert sorted(_stored_seqs(audit_db))[before:] == [first, second, third]
 
 
 def test_appends_after_close_are_refused(audit_db: FilledLog) -> None:
