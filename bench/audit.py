@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from sqlalchemy import Engine  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from bench._common import emit  # noqa: E402
@@ -67,11 +68,11 @@ def event(i: int) -> AuditEvent:
     )
 
 
-def fresh(root: Path, name: str) -> tuple[sessionmaker[Session], str]:
+def fresh(root: Path, name: str) -> tuple[Engine, sessionmaker[Session], str]:
     url = f"sqlite:///{root / name}"
     engine = make_engine(url)
     upgrade(engine)
-    return make_sessionmaker(engine), url
+    return engine, make_sessionmaker(engine), url
 
 
 def one_at_a_time(sessions: sessionmaker[Session], seconds: float) -> float:
@@ -83,18 +84,21 @@ def one_at_a_time(sessions: sessionmaker[Session], seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def group_commit(
-    sessions: sessionmaker[Session], seconds: float, clients: int
-) -> tuple[float, float]:
-    writer = AuditWriter(sessions, max_batch=512, max_wait_ms=2.0)
+def group_commit(engine: Engine, seconds: float, clients: int) -> tuple[float, float]:
+    writer = AuditWriter(engine, max_batch=512, max_wait_ms=2.0)
     writer.start()
     counts = [0] * clients
+    failures: list[BaseException] = []
     stop = threading.Event()
 
     def client(n: int) -> None:
-        while not stop.is_set():
-            writer.append_sync([event(n * 1_000_000 + counts[n])])
-            counts[n] += 1
+        try:
+            while not stop.is_set():
+                writer.append_sync([event(n * 1_000_000 + counts[n])])
+                counts[n] += 1
+        except BaseException as exc:  # a refused append is a failed benchmark, not a rate
+            failures.append(exc)
+            stop.set()
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     start = time.perf_counter()
@@ -106,6 +110,8 @@ def group_commit(
         thread.join()
     elapsed = time.perf_counter() - start
     writer.close()
+    if failures:
+        raise RuntimeError(f"{len(failures)} client(s) had an append refused") from failures[0]
     return sum(counts) / elapsed, writer.items / max(writer.batches, 1)
 
 
@@ -153,7 +159,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="warden-bench-audit-") as tmp:
         root = Path(tmp)
-        single = one_at_a_time(fresh(root, "single.db")[0], args.seconds)
+        single = one_at_a_time(fresh(root, "single.db")[1], args.seconds)
         grouped, per_batch = group_commit(fresh(root, "group.db")[0], args.seconds, args.clients)
         print(f"durable appends/s, one at a time     {single:10.0f}")
         print(
@@ -163,7 +169,7 @@ def main() -> None:
 
         key = Ed25519PrivateKey.generate()
         checkpointer = Checkpointer(ORIGIN, key, every_entries=1000, every_seconds=1e9)
-        sessions, url = fresh(root, "big.db")
+        _, sessions, url = fresh(root, "big.db")
         built = build_log(sessions, entries, checkpointer)
         print(f"built a log of {entries} entries in  {built:8.1f} s")
         with snapshot_session(url) as session:
