@@ -103,6 +103,6 @@ class RecordSink:
         created_at = utcnow()
         for values, _, _ in pending:
             values["created_at"] = created_at
-        # One executemany on the DBAPI cursor (governance/db/direct.py), in the session's
+        # One executemany on the DBAPI cursor (governance/db/direct.py), in the group commit's
         # transaction.
         _INSERT_RECORDS.executemany(connection, [values for values, _, _ in pending])

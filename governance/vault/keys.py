@@ -11,6 +11,7 @@ A destroyed key never comes back: every update here is conditional on the state 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import cast
@@ -41,22 +42,17 @@ def new_dek_id() -> str:
 
 
 _KEYS = cast(Table, DataKey.__table__)
-# Lock-and-read statements by IN-list length, powers of two only: a batch's ids are padded by
-# repeating the last one, so a handful of prepared statements serve every batch.
-_LOCK_STATES: dict[int, DirectStatement] = {}
 
 
+@functools.cache
 def _lock_states_statement(size: int) -> DirectStatement:
-    statement = _LOCK_STATES.get(size)
-    if statement is None:
-        ids: list[BindParameter[str]] = [bindparam(f"id{i}") for i in range(size)]
-        statement = _LOCK_STATES.setdefault(
-            size,
-            DirectStatement(
-                select(_KEYS.c.id, _KEYS.c.state).where(_KEYS.c.id.in_(ids)).with_for_update()
-            ),
-        )
-    return statement
+    """The lock-and-read statement for an IN list of ``size`` ids. Only powers of two are
+    asked for (a batch's ids are padded by repeating the last one), so a handful of prepared
+    statements serve every batch."""
+    ids: list[BindParameter[str]] = [bindparam(f"id{i}") for i in range(size)]
+    return DirectStatement(
+        select(_KEYS.c.id, _KEYS.c.state).where(_KEYS.c.id.in_(ids)).with_for_update()
+    )
 
 
 _ADD_USES = DirectStatement(
