@@ -200,8 +200,10 @@ class RecordStore:
                 data_keys.retire(session, stale.dek_id)
             key = data_keys.unwrap(self._keys, row)
             return CachedKey(subject_ref, row.id, row.version, key, uses_at_load=row.uses)
-        # A new key. The audit entry goes first: it takes the log's head lock before any key
-        # row is locked, the order the group commit uses, so PostgreSQL cannot deadlock them.
+        # A new key. The log's head lock comes first: before any key row is locked, the order
+        # the group commit uses, so PostgreSQL cannot deadlock them; and before the KEK is read,
+        # so a KEK rotation's last pass sees this key (governance/vault/rotation.py).
+        audit_log.lock_head(session)
         dek_id = new_dek_id()
         reason = "first use" if row is None and stale is None else "use count"
         audit_log.append(

@@ -4,6 +4,12 @@ Records are never re-encrypted (their DEKs do not change) and the hot path's cac
 valid, so serving continues through a rotation without a failed request. Unlike services, this
 owns its transactions: one per batch, so a long rewrap never holds the write lock for long, and
 an interrupted rotation is finished by running it again with ``rotate_provider=False``.
+
+A data key created while the rotation runs may have been wrapped under the old KEK by a
+transaction that commits after the batches looked (PostgreSQL's READ COMMITTED does not show
+it to them). Creating a key takes the audit log's head lock before wrapping, so the last pass
+takes it too: every key wrapped before it is committed and seen, every key wrapped after it
+reads the new KEK.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from governance.audit import log as audit_log
 from governance.context import Context
 from governance.vault.keys import data_keys
 from governance.vault.providers import KeyProvider
@@ -58,14 +65,18 @@ def rotate_kek(
     """
     before = keys.key_id
     after = keys.rotate() if rotate_provider else before
-    total, batches = 0, 0
+    total, batches, final = 0, 0, False
     while True:
         with sessions.begin() as session:
+            if final:
+                audit_log.lock_head(session)  # waits for keys being created (module docstring)
             done = data_keys.rewrap_batch(session, keys, limit=batch_size)
         batches += 1
         total += done
         if done < batch_size:
-            break
+            if final:
+                break
+            final = True
     with sessions.begin() as session:
         data_keys.log_kek_rotation(
             session, ctx, from_kek=before, to_kek=after, rewrapped=total, reason=reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from governance.audit import log as audit_log
 from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.vault.errors import DecryptionError, KeyDestroyed
@@ -114,7 +117,7 @@ def test_kek_rotation_rewraps_without_changing_keys_and_never_resurrects(
         data_keys.destroy_subject(session, subject_ref=f"{0:064d}", by="t")
     done = rotate_kek(sessions=sessions, keys=keys, ctx=cli_context(), reason="t", batch_size=2)
     assert (done.from_kek, done.to_kek, done.rewrapped) == ("kek-1", "kek-2", 6)
-    assert done.batches == 4
+    assert done.batches == 5  # three full, one short, and the last pass under the head lock
     with sessions() as session:
         assert data_keys.kek_usage(session) == {"kek-2": 6}
         assert data_keys.count_under_kek(session, "kek-1") == 0
@@ -137,3 +140,37 @@ def test_kek_rotation_rewraps_without_changing_keys_and_never_resurrects(
     if engine.dialect.name == "sqlite":
         wal = Path(f"{engine.url.database}-wal")
         assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_a_key_wrapped_under_the_old_kek_while_the_rotation_runs_is_rewrapped(
+    sessions: sessionmaker[Session], keys: LocalKeyFileProvider
+) -> None:
+    """A key created as the serving path does (head lock, then wrap) under the old KEK, whose
+    transaction commits only after the rotation's batches have looked, still ends up under the
+    new KEK: on PostgreSQL the batches cannot see it, and the rotation's last pass waits for it."""
+    with sessions.begin() as session:
+        data_keys.create(session, keys, subject_ref="a" * 64, created_by="t")
+    creating = sessions()
+    creating.begin()
+    audit_log.lock_head(creating)
+    late, _ = data_keys.create(creating, keys, subject_ref="b" * 64, created_by="t")
+    assert late.kek_id == "kek-1"
+
+    outcome: list[object] = []
+    rotation = threading.Thread(
+        target=lambda: outcome.append(
+            rotate_kek(sessions=sessions, keys=keys, ctx=cli_context(), reason="t")
+        )
+    )
+    rotation.start()
+    deadline = time.monotonic() + 10
+    while keys.key_id != "kek-2" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # the rotation's batches run (on PostgreSQL) or wait (SQLite) meanwhile
+    assert rotation.is_alive()  # it cannot finish before the key being created is committed
+    creating.commit()
+    creating.close()
+    rotation.join(timeout=30)
+    assert not rotation.is_alive() and len(outcome) == 1
+    with sessions() as session:
+        assert data_keys.kek_usage(session) == {"kek-2": 2}
