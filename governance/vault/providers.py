@@ -157,7 +157,9 @@ class LocalKeyFileProvider(_KeyringProvider):
 
     Loading refuses an unsafe or invalid file with a :class:`KeyFileError` naming the path.
     Several processes may share one file: rotation and retirement take a file lock and start
-    from the file's current content, and a process that meets a KEK id it does not know yet
+    from the file's current content; a process re-reads the file when it changed before it
+    names or uses the current KEK (one ``stat``), so a rotation made by another process is
+    followed by the next key it wraps; and one that meets a KEK id it does not know yet
     re-reads the file once before failing.
 
     Args:
@@ -171,6 +173,7 @@ class LocalKeyFileProvider(_KeyringProvider):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
+        self._stamp = _file_stamp(self._path)  # before reading: a later change is noticed
         self._keyring = _load_file(self._path)
 
     @classmethod
@@ -193,6 +196,23 @@ class LocalKeyFileProvider(_KeyringProvider):
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def key_id(self) -> str:
+        """The current KEK version id, as the key file says now (see the class docstring).
+
+        Raises:
+            KeyProviderError: the file changed and is no longer safe or valid.
+        """
+        return self._followed().current
+
+    def wrap(self, dek: bytes, *, aad: bytes) -> WrappedKey:
+        """Encrypt ``dek`` under the file's current KEK (see :class:`KeyProvider`).
+
+        Raises:
+            KeyProviderError: the file changed and is no longer safe or valid.
+        """
+        return self._followed().wrap(bytes(dek), aad=bytes(aad))
 
     def rotate(self) -> str:
         """Add a new KEK version to the file and make it current; older versions stay.
@@ -235,15 +255,29 @@ class LocalKeyFileProvider(_KeyringProvider):
             KeyFileError: the file became unsafe or invalid.
         """
         with self._lock:
+            stamp = _file_stamp(self._path)
             self._keyring = _load_file(self._path)
+            self._stamp = stamp
+
+    def _followed(self) -> Keyring:
+        """The keyring, re-read first when the file changed since it was read (fail closed:
+        a file that became unsafe or invalid refuses the caller)."""
+        if _file_stamp(self._path) != self._stamp:
+            try:
+                self.reload()
+            except KeyFileError as exc:
+                raise KeyProviderError(f"key file unavailable: {exc.message}") from None
+        return self._keyring
 
     def _store(self, keyring: Keyring) -> None:
+        # Called under the file lock: nobody else can change the file between write and stat.
         try:
             _keyfile.write_key_file(self._path, keyring.to_json_bytes(), replace=True)
         except KeyFileError as exc:
             message = exc.message
         else:
             self._keyring = keyring
+            self._stamp = _file_stamp(self._path)
             return
         raise KeyProviderError(f"key file update failed, file unchanged: {message}")
 
@@ -320,6 +354,15 @@ class EnvKeyProvider(_KeyringProvider):
             f"EnvKeyProvider(var={self._var!r}, current={keyring.current!r}, "
             f"keks={len(keyring.keks)})"
         )
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when the key file is replaced (atomically, so a new inode) or edited."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
 def _load_file(path: Path) -> Keyring:

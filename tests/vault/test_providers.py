@@ -417,11 +417,14 @@ def test_rotate_keeps_old_keks_for_unwrap_and_writes_0600(
 def test_rotation_by_another_process_is_picked_up(key_path: Path) -> None:
     first = LocalKeyFileProvider.create(key_path)
     second = LocalKeyFileProvider(key_path)
+    from_before = second.wrap(b"b" * 32, aad=AAD)
     first.rotate()
     from_first = first.wrap(b"a" * 32, aad=AAD)
-    assert second.key_id == "kek-1"  # stale until it needs more, which is safe: kek-1 still works
     assert second.unwrap(from_first, aad=AAD) == b"a" * 32
+    # The next key the second one wraps is under the new KEK: it follows the file at once.
     assert second.key_id == "kek-2"
+    assert second.wrap(b"c" * 32, aad=AAD).kek_id == "kek-2"
+    assert (from_before.kek_id, first.unwrap(from_before, aad=AAD)) == ("kek-1", b"b" * 32)
     # Rotation starts from the file, so the second provider never issues a second "kek-2".
     first.rotate()
     assert second.rotate() == "kek-4"
@@ -476,9 +479,18 @@ def test_wraps_during_rotation_all_unwrap(provider: LocalKeyFileProvider) -> Non
 
 
 def test_rotate_refuses_a_file_made_unsafe(provider: LocalKeyFileProvider, key_path: Path) -> None:
+    old = provider.wrap(b"a" * 32, aad=AAD)
     key_path.chmod(0o644)
     with pytest.raises(KeyFileError, match="0644"):
         provider.rotate()
+    # Fail closed: nothing new is wrapped from a file that became unsafe...
+    with pytest.raises(KeyProviderError, match="0644"):
+        provider.wrap(b"b" * 32, aad=AAD)
+    with pytest.raises(KeyProviderError, match="0644"):
+        provider.key_id  # noqa: B018
+    # ...what the process already holds still opens, and a repaired file is taken back.
+    assert provider.unwrap(old, aad=AAD) == b"a" * 32
+    key_path.chmod(0o600)
     assert provider.key_id == "kek-1"
 
 
