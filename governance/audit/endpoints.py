@@ -36,6 +36,7 @@ from governance.audit.schemas import (
 from governance.audit.service import MAX_PAGE, audit
 from governance.audit.signing import public_vkey
 from governance.audit.verify import verify_log
+from governance.db.base import DbBigInt
 from governance.errors import ServiceUnavailable
 from governance.runtime import Runtime
 
@@ -74,7 +75,9 @@ def list_entries(
     decision: str | None = None,
     event_type: str | None = None,
     request_id: str | None = None,
-    after: Annotated[int | None, Query(ge=-1, description="previous page's next_after")] = None,
+    after: Annotated[
+        DbBigInt | None, Query(ge=-1, description="previous page's next_after")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> EntryPage:
     """List entries oldest first, filtered, with keyset pagination on seq."""
@@ -95,7 +98,7 @@ def list_entries(
 
 
 @router.get("/entries/{seq}", responses=responses(404))
-def get_entry(seq: int, runtime: RuntimeDep, caller: CanReadAudit) -> EntryProofOut:
+def get_entry(seq: DbBigInt, runtime: RuntimeDep, caller: CanReadAudit) -> EntryProofOut:
     """One entry, its canonical bytes and its inclusion proof against the latest checkpoint."""
     with transaction(runtime) as session:
         found = audit.entry(session, seq)
@@ -126,7 +129,7 @@ def list_checkpoints(
     runtime: RuntimeDep,
     caller: CanReadAudit,
     after: Annotated[
-        int | None, Query(ge=0, description="tree size of the previous page's last")
+        DbBigInt | None, Query(ge=0, description="tree size of the previous page's last")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> list[CheckpointOut]:
@@ -141,8 +144,10 @@ def list_checkpoints(
 def consistency(
     runtime: RuntimeDep,
     caller: CanReadAudit,
-    first: Annotated[int, Query(ge=0, description="older checkpoint's tree size")],
-    second: Annotated[int | None, Query(ge=0, description="newer one (default: latest)")] = None,
+    first: Annotated[DbBigInt, Query(ge=0, description="older checkpoint's tree size")],
+    second: Annotated[
+        DbBigInt | None, Query(ge=0, description="newer one (default: latest)")
+    ] = None,
 ) -> ConsistencyOut:
     """The consistency proof between two signed checkpoints."""
     with transaction(runtime) as session:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from governance.audit.models import AuditCheckpoint, AuditEntry
 from governance.audit.verify import LogReport
+from governance.db.base import DbBigInt
 
 
 class AuditEntryOut(BaseModel):
@@ -127,7 +128,7 @@ class VerifyOut(BaseModel):
 class ExportRequest(BaseModel):
     """Each end as a seq or a time (not both); `to` defaults to the newest checkpoint."""
 
-    from_seq: int | None = Field(default=None, ge=0)
-    to_seq: int | None = Field(default=None, ge=0)
+    from_seq: DbBigInt | None = Field(default=None, ge=0)
+    to_seq: DbBigInt | None = Field(default=None, ge=0)
     since: datetime | None = None
     until: datetime | None = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
+import annotated_types
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -15,6 +17,20 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# The ranges of the two integer column types (SQLite stores both as 64-bit INTEGER).
+DB_INT_MIN, DB_INT_MAX = -(2**31), 2**31 - 1  # Integer: PostgreSQL's INTEGER
+DB_BIGINT_MIN, DB_BIGINT_MAX = -(2**63), 2**63 - 1  # BigInteger: PostgreSQL's BIGINT
+
+# An integer a caller sends that may reach the database (ids, versions, sizes, offsets), typed
+# by the column it is compared with or stored in. Python's integers are unbounded and the
+# columns are not: a larger one would fail in the driver (SQLite's OverflowError, PostgreSQL's
+# "integer out of range") as a 500. As a route parameter or body field type it is refused at
+# the boundary with a 422 naming the field; other bounds compose with it
+# (``Annotated[DbInt, Query(ge=1)]``).
+DbInt = Annotated[int, annotated_types.Interval(ge=DB_INT_MIN, le=DB_INT_MAX)]
+DbBigInt = Annotated[int, annotated_types.Interval(ge=DB_BIGINT_MIN, le=DB_BIGINT_MAX)]
 
 
 def utcnow() -> datetime:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
+from governance.db.base import DbInt
 from governance.fairness.feedback import feedback
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.mitigator import mitigator
@@ -82,7 +83,7 @@ def list_audits(
 
 
 @router.get("/v1/fairness/audits/{audit_id}", responses=responses(404))
-def get_audit(audit_id: int, runtime: RuntimeDep, caller: CanReadFairness) -> AuditOut:
+def get_audit(audit_id: DbInt, runtime: RuntimeDep, caller: CanReadFairness) -> AuditOut:
     """One audit with its full result."""
     with transaction(runtime) as session:
         return AuditOut.of(fairness.get(session, audit_id))

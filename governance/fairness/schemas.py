@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from governance.db.base import DbInt
 from governance.fairness.gate import MIN_JUSTIFICATION_LENGTH, GateStatus
 from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
 from governance.fairness.thresholds_store import MIN_REASON_LENGTH
@@ -125,7 +126,7 @@ class ThresholdsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     document: dict[str, Any]
     reason: str = Field(min_length=MIN_REASON_LENGTH, max_length=2000)
-    base_version: int | None = Field(
+    base_version: DbInt | None = Field(
         default=None, description="The version edited; refused if the current one is newer."
     )
 
@@ -227,7 +228,7 @@ class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_id: str = Field(min_length=1, max_length=64)
     label: str = Field(min_length=1, max_length=128, description="One of the model's labels.")
-    row: int = Field(default=0, ge=0, description="Which record of a batch request.")
+    row: DbInt = Field(default=0, ge=0, description="Which record of a batch request.")
     sensitive: dict[str, str] | None = Field(
         default=None,
         max_length=8,

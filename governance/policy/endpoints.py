@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
+from governance.db.base import DbBigInt, DbInt
 from governance.policy.impact import dry_run
 from governance.policy.models import PolicyProposal, PolicyTestCase, PolicyVersion
 from governance.policy.proposals import proposal_changes, proposals
@@ -125,7 +126,7 @@ def current_policy(runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyOut:
 def list_versions(
     runtime: RuntimeDep,
     caller: CanReadPolicy,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[DbBigInt, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[PolicyVersionOut]:
     """The history: every version with author, time, reason, approver, diff and sha256."""
@@ -134,7 +135,7 @@ def list_versions(
 
 
 @router.get("/versions/{version}", responses=responses(404))
-def get_version(version: int, runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyOut:
+def get_version(version: DbInt, runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyOut:
     """One version with all its rules."""
     with transaction(runtime) as session:
         return policy_out(policy.get(session, version), _vocab(runtime))
@@ -144,8 +145,8 @@ def get_version(version: int, runtime: RuntimeDep, caller: CanReadPolicy) -> Pol
 def diff_versions(
     runtime: RuntimeDep,
     caller: CanReadPolicy,
-    from_version: Annotated[int, Query(alias="from", ge=1)],
-    to_version: Annotated[int | None, Query(alias="to", ge=1)] = None,
+    from_version: Annotated[DbInt, Query(alias="from", ge=1)],
+    to_version: Annotated[DbInt | None, Query(alias="to", ge=1)] = None,
 ) -> PolicyDiff:
     """Rules added and removed between two versions (``to`` defaults to the current one)."""
     with transaction(runtime) as session:
@@ -275,7 +276,7 @@ def add_test(body: PolicyTestCreate, runtime: RuntimeDep, caller: CanWritePolicy
 
 @router.delete("/tests/{case_id}", responses=responses(404, 422))
 def remove_test(
-    case_id: int,
+    case_id: DbInt,
     runtime: RuntimeDep,
     caller: CanWritePolicy,
     reason: Annotated[str, Query(min_length=1, max_length=2000)],
@@ -331,7 +332,7 @@ def create_proposal(body: PolicyChange, runtime: RuntimeDep, caller: CanWritePol
 
 
 @router.get("/proposals/{proposal_id}", responses=responses(404))
-def get_proposal(proposal_id: int, runtime: RuntimeDep, caller: CanReadPolicy) -> ProposalOut:
+def get_proposal(proposal_id: DbInt, runtime: RuntimeDep, caller: CanReadPolicy) -> ProposalOut:
     """One proposal."""
     with transaction(runtime) as session:
         return proposal_out(proposals.get(session, proposal_id))
@@ -341,7 +342,7 @@ def get_proposal(proposal_id: int, runtime: RuntimeDep, caller: CanReadPolicy) -
     "/proposals/{proposal_id}/approve", status_code=201, responses=responses(404, 409, 422)
 )
 def approve_proposal(
-    proposal_id: int, body: ProposalDecision, runtime: RuntimeDep, caller: CanApprovePolicy
+    proposal_id: DbInt, body: ProposalDecision, runtime: RuntimeDep, caller: CanApprovePolicy
 ) -> PolicyOut:
     """Approve and apply a proposal; its approver must not be its author.
 
@@ -357,7 +358,7 @@ def approve_proposal(
 
 @router.post("/proposals/{proposal_id}/reject", responses=responses(404, 409, 422))
 def reject_proposal(
-    proposal_id: int, body: ProposalRejection, runtime: RuntimeDep, caller: CanApprovePolicy
+    proposal_id: DbInt, body: ProposalRejection, runtime: RuntimeDep, caller: CanApprovePolicy
 ) -> ProposalOut:
     """Reject a pending proposal (nothing is applied)."""
     with transaction(runtime) as session:
@@ -368,7 +369,7 @@ def reject_proposal(
 
 @router.post("/proposals/{proposal_id}/withdraw", responses=responses(404, 409, 422))
 def withdraw_proposal(
-    proposal_id: int, body: ProposalRejection, runtime: RuntimeDep, caller: CanWritePolicy
+    proposal_id: DbInt, body: ProposalRejection, runtime: RuntimeDep, caller: CanWritePolicy
 ) -> ProposalOut:
     """Withdraw one's own pending proposal."""
     with transaction(runtime) as session:

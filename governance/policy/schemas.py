@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from governance.db.base import DbInt
+
 RuleIn = list[Any]
 
 
@@ -41,14 +43,14 @@ class PolicyChange(BaseModel):
     add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     reason: str = Field(min_length=1, max_length=2000)
-    base_version: int | None = None
+    base_version: DbInt | None = None
 
 
 class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to_version: int = Field(ge=1)
+    to_version: DbInt = Field(ge=1)
     reason: str = Field(min_length=1, max_length=2000)
-    base_version: int | None = None
+    base_version: DbInt | None = None
 
 
 class PolicyDiff(BaseModel):
@@ -103,7 +105,7 @@ class ImpactRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
-    to_version: int | None = Field(default=None, ge=1)
+    to_version: DbInt | None = Field(default=None, ge=1)
     days: int = Field(default=30, ge=1, le=3660)
     examples: int = Field(default=5, ge=0, le=100)
 

@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
+from governance.db.base import DbInt
 from governance.errors import Forbidden
 from governance.privacy.schemas import LedgerOut, TrainingRunCreate, TrainingRunOut
 from governance.privacy.service import training
@@ -63,7 +64,7 @@ def list_runs(
 
 
 @router.get("/v1/training/runs/{run_id}", responses=responses(404))
-def get_run(run_id: int, runtime: RuntimeDep, caller: CanReadRuns) -> TrainingRunOut:
+def get_run(run_id: DbInt, runtime: RuntimeDep, caller: CanReadRuns) -> TrainingRunOut:
     """One training run."""
     with transaction(runtime) as session:
         run, dataset = training.get(session, run_id)

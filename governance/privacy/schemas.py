@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from governance.db.base import DbInt
 from governance.privacy.kinds import GradSampleMode, ModelKind
 from governance.privacy.ledger import LedgerSummary
 from governance.privacy.models import TrainingRun
@@ -24,10 +26,12 @@ class TrainingRunCreate(BaseModel):
     epsilon: float | None = Field(default=1.0, gt=0, le=100)
     delta: float | None = Field(default=None, gt=0, lt=1)
     epochs: int = Field(default=10, ge=1, le=1000)
-    batch_size: int | None = Field(default=None, ge=1)
+    batch_size: DbInt | None = Field(default=None, ge=1)
     lr: float | None = Field(default=None, gt=0, le=10)
     seed: int = Field(default=0, ge=0, lt=2**63)
-    hidden: list[int] = Field(default=[64, 64], min_length=1, max_length=8)
+    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default=[64, 64], min_length=1, max_length=8, description="hidden layer widths"
+    )
     max_grad_norm: float = Field(default=1.0, gt=0)
     grad_sample_mode: GradSampleMode = "ghost"
     name: str | None = Field(default=None, pattern=NAME)
@@ -42,8 +46,6 @@ class TrainingRunCreate(BaseModel):
     def _epsilon_when_private(self) -> TrainingRunCreate:
         if self.private and self.epsilon is None:
             raise ValueError("epsilon is required for private training")
-        if any(h < 1 or h > 4096 for h in self.hidden):
-            raise ValueError("hidden widths must be between 1 and 4096")
         return self
 
     def to_request(self) -> TrainingRequest:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
+from governance.db.base import DbBigInt
 from governance.records.models import ErasureReceipt, Record
 from governance.records.recorder import RecordStore
 from governance.records.retention import load_retention
@@ -68,7 +69,7 @@ def list_records(
     model: str | None = None,
     subject_ref: str | None = Query(default=None, description="A subject's blind index."),
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[DbBigInt, Query(ge=0)] = 0,
 ) -> list[RecordOut]:
     """List stored records, newest first: metadata only, never content."""
     with transaction(runtime) as session:

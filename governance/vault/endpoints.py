@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
+from governance.db.base import DbBigInt
 from governance.runtime import Runtime
 from governance.vault.blind_index import blind_index
 from governance.vault.keys import data_keys
@@ -37,7 +38,7 @@ def list_data_keys(
     subject_ref: str | None = None,
     state: str | None = Query(default=None, pattern="^(" + "|".join(DEK_STATES) + ")$"),
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    offset: Annotated[DbBigInt, Query(ge=0)] = 0,
 ) -> list[DataKeyOut]:
     """List data keys (ids, versions, states, KEK versions, use counts), newest first."""
     with transaction(runtime) as session:
