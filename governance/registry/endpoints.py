@@ -20,6 +20,7 @@ from governance.registry.schemas import ArtifactUpload, ModelDetail, ModelVersio
 from governance.registry.service import registry
 from governance.runtime import Runtime
 from inference.artifact import MANIFEST_FILE
+from inference.manifest import FILE_RE, RESERVED_FILES
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -54,8 +55,14 @@ def _register(runtime: Runtime, caller: Caller, body: ArtifactUpload) -> ModelVe
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name, content in body.files.items():
-            if "/" in name or "\\" in name or name.startswith(".") or name == MANIFEST_FILE:
-                raise InvalidArtifact(f"file name {name[:64]!r} is not allowed")
+            # The manifest's own rule for file names: a plain name in the folder, never a path,
+            # a dot file, the empty name (the folder itself) or one the filesystem refuses.
+            if not FILE_RE.fullmatch(name) or name in RESERVED_FILES:
+                # Never echoed: it is the caller's and may hold control characters.
+                raise InvalidArtifact(
+                    "files: each name must be a plain file name: a letter or digit, then up to "
+                    "127 letters, digits, '.', '_' or '-'"
+                )
             try:
                 (root / name).write_bytes(base64.b64decode(content, validate=True))
             except (binascii.Error, ValueError):
