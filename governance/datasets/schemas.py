@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from governance.datasets.models import Dataset
 
+# A relative path as text: no control characters (a NUL byte cannot name a file at all).
+PATH_TEXT = r"^[^\x00-\x1f\x7f]+$"
+
 
 class DatasetCreate(BaseModel):
     """Register data already on the server, inside ``<data_dir>/datasets/``."""
@@ -17,11 +20,14 @@ class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     schema_path: str = Field(
-        max_length=1024, description="the schema YAML, relative to <data_dir>/datasets/"
+        max_length=1024,
+        pattern=PATH_TEXT,
+        description="the schema YAML, relative to <data_dir>/datasets/",
     )
     data_path: str | None = Field(
         default=None,
         max_length=1024,
+        pattern=PATH_TEXT,
         description="the data file for a split.kind: random schema, relative to "
         "<data_dir>/datasets/ (default: the file the schema names)",
     )

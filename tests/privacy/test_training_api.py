@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,26 @@ def test_engineer_registers_trains_and_reads_the_ledger(app_client: Any, warden:
     assert [x["id"] for x in runs] == [run["id"]]
     assert app_client.get("/v1/training/runs/999", headers=auth(engineer)).status_code == 404
     assert app_client.get("/v1/training/runs", headers=auth(client)).status_code == 403
+
+
+def test_dataset_paths_no_file_can_have_are_refused_with_a_4xx(
+    app_client: Any, warden: Any
+) -> None:
+    engineer = warden.principal("eng", "ml_engineer")
+    for path, status in (
+        ("syn/sche\x00ma.yaml", 422),  # a NUL byte: refused by the schema
+        ("syn/\x1b[31m.yaml", 422),  # control characters too
+        ("syn/\ud800.yaml", 422),  # a lone surrogate: valid JSON, but names no file
+    ):
+        for field in ("schema_path", "data_path"):
+            body = {"name": "synthetic", "schema_path": "syn/schema.yaml", field: path}
+            raw = json.dumps(body).encode()  # ASCII, with the surrogate as an escape
+            headers = {**auth(engineer), "content-type": "application/json"}
+            r = app_client.post("/v1/datasets", content=raw, headers=headers)
+            assert r.status_code == status, (path, field, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+    names = [d["name"] for d in app_client.get("/v1/datasets", headers=auth(engineer)).json()]
+    assert "synthetic" not in names
 
 
 def test_non_private_refused_where_the_policy_forbids(app_client: Any, warden: Any) -> None:
