@@ -58,7 +58,7 @@ def init(admin: str = typer.Option("admin", help="Name of the first admin princi
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Bind address (default WARDEN_HOST)."),
-    port: int = typer.Option(None, help="Port (default WARDEN_PORT)."),
+    port: int = typer.Option(None, min=0, max=65535, help="Port (default WARDEN_PORT)."),
 ) -> None:
     """Run the API server (uvicorn, one process)."""
     import uvicorn
@@ -81,7 +81,7 @@ def serve(
 
 @app.command()
 def demo(
-    epochs: int = typer.Option(10, help="DP training epochs."),
+    epochs: int = typer.Option(10, min=1, max=1000, help="DP training epochs."),
     keep_serving: bool = typer.Option(False, help="Leave the server running at the end."),
 ) -> None:
     """Run the whole story on SQLite, a local key file and the bundled Adult data."""

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
+from governance.db.base import DB_INT_MAX
 from governance.fairness.errors import FairnessPolicyError
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.models import FairnessAudit
@@ -92,8 +93,10 @@ def audit(
     dataset: str = typer.Option("adult", help="Dataset whose test split is predicted."),
     sensitive: str = typer.Option(None, help="Comma-separated attributes (default: all)."),
     version: str = typer.Option(None, help="Model version (default: serving, else newest)."),
-    bootstrap: int = typer.Option(200, help="Bootstrap replicates for the 95% intervals."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
+    bootstrap: int = typer.Option(
+        200, min=0, max=2000, help="Bootstrap replicates for the 95% intervals."
+    ),
+    seed: int = typer.Option(0, min=0, max=2**31 - 1, help="Bootstrap seed."),
 ) -> None:
     """Audit a registered model for bias and store the result against its artifact."""
     cfg = settings()
@@ -115,7 +118,7 @@ def audit(
 
 
 @app.command("audits")
-def audits(model: str = typer.Option(None), limit: int = typer.Option(20)) -> None:
+def audits(model: str = typer.Option(None), limit: int = typer.Option(20, min=1, max=1000)) -> None:
     """List stored audits, newest first."""
     with errors_as_exit(), transaction() as session:
         for row in fairness.list_audits(session, model=model, limit=limit):
@@ -127,7 +130,7 @@ def audits(model: str = typer.Option(None), limit: int = typer.Option(20)) -> No
 
 
 @app.command("show")
-def show(audit_id: int) -> None:
+def show(audit_id: int = typer.Argument(..., min=1, max=DB_INT_MAX)) -> None:
     """Show one stored audit."""
     with errors_as_exit(), transaction() as session:
         _print_audit(fairness.get(session, audit_id))
@@ -269,7 +272,9 @@ def thresholds_set(
     file: Path,
     reason: str = typer.Option(..., help="Why the thresholds change (recorded, audited)."),
     by: str = typer.Option("cli", help="Who makes the change (recorded)."),
-    base_version: int = typer.Option(None, help="Refuse if the current version is not this."),
+    base_version: int = typer.Option(
+        None, min=1, max=DB_INT_MAX, help="Refuse if the current version is not this."
+    ),
 ) -> None:
     """Store FILE (policies/fairness.yaml shape) as the next thresholds version."""
     cfg = settings()
@@ -297,7 +302,7 @@ def thresholds_set(
 
 
 @thresholds_app.command("history")
-def thresholds_history(limit: int = typer.Option(20)) -> None:
+def thresholds_history(limit: int = typer.Option(20, min=1, max=1000)) -> None:
     """List threshold versions with author, reason and diff."""
     cfg = settings()
     with errors_as_exit(), transaction(cfg) as session:

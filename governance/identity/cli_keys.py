@@ -17,7 +17,9 @@ app = typer.Typer(help="API keys: shown once, stored as hashes.", no_args_is_hel
 @app.command("issue")
 def issue(
     principal: str,
-    expires_in_days: int = typer.Option(None, help="Expire the key after this many days."),
+    expires_in_days: int = typer.Option(
+        None, min=1, max=36_500, help="Expire the key after this many days."
+    ),
 ) -> None:
     """Issue a key and print it once."""
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None

@@ -20,6 +20,7 @@ import typer
 from governance.cli.common import console, err_console, settings, transaction
 from governance.config import Settings
 from governance.context import Context, cli_context
+from governance.db.base import DB_INT_MAX
 from governance.errors import WardenError
 from governance.policy.impact import dry_run
 from governance.policy.proposals import proposal_changes, proposals
@@ -137,7 +138,9 @@ def show(as_json: bool = JSON) -> None:
 
 
 @app.command("history")
-def history(limit: int = typer.Option(50, help="Newest N versions."), as_json: bool = JSON) -> None:
+def history(
+    limit: int = typer.Option(50, min=1, max=1000, help="Newest N versions."), as_json: bool = JSON
+) -> None:
     """Every version: who, when, why, approved by whom, and its size of change."""
     cfg, _, _ = _setup("cli")
     with _errors(), transaction(cfg) as session:
@@ -169,8 +172,8 @@ def history(limit: int = typer.Option(50, help="Newest N versions."), as_json: b
 
 @app.command("diff")
 def diff_cmd(
-    old: int,
-    new: int = typer.Argument(None, help="Default: the current version."),
+    old: int = typer.Argument(..., min=1, max=DB_INT_MAX),
+    new: int = typer.Argument(None, min=1, max=DB_INT_MAX, help="Default: the current version."),
     as_json: bool = JSON,
 ) -> None:
     """Rules added and removed between two versions."""
@@ -197,7 +200,9 @@ def apply(
     add: list[str] = ADD,
     remove: list[str] = REMOVE,
     file: Path = FILE,
-    base_version: int = typer.Option(None, help="Refuse if the current version differs."),
+    base_version: int = typer.Option(
+        None, min=1, max=DB_INT_MAX, help="Refuse if the current version differs."
+    ),
     operator: str = OPERATOR,
 ) -> None:
     """Apply a change (a new version), or propose it when a second approval is required."""
@@ -234,7 +239,7 @@ def apply(
 
 @app.command("rollback")
 def rollback(
-    to_version: int,
+    to_version: int = typer.Argument(..., min=1, max=DB_INT_MAX),
     reason: str = typer.Option(..., help="Why (required, audited)."),
     operator: str = OPERATOR,
 ) -> None:
@@ -257,9 +262,11 @@ def impact(
     add: list[str] = ADD,
     remove: list[str] = REMOVE,
     file: Path = FILE,
-    to_version: int = typer.Option(None, help="Dry-run a rollback to this version instead."),
-    days: int = typer.Option(30, min=1, help="Replay the audited requests of N days."),
-    examples: int = typer.Option(5, min=0, help="Examples per principal."),
+    to_version: int = typer.Option(
+        None, min=1, max=DB_INT_MAX, help="Dry-run a rollback to this version instead."
+    ),
+    days: int = typer.Option(30, min=1, max=3660, help="Replay the audited requests of N days."),
+    examples: int = typer.Option(5, min=0, max=100, help="Examples per principal."),
     as_json: bool = JSON,
 ) -> None:
     """Dry run: who would gain or lose access to what (nothing is written)."""
@@ -327,7 +334,7 @@ def test_add(
 
 @tests_app.command("remove")
 def test_remove(
-    case_id: int,
+    case_id: int = typer.Argument(..., min=1, max=DB_INT_MAX),
     reason: str = typer.Option(..., help="Why (audited)."),
     operator: str = OPERATOR,
 ) -> None:
@@ -366,7 +373,9 @@ def test_list(as_json: bool = JSON) -> None:
 
 
 @tests_app.command("run")
-def test_run(version: int = typer.Option(None, help="Default: the current version.")) -> None:
+def test_run(
+    version: int = typer.Option(None, min=1, max=DB_INT_MAX, help="Default: the current version."),
+) -> None:
     """Run every case against a version; exit 1 if any fails."""
     cfg, vocab, _ = _setup("cli")
     with _errors(), transaction(cfg) as session:
@@ -431,7 +440,7 @@ def proposals_list(
 
 @proposals_app.command("approve")
 def proposals_approve(
-    proposal_id: int,
+    proposal_id: int = typer.Argument(..., min=1, max=DB_INT_MAX),
     operator: str = OPERATOR,
     reason: str = typer.Option("", help="A note on the approval (audited)."),
 ) -> None:
@@ -445,7 +454,7 @@ def proposals_approve(
 
 @proposals_app.command("reject")
 def proposals_reject(
-    proposal_id: int,
+    proposal_id: int = typer.Argument(..., min=1, max=DB_INT_MAX),
     reason: str = typer.Option(..., help="Why (audited)."),
     operator: str = OPERATOR,
 ) -> None:
