@@ -1,5 +1,9 @@
 """The governed-request middleware: request ids, body limits, and the access audit entry.
 
+It also refuses, with a 422, any request whose path, query or JSON body holds the NUL
+character (U+0000). No field of the API takes it and PostgreSQL cannot store it in text: let
+through, it failed inside the database driver (a 500) on PostgreSQL and was stored on SQLite.
+
 Every call under ``/v1`` (allowed or denied, authenticated or not) gets an ``api.call`` audit
 entry, written before the response starts: the middleware holds back the response start,
 appends the entry through the group-commit writer, and only then lets the response go. If the
@@ -13,6 +17,7 @@ import json
 import logging
 from typing import Any
 
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from governance.audit.events import Actor, AuditEvent, Source
@@ -22,8 +27,35 @@ logger = logging.getLogger(__name__)
 GOVERNED_PREFIX = "/v1"
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyRefused(StarletteHTTPException):
+    """Raised from the wrapped ``receive`` when the body read so far is refused.
+
+    An HTTP exception, because FastAPI lets one through its body parsing (any other exception
+    there becomes a 400 "error parsing the body") and the app's handler renders it as
+    problem+json; the response is then audited like any other.
+    """
+
+
+_NUL_ESCAPE = b"\\u0000"  # how JSON writes U+0000 (a raw NUL byte is not JSON at all)
+_NUL_DETAIL = "the request holds the NUL character (U+0000), which no field accepts"
+
+
+def holds_nul_escape(body: bytes) -> bool:
+    """Whether a JSON text holds ``\\u0000`` as an escape, not as an escaped backslash + text."""
+    start = body.find(_NUL_ESCAPE)
+    while start != -1:
+        run = start
+        while run > 0 and body[run - 1] == 0x5C:  # backslashes just before this one
+            run -= 1
+        if (start - run) % 2 == 0:  # this backslash is not itself escaped
+            return True
+        start = body.find(_NUL_ESCAPE, start + 1)
+    return False
+
+
+def _nul_in_target(scope: Scope) -> bool:
+    # uvicorn gives the path percent-decoded; the query string is raw, where %00 is always NUL.
+    return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
 
 
 def _problem_bytes(status: int, title: str, detail: str, request_id: str) -> bytes:
@@ -60,16 +92,29 @@ class GovernedRequestMiddleware:
             if too_big:
                 await self._too_large(scope, send, state, governed)
                 return
+        if _nul_in_target(scope):
+            await self._holds_nul(scope, send, state, governed)
+            return
 
         received = 0
+        parts: list[bytes] = []  # a body that came in several messages, until its last
+
+        def refuse_body(status: int, detail: str) -> BodyRefused:
+            state["reason"] = detail  # what the audit entry says, over the guard's decision
+            return BodyRefused(status, detail)
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                    raise refuse_body(413, self._too_large_detail)
+                if message.get("more_body", False):
+                    parts.append(chunk)
+                elif holds_nul_escape(b"".join((*parts, chunk)) if parts else chunk):
+                    raise refuse_body(422, _NUL_DETAIL)
             return message
 
         started = False
@@ -96,24 +141,23 @@ class GovernedRequestMiddleware:
                 return
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, audited_send)
-        except BodyTooLarge:
-            if not started:
-                await self._too_large(scope, send, state, governed)
+        await self.app(scope, limited_receive, audited_send)
+
+    @property
+    def _too_large_detail(self) -> str:
+        return f"the request body exceeds {self.max_body_bytes} bytes"
 
     async def _too_large(
         self, scope: Scope, send: Send, state: dict[str, Any], governed: bool
     ) -> None:
         await self._refuse(
-            scope,
-            send,
-            state,
-            413,
-            "Payload too large",
-            f"the request body exceeds {self.max_body_bytes} bytes",
-            governed,
+            scope, send, state, 413, "Payload too large", self._too_large_detail, governed
         )
+
+    async def _holds_nul(
+        self, scope: Scope, send: Send, state: dict[str, Any], governed: bool
+    ) -> None:
+        await self._refuse(scope, send, state, 422, "Invalid request", _NUL_DETAIL, governed)
 
     async def _refuse(
         self,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
+from governance.config import Settings
 from governance.predict.schemas import PredictResponse
 from tests.conftest import auth
 from tests.factories import toy_record
@@ -122,6 +125,23 @@ def test_body_framing(served: Served) -> None:
         headers = {**auth(served.client), "content-type": content_type}
         r = served.http.post(url, content=good, headers=headers)
         assert r.status_code == 200, (content_type, r.text)
+
+
+def test_chunked_bodies_are_judged_whole(served: Served, settings: Settings) -> None:
+    """With no content-length the body is read in pieces: over the limit is still a 413, and a
+    NUL escape is still refused; nothing is predicted or stored for either."""
+    url = "/v1/models/toy/predict"
+    good = {"record": {"age": 30, "hours": 40, "sex": "Male", "job": "a"}}
+    big = json.dumps({**good, "pad": "x" * settings.max_body_bytes}).encode()
+    nul = json.dumps({**good, "subject_id": "s\x00"}).encode()
+    headers = {**auth(served.client), "content-type": "application/json"}
+    for body, status in ((big, 413), (nul, 422)):
+        pieces = (body[i : i + 4096] for i in range(0, len(body), 4096))
+        r = served.http.post(url, content=pieces, headers=headers)
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"] == PROBLEM
+    r = served.http.post(url, json=good, headers=auth(served.client))
+    assert r.status_code == 200 and r.json()["audit_seq"] >= 1
 
 
 def test_guard_runs_before_the_body_is_read(served: Served) -> None:
