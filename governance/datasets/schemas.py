@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from governance.datasets.models import Dataset
 
-# A relative path as text: no control characters (a NUL byte cannot name a file at all).
+# A relative path as text: no control characters (NUL is refused before any route).
 PATH_TEXT = r"^[^\x00-\x1f\x7f]+$"
 
 

@@ -74,6 +74,12 @@ def test_nul_anywhere_in_a_request_gets_422_and_nothing_is_written(
             http.post("/v1/principals", json={"name": "a\x00b", "kind": "user"}, headers=h),
             http.get("/v1/records", params={"model": "m\x00"}, headers=h),
             http.get("/v1/principals/x%00y", headers=h),
+            http.post(
+                "/v1/policy/changes",
+                json={"add": [["g", "bo\x00b", "role:auditor"]], "remove": [], "reason": "r"},
+                headers=h,
+            ),
+            http.post("/v1/models", json={"manifest": {}, "files": {"w\x00": ""}}, headers=h),
         ]
         for r in refused:
             assert r.status_code == 422, (r.request.url, r.text)

@@ -20,7 +20,8 @@ MALFORMED: list[tuple[dict[str, Any], str]] = [
     ({"add": [["p", "role:auditor", "api:audit,api:keys", "read", "allow"]]}, "commas"),
     ({"add": [["g", "bob\nrole:admin", "role:auditor"]]}, "newlines"),
     ({"add": [["g", "bob\r", "role:auditor"]]}, "control characters"),
-    ({"add": [["g", "bo\x00b", "role:auditor"]]}, "control characters"),
+    # (NUL never gets this far: every route refuses it first, see tests/api/test_nul.py.)
+    ({"add": [["g", "bo\x01b", "role:auditor"]]}, "control characters"),
     ({"add": [["g", "bo\x1bb", "role:auditor"]]}, "control characters"),
     ({"add": [["g", "bob\tx", "role:auditor"]]}, "control characters"),
     ({"add": [["p", "role:auditor", "api:audit", "read", "maybe"]]}, "effect"),

@@ -90,8 +90,8 @@ def test_dataset_paths_no_file_can_have_are_refused_with_a_4xx(
 ) -> None:
     engineer = warden.principal("eng", "ml_engineer")
     for path, status in (
-        ("syn/sche\x00ma.yaml", 422),  # a NUL byte: refused by the schema
-        ("syn/\x1b[31m.yaml", 422),  # control characters too
+        ("syn/sche\x00ma.yaml", 422),  # a NUL byte: refused before any route
+        ("syn/\x1b[31m.yaml", 422),  # other control characters: refused by the schema
         ("syn/\ud800.yaml", 422),  # a lone surrogate: valid JSON, but names no file
     ):
         for field in ("schema_path", "data_path"):
