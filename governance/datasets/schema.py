@@ -44,8 +44,9 @@ import yaml
 from governance.datasets.errors import DatasetError, DatasetFileMissing
 
 FORMAT = "warden.dataset/1"
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# \Z, not $: "$" also matches before a trailing newline ("adult\n" would pass).
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_SCHEMA_BYTES = 1024 * 1024
 
 _TOP_KEYS = {

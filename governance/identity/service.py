@@ -21,7 +21,8 @@ from governance.identity.errors import (
 from governance.identity.models import ApiKey, Principal
 from governance.identity.tokens import new_token, token_hash
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# \Z, not $: "$" also matches before a trailing newline ("bob\n" would pass as a new name).
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 KINDS = ("user", "service")
 
 

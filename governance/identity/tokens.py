@@ -13,7 +13,7 @@ import re
 import secrets
 
 PREFIX = "wdn_"
-TOKEN_RE = re.compile(r"^wdn_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
+TOKEN_RE = re.compile(r"^wdn_([0-9a-f]{8})_([A-Za-z0-9_-]{43})\Z")
 
 
 def new_token() -> tuple[str, str]:

@@ -28,7 +28,7 @@ from governance.policy.errors import InvalidPolicy
 
 # Casbin's default RoleManager stops following g links after this many hops.
 MAX_ROLE_DEPTH = 10
-VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
+VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}\Z")
 PTYPES = ("p", "g", "g2")
 EFFECTS = ("allow", "deny")
 

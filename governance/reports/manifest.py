@@ -29,7 +29,7 @@ from governance.reports.errors import ReportVerificationError
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = "warden.report/1"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
 @dataclass(frozen=True)

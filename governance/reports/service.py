@@ -37,7 +37,7 @@ MEDIA_TYPES = {
     "report.pdf": "application/pdf",
     MANIFEST_FILE: "application/json",
 }
-_ID_RE = re.compile(r"^rpt-\d{8}T\d{6}Z-[0-9a-f]{8}$")
+_ID_RE = re.compile(r"^rpt-\d{8}T\d{6}Z-[0-9a-f]{8}\Z")
 
 
 @dataclass(frozen=True)
