@@ -6,7 +6,7 @@ that does not verify prints where it stops verifying (the first bad seq or check
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -23,6 +23,7 @@ from governance.audit.verify import verify_log
 from governance.cli.common import err_console, errors_as_exit, settings, transaction
 from governance.config import Settings
 from governance.context import cli_context
+from governance.db.base import as_utc
 from governance.errors import BadRequest
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -50,10 +51,11 @@ def _parse_end(text: str | None, what: str) -> tuple[int | None, datetime | None
     if text.isdigit():
         return int(text), None
     try:
-        when = datetime.fromisoformat(text)
+        return None, as_utc(datetime.fromisoformat(text))
     except ValueError:
-        raise BadRequest(f"--{what} must be a seq number or an ISO 8601 time") from None
-    return None, when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        raise BadRequest(
+            f"--{what} must be a seq number or an ISO 8601 time in UTC's range"
+        ) from None
 
 
 @app.command("verify")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +35,7 @@ from governance.audit.schemas import (
 from governance.audit.service import MAX_PAGE, audit
 from governance.audit.signing import public_vkey
 from governance.audit.verify import verify_log
-from governance.db.base import DbBigInt
+from governance.db.base import DbBigInt, UtcDatetime
 from governance.errors import ServiceUnavailable
 from governance.runtime import Runtime
 
@@ -50,13 +49,6 @@ CanExportAudit = Annotated[Caller, Depends(Authorize("api:audit", "export"))]
 MAX_API_EXPORT = 100_000
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # A time without an offset is read as UTC, the zone every entry is recorded in.
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _vkey(runtime: Runtime) -> tuple[str, str]:
     checkpointer = runtime.checkpointer
     if checkpointer is None:
@@ -68,8 +60,8 @@ def _vkey(runtime: Runtime) -> tuple[str, str]:
 def list_entries(
     runtime: RuntimeDep,
     caller: CanReadAudit,
-    since: Annotated[datetime | None, Query(description="inclusive; UTC if no offset")] = None,
-    until: Annotated[datetime | None, Query(description="exclusive; UTC if no offset")] = None,
+    since: Annotated[UtcDatetime | None, Query(description="inclusive; UTC if no offset")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="exclusive; UTC if no offset")] = None,
     actor: str | None = None,
     resource: Annotated[str | None, Query(description="substring of `k=v,k=v`")] = None,
     decision: str | None = None,
@@ -82,8 +74,8 @@ def list_entries(
 ) -> EntryPage:
     """List entries oldest first, filtered, with keyset pagination on seq."""
     flt = EntryFilter(
-        since=_utc(since),
-        until=_utc(until),
+        since=since,
+        until=until,
         actor=actor,
         resource=resource,
         decision=decision,
@@ -203,8 +195,8 @@ def export(body: ExportRequest, runtime: RuntimeDep, caller: CanExportAudit) -> 
             session,
             from_seq=body.from_seq,
             to_seq=body.to_seq,
-            since=_utc(body.since),
-            until=_utc(body.until),
+            since=body.since,
+            until=body.until,
         )
         if last - first + 1 > MAX_API_EXPORT:
             raise InvalidProofRequest(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from governance.audit.models import AuditCheckpoint, AuditEntry
 from governance.audit.verify import LogReport
-from governance.db.base import DbBigInt
+from governance.db.base import DbBigInt, UtcDatetime
 
 
 class AuditEntryOut(BaseModel):
@@ -130,5 +130,5 @@ class ExportRequest(BaseModel):
 
     from_seq: DbBigInt | None = Field(default=None, ge=0)
     to_seq: DbBigInt | None = Field(default=None, ge=0)
-    since: datetime | None = None
-    until: datetime | None = None
+    since: UtcDatetime | None = None
+    until: UtcDatetime | None = None

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import annotated_types
+from pydantic import AfterValidator
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -31,6 +32,27 @@ DB_BIGINT_MIN, DB_BIGINT_MAX = -(2**63), 2**63 - 1  # BigInteger: PostgreSQL's B
 # (``Annotated[DbInt, Query(ge=1)]``).
 DbInt = Annotated[int, annotated_types.Interval(ge=DB_INT_MIN, le=DB_INT_MAX)]
 DbBigInt = Annotated[int, annotated_types.Interval(ge=DB_BIGINT_MIN, le=DB_BIGINT_MAX)]
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime; one without an offset is read as UTC.
+
+    Raises:
+        ValueError: UTC cannot hold it (a time with an offset within hours of year 1 or 9999).
+    """
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is outside what UTC can represent (years 1 to 9999)") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+"""A time a caller sends, as an aware UTC datetime (see :func:`as_utc`); a 422 if UTC cannot
+hold it. Times are compared with and stored as aware UTC values: a naive one failed the
+comparison (TypeError) and an offset one near the ends of the calendar overflowed, both 500s.
+"""
 
 
 def utcnow() -> datetime:

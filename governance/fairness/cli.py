@@ -18,7 +18,7 @@ from rich.table import Table
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
-from governance.db.base import DB_INT_MAX
+from governance.db.base import DB_INT_MAX, as_utc
 from governance.fairness.errors import FairnessPolicyError
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.models import FairnessAudit
@@ -237,7 +237,10 @@ def monitor_cmd(
     from governance.fairness.monitoring import monitor
 
     def aware(moment: datetime) -> datetime:
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:
+            return as_utc(moment)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
 
     end = aware(until) if until else datetime.now(UTC)
     start = aware(since) if since else end - timedelta(hours=hours)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from governance.db.base import DbInt
+from governance.db.base import DbInt, UtcDatetime
 from governance.fairness.gate import MIN_JUSTIFICATION_LENGTH, GateStatus
 from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
 from governance.fairness.thresholds_store import MIN_REASON_LENGTH
@@ -215,8 +215,8 @@ class MonitorCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(pattern=_NAME)
     version: str | None = Field(default=None, pattern=_NAME)
-    since: datetime
-    until: datetime
+    since: UtcDatetime
+    until: UtcDatetime
     sensitive: list[str] | None = Field(default=None, max_length=8)
     bootstrap: int = Field(default=0, ge=0, le=2000)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from governance.db.base import UtcDatetime
+
 
 class PrincipalCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -25,7 +27,7 @@ class PrincipalOut(BaseModel):
 class KeyIssue(BaseModel):
     model_config = ConfigDict(extra="forbid")
     principal: str = Field(min_length=1, max_length=64)
-    expires_at: datetime | None = None
+    expires_at: UtcDatetime | None = None
 
 
 class KeyIssued(BaseModel):

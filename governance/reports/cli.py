@@ -6,7 +6,7 @@ warden report verify audit_reports/rpt-...   [--key VKEY_OR_FILE]
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -15,7 +15,7 @@ from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
 from governance.context import cli_context
-from governance.db.base import utcnow
+from governance.db.base import as_utc, utcnow
 from governance.reports.errors import InvalidPeriod
 from governance.reports.manifest import verify_report_dir
 from governance.reports.service import reports
@@ -34,10 +34,9 @@ def parse_time(value: str, what: str) -> datetime:
         InvalidPeriod: not ISO 8601.
     """
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
         raise InvalidPeriod(f"--{what} must be an ISO 8601 date or time, e.g. 2025-01-31") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def generate_report(

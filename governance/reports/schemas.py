@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from governance.db.base import as_utc
+
+# An offset is required here (a report period is never guessed); then held as UTC.
+UtcAwareDatetime = Annotated[AwareDatetime, AfterValidator(as_utc)]
 
 
 class ReportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    period_from: AwareDatetime = Field(alias="from", description="period start (inclusive)")
-    period_to: AwareDatetime = Field(alias="to", description="period end (exclusive)")
+    period_from: UtcAwareDatetime = Field(alias="from", description="period start (inclusive)")
+    period_to: UtcAwareDatetime = Field(alias="to", description="period end (exclusive)")
     model: str | None = Field(default=None, max_length=64)
 
 
