@@ -32,7 +32,7 @@ class TrainingRunCreate(BaseModel):
     hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
         default=[64, 64], min_length=1, max_length=8, description="hidden layer widths"
     )
-    max_grad_norm: float = Field(default=1.0, gt=0)
+    max_grad_norm: float = Field(default=1.0, gt=0, le=100, description="per-sample clipping bound")
     grad_sample_mode: GradSampleMode = "ghost"
     name: str | None = Field(default=None, pattern=NAME)
     version: str | None = Field(default=None, pattern=NAME)

@@ -105,6 +105,23 @@ def test_dataset_paths_no_file_can_have_are_refused_with_a_4xx(
     assert "synthetic" not in names
 
 
+def test_a_clipping_bound_that_is_not_a_finite_sane_number_is_refused(
+    app_client: Any, warden: Any
+) -> None:
+    engineer = warden.principal("eng", "ml_engineer")
+    body = {"name": "synthetic", "schema_path": "syn/schema.yaml"}
+    assert app_client.post("/v1/datasets", json=body, headers=auth(engineer)).status_code == 201
+    # Python's JSON reader takes Infinity and NaN; noise scaled by either ruins the model.
+    for bound in ("Infinity", "NaN", "1e308", "0"):
+        raw = json.dumps(RUN)[:-1] + f', "max_grad_norm": {bound}}}'
+        headers = {**auth(engineer), "content-type": "application/json"}
+        r = app_client.post("/v1/training/runs", content=raw, headers=headers)
+        assert r.status_code == 422, (bound, r.text)
+        assert "max_grad_norm" in r.text
+    runs = app_client.get("/v1/training/runs", headers=auth(engineer)).json()
+    assert runs == []
+
+
 def test_non_private_refused_where_the_policy_forbids(app_client: Any, warden: Any) -> None:
     engineer = warden.principal("eng", "ml_engineer")
     body = {"name": "synthetic", "schema_path": "syn/schema.yaml"}
