@@ -53,6 +53,11 @@ def holds_nul_escape(body: bytes) -> bool:
     return False
 
 
+def _body_refused(state: dict[str, Any], status: int, detail: str) -> BodyRefused:
+    state["reason"] = detail  # what the audit entry says, over the guard's decision
+    return BodyRefused(status, detail)
+
+
 def _nul_in_target(scope: Scope) -> bool:
     # uvicorn gives the path percent-decoded; the query string is raw, where %00 is always NUL.
     return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
@@ -93,15 +98,11 @@ class GovernedRequestMiddleware:
                 await self._too_large(scope, send, state, governed)
                 return
         if _nul_in_target(scope):
-            await self._holds_nul(scope, send, state, governed)
+            await self._refuse(scope, send, state, 422, "Invalid request", _NUL_DETAIL, governed)
             return
 
         received = 0
         parts: list[bytes] = []  # a body that came in several messages, until its last
-
-        def refuse_body(status: int, detail: str) -> BodyRefused:
-            state["reason"] = detail  # what the audit entry says, over the guard's decision
-            return BodyRefused(status, detail)
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -110,11 +111,11 @@ class GovernedRequestMiddleware:
                 chunk = message.get("body", b"")
                 received += len(chunk)
                 if received > self.max_body_bytes:
-                    raise refuse_body(413, self._too_large_detail)
+                    raise _body_refused(state, 413, self._too_large_detail)
                 if message.get("more_body", False):
                     parts.append(chunk)
                 elif holds_nul_escape(b"".join((*parts, chunk)) if parts else chunk):
-                    raise refuse_body(422, _NUL_DETAIL)
+                    raise _body_refused(state, 422, _NUL_DETAIL)
             return message
 
         started = False
@@ -153,11 +154,6 @@ class GovernedRequestMiddleware:
         await self._refuse(
             scope, send, state, 413, "Payload too large", self._too_large_detail, governed
         )
-
-    async def _holds_nul(
-        self, scope: Scope, send: Send, state: dict[str, Any], governed: bool
-    ) -> None:
-        await self._refuse(scope, send, state, 422, "Invalid request", _NUL_DETAIL, governed)
 
     async def _refuse(
         self,
