@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     # free during a long forward pass; "loop" stays on the loop whatever it costs.
     batch_execution: Literal["auto", "loop", "thread"] = "auto"
     torch_threads: int = Field(default=1, gt=0)
-    audit_batch_wait_ms: float = Field(default=2.0, ge=0)
+    # How long a forming group commit waits for more appends once one has arrived. 0: it
+    # takes what has arrived and commits; under load the next batch gathers during the commit,
+    # as the micro-batcher's do during a forward pass (see governance/audit/writer.next_wait).
+    audit_batch_wait_ms: float = Field(default=0.0, ge=0)
     # A forming group commit closes early once no append has arrived for this long.
     audit_batch_idle_ms: float = Field(default=0.3, ge=0)
     audit_batch_max: int = Field(default=512, gt=0)

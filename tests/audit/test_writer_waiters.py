@@ -10,6 +10,7 @@ import pytest
 
 from governance.audit.models import AuditEntry
 from governance.audit.writer import AuditUnavailable, AuditWriter, next_wait
+from governance.config import Settings
 from tests.audit.conftest import FilledLog, sample_event
 
 
@@ -20,8 +21,12 @@ def _stored_seqs(audit_db: FilledLog) -> list[int]:
         )
 
 
-def test_concurrent_async_appends_each_get_their_own_durable_seqs(audit_db: FilledLog) -> None:
-    writer = AuditWriter(audit_db.engine, max_wait_ms=2)
+# 0 is the server's default window: appends that arrive during a commit form the next batch.
+@pytest.mark.parametrize("window_ms", [Settings.model_fields["audit_batch_wait_ms"].default, 2])
+def test_concurrent_async_appends_each_get_their_own_durable_seqs(
+    audit_db: FilledLog, window_ms: float
+) -> None:
+    writer = AuditWriter(audit_db.engine, max_wait_ms=window_ms)
     writer.start()
     before = len(_stored_seqs(audit_db))
 

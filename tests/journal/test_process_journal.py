@@ -52,13 +52,14 @@ def started(
     *,
     loop: asyncio.AbstractEventLoop | None = None,
     max_batch: int = 64,
-    max_wait_ms: float = 1.0,
+    max_wait_ms: float | None = None,
     max_idle_ms: float | None = None,
 ) -> ProcessJournal:
+    # The server's window unless a test sets its own.
     journal = ProcessJournal(
         database_url=settings.resolved_database_url,
         max_batch=max_batch,
-        max_wait_ms=max_wait_ms,
+        max_wait_ms=settings.audit_batch_wait_ms if max_wait_ms is None else max_wait_ms,
         max_idle_ms=max_idle_ms,
         on_commit=on_commit,
         evict=lambda dek_id, subject_ref: None,
