@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -42,6 +43,22 @@ def test_a_partial_frame_times_out_then_completes(
     assert reader.next(0.01) is TIMED_OUT
     sender.sendall(data[7:])
     assert reader.next(1.0) == ("append", list(range(1000)))
+
+
+@pytest.mark.parametrize("timeout", [None, 10.0])
+def test_a_frame_larger_than_one_read_arrives_whole(
+    pair: tuple[socket.socket, socket.socket], timeout: float | None
+) -> None:
+    sender, receiver = pair
+    payload = bytes(range(256)) * 8192  # 2 MiB: many reads, and more than the socket buffers
+    data = frame(("append", payload)) + frame(("stop",))
+    # sendall blocks until the reader has taken most of it: send from another thread.
+    thread = threading.Thread(target=sender.sendall, args=(data,))
+    thread.start()
+    reader = FrameReader(receiver)
+    assert reader.next(timeout) == ("append", payload)
+    assert reader.next(timeout) == ("stop",)
+    thread.join(10)
 
 
 def test_end_of_stream_between_frames_is_none(pair: tuple[socket.socket, socket.socket]) -> None:
