@@ -30,8 +30,8 @@ test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow and not reliability"
 
 lint: install
-	$(VENV)/bin/ruff check governance inference tests bench
-	$(VENV)/bin/ruff format --check governance inference
+	$(VENV)/bin/ruff check governance inference tests bench migrations
+	$(VENV)/bin/ruff format --check governance inference tests bench migrations
 
 typecheck: install
 	$(VENV)/bin/mypy governance inference

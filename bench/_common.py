@@ -81,9 +81,14 @@ def governed_deployment(root: Path, *, hidden: tuple[int, ...] = (64, 64)) -> Go
         # The fairness gate guards every promotion; the benchmark model has no data to audit.
         from governance.fairness.gate import overrides
 
-        overrides.override(s, cli_context("bench-officer"), model="bench", version="1",
-                           justification="benchmark model with random weights, approved only "
-                           "to measure the serving path")
+        overrides.override(
+            s,
+            cli_context("bench-officer"),
+            model="bench",
+            version="1",
+            justification="benchmark model with random weights, approved only "
+            "to measure the serving path",
+        )
     with sessions.begin() as s:
         registry.promote(s, ctx, name="bench", version="1")
         identity.create_principal(s, ctx, name="bench-client", kind="service")

@@ -93,9 +93,20 @@ GET    /v1/vault/keys                                 Y N Y N N
 GET    /v1/vault/rotations                            Y N Y N N
 """
 
-PARAMS = {"name": "demo", "version": "1", "key_id": "00000000", "seq": "0", "audit_id": "1",
-          "proposal_id": "1", "case_id": "1", "record_id": "r-1", "report_id": "r-1",
-          "subject_id": "nobody", "run_id": "1", "dataset": "adult"}
+PARAMS = {
+    "name": "demo",
+    "version": "1",
+    "key_id": "00000000",
+    "seq": "0",
+    "audit_id": "1",
+    "proposal_id": "1",
+    "case_id": "1",
+    "record_id": "r-1",
+    "report_id": "r-1",
+    "subject_id": "nobody",
+    "run_id": "1",
+    "dataset": "adult",
+}
 # Routes with side effects that an allowed call with an empty body could still trigger are
 # sent a body that the route refuses after authorization (a 4xx other than 401/403).
 SAFE_BODY: dict[str, object] = {"__invalid__": True}
@@ -111,8 +122,12 @@ def _spec() -> dict[tuple[str, str], dict[str, bool]]:
 
 def test_matrix_covers_every_route(settings: Settings) -> None:
     app = create_app(settings)
-    routes = {(m, p) for p, r in api_routes(app) if p not in EXEMPT_PATHS
-              for m in getattr(r, "methods", ())}
+    routes = {
+        (m, p)
+        for p, r in api_routes(app)
+        if p not in EXEMPT_PATHS
+        for m in getattr(r, "methods", ())
+    }
     assert routes == set(_spec())
 
 
@@ -123,8 +138,7 @@ def test_every_role_against_every_route(
         pytest.skip("authorization does not depend on the database backend")
     with httpx.Client(base_url=live_server.url, timeout=60) as http:
         factory = WardenFactory(http, admin_token)
-        tokens = {role: factory.principal(f"user-{role.replace('_', '-')}", role)
-                  for role in ROLES}
+        tokens = {role: factory.principal(f"user-{role.replace('_', '-')}", role) for role in ROLES}
         factory.policy_change([["g2", "model:demo", "group:default-models"]])
         nobody = factory.principal("user-without-roles")
         wrong = []

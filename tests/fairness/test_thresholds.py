@@ -129,9 +129,13 @@ def test_required_features_fail_an_audit_that_leaves_one_out() -> None:
 
     from governance.fairness.metrics import audit_predictions, evaluate_thresholds
 
-    policy = parse_policy({"defaults": {"demographic_parity_ratio": {"min": 0.8}},
-                           "required_features": ["sex", "race"],
-                           "models": {"other": {"required_features": ["race"]}}})
+    policy = parse_policy(
+        {
+            "defaults": {"demographic_parity_ratio": {"min": 0.8}},
+            "required_features": ["sex", "race"],
+            "models": {"other": {"required_features": ["race"]}},
+        }
+    )
     limits = policy.thresholds_for("m")
     assert limits.required_features == ("sex", "race")
     assert policy.thresholds_for("other").required_features == ("race",)
@@ -141,7 +145,8 @@ def test_required_features_fail_an_audit_that_leaves_one_out() -> None:
     # A perfectly fair audit of race alone: it must still fail, because sex was not audited.
     result = audit_predictions(y_true=y, y_pred=y, sensitive=race, bootstrap=0)
     verdict = evaluate_thresholds(
-        result, limits.measures,
+        result,
+        limits.measures,
         features=limits.features_to_check([a.name for a in result.audits]),
     )
     assert not verdict.passed
@@ -150,5 +155,6 @@ def test_required_features_fail_an_audit_that_leaves_one_out() -> None:
 
 def test_required_features_must_be_names() -> None:
     with pytest.raises(FairnessPolicyError, match="required_features"):
-        parse_policy({"defaults": {"demographic_parity_ratio": {"min": 0.8}},
-                      "required_features": "sex"})
+        parse_policy(
+            {"defaults": {"demographic_parity_ratio": {"min": 0.8}}, "required_features": "sex"}
+        )

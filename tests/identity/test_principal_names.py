@@ -27,7 +27,7 @@ def test_a_name_with_a_trailing_newline_is_refused(app_client: Any, admin_token:
 
 
 def test_no_anchored_pattern_ends_in_a_bare_dollar() -> None:
-    compiled = re.compile(r'''re\.compile\(r?["'](\^[^"']*)\$["']''')
+    compiled = re.compile(r"""re\.compile\(r?["'](\^[^"']*)\$["']""")
     offenders = [
         f"{path.relative_to(ROOT)}: {m.group(1)}$"
         for folder in ("governance", "inference")

@@ -58,19 +58,30 @@ def _approve(session, version: str) -> None:  # type: ignore[no-untyped-def]
     """The fairness gate guards every promotion; these toy models have no data to audit."""
     from governance.fairness.gate import overrides
 
-    overrides.override(session, cli_context("officer"), model="toy", version=version,
-                       justification="registry test: random weights, nothing to audit; "
-                       "approved only to exercise stage transitions")
+    overrides.override(
+        session,
+        cli_context("officer"),
+        model="toy",
+        version=version,
+        justification="registry test: random weights, nothing to audit; "
+        "approved only to exercise stage transitions",
+    )
 
 
 def test_promotion_without_fairness_approval_is_refused(
-    sessions, settings: Settings, make_artifact: ArtifactBuilder  # type: ignore[no-untyped-def]
+    sessions,
+    settings: Settings,
+    make_artifact: ArtifactBuilder,  # type: ignore[no-untyped-def]
 ) -> None:
     from governance.errors import WardenError
 
     with sessions.begin() as s:
-        registry.register(s, cli_context(), source_dir=make_artifact("toy", "1"),
-                          models_dir=settings.resolved_models_dir)
+        registry.register(
+            s,
+            cli_context(),
+            source_dir=make_artifact("toy", "1"),
+            models_dir=settings.resolved_models_dir,
+        )
     with sessions.begin() as s, pytest.raises(WardenError) as refused:
         registry.promote(s, cli_context(), name="toy", version="1")
     assert refused.value.status_code == 409

@@ -32,9 +32,11 @@ pytestmark = pytest.mark.reliability
 ORIGIN = "fuzz.example/log"
 KEY = Ed25519PrivateKey.generate()
 VKEY = vkey_for(ORIGIN, KEY.public_key())
-FUZZ = settings(max_examples=60, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _bundle(root: Path) -> Path:
@@ -45,19 +47,29 @@ def _bundle(root: Path) -> Path:
         store.append(leaf_hash(data))
         entries.append((seq, data))
     note = sign_note(make_checkpoint_body(ORIGIN, store.size, store.root()), ORIGIN, KEY)
-    return write_bundle(root / "bundle", origin=ORIGIN, vkey=VKEY, entries=entries,
-                        checkpoints=[note], get=store.get)
+    return write_bundle(
+        root / "bundle",
+        origin=ORIGIN,
+        vkey=VKEY,
+        entries=entries,
+        checkpoints=[note],
+        get=store.get,
+    )
 
 
 def _report(root: Path) -> Path:
     folder = root / "rpt-fuzz"
     folder.mkdir()
-    files = {"report.json": b'{"id": "rpt-fuzz"}', "report.html": b"<html></html>",
-             "report.pdf": b"%PDF-1.4 fuzz"}
+    files = {
+        "report.json": b'{"id": "rpt-fuzz"}',
+        "report.html": b"<html></html>",
+        "report.pdf": b"%PDF-1.4 fuzz",
+    }
     for name, data in files.items():
         (folder / name).write_bytes(data)
     (folder / "manifest.json").write_bytes(
-        build_manifest("rpt-fuzz", files, origin=ORIGIN, key=KEY))
+        build_manifest("rpt-fuzz", files, origin=ORIGIN, key=KEY)
+    )
     return folder
 
 
@@ -70,8 +82,9 @@ def _mutate(folder: Path, data: st.DataObject) -> None:
         target.write_bytes(blob[: data.draw(st.integers(0, len(blob) - 1))])
     elif how == "flip" and blob:
         i = data.draw(st.integers(0, len(blob) - 1))
-        target.write_bytes(blob[:i] + bytes([blob[i] ^ data.draw(st.integers(1, 255))])
-                           + blob[i + 1 :])
+        target.write_bytes(
+            blob[:i] + bytes([blob[i] ^ data.draw(st.integers(1, 255))]) + blob[i + 1 :]
+        )
     elif how == "random":
         target.write_bytes(data.draw(st.binary(max_size=4096)))
     elif how == "empty":
@@ -80,8 +93,13 @@ def _mutate(folder: Path, data: st.DataObject) -> None:
         target.unlink()
 
 
-def _check(make: Callable[[Path], Path], verify: Callable[[Path], object],
-           clean: type[Exception], tmp_path: Path, data: st.DataObject) -> None:
+def _check(
+    make: Callable[[Path], Path],
+    verify: Callable[[Path], object],
+    clean: type[Exception],
+    tmp_path: Path,
+    data: st.DataObject,
+) -> None:
     work = tmp_path / "case"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -99,19 +117,24 @@ def _check(make: Callable[[Path], Path], verify: Callable[[Path], object],
 @FUZZ
 @given(data=st.data())
 def test_bundle_verifier_fails_cleanly(tmp_path: Path, data: st.DataObject) -> None:
-    _check(_bundle, lambda p: verify_bundle(p, trusted_vkey=VKEY), AuditVerificationError,
-           tmp_path, data)
+    _check(
+        _bundle,
+        lambda p: verify_bundle(p, trusted_vkey=VKEY),
+        AuditVerificationError,
+        tmp_path,
+        data,
+    )
 
 
 @FUZZ
 @given(data=st.data())
 def test_report_verifier_fails_cleanly(tmp_path: Path, data: st.DataObject) -> None:
-    _check(_report, lambda p: verify_report_dir(p, VKEY), ReportVerificationError, tmp_path,
-           data)
+    _check(_report, lambda p: verify_report_dir(p, VKEY), ReportVerificationError, tmp_path, data)
 
 
 @FUZZ
 @given(data=st.data())
 def test_manifest_loader_fails_cleanly(tmp_path: Path, data: st.DataObject) -> None:
-    _check(lambda root: build_artifact(root / "artifact"), read_manifest, ManifestError,
-           tmp_path, data)
+    _check(
+        lambda root: build_artifact(root / "artifact"), read_manifest, ManifestError, tmp_path, data
+    )
