@@ -1,4 +1,4 @@
-"""Every integer a ``warden`` command takes is bounded, as the API's are.
+"""Every integer a ``warden`` command takes is bounded, and as the API bounds it where both take it.
 
 A CLI integer past a column's range reached the database driver (SQLite's OverflowError) and
 ended the command with a traceback; one like ``--bootstrap 1000000000`` ran for hours where the
@@ -13,10 +13,14 @@ from typing import Any
 
 import pytest
 import typer
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from governance.cli.main import app
 from governance.db.base import DB_BIGINT_MAX, DB_BIGINT_MIN
+from governance.fairness.schemas import AuditCreate
+from governance.policy.schemas import ImpactRequest
+from governance.privacy.schemas import TrainingRunCreate
 
 
 def _int_params(command: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -55,3 +59,33 @@ def test_an_integer_out_of_range_is_a_usage_error(args: list[str]) -> None:
     assert result.exit_code == 2, result.output  # usage error, before anything runs
     assert "less than or equal to" in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _field_bounds(model: type[BaseModel], name: str) -> tuple[int | None, int | None]:
+    low = high = None
+    for rule in model.model_fields[name].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high
+
+
+@pytest.mark.parametrize(
+    ("option", "model", "field"),
+    [
+        ("warden fairness audit bootstrap", AuditCreate, "bootstrap"),
+        ("warden fairness audit seed", AuditCreate, "seed"),
+        ("warden policy impact days", ImpactRequest, "days"),
+        ("warden policy impact examples", ImpactRequest, "examples"),
+        ("warden train epochs", TrainingRunCreate, "epochs"),
+        ("warden train seed", TrainingRunCreate, "seed"),
+        ("warden privacy train epochs", TrainingRunCreate, "epochs"),
+        ("warden privacy train seed", TrainingRunCreate, "seed"),
+        ("warden demo epochs", TrainingRunCreate, "epochs"),
+    ],
+)
+def test_an_option_the_api_also_takes_has_the_apis_bounds(
+    option: str, model: type[BaseModel], field: str
+) -> None:
+    params = dict(_int_params(typer.main.get_command(app), "warden"))
+    assert option in params, sorted(params)
+    assert (params[option].min, params[option].max) == _field_bounds(model, field)

@@ -10,6 +10,7 @@ import typer
 
 from governance.cli.common import console, errors_as_exit, settings
 from governance.plugins import optional_module
+from governance.privacy.kinds import EPOCHS_MAX
 
 app = typer.Typer(help="Warden: governance for AI models served as an API.", no_args_is_help=True)
 
@@ -81,7 +82,7 @@ def serve(
 
 @app.command()
 def demo(
-    epochs: int = typer.Option(10, min=1, max=1000, help="DP training epochs."),
+    epochs: int = typer.Option(10, min=1, max=EPOCHS_MAX, help="DP training epochs."),
     keep_serving: bool = typer.Option(False, help="Leave the server running at the end."),
 ) -> None:
     """Run the whole story on SQLite, a local key file and the bundled Adult data."""

@@ -22,6 +22,7 @@ from governance.db.base import DB_INT_MAX, as_utc
 from governance.fairness.errors import FairnessPolicyError
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.models import FairnessAudit
+from governance.fairness.schemas import BOOTSTRAP_MAX, SEED_MAX
 from governance.fairness.service import fairness
 from governance.fairness.thresholds_store import thresholds_store
 from governance.registry.service import registry
@@ -94,9 +95,9 @@ def audit(
     sensitive: str = typer.Option(None, help="Comma-separated attributes (default: all)."),
     version: str = typer.Option(None, help="Model version (default: serving, else newest)."),
     bootstrap: int = typer.Option(
-        200, min=0, max=2000, help="Bootstrap replicates for the 95% intervals."
+        200, min=0, max=BOOTSTRAP_MAX, help="Bootstrap replicates for the 95% intervals."
     ),
-    seed: int = typer.Option(0, min=0, max=2**31 - 1, help="Bootstrap seed."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Bootstrap seed."),
 ) -> None:
     """Audit a registered model for bias and store the result against its artifact."""
     cfg = settings()

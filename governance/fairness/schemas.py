@@ -13,6 +13,10 @@ from governance.fairness.gate import MIN_JUSTIFICATION_LENGTH, GateStatus
 from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
 from governance.fairness.thresholds_store import MIN_REASON_LENGTH
 
+# Bounds shared by the API's schemas and the CLI's options, so that the two accept the same.
+BOOTSTRAP_MAX = 2000
+SEED_MAX = 2**31 - 1
+
 ConstraintName = Literal[
     "demographic_parity",
     "true_positive_rate_parity",
@@ -39,8 +43,8 @@ class AuditCreate(BaseModel):
         description="Sensitive attributes (and their intersection); default: all the dataset "
         "declares.",
     )
-    bootstrap: int = Field(default=200, ge=0, le=2000)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    bootstrap: int = Field(default=200, ge=0, le=BOOTSTRAP_MAX)
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
 
 
 class AuditSummary(BaseModel):
@@ -218,8 +222,8 @@ class MonitorCreate(BaseModel):
     since: UtcDatetime
     until: UtcDatetime
     sensitive: list[str] | None = Field(default=None, max_length=8)
-    bootstrap: int = Field(default=0, ge=0, le=2000)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    bootstrap: int = Field(default=0, ge=0, le=BOOTSTRAP_MAX)
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
 
 
 class FeedbackCreate(BaseModel):

@@ -25,6 +25,7 @@ from governance.errors import WardenError
 from governance.policy.impact import dry_run
 from governance.policy.proposals import proposal_changes, proposals
 from governance.policy.rules import Vocabulary, load_rules
+from governance.policy.schemas import REPLAY_DAYS_MAX, REPLAY_EXAMPLES_MAX
 from governance.policy.service import default_policy, policy
 from governance.policy.testcases import compile_candidate, policy_tests
 from governance.policy.timeline import role_timeline
@@ -265,8 +266,10 @@ def impact(
     to_version: int = typer.Option(
         None, min=1, max=DB_INT_MAX, help="Dry-run a rollback to this version instead."
     ),
-    days: int = typer.Option(30, min=1, max=3660, help="Replay the audited requests of N days."),
-    examples: int = typer.Option(5, min=0, max=100, help="Examples per principal."),
+    days: int = typer.Option(
+        30, min=1, max=REPLAY_DAYS_MAX, help="Replay the audited requests of N days."
+    ),
+    examples: int = typer.Option(5, min=0, max=REPLAY_EXAMPLES_MAX, help="Examples per principal."),
     as_json: bool = JSON,
 ) -> None:
     """Dry run: who would gain or lose access to what (nothing is written)."""

@@ -11,6 +11,10 @@ from governance.db.base import DbInt
 
 RuleIn = list[Any]
 
+# Bounds shared by the API's schemas and the CLI's options, so that the two accept the same.
+REPLAY_DAYS_MAX = 3660
+REPLAY_EXAMPLES_MAX = 100
+
 
 class PolicyVersionOut(BaseModel):
     version: int
@@ -106,8 +110,8 @@ class ImpactRequest(BaseModel):
     add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     to_version: DbInt | None = Field(default=None, ge=1)
-    days: int = Field(default=30, ge=1, le=3660)
-    examples: int = Field(default=5, ge=0, le=100)
+    days: int = Field(default=30, ge=1, le=REPLAY_DAYS_MAX)
+    examples: int = Field(default=5, ge=0, le=REPLAY_EXAMPLES_MAX)
 
 
 class AccessExample(BaseModel):

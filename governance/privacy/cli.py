@@ -12,6 +12,7 @@ from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.db.base import DB_INT_MAX
+from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX
 from governance.privacy.schemas import LedgerOut, TrainingRunOut
 from governance.privacy.service import TrainingRequest, training
 
@@ -27,8 +28,8 @@ def train_command(
     model: str = typer.Option("mlp", "--model", help="mlp or logreg."),
     epsilon: float = typer.Option(1.0, "--epsilon", help="This run's target ε."),
     delta: float = typer.Option(None, "--delta", help="δ (default: the schema's, else the cap's)."),
-    epochs: int = typer.Option(10, "--epochs", min=1, max=1000),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1),
+    epochs: int = typer.Option(10, "--epochs", min=1, max=EPOCHS_MAX),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
     batch_size: int = typer.Option(
         None, "--batch-size", min=1, max=DB_INT_MAX, help="Default 2048 (DP) / 512."
     ),

@@ -10,3 +10,7 @@ from typing import Literal
 
 ModelKind = Literal["mlp", "logreg"]
 GradSampleMode = Literal["ghost", "hooks"]
+
+# Bounds shared by the API's schema and the CLI's options, so that the two accept the same.
+EPOCHS_MAX = 1000
+SEED_MAX = 2**63 - 1

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from governance.db.base import DbInt
-from governance.privacy.kinds import GradSampleMode, ModelKind
+from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, GradSampleMode, ModelKind
 from governance.privacy.ledger import LedgerSummary
 from governance.privacy.models import TrainingRun
 from governance.privacy.service import TrainingRequest
@@ -25,10 +25,10 @@ class TrainingRunCreate(BaseModel):
     private: bool = True
     epsilon: float | None = Field(default=1.0, gt=0, le=100)
     delta: float | None = Field(default=None, gt=0, lt=1)
-    epochs: int = Field(default=10, ge=1, le=1000)
+    epochs: int = Field(default=10, ge=1, le=EPOCHS_MAX)
     batch_size: DbInt | None = Field(default=None, ge=1)
     lr: float | None = Field(default=None, gt=0, le=10)
-    seed: int = Field(default=0, ge=0, lt=2**63)
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
         default=[64, 64], min_length=1, max_length=8, description="hidden layer widths"
     )
