@@ -13,7 +13,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,6 +123,28 @@ class LoadResult:
     server_cpu_s: float | None = None
     children_cpu_s: float | None = None
     client_cpu_s: float | None = None
+    latencies: list[float] = field(default_factory=list, repr=False)  # seconds, sorted
+
+    @classmethod
+    def combined(cls, parts: list[LoadResult]) -> LoadResult:
+        """One result from several runs against the same server (rounds of one benchmark)."""
+
+        def total(values: list[float | None]) -> float | None:
+            return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
+
+        latencies = sorted(t for part in parts for t in part.latencies)
+        p50, p99 = _percentiles(latencies)
+        return cls(
+            sum(p.requests for p in parts),
+            sum(p.errors for p in parts),
+            sum(p.seconds for p in parts),
+            p50,
+            p99,
+            total([p.server_cpu_s for p in parts]),
+            total([p.children_cpu_s for p in parts]),
+            total([p.client_cpu_s for p in parts]),
+            latencies,
+        )
 
     @property
     def rps(self) -> float:
@@ -255,10 +277,16 @@ async def _load(
     for _, writer in connections:
         writer.close()
     latencies.sort()
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    p50, p99 = _percentiles(latencies)
     return LoadResult(
-        len(latencies), errors, elapsed, q[49] * 1000, q[98] * 1000, cpu, children_cpu, client_cpu
+        len(latencies), errors, elapsed, p50, p99, cpu, children_cpu, client_cpu, latencies
     )
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    """p50 and p99 in ms of latencies in seconds."""
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return q[49] * 1000, q[98] * 1000
 
 
 def load(
