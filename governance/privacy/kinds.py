@@ -1,4 +1,5 @@
-"""The names of what training can build and how: shared by the trainer, its service and its API.
+"""The names of what training can build and how, and the bounds of a run's options: shared by
+the trainer, its service, its API and the CLI.
 
 Kept apart from :mod:`governance.privacy.training` so that the service and the schemas can
 name them without importing Opacus.
