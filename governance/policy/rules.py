@@ -28,7 +28,11 @@ from governance.policy.errors import InvalidPolicy
 
 # Casbin's default RoleManager stops following g links after this many hops.
 MAX_ROLE_DEPTH = 10
-VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}\Z")
+# A policy value: a name of at most VALUE_MAX characters from VALUE_CHARS, starting with a
+# letter or digit (the OpenAPI document's rule schema is built from the same two).
+VALUE_CHARS = "A-Za-z0-9._:@/-"
+VALUE_MAX = 128
+VALUE_RE = re.compile(rf"^[A-Za-z0-9][{VALUE_CHARS}]{{0,{VALUE_MAX - 1}}}\Z")
 PTYPES = ("p", "g", "g2")
 EFFECTS = ("allow", "deny")
 

@@ -3,13 +3,47 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from governance.db.base import DbInt
+from governance.policy.rules import EFFECTS, VALUE_CHARS, VALUE_MAX
 
-RuleIn = list[Any]
+
+def _name(prefix: str = "") -> dict[str, Any]:
+    # VALUE_RE's names as a JSON Schema pattern, optionally starting with ``prefix``.
+    first = f"[A-Za-z0-9][{VALUE_CHARS}]{{0,{VALUE_MAX - 1}}}"
+    rest = f"{prefix}[{VALUE_CHARS}]{{0,{VALUE_MAX - len(prefix)}}}"
+    return {"type": "string", "pattern": f"^{rest if prefix else first}$"}
+
+
+def _rule(ptype: str, *values: dict[str, Any]) -> dict[str, Any]:
+    count = 1 + len(values)
+    return {
+        "type": "array",
+        "prefixItems": [{"const": ptype}, *values],
+        "items": False,
+        "minItems": count,
+        "maxItems": count,
+    }
+
+
+# What a rule looks like, for the OpenAPI document. The request is validated by
+# :func:`governance.policy.rules.parse_rule`, whose 422 names the rule and what is wrong with it
+# (and which also checks the roles and actions against the policy's vocabulary).
+RULE_SCHEMA: dict[str, Any] = {
+    "description": "One rule: ['p', subject, object, action, 'allow' | 'deny'], "
+    "['g', member, 'role:<name>'] (membership) or "
+    "['g2', 'model:<name>' | 'group:<name>', 'group:<name>'] (resource groups). "
+    "Roles and actions must be ones the policy's vocabulary declares.",
+    "oneOf": [
+        _rule("p", _name(), _name(), _name(), {"enum": list(EFFECTS)}),
+        _rule("g", _name(), _name("role:")),
+        _rule("g2", {"anyOf": [_name("model:"), _name("group:")]}, _name("group:")),
+    ],
+}
+RuleIn = Annotated[list[Any], WithJsonSchema(RULE_SCHEMA)]
 
 # Bounds shared by the API's schemas and the CLI's options, so that the two accept the same.
 REPLAY_DAYS_MAX = 3660
