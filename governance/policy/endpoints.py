@@ -31,6 +31,7 @@ from governance.policy.schemas import (
     PolicyTestRun,
     PolicyVersionOut,
     PolicyView,
+    PolicyVocabulary,
     ProposalDecision,
     ProposalOut,
     ProposalRejection,
@@ -71,10 +72,16 @@ def version_out(row: PolicyVersion) -> PolicyVersionOut:
 
 def policy_out(row: PolicyVersion, vocab: Vocabulary | None = None) -> PolicyOut:
     rules = load_rules(row.rules)
-    view = None
+    view = vocabulary = None
     if vocab is not None:
         view = PolicyView(**summarize(rules, roles_known=vocab.roles))
-    return PolicyOut(**version_out(row).model_dump(), rules=[r.as_list() for r in rules], view=view)
+        vocabulary = PolicyVocabulary(roles=sorted(vocab.roles), actions=sorted(vocab.actions))
+    return PolicyOut(
+        **version_out(row).model_dump(),
+        rules=[r.as_list() for r in rules],
+        view=view,
+        vocabulary=vocabulary,
+    )
 
 
 def proposal_out(row: PolicyProposal) -> ProposalOut:
@@ -117,7 +124,7 @@ def _vocab(runtime: Runtime) -> Vocabulary:
 
 @router.get("", responses=responses())
 def current_policy(runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyOut:
-    """The current policy version: its rules, and roles, grants, denies and groups."""
+    """The current policy version: its rules; roles, grants, denies and groups; the vocabulary."""
     with transaction(runtime) as session:
         return policy_out(policy.current(session), _vocab(runtime))
 

@@ -36,7 +36,8 @@ RULE_SCHEMA: dict[str, Any] = {
     "description": "One rule: ['p', subject, object, action, 'allow' | 'deny'], "
     "['g', member, 'role:<name>'] (membership) or "
     "['g2', 'model:<name>' | 'group:<name>', 'group:<name>'] (resource groups). "
-    "Roles and actions must be ones the policy's vocabulary declares.",
+    "Roles and actions must be ones the policy's vocabulary declares (GET /v1/policy lists "
+    "them).",
     "oneOf": [
         _rule("p", _name(), _name(), _name(), {"enum": list(EFFECTS)}),
         _rule("g", _name(), _name("role:")),
@@ -71,9 +72,17 @@ class PolicyView(BaseModel):
     groups: dict[str, list[str]] = Field(description="resource group -> its members")
 
 
+class PolicyVocabulary(BaseModel):
+    """What a rule may name: the roles and actions of ``policies/default_policy.yaml``."""
+
+    roles: list[str] = Field(description="role names, used in rules as role:<name>")
+    actions: list[str]
+
+
 class PolicyOut(PolicyVersionOut):
     rules: list[list[str]]
     view: PolicyView | None = None
+    vocabulary: PolicyVocabulary | None = None
 
 
 class PolicyChange(BaseModel):

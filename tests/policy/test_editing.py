@@ -40,6 +40,13 @@ def test_show_apply_history_diff_and_rollback(
     assert ["role:client", "api:records", "decrypt"] in start["view"]["denies"]
     assert ["role:auditor", "api:audit", "export"] in start["view"]["grants"]
     assert start["view"]["groups"] == {}
+    # What a rule may name, so that an officer need not read the server's files.
+    vocabulary = start["vocabulary"]
+    assert {"admin", "auditor", "client", "compliance_officer", "ml_engineer"} <= set(
+        vocabulary["roles"]
+    )
+    assert {"predict", "read", "export", "decrypt"} <= set(vocabulary["actions"])
+    assert vocabulary["roles"] == sorted(vocabulary["roles"])
 
     r = change(
         app_client,
