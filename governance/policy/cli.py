@@ -107,7 +107,7 @@ def _print_rules(title: str, rows: list[list[str]]) -> None:
 
 @app.command("show")
 def show(as_json: bool = JSON) -> None:
-    """The current version: roles and members, grants, denies, resource groups."""
+    """The current version: roles and members, grants, denies, resource groups; the actions."""
     cfg, vocab, _ = _setup("cli")
     with _errors(), transaction(cfg) as session:
         row = policy.current(session)
@@ -120,8 +120,9 @@ def show(as_json: bool = JSON) -> None:
             "kind": row.kind,
             "sha256": row.sha256,
         }
+    actions = sorted(vocab.actions)
     if as_json:
-        _echo_json({**head, **view})
+        _echo_json({**head, **view, "actions": actions})
         return
     console.print(
         f"policy version {head['version']} ({head['kind']}) by {head['author']} "
@@ -136,6 +137,7 @@ def show(as_json: bool = JSON) -> None:
     console.print("[bold]groups[/bold]")
     for group, members in view["groups"].items():
         console.print(f"  {group}: {', '.join(members)}")
+    console.print(f"[bold]actions[/bold] a rule may name: {', '.join(actions)}")
 
 
 @app.command("history")

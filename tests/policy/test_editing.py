@@ -184,6 +184,7 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
     assert shown.exit_code == 0, shown.output
     doc = json.loads(shown.output)
     assert doc["version"] == start and doc["roles"]["compliance_officer"] == ["olivia", "oscar"]
+    assert {"predict", "read", "export", "decrypt"} <= set(doc["actions"])
 
     r = run(
         "apply",
@@ -222,6 +223,7 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
 
     text = run("show")
     assert text.exit_code == 0 and f"policy version {version} (rollback)" in flat(text.output)
+    assert "a rule may name:" in flat(text.output) and "predict" in flat(text.output)
     assert run("history").exit_code == 0
 
 
