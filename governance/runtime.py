@@ -18,7 +18,7 @@ import torch
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from governance.audit.checkpoints import Checkpointer
+from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.writer import AuditWriter
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker, state
@@ -90,27 +90,27 @@ class Runtime:
         if settings.state_notify and self.engine.dialect.name == "postgresql":
             self._listener = ChangeListener(settings.resolved_database_url, self._wake.set)
         self._reload_lock = threading.Lock()
-        self._checkpoint_due = threading.Event()
-        self._committed_size = 0
 
     def _journal(self, settings: Settings) -> Journal:
+        # Either way the group commit signs the checkpoints that fall due as the log grows.
+        checkpoint = CheckpointPolicy.from_settings(settings)
         if settings.audit_writer == "process":
             return ProcessJournal(
                 database_url=settings.resolved_database_url,
                 max_batch=settings.audit_batch_max,
                 max_wait_ms=settings.audit_batch_wait_ms,
                 max_idle_ms=settings.audit_batch_idle_ms,
-                on_commit=self._after_audit_commit,
+                on_commit=None,
                 evict=self.records.evict,
+                checkpoint=checkpoint,
             )
         writer = AuditWriter(
             self.engine,
             max_batch=settings.audit_batch_max,
             max_wait_ms=settings.audit_batch_wait_ms,
             max_idle_ms=settings.audit_batch_idle_ms,
-            on_commit=self._after_audit_commit,
         )
-        return LocalJournal(writer, evict=self.records.evict)
+        return LocalJournal(writer, evict=self.records.evict, checkpoint=checkpoint)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -158,25 +158,11 @@ class Runtime:
                 "the database has no Warden schema: run `warden init` first"
             ) from None
 
-    def _after_audit_commit(self, size: int) -> None:
-        # Called in the group-commit thread: only note the size. Signing (reading the root's
-        # nodes, Ed25519, an insert) happens in the poller thread, so a checkpoint never
-        # stalls the requests waiting on the next group commit.
-        self._committed_size = size
-        checkpointer = self.checkpointer
-        if checkpointer is not None and checkpointer.due(size):
-            self._checkpoint_due.set()
-
     def _checkpoint_if_due(self) -> None:
-        checkpointer = self.checkpointer
-        if checkpointer is None:
-            return
-        if self._checkpoint_due.is_set():
-            self._checkpoint_due.clear()
-            with self.sessions.begin() as session:
-                checkpointer.maybe_checkpoint(session, self._committed_size)
-        # Sign the tail of the log after a quiet spell, not only after commits.
-        checkpointer.tick(self.sessions)
+        # The group commit signs checkpoints as the log grows; this signs the tail of a log
+        # that has gone quiet, once the period has passed.
+        if self.checkpointer is not None:
+            self.checkpointer.tick(self.sessions)
 
     # -- reloads ---------------------------------------------------------------------------
 

@@ -1,12 +1,28 @@
-"""Signed checkpoints: every N entries, every T seconds, and at shutdown."""
+"""Signed checkpoints: every N entries, every T seconds, and at shutdown.
+
+The group commit signs the checkpoints that fall due as the log grows, inside the transaction
+that appends the entries (:meth:`Checkpointer.sign_in`): it knows the new root from the Merkle
+frontier it has just computed, and its transaction already holds the log's write lock. Signed
+by the server's poller thread in a transaction of its own (until stop 21), each checkpoint
+read its nodes, took the GIL from the event loop, waited for the write lock, made the writer
+wait in turn and cost an fsync of its own. In ``bench/predict`` at 32 clients (checkpoints every
+1,000 entries, about six a second), three alternating pairs gave a governed/bare ratio of
+0.599, 0.566, 0.582 signed in the commit against 0.548, 0.531, 0.533 signed by the server, and
+a governed p99 of 9.2-11.8 ms against 14.0-15.5. The server still signs the tail of a log that
+went quiet (:meth:`Checkpointer.tick`) and the last head at shutdown.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,7 +31,9 @@ from governance.audit.models import AuditCheckpoint, AuditNode
 from governance.audit.note import make_checkpoint_body, sign_note
 from governance.audit.signing import load_signing_key
 from governance.config import Settings
-from governance.db.base import utcnow
+from governance.db.base import as_utc, utcnow
+
+_CHECKPOINTS: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 
 
 def fetch_nodes(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -38,6 +56,25 @@ def root_at(session: Session, size: int) -> bytes:
     """The Merkle root of the first ``size`` entries, from O(log n) stored nodes."""
     nodes = fetch_nodes(session, merkle.root_keys(size))
     return merkle.root_at(size, merkle.getter_from_mapping(nodes))
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Which log, which key and how often: what a journal writer process needs to sign."""
+
+    origin: str
+    signing_key_file: str
+    every_entries: int
+    every_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckpointPolicy:
+        return cls(
+            settings.log_origin,
+            str(settings.resolved_signing_key_file),
+            settings.checkpoint_every_entries,
+            settings.checkpoint_every_seconds,
+        )
 
 
 class Checkpointer:
@@ -71,11 +108,20 @@ class Checkpointer:
         Raises:
             ConfigurationError: the signing key is missing, unsafe or malformed.
         """
+        return cls.from_policy(CheckpointPolicy.from_settings(settings))
+
+    @classmethod
+    def from_policy(cls, policy: CheckpointPolicy) -> Checkpointer:
+        """The checkpointer a policy describes, its key loaded from its file.
+
+        Raises:
+            ConfigurationError: the signing key is missing, unsafe or malformed.
+        """
         return cls(
-            settings.log_origin,
-            load_signing_key(settings.resolved_signing_key_file),
-            every_entries=settings.checkpoint_every_entries,
-            every_seconds=settings.checkpoint_every_seconds,
+            policy.origin,
+            load_signing_key(Path(policy.signing_key_file)),
+            every_entries=policy.every_entries,
+            every_seconds=policy.every_seconds,
         )
 
     def due(self, size: int) -> bool:
@@ -93,13 +139,10 @@ class Checkpointer:
 
     def maybe_checkpoint(self, session: Session, size: int) -> AuditCheckpoint | None:
         with self._lock:
-            if self._last_size < 0:
-                last = session.scalar(
-                    select(AuditCheckpoint.tree_size)
-                    .order_by(AuditCheckpoint.tree_size.desc())
-                    .limit(1)
-                )
-                self._last_size = last or 0
+            unknown = self._last_size < 0
+        if unknown:
+            self._learn_latest(session.connection())
+        with self._lock:
             due = size - self._last_size >= self.every_entries or (
                 size > self._last_size and time.monotonic() - self._last_time >= self.every_seconds
             )
@@ -127,7 +170,49 @@ class Checkpointer:
         from governance.audit.log import tree_size
 
         with sessions.begin() as session:
+            # The group commit signs as the log grows (perhaps in another process): what is
+            # due is measured from the newest checkpoint, whoever signed it.
+            self._learn_latest(session.connection())
             return self.maybe_checkpoint(session, tree_size(session))
+
+    def sign_in(self, connection: Connection, size: int, root: Callable[[], bytes]) -> bool:
+        """Sign the tree head at ``size`` in the caller's transaction, if a checkpoint is due.
+
+        The group commit calls it before committing a batch, with the root of the tree it has
+        just grown. Call :meth:`mark` once the transaction committed; if it rolls back, the
+        checkpoint goes with it and falls due again at the next commit.
+
+        Returns:
+            Whether a checkpoint was inserted.
+        """
+        if not self.due(size):
+            return False
+        with self._lock:
+            unknown = self._last_size < 0
+        if unknown:
+            self._learn_latest(connection)
+            if not self.due(size):
+                return False
+        connection.execute(insert(_CHECKPOINTS).values(**self._signed(size, root())))
+        return True
+
+    def _learn_latest(self, connection: Connection) -> None:
+        """Take the newest stored checkpoint as the last one (its age from its time)."""
+        row = connection.execute(
+            select(AuditCheckpoint.tree_size, AuditCheckpoint.created_at)
+            .order_by(AuditCheckpoint.tree_size.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            with self._lock:
+                self._last_size = max(self._last_size, 0)
+            return
+        size, created = row
+        age = max((utcnow() - as_utc(created)).total_seconds(), 0.0)
+        with self._lock:
+            if size >= self._last_size:
+                self._last_size = size
+                self._last_time = time.monotonic() - age
 
     def checkpoint(self, session: Session, *, force: bool = False) -> AuditCheckpoint | None:
         """Sign the current tree head (at shutdown, or on demand)."""
@@ -141,26 +226,30 @@ class Checkpointer:
     def _write(self, session: Session, size: int) -> AuditCheckpoint | None:
         existing = session.get(AuditCheckpoint, size)
         if existing is not None:
-            self._mark(size)
+            self.mark(size)
             return existing
-        root = root_at(session, size)
-        body = make_checkpoint_body(self.origin, size, root)
-        row = AuditCheckpoint(
-            tree_size=size,
-            created_at=utcnow(),
-            root_hash=root,
-            note=sign_note(body, self.origin, self.key),
-        )
+        row = AuditCheckpoint(**self._signed(size, root_at(session, size)))
         try:
             with session.begin_nested():
                 session.add(row)
         except IntegrityError:
             # Another process signed the same size first: its checkpoint is as good.
             return session.get(AuditCheckpoint, size)
-        self._mark(size)
+        self.mark(size)
         return row
 
-    def _mark(self, size: int) -> None:
+    def _signed(self, size: int, root: bytes) -> dict[str, Any]:
+        """The row of the checkpoint at ``size``: its signed note and root."""
+        body = make_checkpoint_body(self.origin, size, root)
+        return {
+            "tree_size": size,
+            "created_at": utcnow(),
+            "root_hash": root,
+            "note": sign_note(body, self.origin, self.key),
+        }
+
+    def mark(self, size: int) -> None:
+        """A checkpoint at ``size`` is stored: the next falls due from here."""
         with self._lock:
             self._last_size = max(self._last_size, size)
             self._last_time = time.monotonic()

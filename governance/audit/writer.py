@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from governance.audit import log as audit_log
+from governance.audit import merkle
+from governance.audit.checkpoints import Checkpointer
 from governance.audit.errors import AuditError
 from governance.audit.events import AuditEvent
 
@@ -173,8 +175,9 @@ class AuditWriter:
         max_wait_ms: how long a forming batch waits for more items once one has arrived.
         max_idle_ms: a forming batch also closes once no item has arrived for this long
             (None: only the window closes it). See :func:`next_wait`.
-        on_commit: called in the writer thread with the new tree size after each commit
-            (checkpointing hooks in here; it opens its own transaction only when needed).
+        on_commit: called in the writer thread with the new tree size after each commit.
+        checkpointer: signs the checkpoints that fall due as the log grows, in the batch's own
+            transaction (see :mod:`governance.audit.checkpoints`); None: no checkpoints here.
     """
 
     def __init__(
@@ -185,8 +188,10 @@ class AuditWriter:
         max_wait_ms: float = 1.0,
         max_idle_ms: float | None = None,
         on_commit: Callable[[int], None] | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._engine = engine
+        self.checkpointer = checkpointer
         self._connection: Connection | None = None
         self._max_batch = max_batch
         self._max_wait = max_wait_ms / 1000.0
@@ -354,6 +359,17 @@ class AuditWriter:
             with contextlib.suppress(Exception):
                 connection.close()
 
+    def _sign(self, connection: Connection, frontier: audit_log.Frontier) -> bool:
+        """Sign the new tree head in this transaction if a checkpoint is due (no node read)."""
+        checkpointer = self.checkpointer
+        if checkpointer is None:
+            return False
+        return checkpointer.sign_in(
+            connection,
+            frontier.size,
+            lambda: merkle.root_at(frontier.size, merkle.getter_from_mapping(frontier.nodes)),
+        )
+
     def _commit(self, batch: Sequence[Pending]) -> tuple[list[Outcome], int | None]:
         frontier = self._frontier
         self._frontier = None  # valid again only once this batch commits
@@ -375,9 +391,12 @@ class AuditWriter:
                     results.append(mine)
                 tx.run_hooks()
                 size = seqs[-1] + 1 if seqs else None
+                signed = self._sign(connection, appended.frontier)
         except BaseException:
             self._drop_connection()
             raise
+        if signed and self.checkpointer is not None:
+            self.checkpointer.mark(appended.frontier.size)
         self._frontier = appended.frontier
         self.batches += 1
         self.items += len(batch)

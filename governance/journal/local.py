@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.events import AuditEvent
 from governance.audit.writer import AuditWriter
 from governance.records.sink import Evict, RecordRow, RecordSink
@@ -15,17 +16,23 @@ class LocalJournal:
     Args:
         writer: the audit writer (not started yet).
         evict: told of each data key found rotated or destroyed when its records were stored.
+        checkpoint: the checkpoints the writer signs as the log grows (None: none).
     """
 
-    def __init__(self, writer: AuditWriter, evict: Evict) -> None:
+    def __init__(
+        self, writer: AuditWriter, evict: Evict, checkpoint: CheckpointPolicy | None = None
+    ) -> None:
         self.writer = writer
         self._evict = evict
         self._sink = RecordSink()
+        self._checkpoint = checkpoint
 
     def __repr__(self) -> str:
         return f"LocalJournal({self.writer.batches} batches, {self.writer.items} items)"
 
     def start(self) -> None:
+        if self._checkpoint is not None:
+            self.writer.checkpointer = Checkpointer.from_policy(self._checkpoint)
         self.writer.start()
 
     def close(self) -> None:

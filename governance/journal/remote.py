@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from governance.audit.checkpoints import CheckpointPolicy
 from governance.audit.events import AuditEvent
 from governance.audit.writer import AuditUnavailable, Outcome, Waiter, resolve
 from governance.errors import ConfigurationError
@@ -68,7 +69,8 @@ class ProcessJournal:
         max_batch: most items per group commit.
         max_wait_ms: how long a forming batch waits for more items.
         max_idle_ms: a forming batch also closes once nothing has arrived for this long.
-        on_commit: called with the tree size after each commit (checkpointing hooks in here).
+        on_commit: called with the tree size after each commit.
+        checkpoint: the checkpoints the writer process signs as the log grows (None: none).
         evict: told of each data key found rotated or destroyed when its records were stored.
         start_timeout: seconds to wait for a new writer process to be ready.
     """
@@ -82,6 +84,7 @@ class ProcessJournal:
         max_idle_ms: float | None = None,
         on_commit: Callable[[int], None] | None,
         evict: Evict,
+        checkpoint: CheckpointPolicy | None = None,
         start_timeout: float = 60.0,
     ) -> None:
         self._config = {
@@ -89,6 +92,7 @@ class ProcessJournal:
             "max_batch": max_batch,
             "max_wait_ms": max_wait_ms,
             "max_idle_ms": max_idle_ms,
+            "checkpoint": checkpoint,
         }
         self._on_commit = on_commit
         self._evict = evict

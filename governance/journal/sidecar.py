@@ -34,6 +34,7 @@ import sys
 import time
 from typing import Any
 
+from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.writer import AuditWriter, Outcome, Pending, next_wait
 from governance.db import make_engine
 from governance.journal.wire import TIMED_OUT, FrameReader, send_frame
@@ -90,9 +91,12 @@ def serve(sock: socket.socket) -> None:
     if first is None or first[0] != "config":
         raise SystemExit("journal: expected a config frame")
     config: dict[str, Any] = first[1]
+    policy: CheckpointPolicy | None = config.get("checkpoint")
+    # The signing key is read from its file here, with the same checks as the server's.
+    checkpointer = None if policy is None else Checkpointer.from_policy(policy)
     engine = make_engine(config["database_url"])
     max_batch: int = config["max_batch"]
-    writer = AuditWriter(engine, max_batch=max_batch)
+    writer = AuditWriter(engine, max_batch=max_batch, checkpointer=checkpointer)
     sink = RecordSink()
     window: float = config["max_wait_ms"] / 1000.0
     idle: float | None = config["max_idle_ms"]
