@@ -5,7 +5,7 @@ check) is Python, and in a thread it competes for the server's GIL with every re
 own process it runs on another core, and the event loop only pickles each append into a frame.
 
 Appends made during one turn of the event loop leave in a few frames (a frame leaves when it
-holds four, and at the end of the turn); the answers of a group commit come back in one frame.
+holds eight, and at the end of the turn); the answers of a group commit come back in one frame.
 Started on a running event loop (a server's lifespan), the journal reads the answers on that
 loop as they arrive and settles their requests at once. A reader thread would first have to win
 the GIL from the busy loop, then hand the answers back through ``call_soon_threadsafe``:
@@ -58,7 +58,12 @@ _SEND_BUFFER = 4 << 20
 # and in alternating runs of bench/predict the ratio was 0.606 on average over 14 runs
 # against 0.572 over 8 with whole turns, for about 25 us more writer CPU per request
 # (smaller group commits). Frames of two measured the same as four.
-_FLUSH_AT = 4
+# Stop 21, once checkpoints were signed in the group commit (no more stalls behind the
+# server's own checkpoint transactions): frames of eight beat four in five alternating runs
+# out of five, 0.6254 on average against 0.6092 (0.6234, 0.6327, 0.6164, 0.6267, 0.6279
+# against 0.6011, 0.6169, 0.6112, 0.6099, 0.6071), with 89-92 us of writer CPU per request
+# against 94-99; sixteen averaged 0.6191 over three, two 0.613 over two.
+_FLUSH_AT = 8
 
 
 class ProcessJournal:
