@@ -127,8 +127,8 @@ class Checkpointer:
     def due(self, size: int) -> bool:
         """Whether a checkpoint at ``size`` may be due, without touching the database.
 
-        The group-commit writer asks after every commit; opening a write transaction each time
-        would cost a second fsync per batch on SQLite.
+        The group commit asks in every batch's transaction: most of the time the answer is no,
+        and costs no read.
         """
         with self._lock:
             if self._last_size < 0:
@@ -138,22 +138,26 @@ class Checkpointer:
             )
 
     def maybe_checkpoint(self, session: Session, size: int) -> AuditCheckpoint | None:
+        due = self._due_from_the_log(session.connection(), size)
+        return self._write(session, size) if due else None
+
+    def _due_from_the_log(self, connection: Connection, size: int) -> bool:
+        """:meth:`due`, reading the newest stored checkpoint first if none is known yet."""
+        if not self.due(size):
+            return False
         with self._lock:
             unknown = self._last_size < 0
         if unknown:
-            self._learn_latest(session.connection())
-        with self._lock:
-            due = size - self._last_size >= self.every_entries or (
-                size > self._last_size and time.monotonic() - self._last_time >= self.every_seconds
-            )
-        return self._write(session, size) if due else None
+            self._learn_latest(connection)
+            return self.due(size)
+        return True
 
     def tick(self, sessions: sessionmaker[Session]) -> AuditCheckpoint | None:
         """Sign when ``every_seconds`` passed and entries were added, even with no traffic.
 
-        Checkpoints are otherwise considered only after an append commits, so the last
-        entries before a quiet spell would stay unsigned; a periodic thread (the runtime's
-        state poller) calls this. Cheap when nothing is due: no database access at all until
+        Checkpoints are otherwise signed only by the group commit, so the last entries before a
+        quiet spell would stay unsigned; a periodic thread (the runtime's state poller) calls
+        this. Cheap when nothing is due: no database access at all until
         ``every_seconds`` have passed, then at most one small read per quarter period.
 
         Args:
@@ -185,14 +189,8 @@ class Checkpointer:
         Returns:
             Whether a checkpoint was inserted.
         """
-        if not self.due(size):
+        if not self._due_from_the_log(connection, size):
             return False
-        with self._lock:
-            unknown = self._last_size < 0
-        if unknown:
-            self._learn_latest(connection)
-            if not self.due(size):
-                return False
         connection.execute(insert(_CHECKPOINTS).values(**self._signed(size, root())))
         return True
 
