@@ -92,7 +92,7 @@ def test_a_checkpoint_rolls_back_with_its_batch(settings: Settings, audit_db: Fi
 def test_the_timer_signs_a_quiet_tail_but_not_behind_the_group_commit(
     settings: Settings, audit_db: FilledLog
 ) -> None:
-    policy = _policy(settings, every_entries=10, every_seconds=0.2)
+    policy = _policy(settings, every_entries=10, every_seconds=1.0)
     writer = AuditWriter(
         audit_db.engine, max_batch=64, checkpointer=Checkpointer.from_policy(policy)
     )
@@ -100,14 +100,14 @@ def test_the_timer_signs_a_quiet_tail_but_not_behind_the_group_commit(
     writer.write([([sample_event(k) for k in range(12)], None)])  # due: signed at 12
     writer.write([([sample_event(12), sample_event(13)], None)])  # not due yet
     assert _checkpoint_sizes(audit_db) == [12]
-    time.sleep(0.25)
+    time.sleep(1.1)
     signed = timer.tick(audit_db.sessions)  # the log went quiet: the tail is the timer's
     assert signed is not None and signed.tree_size == 14
-    time.sleep(0.25)
+    time.sleep(1.1)
     assert timer.tick(audit_db.sessions) is None  # nothing new
     writer.write([([sample_event(14 + k) for k in range(10)], None)])  # 10 since 12: signed
     assert _checkpoint_sizes(audit_db) == [12, 14, 24]
-    time.sleep(0.25)
+    time.sleep(1.1)
     # The head is signed already; the timer learns it from the log, not from its own memory.
     assert timer.tick(audit_db.sessions) is None
     assert _checkpoint_sizes(audit_db) == [12, 14, 24]
