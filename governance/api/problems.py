@@ -126,6 +126,9 @@ def install(app: FastAPI) -> None:
             str(exc.detail),
             slug=f"http-{exc.status_code}",
             request=request,
+            # What the exception carries for the client, e.g. the ``Allow`` a 405 must send
+            # (RFC 9110, section 15.5.6).
+            headers=dict(exc.headers) if exc.headers else None,
         )
 
     @app.exception_handler(OperationalError)

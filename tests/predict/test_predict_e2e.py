@@ -150,3 +150,14 @@ def test_guard_runs_before_the_body_is_read(served: Served) -> None:
     assert r.status_code == 401 and r.headers["content-type"] == PROBLEM
     r = _post(served, b'{"record": {', token=served.stranger)
     assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
+
+
+def test_wrong_method(served: Served) -> None:
+    """Only POST predicts: any other method gets a 405 problem with the Allow header."""
+    for method in ("GET", "PUT", "DELETE"):
+        r = served.http.request(method, "/v1/models/toy/predict", headers=auth(served.client))
+        assert r.status_code == 405, (method, r.text)
+        assert r.headers["allow"] == "POST"
+        assert r.headers["content-type"] == PROBLEM
+        assert r.json()["status"] == 405 and r.headers["x-request-id"]
+    assert _post(served, {"record": toy_record(2)}).status_code == 200
