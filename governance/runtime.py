@@ -32,7 +32,9 @@ from governance.policy.engine import PolicyEngine
 from governance.policy.rules import load_rules
 from governance.policy.service import policy as policy_service
 from governance.predict.recording import Recorder
+from governance.records.errors import RetentionPolicyError
 from governance.records.recorder import RecordStore
+from governance.records.retention import load_retention
 from governance.registry.service import registry as registry_service
 from governance.vault.errors import VaultError
 from governance.vault.providers import ServiceKeyProvider, load_provider
@@ -118,8 +120,10 @@ class Runtime:
         """Load the policy and serving models, start the writer and the poller.
 
         Raises:
-            ConfigurationError: the database is not migrated or holds no policy.
+            ConfigurationError: the database is not migrated or holds no policy, or
+                ``policies/retention.yaml`` does not validate.
         """
+        self._require_retention()
         self.checkpointer = Checkpointer.from_settings(self.settings, self.sessions)
         with self.sessions() as session:
             self._require_schema(session)
@@ -149,6 +153,13 @@ class Runtime:
         self.host.close(timeout=10)
         self.engine.dispose()
         self.read_engine.dispose()
+
+    def _require_retention(self) -> None:
+        # Found now, not at the first purge or compliance report (which would answer 503).
+        try:
+            load_retention(self.settings.policies_dir)
+        except RetentionPolicyError as exc:
+            raise ConfigurationError(f"{exc.message}; refusing to start") from None
 
     def _require_schema(self, session: Session) -> None:
         try:

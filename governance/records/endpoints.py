@@ -106,7 +106,7 @@ def decrypt_record(
         )
 
 
-@router.post("/records/purge", responses=responses(500))
+@router.post("/records/purge", responses=responses(503))
 def purge_records(body: PurgeRequest, runtime: RuntimeDep, caller: CanPurgeRecords) -> PurgeOut:
     """Delete records past their retention period (policies/retention.yaml); audited."""
     policy = load_retention(runtime.settings.policies_dir)

@@ -23,8 +23,14 @@ class InvalidSubject(RecordsError, BadRequest):
 
 
 class RetentionPolicyError(RecordsError):
-    """``policies/retention.yaml`` is missing or invalid (refused, never guessed)."""
+    """``policies/retention.yaml`` is missing or invalid (refused, never guessed).
 
-    status_code = 500
-    title = "Retention policy error"
+    The server refuses to start with such a file (:meth:`governance.runtime.Runtime.start`).
+    A file broken while the server runs makes the requests that need it (a purge, a compliance
+    report) fail closed with a 503: the operator's configuration, not the caller's request and
+    not a bug.
+    """
+
+    status_code = 503
+    title = "Retention policy unavailable"
     type_slug = "retention-policy"

@@ -64,7 +64,7 @@ def _generate(runtime: Runtime, caller: Caller, body: ReportCreate) -> ReportCre
     )
 
 
-@router.post("", status_code=201, responses=responses(400, 422))
+@router.post("", status_code=201, responses=responses(400, 422, 503))
 async def generate_report(
     body: ReportCreate, runtime: RuntimeDep, caller: CanWriteReports
 ) -> ReportCreated:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
 
+from governance.api.app import create_app
 from governance.audit.models import AuditEntry
-from governance.config import REPO_ROOT
+from governance.config import REPO_ROOT, Settings
 from governance.context import cli_context
 from governance.db.base import utcnow
+from governance.errors import ConfigurationError
 from governance.records.errors import RetentionPolicyError
 from governance.records.models import Record
 from governance.records.retention import RetentionPolicy, load_retention
@@ -115,3 +118,59 @@ def test_purge_deletes_expired_records_per_model_and_is_audited(
         served.http.post("/v1/records/purge", json={}, headers=auth(served.client)).status_code
         == 403
     )
+
+
+def _policies_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "policies"
+    shutil.copytree(REPO_ROOT / "policies", target)
+    return target
+
+
+def test_the_server_refuses_to_start_with_an_invalid_retention_policy(
+    settings: Settings, admin_token: str, tmp_path: Path
+) -> None:
+    policies = _policies_copy(tmp_path)
+    (policies / "retention.yaml").write_text("format: warden.retention/1\nrecords: []\n")
+    runtime = Runtime(settings.model_copy(update={"policies_dir": policies}))
+    try:
+        with pytest.raises(ConfigurationError, match=r"must be a mapping; refusing to start"):
+            runtime.start()
+    finally:
+        runtime.engine.dispose()
+        runtime.read_engine.dispose()
+
+
+def test_a_retention_policy_broken_while_serving_fails_closed_with_503(
+    settings: Settings, admin_token: str, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    policies = _policies_copy(tmp_path)
+    app = create_app(settings.model_copy(update={"policies_dir": policies}))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        runtime: Runtime = app.state.runtime
+        (policies / "retention.yaml").write_text(": : :\n")
+        r = http.post("/v1/records/purge", json={}, headers=auth(admin_token))
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert (
+            problem["type"].endswith("/retention-policy") and "not valid YAML" in problem["detail"]
+        )
+        # Refused before anything was purged, and the refusal is in the log.
+        with runtime.sessions() as session:
+            purges = session.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.event_type == "records.purge")
+            )
+            last_call = json.loads(
+                session.scalars(
+                    select(AuditEntry.canonical)
+                    .where(AuditEntry.event_type == "api.call")
+                    .order_by(AuditEntry.seq.desc())
+                    .limit(1)
+                ).one()
+            )
+        assert purges == 0
+        assert last_call["action"] == "POST /v1/records/purge" and last_call["outcome"] == 503
