@@ -13,9 +13,12 @@ from starlette.routing import BaseRoute
 from governance import __version__
 from governance.api import health, problems
 from governance.api.middleware import GovernedRequestMiddleware
+from governance.api.routes import api_routes
 from governance.config import Settings
 from governance.plugins import optional_module
 from governance.runtime import Runtime
+
+__all__ = ["DOMAINS", "EXEMPT_PATHS", "api_routes", "create_app", "domain_routers"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,21 +107,6 @@ def create_app(
     for domain, router in routers:
         if domain not in DIRECT_DOMAINS:
             app.include_router(router)
+    problems.document(app)
     app.add_middleware(GovernedRequestMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
-
-
-def api_routes(app: FastAPI) -> list[tuple[str, BaseRoute]]:
-    """Every route of the app as ``(path, route)``, looking inside included routers."""
-    found: list[tuple[str, BaseRoute]] = []
-
-    def walk(routes: list[BaseRoute]) -> None:
-        for route in routes:
-            inner = getattr(route, "original_router", None)
-            if inner is not None:
-                walk(list(inner.routes))
-            else:
-                found.append((getattr(route, "path", ""), route))
-
-    walk(list(app.router.routes))
-    return found

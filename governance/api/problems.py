@@ -13,9 +13,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from governance.api.routes import allowed_methods, api_routes
 from governance.errors import WardenError
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,23 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: problem_schema() for s in (401, 403, *statuses)}
 
 
+def document(app: FastAPI) -> None:
+    """Document the error answers every route can give, whatever it declared.
+
+    - 422, on every route: the middleware refuses NUL in any path, query or body, and FastAPI
+      would otherwise document its own 422 as ``application/json`` where the app answers
+      problem+json.
+    - 400, on every route that takes a JSON body: FastAPI answers it for a body that is not
+      text (not UTF-8, say), where malformed JSON text gets a 422.
+    """
+    for _, route in api_routes(app):
+        if not isinstance(route, APIRoute):
+            continue
+        route.responses.setdefault(422, problem_schema())
+        if route.body_field is not None:
+            route.responses.setdefault(400, problem_schema())
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on an app."""
 
@@ -120,15 +139,18 @@ def install(app: FastAPI) -> None:
             413: "Payload too large",
             422: "Invalid request",
         }
+        # What the exception carries for the client. A 405 must send ``Allow`` (RFC 9110,
+        # section 15.5.6): every method of the path, not only the first route's.
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope["path"]))
         return problem(
             exc.status_code,
             titles.get(exc.status_code, "Error"),
             str(exc.detail),
             slug=f"http-{exc.status_code}",
             request=request,
-            # What the exception carries for the client, e.g. the ``Allow`` a 405 must send
-            # (RFC 9110, section 15.5.6).
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
         )
 
     @app.exception_handler(OperationalError)

@@ -1,0 +1,41 @@
+"""The app's routes as one flat list, and what they say about a path.
+
+FastAPI keeps an included router as one entry of the app's routes; its own routes are inside.
+The permission tests walk every route through :func:`api_routes`, and a 405 answer lists every
+method of its path through :func:`allowed_methods`.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+
+def api_routes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
+    """Every route of the app as ``(path, route)``, looking inside included routers."""
+    found: list[tuple[str, BaseRoute]] = []
+
+    def walk(routes: list[BaseRoute]) -> None:
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                walk(list(inner.routes))
+            else:
+                found.append((getattr(route, "path", ""), route))
+
+    walk(list(getattr(app, "routes", [])))
+    return found
+
+
+def allowed_methods(app: ASGIApp, path: str) -> list[str]:
+    """The methods of every route whose template matches ``path``, sorted.
+
+    A resource is often served by several routes (``GET /v1/keys`` lists, ``POST /v1/keys``
+    issues). Starlette's 405 names the methods of the one route it matched first; the ``Allow``
+    header must list all of them (RFC 9110, section 10.2.1).
+    """
+    methods: set[str] = set()
+    for _, route in api_routes(app):
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
