@@ -18,6 +18,7 @@ from governance.identity.service import identity
 from governance.policy.models import PolicyVersion
 from governance.policy.rules import role_subject
 from governance.policy.service import default_policy, policy
+from governance.policy_files import check_policy_files
 from governance.vault.providers import LocalKeyFileProvider
 
 
@@ -76,7 +77,8 @@ def seed(engine: Engine, settings: Settings, *, admin_name: str = "admin") -> tu
 
 
 def initialize(settings: Settings, *, admin_name: str = "admin") -> InitResult:
-    """Everything ``warden init`` does, in order."""
+    """Everything ``warden init`` does, in order; nothing is written if a policy file is broken."""
+    check_policy_files(settings.policies_dir, refusing="initialize")
     create_keys(settings)
     engine = make_engine(settings.resolved_database_url)
     try:

@@ -31,10 +31,9 @@ from governance.journal.remote import ProcessJournal
 from governance.policy.engine import PolicyEngine
 from governance.policy.rules import load_rules
 from governance.policy.service import policy as policy_service
+from governance.policy_files import check_policy_files
 from governance.predict.recording import Recorder
-from governance.records.errors import RetentionPolicyError
 from governance.records.recorder import RecordStore
-from governance.records.retention import load_retention
 from governance.registry.service import registry as registry_service
 from governance.vault.errors import VaultError
 from governance.vault.providers import ServiceKeyProvider, load_provider
@@ -121,9 +120,11 @@ class Runtime:
 
         Raises:
             ConfigurationError: the database is not migrated or holds no policy, or
-                ``policies/retention.yaml`` does not validate.
+                ``policies/default_policy.yaml`` or ``policies/retention.yaml`` does not
+                validate.
         """
-        self._require_retention()
+        # Found now, not by the first request that needs them.
+        check_policy_files(self.settings.policies_dir, refusing="start")
         self.checkpointer = Checkpointer.from_settings(self.settings, self.sessions)
         with self.sessions() as session:
             self._require_schema(session)
@@ -153,13 +154,6 @@ class Runtime:
         self.host.close(timeout=10)
         self.engine.dispose()
         self.read_engine.dispose()
-
-    def _require_retention(self) -> None:
-        # Found now, not at the first purge or compliance report (which would answer 503).
-        try:
-            load_retention(self.settings.policies_dir)
-        except RetentionPolicyError as exc:
-            raise ConfigurationError(f"{exc.message}; refusing to start") from None
 
     def _require_schema(self, session: Session) -> None:
         try:

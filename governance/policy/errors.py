@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from governance.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
+from governance.errors import (
+    ConfigurationError,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+)
 
 
 class InvalidPolicy(Unprocessable):
@@ -16,6 +22,14 @@ class InvalidPolicy(Unprocessable):
 
     type_slug = "invalid-policy"
     title = "Invalid policy change"
+
+
+class PolicyFileError(ConfigurationError):
+    """``policies/default_policy.yaml`` (the roles, actions and seed rules) is unreadable or
+    invalid. The server refuses to start with it; ``warden init`` refuses to seed from it."""
+
+    type_slug = "policy-file"
+    title = "Invalid default policy file"
 
 
 class PolicyConflict(Conflict):

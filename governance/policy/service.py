@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from governance.db import state
 from governance.policy.errors import (
     InvalidPolicy,
     PolicyConflict,
+    PolicyFileError,
     PolicyNotFound,
     PolicyUnavailable,
 )
@@ -48,7 +50,25 @@ AUDIT_DIFF_RULES = 500
 
 @lru_cache(maxsize=8)
 def default_policy(policies_dir: Path) -> tuple[Vocabulary, tuple[Rule, ...]]:
-    vocab, rules = load_default(policies_dir / "default_policy.yaml")
+    """The deployment's vocabulary and seed rules, from ``default_policy.yaml``.
+
+    Read once per process (the runtime reads it at start, so a request never meets a broken
+    file; an edit takes effect at the next start).
+
+    Raises:
+        PolicyFileError: the file is unreadable, not YAML, or holds an invalid rule.
+    """
+    path = policies_dir / "default_policy.yaml"
+    try:
+        vocab, rules = load_default(path)
+    except OSError as exc:
+        raise PolicyFileError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise PolicyFileError(f"{path} is not UTF-8 text") from None
+    except yaml.YAMLError:
+        raise PolicyFileError(f"{path} is not valid YAML") from None
+    except InvalidPolicy as exc:
+        raise PolicyFileError(f"{path}: {exc.message}") from None
     return vocab, tuple(rules)
 
 
