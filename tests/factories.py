@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from governance.config import REPO_ROOT
 from inference.architectures import build_model
 from inference.artifact import save_artifact
 from inference.manifest import parse_manifest
@@ -78,3 +80,23 @@ def toy_record(i: int = 0) -> dict[str, Any]:
         "sex": ["Female", "Male"][i % 2],
         "job": "abc"[i % 3],
     }
+
+
+def policies_copy(tmp_path: Path, **files: str | bytes | None) -> Path:
+    """A copy of the shipped ``policies/`` folder, with some files replaced or removed.
+
+    Args:
+        files: file name (``default_policy_yaml`` for ``default_policy.yaml``) to its new
+            content; None removes the file.
+    """
+    target = tmp_path / "policies"
+    shutil.copytree(REPO_ROOT / "policies", target)
+    for key, body in files.items():
+        path = target / key.replace("_yaml", ".yaml")
+        if body is None:
+            path.unlink()
+        elif isinstance(body, bytes):
+            path.write_bytes(body)
+        else:
+            path.write_text(body)
+    return target

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,13 +14,13 @@ from governance.audit.models import AuditEntry
 from governance.config import REPO_ROOT, Settings
 from governance.context import cli_context
 from governance.db.base import utcnow
-from governance.errors import ConfigurationError
 from governance.records.errors import RetentionPolicyError
 from governance.records.models import Record
 from governance.records.retention import RetentionPolicy, load_retention
 from governance.records.service import records
 from governance.runtime import Runtime
 from tests.conftest import auth
+from tests.factories import policies_copy
 from tests.records.conftest import Setup
 
 
@@ -120,32 +119,12 @@ def test_purge_deletes_expired_records_per_model_and_is_audited(
     )
 
 
-def _policies_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "policies"
-    shutil.copytree(REPO_ROOT / "policies", target)
-    return target
-
-
-def test_the_server_refuses_to_start_with_an_invalid_retention_policy(
-    settings: Settings, admin_token: str, tmp_path: Path
-) -> None:
-    policies = _policies_copy(tmp_path)
-    (policies / "retention.yaml").write_text("format: warden.retention/1\nrecords: []\n")
-    runtime = Runtime(settings.model_copy(update={"policies_dir": policies}))
-    try:
-        with pytest.raises(ConfigurationError, match=r"must be a mapping; refusing to start"):
-            runtime.start()
-    finally:
-        runtime.engine.dispose()
-        runtime.read_engine.dispose()
-
-
 def test_a_retention_policy_broken_while_serving_fails_closed_with_503(
     settings: Settings, admin_token: str, tmp_path: Path
 ) -> None:
     from fastapi.testclient import TestClient
 
-    policies = _policies_copy(tmp_path)
+    policies = policies_copy(tmp_path)
     app = create_app(settings.model_copy(update={"policies_dir": policies}))
     with TestClient(app, raise_server_exceptions=False) as http:
         runtime: Runtime = app.state.runtime

@@ -1,9 +1,12 @@
-"""``policies/default_policy.yaml`` is configuration: a broken file stops the start, and no
-request ever meets it (it answered 500, or a 422 blaming the caller, at the first policy route)."""
+"""The policy files are configuration: a broken one stops ``warden init`` and the start.
+
+``default_policy.yaml`` used to fail the first policy route (a 500, or a 422 blaming the
+caller); ``retention.yaml`` the first purge or report (a 500). A retention file broken while
+serving is tested in tests/records/test_retention.py.
+"""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,21 +17,13 @@ from governance.errors import ConfigurationError
 from governance.policy.errors import PolicyFileError
 from governance.policy.service import default_policy
 from governance.runtime import Runtime
+from tests.factories import policies_copy
 
 SHIPPED = (REPO_ROOT / "policies" / "default_policy.yaml").read_text()
 
 
 def _policies(tmp_path: Path, body: str | bytes | None) -> Path:
-    target = tmp_path / "policies"
-    shutil.copytree(REPO_ROOT / "policies", target)
-    path = target / "default_policy.yaml"
-    if body is None:
-        path.unlink()
-    elif isinstance(body, bytes):
-        path.write_bytes(body)
-    else:
-        path.write_text(body)
-    return target
+    return policies_copy(tmp_path, default_policy_yaml=body)
 
 
 BROKEN = [
@@ -52,11 +47,22 @@ def test_a_broken_file_is_a_policy_file_error(
     assert isinstance(caught.value, ConfigurationError)
 
 
-@pytest.mark.parametrize(("body", "problem"), BROKEN[::2])
-def test_the_server_refuses_to_start_with_it(
-    settings: Settings, admin_token: str, tmp_path: Path, body: str | bytes | None, problem: str
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        *(({"default_policy_yaml": body}, problem) for body, problem in BROKEN[::2]),
+        ({"retention_yaml": "format: warden.retention/1\nrecords: []\n"}, "must be a mapping"),
+    ],
+)
+def test_the_server_refuses_to_start_with_a_broken_file(
+    settings: Settings,
+    admin_token: str,
+    tmp_path: Path,
+    files: dict[str, str | bytes | None],
+    problem: str,
 ) -> None:
-    runtime = Runtime(settings.model_copy(update={"policies_dir": _policies(tmp_path, body)}))
+    policies = policies_copy(tmp_path, **files)
+    runtime = Runtime(settings.model_copy(update={"policies_dir": policies}))
     try:
         with pytest.raises(ConfigurationError, match=f"{problem}.*refusing to start"):
             runtime.start()
