@@ -13,12 +13,9 @@ from starlette.routing import BaseRoute
 from governance import __version__
 from governance.api import health, problems
 from governance.api.middleware import GovernedRequestMiddleware
-from governance.api.routes import api_routes
 from governance.config import Settings
 from governance.plugins import optional_module
 from governance.runtime import Runtime
-
-__all__ = ["DOMAINS", "EXEMPT_PATHS", "api_routes", "create_app", "domain_routers"]
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 
-from governance.api.app import EXEMPT_PATHS, api_routes, create_app
+from governance.api.app import EXEMPT_PATHS, create_app
 from governance.api.deps import Authorize
+from governance.api.routes import api_routes
 from governance.config import Settings
 
 

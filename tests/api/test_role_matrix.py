@@ -11,7 +11,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from governance.api.app import EXEMPT_PATHS, api_routes, create_app
+from governance.api.app import EXEMPT_PATHS, create_app
+from governance.api.routes import api_routes
 from governance.config import Settings
 from tests.conftest import LiveServer, WardenFactory, auth
 
