@@ -212,6 +212,28 @@ class WardenFactory:
         assert r.status_code == 201, r.text
 
 
+def serve_toy(factory: WardenFactory, make_artifact: ArtifactBuilder) -> tuple[str, str]:
+    """Register, approve and promote the toy model ``toy`` 1 and let clients call it.
+
+    Returns the keys of a client allowed to predict and of a principal with no role.
+    """
+    from tests.factories import upload_body
+
+    http = factory.client
+    engineer = factory.principal("eng", "ml_engineer")
+    r = http.post("/v1/models", json=upload_body(make_artifact("toy", "1")), headers=auth(engineer))
+    assert r.status_code == 201, r.text
+    factory.override_gate("toy", "1")
+    r = http.post("/v1/models/toy/versions/1/promote", headers=auth(factory.admin))
+    assert r.status_code == 200, r.text
+    factory.policy_change(
+        [["g2", "model:toy", "group:default-models"]], reason="toy may be called by clients"
+    )
+    client = factory.principal("app", "client", kind="service")
+    stranger = factory.principal("nobody", kind="service")
+    return client, stranger
+
+
 @pytest.fixture
 def warden(app_client: Any, admin_token: str) -> WardenFactory:
     return WardenFactory(app_client, admin_token)

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import ArtifactBuilder, LiveServer, WardenFactory, auth
-from tests.factories import upload_body
+from tests.conftest import ArtifactBuilder, LiveServer, WardenFactory, serve_toy
 
 
 @dataclass
@@ -28,17 +27,5 @@ def served(
 ) -> Iterator[Served]:
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         factory = WardenFactory(http, admin_token)
-        engineer = factory.principal("eng", "ml_engineer")
-        r = http.post(
-            "/v1/models", json=upload_body(make_artifact("toy", "1")), headers=auth(engineer)
-        )
-        assert r.status_code == 201, r.text
-        factory.override_gate("toy", "1")
-        r = http.post("/v1/models/toy/versions/1/promote", headers=auth(admin_token))
-        assert r.status_code == 200, r.text
-        factory.policy_change(
-            [["g2", "model:toy", "group:default-models"]], reason="toy may be called by clients"
-        )
-        client = factory.principal("app", "client", kind="service")
-        stranger = factory.principal("nobody", kind="service")
+        client, stranger = serve_toy(factory, make_artifact)
         yield Served(live_server.url, client, stranger, admin_token, factory, http)
