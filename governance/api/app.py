@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
+from starlette.types import Receive, Scope, Send
 
 from governance import __version__
 from governance.api import health, problems
+from governance.api.direct import DirectEntry
 from governance.api.middleware import GovernedRequestMiddleware
 from governance.config import Settings
 from governance.plugins import optional_module
@@ -45,6 +47,19 @@ EXEMPT_PATHS = frozenset(
 )
 
 
+class WardenApp(FastAPI):
+    """The FastAPI app, whose lean routes are entered directly (see governance/api/direct.py)."""
+
+    direct: DirectEntry | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        direct = self.direct
+        if direct is not None and direct.claim(scope):
+            await direct(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def domain_routers() -> list[tuple[str, APIRouter]]:
     routers = []
     for domain in DOMAINS:
@@ -56,7 +71,7 @@ def domain_routers() -> list[tuple[str, APIRouter]]:
 
 def create_app(
     settings: Settings, runtime: Runtime | None = None, *, freeze_heap: bool = False
-) -> FastAPI:
+) -> WardenApp:
     """Build the app. The runtime starts with the app and stops with it.
 
     Args:
@@ -81,7 +96,7 @@ def create_app(
         finally:
             rt.stop()
 
-    app = FastAPI(
+    app = WardenApp(
         title="Warden",
         version=__version__,
         description="Governance service for AI models: policy-gated predictions, encrypted "
@@ -106,4 +121,5 @@ def create_app(
             app.include_router(router)
     problems.document(app)
     app.add_middleware(GovernedRequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.direct = DirectEntry(app, max_body_bytes=settings.max_body_bytes)
     return app

@@ -17,13 +17,9 @@ and calls the endpoint. Errors are the ones FastAPI raises
 (:class:`RequestValidationError`, the guard's 401/403), rendered by the app's one set of
 problem+json handlers.
 
-The route is also entered directly (:meth:`LeanRoute.handle`): where FastAPI wraps every
-handler in an ASGI app that opens two ``AsyncExitStack`` contexts for dependencies with
-``yield`` (the lean resolver runs none) and installs the exception handlers a second time
-(the app's ``ExceptionMiddleware`` has installed the same ones around the router), the lean
-route builds the ``Request``, awaits the handler and sends its response. Five coroutine frames
-fewer sit between uvicorn and the endpoint, and every suspension of a prediction (the
-micro-batcher, the journal) walks that chain twice. A wrong method still gets FastAPI's 405.
+The app enters the route directly, past Starlette's middleware stack and router
+(:mod:`governance.api.direct`), and awaits :attr:`LeanRoute.lean_handler`; inside any other app
+the route is served through FastAPI's own request wrapper, with the same handler.
 """
 
 from __future__ import annotations
@@ -35,7 +31,6 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.types import Receive, Scope, Send
 
 from governance.api.deps import Authorize
 
@@ -64,13 +59,12 @@ class LeanRoute(APIRoute):
 
     _lean: Handler | None = None
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lean = self._lean
-        if lean is None or (self.methods and scope["method"] not in self.methods):
-            await super().handle(scope, receive, send)  # FastAPI's own path, its 405 included
-            return
-        response = await lean(Request(scope, receive, send))
-        await response(scope, receive, send)
+    @property
+    def lean_handler(self) -> Handler:
+        """The handler: takes the ``Request``, returns the ``Response`` or raises."""
+        if self._lean is None:
+            self._lean = self.get_route_handler()
+        return self._lean
 
     def get_route_handler(self) -> Handler:
         dependant = self.dependant

@@ -7,8 +7,11 @@ through, it failed inside the database driver (a 500) on PostgreSQL and was stor
 Every call under ``/v1`` (allowed or denied, authenticated or not) gets an ``api.call`` audit
 entry, written before the response starts: the middleware holds back the response start,
 appends the entry through the group-commit writer, and only then lets the response go. If the
-append fails, the caller gets a 503 instead, never an unaudited answer. Routes that write their
-own entry for the call (predict writes it with the encrypted record) mark the request audited.
+append fails, the caller gets a 503 instead, never an unaudited answer. An unexpected error
+below it (a bug) is answered here too, with the app's generic 500 problem, so that it has its
+entry as well; the error then goes on to the server's handler, which logs it. Routes that
+write their own entry for the call (predict writes it with the encrypted record) mark the
+request audited.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from governance.api.problems import internal_error
 from governance.audit.events import Actor, AuditEvent, Source
 from governance.randomness import sortable_hex
 
@@ -142,7 +147,17 @@ class GovernedRequestMiddleware:
                 return
             await send(message)
 
-        await self.app(scope, limited_receive, audited_send)
+        try:
+            await self.app(scope, limited_receive, audited_send)
+        except Exception:
+            if started:
+                raise
+            # A bug below, before any answer: the generic 500 goes out through the audited
+            # path (so the call has its entry, or the caller a 503), then the error goes on
+            # to the server's error handler, which logs it and, the response started, sends
+            # nothing more.
+            await internal_error(Request(scope))(scope, limited_receive, audited_send)
+            raise
 
     @property
     def _too_large_detail(self) -> str:

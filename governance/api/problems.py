@@ -50,6 +50,17 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def internal_error(request: Request) -> JSONResponse:
+    """The answer to a bug: a generic 500 that says nothing of what went wrong."""
+    return problem(
+        500,
+        "Internal error",
+        "an internal error occurred; it has been logged",
+        slug="internal",
+        request=request,
+    )
+
+
 def problem_schema() -> dict[str, Any]:
     """OpenAPI response entry for an error status."""
     return {
@@ -174,10 +185,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled %s on %s", type(exc).__name__, request.url.path)
-        return problem(
-            500,
-            "Internal error",
-            "an internal error occurred; it has been logged",
-            slug="internal",
-            request=request,
-        )
+        return internal_error(request)
