@@ -13,8 +13,8 @@ rounds, the rate 1.16× on average).
 :class:`DirectEntry` claims a request only if it would end at a :class:`LeanRoute` with a method
 that route serves, and then runs exactly the pieces of the stack that do something for it:
 
-- ``ServerErrorMiddleware`` with the app's handler for ``Exception``: an unexpected error is
-  still a logged 500 problem, re-raised for the server's own log;
+- what ``ServerErrorMiddleware`` does, with the app's handler for ``Exception``: an unexpected
+  error is still a logged 500 problem, re-raised for the server's own log;
 - ``GovernedRequestMiddleware``, the same class as in the stack: request id, body limits, the NUL
   refusal, and the audit entry (or the 503 when it cannot be written);
 - the route's match (its path parameters and ``scope["route"]``, which the audit entry names);
@@ -34,12 +34,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from governance.api.lean_route import LeanRoute
-from governance.api.middleware import GovernedRequestMiddleware
+from governance.api.middleware import RESPONSE_STARTED, GovernedRequestMiddleware
 
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -66,10 +65,11 @@ class DirectEntry:
         self.routes = tuple(r for r in app.router.routes if isinstance(r, LeanRoute))
         self.methods = frozenset(m for r in self.routes for m in (r.methods or ()))
         self.handlers = _async_handlers(app)
-        governed = GovernedRequestMiddleware(self._handle, max_body_bytes=max_body_bytes)
-        self.entry: ASGIApp = ServerErrorMiddleware(
-            governed, handler=self.handlers.get(Exception), debug=app.debug
-        )
+        bug = self.handlers.get(Exception)
+        if bug is None:
+            raise TypeError("the direct entry answers a bug with the app's handler for Exception")
+        self.on_bug: ExceptionHandler = bug
+        self.governed = GovernedRequestMiddleware(self._handle, max_body_bytes=max_body_bytes)
 
     def claim(self, scope: Scope) -> bool:
         """Whether the request is one this entry serves; if so, fill in what the router would.
@@ -88,11 +88,20 @@ class DirectEntry:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.entry(scope, receive, send)
+        try:
+            await self.governed(scope, receive, send)
+        except Exception as exc:
+            # As ServerErrorMiddleware, without wrapping every message: the app's handler logs
+            # the bug; its 500 goes out unless an answer has started (the governed middleware
+            # has answered any bug below it), and the error goes on to the server's log.
+            response = await self.on_bug(Request(scope), exc)
+            if not scope["state"].get(RESPONSE_STARTED):
+                await response(scope, receive, send)
+            raise
 
     def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
         # As ExceptionMiddleware: a handler for the status of an HTTP exception first, then
-        # one for the exception's class; ``Exception`` itself is ServerErrorMiddleware's.
+        # one for the exception's class; ``Exception`` itself is the bug handler of __call__.
         if isinstance(exc, HTTPException):
             by_status = self.handlers.get(exc.status_code)
             if by_status is not None:
@@ -110,6 +119,6 @@ class DirectEntry:
         except Exception as exc:
             handler = self._handler_for(exc)
             if handler is None:
-                raise  # to ServerErrorMiddleware: the logged 500
+                raise  # a bug: the 500, audited, then logged (see __call__)
             response = await handler(request, exc)
         await response(scope, receive, send)

@@ -31,8 +31,11 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from governance.api.deps import Authorize
+from governance.api.middleware import header
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -44,6 +47,24 @@ def _is_json(content_type: str) -> bool:
         return False
     subtype = media[len("application/") :]
     return subtype == "json" or subtype.endswith("+json")
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole body, as ``Request.body()`` reads it, without its async generator."""
+    message = await receive()
+    chunks: list[bytes] = []
+    while True:
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if not message.get("more_body", False):
+                if not chunks:
+                    return bytes(chunk)
+                chunks.append(chunk)
+                return b"".join(chunks)
+            chunks.append(chunk)
+        message = await receive()
 
 
 def _body_error(kind: str, message: str) -> Exception:
@@ -102,11 +123,11 @@ class LeanRoute(APIRoute):
             # dependencies): a caller without a key or the right learns nothing about how
             # their body would have been judged, and no unauthenticated body is parsed.
             caller = await guard(request)
-            raw = await request.body()
+            raw = await _read_body(request.receive)
             if not raw:
                 raise _body_error("missing", "Field required")
-            content_type = request.headers.get("content-type")
-            if content_type is None or not _is_json(content_type):
+            content_type = header(request.scope, b"content-type")
+            if content_type is None or not _is_json(content_type.decode("latin-1")):
                 raise _body_error("model_attributes_type", "the body must be application/json")
             try:
                 body = validate_json(raw)

@@ -30,6 +30,8 @@ from governance.randomness import sortable_hex
 
 logger = logging.getLogger(__name__)
 GOVERNED_PREFIX = "/v1"
+# Set in the request's state once its response has started (read by governance/api/direct.py).
+RESPONSE_STARTED = "response_started"
 
 
 class BodyRefused(StarletteHTTPException):
@@ -129,6 +131,7 @@ class GovernedRequestMiddleware:
             nonlocal started
             if message["type"] == "http.response.start" and not started:
                 started = True
+                state[RESPONSE_STARTED] = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
                 if governed and not state.get("audited"):

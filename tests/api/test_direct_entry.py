@@ -48,9 +48,9 @@ class Counted:
     """Counts the requests that reach the direct entry's own chain."""
 
     def __init__(self, direct: DirectEntry) -> None:
-        self.inner = direct.entry
+        self.inner = direct.governed
         self.paths: list[str] = []
-        direct.entry = self
+        direct.governed = self  # type: ignore[assignment]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.paths.append(scope["path"])
