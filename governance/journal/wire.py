@@ -69,12 +69,21 @@ class FrameReader:
                 if self._buffer:
                     raise EOFError("journal stream ended inside a frame")
                 return None
-            if deadline is not None:
-                left = max(deadline - time.monotonic(), 0.0)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is None:
+                data = self._sock.recv(_RECV)
+            elif left > 0:
                 readable, _, _ = select.select([self._sock], [], [], left)
                 if not readable:
                     return TIMED_OUT
-            data = self._sock.recv(_RECV)
+                data = self._sock.recv(_RECV)
+            else:
+                # Only what has arrived: one non-blocking read, not a select() before it (the
+                # server's event loop reads its answers so, each time the socket is readable).
+                try:
+                    data = self._sock.recv(_RECV, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return TIMED_OUT
             if not data:
                 self._eof = True
             self._buffer += data

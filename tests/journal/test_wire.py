@@ -45,6 +45,23 @@ def test_a_partial_frame_times_out_then_completes(
     assert reader.next(1.0) == ("append", list(range(1000)))
 
 
+def test_timeout_zero_takes_only_what_has_arrived(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """How the server's event loop reads answers: never a wait, whatever has arrived."""
+    sender, receiver = pair
+    reader = FrameReader(receiver)
+    assert reader.next(0) is TIMED_OUT  # nothing yet
+    data = frame(("done", list(range(100)), 100))
+    sender.sendall(data[:9])
+    assert reader.next(0) is TIMED_OUT  # half a frame
+    sender.sendall(data[9:] + frame(("bye",)))
+    assert reader.next(0) == ("done", list(range(100)), 100)
+    assert reader.next(0) == ("bye",)
+    sender.close()
+    assert reader.next(0) is None  # end of stream, not a timeout
+
+
 @pytest.mark.parametrize("timeout", [None, 10.0])
 def test_a_frame_larger_than_one_read_arrives_whole(
     pair: tuple[socket.socket, socket.socket], timeout: float | None
