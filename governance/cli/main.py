@@ -77,6 +77,8 @@ def serve(
         port=port or cfg.port,
         log_level="warning",
         access_log=False,
+        # uvicorn's records go to the handler set up above: tracebacks without messages.
+        log_config=None,
     )
 
 

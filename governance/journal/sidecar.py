@@ -38,6 +38,7 @@ from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.writer import AuditWriter, Outcome, Pending, next_wait
 from governance.db import make_engine
 from governance.journal.wire import TIMED_OUT, FrameReader, send_frame
+from governance.logs import configure_logging
 from governance.records.sink import RecordRow, RecordSink
 
 logger = logging.getLogger("governance.journal.sidecar")
@@ -148,9 +149,7 @@ def _read(reader: FrameReader, timeout: float | None = None) -> Any:
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s journal %(levelname)s %(message)s"
-    )
+    configure_logging(logging.WARNING, "%(asctime)s journal %(levelname)s %(message)s")
     sock = socket.socket(fileno=int(argv[1]))
     try:
         serve(sock)
