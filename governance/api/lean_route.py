@@ -31,7 +31,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.requests import ClientDisconnect
+from starlette.exceptions import HTTPException
 from starlette.types import Receive
 
 from governance.api.deps import Authorize
@@ -50,12 +50,17 @@ def _is_json(content_type: str) -> bool:
 
 
 async def _read_body(receive: Receive) -> bytes:
-    """The whole body, as ``Request.body()`` reads it, without its async generator."""
+    """The whole body, as ``Request.body()`` reads it, without its async generator.
+
+    Raises:
+        HTTPException: 400, the client went away before its body was whole (FastAPI's answer
+            for a body it cannot read; nobody receives it, but the call is audited with it).
+    """
     message = await receive()
     chunks: list[bytes] = []
     while True:
         if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
+            raise HTTPException(400, "There was an error parsing the body")
         if message["type"] == "http.request":
             chunk = message.get("body", b"")
             if not message.get("more_body", False):

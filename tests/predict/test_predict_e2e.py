@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import httpx
 
 from governance.config import Settings
 from governance.predict.schemas import PredictResponse
-from tests.conftest import auth
+from tests.conftest import LiveServer, auth
 from tests.factories import toy_record
 from tests.predict.conftest import Served
 
@@ -161,3 +163,36 @@ def test_wrong_method(served: Served) -> None:
         assert r.headers["content-type"] == PROBLEM
         assert r.json()["status"] == 405 and r.headers["x-request-id"]
     assert _post(served, {"record": toy_record(2)}).status_code == 200
+
+
+def test_a_client_gone_mid_body_is_audited_not_logged_as_a_bug(
+    served: Served, live_server: LiveServer
+) -> None:
+    """The body never completes: the call gets FastAPI's 400 for an unreadable body (in the
+    audit log, since nobody is left to receive it), not a 500 and a traceback."""
+    url = httpx.URL(served.url)
+    request = (
+        "POST /v1/models/toy/predict HTTP/1.1\r\nHost: warden\r\n"
+        f"Authorization: Bearer {served.client}\r\nContent-Type: application/json\r\n"
+        'Content-Length: 500\r\n\r\n{"record": '
+    )
+    with socket.create_connection((url.host, url.port)) as raw:
+        raw.sendall(request.encode())
+        time.sleep(0.3)  # the guard has run and the server waits for the rest
+    auditor = served.factory.principal("aud", "auditor")
+    deadline = time.monotonic() + 10
+    while True:
+        r = served.http.get("/v1/audit/entries", params={"limit": 1000}, headers=auth(auditor))
+        gone = [
+            e["document"]
+            for e in r.json()["entries"]
+            if e["document"]["action"] == "POST /v1/models/{name}/predict"
+            and e["document"]["outcome"] == 400
+        ]
+        if gone or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(gone) == 1, gone
+    assert gone[0]["actor"]["name"] == "app" and gone[0]["decision"] == "allow"
+    log = live_server.log_path.read_text()
+    assert "unhandled" not in log and "Traceback" not in log
