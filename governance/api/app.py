@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
@@ -51,6 +52,11 @@ class WardenApp(FastAPI):
     """The FastAPI app, whose lean routes are entered directly (see governance/api/direct.py)."""
 
     direct: DirectEntry | None = None
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        if self.direct is not None:
+            raise RuntimeError("middleware added after the direct entry would not run for it")
+        super().add_middleware(middleware_class, *args, **kwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         direct = self.direct

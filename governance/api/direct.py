@@ -22,7 +22,9 @@ that route serves, and then runs exactly the pieces of the stack that do somethi
   does, so that every error answer is the same problem+json as through the stack.
 
 The pieces skipped do nothing here: the app sets no FastAPI body limit and no telemetry, and
-the lean resolver opens no exit stack. Everything else (other routes, other methods, trailing
+the lean resolver opens no exit stack. The entry refuses to be built for an app with any other
+middleware of its own, and the app refuses middleware added after it (``WardenApp``), so the
+two ways in cannot drift apart. Everything else (other routes, other methods, trailing
 slashes, lifespan) goes through the full app.
 """
 
@@ -61,6 +63,12 @@ class DirectEntry:
     """
 
     def __init__(self, app: FastAPI, *, max_body_bytes: int) -> None:
+        added = [m.cls for m in app.user_middleware]
+        if added != [GovernedRequestMiddleware]:
+            # What the app's stack would run for these routes and this entry would not.
+            raise TypeError(
+                f"the direct entry runs GovernedRequestMiddleware only; the app has {added}"
+            )
         self.app = app
         self.routes = tuple(r for r in app.router.routes if isinstance(r, LeanRoute))
         self.methods = frozenset(m for r in self.routes for m in (r.methods or ()))

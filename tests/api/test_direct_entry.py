@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import pytest
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.testclient import TestClient
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 from governance.api.app import WardenApp, create_app
@@ -42,6 +43,16 @@ def test_only_a_lean_route_with_its_method_is_claimed(settings: Settings) -> Non
     ):
         assert not app.direct.claim(_scope(method, path)), (method, path)
     assert not app.direct.claim({"type": "lifespan"})
+
+
+def test_middleware_the_entry_would_skip_is_refused(settings: Settings) -> None:
+    app = create_app(settings)
+    with pytest.raises(RuntimeError, match="direct entry"):
+        app.add_middleware(GZipMiddleware)
+    app.direct = None
+    app.add_middleware(GZipMiddleware)
+    with pytest.raises(TypeError, match="GovernedRequestMiddleware only"):
+        DirectEntry(app, max_body_bytes=settings.max_body_bytes)
 
 
 class Counted:
