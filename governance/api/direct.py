@@ -6,9 +6,9 @@ route: FastAPI's ``ServerErrorMiddleware``, ``ExceptionTelemetryMiddleware`` and
 then ``ExceptionMiddleware`` (which builds a ``Request`` and two closures per request) and
 ``AsyncExitStackMiddleware``, then a router that tries each route in turn. That is about a dozen
 coroutine frames, and every suspension of a prediction (the micro-batcher, the journal) walks
-them twice more. Measured on the predict path: 627 µs of server CPU per governed prediction
-through the stack, 540 µs entered directly (``bench/predict``-style load, 12 alternating
-rounds, the rate 1.16× on average).
+them twice more. Measured on the predict path: 675 µs of server CPU per governed prediction
+through the stack, 592 µs entered directly, and 1.133× the rate (``bench/predict``-style load,
+two servers side by side in 12 alternating rounds; docs/performance.md, stop 23).
 
 :class:`DirectEntry` claims a request only if it would end at a :class:`LeanRoute` with a method
 that route serves, and then runs exactly the pieces of the stack that do something for it:
