@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from governance.api.problems import internal_error
+from governance.api.routes import route_template
 from governance.audit.events import Actor, AuditEvent, Source
 from governance.randomness import sortable_hex
 
@@ -236,12 +237,6 @@ def source_of(scope: Scope) -> Source:
     return Source(ip=client[0] if client else None, user_agent=agent)
 
 
-def _route_template(scope: Scope, state: dict[str, Any]) -> str:
-    route = scope.get("route")
-    template = getattr(route, "path", None) or state.get("route")
-    return str(template)[:120] if template else "(no matching route)"
-
-
 def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent:
     """The ``api.call`` entry for a request, from what the guards left in its state."""
     actor: Actor | None = state.get("actor")
@@ -251,10 +246,10 @@ def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent
     resource = dict(state.get("resource") or {})
     # The route template, never the raw path: a raw path can carry a subject id or other
     # personal data (DELETE /v1/subjects/{subject_id}).
-    resource.setdefault("path", _route_template(scope, state))
+    resource.setdefault("path", route_template(scope))
     return AuditEvent(
         event_type="api.call",
-        action=f"{scope['method']} {_route_template(scope, state)}"[:48],
+        action=f"{scope['method']} {route_template(scope)}"[:48],
         actor=actor or Actor(principal_id=None, name=None, roles=(), auth_method="none"),
         source=source_of(scope),
         resource=resource,

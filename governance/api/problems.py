@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from governance.api.routes import allowed_methods, api_routes
+from governance.api.routes import allowed_methods, api_routes, route_template
 from governance.errors import WardenError
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def install(app: FastAPI) -> None:
         # committed, so the caller may retry. Fail closed with 503, never a 500.
         logger.warning(
             "database unavailable on %s: %s",
-            request.url.path,
+            route_template(request.scope),
             type(exc.orig).__name__ if exc.orig is not None else "error",
         )
         return problem(
@@ -184,5 +184,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+        logger.error("unhandled %s on %s", type(exc).__name__, route_template(request.scope))
         return internal_error(request)

@@ -2,13 +2,14 @@
 
 FastAPI keeps an included router as one entry of the app's routes; its own routes are inside.
 The permission tests walk every route through :func:`api_routes`, and a 405 answer lists every
-method of its path through :func:`allowed_methods`.
+method of its path through :func:`allowed_methods`. Audit entries and log lines name a request's
+route by its template (:func:`route_template`).
 """
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 
 def api_routes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
@@ -39,3 +40,10 @@ def allowed_methods(app: ASGIApp, path: str) -> list[str]:
         if isinstance(route, Route) and route.methods and route.path_regex.match(path):
             methods |= route.methods
     return sorted(methods)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route a request matched (``/v1/subjects/{subject_id}``), never its
+    raw path: a raw path can carry a subject id or other personal data."""
+    template = getattr(scope.get("route"), "path", None) or scope.get("state", {}).get("route")
+    return str(template)[:120] if template else "(no matching route)"

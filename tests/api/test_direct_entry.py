@@ -186,7 +186,10 @@ def test_answers_and_entries_are_those_of_the_stack(toy_client: Any) -> None:
 
 
 def test_an_unexpected_error_is_an_audited_500_problem(
-    settings: Settings, admin_token: str, make_artifact: ArtifactBuilder
+    settings: Settings,
+    admin_token: str,
+    make_artifact: ArtifactBuilder,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = create_app(settings)
     router = APIRouter(route_class=LeanRoute)
@@ -215,3 +218,6 @@ def test_an_unexpected_error_is_an_audited_500_problem(
             entry = _entry(http, auditor, r.headers["x-request-id"])
             assert entry["outcome"] == 500 and entry["decision"] == "allow"
             assert entry["resource"]["path"] == "/v1/models/{name}/explode"
+    # The log line names the route's template, never the raw path (it can hold personal data).
+    bugs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("unhandled")]
+    assert bugs == ["unhandled RuntimeError on /v1/models/{name}/explode"] * 2
