@@ -31,7 +31,7 @@ from governance.randomness import sortable_hex
 
 logger = logging.getLogger(__name__)
 GOVERNED_PREFIX = "/v1"
-# Set in the request's state once its response has started (read by governance/api/direct.py).
+# Set in the request's state once its response has started (read here and in direct.py).
 RESPONSE_STARTED = "response_started"
 
 
@@ -126,12 +126,8 @@ class GovernedRequestMiddleware:
                     raise _body_refused(state, 422, _NUL_DETAIL)
             return message
 
-        started = False
-
         async def audited_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start" and not started:
-                started = True
+            if message["type"] == "http.response.start" and not state.get(RESPONSE_STARTED):
                 state[RESPONSE_STARTED] = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
@@ -154,7 +150,7 @@ class GovernedRequestMiddleware:
         try:
             await self.app(scope, limited_receive, audited_send)
         except Exception:
-            if started:
+            if state.get(RESPONSE_STARTED):
                 raise
             # A bug below, before any answer: the generic 500 goes out through the audited
             # path (so the call has its entry, or the caller a 503), then the error goes on
