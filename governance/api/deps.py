@@ -161,7 +161,7 @@ class Authorize:
             decision="allow" if decision.allowed else "deny",
             reason=decision.reason,
             resource={"object": obj, "action": self.action},
-            route=route.path if route is not None else scope["path"],
+            route=route.path_format if route is not None else scope["path"],
         )
         if not decision.allowed:
             raise Forbidden(f"{ident.name} may not {self.action} {obj}")

@@ -22,7 +22,7 @@ def api_routes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
             if inner is not None:
                 walk(list(inner.routes))
             else:
-                found.append((getattr(route, "path", ""), route))
+                found.append((_template(route), route))
 
     walk(list(getattr(app, "routes", [])))
     return found
@@ -45,5 +45,14 @@ def allowed_methods(app: ASGIApp, path: str) -> list[str]:
 def route_template(scope: Scope) -> str:
     """The template of the route a request matched (``/v1/subjects/{subject_id}``), never its
     raw path: a raw path can carry a subject id or other personal data."""
-    template = getattr(scope.get("route"), "path", None) or scope.get("state", {}).get("route")
+    route = scope.get("route")
+    template = (_template(route) if route is not None else None) or scope.get("state", {}).get(
+        "route"
+    )
     return str(template)[:120] if template else "(no matching route)"
+
+
+def _template(route: BaseRoute) -> str:
+    """A route's path as its callers see it: ``/v1/records/{record_id}``, without the
+    convertor that ``/v1/records/{record_id:record_id}`` declares."""
+    return str(getattr(route, "path_format", None) or getattr(route, "path", ""))

@@ -281,7 +281,9 @@ def add_test(body: PolicyTestCreate, runtime: RuntimeDep, caller: CanWritePolicy
         return test_out(case)
 
 
-@router.delete("/tests/{case_id}", responses=responses(404, 422))
+# ``:int``: ``/v1/policy/tests/run`` is the run route's path (a DELETE there is a 405 naming
+# POST), not a test case named "run".
+@router.delete("/tests/{case_id:int}", responses=responses(404, 422))
 def remove_test(
     case_id: DbInt,
     runtime: RuntimeDep,

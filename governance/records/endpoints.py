@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
 from governance.db.base import DbBigInt
 from governance.records.models import ErasureReceipt, Record
-from governance.records.recorder import RecordStore
+from governance.records.recorder import RECORD_ID_PATTERN, RecordStore
 from governance.records.retention import load_retention
 from governance.records.schemas import (
     DecryptedRecordOut,
@@ -25,6 +26,22 @@ from governance.records.service import records
 from governance.vault.keys import scrub_after_erasure
 
 router = APIRouter(prefix="/v1", tags=["records"])
+
+
+class RecordIdConvertor(StringConvertor):
+    """A path segment that is a record id, and nothing else.
+
+    With a plain ``{record_id}``, ``GET /v1/records/purge`` was routed to the record lookup
+    (and answered 404 for a record named "purge"); the path is the purge route's, so a GET
+    there is a 405 that names POST. A segment that cannot be a record id is a 404 from the
+    router, as any other path Warden does not serve.
+    """
+
+    regex = RECORD_ID_PATTERN
+
+
+register_url_convertor("record_id", RecordIdConvertor())
+RecordId = Annotated[str, Path(pattern=f"^{RECORD_ID_PATTERN}$")]
 
 CanListRecords = Annotated[Caller, Depends(Authorize("api:records", "list"))]
 CanDecryptRecords = Annotated[Caller, Depends(Authorize("api:records", "decrypt"))]
@@ -81,17 +98,17 @@ def list_records(
         ]
 
 
-@router.get("/records/{record_id}", responses=responses(404))
-def get_record(record_id: str, runtime: RuntimeDep, caller: CanListRecords) -> RecordOut:
+@router.get("/records/{record_id:record_id}", responses=responses(404))
+def get_record(record_id: RecordId, runtime: RuntimeDep, caller: CanListRecords) -> RecordOut:
     """One stored record's metadata."""
     with transaction(runtime) as session:
         row = records.get(session, record_id)
         return record_out(row, records.key_state(session, row))
 
 
-@router.post("/records/{record_id}/decrypt", responses=responses(404, 410, 422, 503))
+@router.post("/records/{record_id:record_id}/decrypt", responses=responses(404, 410, 422, 503))
 def decrypt_record(
-    record_id: str, body: DecryptRequest, runtime: RuntimeDep, caller: CanDecryptRecords
+    record_id: RecordId, body: DecryptRequest, runtime: RuntimeDep, caller: CanDecryptRecords
 ) -> DecryptedRecordOut:
     """Read a record in clear for a stated purpose (a separate right; the access is audited)."""
     with transaction(runtime) as session:

@@ -40,9 +40,13 @@ from governance.vault.record_format import FORMAT_VERSION, seal
 if TYPE_CHECKING:
     from governance.runtime import Runtime
 
-__all__ = ["RecordStore", "new_record_id", "record_plaintext", "subject_of"]
+__all__ = ["RECORD_ID_PATTERN", "RecordStore", "new_record_id", "record_plaintext", "subject_of"]
 
 _LOCK_STRIPES = 64
+
+
+RECORD_ID_PATTERN = "rec_[0-9a-f]{32}"
+"""Every record id Warden has made: ``rec_`` and 32 lowercase hex digits."""
 
 
 def new_record_id() -> str:

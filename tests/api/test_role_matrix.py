@@ -102,7 +102,7 @@ PARAMS = {
     "audit_id": "1",
     "proposal_id": "1",
     "case_id": "1",
-    "record_id": "r-1",
+    "record_id": "rec_" + "0" * 32,
     "report_id": "r-1",
     "subject_id": "nobody",
     "run_id": "1",
