@@ -6,11 +6,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from governance.audit.models import AuditCheckpoint, AuditEntry
 from governance.audit.verify import LogReport
-from governance.db.base import DbBigInt, UtcDatetime
+from governance.db.base import StrictDbBigInt, UtcDatetime
 
 
 class AuditEntryOut(BaseModel):
@@ -128,7 +128,9 @@ class VerifyOut(BaseModel):
 class ExportRequest(BaseModel):
     """Each end as a seq or a time (not both); `to` defaults to the newest checkpoint."""
 
-    from_seq: DbBigInt | None = Field(default=None, ge=0)
-    to_seq: DbBigInt | None = Field(default=None, ge=0)
+    model_config = ConfigDict(extra="forbid")
+
+    from_seq: StrictDbBigInt | None = Field(default=None, ge=0)
+    to_seq: StrictDbBigInt | None = Field(default=None, ge=0)
     since: UtcDatetime | None = None
     until: UtcDatetime | None = None

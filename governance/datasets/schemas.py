@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from governance.datasets.models import Dataset
 
@@ -31,7 +31,7 @@ class DatasetCreate(BaseModel):
         description="the data file for a split.kind: random schema, relative to "
         "<data_dir>/datasets/ (default: the file the schema names)",
     )
-    replace: bool = Field(
+    replace: StrictBool = Field(
         default=False, description="register again under an existing name (the ledger is kept)"
     )
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import annotated_types
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Strict
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -32,6 +32,10 @@ DB_BIGINT_MIN, DB_BIGINT_MAX = -(2**63), 2**63 - 1  # BigInteger: PostgreSQL's B
 # (``Annotated[DbInt, Query(ge=1)]``).
 DbInt = Annotated[int, annotated_types.Interval(ge=DB_INT_MIN, le=DB_INT_MAX)]
 DbBigInt = Annotated[int, annotated_types.Interval(ge=DB_BIGINT_MIN, le=DB_BIGINT_MAX)]
+# A request body's integer: a JSON integer only, never a string, a boolean or ``5.0`` (pydantic's
+# lax mode would coerce each). Path and query parameters arrive as text and keep DbInt.
+StrictDbInt = Annotated[DbInt, Strict()]
+StrictDbBigInt = Annotated[DbBigInt, Strict()]
 
 
 def as_utc(value: datetime) -> datetime:

@@ -6,9 +6,9 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from governance.db.base import DbInt, UtcDatetime
+from governance.db.base import StrictDbInt, UtcDatetime
 from governance.fairness.gate import MIN_JUSTIFICATION_LENGTH, GateStatus
 from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
 from governance.fairness.thresholds_store import MIN_REASON_LENGTH
@@ -43,8 +43,8 @@ class AuditCreate(BaseModel):
         description="Sensitive attributes (and their intersection); default: all the dataset "
         "declares.",
     )
-    bootstrap: int = Field(default=200, ge=0, le=BOOTSTRAP_MAX)
-    seed: int = Field(default=0, ge=0, le=SEED_MAX)
+    bootstrap: StrictInt = Field(default=200, ge=0, le=BOOTSTRAP_MAX)
+    seed: StrictInt = Field(default=0, ge=0, le=SEED_MAX)
 
 
 class AuditSummary(BaseModel):
@@ -130,7 +130,7 @@ class ThresholdsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     document: dict[str, Any]
     reason: str = Field(min_length=MIN_REASON_LENGTH, max_length=2000)
-    base_version: DbInt | None = Field(
+    base_version: StrictDbInt | None = Field(
         default=None, description="The version edited; refused if the current one is newer."
     )
 
@@ -222,8 +222,8 @@ class MonitorCreate(BaseModel):
     since: UtcDatetime
     until: UtcDatetime
     sensitive: list[str] | None = Field(default=None, max_length=8)
-    bootstrap: int = Field(default=0, ge=0, le=BOOTSTRAP_MAX)
-    seed: int = Field(default=0, ge=0, le=SEED_MAX)
+    bootstrap: StrictInt = Field(default=0, ge=0, le=BOOTSTRAP_MAX)
+    seed: StrictInt = Field(default=0, ge=0, le=SEED_MAX)
 
 
 class FeedbackCreate(BaseModel):
@@ -232,7 +232,7 @@ class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_id: str = Field(min_length=1, max_length=64)
     label: str = Field(min_length=1, max_length=128, description="One of the model's labels.")
-    row: DbInt = Field(default=0, ge=0, description="Which record of a batch request.")
+    row: StrictDbInt = Field(default=0, ge=0, description="Which record of a batch request.")
     sensitive: dict[str, str] | None = Field(
         default=None,
         max_length=8,

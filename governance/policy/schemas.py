@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
 
-from governance.db.base import DbInt
+from governance.db.base import StrictDbInt
 from governance.policy.rules import EFFECTS, VALUE_CHARS, VALUE_MAX
 
 
@@ -90,14 +90,14 @@ class PolicyChange(BaseModel):
     add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     reason: str = Field(min_length=1, max_length=2000)
-    base_version: DbInt | None = None
+    base_version: StrictDbInt | None = None
 
 
 class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to_version: DbInt = Field(ge=1)
+    to_version: StrictDbInt = Field(ge=1)
     reason: str = Field(min_length=1, max_length=2000)
-    base_version: DbInt | None = None
+    base_version: StrictDbInt | None = None
 
 
 class PolicyDiff(BaseModel):
@@ -152,9 +152,9 @@ class ImpactRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
-    to_version: DbInt | None = Field(default=None, ge=1)
-    days: int = Field(default=30, ge=1, le=REPLAY_DAYS_MAX)
-    examples: int = Field(default=5, ge=0, le=REPLAY_EXAMPLES_MAX)
+    to_version: StrictDbInt | None = Field(default=None, ge=1)
+    days: StrictInt = Field(default=30, ge=1, le=REPLAY_DAYS_MAX)
+    examples: StrictInt = Field(default=5, ge=0, le=REPLAY_EXAMPLES_MAX)
 
 
 class AccessExample(BaseModel):

@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
-from governance.db.base import DbInt
+from governance.db.base import StrictDbInt
 from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, GradSampleMode, ModelKind
 from governance.privacy.ledger import LedgerSummary
 from governance.privacy.models import TrainingRun
@@ -22,21 +30,23 @@ class TrainingRunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     dataset: str = Field(pattern=NAME)
     model: ModelKind = "mlp"
-    private: bool = True
-    epsilon: float | None = Field(default=1.0, gt=0, le=100)
-    delta: float | None = Field(default=None, gt=0, lt=1)
-    epochs: int = Field(default=10, ge=1, le=EPOCHS_MAX)
-    batch_size: DbInt | None = Field(default=None, ge=1)
-    lr: float | None = Field(default=None, gt=0, le=10)
-    seed: int = Field(default=0, ge=0, le=SEED_MAX)
-    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+    private: StrictBool = True
+    epsilon: StrictFloat | None = Field(default=1.0, gt=0, le=100)
+    delta: StrictFloat | None = Field(default=None, gt=0, lt=1)
+    epochs: StrictInt = Field(default=10, ge=1, le=EPOCHS_MAX)
+    batch_size: StrictDbInt | None = Field(default=None, ge=1)
+    lr: StrictFloat | None = Field(default=None, gt=0, le=10)
+    seed: StrictInt = Field(default=0, ge=0, le=SEED_MAX)
+    hidden: list[Annotated[StrictInt, Field(ge=1, le=4096)]] = Field(
         default=[64, 64], min_length=1, max_length=8, description="hidden layer widths"
     )
-    max_grad_norm: float = Field(default=1.0, gt=0, le=100, description="per-sample clipping bound")
+    max_grad_norm: StrictFloat = Field(
+        default=1.0, gt=0, le=100, description="per-sample clipping bound"
+    )
     grad_sample_mode: GradSampleMode = "ghost"
     name: str | None = Field(default=None, pattern=NAME)
     version: str | None = Field(default=None, pattern=NAME)
-    register_model: bool = Field(
+    register_model: StrictBool = Field(
         default=True,
         alias="register",
         description="register the artifact in the model registry (needs api:models register)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class RecordOut(BaseModel):
@@ -44,7 +44,7 @@ class DecryptedRecordOut(BaseModel):
 
 class PurgeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class PurgeOut(BaseModel):

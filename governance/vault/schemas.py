@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class DataKeyOut(BaseModel):
@@ -57,7 +57,7 @@ class DekRotateOut(BaseModel):
 class KekRotateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=3, max_length=200)
-    rotate_provider: bool = Field(
+    rotate_provider: StrictBool = Field(
         default=True,
         description="Create a new KEK version first; false only rewraps onto the current one.",
     )
