@@ -17,13 +17,13 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 
 from governance.api.app import create_app
 from governance.audit.events import AuditEvent
 from governance.config import Settings
-from governance.context import Context
 from governance.logs import configure_logging
 from governance.predict.recording import PreparedRecord
 from governance.records.sink import RecordRow
@@ -54,19 +54,7 @@ class NotJournaled:
 class NotRecorded:
     """Stores no record, as before the encrypted store existed."""
 
-    async def prepare(
-        self,
-        *,
-        ctx: Context,
-        principal: str,
-        model: str,
-        model_version: str,
-        subject_id: str | None,
-        request_id: str,
-        request_json: bytes,
-        response_json: bytes,
-        row_count: int,
-    ) -> PreparedRecord:
+    async def prepare(self, **request: Any) -> PreparedRecord:
         return PreparedRecord(record_id=None, data_key_id=None, row=None)
 
 
