@@ -46,9 +46,7 @@ def route_template(scope: Scope) -> str:
     """The template of the route a request matched (``/v1/subjects/{subject_id}``), never its
     raw path: a raw path can carry a subject id or other personal data."""
     route = scope.get("route")
-    template = (_template(route) if route is not None else None) or scope.get("state", {}).get(
-        "route"
-    )
+    template = _template(route) if route is not None else scope.get("state", {}).get("route")
     return str(template)[:120] if template else "(no matching route)"
 
 
