@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
 import annotated_types
-from pydantic import AfterValidator, Strict
+from pydantic import AfterValidator, BeforeValidator, Strict
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -52,10 +53,29 @@ def as_utc(value: datetime) -> datetime:
         raise ValueError("the time is outside what UTC can represent (years 1 to 9999)") from None
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def not_a_number(value: object) -> object:
+    """Refuse a number where a date-time is expected.
+
+    Pydantic reads a number, or a string of digits, as seconds (or milliseconds) since 1970:
+    ``until=0.5`` was the first second of 1970, and ``"1700000000"`` a day in 2023. A time a
+    caller sends is an RFC 3339 / ISO 8601 string, as the OpenAPI document says.
+
+    Raises:
+        ValueError: ``value`` is a number, or a string that reads as one.
+    """
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("a date-time is an ISO 8601 string such as 2026-01-31T12:00:00Z")
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(not_a_number), AfterValidator(as_utc)]
 """A time a caller sends, as an aware UTC datetime (see :func:`as_utc`); a 422 if UTC cannot
-hold it. Times are compared with and stored as aware UTC values: a naive one failed the
-comparison (TypeError) and an offset one near the ends of the calendar overflowed, both 500s.
+hold it, or if it is a number (:func:`not_a_number`). Times are compared with and stored as
+aware UTC values: a naive one failed the comparison (TypeError) and an offset one near the ends
+of the calendar overflowed, both 500s.
 """
 
 

@@ -1,5 +1,7 @@
 """A JSON value of the wrong type in a request body is refused (422), never coerced.
 
+A time is never read from a number either, in a body or in a query.
+
 Pydantic's lax mode reads ``{"dry_run": 0}`` as ``false`` (a real purge where the caller's
 client may have meant anything), ``"5"`` and ``5.0`` as ``5`` and ``true`` as ``1``. Every
 boolean, integer and number field of every request body is strict; this walks the app's routes, so a
@@ -9,6 +11,7 @@ field added later cannot forget it.
 from __future__ import annotations
 
 import types
+from datetime import datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import pytest
@@ -19,12 +22,13 @@ from governance.api.app import create_app
 from governance.api.problems import PROBLEM
 from governance.api.routes import api_routes
 from governance.config import Settings
-from tests.conftest import auth
+from tests.conftest import WardenFactory, auth
 
 WRONG: dict[type, list[Any]] = {
     bool: [0, 1, "true", "false"],
     int: [True, "5", 5.0],
     float: [True, "0.5"],  # a JSON integer is a number: 1 stays a valid float
+    datetime: [0.5, "1700000000", True],  # pydantic would read seconds since 1970
 }
 
 
@@ -112,3 +116,16 @@ def test_a_purge_with_a_flag_of_the_wrong_type_is_refused(
     r = app_client.post("/v1/records/purge", json={"dry_run": dry_run}, headers=auth(admin_token))
     assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, r.text
     assert "dry_run" in r.text
+
+
+def test_a_time_in_a_query_is_never_read_from_a_number(
+    app_client: Any, warden: WardenFactory
+) -> None:
+    auditor = warden.principal("aud", "auditor")
+    for until in ("0.5", "1700000000"):
+        r = app_client.get("/v1/audit/entries", params={"until": until}, headers=auth(auditor))
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, r.text
+    r = app_client.get(
+        "/v1/audit/entries", params={"until": "2026-01-31T12:00:00Z"}, headers=auth(auditor)
+    )
+    assert r.status_code == 200, r.text
