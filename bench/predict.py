@@ -121,7 +121,8 @@ def main() -> None:
         for round_ in range(rounds):
             # Every server is up; the idle ones cost nothing. Rotating the order keeps a drift
             # in the machine's speed out of the ratios.
-            for side in sides[round_ % 3 :] + sides[: round_ % 3]:
+            first = round_ % len(sides)
+            for side in sides[first:] + sides[:first]:
                 url, headers, pid = targets[side]
                 runs[side].append(
                     load(
