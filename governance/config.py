@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # once; the poll above remains the bound. Turn off behind a transaction-pooling proxy
     # (PgBouncer in transaction mode), which does not pass notifications.
     state_notify: bool = True
+    # Heavy jobs (bias audits, mitigation, training, reports) computing at once per process, and
+    # how many more may wait their turn before a 503: predictions never queue behind them.
+    heavy_jobs_concurrency: int = Field(default=1, gt=0)
+    heavy_jobs_queue: int = Field(default=16, ge=0)
     decision_cache_size: int = Field(default=100_000, gt=0)
     auth_cache_seconds: float = Field(default=1.0, ge=0)
     dek_max_uses: int = Field(default=1_000_000, gt=0)

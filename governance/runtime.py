@@ -25,6 +25,7 @@ from governance.db import make_engine, make_sessionmaker, state
 from governance.db.notify import ChangeListener
 from governance.errors import ConfigurationError, ServiceUnavailable
 from governance.identity.cache import AuthCache
+from governance.jobs import HeavyJobs
 from governance.journal import Journal
 from governance.journal.local import LocalJournal
 from governance.journal.remote import ProcessJournal
@@ -68,6 +69,9 @@ class Runtime:
             settings.policies_dir / "model.conf", settings.decision_cache_size
         )
         self.auth_cache = AuthCache(settings.auth_cache_seconds)
+        self.jobs = HeavyJobs(
+            concurrency=settings.heavy_jobs_concurrency, queue_max=settings.heavy_jobs_queue
+        )
         if self.device.type == "cpu":
             # Small tabular models on a shared CPU: one intra-op thread per forward pass keeps
             # the batcher's worker from fighting the event loop (measured in bench/batching).

@@ -112,6 +112,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(WardenError)
     async def _warden(request: Request, exc: WardenError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:  # a full queue says when to come back (RFC 9110 10.2.3)
+            headers = {"Retry-After": str(retry_after)}
         return problem(
             exc.status_code,
             exc.title,
