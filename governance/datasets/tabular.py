@@ -222,7 +222,8 @@ def _to_split(
     split = TabularSplit(
         features=pd.DataFrame(features),
         labels=positive.to_numpy(dtype=np.int64),
-        sensitive=pd.DataFrame(sensitive),
+        # The index keeps the row count when the schema names no sensitive attribute.
+        sensitive=pd.DataFrame(sensitive, index=frame.index),
     )
     return split, dropped
 
