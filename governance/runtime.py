@@ -213,6 +213,8 @@ class Runtime:
                 self.auth_cache.clear()
             if state.MODELS in moved:
                 self._load_models(session)
+            if state.DATA_KEYS in moved:
+                self.records.drop_inactive(session)  # erased or rotated by another process
             self._counters = counters
 
     def _poll(self) -> None:

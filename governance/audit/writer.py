@@ -71,6 +71,14 @@ class AuditUnavailable(AuditError):
     type_slug = "audit-unavailable"
 
 
+class StaleWrite(AuditUnavailable):
+    """An item refused by its own ``write``: what it was prepared with went stale meanwhile
+    (a record sealed under a data key erased since). Nothing of it was written, the log is
+    healthy, and the caller may prepare the item again; so it is not logged as an outage."""
+
+    type_slug = "audit-stale-write"
+
+
 Outcome = list[int] | BaseException
 # One item of a group commit: its events, and the insert that goes in the same transaction.
 Pending = tuple[Sequence[AuditEvent], WriteFn | None]
@@ -324,6 +332,9 @@ class AuditWriter:
         for item in batch:
             try:
                 done.append(self._commit([item]))
+            except StaleWrite as exc:
+                logger.info("audit write refused a stale item; its caller prepares it again")
+                done.append(([exc], None))
             except Exception as exc:
                 logger.error("audit write failed: %s", type(exc).__name__)
                 done.append(([AuditUnavailable("the audit entry could not be written")], None))

@@ -18,6 +18,9 @@ POLICY = "policy"
 IDENTITY = "identity"
 MODELS = "models"
 THRESHOLDS = "thresholds"
+# Data keys erased or rotated: each process drops the cached keys that are no longer active,
+# rather than finding out when a record sealed under one is refused (migration 0010).
+DATA_KEYS = "data_keys"
 # The PostgreSQL notification channel of counter bumps (payload: the counter's name).
 CHANNEL = "warden_state"
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from governance.audit.checkpoints import CheckpointPolicy
 from governance.audit.events import AuditEvent
-from governance.audit.writer import AuditUnavailable, Outcome, Waiter, resolve
+from governance.audit.writer import AuditUnavailable, Outcome, StaleWrite, Waiter, resolve
 from governance.errors import ConfigurationError
 from governance.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.records.sink import Evict, RecordRow
@@ -365,7 +365,9 @@ class ProcessJournal:
             threading.Thread(target=self._restart, name="journal-restart", daemon=True).start()
 
     def _answer(
-        self, results: list[tuple[int, list[int] | str, list[tuple[str, str]]]], size: Any
+        self,
+        results: list[tuple[int, list[int] | str | tuple[str, str], list[tuple[str, str]]]],
+        size: Any,
     ) -> None:
         outcomes: list[tuple[Waiter, Outcome]] = []
         with self._lock:
@@ -377,6 +379,8 @@ class ProcessJournal:
                     continue
                 if isinstance(outcome, str):
                     outcomes.append((waiter, AuditUnavailable(outcome)))
+                elif isinstance(outcome, tuple):
+                    outcomes.append((waiter, StaleWrite(outcome[1])))
                 else:
                     outcomes.append((waiter, outcome))
         resolve(outcomes)

@@ -16,8 +16,8 @@ queue in the socket's buffer, and a server that fills it waits for the commit (b
 
 Messages in: ``("config", {...})`` first (the database URL travels here, never in argv), then
 ``("append", [(id, events, row), ...])`` and finally ``("stop",)``. Messages out: ``("ready",)``,
-then ``("done", [(id, seqs or error text, evicted keys), ...], committed tree size)``, and
-``("bye",)`` once stopped.
+then ``("done", [(id, seqs or error text or ("stale", text), evicted keys), ...], committed
+tree size)``, and ``("bye",)`` once stopped.
 
 When the server goes away (end of stream, even after kill -9) the process still commits what
 it had received, then exits: an entry is never lost for a request that was answered, and an
@@ -35,7 +35,7 @@ import time
 from typing import Any
 
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
-from governance.audit.writer import AuditWriter, Outcome, Pending, next_wait
+from governance.audit.writer import AuditWriter, Outcome, Pending, StaleWrite, next_wait
 from governance.db import make_engine
 from governance.journal.wire import TIMED_OUT, FrameReader, send_frame
 from governance.logs import configure_logging
@@ -43,10 +43,14 @@ from governance.records.sink import RecordRow, RecordSink
 
 logger = logging.getLogger("governance.journal.sidecar")
 
-Result = tuple[int, list[int] | str, list[tuple[str, str]]]
+# An outcome: the seqs, an error's text, or ("stale", text) for a StaleWrite (prepare again).
+Answer = list[int] | str | tuple[str, str]
+Result = tuple[int, Answer, list[tuple[str, str]]]
 
 
-def _text(outcome: Outcome) -> list[int] | str:
+def _text(outcome: Outcome) -> Answer:
+    if isinstance(outcome, StaleWrite):
+        return ("stale", outcome.message)
     if isinstance(outcome, BaseException):
         # The writer fails an item with AuditUnavailable and a fixed message; nothing else
         # crosses over.

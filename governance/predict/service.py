@@ -7,6 +7,7 @@ from typing import Any
 from governance.api.deps import Caller
 from governance.audit.canonical import canonical_bytes
 from governance.audit.events import AuditEvent
+from governance.audit.writer import StaleWrite
 from governance.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
 from governance.predict.schemas import PredictRequest
 from governance.runtime import Runtime
@@ -80,41 +81,50 @@ class PredictService:
         request_json = canonical_bytes({"records": rows})
         response_json = canonical_bytes({"predictions": out})
         request_id = state.request_id
-        prepared = await runtime.recorder.prepare(
-            ctx=caller.ctx,
-            principal=caller.name,
-            model=name,
-            model_version=version,
-            subject_id=body.subject_id,
-            request_id=request_id,
-            request_json=request_json,
-            response_json=response_json,
-            row_count=len(rows),
-        )
-        event = AuditEvent(
-            event_type="api.call",
-            action="predict",
-            actor=caller.ctx.actor,
-            source=caller.ctx.source,
-            resource={
-                "model": name,
-                "version": version,
-                "object": f"model:{name}",
-                "action": "predict",
-            },
-            decision="allow",
-            reason=state.reason,
-            policy_version=caller.ctx.policy_version,
-            model_version=version,
-            outcome=200,
-            request_id=request_id,
-            input_digest=digest(runtime.digest_key, request_json),
-            output_digest=digest(runtime.digest_key, response_json),
-            data_key_id=prepared.data_key_id,
-            details={"records": len(rows)},
-        )
-        # Durable before we answer; the encrypted record commits in the same transaction.
-        seqs = await runtime.audit.append([event], prepared.row)
+        # A replica that sealed under a key another one erased meanwhile learns it when the
+        # record is stored: it seals once more under the subject's fresh key (not a 503).
+        for attempt in (1, 2):
+            prepared = await runtime.recorder.prepare(
+                ctx=caller.ctx,
+                principal=caller.name,
+                model=name,
+                model_version=version,
+                subject_id=body.subject_id,
+                request_id=request_id,
+                request_json=request_json,
+                response_json=response_json,
+                row_count=len(rows),
+            )
+            event = AuditEvent(
+                event_type="api.call",
+                action="predict",
+                actor=caller.ctx.actor,
+                source=caller.ctx.source,
+                resource={
+                    "model": name,
+                    "version": version,
+                    "object": f"model:{name}",
+                    "action": "predict",
+                },
+                decision="allow",
+                reason=state.reason,
+                policy_version=caller.ctx.policy_version,
+                model_version=version,
+                outcome=200,
+                request_id=request_id,
+                input_digest=digest(runtime.digest_key, request_json),
+                output_digest=digest(runtime.digest_key, response_json),
+                data_key_id=prepared.data_key_id,
+                details={"records": len(rows)},
+            )
+            # Durable before we answer; the encrypted record commits in the same transaction.
+            try:
+                seqs = await runtime.audit.append([event], prepared.row)
+            except StaleWrite:
+                if attempt == 2:
+                    raise
+                continue
+            break
         state.audited = True
         # Every field comes from this process (ids, the model's own labels and floats): the
         # response is the PredictResponse document, assembled without validating it again.

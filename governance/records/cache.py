@@ -73,6 +73,11 @@ class KeyCache:
             if entry is not None and entry.dek_id == dek_id:
                 del self._entries[subject_ref]
 
+    def held(self) -> list[tuple[str, str]]:
+        """``(dek_id, subject_ref)`` of every entry, at this moment."""
+        with self._lock:
+            return [(e.dek_id, e.subject_ref) for e in self._entries.values()]
+
     def evict_subject(self, subject_ref: str) -> None:
         with self._lock:
             self._entries.pop(subject_ref, None)

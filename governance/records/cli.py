@@ -12,6 +12,7 @@ from governance.context import cli_context
 from governance.db import make_engine
 from governance.records.retention import load_retention
 from governance.records.service import records
+from governance.records.subjects import load_subject_scopes
 from governance.vault.keys import scrub_after_erasure
 from governance.vault.providers import ServiceKeyProvider, load_provider
 
@@ -47,14 +48,34 @@ def erase(
         help="The data subject's id; '-' reads it from standard input (keeps it out of "
         "the shell history and the process list).",
     ),
+    client: str = typer.Option(
+        None, help="The client principal whose subject this is (subject ids are per client)."
+    ),
+    namespace: str = typer.Option(None, help="A shared namespace (policies/subjects.yaml)."),
+    all_clients: bool = typer.Option(
+        False, "--all-clients", help="Erase the subject id in every client's scope."
+    ),
 ) -> None:
-    """Erase a data subject: destroy its data keys; prints the erasure receipt."""
+    """Erase a data subject: destroy its data keys; prints the erasure receipt.
+
+    Name the client (or shared namespace) when more than one holds the subject id.
+    """
     if subject_id == "-":
         subject_id = sys.stdin.readline().rstrip("\r\n")
     with errors_as_exit():
         keys = _keys()
+        scopes = load_subject_scopes(settings().policies_dir)
         with transaction() as session:
-            receipt = records.erase(session, cli_context(), keys, subject_id=subject_id)
+            receipt = records.erase(
+                session,
+                cli_context(),
+                keys,
+                subject_id=subject_id,
+                scopes=scopes,
+                client=client,
+                namespace=namespace,
+                every_scope=all_clients,
+            )
             out = {
                 "receipt_id": receipt.id,
                 "subject_ref": receipt.subject_ref,

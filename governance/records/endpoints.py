@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.convertors import StringConvertor, register_url_convertor
@@ -139,11 +139,34 @@ def purge_records(body: PurgeRequest, runtime: RuntimeDep, caller: CanPurgeRecor
     )
 
 
-@router.delete("/subjects/{subject_id}", responses=responses(400))
+@router.delete("/subjects/{subject_id}", responses=responses(400, 409, 422))
 def erase_subject(
-    subject_id: str, request: Request, runtime: RuntimeDep, caller: CanEraseSubjects
+    subject_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    caller: CanEraseSubjects,
+    client: str | None = Query(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The client principal whose subject this is (its scope, and the shared "
+        "namespace it is in).",
+    ),
+    namespace: str | None = Query(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="A shared subject namespace (policies/subjects.yaml).",
+    ),
+    all_clients: Literal["true", "false"] = Query(
+        default="false", description="Erase the subject id in every client's scope."
+    ),
 ) -> ErasureReceiptOut:
-    """Erase a data subject (GDPR Art. 17): destroy its data keys; returns the receipt."""
+    """Erase a data subject (GDPR Art. 17): destroy its data keys; returns the receipt.
+
+    Subject ids are scoped per client: name the client (or shared namespace) when more than
+    one holds this id, or erase it in all of them with all_clients=true (409 otherwise).
+    """
     # The access entry must not carry the subject id in clear: name the route, not the path.
     request.state.resource = {
         "object": "api:subjects",
@@ -151,12 +174,21 @@ def erase_subject(
         "path": "/v1/subjects/{subject_id}",
     }
     with transaction(runtime) as session:
-        receipt = records.erase(session, caller.ctx, runtime.keys, subject_id=subject_id)
+        receipt = records.erase(
+            session,
+            caller.ctx,
+            runtime.keys,
+            subject_id=subject_id,
+            scopes=runtime.records.scopes,
+            client=client,
+            namespace=namespace,
+            every_scope=all_clients == "true",
+        )
         out = receipt_out(receipt)
     request.state.resource["subject_ref"] = out.subject_ref
     scrub_after_erasure(runtime.engine)
     if isinstance(runtime.recorder, RecordStore):
-        runtime.recorder.forget(out.subject_ref)
+        runtime.recorder.forget_keys(out.dek_ids)
     return out
 
 

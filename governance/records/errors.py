@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governance.errors import BadRequest, NotFound, WardenError
+from governance.errors import BadRequest, Conflict, NotFound, Unprocessable, WardenError
 from governance.vault.errors import KeyDestroyed
 
 
@@ -34,3 +34,23 @@ class RetentionPolicyError(RecordsError):
     status_code = 503
     title = "Retention policy unavailable"
     type_slug = "retention-policy"
+
+
+class AmbiguousSubject(RecordsError, Conflict):
+    """An erasure named a subject id that several scopes (clients, namespaces) hold keys for."""
+
+    type_slug = "ambiguous-subject"
+
+
+class UnknownScope(RecordsError, Unprocessable):
+    """An erasure named a client principal or a shared namespace that does not exist."""
+
+    type_slug = "unknown-subject-scope"
+
+
+class SubjectScopesError(RecordsError):
+    """``policies/subjects.yaml`` is invalid: the server refuses to start with it."""
+
+    status_code = 503
+    title = "Subject namespaces unavailable"
+    type_slug = "subject-scopes"

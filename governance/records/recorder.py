@@ -7,22 +7,31 @@ in a short transaction of its own. The sealed row is stored by the journal insid
 group-commit transaction of the request's audit entry (:mod:`governance.records.sink`): both
 are durable together, or neither is.
 
-Erasure in any process reaches every other one there: just before the group commit, the states
-of the batch's keys are read and locked in the same transaction as the inserts. A destroyed key
-therefore never stores a record: the request fails closed (503) and the stale key leaves this
-cache (:meth:`RecordStore.evict`), so the next request gets a fresh key. A key rotated by
-another process still stores the records sealed just before (rotation never fails a request),
-and leaves the cache.
+Erasure in any process reaches every other one twice. At once: the erasure bumps the data-key
+change counter, and each process drops the cached keys that are no longer active
+(:meth:`RecordStore.drop_inactive`). And at the store: just before the group commit, the
+states of the batch's keys are read and locked in the same transaction as the inserts, so a
+destroyed key never stores a record; the record is refused as stale, the key leaves this cache
+(:meth:`RecordStore.evict`), and the predict path seals the record again under the subject's
+fresh key. A key rotated by another process still stores the records sealed just before
+(rotation never fails a request), and leaves the cache.
+
+A subject has one active key (a partial unique index, migration 0010): replicas racing its
+first use re-read it under the audit log's head lock, which every key creation holds, and
+converge on the first one made, with one "first use" audit entry.
+
+Subject ids are scoped per client principal (:mod:`governance.records.subjects`).
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
@@ -31,10 +40,13 @@ from governance.errors import ConfigurationError
 from governance.predict.recording import PreparedRecord
 from governance.randomness import sortable_hex
 from governance.records.cache import CachedKey, KeyCache
+from governance.records.errors import SubjectScopesError
 from governance.records.sink import RecordRow
-from governance.vault.blind_index import blind_index
+from governance.records.subjects import load_subject_scopes
+from governance.vault.blind_index import subject_index
 from governance.vault.errors import DecryptionError, KeyProviderError
 from governance.vault.keys import data_keys, new_dek_id
+from governance.vault.models import DataKey
 from governance.vault.record_format import FORMAT_VERSION, seal
 
 if TYPE_CHECKING:
@@ -81,6 +93,10 @@ class RecordStore:
         self._sessions = runtime.sessions
         self._max_uses = runtime.settings.dek_max_uses
         self._blind_key = runtime.keys.blind_index_key()
+        try:
+            self.scopes = load_subject_scopes(runtime.settings.policies_dir)
+        except SubjectScopesError as exc:
+            raise ConfigurationError(f"{exc.message}; refusing to start") from None
         self.cache = KeyCache(cache_capacity)
         self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
         self.check_keys()
@@ -114,17 +130,44 @@ class RecordStore:
     def __repr__(self) -> str:
         return f"RecordStore(cache={self.cache!r}, max_uses={self._max_uses})"
 
-    def subject_ref(self, subject_id: str) -> str:
-        """The blind index under which a subject's keys and records are stored."""
-        return blind_index(self._blind_key, subject_id)
+    def subject_ref(self, subject_id: str, *, principal: str) -> str:
+        """The blind index under which a subject's keys and records are stored: the subject
+        id as the calling principal's (or its shared namespace's), never another client's."""
+        return subject_index(self._blind_key, self.scopes.scope_of(principal), subject_id)
 
     def forget(self, subject_ref: str) -> None:
         """Drop a subject's cached key (after its erasure or rotation in this process)."""
         self.cache.evict_subject(subject_ref)
 
+    def forget_keys(self, dek_ids: Collection[str]) -> None:
+        """Drop these keys from the cache (after an erasure in this process)."""
+        wanted = set(dek_ids)
+        for dek_id, subject_ref in self.cache.held():
+            if dek_id in wanted:
+                self.cache.evict_key(dek_id, subject_ref)
+
     def forget_all(self) -> None:
         """Drop every cached key (after a rotation of all data keys)."""
         self.cache.clear()
+
+    def drop_inactive(self, session: Session) -> int:
+        """Drop the cached keys that are no longer active (erased or rotated elsewhere).
+
+        Called when the data-key change counter moved (:data:`governance.db.state.DATA_KEYS`):
+        another process erased or rotated keys, and this one's next record for those subjects
+        is sealed under the current key instead of being refused when stored.
+
+        Returns:
+            How many cached keys were dropped.
+        """
+        held = self.cache.held()
+        active = data_keys.still_active(session, [dek_id for dek_id, _ in held])
+        dropped = 0
+        for dek_id, subject_ref in held:
+            if dek_id not in active:
+                self.cache.evict_key(dek_id, subject_ref)
+                dropped += 1
+        return dropped
 
     async def prepare(
         self,
@@ -144,10 +187,12 @@ class RecordStore:
         Raises:
             KeyProviderError: no key could be had (fail closed: the request is refused).
         """
-        ref = self.subject_ref(subject_of(subject_id=subject_id, principal=principal))
+        scope = self.scopes.scope_of(principal)
+        subject = subject_of(subject_id=subject_id, principal=principal)
+        ref = subject_index(self._blind_key, scope, subject)
         entry = self.cache.get(ref)
         if entry is None or entry.uses >= self._max_uses:
-            entry = await run_in_threadpool(self._key_for, ref, entry, ctx)
+            entry = await run_in_threadpool(self._key_for, ref, scope, entry, ctx)
         entry.seals += 1
         record_id = new_record_id()
         sealed = seal(
@@ -182,32 +227,59 @@ class RecordStore:
     def _lock_for(self, subject_ref: str) -> threading.Lock:
         return self._locks[zlib.crc32(subject_ref.encode("ascii")) % _LOCK_STRIPES]
 
-    def _key_for(self, subject_ref: str, stale: CachedKey | None, ctx: Context) -> CachedKey:
+    def _key_for(
+        self, subject_ref: str, scope: str, stale: CachedKey | None, ctx: Context
+    ) -> CachedKey:
         """Load, rotate or create the subject's active key (in a worker thread)."""
         with self._lock_for(subject_ref):
             # Another request for this subject may have done the work while this one waited.
             current = self.cache.get(subject_ref)
             if current is not None and current is not stale and current.uses < self._max_uses:
                 return current
-            with self._sessions.begin() as session:
-                entry = self._load_or_create(session, subject_ref, stale, ctx)
+            try:
+                with self._sessions.begin() as session:
+                    entry = self._load_or_create(session, subject_ref, scope, stale, ctx)
+            except IntegrityError:
+                # Another process's active key won the one-active-key index (a creator that
+                # did not wait on the head lock): the next transaction reads and uses it.
+                with self._sessions.begin() as session:
+                    entry = self._load_or_create(session, subject_ref, scope, stale, ctx)
             self.cache.put(entry)
             return entry
 
+    def _usable(self, row: DataKey | None, stale: CachedKey | None) -> bool:
+        return (
+            row is not None
+            and row.uses < self._max_uses
+            and (stale is None or row.id != stale.dek_id)
+        )
+
+    def _loaded(self, session: Session, row: DataKey, stale: CachedKey | None) -> CachedKey:
+        if stale is not None:
+            data_keys.retire(session, stale.dek_id)
+        key = data_keys.unwrap(self._keys, row)
+        return CachedKey(row.subject_ref, row.id, row.version, key, uses_at_load=row.uses)
+
     def _load_or_create(
-        self, session: Session, subject_ref: str, stale: CachedKey | None, ctx: Context
+        self,
+        session: Session,
+        subject_ref: str,
+        scope: str,
+        stale: CachedKey | None,
+        ctx: Context,
     ) -> CachedKey:
         row = data_keys.active(session, subject_ref)
-        usable = row is not None and row.uses < self._max_uses
-        if row is not None and usable and (stale is None or row.id != stale.dek_id):
-            if stale is not None:
-                data_keys.retire(session, stale.dek_id)
-            key = data_keys.unwrap(self._keys, row)
-            return CachedKey(subject_ref, row.id, row.version, key, uses_at_load=row.uses)
+        if row is not None and self._usable(row, stale):
+            return self._loaded(session, row, stale)
         # A new key. The log's head lock comes first: before any key row is locked, the order
         # the group commit uses, so PostgreSQL cannot deadlock them; and before the KEK is read,
         # so a KEK rotation's last pass sees this key (governance/vault/rotation.py).
         audit_log.lock_head(session)
+        # Every key creation holds the head lock until it commits, so a key another replica
+        # made meanwhile is visible now (READ COMMITTED): racing first uses converge on it.
+        row = data_keys.active(session, subject_ref, fresh=True)
+        if row is not None and self._usable(row, stale):
+            return self._loaded(session, row, stale)
         dek_id = new_dek_id()
         reason = "first use" if row is None and stale is None else "use count"
         audit_log.append(
@@ -218,13 +290,24 @@ class RecordStore:
                     "create",
                     resource={"subject_ref": subject_ref},
                     data_key_id=dek_id,
-                    details={"kind": "dek", "kek_id": self._keys.key_id, "reason": reason},
+                    details={
+                        "kind": "dek",
+                        "kek_id": self._keys.key_id,
+                        "reason": reason,
+                        "scope": scope,
+                    },
                 )
             ],
         )
+        # Retired before the new key is inserted: the index allows one active key at a time.
         for old in {stale.dek_id if stale else None, row.id if row else None} - {None}:
             data_keys.retire(session, str(old))
-        row, key = data_keys.create(
-            session, self._keys, subject_ref=subject_ref, created_by=ctx.name[:64], dek_id=dek_id
+        created, key = data_keys.create(
+            session,
+            self._keys,
+            subject_ref=subject_ref,
+            created_by=ctx.name[:64],
+            dek_id=dek_id,
+            scope=scope,
         )
-        return CachedKey(subject_ref, row.id, row.version, key, uses_at_load=0)
+        return CachedKey(subject_ref, created.id, created.version, key, uses_at_load=0)

@@ -20,12 +20,20 @@ from sqlalchemy.orm import Session
 from governance.audit import log as audit_log
 from governance.context import Context
 from governance.db.base import utcnow
-from governance.records.errors import InvalidSubject, RecordErased, RecordNotFound
+from governance.identity.models import Principal
+from governance.records.errors import (
+    AmbiguousSubject,
+    InvalidSubject,
+    RecordErased,
+    RecordNotFound,
+    UnknownScope,
+)
 from governance.records.models import ErasureReceipt, Record
 from governance.records.retention import RetentionPolicy
-from governance.vault.blind_index import blind_index
+from governance.records.subjects import SubjectScopes, client_scope, shared_scope
+from governance.vault.blind_index import subject_index
 from governance.vault.errors import KeyDestroyed
-from governance.vault.keys import data_keys
+from governance.vault.keys import UNSCOPED, data_keys
 from governance.vault.models import DESTROYED, DataKey
 from governance.vault.providers import ServiceKeyProvider
 from governance.vault.record_format import SealedRecord, open_sealed
@@ -55,18 +63,6 @@ class PurgeResult:
 
 class RecordService:
     """Stateless; one instance per module. Never commits: the caller owns the transaction."""
-
-    def subject_ref(self, keys: ServiceKeyProvider, subject_id: str) -> str:
-        """The blind index of a subject id.
-
-        Raises:
-            InvalidSubject: the id is empty or not valid text.
-        """
-        try:
-            return blind_index(keys.blind_index_key(), subject_id)
-        except (TypeError, ValueError):
-            pass
-        raise InvalidSubject("a subject id must be non-empty Unicode text")
 
     def list(
         self,
@@ -157,9 +153,25 @@ class RecordService:
         )
 
     def erase(
-        self, session: Session, ctx: Context, keys: ServiceKeyProvider, *, subject_id: str
+        self,
+        session: Session,
+        ctx: Context,
+        keys: ServiceKeyProvider,
+        *,
+        subject_id: str,
+        scopes: SubjectScopes | None = None,
+        client: str | None = None,
+        namespace: str | None = None,
+        every_scope: bool = False,
     ) -> ErasureReceipt:
         """Erase a data subject (GDPR Art. 17) by destroying every one of its data keys.
+
+        Subject ids are scoped per client principal (:mod:`governance.records.subjects`), so
+        the erasure names whose subject it is: ``client`` (that client's scope, and the
+        shared namespace it is in), ``namespace`` (a shared namespace), or ``every_scope``.
+        Naming none is enough while at most one scope holds keys for the id; otherwise the
+        erasure is refused as ambiguous. Keys made before subjects were scoped (one key per
+        subject id for every client) are erased by every erasure of that id.
 
         Its records stay as unreadable ciphertext; the audit log is untouched and still
         verifies. A receipt is stored and audited. Erasing a subject twice, or one never
@@ -167,9 +179,57 @@ class RecordService:
 
         Returns:
             The receipt (key ids destroyed, when, by whom, records affected).
+
+        Raises:
+            InvalidSubject: the id is empty or not valid text, or more than one of
+                ``client``, ``namespace`` and ``every_scope`` was given.
+            UnknownScope: ``client`` is no principal, or ``namespace`` is not configured.
+            AmbiguousSubject: none was given and several scopes hold the id.
         """
-        ref = self.subject_ref(keys, subject_id)
-        destroyed = data_keys.destroy_subject(session, subject_ref=ref, by=ctx.name[:64])
+        scopes = scopes or SubjectScopes()
+        if sum((client is not None, namespace is not None, every_scope)) > 1:
+            raise InvalidSubject("name at most one of client, namespace and all_clients")
+        blind_key = keys.blind_index_key()
+        try:
+            known = data_keys.subject_refs(session, blind_key, subject_id)
+        except (TypeError, ValueError):
+            raise InvalidSubject("a subject id must be non-empty Unicode text") from None
+        chosen = [UNSCOPED]
+        if client is not None:
+            exists = session.scalar(select(Principal.id).where(Principal.name == client))
+            if exists is None:
+                raise UnknownScope(f"no client principal is named {client[:64]!r}")
+            chosen += dict.fromkeys([scopes.scope_of(client), client_scope(client)])
+        elif namespace is not None:
+            if namespace not in scopes.namespaces:
+                raise UnknownScope(
+                    f"no shared subject namespace is named {namespace[:64]!r} "
+                    "(policies/subjects.yaml)"
+                )
+            chosen.append(shared_scope(namespace))
+        else:
+            live = data_keys.live_refs(session, known.values())
+            holding = sorted(
+                scope for scope, ref in known.items() if scope != UNSCOPED and ref in live
+            )
+            if len(holding) > 1 and not every_scope:
+                raise AmbiguousSubject(
+                    f"{len(holding)} clients' scopes hold this subject id: name one "
+                    "(?client= or ?namespace=), or erase it in every scope (?all_clients=true)",
+                    extra={"scopes": holding},
+                )
+            chosen += sorted(known) if every_scope else holding
+        chosen = list(dict.fromkeys(chosen))
+        refs = {
+            scope: known.get(scope) or subject_index(blind_key, scope, subject_id)
+            for scope in chosen
+        }
+        # The receipt is filed under the scope the erasure was for (the unscoped one alone if
+        # no scope held the id).
+        ref = refs[chosen[1]] if len(chosen) > 1 else refs[UNSCOPED]
+        destroyed = data_keys.destroy_subjects(
+            session, subject_refs=list(refs.values()), by=ctx.name[:64]
+        )
         dek_ids = [row.id for row in destroyed]
         affected = 0
         if dek_ids:
@@ -192,6 +252,7 @@ class RecordService:
                         "receipt": receipt_id,
                         "dek_ids": dek_ids,
                         "records_affected": affected,
+                        "scopes": {scope: refs[scope] for scope in chosen},
                     },
                 )
             ],

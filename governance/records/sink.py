@@ -9,7 +9,8 @@ The rows of one group commit are stored together just before it commits: one key
 one use-count update and one multi-row insert per batch, not per request. The states of the
 batch's keys are read and locked in the same transaction as the inserts, so an erasure in any
 process is seen: a record sealed under a destroyed key is never stored (the batch fails, the
-writer retries each item alone, and only those items fail closed with a 503). A key rotated
+writer retries each item alone, and only those items fail with :class:`StaleWrite`, which the
+predict path answers by sealing the record again under the subject's fresh key). A key rotated
 elsewhere still stores the records sealed just before (rotation never fails a request). Either
 way the key is reported through ``evict`` so that the sealing process stops using it.
 """
@@ -23,11 +24,10 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert
 
-from governance.audit.writer import GroupCommit, WriteFn
+from governance.audit.writer import GroupCommit, StaleWrite, WriteFn
 from governance.db.base import utcnow
 from governance.db.direct import DirectStatement
 from governance.records.models import Record
-from governance.vault.errors import KeyDestroyed
 from governance.vault.keys import data_keys
 from governance.vault.models import ACTIVE, DECRYPT_ONLY
 
@@ -91,8 +91,9 @@ class RecordSink:
             refused = refused or state != DECRYPT_ONLY
         if refused:
             # The whole group commit rolls back; the audit writer then retries each request
-            # alone, so only the ones sealed under a destroyed key fail (closed, 503).
-            raise KeyDestroyed(
+            # alone, so only the ones sealed under a destroyed key fail, as stale: their
+            # callers seal them again under a fresh key (governance/predict/service.py).
+            raise StaleWrite(
                 "a record's data key was destroyed by an erasure before the record was "
                 "stored; the record was refused"
             )

@@ -12,6 +12,14 @@ even if the keys were mixed up::
     blind_index = HMAC-SHA256(blind_index_key, "warden.blind-index/1" ‖ 0x00 ‖ utf8(subject_id))
     digest      = HMAC-SHA256(digest_key,      "warden.digest/1" ‖ 0x00 ‖ data)
 
+Subjects are scoped (:func:`subject_index`): the same subject id sent by two client principals
+is two subjects, unless an officer put both clients in one shared namespace. The scope is
+length-prefixed, so no (scope, id) pair encodes like another, and the domain differs from the
+unscoped index that records made before scoping (migration 0010) still carry::
+
+    subject_index = HMAC-SHA256(blind_index_key, "warden.blind-index/2" ‖ 0x00 ‖
+                                u16be(len(utf8(scope))) ‖ utf8(scope) ‖ utf8(subject_id))
+
 Subject ids are compared byte for byte after UTF-8 encoding: callers that accept ids in
 several spellings (case, Unicode normalisation) must canonicalise them first.
 
@@ -29,11 +37,12 @@ import functools
 import hashlib
 import hmac
 
-__all__ = ["MIN_KEY_BYTES", "blind_index", "digest"]
+__all__ = ["MIN_KEY_BYTES", "blind_index", "digest", "subject_index"]
 
 MIN_KEY_BYTES = 32
 _BLIND_INDEX_PREFIX = b"warden.blind-index/1\x00"
 _DIGEST_PREFIX = b"warden.digest/1\x00"
+_SCOPED_PREFIX = b"warden.blind-index/2\x00"
 
 
 def blind_index(key: bytes, subject_id: str) -> str:
@@ -63,6 +72,41 @@ def blind_index(key: bytes, subject_id: str) -> str:
     if encoded is None:
         raise ValueError("subject_id is not valid Unicode text (lone surrogate)")
     return _mac(bytes(key), _BLIND_INDEX_PREFIX, encoded)
+
+
+def subject_index(key: bytes, scope: str, subject_id: str) -> str:
+    """The blind index of a data subject within a scope (a client's, or a shared namespace).
+
+    Args:
+        key: the blind-index key, at least 32 bytes.
+        scope: the scope's label (``client:<principal>`` or ``shared:<namespace>``).
+        subject_id: the subject's id, as the client sent it.
+
+    Returns:
+        64 lowercase hex characters, never equal to an unscoped :func:`blind_index`.
+
+    Raises:
+        ValueError: as :func:`blind_index`; or the scope is empty or longer than 1,024 bytes.
+        TypeError: ``scope`` or ``subject_id`` is not a str.
+    """
+    _check_key(key)
+    encoded = _text(subject_id, "subject_id")
+    label = _text(scope, "scope")
+    if len(label) > 1024:
+        raise ValueError("scope is longer than 1024 bytes")
+    return _mac(bytes(key), _SCOPED_PREFIX, len(label).to_bytes(2, "big") + label + encoded)
+
+
+def _text(value: str, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        pass  # raised below: the original error would quote the value
+    raise ValueError(f"{name} is not valid Unicode text (lone surrogate)")
 
 
 def digest(key: bytes, data: bytes) -> str:

@@ -7,7 +7,6 @@ import typer
 from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
-from governance.vault.blind_index import blind_index
 from governance.vault.errors import KeyLifecycleError
 from governance.vault.keys import data_keys
 from governance.vault.providers import LocalKeyFileProvider, ServiceKeyProvider, load_provider
@@ -51,13 +50,18 @@ def kek() -> None:
 @app.command("rotate-deks")
 def rotate_deks(
     reason: str = typer.Option(..., help="Why (audited)."),
-    subject_id: str = typer.Option(None, help="Only this subject's keys."),
+    subject_id: str = typer.Option(
+        None, help="Only this subject id's keys (in every client's scope)."
+    ),
 ) -> None:
     """Rotate data keys now: new records get new keys; old ones stay readable."""
     with errors_as_exit():
-        ref = None if subject_id is None else blind_index(_keys().blind_index_key(), subject_id)
+        blind_key = _keys().blind_index_key()
         with transaction() as session:
-            count = data_keys.rotate(session, cli_context(), subject_ref=ref, reason=reason)
+            refs = None
+            if subject_id is not None:
+                refs = data_keys.subject_refs(session, blind_key, subject_id).values()
+            count = data_keys.rotate(session, cli_context(), subject_refs=refs, reason=reason)
     console.print(f"rotated {count} data keys")
 
 

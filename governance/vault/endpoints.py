@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
 from governance.db.base import DbBigInt
+from governance.errors import BadRequest
 from governance.runtime import Runtime
-from governance.vault.blind_index import blind_index
 from governance.vault.keys import data_keys
 from governance.vault.models import DEK_STATES
 from governance.vault.rotation import rotate_kek
@@ -72,16 +72,21 @@ def list_rotations(
         ]
 
 
-@router.post("/deks/rotate", responses=responses(422))
+@router.post("/deks/rotate", responses=responses(400, 422))
 def rotate_data_keys(
     body: DekRotateRequest, runtime: RuntimeDep, caller: CanRotateKeys
 ) -> DekRotateOut:
-    """Rotate data keys now (all, or one subject's): new records get new keys."""
-    ref = None
-    if body.subject_id is not None:
-        ref = blind_index(runtime.keys.blind_index_key(), body.subject_id)
+    """Rotate data keys now (all, or one subject id's in every client's scope): new records
+    get new keys."""
     with transaction(runtime) as session:
-        count = data_keys.rotate(session, caller.ctx, subject_ref=ref, reason=body.reason)
+        refs = None
+        if body.subject_id is not None:
+            blind_key = runtime.keys.blind_index_key()
+            try:
+                refs = data_keys.subject_refs(session, blind_key, body.subject_id).values()
+            except (TypeError, ValueError):
+                raise BadRequest("a subject id must be non-empty Unicode text") from None
+        count = data_keys.rotate(session, caller.ctx, subject_refs=refs, reason=body.reason)
     return DekRotateOut(rotated=count)
 
 

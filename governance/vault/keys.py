@@ -21,14 +21,17 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
+from governance.db import state
 from governance.db.base import utcnow
 from governance.db.direct import DirectStatement
+from governance.vault.blind_index import blind_index, subject_index
 from governance.vault.envelope import new_dek, rewrap, unwrap_dek, wrap_dek
 from governance.vault.errors import KeyDestroyed
 from governance.vault.models import ACTIVE, DECRYPT_ONLY, DESTROYED, DataKey, KeyRotation
 from governance.vault.providers import KeyProvider, WrappedKey
 
 __all__ = [
+    "UNSCOPED",
     "DataKeyService",
     "data_keys",
     "new_dek_id",
@@ -42,6 +45,9 @@ def new_dek_id() -> str:
 
 
 _KEYS = cast(Table, DataKey.__table__)
+
+UNSCOPED = "unscoped"
+"""The scope label of keys made before subjects were scoped per client (migration 0010)."""
 
 
 @functools.cache
@@ -100,6 +106,7 @@ class DataKeyService:
         subject_ref: str,
         created_by: str,
         dek_id: str | None = None,
+        scope: str | None = None,
     ) -> tuple[DataKey, bytes]:
         """Create a new active DEK for a subject, wrapped by the current KEK.
 
@@ -110,6 +117,8 @@ class DataKeyService:
             created_by: who (or what) asked for it.
             dek_id: the new key's id, when the caller needs it first (an audit entry);
                 :func:`new_dek_id` by default.
+            scope: the scope the subject reference was computed in
+                (:func:`~governance.vault.blind_index.subject_index`).
 
         Returns:
             The new row (flushed) and the unwrapped key.
@@ -126,6 +135,7 @@ class DataKeyService:
         row = DataKey(
             id=dek_id,
             subject_ref=subject_ref,
+            scope=scope,
             version=(newest or 0) + 1,
             state=ACTIVE,
             kek_id=wrapped.kek_id,
@@ -138,13 +148,47 @@ class DataKeyService:
         session.flush()
         return row, dek
 
-    def active(self, session: Session, subject_ref: str) -> DataKey | None:
-        """The subject's newest active DEK, or None."""
-        return session.scalar(
+    def active(self, session: Session, subject_ref: str, *, fresh: bool = False) -> DataKey | None:
+        """The subject's active DEK (at most one: migration 0010), or None.
+
+        Args:
+            fresh: overwrite a row this session loaded earlier with the database's values
+                (a re-read under a lock, after another process may have used the key).
+        """
+        query = (
             select(DataKey)
             .where(DataKey.subject_ref == subject_ref, DataKey.state == ACTIVE)
             .order_by(DataKey.version.desc())
             .limit(1)
+        )
+        if fresh:
+            query = query.execution_options(populate_existing=True)
+        return session.scalar(query)
+
+    def subject_refs(self, session: Session, blind_key: bytes, subject_id: str) -> dict[str, str]:
+        """A subject id's reference in every scope that holds data keys, and unscoped.
+
+        Returns:
+            ``{scope: subject_ref}``; the unscoped reference (keys made before migration
+            0010) under :data:`UNSCOPED`.
+
+        Raises:
+            ValueError, TypeError: the subject id is empty or not text.
+        """
+        refs = {UNSCOPED: blind_index(blind_key, subject_id)}
+        scopes = session.scalars(select(DataKey.scope).where(DataKey.scope.is_not(None)).distinct())
+        for scope in scopes:
+            refs[str(scope)] = subject_index(blind_key, str(scope), subject_id)
+        return refs
+
+    def live_refs(self, session: Session, subject_refs: Collection[str]) -> set[str]:
+        """Which of these subject references still have a key that is not destroyed."""
+        return set(
+            session.scalars(
+                select(DataKey.subject_ref)
+                .where(DataKey.subject_ref.in_(list(subject_refs)), DataKey.state != DESTROYED)
+                .distinct()
+            )
         )
 
     def get(self, session: Session, dek_id: str) -> DataKey | None:
@@ -186,6 +230,18 @@ class DataKeyService:
         )
         return {dek_id: state for dek_id, state in rows}
 
+    def still_active(self, session: Session, dek_ids: Sequence[str]) -> set[str]:
+        """Which of these DEKs are active now (a cache's check after erasures or rotations)."""
+        found: set[str] = set()
+        for start in range(0, len(dek_ids), 500):
+            chunk = list(dek_ids[start : start + 500])
+            found.update(
+                session.scalars(
+                    select(DataKey.id).where(DataKey.id.in_(chunk), DataKey.state == ACTIVE)
+                )
+            )
+        return found
+
     def add_uses(self, connection: Connection, counts: Mapping[str, int]) -> None:
         """Count records sealed under DEKs (one statement for a whole group commit)."""
         if not counts:
@@ -209,7 +265,13 @@ class DataKeyService:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def rotate(
-        self, session: Session, ctx: Context, *, subject_ref: str | None = None, reason: str
+        self,
+        session: Session,
+        ctx: Context,
+        *,
+        subject_ref: str | None = None,
+        reason: str,
+        subject_refs: Collection[str] | None = None,
     ) -> int:
         """Rotate on demand: every active DEK (or one subject's) becomes decrypt-only.
 
@@ -221,6 +283,8 @@ class DataKeyService:
             ctx: who rotates, for the audit entry.
             subject_ref: limit the rotation to one subject's keys.
             reason: why (stored and audited).
+            subject_refs: limit it to these subject references (one subject id's, in every
+                scope: :meth:`subject_refs`).
 
         Returns:
             How many keys were rotated.
@@ -232,11 +296,17 @@ class DataKeyService:
             .values(state=DECRYPT_ONLY, rotated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+        refs = None if subject_refs is None else sorted(subject_refs)
         if subject_ref is not None:
-            query = query.where(DataKey.subject_ref == subject_ref)
+            refs = [subject_ref, *(refs or [])]
+        if refs is not None:
+            query = query.where(DataKey.subject_ref.in_(refs))
         count = int(session.execute(query).rowcount)  # type: ignore[attr-defined]
+        state.bump(session, state.DATA_KEYS)  # other processes drop the rotated keys they hold
         self._log_rotation(session, ctx, kind="dek", reason=reason, count=count)
-        resource = {"keys": "dek"} if subject_ref is None else {"subject_ref": subject_ref}
+        resource: dict[str, object] = {"keys": "dek"}
+        if refs is not None:
+            resource = {"subject_ref": refs[0]} if len(refs) == 1 else {"subject_refs": refs}
         audit_log.append(
             session,
             [
@@ -251,7 +321,14 @@ class DataKeyService:
         return count
 
     def destroy_subject(self, session: Session, *, subject_ref: str, by: str) -> list[DataKey]:
-        """Destroy every remaining DEK of a subject (crypto-shredding).
+        """Destroy every remaining DEK of a subject (crypto-shredding); see
+        :meth:`destroy_subjects`."""
+        return self.destroy_subjects(session, subject_refs=[subject_ref], by=by)
+
+    def destroy_subjects(
+        self, session: Session, *, subject_refs: Collection[str], by: str
+    ) -> list[DataKey]:
+        """Destroy every remaining DEK of some subject references (crypto-shredding).
 
         The wrapped copies are overwritten with NULL; on SQLite, ``secure_delete`` makes the
         database zero the freed bytes instead of leaving them in free pages.
@@ -265,7 +342,7 @@ class DataKeyService:
         rows = list(
             session.scalars(
                 select(DataKey)
-                .where(DataKey.subject_ref == subject_ref, DataKey.state != DESTROYED)
+                .where(DataKey.subject_ref.in_(list(subject_refs)), DataKey.state != DESTROYED)
                 .order_by(DataKey.version)
                 .with_for_update()
             )
@@ -273,6 +350,8 @@ class DataKeyService:
         if not rows:
             return []
         now = utcnow()
+        # Other processes drop these keys from their caches as soon as this commits.
+        state.bump(session, state.DATA_KEYS)
         session.execute(
             update(DataKey)
             .where(DataKey.id.in_([r.id for r in rows]), DataKey.state != DESTROYED)

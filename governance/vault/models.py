@@ -1,13 +1,13 @@
 """ORM rows of the vault: wrapped data keys (DEKs) and the history of key rotations.
 
-The tables are created by migration 0003 only.
+The tables are created by migration 0003 only; 0010 allows one active key per subject.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from governance.db.base import Base, utcnow
@@ -23,12 +23,25 @@ class DataKey(Base):
 
     ``active`` keys seal new records, ``decrypt_only`` keys (rotated) only open old ones, and
     ``destroyed`` keys have no wrapped copy left: their records are unreadable for good.
+    A subject has at most one ``active`` key: replicas racing its first use converge on one.
     """
 
     __tablename__ = "data_keys"
+    __table_args__ = (
+        Index(
+            "uq_data_keys_one_active",
+            "subject_ref",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     subject_ref: Mapped[str] = mapped_column(String(64), index=True)
+    # Whose subject ids the key's subject is one of: "client:<principal>" or
+    # "shared:<namespace>" (migration 0010); NULL for keys made before subjects were scoped.
+    scope: Mapped[str | None] = mapped_column(String(80))
     version: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16), index=True)
     kek_id: Mapped[str | None] = mapped_column(String(32), index=True)
