@@ -58,6 +58,23 @@ class Settings(BaseSettings):
     # Where the group-commit writer of audit entries and records runs: a process of its own
     # (the server's event loop then shares its GIL with nothing but inference), or a thread.
     audit_writer: Literal["process", "thread"] = "process"
+    # A request whose audit entry is not durable within this long is refused (503), and the
+    # journal then refuses at once until a trial write succeeds: a frozen database costs the
+    # first requests this deadline, never a hang (governance/journal/guard.py).
+    audit_write_deadline_ms: float = Field(default=2000.0, gt=0)
+    # PostgreSQL: libpq's connect timeout, so an unreachable server is an error, not a hang.
+    db_connect_timeout_seconds: int = Field(default=2, ge=1)
+    # Server-side limit on one statement of the service's requests (0: none); jobs that run
+    # longer set their own with SET LOCAL statement_timeout.
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # TCP keepalives: a peer that vanished (host down, cable cut) is found in
+    # idle + interval * count seconds instead of the kernel's two hours.
+    db_keepalives_idle_seconds: int = Field(default=10, ge=1)
+    db_keepalives_interval_seconds: int = Field(default=5, ge=1)
+    db_keepalives_count: int = Field(default=3, ge=1)
+    # The readiness probe's deadline for `SELECT 1`, and how often the server probes.
+    db_probe_deadline_ms: float = Field(default=1000.0, gt=0)
+    db_probe_interval_seconds: float = Field(default=0.5, gt=0)
     checkpoint_every_entries: int = Field(default=1000, gt=0)
     checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     state_poll_seconds: float = Field(default=0.25, gt=0)

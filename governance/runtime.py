@@ -22,11 +22,14 @@ from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.writer import AuditWriter
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker, state
+from governance.db.engine import ConnectionLimits
+from governance.db.health import DatabaseMonitor
 from governance.db.notify import ChangeListener
 from governance.errors import ConfigurationError, ServiceUnavailable
 from governance.identity.cache import AuthCache
 from governance.jobs import HeavyJobs
 from governance.journal import Journal
+from governance.journal.guard import GuardedJournal
 from governance.journal.local import LocalJournal
 from governance.journal.remote import ProcessJournal
 from governance.policy.engine import PolicyEngine
@@ -56,11 +59,20 @@ def open_key_provider(settings: Settings) -> ServiceKeyProvider:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.resolved_database_url)
+        # Timeouts and keepalives: a frozen or unreachable database is a 503, not a hang.
+        limits = ConnectionLimits.from_settings(settings)
+        self.engine = make_engine(settings.resolved_database_url, limits=limits)
         self.sessions = make_sessionmaker(self.engine)
         # Read-only work (the change poller, API key lookups, readiness) never takes SQLite's
         # write lock; see make_engine.
-        self.read_engine = make_engine(settings.resolved_database_url, pool_size=4, read_only=True)
+        self.read_engine = make_engine(
+            settings.resolved_database_url, pool_size=4, read_only=True, limits=limits
+        )
+        self.database = DatabaseMonitor(
+            make_engine(settings.resolved_database_url, pool_size=1, read_only=True, limits=limits),
+            deadline=settings.db_probe_deadline_ms / 1000.0,
+            interval=settings.db_probe_interval_seconds,
+        )
         self.read_sessions = make_sessionmaker(self.read_engine)
         self.keys = open_key_provider(settings)
         self.digest_key = self.keys.digest_key()
@@ -86,7 +98,11 @@ class Runtime:
         self.checkpointer: Checkpointer | None = None
         self.records = RecordStore(self)
         self.recorder: Recorder = self.records
-        self.audit: Journal = self._journal(settings)
+        self.audit = GuardedJournal(
+            self._journal(settings),
+            deadline=settings.audit_write_deadline_ms / 1000.0,
+            database=self.database.problem,
+        )
         self._counters: dict[str, int] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()  # set: poll now (a notification, or stopping)
@@ -136,6 +152,7 @@ class Runtime:
             self._load_policy(session)
             self._load_models(session)
         self.audit.start()
+        self.database.start()
         self._poller = threading.Thread(target=self._poll, name="state-poller", daemon=True)
         self._poller.start()
         if self._listener is not None:
@@ -148,6 +165,7 @@ class Runtime:
             self._listener.close()
         if self._poller is not None:
             self._poller.join(timeout=5)
+        self.database.close()
         self.audit.close()
         if self.checkpointer is not None:
             try:
@@ -232,7 +250,15 @@ class Runtime:
     # -- hot-path helpers ------------------------------------------------------------------
 
     def check_ready(self) -> dict[str, object]:
-        """Readiness: database reachable, policy loaded, serving models loaded."""
+        """Readiness: database reachable, audit path working, policy and serving models loaded.
+
+        Blocking (a query); /readyz runs it under a deadline (governance/api/health.py).
+        """
+        # What requests are refused for: the probe's verdict, a dead writer, a failed or late
+        # audit write (which starts a probe through the journal).
+        problem = self.audit.problem(probe=True)
+        if problem is not None:
+            raise ServiceUnavailable(problem)
         try:
             with self.read_sessions() as session:
                 session.execute(text("SELECT 1"))
@@ -246,6 +272,7 @@ class Runtime:
             raise ServiceUnavailable(f"serving models not loaded: {', '.join(missing)}")
         return {
             "database": "ok",
+            "audit": "ok",
             "policy_version": self.policy.version,
             "models": sorted(self.host.serving()),
         }

@@ -12,6 +12,7 @@ lacks an ``Authorize`` dependency (health, readiness and the OpenAPI document ar
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,10 +84,16 @@ async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
     hashed = token_hash(token.strip())
     ident = runtime.auth_cache.get(hashed)
     if ident is None:
+        if (down := runtime.database.problem()) is not None:
+            raise ServiceUnavailable(down)  # at once, not after a lookup that would hang
         try:
-            # One lookup for every request that wants this key now (see AuthCache).
-            ident = await runtime.auth_cache.get_or_fetch(
-                hashed, lambda: run_in_threadpool(_lookup, runtime, hashed)
+            # One lookup for every request that wants this key now (see AuthCache); a frozen
+            # database answers nobody, so this request waits at most the audit deadline.
+            ident = await asyncio.wait_for(
+                runtime.auth_cache.get_or_fetch(
+                    hashed, lambda: run_in_threadpool(_lookup, runtime, hashed)
+                ),
+                runtime.audit.deadline,
             )
         except WardenError:
             raise

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 
 from governance.api.problems import problem_schema
+from governance.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -20,6 +21,24 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: problem_schema()})
 async def readyz(request: Request) -> dict[str, Any]:
-    """Readiness: database reachable, policy loaded, every serving model loaded."""
-    detail = await run_in_threadpool(request.app.state.runtime.check_ready)
+    """Readiness: database answering, audit path working, policy and serving models loaded."""
+    runtime = request.app.state.runtime
+    # Known down (the probe's verdict, a dead writer, a late or failed audit write): at once.
+    problem = runtime.audit.problem(probe=True)
+    if problem is not None:
+        raise ServiceUnavailable(problem)
+    deadline = runtime.settings.db_probe_deadline_ms / 1000.0
+    # One check at a time, shared by every caller: a check stuck in a frozen database holds one
+    # thread, not one per poll, and each caller waits at most the deadline for it.
+    state = request.app.state
+    check: asyncio.Future[dict[str, object]] | None = getattr(state, "ready_check", None)
+    if check is None or check.done():
+        check = asyncio.get_running_loop().run_in_executor(None, runtime.check_ready)
+        state.ready_check = check
+    try:
+        detail = await asyncio.wait_for(asyncio.shield(check), deadline)
+    except TimeoutError:
+        raise ServiceUnavailable(
+            f"the database did not answer within {deadline * 1000:.0f} ms"
+        ) from None
     return {"status": "ready", **detail}

@@ -189,17 +189,14 @@ class GovernedRequestMiddleware:
         self, send: Send, status: int, title: str, detail: str, request_id: str
     ) -> None:
         body = _problem_bytes(status, title, detail, request_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        if status == 503:  # the audit log is down: the journal probes it about every second
+            headers.append((b"retry-after", b"1"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _audit(self, scope: Scope, state: dict[str, Any], status: int) -> bool:

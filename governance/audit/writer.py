@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from governance.audit import log as audit_log
 from governance.audit import merkle
@@ -69,6 +70,7 @@ class AuditUnavailable(AuditError):
     status_code = 503
     title = "Audit log unavailable"
     type_slug = "audit-unavailable"
+    retry_after = 1  # seconds (the Retry-After header): the journal probes about this often
 
 
 class StaleWrite(AuditUnavailable):
@@ -93,6 +95,10 @@ class _Item:
     future: Future[list[int]] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[list[int]] | None = None
+
+    def abandoned(self) -> bool:
+        waiter = self.waiter if self.waiter is not None else self.future
+        return waiter is not None and waiter.cancelled()
 
     def waiter_of(self) -> Waiter:
         if self.loop is not None and self.waiter is not None:
@@ -219,6 +225,11 @@ class AuditWriter:
             self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
             self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        """Whether the writer thread takes appends."""
+        return not self._closed and self._thread is not None and self._thread.is_alive()
+
     def close(self) -> None:
         """Stop accepting work, finish what is queued, and stop the thread."""
         if self._closed:
@@ -262,7 +273,12 @@ class AuditWriter:
         self, events: Sequence[AuditEvent], write: WriteFn | None = None, timeout: float = 30.0
     ) -> list[int]:
         """Blocking form of :meth:`submit` for threads (sync routes, the CLI)."""
-        return self.submit(events, write).result(timeout=timeout)
+        future = self.submit(events, write)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            future.cancel()  # not written yet: never will be (see _run)
+            raise
 
     def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
         batch, stop = [first], False
@@ -288,6 +304,11 @@ class AuditWriter:
                 break
             assert isinstance(first, _Item)
             batch, stop = self._collect(first)
+            # An append whose caller gave up (its deadline passed) before it was written is
+            # dropped: its request was refused, so its entry must not appear as answered.
+            batch = [item for item in batch if not item.abandoned()]
+            if not batch:
+                continue
             outcomes, size = self.write([(item.events, item.write) for item in batch])
             self._resolve(list(zip(batch, outcomes, strict=True)))
             # After the answers: a checkpoint never delays the requests it follows.
@@ -326,6 +347,12 @@ class AuditWriter:
     def _commit_or_retry(self, batch: Sequence[Pending]) -> list[tuple[list[Outcome], int | None]]:
         try:
             return [self._commit(batch)]
+        except (OperationalError, InterfaceError) as exc:
+            # The database, not an item: down, timed out, full or locked. Retrying each item
+            # alone would wait out a connect timeout per item while their requests wait.
+            logger.error("audit group commit failed: %s", type(exc.orig or exc).__name__)
+            down = AuditUnavailable("the database did not take the audit write")
+            return [([down] * len(batch), None)]
         except Exception:
             logger.warning("audit group commit failed; retrying %d items alone", len(batch))
         done: list[tuple[list[Outcome], int | None]] = []

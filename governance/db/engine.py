@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -29,7 +30,51 @@ def _sqlite_begin_deferred(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
-def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> Engine:
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """How long a PostgreSQL connection may take to open, run a statement, or stay silent.
+
+    A frozen or unreachable server must be an error the caller can answer 503 with, never a
+    request that hangs (the server process's settings fill these; see governance/config.py).
+    """
+
+    connect_timeout_s: int = 2
+    statement_timeout_ms: int = 0  # 0: none (the CLI's long jobs); the server sets its own
+    keepalives_idle_s: int = 10
+    keepalives_interval_s: int = 5
+    keepalives_count: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ConnectionLimits:
+        return cls(
+            connect_timeout_s=settings.db_connect_timeout_seconds,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            keepalives_idle_s=settings.db_keepalives_idle_seconds,
+            keepalives_interval_s=settings.db_keepalives_interval_seconds,
+            keepalives_count=settings.db_keepalives_count,
+        )
+
+    def connect_args(self) -> dict[str, Any]:
+        """libpq connection parameters (psycopg passes them through)."""
+        args: dict[str, Any] = {
+            "connect_timeout": self.connect_timeout_s,
+            "keepalives": 1,
+            "keepalives_idle": self.keepalives_idle_s,
+            "keepalives_interval": self.keepalives_interval_s,
+            "keepalives_count": self.keepalives_count,
+        }
+        if self.statement_timeout_ms:
+            args["options"] = f"-c statement_timeout={self.statement_timeout_ms}"
+        return args
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    read_only: bool = False,
+    limits: ConnectionLimits | None = None,
+) -> Engine:
     """Create an engine configured for Warden.
 
     Args:
@@ -38,6 +83,7 @@ def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> En
         read_only: for sessions that only read. On SQLite their transactions start deferred,
             so they never hold the write lock (a reader that held it while waiting for the GIL
             would stall every group commit behind it).
+        limits: PostgreSQL timeouts and keepalives (default: :class:`ConnectionLimits`()).
 
     Returns:
         The engine.
@@ -56,8 +102,15 @@ def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> En
             engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin_immediate
         )
         return engine
+    limits = limits or ConnectionLimits()
     return create_engine(
-        url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, pool_timeout=10
+        url,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_pre_ping=True,
+        # A pool emptied by stuck connections answers as soon as a connect would have failed.
+        pool_timeout=limits.connect_timeout_s,
+        connect_args=limits.connect_args(),
     )
 
 

@@ -46,3 +46,7 @@ class Journal(Protocol):
     def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
         """Blocking :meth:`append` of events alone, for threads."""
         ...
+
+    def problem(self) -> str | None:
+        """Why the writer cannot take appends now (not running), or None."""
+        ...

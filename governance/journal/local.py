@@ -46,3 +46,6 @@ class LocalJournal:
 
     def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
         return self.writer.append_sync(events, timeout=timeout)
+
+    def problem(self) -> str | None:
+        return None if self.writer.running else "the audit writer thread is not running"

@@ -228,7 +228,13 @@ class ProcessJournal:
         outbox.append((ident, events, record))
         if len(outbox) >= _FLUSH_AT:
             self._flush()
-        return await waiter
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Given up (its deadline passed): if still in the outbox it is never sent.
+            with self._lock:
+                self._pending.pop(ident, None)
+            raise
 
     def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
         future: Future[list[int]] = Future()
@@ -238,7 +244,17 @@ class ProcessJournal:
         with self._lock:
             self._pending[ident] = future
         self._send([(ident, events, None)])
-        return future.result(timeout=timeout)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:  # concurrent.futures' is the builtin since Python 3.11
+            with self._lock:
+                self._pending.pop(ident, None)
+            raise
+
+    def problem(self) -> str | None:
+        if self._closed:
+            return "the audit log is not accepting writes"
+        return None if self._sock is not None else _down().message
 
     def _flush(self) -> None:
         items, self._outbox = self._outbox, []
