@@ -39,6 +39,14 @@ class PolicyConflict(Conflict):
     title = "Policy change refused"
 
 
+class PermissionsWidened(PolicyConflict):
+    """A change that would widen the effective permissions of whoever makes or approves it;
+    the response names the subject and the permissions it would gain."""
+
+    type_slug = "widens-own-permissions"
+    title = "Change widens its author's or approver's permissions"
+
+
 class PolicyTestsFailed(PolicyConflict):
     """The candidate policy breaks stored policy tests; the response lists every failing case."""
 

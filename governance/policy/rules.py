@@ -8,8 +8,8 @@ A policy is a set of rules, each one of:
 
 Values are checked before Casbin ever sees them. Casbin's CSV-based storage splits on commas and
 lines, so a comma, newline or control character in a value could forge extra rules; they are
-refused here, as are unknown roles and actions, role cycles and chains deeper than Casbin's
-role-manager limit.
+refused here, as are unknown roles and actions, role cycles and chains longer than Casbin's
+role manager follows (a rule at the top of such a chain would be silently ignored).
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ import yaml
 
 from governance.policy.errors import InvalidPolicy
 
-# Casbin's default RoleManager stops following g links after this many hops.
-MAX_ROLE_DEPTH = 10
+# Links Casbin's default role manager follows, for g and g2 alike: the enforcer builds
+# RoleManager(10), whose level counter counts the start itself, so a tenth link is never
+# reached (tests/policy/test_chain_depth.py probes the engine at this boundary).
+ENGINE_LINKS = 9
+# The longest role or resource-group chain a policy may hold: one the engine follows in full,
+# so that no rule at the top of a chain, an explicit deny included, is silently ignored.
+MAX_ROLE_DEPTH = ENGINE_LINKS
 # A policy value: a name of at most VALUE_MAX characters from VALUE_CHARS, starting with a
 # letter or digit (the OpenAPI document's rule schema is built from the same two).
 VALUE_CHARS = "A-Za-z0-9._:@/-"
@@ -128,41 +133,60 @@ def check_graph(rules: Iterable[Rule]) -> None:
     """Refuse cycles and over-deep chains in the role graph and the resource-group graph.
 
     Raises:
-        InvalidPolicy: naming the cycle or the over-long chain.
+        InvalidPolicy: naming the cycle, or the over-long chain by its two ends.
     """
+    rules = list(rules)
     for ptype in ("g", "g2"):
-        edges: dict[str, set[str]] = {}
+        edges: dict[str, list[str]] = {}
         for rule in rules:
             if rule.ptype == ptype:
-                edges.setdefault(rule.values[0], set()).add(rule.values[1])
-        depth: dict[str, int] = {}
-        visiting: set[str] = set()
-
-        def walk(
-            node: str,
-            _edges: dict[str, set[str]] = edges,
-            _kind: str = ptype,
-            _depth: dict[str, int] = depth,
-            _visiting: set[str] = visiting,
-        ) -> int:
-            if node in _depth:
-                return _depth[node]
-            if node in _visiting:
-                raise InvalidPolicy(f"the {_kind} graph has a cycle through {node!r}")
-            _visiting.add(node)
-            best = 0
-            for parent in _edges.get(node, ()):
-                best = max(best, 1 + walk(parent))
-            _visiting.discard(node)
-            _depth[node] = best
-            return best
-
-        for node in list(edges):
-            if walk(node) > MAX_ROLE_DEPTH:
+                edges.setdefault(rule.values[0], []).append(rule.values[1])
+        depth, top = _longest_chains(ptype, edges)
+        if edges:
+            # The longest chain is named (by its first node in name order among equals).
+            node = min(edges, key=lambda n: (-depth[n], n))
+            if depth[node] > MAX_ROLE_DEPTH:
                 raise InvalidPolicy(
-                    f"the {ptype} chain from {node!r} is deeper than Casbin's limit "
-                    f"of {MAX_ROLE_DEPTH}"
+                    f"the {ptype} chain from {node!r} up to {top[node]!r} has {depth[node]} "
+                    f"links, deeper than Casbin's limit of {MAX_ROLE_DEPTH}: the engine would "
+                    "ignore the rules at its top"
                 )
+
+
+def _longest_chains(
+    kind: str, edges: dict[str, list[str]]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Each node's longest chain upwards: its length in links and the node at its top.
+
+    Iterative (a change may hold thousands of links: recursion would overflow before the
+    depth check could refuse them).
+
+    Raises:
+        InvalidPolicy: the graph has a cycle.
+    """
+    depth: dict[str, int] = {}
+    top: dict[str, str] = {}
+    for start in sorted(edges):
+        if start in depth:
+            continue
+        visiting = {start}
+        stack = [(start, iter(sorted(edges[start])))]
+        while stack:
+            node, parents = stack[-1]
+            parent = next(parents, None)
+            if parent is None:
+                stack.pop()
+                visiting.discard(node)
+                depth[node], top[node] = 0, node
+                for up in edges.get(node, ()):
+                    if depth[up] + 1 > depth[node]:
+                        depth[node], top[node] = depth[up] + 1, top[up]
+            elif parent in visiting:
+                raise InvalidPolicy(f"the {kind} graph has a cycle through {parent!r}")
+            elif parent not in depth:
+                visiting.add(parent)
+                stack.append((parent, iter(sorted(edges.get(parent, ())))))
+    return depth, top
 
 
 def canonical(rules: Iterable[Rule]) -> str:

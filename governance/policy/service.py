@@ -1,7 +1,8 @@
 """Policy versions: seeding, reading, applying changes and rollbacks (each a new version).
 
 Every write follows the same path: take the policy write lock, plan the new rule set against
-the current version, refuse self-grants, run the stored policy tests on a compiled candidate,
+the current version, refuse a change that widens its author's or approver's own effective
+permissions (governance/policy/powers.py), run the stored policy tests on a compiled candidate,
 and only then insert the version, bump the change counter and append the audit event, all in
 the caller's transaction. A refusal at any step raises before anything is written.
 """
@@ -23,12 +24,14 @@ from governance.context import Context
 from governance.db import state
 from governance.policy.errors import (
     InvalidPolicy,
+    PermissionsWidened,
     PolicyConflict,
     PolicyFileError,
     PolicyNotFound,
     PolicyUnavailable,
 )
 from governance.policy.models import PolicyVersion
+from governance.policy.powers import first_widened
 from governance.policy.rules import (
     Rule,
     Vocabulary,
@@ -77,7 +80,9 @@ def self_grants(
 ) -> list[Rule]:
     """What a change would grant to any of ``names``: roles, or allow rules naming them.
 
-    A direct ``p, <me>, ..., allow`` is a self-grant as surely as a role is, so both count.
+    A direct ``p, <me>, ..., allow`` is a self-grant as surely as a role is, so both count, even
+    when it adds nothing today: a right held by one's own name outlives the role it copies, so
+    revoking that role would no longer take it away.
     """
     who = {n for n in names if n}
     return sorted(
@@ -323,13 +328,32 @@ class PolicyService:
     ) -> int:
         """Self-grant refusal and policy tests for a planned rule set (nothing is written).
 
+        Args:
+            names: who makes, proposes or approves the change (principal names; ``None`` is
+                skipped). None of them may come out of it with a permission they lacked, by
+                whatever path: a role, a role's rule, a group, a deny removed.
+
         Returns:
             How many policy tests ran.
 
         Raises:
-            PolicyConflict: a role granted to one of ``names``.
+            PermissionsWidened: the change widens the effective permissions of one of
+                ``names`` (naming them and the first permission gained).
+            PolicyConflict: a role or allow rule granted to one of ``names`` by name.
             PolicyTestsFailed: failing policy tests.
         """
+        names = list(names)
+        widened = first_widened(names, before, after)
+        if widened:
+            name, gained = widened
+            obj, act = gained[0]
+            more = f" (and {len(gained) - 1} more)" if len(gained) > 1 else ""
+            raise PermissionsWidened(
+                "nobody can grant rights to themselves: the change would widen the permissions "
+                f"of {name!r}, who makes or approves it: {obj} {act}{more}",
+                # Bounded: a change to a large policy can open thousands of pairs.
+                extra={"subject": name, "gained": [list(g) for g in gained[:100]]},
+            )
         granted = self_grants(names, before, after)
         if granted:
             raise PolicyConflict(
