@@ -30,13 +30,14 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from governance.bootstrap import create_keys, seed
+from governance.bootstrap import appoint_first_officer, create_keys, seed
 from governance.config import Settings
 from governance.db import make_engine
 from governance.db.migrate import upgrade
 from governance.serverproc import ServerProcess
 
-GRANT = ["p", "ann", "api:principals", "read", "allow"]
+# Outside the governance surface, so one officer's change applies at once.
+GRANT = ["p", "ann", "api:datasets", "read", "allow"]
 TARGET_MS = 1000.0
 
 
@@ -66,26 +67,25 @@ def _drop_pg(database_url: str, admin_url: str) -> None:
     engine.dispose()
 
 
-def _principal(client: httpx.Client, admin: dict[str, str], name: str, role: str | None) -> str:
-    r = client.post("/v1/principals", json={"name": name}, headers=admin)
-    r.raise_for_status()
-    if role:
-        r = client.post(
-            "/v1/roles/grant",
-            headers=admin,
-            json={"principal": name, "role": role, "reason": "bench setup"},
-        )
-        r.raise_for_status()
-    r = client.post("/v1/keys", json={"principal": name}, headers=admin)
+def _enrol(client: httpx.Client, code: str) -> str:
+    r = client.post("/v1/enrol", json={"code": code})
     r.raise_for_status()
     return str(r.json()["token"])
 
 
+def _person(client: httpx.Client, admin: dict[str, str], name: str) -> str:
+    """A person with no role, enrolled by the admin (they redeem their own code)."""
+    client.post("/v1/principals", json={"name": name}, headers=admin).raise_for_status()
+    r = client.post(f"/v1/principals/{name}/enrolment", headers=admin)
+    r.raise_for_status()
+    return _enrol(client, r.json()["code"])
+
+
 def _until(client: httpx.Client, headers: dict[str, str], status: int, limit_s: float) -> float:
-    """Seconds until ``GET /v1/principals`` answers ``status`` (polling every 2 ms)."""
+    """Seconds until ``GET /v1/datasets`` answers ``status`` (polling every 2 ms)."""
     start = time.perf_counter()
     while True:
-        if client.get("/v1/principals", headers=headers).status_code == status:
+        if client.get("/v1/datasets", headers=headers).status_code == status:
             return time.perf_counter() - start
         if time.perf_counter() - start > limit_s:
             raise RuntimeError(f"process B did not enforce the change within {limit_s} s")
@@ -104,6 +104,7 @@ def run(rounds: int, workdir: Path) -> dict[str, object]:
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     _, admin_token = seed(engine, settings)
+    officer_code = appoint_first_officer(engine, settings, "olivia")
     engine.dispose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env.update(
@@ -123,16 +124,14 @@ def run(rounds: int, workdir: Path) -> dict[str, object]:
             httpx.Client(base_url=servers[0].url, timeout=30) as a,
             httpx.Client(base_url=servers[1].url, timeout=30) as b,
         ):
-            officer = {
-                "Authorization": f"Bearer {_principal(a, admin, 'olivia', 'compliance_officer')}"
-            }
-            ann = {"Authorization": f"Bearer {_principal(a, admin, 'ann', None)}"}
+            officer = {"Authorization": f"Bearer {_enrol(a, officer_code)}"}
+            ann = {"Authorization": f"Bearer {_person(a, admin, 'ann')}"}
             _until(b, ann, 403, 10)
             delays_ms: list[float] = []
             for i in range(rounds):
                 grant = i % 2 == 0
                 for _ in range(3):  # B holds the old decision in its cache
-                    b.get("/v1/principals", headers=ann)
+                    b.get("/v1/datasets", headers=ann)
                 body = {"add": [GRANT]} if grant else {"remove": [GRANT]}
                 r = a.post(
                     "/v1/policy/changes",

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic_settings import SettingsConfigDict
 
-from governance.bootstrap import initialize
+from governance.bootstrap import InitResult, initialize
 from governance.config import REPO_ROOT, Settings
 from governance.serverproc import ServerProcess
 
@@ -45,14 +46,27 @@ class DemoResult:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
+class _DemoSettings(Settings):
+    """Settings from arguments alone: an environment prefix that nothing sets."""
+
+    model_config = SettingsConfigDict(env_prefix="WARDEN_DEMO_IGNORES_", extra="ignore")
+
+
 class _Api:
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=600)
 
     def call(
-        self, method: str, path: str, token: str, *, expect: int | tuple[int, ...] = 200, **kw: Any
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        expect: int | tuple[int, ...] = 200,
+        **kw: Any,
     ) -> httpx.Response:
-        r = self.http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        r = self.http.request(method, path, headers=headers, **kw)
         wanted = (expect,) if isinstance(expect, int) else expect
         if r.status_code not in wanted:
             raise DemoError(
@@ -96,9 +110,12 @@ def run_demo(
     if root.exists():
         shutil.rmtree(root)
     reports_dir = (reports_dir or REPO_ROOT / "audit_reports").resolve()
+    # The demo is self-contained: it ignores every WARDEN_* setting, in its own process and
+    # in the server it starts, so that init and the server can never disagree on a path.
+    ignored = sorted(k for k in os.environ if k.startswith("WARDEN_"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env.update(WARDEN_DATA_DIR=str(root), WARDEN_REPORTS_DIR=str(reports_dir))
-    settings = Settings(data_dir=root, reports_dir=reports_dir)
+    settings: Settings = _DemoSettings(data_dir=root, reports_dir=reports_dir)
     result = DemoResult(data_dir=root)
 
     def step(title: str, detail: str) -> None:
@@ -106,7 +123,9 @@ def run_demo(
         say(f"  ✓ {title}: {detail}")
 
     say(f"Warden demo in {root}")
-    init = initialize(settings)
+    if ignored:
+        say(f"  (ignoring {', '.join(ignored)}: the demo runs on its own SQLite and key file)")
+    init = initialize(settings, officer_name="olivia")
     step(
         "init",
         f"SQLite {settings.resolved_database_url}, key file 0600, admin key issued, "
@@ -117,7 +136,8 @@ def run_demo(
     except RuntimeError as exc:
         raise DemoError(str(exc)) from None
     try:
-        _story(_Api(server.url), init.admin_token, settings, epochs, step, result)
+        assert init.officer_code is not None
+        _story(_Api(server.url), init, settings, epochs, step, result)
     finally:
         if keep:
             pid = server.proc.pid if server.proc else "?"
@@ -129,36 +149,62 @@ def run_demo(
 
 def _story(
     api: _Api,
-    admin: str,
+    init: InitResult,
     settings: Settings,
     epochs: int,
     step: Callable[[str, str], None],
     result: DemoResult,
 ) -> None:
-    tokens: dict[str, str] = {}
+    admin = init.admin_token
+    # The first compliance officer was appointed by `warden init`; she redeems her own code.
+    tokens = {
+        "olivia": api.call(
+            "POST", "/v1/enrol", None, json={"code": init.officer_code}, expect=201
+        ).json()["token"]
+    }
     people = {
-        "olivia": ("user", ["compliance_officer"]),
         "eli": ("user", ["ml_engineer"]),
         "ada": ("user", ["auditor"]),
         "loan-app": ("service", ["client"]),
         "marketing-app": ("service", ["client"]),
     }
+    approved = []
     for name, (kind, roles) in people.items():
         api.call("POST", "/v1/principals", admin, json={"name": name, "kind": kind}, expect=201)
         for role in roles:
-            api.call(
+            granted = api.call(
                 "POST",
                 "/v1/roles/grant",
                 admin,
                 json={"principal": name, "role": role, "reason": f"onboarding {name} as {role}"},
-            )
-        tokens[name] = api.call(
-            "POST", "/v1/keys", admin, json={"principal": name}, expect=201
-        ).json()["token"]
+                expect=(200, 202),
+            ).json()
+            if granted["status"] == "pending":
+                # The auditor role reads the whole audit log: an officer approves the grant.
+                api.call(
+                    "POST",
+                    f"/v1/policy/proposals/{granted['proposal']}/approve",
+                    tokens["olivia"],
+                    json={"reason": f"{name} is on the audit team's roster"},
+                    expect=201,
+                )
+                approved.append(f"{name} as {role}")
+        if kind == "service":
+            tokens[name] = api.call(
+                "POST", "/v1/keys", admin, json={"principal": name}, expect=201
+            ).json()["token"]
+        else:
+            code = api.call("POST", f"/v1/principals/{name}/enrolment", admin, expect=201).json()[
+                "code"
+            ]
+            tokens[name] = api.call(
+                "POST", "/v1/enrol", None, json={"code": code}, expect=201
+            ).json()["token"]
     step(
-        "keys",
-        "compliance officer olivia, ML engineer eli, auditor ada, client services "
-        "loan-app and marketing-app; each key shown once, stored as a hash",
+        "people",
+        "compliance officer olivia (appointed by init), ML engineer eli and auditor ada enrol "
+        "with one-time codes and obtain their own keys; the admin issues keys to the client "
+        f"services loan-app and marketing-app; olivia approved {', '.join(approved)}",
     )
 
     run = api.call(

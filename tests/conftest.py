@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,10 +20,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from governance.bootstrap import create_keys, seed
+from governance.bootstrap import appoint_first_officer, create_keys, seed
 from governance.config import Settings
-from governance.db import make_engine
+from governance.context import cli_context
+from governance.db import make_engine, make_sessionmaker
 from governance.db.migrate import upgrade
+from governance.identity.enrolment import enrolments
 from governance.serverproc import ServerProcess
 
 POSTGRES_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
@@ -129,6 +132,18 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
     return cfg
 
 
+class AdminToken(str):
+    """The first admin's API key, carrying the settings of its deployment, so that a factory
+    can act as the local operator (appoint the first officer, enrol people) where it must."""
+
+    settings: Settings
+
+    def __new__(cls, token: str, settings: Settings) -> AdminToken:
+        made = super().__new__(cls, token)
+        made.settings = settings
+        return made
+
+
 @pytest.fixture
 def admin_token(settings: Settings) -> str:
     """Policy v1 seeded and the first admin created; returns the admin's API key."""
@@ -137,7 +152,7 @@ def admin_token(settings: Settings) -> str:
         _, token = seed(engine, settings)
     finally:
         engine.dispose()
-    return token
+    return AdminToken(token, settings)
 
 
 @pytest.fixture
@@ -156,12 +171,22 @@ def auth(token: str) -> dict[str, str]:
 
 
 class WardenFactory:
-    """Creates principals with roles through the real API and returns their keys."""
+    """Creates principals with roles through the real API and returns their keys.
+
+    People enrol (the local operator creates their enrolment, they redeem it over the API);
+    services get keys from the admin. A role grant that needs a second person is approved by a
+    compliance officer the local operator appointed first ("officer-fixture"), as in a fresh
+    deployment.
+    """
+
+    BOOTSTRAP_OFFICER = "officer-fixture"
 
     def __init__(self, client: Any, admin_token: str) -> None:
         self.client = client
         self.admin = admin_token
+        self.settings: Settings | None = getattr(admin_token, "settings", None)
         self.officer: str | None = None
+        self.second_officer: str | None = None
 
     def principal(self, name: str, *roles: str, kind: str = "user") -> str:
         r = self.client.post(
@@ -169,15 +194,82 @@ class WardenFactory:
         )
         assert r.status_code == 201, r.text
         for role in roles:
+            self.grant(name, role)
+        if kind == "service":
+            r = self.client.post("/v1/keys", json={"principal": name}, headers=auth(self.admin))
+            assert r.status_code == 201, r.text
+            return str(r.json()["token"])
+        return self.enrol(name)
+
+    def grant(self, name: str, role: str, reason: str = "test setup") -> None:
+        """Grant a role as the admin; a grant pending a second person is approved by the
+        bootstrap officer."""
+        r = self.client.post(
+            "/v1/roles/grant",
+            json={"principal": name, "role": role, "reason": reason},
+            headers=auth(self.admin),
+        )
+        assert r.status_code in (200, 202), r.text
+        if r.status_code == 202:
+            proposal = r.json()["proposal"]
             r = self.client.post(
-                "/v1/roles/grant",
-                json={"principal": name, "role": role, "reason": "test setup"},
-                headers=auth(self.admin),
+                f"/v1/policy/proposals/{proposal}/approve",
+                json={"reason": "test setup"},
+                headers=auth(self.officer_token()),
             )
-            assert r.status_code == 200, r.text
-        r = self.client.post("/v1/keys", json={"principal": name}, headers=auth(self.admin))
+            assert r.status_code == 201, r.text
+
+    def enrol(self, name: str) -> str:
+        """The person's own key: an enrolment by the local operator (or the admin, when the
+        factory has no database), redeemed over the API."""
+        if self.settings is None:
+            r = self.client.post(f"/v1/principals/{name}/enrolment", headers=auth(self.admin))
+            assert r.status_code == 201, r.text
+            code = r.json()["code"]
+        else:
+            code = self._local(
+                lambda session: enrolments.create(
+                    session, cli_context("test-operator"), principal=name
+                )[1]
+            )
+        r = self.client.post("/v1/enrol", json={"code": code})
         assert r.status_code == 201, r.text
         return str(r.json()["token"])
+
+    def _local(self, work: Callable[[Any], str]) -> str:
+        assert self.settings is not None
+        engine = make_engine(self.settings.resolved_database_url)
+        try:
+            with make_sessionmaker(engine).begin() as session:
+                return work(session)
+        finally:
+            engine.dispose()
+
+    def officer_token(self) -> str:
+        """The key of the first compliance officer, appointed by the local operator."""
+        if self.officer is None:
+            assert self.settings is not None, "appointing an officer needs the admin's settings"
+            engine = make_engine(self.settings.resolved_database_url)
+            try:
+                code = appoint_first_officer(engine, self.settings, self.BOOTSTRAP_OFFICER)
+            finally:
+                engine.dispose()
+            r = self.client.post("/v1/enrol", json={"code": code})
+            assert r.status_code == 201, r.text
+            self.officer = str(r.json()["token"])
+            self._await_policy(self.officer)
+        return self.officer
+
+    def _await_policy(self, token: str) -> None:
+        """Wait (bounded) until the server enforces a policy change written by the local
+        operator: a live server follows the database by polling."""
+        deadline = time.monotonic() + 10
+        while True:
+            r = self.client.get("/v1/policy", headers=auth(token))
+            if r.status_code == 200 or time.monotonic() > deadline:
+                assert r.status_code == 200, r.text
+                return
+            time.sleep(0.02)
 
     def policy_change(
         self, add: list[list[str]], remove: list[list[str]] | None = None, reason: str = "test"
@@ -188,13 +280,16 @@ class WardenFactory:
             json={"add": add, "remove": remove or [], "reason": reason},
             headers=auth(self.officer),
         )
+        if r.status_code == 202:  # widens power over governance: a second officer approves
+            if self.second_officer is None:
+                self.second_officer = self.principal("officer-second", "compliance_officer")
+            r = self.client.post(
+                f"/v1/policy/proposals/{r.json()['id']}/approve",
+                json={"reason": "test setup"},
+                headers=auth(self.second_officer),
+            )
         assert r.status_code == 201, r.text
         return dict(r.json())
-
-    def officer_token(self) -> str:
-        if self.officer is None:
-            self.officer = self.principal("officer-fixture", "compliance_officer")
-        return self.officer
 
     def override_gate(self, model: str, version: str) -> None:
         """A compliance officer approves a version that has no passing fairness audit (the

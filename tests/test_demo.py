@@ -12,15 +12,22 @@ from governance.demo import run_demo
 pytestmark = pytest.mark.slow
 
 
-def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Settings a user may have exported are ignored, and said to be: init and the demo's server
+    # once disagreed on where the key file was.
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("WARDEN_DATABASE_URL", f"sqlite:///{elsewhere / 'other.db'}")
+    monkeypatch.setenv("WARDEN_KEY_FILE", str(elsewhere / "other-keys.json"))
     lines: list[str] = []
     result = run_demo(
         root=tmp_path / "demo", reports_dir=tmp_path / "reports", epochs=2, say=lines.append
     )
+    assert not elsewhere.exists()
+    assert any("ignoring WARDEN_DATABASE_URL, WARDEN_KEY_FILE" in line for line in lines)
     titles = [s.title for s in result.steps]
     assert titles == [
         "init",
-        "keys",
+        "people",
         "DP training",
         "bias audit",
         "gate",

@@ -41,12 +41,17 @@ for _name, _module in CLI_DOMAINS.items():
 
 
 @app.command()
-def init(admin: str = typer.Option("admin", help="Name of the first admin principal.")) -> None:
+def init(
+    admin: str = typer.Option("admin", help="Name of the first admin principal."),
+    officer: str = typer.Option(
+        None, help="Also appoint this person the first compliance officer (prints their code)."
+    ),
+) -> None:
     """Create keys, run migrations, write policy v1, and print the first admin key once."""
     from governance.bootstrap import initialize
 
     with errors_as_exit():
-        result = initialize(settings(), admin_name=admin)
+        result = initialize(settings(), admin_name=admin, officer_name=officer)
     console.print(f"database      {result.database_url}")
     console.print(f"key file      {result.key_file} (0600)")
     console.print(f"signing key   {result.signing_key_file} (0600)")
@@ -63,6 +68,12 @@ def serve(
 ) -> None:
     """Run the API server (uvicorn, one process)."""
     import uvicorn
+    if result.officer_code is not None:
+        console.print(
+            f"[bold]enrolment code of the first compliance officer {result.officer_name} "
+            "(shown once; give it to them only, they redeem it with POST /v1/enrol):[/bold]"
+        )
+        typer.echo(result.officer_code)
 
     from governance.api.app import create_app
     from governance.logs import configure_logging

@@ -21,7 +21,7 @@ def issue(
         None, min=1, max=36_500, help="Expire the key after this many days."
     ),
 ) -> None:
-    """Issue a key and print it once."""
+    """Issue a service's key and print it once (people enrol: `warden principals enrol`)."""
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     with errors_as_exit(), transaction() as session:
         key, token = identity.issue_key(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import typer
 
 from governance.cli.common import console, errors_as_exit, transaction
 from governance.context import cli_context
+from governance.identity.enrolment import MAX_TTL, enrolments
 from governance.identity.service import identity
 
 app = typer.Typer(help="Principals: users and services.", no_args_is_help=True)
@@ -34,3 +37,24 @@ def disable(name: str) -> None:
     with errors_as_exit(), transaction() as session:
         identity.set_disabled(session, cli_context(), name=name, disabled=True)
     console.print(f"disabled {name}")
+
+
+@app.command("enrol")
+def enrol(
+    name: str,
+    expires_in_hours: int = typer.Option(
+        24, min=1, max=MAX_TTL.days * 24, help="How long the code can be redeemed."
+    ),
+) -> None:
+    """Print a one-time enrolment code for a person, who redeems it for their own key."""
+    with errors_as_exit(), transaction() as session:
+        row, code = enrolments.create(
+            session, cli_context(), principal=name, ttl=timedelta(hours=expires_in_hours)
+        )
+        expires = row.expires_at
+    console.print(
+        f"enrolment code for {name}, valid until {expires:%Y-%m-%d %H:%M} UTC (shown once; give "
+        "it to the person only, who redeems it with POST /v1/enrol):",
+        highlight=False,
+    )
+    typer.echo(code)

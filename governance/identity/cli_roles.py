@@ -1,4 +1,8 @@
-"""``warden roles grant|revoke``: role membership is policy, so each is a policy version."""
+"""``warden roles grant|revoke``: role membership is policy, so each is a policy version.
+
+The local operator may appoint the first admin or compliance officer of a deployment; any other
+grant that widens power over governance becomes a proposal for a compliance officer.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ import typer
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
-from governance.identity.service import identity
-from governance.policy.rules import role_subject
-from governance.policy.service import default_policy, policy
+from governance.identity.duties import change_role
+from governance.policy.models import PolicyVersion
+from governance.policy.service import default_policy
 
 app = typer.Typer(
     help="Grant and revoke roles (each change is a new policy version).", no_args_is_help=True
@@ -18,14 +22,23 @@ app = typer.Typer(
 def _change(principal: str, role: str, reason: str, grant: bool) -> str:
     cfg = settings()
     vocab, _ = default_policy(cfg.policies_dir)
-    rule = ["g", principal, role_subject(role)]
-    add, remove = ([rule], []) if grant else ([], [rule])
     with errors_as_exit(), transaction(cfg) as session:
-        identity.get(session, principal)
-        row = policy.apply(
-            session, cli_context(), add=add, remove=remove, reason=reason, vocab=vocab
+        row = change_role(
+            session,
+            cli_context(),
+            principal=principal,
+            role=role,
+            reason=reason,
+            grant=grant,
+            vocab=vocab,
+            local_operator=True,
         )
-        return f"policy version {row.version}"
+        if isinstance(row, PolicyVersion):
+            return f"policy version {row.version}"
+        return (
+            f"proposal {row.id} is pending: a compliance officer must approve it "
+            f"(`warden policy proposals approve {row.id}`)"
+        )
 
 
 @app.command("grant")

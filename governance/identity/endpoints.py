@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.middleware import source_of
 from governance.api.problems import responses
+from governance.context import Context
+from governance.identity.duties import change_role
+from governance.identity.enrolment import enrolments
 from governance.identity.schemas import (
+    EnrolmentCreate,
+    EnrolmentIssued,
+    EnrolmentRedeem,
     KeyIssue,
     KeyIssued,
     KeyOut,
     PrincipalCreate,
     PrincipalOut,
     RoleChange,
+    RoleChangeOut,
 )
 from governance.identity.service import identity
-from governance.policy.rules import role_subject
-from governance.policy.service import default_policy, policy
+from governance.policy.models import PolicyVersion
+from governance.policy.service import default_policy
 from governance.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["identity"])
@@ -63,6 +72,28 @@ def disable_principal(name: str, runtime: RuntimeDep, caller: CanWritePrincipals
     return out
 
 
+@router.post("/principals/{name}/enrolment", status_code=201, responses=responses(404, 409, 422))
+def create_enrolment(
+    name: str, runtime: RuntimeDep, caller: CanWritePrincipals, body: EnrolmentCreate | None = None
+) -> EnrolmentIssued:
+    """A one-time code the person redeems for their own key (a person enrols once)."""
+    ttl = timedelta(minutes=(body or EnrolmentCreate()).expires_in_minutes)
+    with transaction(runtime) as session:
+        row, code = enrolments.create(session, caller.ctx, principal=name, ttl=ttl)
+        return EnrolmentIssued(principal=name, expires_at=row.expires_at, code=code)
+
+
+@router.post("/enrol", status_code=201, responses=responses(422))
+def redeem_enrolment(body: EnrolmentRedeem, request: Request, runtime: RuntimeDep) -> KeyIssued:
+    """Redeem an enrolment code for your own API key (no key needed; the code is the proof)."""
+    ctx = Context(source=source_of(request.scope), request_id=request.state.request_id)
+    with transaction(runtime) as session:
+        key, person, token = enrolments.redeem(session, ctx, code=body.code)
+        return KeyIssued(
+            key_id=key.key_id, principal=person.name, expires_at=key.expires_at, token=token
+        )
+
+
 @router.get("/keys", responses=responses())
 def list_keys(runtime: RuntimeDep, caller: CanReadKeys) -> list[KeyOut]:
     """List API keys (ids and dates only; tokens are never stored)."""
@@ -79,9 +110,12 @@ def list_keys(runtime: RuntimeDep, caller: CanReadKeys) -> list[KeyOut]:
         ]
 
 
-@router.post("/keys", status_code=201, responses=responses(404, 422))
+@router.post("/keys", status_code=201, responses=responses(403, 404, 422))
 def issue_key(body: KeyIssue, runtime: RuntimeDep, caller: CanIssueKeys) -> KeyIssued:
-    """Issue an API key; the token is in this response and nowhere else."""
+    """Issue an API key for a service; the token is in this response and nowhere else.
+
+    People obtain their own key by enrolment; a key for a person is refused (403).
+    """
     with transaction(runtime) as session:
         key, token = identity.issue_key(
             session, caller.ctx, principal=body.principal, expires_at=body.expires_at
@@ -91,7 +125,7 @@ def issue_key(body: KeyIssue, runtime: RuntimeDep, caller: CanIssueKeys) -> KeyI
         )
 
 
-@router.post("/keys/{key_id}/revoke", responses=responses(404))
+@router.post("/keys/{key_id}/revoke", responses=responses(404, 409))
 def revoke_key(key_id: str, runtime: RuntimeDep, caller: CanRevokeKeys) -> KeyOut:
     """Revoke an API key: refused from the next request on."""
     with transaction(runtime) as session:
@@ -108,41 +142,46 @@ def revoke_key(key_id: str, runtime: RuntimeDep, caller: CanRevokeKeys) -> KeyOu
 
 
 def _role_change(
-    runtime: Runtime, caller: Caller, body: RoleChange, grant: bool
-) -> dict[str, object]:
+    runtime: Runtime, caller: Caller, body: RoleChange, grant: bool, response: Response
+) -> RoleChangeOut:
     vocab, _ = default_policy(runtime.settings.policies_dir)
-    rule = ["g", body.principal, role_subject(body.role)]
-    add, remove = ([rule], []) if grant else ([], [rule])
     with transaction(runtime) as session:
-        identity.get(session, body.principal)
-        # Role grants are the admins' duty and apply at once (audited, never to oneself, and
-        # checked against the policy tests). The second-approval setting governs compliance
-        # officers' policy changes: applying it here too would leave a fresh deployment
-        # unable to appoint its first two officers.
-        row = policy.apply(
-            session, caller.ctx, add=add, remove=remove, reason=body.reason, vocab=vocab
+        # Role grants are the admins' duty and apply at once, except those that widen power
+        # over identity, keys, roles, policy or the audit log: a compliance officer approves
+        # those (a proposal), whatever WARDEN_REQUIRE_SECOND_APPROVAL says.
+        row = change_role(
+            session,
+            caller.ctx,
+            principal=body.principal,
+            role=body.role,
+            reason=body.reason,
+            grant=grant,
+            vocab=vocab,
         )
-        version = row.version
-    runtime.refresh()
-    return {
-        "policy_version": version,
-        "principal": body.principal,
-        "role": body.role,
-        "granted": grant,
-    }
+        out = RoleChangeOut(
+            principal=body.principal, role=body.role, granted=grant, status="applied"
+        )
+        if isinstance(row, PolicyVersion):
+            out.policy_version = row.version
+        else:
+            out.status, out.proposal = "pending", row.id
+            response.status_code = 202
+    if out.status == "applied":
+        runtime.refresh()
+    return out
 
 
 @router.post("/roles/grant", responses=responses(404, 409, 422))
 async def grant_role(
-    body: RoleChange, runtime: RuntimeDep, caller: CanGrantRoles
-) -> dict[str, object]:
-    """Grant a role (a new policy version; nobody can grant a role to themselves)."""
-    return await run_in_threadpool(_role_change, runtime, caller, body, True)
+    body: RoleChange, response: Response, runtime: RuntimeDep, caller: CanGrantRoles
+) -> RoleChangeOut:
+    """Grant a role: applied at once (200), or pending a compliance officer's approval (202)."""
+    return await run_in_threadpool(_role_change, runtime, caller, body, True, response)
 
 
 @router.post("/roles/revoke", responses=responses(404, 409, 422))
 async def revoke_role(
-    body: RoleChange, runtime: RuntimeDep, caller: CanGrantRoles
-) -> dict[str, object]:
+    body: RoleChange, response: Response, runtime: RuntimeDep, caller: CanGrantRoles
+) -> RoleChangeOut:
     """Revoke a role (a new policy version)."""
-    return await run_in_threadpool(_role_change, runtime, caller, body, False)
+    return await run_in_threadpool(_role_change, runtime, caller, body, False, response)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governance.errors import Conflict, NotFound, Unauthenticated, Unprocessable
+from governance.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
 
 
 class AuthenticationFailed(Unauthenticated):
@@ -24,3 +24,28 @@ class PrincipalExists(Conflict):
 
 class InvalidIdentity(Unprocessable):
     type_slug = "invalid-identity"
+
+
+class PersonalCredential(Forbidden):
+    """A key for a person asked for by someone else: people obtain their own by enrolment."""
+
+    type_slug = "personal-credential"
+
+
+class EnrolmentRefused(Conflict):
+    type_slug = "enrolment-refused"
+
+
+class InvalidEnrolmentCode(Unauthenticated):
+    """Malformed, unknown, used or expired: deliberately one message for all."""
+
+    type_slug = "invalid-enrolment-code"
+
+    def __init__(self) -> None:
+        super().__init__("the enrolment code is not valid (unknown, already used or expired)")
+
+
+class LastAdmin(Conflict):
+    """The change would leave no admin able to sign in."""
+
+    type_slug = "last-admin"

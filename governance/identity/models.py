@@ -1,4 +1,4 @@
-"""Principals and their API keys."""
+"""Principals, their API keys and their enrolments."""
 
 from __future__ import annotations
 
@@ -39,3 +39,22 @@ class ApiKey(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(64))
 
     principal: Mapped[Principal] = relationship(back_populates="keys", lazy="raise")
+
+
+class Enrolment(Base):
+    """A one-time code a person redeems for their own first key (only its hash is stored).
+
+    A person enrols once: whoever creates the enrolment never sees the key it yields.
+    """
+
+    __tablename__ = "enrolments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_by_principal_id: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column()
+    redeemed_at: Mapped[datetime | None] = mapped_column()
+    key_id: Mapped[str | None] = mapped_column(String(32))

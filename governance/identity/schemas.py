@@ -50,3 +50,40 @@ class RoleChange(BaseModel):
     principal: str = Field(min_length=1, max_length=64)
     role: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class EnrolmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expires_in_minutes: int = Field(
+        default=24 * 60,
+        ge=1,
+        le=7 * 24 * 60,
+        strict=True,
+        description="How long the code can be redeemed (default 24 h, at most 7 days).",
+    )
+
+
+class EnrolmentIssued(BaseModel):
+    principal: str
+    expires_at: datetime
+    code: str = Field(
+        description="The one-time enrolment code. Give it to the person only: whoever redeems "
+        "it receives the person's key. Shown once: Warden stores only its hash."
+    )
+
+
+class EnrolmentRedeem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=128)
+
+
+class RoleChangeOut(BaseModel):
+    principal: str
+    role: str
+    granted: bool
+    status: Literal["applied", "pending"] = Field(
+        description="applied: a new policy version; pending: a compliance officer other than "
+        "the caller must approve the proposal (POST /v1/policy/proposals/{id}/approve)."
+    )
+    policy_version: int | None = None
+    proposal: int | None = None

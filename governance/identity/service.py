@@ -15,11 +15,16 @@ from governance.db import state
 from governance.db.base import utcnow
 from governance.identity.errors import (
     InvalidIdentity,
+    LastAdmin,
+    PersonalCredential,
     PrincipalExists,
     PrincipalNotFound,
 )
 from governance.identity.models import ApiKey, Principal
 from governance.identity.tokens import new_token, token_hash
+from governance.policy.holders import holders
+from governance.policy.rules import load_rules, role_subject
+from governance.policy.service import policy
 
 # \Z, not $: "$" also matches before a trailing newline ("bob\n" would pass as a new name).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
@@ -72,6 +77,8 @@ class IdentityService:
         self, session: Session, ctx: Context, *, name: str, disabled: bool
     ) -> Principal:
         principal = self.get(session, name)
+        if disabled and not principal.disabled:
+            self._keep_an_admin(session, losing_principal=principal.id)
         principal.disabled = disabled
         state.bump(session, state.IDENTITY)
         audit_log.append(
@@ -87,16 +94,39 @@ class IdentityService:
         return principal
 
     def issue_key(
-        self, session: Session, ctx: Context, *, principal: str, expires_at: datetime | None = None
+        self,
+        session: Session,
+        ctx: Context,
+        *,
+        principal: str,
+        expires_at: datetime | None = None,
+        personal: bool = False,
     ) -> tuple[ApiKey, str]:
         """Issue a key. The token is returned once and never stored.
 
+        Args:
+            personal: the person is obtaining their own key (enrolment, or the local operator
+                running ``warden init`` for the first admin). Otherwise only services' keys are
+                issued: a key for a person handed over by someone else would let that someone
+                act as them.
+
         Returns:
             ``(key row, token)``.
+
+        Raises:
+            PrincipalNotFound: no such principal.
+            InvalidIdentity: disabled, or an expiry in the past.
+            PersonalCredential: a person's key asked for by someone else.
         """
         owner = self.get(session, principal)
         if owner.disabled:
             raise InvalidIdentity(f"principal {principal!r} is disabled")
+        # A person may add a key of their own; nobody may issue one for another person.
+        if owner.kind == "user" and not personal and ctx.actor.principal_id != owner.id:
+            raise PersonalCredential(
+                f"{principal!r} is a person: people obtain their own key by enrolment "
+                f"(POST /v1/principals/{principal}/enrolment, then POST /v1/enrol)"
+            )
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidIdentity("expires_at must be in the future")
         key_id, token = new_token()
@@ -133,11 +163,50 @@ class IdentityService:
         if key is None:
             raise PrincipalNotFound(f"API key {key_id!r} does not exist")
         if key.revoked_at is None:
+            self._keep_an_admin(session, losing_key=key.id)
             key.revoked_at = utcnow()
             key.revoked_by = ctx.name
             state.bump(session, state.IDENTITY)
         audit_log.append(session, [ctx.event("key.revoke", "revoke", resource={"key_id": key_id})])
         return key
+
+    def _keep_an_admin(
+        self,
+        session: Session,
+        *,
+        losing_key: int | None = None,
+        losing_principal: int | None = None,
+    ) -> None:
+        """Refuse to revoke or disable the last live key of any admin (a locked-out deployment).
+
+        Raises:
+            LastAdmin: no other enabled admin would keep a live key.
+        """
+        admins = holders(load_rules(policy.current(session).rules), role_subject("admin"))
+        if not admins:
+            return
+        now = utcnow()
+        live = session.execute(
+            select(ApiKey.id, ApiKey.principal_id, ApiKey.expires_at)
+            .join(Principal)
+            .where(
+                Principal.name.in_(sorted(admins)),
+                Principal.disabled.is_(False),
+                ApiKey.revoked_at.is_(None),
+            )
+        ).all()
+        remaining = [
+            k
+            for k in live
+            if k.id != losing_key
+            and k.principal_id != losing_principal
+            and (k.expires_at is None or k.expires_at > now)
+        ]
+        if live and not remaining:
+            raise LastAdmin(
+                "this is the last live key of any admin: revoking or disabling it would lock "
+                "every admin out; enrol another admin first"
+            )
 
     def lookup(self, session: Session, hashed: str) -> tuple[Principal, ApiKey] | None:
         """The live principal and key for a token hash, or None (unknown, revoked, expired,

@@ -14,12 +14,15 @@ import secrets
 
 PREFIX = "wdn_"
 TOKEN_RE = re.compile(r"^wdn_([0-9a-f]{8})_([A-Za-z0-9_-]{43})\Z")
+# An enrolment code has the same shape under its own prefix, so neither is taken for the other.
+ENROLMENT_PREFIX = "wen_"
+ENROLMENT_RE = re.compile(r"^wen_([0-9a-f]{8})_([A-Za-z0-9_-]{43})\Z")
 
 
-def new_token() -> tuple[str, str]:
+def new_token(prefix: str = PREFIX) -> tuple[str, str]:
     """A fresh ``(key_id, token)``."""
     key_id = secrets.token_hex(4)
-    return key_id, f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    return key_id, f"{prefix}{key_id}_{secrets.token_urlsafe(32)}"
 
 
 def token_hash(token: str) -> str:
@@ -28,3 +31,7 @@ def token_hash(token: str) -> str:
 
 def well_formed(token: str) -> bool:
     return TOKEN_RE.fullmatch(token) is not None
+
+
+def well_formed_code(code: str) -> bool:
+    return ENROLMENT_RE.fullmatch(code) is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from governance.config import Settings
 from governance.context import Context, cli_context
 from governance.db.base import DB_INT_MAX
 from governance.errors import WardenError
+from governance.identity import duties
 from governance.policy.impact import dry_run
 from governance.policy.proposals import proposal_changes, proposals
 from governance.policy.rules import Vocabulary, load_rules
@@ -212,7 +214,9 @@ def apply(
     cfg, vocab, ctx = _setup(operator)
     adds, removes = _change(add, remove, file)
     with _errors(), transaction(cfg) as session:
-        if cfg.require_second_approval:
+        if cfg.require_second_approval or policy.second_person_needed(
+            session, vocab=vocab, add=adds, remove=removes
+        ):
             proposal = proposals.propose_change(
                 session,
                 ctx,
@@ -249,7 +253,9 @@ def rollback(
     """Restore an earlier version's rules as a new version."""
     cfg, vocab, ctx = _setup(operator)
     with _errors(), transaction(cfg) as session:
-        if cfg.require_second_approval:
+        if cfg.require_second_approval or policy.second_person_needed(
+            session, vocab=vocab, to_version=to_version
+        ):
             proposal = proposals.propose_rollback(
                 session, ctx, to_version=to_version, reason=reason, vocab=vocab
             )
@@ -452,7 +458,14 @@ def proposals_approve(
     """Approve and apply a proposal (the approver must not be its author)."""
     cfg, vocab, ctx = _setup(operator)
     with _errors(), transaction(cfg) as session:
-        _, row = proposals.approve(session, ctx, proposal_id=proposal_id, vocab=vocab, note=reason)
+        _, row = duties.approve(
+            session,
+            ctx,
+            proposal_id=proposal_id,
+            vocab=vocab,
+            note=reason,
+            lifetime=timedelta(hours=cfg.proposal_lifetime_hours),
+        )
         version = row.version
     console.print(f"proposal {proposal_id} approved: policy version {version}")
 

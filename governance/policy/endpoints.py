@@ -8,6 +8,7 @@ enforces the change before it answers; the other processes follow within one pol
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
 from governance.db.base import DbBigInt, DbInt
+from governance.identity import duties
 from governance.policy.impact import dry_run
 from governance.policy.models import PolicyProposal, PolicyTestCase, PolicyVersion
 from governance.policy.proposals import proposal_changes, proposals
@@ -176,12 +178,15 @@ def apply_change(
 ) -> PolicyOut | ProposalOut:
     """Apply a change (add/remove rules) with a reason; creates a new immutable version.
 
-    Every policy test must pass on the result. When a second approval is required the change
-    becomes a pending proposal instead (202).
+    Every policy test must pass on the result. The change becomes a pending proposal instead
+    (202) when a second approval is required, and always when it widens anyone's power over
+    identity, keys, roles, policy or the audit log.
     """
     vocab = _vocab(runtime)
     with transaction(runtime) as session:
-        if runtime.settings.require_second_approval:
+        if runtime.settings.require_second_approval or policy.second_person_needed(
+            session, vocab=vocab, add=body.add, remove=body.remove
+        ):
             proposal = proposals.propose_change(
                 session,
                 caller.ctx,
@@ -213,7 +218,9 @@ def rollback(
     """Restore an earlier version's rules as a new version (kind ``rollback``)."""
     vocab = _vocab(runtime)
     with transaction(runtime) as session:
-        if runtime.settings.require_second_approval:
+        if runtime.settings.require_second_approval or policy.second_person_needed(
+            session, vocab=vocab, to_version=body.to_version
+        ):
             proposal = proposals.propose_rollback(
                 session,
                 caller.ctx,
@@ -355,11 +362,19 @@ def approve_proposal(
 ) -> PolicyOut:
     """Approve and apply a proposal; its approver must not be its author.
 
+    Also refused when the approver's roles were granted by the author, when both were enrolled
+    by the same person within the proposal's lifetime, or when the proposal has expired.
+
     It is re-validated against the current version and the policy tests are run again.
     """
     with transaction(runtime) as session:
-        _, row = proposals.approve(
-            session, caller.ctx, proposal_id=proposal_id, vocab=_vocab(runtime), note=body.reason
+        _, row = duties.approve(
+            session,
+            caller.ctx,
+            proposal_id=proposal_id,
+            vocab=_vocab(runtime),
+            note=body.reason,
+            lifetime=timedelta(hours=runtime.settings.proposal_lifetime_hours),
         )
         out = policy_out(row)
     return _applied(runtime, out)

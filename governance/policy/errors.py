@@ -80,3 +80,10 @@ class PolicyUnavailable(ServiceUnavailable):
 
     type_slug = "policy-unavailable"
     title = "Policy unavailable"
+
+
+class SecondPersonRequired(PolicyConflict):
+    """A change that widens power over the governance surface, applied without an approver."""
+
+    type_slug = "second-person-required"
+    title = "A second person must approve"

@@ -29,9 +29,10 @@ from governance.policy.errors import (
     PolicyFileError,
     PolicyNotFound,
     PolicyUnavailable,
+    SecondPersonRequired,
 )
 from governance.policy.models import PolicyVersion
-from governance.policy.powers import first_widened
+from governance.policy.powers import first_widened, governance_gains
 from governance.policy.rules import (
     Rule,
     Vocabulary,
@@ -249,11 +250,14 @@ class PolicyService:
         approved_by: str | None = None,
         kind: str = "change",
         author: str | None = None,
+        bootstrap: bool = False,
     ) -> PolicyVersion:
         """Apply a change as a new version, once every policy test passes on the result.
 
         Args:
             author: who proposed the change, when it is applied by its approver (``ctx``).
+            bootstrap: the local operator appoints the first admin or officer; the only way
+                to widen power over the governance surface without an approver.
 
         Raises:
             InvalidPolicy: malformed change or missing reason (nothing is written).
@@ -276,6 +280,7 @@ class PolicyService:
             vocab=vocab,
             approved_by=approved_by,
             author=author,
+            bootstrap=bootstrap,
         )
 
     def rollback(
@@ -375,7 +380,10 @@ class PolicyService:
         approved_by: str | None,
         author: str | None,
         details: dict[str, Any] | None = None,
+        bootstrap: bool = False,
     ) -> PolicyVersion:
+        if approved_by is None and not bootstrap:
+            self.require_no_governance_gain(before, after)
         tests_run = self.check(
             session,
             names=(ctx.actor.name, author, approved_by),
@@ -396,6 +404,39 @@ class PolicyService:
             author=author,
             details={**(details or {}), "policy_tests_run": tests_run},
         )
+
+    def second_person_needed(
+        self,
+        session: Session,
+        *,
+        vocab: Vocabulary,
+        add: Sequence[Any] = (),
+        remove: Sequence[Any] = (),
+        to_version: int | None = None,
+    ) -> list[tuple[str, str, str]]:
+        """The governance-surface permissions a change or rollback would give anyone.
+
+        A non-empty answer means the change must go to a second person as a proposal, whatever
+        ``require_second_approval`` says. Validation errors surface here as they would on apply.
+        """
+        if to_version is not None:
+            _, before, after = self.plan_rollback(session, to_version=to_version, vocab=vocab)
+        else:
+            _, before, after = self.propose(session, add=add, remove=remove, vocab=vocab)
+        return governance_gains(before, after)
+
+    @staticmethod
+    def require_no_governance_gain(before: Sequence[Rule], after: Sequence[Rule]) -> None:
+        """Raises SecondPersonRequired when the change widens power over governance."""
+        gained = governance_gains(before, after)
+        if gained:
+            subject, obj, act = gained[0]
+            more = f" (and {len(gained) - 1} more)" if len(gained) > 1 else ""
+            raise SecondPersonRequired(
+                f"the change gives {subject} {obj} {act}{more}: power over identity, keys, roles, "
+                "policy or the audit log needs a second compliance officer's approval; submit it "
+                "as a proposal"
+            )
 
     @staticmethod
     def _check_base(current: PolicyVersion, base_version: int | None) -> None:

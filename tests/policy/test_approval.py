@@ -187,6 +187,7 @@ def test_rollbacks_need_approval_too(
         json={"to_version": start[0], "reason": "undo"},
     )
     assert r.status_code == 202 and r.json()["changes"] == {"to_version": start[0]}
+    rollback_id = str(r.json()["id"])
     head = store.head()
 
     # Through the CLI: the same rule, a different operator approves.
@@ -196,11 +197,13 @@ def test_rollbacks_need_approval_too(
     listed = runner.invoke(cli, ["policy", "proposals", "list", "--json"], env=env)
     assert json.loads(listed.output)[0]["kind"] == "rollback"
     r = runner.invoke(
-        cli, ["policy", "proposals", "approve", str(r.json()["id"]), "--operator", "oscar"], env=env
+        cli, ["policy", "proposals", "approve", rollback_id, "--operator", "oscar"], env=env
     )
     assert r.exit_code == 1 and "different compliance officer" in flat(r.output)
     assert store.head() == head
-    r = runner.invoke(cli, ["policy", "proposals", "approve", "2", "--operator", "olivia"], env=env)
+    r = runner.invoke(
+        cli, ["policy", "proposals", "approve", rollback_id, "--operator", "olivia"], env=env
+    )
     assert r.exit_code == 0, r.output
     version, sha = store.head()
     assert version == head[0] + 1 and sha == start[1]

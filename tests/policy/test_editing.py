@@ -36,7 +36,8 @@ def test_show_apply_history_diff_and_rollback(
     r = app_client.get("/v1/policy", headers=officers.olivia)
     assert r.status_code == 200
     start = r.json()
-    assert start["view"]["roles"]["compliance_officer"] == ["olivia", "oscar"]
+    # The first officer, appointed by the local operator, approved the others' grants.
+    assert start["view"]["roles"]["compliance_officer"] == ["officer-fixture", "olivia", "oscar"]
     assert ["role:client", "api:records", "decrypt"] in start["view"]["denies"]
     assert ["role:auditor", "api:audit", "export"] in start["view"]["grants"]
     assert start["view"]["groups"] == {}
@@ -183,7 +184,11 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
     shown = run("show", "--json")
     assert shown.exit_code == 0, shown.output
     doc = json.loads(shown.output)
-    assert doc["version"] == start and doc["roles"]["compliance_officer"] == ["olivia", "oscar"]
+    assert doc["version"] == start and doc["roles"]["compliance_officer"] == [
+        "officer-fixture",
+        "olivia",
+        "oscar",
+    ]
     assert {"predict", "read", "export", "decrypt"} <= set(doc["actions"])
 
     r = run(
@@ -228,7 +233,7 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
 
 
 def test_audit_entries_name_the_roles_the_caller_holds_under_each_version(
-    app_client: Any, officers: Officers, store: Store
+    app_client: Any, officers: Officers, store: Store, warden: Any
 ) -> None:
     # The guard keeps one audit actor per principal and policy version: a role granted live
     # shows in the very next call's entry, and is gone from it once revoked.
@@ -239,7 +244,15 @@ def test_audit_entries_name_the_roles_the_caller_holds_under_each_version(
     assert app_client.get("/v1/policy", headers=officers.oscar).status_code == 200
     assert roles_of_last_call() == ["role:compliance_officer"]
     grant = ["g", "oscar", "role:auditor"]
-    assert change(app_client, officers.olivia, [grant]).status_code == 201
+    # The auditor role reads the audit log: a second officer (not oscar, who would gain) approves.
+    proposed = change(app_client, officers.olivia, [grant])
+    assert proposed.status_code == 202, proposed.text
+    r = app_client.post(
+        f"/v1/policy/proposals/{proposed.json()['id']}/approve",
+        json={},
+        headers=auth(warden.officer_token()),
+    )
+    assert r.status_code == 201, r.text
     assert app_client.get("/v1/policy", headers=officers.oscar).status_code == 200
     assert roles_of_last_call() == ["role:auditor", "role:compliance_officer"]
     assert change(app_client, officers.olivia, [], remove=[grant]).status_code == 201

@@ -89,7 +89,14 @@ def test_impact_of_a_rollback_and_of_invalid_changes(
         headers=officers.olivia,
         json={"add": [["g", "bob", "role:auditor"]], "reason": "bob audits now"},
     )
-    assert r.status_code == 201
+    # The auditor role reads the audit log: pending until a second officer approves.
+    assert r.status_code == 202, r.text
+    r = app_client.post(
+        f"/v1/policy/proposals/{r.json()['id']}/approve",
+        json={},
+        headers=auth(warden.officer_token()),
+    )
+    assert r.status_code == 201, r.text
     r = app_client.post(
         "/v1/policy/impact", headers=officers.olivia, json={"to_version": before_grant, "days": 1}
     )

@@ -18,7 +18,8 @@ from governance.policy.rules import load_rules
 from tests.conftest import LiveServer, WardenFactory, auth
 from tests.policy.conftest import Store
 
-GRANT = ["p", "ann", "api:principals", "read", "allow"]
+# A right outside the governance surface: a grant over it would wait for a second officer.
+GRANT = ["p", "ann", "api:datasets", "read", "allow"]
 # Test settings poll the change counters every 50 ms; a second is a generous bound.
 BOUND_S = 2.0
 
@@ -56,7 +57,7 @@ def server_pair(settings: Settings, tmp_path: Path) -> Iterator[list[LiveServer]
 def wait_for(client: httpx.Client, headers: dict[str, str], status: int) -> float:
     start = time.monotonic()
     while time.monotonic() - start < BOUND_S * 2:
-        if client.get("/v1/principals", headers=headers).status_code == status:
+        if client.get("/v1/datasets", headers=headers).status_code == status:
             return time.monotonic() - start
         time.sleep(0.005)
     raise AssertionError(f"still not {status} after {BOUND_S * 2} s")
@@ -97,14 +98,14 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
             r = a.post("/v1/policy/changes", headers=officer, json={**body, "reason": "toggle"})
             assert r.status_code == 201, r.text
             # The process that applied the change enforces it before answering.
-            r = a.get("/v1/principals", headers=ann)
+            r = a.get("/v1/datasets", headers=ann)
             assert r.status_code == (200 if grant else 403), (r.text, logs())
 
         # Propagation, both ways; B has ann's decision cached each time before the flip.
         delays = []
         for grant in (True, False, True, False):
             for _ in range(3):
-                b.get("/v1/principals", headers=ann)
+                b.get("/v1/datasets", headers=ann)
             toggle(grant)
             delays.append(wait_for(b, ann, 200 if grant else 403))
         assert max(delays) < BOUND_S, delays
@@ -118,7 +119,7 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
             with httpx.Client(base_url=url, timeout=10) as c:
                 while not stop.is_set():
                     start = time.monotonic()
-                    r = c.get("/v1/principals", headers=ann)
+                    r = c.get("/v1/datasets", headers=ann)
                     latencies.append(time.monotonic() - start)
                     if r.status_code not in (200, 403):
                         errors.append(f"{r.status_code} {r.text[:200]}")
@@ -150,7 +151,7 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
     calls = [
         e
         for e in store.entries("api.call")
-        if e["actor"]["name"] == "ann" and e["resource"].get("object") == "api:principals"
+        if e["actor"]["name"] == "ann" and e["resource"].get("object") == "api:datasets"
     ]
     during = [e for e in calls if e["policy_version"] >= first_version]
     assert len(during) > 10
@@ -181,7 +182,7 @@ def test_postgresql_notifications_beat_the_poll(
     with people(slow_poll_servers, admin_token) as (a, b, officer, ann):
         for grant in (True, False):
             for _ in range(3):  # B holds the old decision in its cache
-                b.get("/v1/principals", headers=ann)
+                b.get("/v1/datasets", headers=ann)
             body = {"add": [GRANT]} if grant else {"remove": [GRANT]}
             r = a.post("/v1/policy/changes", headers=officer, json={**body, "reason": "t"})
             assert r.status_code == 201, r.text
