@@ -225,9 +225,20 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 def source_of(scope: Scope) -> Source:
+    """Where a request came from: the TCP peer, or the client a trusted proxy forwarded for.
+
+    A forwarding header from anyone else is ignored (governance/api/forwarded.py): uvicorn's
+    own reading of it is off (``warden serve``), since it trusts 127.0.0.1 by default.
+    """
     client = scope.get("client")
+    ip = client[0] if client else None
+    if ip is not None:
+        runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+        proxies = getattr(runtime, "proxies", None)
+        if proxies:
+            ip = proxies.client(ip, scope)
     agent = (header(scope, b"user-agent") or b"").decode("latin-1")[:200] or None
-    return Source(ip=client[0] if client else None, user_agent=agent)
+    return Source(ip=ip, user_agent=agent)
 
 
 def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent:

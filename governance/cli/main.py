@@ -90,6 +90,9 @@ def serve(
         access_log=False,
         # uvicorn's records go to the handler set up above: tracebacks without messages.
         log_config=None,
+        # uvicorn would take X-Forwarded-For from 127.0.0.1 as the client's address; Warden
+        # reads it only from WARDEN_TRUSTED_PROXIES (governance/api/forwarded.py).
+        proxy_headers=False,
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from governance.context import Context
 from governance.datasets.errors import DatasetFileMissing
+from governance.datasets.models import Dataset
 from governance.datasets.tabular import LoadedDataset, TabularSplit
 from governance.fairness.errors import AuditInputError, UnknownDataset
 from governance.registry.models import ModelVersion
@@ -42,6 +43,37 @@ class SplitPredictions:
     positive_label: str
 
 
+def resolve_named_dataset(session: Session, ctx: Context, name: str) -> Dataset:
+    """A dataset's registration (bundled datasets are registered on first use).
+
+    Raises:
+        UnknownDataset: no dataset of that name.
+    """
+    from governance.datasets.service import DatasetNotRegistered, datasets
+
+    if not _NAME_RE.fullmatch(name):
+        raise UnknownDataset("dataset names are lowercase letters, digits, '.', '_' and '-'")
+    try:
+        return datasets.resolve(session, ctx, name)
+    except DatasetNotRegistered:
+        raise UnknownDataset(f"unknown dataset {name!r}") from None
+
+
+def load_resolved(row: Dataset) -> LoadedDataset:
+    """Read a registered dataset's files (no database), its hashes checked.
+
+    Raises:
+        UnknownDataset: a file is missing.
+        DatasetError: the data changed since registration (409) or does not match its schema.
+    """
+    from governance.datasets.service import datasets
+
+    try:
+        return datasets.load(row)
+    except DatasetFileMissing as exc:
+        raise UnknownDataset(f"dataset {row.name!r} has missing files: {exc}") from None
+
+
 def load_named_dataset(session: Session, ctx: Context, name: str) -> LoadedDataset:
     """A dataset from the dataset registry, its hashes checked against the registration.
 
@@ -53,18 +85,25 @@ def load_named_dataset(session: Session, ctx: Context, name: str) -> LoadedDatas
         DatasetError: the data changed since registration (409), a file is missing, or the
             data does not match its schema.
     """
-    from governance.datasets.service import DatasetNotRegistered, datasets
+    return load_resolved(resolve_named_dataset(session, ctx, name))
 
-    if not _NAME_RE.fullmatch(name):
-        raise UnknownDataset("dataset names are lowercase letters, digits, '.', '_' and '-'")
+
+def load_artifact(
+    name: str, version: str, artifact_dir: str, sha256: str, device: torch.device | None = None
+) -> LoadedModel:
+    """Load an artifact, refusing it if it differs from what was registered.
+
+    Raises:
+        AuditInputError: the artifact no longer verifies (422: nothing is audited).
+    """
     try:
-        row = datasets.resolve(session, ctx, name)
-    except DatasetNotRegistered:
-        raise UnknownDataset(f"unknown dataset {name!r}") from None
-    try:
-        return datasets.load(row)
-    except DatasetFileMissing as exc:
-        raise UnknownDataset(f"dataset {name!r} has missing files: {exc}") from None
+        return LoadedModel.load(
+            Path(artifact_dir), device or torch.device("cpu"), expected_sha256=sha256
+        )
+    except ManifestError as exc:
+        raise AuditInputError(
+            f"model {name} {version}: the artifact does not verify ({exc})"
+        ) from None
 
 
 def load_registered(row: ModelVersion, device: torch.device | None = None) -> LoadedModel:
@@ -73,16 +112,7 @@ def load_registered(row: ModelVersion, device: torch.device | None = None) -> Lo
     Raises:
         AuditInputError: the artifact no longer verifies (422: nothing is audited).
     """
-    try:
-        return LoadedModel.load(
-            Path(row.artifact_dir),
-            device or torch.device("cpu"),
-            expected_sha256=row.artifact_sha256,
-        )
-    except ManifestError as exc:
-        raise AuditInputError(
-            f"model {row.name} {row.version}: the artifact does not verify ({exc})"
-        ) from None
+    return load_artifact(row.name, row.version, row.artifact_dir, row.artifact_sha256, device)
 
 
 def positive_label(manifest: Manifest) -> str:

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import tempfile
+from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
 from governance.db.base import DbInt
 from governance.fairness.feedback import feedback
 from governance.fairness.gate import gate_status, overrides
-from governance.fairness.mitigator import mitigator
-from governance.fairness.monitoring import monitor
+from governance.fairness.mitigator import MitigationComputed, MitigationPlan, mitigator
+from governance.fairness.monitoring import MonitorPlan, compute_monitor, plan_monitor, store_monitor
+from governance.fairness.result import FairnessResult
 from governance.fairness.schemas import (
     AuditCreate,
     AuditOut,
@@ -34,7 +40,7 @@ from governance.fairness.schemas import (
     ThresholdsOut,
     ThresholdsUpdate,
 )
-from governance.fairness.service import fairness
+from governance.fairness.service import AuditPlan, fairness
 from governance.fairness.thresholds_store import thresholds_store
 from governance.registry.service import registry
 
@@ -48,23 +54,39 @@ CanOverride = Annotated[Caller, Depends(Authorize("api:models", "override"))]
 CanGiveFeedback = Annotated[Caller, Depends(Authorize("api:feedback", "feedback"))]
 
 
-@router.post("/v1/fairness/audits", status_code=201, responses=responses(404, 422))
-def create_audit(body: AuditCreate, runtime: RuntimeDep, caller: CanAudit) -> AuditOut:
+@router.post("/v1/fairness/audits", status_code=201, responses=responses(404, 409, 422, 503))
+async def create_audit(body: AuditCreate, runtime: RuntimeDep, caller: CanAudit) -> AuditOut:
     """Audit a registered model version on a dataset's evaluation split; the result is stored
     against the exact artifact (sha256) with its verdict under the current thresholds."""
-    with transaction(runtime) as session:
-        row = fairness.audit_model(
-            session,
-            caller.ctx,
-            model=body.model,
-            version=body.version,
-            dataset=body.dataset,
-            sensitive=body.sensitive,
-            bootstrap=body.bootstrap,
-            seed=body.seed,
-            policies_dir=runtime.settings.policies_dir,
-        )
-        return AuditOut.of(row)
+    policies_dir = runtime.settings.policies_dir
+
+    def plan() -> AuditPlan:
+        with transaction(runtime) as session:
+            return fairness.plan_audit(
+                session,
+                caller.ctx,
+                model=body.model,
+                version=body.version,
+                dataset=body.dataset,
+                sensitive=body.sensitive,
+                bootstrap=body.bootstrap,
+                seed=body.seed,
+                policies_dir=policies_dir,
+            )
+
+    # Checked in a short transaction, computed in the heavy-job queue with none open (so no
+    # request waits on SQLite's write lock meanwhile), stored after a re-check in another.
+    planned = await run_in_threadpool(plan)
+    computed = await runtime.jobs.run("fairness.audit", fairness.compute_audit, planned)
+
+    def store() -> AuditOut:
+        with transaction(runtime) as session:
+            row = fairness.store_audit(
+                session, caller.ctx, planned, computed, policies_dir=policies_dir
+            )
+            return AuditOut.of(row)
+
+    return await run_in_threadpool(store)
 
 
 @router.get("/v1/fairness/audits", responses=responses())
@@ -163,54 +185,87 @@ def list_overrides(
         return [OverrideOut.of(r) for r in rows]
 
 
-@router.post("/v1/fairness/mitigations", status_code=201, responses=responses(404, 409, 422))
-def create_mitigation(
+@router.post("/v1/fairness/mitigations", status_code=201, responses=responses(404, 409, 422, 503))
+async def create_mitigation(
     body: MitigationCreate, runtime: RuntimeDep, caller: CanMitigate
 ) -> MitigationOut:
     """Fit ThresholdOptimizer post-processing on the training split and register the result
     as a new model version; returns the before/after trade-off and its plot."""
-    with transaction(runtime) as session:
-        out = mitigator.mitigate(
-            session,
-            caller.ctx,
-            model=body.model,
-            version=body.version,
-            dataset=body.dataset,
-            sensitive=body.sensitive,
-            constraints=body.constraints,
-            new_version=body.new_version,
-            models_dir=runtime.settings.resolved_models_dir,
-            policies_dir=runtime.settings.policies_dir,
-        )
-        return MitigationOut(
-            model=out.version.name,
-            base_version=out.base.version,
-            version=out.version.version,
-            artifact_sha256=out.version.artifact_sha256,
-            tradeoff=out.tradeoff,
-            postprocessing=out.spec,
-            plot_file=out.plot_path.name,
-            plot_png_base64=base64.b64encode(out.plot_png).decode(),
-        )
+    settings = runtime.settings
+
+    def plan() -> MitigationPlan:
+        with transaction(runtime) as session:
+            return mitigator.plan(
+                session,
+                caller.ctx,
+                model=body.model,
+                version=body.version,
+                dataset=body.dataset,
+                sensitive=body.sensitive,
+                constraints=body.constraints,
+                new_version=body.new_version,
+                policies_dir=settings.policies_dir,
+            )
+
+    def store(computed: MitigationComputed) -> MitigationOut:
+        with transaction(runtime) as session:
+            out = mitigator.store(
+                session,
+                caller.ctx,
+                planned,
+                computed,
+                models_dir=settings.resolved_models_dir,
+                policies_dir=settings.policies_dir,
+            )
+            return MitigationOut(
+                model=out.version.name,
+                base_version=out.base.version,
+                version=out.version.version,
+                artifact_sha256=out.version.artifact_sha256,
+                tradeoff=out.tradeoff,
+                postprocessing=out.spec,
+                plot_file=out.plot_path.name,
+                plot_png_base64=base64.b64encode(out.plot_png).decode(),
+            )
+
+    planned = await run_in_threadpool(plan)
+    # mkdtemp makes the folder 0700: the new artifact waits there for its registration.
+    workdir = Path(tempfile.mkdtemp(prefix="warden-mitigate-"))
+    try:
+        compute = partial(mitigator.compute, planned, mitigated_by=caller.name, workdir=workdir)
+        computed = await runtime.jobs.run("fairness.mitigate", compute)
+        return await run_in_threadpool(store, computed)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-@router.post("/v1/fairness/monitor", status_code=201, responses=responses(404, 422))
-def run_monitor(body: MonitorCreate, runtime: RuntimeDep, caller: CanAudit) -> AuditOut:
+@router.post("/v1/fairness/monitor", status_code=201, responses=responses(404, 409, 422, 503))
+async def run_monitor(body: MonitorCreate, runtime: RuntimeDep, caller: CanAudit) -> AuditOut:
     """Audit live predictions that received their outcomes in a time window (fast path)."""
-    with transaction(runtime) as session:
-        row = monitor(
-            session,
-            caller.ctx,
-            model=body.model,
-            version=body.version,
-            since=body.since,
-            until=body.until,
-            sensitive=body.sensitive,
-            bootstrap=body.bootstrap,
-            seed=body.seed,
-            policies_dir=runtime.settings.policies_dir,
-        )
-        return AuditOut.of(row)
+    policies_dir = runtime.settings.policies_dir
+
+    def plan() -> MonitorPlan:
+        with transaction(runtime) as session:
+            return plan_monitor(
+                session,
+                model=body.model,
+                version=body.version,
+                since=body.since,
+                until=body.until,
+                sensitive=body.sensitive,
+                bootstrap=body.bootstrap,
+                seed=body.seed,
+                policies_dir=policies_dir,
+            )
+
+    def store(result: FairnessResult) -> AuditOut:
+        with transaction(runtime) as session:
+            row = store_monitor(session, caller.ctx, planned, result, policies_dir=policies_dir)
+            return AuditOut.of(row)
+
+    planned = await run_in_threadpool(plan)
+    result = await runtime.jobs.run("fairness.monitor", compute_monitor, planned)
+    return await run_in_threadpool(store, result)
 
 
 @router.post(

@@ -95,6 +95,14 @@ class ThresholdsConflict(FairnessError):
     type_slug = "fairness-thresholds-conflict"
 
 
+class AuditConflict(FairnessError):
+    """What an audit or a mitigation computed from changed while it computed (nothing stored)."""
+
+    status_code = 409
+    title = "Inputs changed during the computation"
+    type_slug = "fairness-inputs-changed"
+
+
 class PredictionNotFound(FairnessError):
     """No stored prediction with that request id for this caller."""
 

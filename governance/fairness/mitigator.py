@@ -26,7 +26,10 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
-from governance.fairness.errors import MitigationError
+from governance.datasets.models import Dataset
+from governance.datasets.service import datasets as dataset_service
+from governance.fairness.errors import AuditConflict, MitigationError
+from governance.fairness.thresholds import ModelThresholds
 from governance.fairness.thresholds_store import thresholds_store
 from governance.registry.errors import ModelNotFound, StageConflict
 from governance.registry.models import ModelVersion
@@ -54,8 +57,41 @@ class MitigationOutcome:
     plot_png: bytes
 
 
+@dataclass(frozen=True)
+class MitigationPlan:
+    """What a mitigation reads from the database, in a short transaction before it computes."""
+
+    model: str
+    base_version: str
+    base_artifact_dir: str
+    base_artifact_sha256: str
+    target: str
+    dataset: Dataset
+    sensitive: str
+    constraints: Constraint
+    thresholds_version: int
+    limits: ModelThresholds
+
+
+@dataclass(frozen=True)
+class MitigationComputed:
+    """A fitted mitigation written as an artifact folder, with no transaction open."""
+
+    artifact: Path
+    dataset_hash: str
+    tradeoff: dict[str, Any]
+    spec: dict[str, Any]
+    doc: dict[str, Any]
+    plot_png: bytes
+
+
 class MitigationService:
-    """Produces mitigated model versions; stateless."""
+    """Produces mitigated model versions; stateless.
+
+    Like an audit, a mitigation is planned in a short transaction, computed (the fit, the
+    before/after predictions, the new artifact) with none open, and registered in another
+    short one that re-checks the base version, the new name and the thresholds.
+    """
 
     def mitigate(
         self,
@@ -95,12 +131,77 @@ class MitigationService:
                 already has post-processing, or the fit fails.
             AuditInputError / UnknownDataset: the dataset does not fit the model.
         """
+        plan = self.plan(
+            session,
+            ctx,
+            model=model,
+            sensitive=sensitive,
+            version=version,
+            dataset=dataset,
+            constraints=constraints,
+            new_version=new_version,
+            policies_dir=policies_dir,
+        )
+        with tempfile.TemporaryDirectory(prefix="warden-mitigate-") as tmp:
+            computed = self.compute(plan, mitigated_by=ctx.name, workdir=Path(tmp))
+            return self.store(
+                session, ctx, plan, computed, models_dir=models_dir, policies_dir=policies_dir
+            )
+
+    def plan(
+        self,
+        session: Session,
+        ctx: Context,
+        *,
+        model: str,
+        sensitive: str,
+        version: str | None = None,
+        dataset: str = "adult",
+        constraints: Constraint = "demographic_parity",
+        new_version: str | None = None,
+        policies_dir: Path | None = None,
+    ) -> MitigationPlan:
+        """Check a mitigation's inputs and read what it needs (arguments as :meth:`mitigate`).
+
+        Raises:
+            ModelNotFound, StageConflict, UnknownDataset: as :meth:`mitigate`.
+        """
+        from governance.fairness._evaluation import resolve_named_dataset
+
+        base = registry.get(session, model, version)
+        target = new_version or f"{base.version}{VERSION_SUFFIX}"
+        self._require_free(session, model, target)
+        data = resolve_named_dataset(session, ctx, dataset)
+        current = thresholds_store.current(session, policies_dir=policies_dir)
+        limits = thresholds_store.policy(current).thresholds_for(model)
+        session.expunge(data)
+        return MitigationPlan(
+            model=base.name,
+            base_version=base.version,
+            base_artifact_dir=base.artifact_dir,
+            base_artifact_sha256=base.artifact_sha256,
+            target=target,
+            dataset=data,
+            sensitive=sensitive,
+            constraints=constraints,
+            thresholds_version=current.version,
+            limits=limits,
+        )
+
+    def compute(
+        self, plan: MitigationPlan, *, mitigated_by: str, workdir: Path
+    ) -> MitigationComputed:
+        """Fit the rule, judge it, and write the new artifact under ``workdir``; no database.
+
+        Raises:
+            MitigationError, AuditInputError, UnknownDataset: as :meth:`mitigate`.
+        """
         import pandas as pd
 
         from governance.fairness._evaluation import (
             decide_as_served,
-            load_named_dataset,
-            load_registered,
+            load_artifact,
+            load_resolved,
             positive_label,
             predict_split,
             records_of,
@@ -115,16 +216,17 @@ class MitigationService:
         from inference.model import LoadedModel
         from inference.postprocess import validate_spec
 
-        base = registry.get(session, model, version)
-        target = new_version or f"{base.version}{VERSION_SUFFIX}"
-        self._require_free(session, model, target)
-        loaded = load_registered(base)
+        model, sensitive, constraints = plan.model, plan.sensitive, plan.constraints
+        loaded = load_artifact(
+            model, plan.base_version, plan.base_artifact_dir, plan.base_artifact_sha256
+        )
         manifest = loaded.manifest
         if manifest.postprocessing is not None:
             raise MitigationError(
-                f"{model} {base.version} already has post-processing; mitigate its base version"
+                f"{model} {plan.base_version} already has post-processing; "
+                "mitigate its base version"
             )
-        data = load_named_dataset(session, ctx, dataset)
+        data = load_resolved(plan.dataset)
         field = self._input_field(data.schema.sensitive, manifest, sensitive)
 
         # Fit on the training split's served scores (the raw model: no post-processing yet).
@@ -145,8 +247,7 @@ class MitigationService:
         )
         before = predict_split(loaded, data, data.test)
         after = predict_split(mitigated, data, data.test)
-        current = thresholds_store.current(session, policies_dir=policies_dir)
-        limits = thresholds_store.policy(current).thresholds_for(model)
+        limits = plan.limits
         numbers = tradeoff_numbers(
             y_true=before.y_true,
             y_pred_before=before.y_pred,
@@ -168,48 +269,93 @@ class MitigationService:
             "dataset_hash": data.content_hash,
             "fit_split": FIT_SPLIT,
             "evaluation_split": EVALUATION_SPLIT,
-            "base_version": base.version,
-            "base_artifact_sha256": base.artifact_sha256,
-            "thresholds_version": current.version,
+            "base_version": plan.base_version,
+            "base_artifact_sha256": plan.base_artifact_sha256,
+            "thresholds_version": plan.thresholds_version,
             "tradeoff": numbers,
             "plot": PLOT_FILE,
-            "mitigated_by": ctx.name,
+            "mitigated_by": mitigated_by,
             "software": {"fairlearn": fairlearn.__version__},
         }
-        with tempfile.TemporaryDirectory(prefix="warden-mitigate-") as tmp:
-            root = Path(tmp)
-            png = tradeoff_plot(
-                numbers["before"], numbers["after"], root / "plot.png", ratio_floor=floor
-            ).read_bytes()
-            extra = {name: (Path(base.artifact_dir) / name).read_bytes() for name in manifest.files}
-            extra[PLOT_FILE] = png
-            extra[NUMBERS_FILE] = json.dumps(mitigation_doc, indent=2, sort_keys=True).encode()
-            doc = {k: v for k, v in manifest.to_dict().items() if k not in ("weights", "files")}
-            doc["version"] = target
-            doc["postprocessing"] = spec
-            doc["training"] = {**manifest.training, "mitigation": mitigation_doc}
-            out = root / "artifact"
-            save_artifact(out, loaded.module, doc, extra_files=extra)
-            # The weights' author stays the trainer; the registrant is whoever mitigated: the
-            # gate's separation of duties then excludes both from approving this version.
-            row = registry.register(
-                session, ctx, source_dir=out, models_dir=models_dir, trained_by=base.trained_by
+        png = tradeoff_plot(
+            numbers["before"], numbers["after"], workdir / "plot.png", ratio_floor=floor
+        ).read_bytes()
+        base_dir = Path(plan.base_artifact_dir)
+        extra = {name: (base_dir / name).read_bytes() for name in manifest.files}
+        extra[PLOT_FILE] = png
+        extra[NUMBERS_FILE] = json.dumps(mitigation_doc, indent=2, sort_keys=True).encode()
+        doc = {k: v for k, v in manifest.to_dict().items() if k not in ("weights", "files")}
+        doc["version"] = plan.target
+        doc["postprocessing"] = spec
+        doc["training"] = {**manifest.training, "mitigation": mitigation_doc}
+        out = workdir / "artifact"
+        save_artifact(out, loaded.module, doc, extra_files=extra)
+        return MitigationComputed(
+            artifact=out,
+            dataset_hash=data.content_hash,
+            tradeoff=numbers,
+            spec=spec,
+            doc=mitigation_doc,
+            plot_png=png,
+        )
+
+    def store(
+        self,
+        session: Session,
+        ctx: Context,
+        plan: MitigationPlan,
+        computed: MitigationComputed,
+        *,
+        models_dir: Path,
+        policies_dir: Path | None = None,
+    ) -> MitigationOutcome:
+        """Re-check the base, the name and the thresholds, then register the new version.
+
+        Raises:
+            ModelNotFound: the base version was deleted meanwhile.
+            StageConflict: the new version's name was taken meanwhile.
+            AuditConflict: the base artifact, the dataset or the thresholds changed meanwhile.
+        """
+        base = registry.get(session, plan.model, plan.base_version)
+        if base.artifact_sha256 != plan.base_artifact_sha256:
+            raise AuditConflict(
+                f"model {plan.model} {plan.base_version} changed during the mitigation"
             )
+        self._require_free(session, plan.model, plan.target)
+        data = dataset_service.get(session, plan.dataset.name)
+        if data.content_hash != computed.dataset_hash:
+            raise AuditConflict(f"dataset {data.name!r} was registered again during the mitigation")
+        current = thresholds_store.current(session, policies_dir=policies_dir)
+        if current.version != plan.thresholds_version:
+            # The trade-off was measured, and the manifest written, under the older version.
+            raise AuditConflict(
+                "the fairness thresholds changed during the mitigation; run it again"
+            )
+        # The weights' author stays the trainer; the registrant is whoever mitigated: the
+        # gate's separation of duties then excludes both from approving this version.
+        row = registry.register(
+            session,
+            ctx,
+            source_dir=computed.artifact,
+            models_dir=models_dir,
+            trained_by=base.trained_by,
+        )
+        numbers = computed.tradeoff
         audit_log.append(
             session,
             [
                 ctx.event(
                     "fairness.mitigate",
                     "mitigate",
-                    resource={"model": model, "version": row.version},
+                    resource={"model": plan.model, "version": row.version},
                     model_version=row.version,
                     details={
                         "base_version": base.version,
                         "base_artifact_sha256": base.artifact_sha256,
                         "artifact_sha256": row.artifact_sha256,
-                        "method": mitigation_doc["method"],
-                        "constraints": constraints,
-                        "sensitive": sensitive,
+                        "method": computed.doc["method"],
+                        "constraints": plan.constraints,
+                        "sensitive": plan.sensitive,
                         "dataset": data.name,
                         "fit_split": FIT_SPLIT,
                         "tradeoff": numbers,
@@ -221,9 +367,9 @@ class MitigationService:
             version=row,
             base=base,
             tradeoff=numbers,
-            spec=spec,
+            spec=computed.spec,
             plot_path=Path(row.artifact_dir) / PLOT_FILE,
-            plot_png=png,
+            plot_png=computed.plot_png,
         )
 
     def _require_free(self, session: Session, model: str, version: str) -> None:

@@ -26,10 +26,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from governance.context import Context
-from governance.fairness.errors import AuditInputError
+from governance.fairness.errors import AuditConflict, AuditInputError
 from governance.fairness.metrics import audit_predictions, evaluate_thresholds
 from governance.fairness.models import LIVE, FairnessAudit, Outcome
+from governance.fairness.result import FairnessResult
 from governance.fairness.service import MAX_BOOTSTRAP, fairness
+from governance.fairness.thresholds import ModelThresholds
 from governance.fairness.thresholds_store import thresholds_store
 from governance.registry.service import registry
 
@@ -138,6 +140,53 @@ def monitor(
         AuditInputError: a bad window, no outcomes in it, or no sensitive attribute.
         ModelNotFound: ``version`` names a version that is not registered.
     """
+    plan = plan_monitor(
+        session,
+        model=model,
+        since=since,
+        until=until,
+        version=version,
+        sensitive=sensitive,
+        bootstrap=bootstrap,
+        seed=seed,
+        policies_dir=policies_dir,
+    )
+    return store_monitor(session, ctx, plan, compute_monitor(plan), policies_dir=policies_dir)
+
+
+@dataclass(frozen=True)
+class MonitorPlan:
+    """A window's outcomes and the limits to judge them by, read in a short transaction."""
+
+    model: str
+    version: str | None
+    artifact_sha256: str | None
+    since: datetime
+    until: datetime
+    columns: OutcomeColumns
+    bootstrap: int
+    seed: int
+    thresholds_version: int
+    limits: ModelThresholds
+
+
+def plan_monitor(
+    session: Session,
+    *,
+    model: str,
+    since: datetime,
+    until: datetime,
+    version: str | None = None,
+    sensitive: Sequence[str] | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+    policies_dir: Path | None = None,
+) -> MonitorPlan:
+    """Check a live audit's inputs and read its outcomes (arguments as :func:`monitor`).
+
+    Raises:
+        AuditInputError, ModelNotFound: as :func:`monitor`.
+    """
     if since.tzinfo is None or until.tzinfo is None:
         raise AuditInputError("the window needs timezone-aware times")
     if not since < until:
@@ -153,28 +202,72 @@ def monitor(
     if columns.sensitive.shape[1] == 0:
         raise AuditInputError("the outcomes in that window carry no sensitive attribute")
     current = thresholds_store.current(session, policies_dir=policies_dir)
-    limits = thresholds_store.policy(current).thresholds_for(model)
-    result = audit_predictions(
+    return MonitorPlan(
+        model=model,
+        version=version,
+        artifact_sha256=artifact,
+        since=since,
+        until=until,
+        columns=columns,
+        bootstrap=bootstrap,
+        seed=seed,
+        thresholds_version=current.version,
+        limits=thresholds_store.policy(current).thresholds_for(model),
+    )
+
+
+def compute_monitor(plan: MonitorPlan) -> FairnessResult:
+    """The live audit's metrics and intervals; touches no database."""
+    columns = plan.columns
+    return audit_predictions(
         y_true=columns.y_true,
         y_pred=columns.y_pred,
         sensitive=columns.sensitive,
-        min_group_size=limits.min_group_size,
-        bootstrap=bootstrap,
-        seed=seed,
+        min_group_size=plan.limits.min_group_size,
+        bootstrap=plan.bootstrap,
+        seed=plan.seed,
         use_fast_path=True,
     )
-    verdict = evaluate_thresholds(result, limits.measures)
+
+
+def store_monitor(
+    session: Session,
+    ctx: Context,
+    plan: MonitorPlan,
+    result: FairnessResult,
+    *,
+    policies_dir: Path | None = None,
+) -> FairnessAudit:
+    """Judge under the thresholds current now and store, re-checking the version's artifact.
+
+    Raises:
+        ModelNotFound: the version was deleted meanwhile.
+        AuditConflict: its artifact, or the minimum group size, changed meanwhile (409).
+    """
+    if plan.version is not None:
+        row = registry.get(session, plan.model, plan.version)
+        if row.artifact_sha256 != plan.artifact_sha256:
+            raise AuditConflict(f"model {plan.model} {plan.version} changed during the audit")
+    current = thresholds_store.current(session, policies_dir=policies_dir)
+    limits = plan.limits
+    if current.version != plan.thresholds_version:
+        limits = thresholds_store.policy(current).thresholds_for(plan.model)
+        if limits.min_group_size != plan.limits.min_group_size:
+            raise AuditConflict(
+                "the fairness thresholds changed the minimum group size during the audit; "
+                "run it again"
+            )
     return fairness.store(
         session,
         ctx,
         kind=LIVE,
-        model=model,
-        model_version=version,
-        artifact_sha256=artifact,
-        features=list(columns.sensitive.columns),
+        model=plan.model,
+        model_version=plan.version,
+        artifact_sha256=plan.artifact_sha256,
+        features=list(plan.columns.sensitive.columns),
         result=result,
-        verdict=verdict,
+        verdict=evaluate_thresholds(result, limits.measures),
         thresholds_version=current.version,
-        window_start=since,
-        window_end=until,
+        window_start=plan.since,
+        window_end=plan.until,
     )

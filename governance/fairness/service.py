@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -20,10 +21,13 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
-from governance.fairness.errors import AuditInputError, AuditNotFound
+from governance.datasets.models import Dataset
+from governance.datasets.service import datasets as dataset_service
+from governance.fairness.errors import AuditConflict, AuditInputError, AuditNotFound
 from governance.fairness.metrics import audit_predictions, evaluate_thresholds
 from governance.fairness.models import DATASET, FairnessAudit
 from governance.fairness.result import FairnessResult, GateVerdict
+from governance.fairness.thresholds import ModelThresholds
 from governance.fairness.thresholds_store import thresholds_store
 from governance.registry.service import registry
 
@@ -40,14 +44,58 @@ def failure_summary(verdict: GateVerdict) -> list[dict[str, Any]]:
     return [f.to_dict() for f in verdict.failures]
 
 
+def _judge(result: FairnessResult, limits: ModelThresholds) -> GateVerdict:
+    return evaluate_thresholds(
+        result,
+        limits.measures,
+        features=limits.features_to_check([a.name for a in result.audits]),
+    )
+
+
 def _window(start: datetime | None, end: datetime | None) -> list[str | None] | None:
     if start is None:
         return None
     return [start.isoformat(), end.isoformat() if end is not None else None]
 
 
+@dataclass(frozen=True)
+class AuditPlan:
+    """What an audit reads from the database, taken in a short transaction before it computes.
+
+    ``dataset`` is detached from its session: the computation reads its files, not the database.
+    """
+
+    model: str
+    model_version: str
+    artifact_dir: str
+    artifact_sha256: str
+    dataset: Dataset
+    features: list[str]
+    bootstrap: int
+    seed: int
+    thresholds_version: int
+    limits: ModelThresholds
+
+
+@dataclass(frozen=True)
+class AuditComputed:
+    """An audit's result and verdict, computed with no transaction open."""
+
+    result: FairnessResult
+    verdict: GateVerdict
+    dataset_name: str
+    dataset_hash: str
+
+
 class FairnessAuditService:
-    """Runs, stores and reads fairness audits; stateless."""
+    """Runs, stores and reads fairness audits; stateless.
+
+    An audit is three steps so that its computation never holds a transaction (on SQLite, the
+    write lock every other request needs): :meth:`plan_audit` reads and checks in a short
+    transaction, :meth:`compute_audit` predicts and bootstraps with none open, and
+    :meth:`store_audit` re-checks what may have changed meanwhile and writes, in another short
+    one. :meth:`audit_model` runs the three in one caller's transaction (the CLI).
+    """
 
     def audit_model(
         self,
@@ -85,20 +133,45 @@ class FairnessAuditService:
             AuditInputError: the artifact does not verify, the dataset does not fit the model,
                 or a sensitive attribute is not declared by the dataset.
         """
-        # Heavy imports (torch, pandas loaders) stay out of the CLI's start-up path.
-        from governance.fairness._evaluation import (
-            load_named_dataset,
-            load_registered,
-            predict_split,
+        plan = self.plan_audit(
+            session,
+            ctx,
+            model=model,
+            version=version,
+            dataset=dataset,
+            sensitive=sensitive,
+            bootstrap=bootstrap,
+            seed=seed,
+            policies_dir=policies_dir,
         )
+        computed = self.compute_audit(plan)
+        return self.store_audit(session, ctx, plan, computed, policies_dir=policies_dir)
+
+    def plan_audit(
+        self,
+        session: Session,
+        ctx: Context,
+        *,
+        model: str,
+        version: str | None = None,
+        dataset: str = "adult",
+        sensitive: Sequence[str] | None = None,
+        bootstrap: int = 200,
+        seed: int = 0,
+        policies_dir: Path | None = None,
+    ) -> AuditPlan:
+        """Check an audit's inputs and read what it needs (arguments as :meth:`audit_model`).
+
+        Raises:
+            ModelNotFound, UnknownDataset, AuditInputError: as :meth:`audit_model`.
+        """
+        from governance.fairness._evaluation import resolve_named_dataset
 
         if isinstance(bootstrap, bool) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
             raise AuditInputError(f"bootstrap must be between 0 and {MAX_BOOTSTRAP}")
         row = registry.get(session, model, version)
-        loaded = load_registered(row)
-        data = load_named_dataset(session, ctx, dataset)
-        split = data.test
-        declared = list(split.sensitive.columns)
+        data = resolve_named_dataset(session, ctx, dataset)
+        declared = [s.name for s in dataset_service.schema_of(data).sensitive]
         features = list(dict.fromkeys(sensitive)) if sensitive else declared
         unknown = [f for f in features if f not in declared]
         if unknown:
@@ -106,22 +179,92 @@ class FairnessAuditService:
                 f"dataset {dataset!r} declares no sensitive attribute {unknown[0]!r} "
                 f"(declared: {', '.join(declared)})"
             )
-        predictions = predict_split(loaded, data, split)
         current = thresholds_store.current(session, policies_dir=policies_dir)
         limits = thresholds_store.policy(current).thresholds_for(row.name)
+        session.expunge(data)
+        return AuditPlan(
+            model=row.name,
+            model_version=row.version,
+            artifact_dir=row.artifact_dir,
+            artifact_sha256=row.artifact_sha256,
+            dataset=data,
+            features=features,
+            bootstrap=bootstrap,
+            seed=seed,
+            thresholds_version=current.version,
+            limits=limits,
+        )
+
+    def compute_audit(self, plan: AuditPlan) -> AuditComputed:
+        """Predict on the evaluation split and audit the decisions; touches no database.
+
+        Raises:
+            AuditInputError / UnknownDataset: the artifact does not verify or the dataset does
+                not fit the model.
+        """
+        # Heavy imports (torch, pandas loaders) stay out of the CLI's start-up path.
+        from governance.fairness._evaluation import load_artifact, load_resolved, predict_split
+
+        loaded = load_artifact(
+            plan.model, plan.model_version, plan.artifact_dir, plan.artifact_sha256
+        )
+        data = load_resolved(plan.dataset)
+        split = data.test
+        predictions = predict_split(loaded, data, split)
         result = audit_predictions(
             y_true=predictions.y_true,
             y_pred=predictions.y_pred,
-            sensitive=split.sensitive[features],
-            min_group_size=limits.min_group_size,
-            bootstrap=bootstrap,
-            seed=seed,
+            sensitive=split.sensitive[plan.features],
+            min_group_size=plan.limits.min_group_size,
+            bootstrap=plan.bootstrap,
+            seed=plan.seed,
         )
-        verdict = evaluate_thresholds(
-            result,
-            limits.measures,
-            features=limits.features_to_check([a.name for a in result.audits]),
+        return AuditComputed(
+            result=result,
+            verdict=_judge(result, plan.limits),
+            dataset_name=data.name,
+            dataset_hash=data.content_hash,
         )
+
+    def store_audit(
+        self,
+        session: Session,
+        ctx: Context,
+        plan: AuditPlan,
+        computed: AuditComputed,
+        *,
+        policies_dir: Path | None = None,
+    ) -> FairnessAudit:
+        """Re-check what may have changed since :meth:`plan_audit`, then store the audit.
+
+        The verdict is judged again under the thresholds current now, so a threshold change
+        during the computation cannot store a verdict under a version that no longer governs.
+
+        Raises:
+            ModelNotFound: the version was deleted meanwhile.
+            AuditConflict: its artifact or the dataset changed meanwhile, or the thresholds
+                changed the minimum group size the audit was computed with (409).
+        """
+        row = registry.get(session, plan.model, plan.model_version)
+        if row.artifact_sha256 != plan.artifact_sha256:
+            raise AuditConflict(
+                f"model {plan.model} {plan.model_version} changed during the audit; run it again"
+            )
+        data = dataset_service.get(session, plan.dataset.name)
+        if data.content_hash != computed.dataset_hash:
+            raise AuditConflict(
+                f"dataset {data.name!r} was registered again during the audit; run it again"
+            )
+        verdict = computed.verdict
+        current = thresholds_store.current(session, policies_dir=policies_dir)
+        if current.version != plan.thresholds_version:
+            limits = thresholds_store.policy(current).thresholds_for(row.name)
+            if limits.min_group_size != plan.limits.min_group_size:
+                raise AuditConflict(
+                    "the fairness thresholds changed the minimum group size during the audit; "
+                    "run it again"
+                )
+            verdict = _judge(computed.result, limits)
         return self.store(
             session,
             ctx,
@@ -129,11 +272,11 @@ class FairnessAuditService:
             model=row.name,
             model_version=row.version,
             artifact_sha256=row.artifact_sha256,
-            dataset=data.name,
-            dataset_hash=data.content_hash,
+            dataset=computed.dataset_name,
+            dataset_hash=computed.dataset_hash,
             split=EVALUATION_SPLIT,
-            features=features,
-            result=result,
+            features=plan.features,
+            result=computed.result,
             verdict=verdict,
             thresholds_version=current.version,
         )

@@ -1,7 +1,8 @@
 """Routes of training runs and the privacy-budget ledger.
 
-``POST /v1/training/runs`` trains synchronously in a worker thread and answers when the run
-has finished (tens of seconds for Adult on CPU). The ledger reservation is committed before
+``POST /v1/training/runs`` trains synchronously in a worker thread, once the heavy-job queue
+(:mod:`governance.jobs`) gives it a slot, and answers when the run has finished (tens of
+seconds for Adult on CPU). The ledger reservation is committed before
 training starts, so a client that disconnects, or a server that dies, still leaves the planned
 budget charged.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
@@ -51,7 +51,9 @@ async def create_run(
     body: TrainingRunCreate, runtime: RuntimeDep, caller: CanTrain
 ) -> TrainingRunOut:
     """Train a model (DP-SGD unless private is false) under the dataset's privacy budget."""
-    return await run_in_threadpool(_train, runtime, caller, body)
+    # The run's transactions are short (reserve, then charge); the training between them waits
+    # its turn in the heavy-job queue, so a burst of runs cannot starve predictions of CPU.
+    return await runtime.jobs.run("training", _train, runtime, caller, body)
 
 
 @router.get("/v1/training/runs", responses=responses())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
@@ -69,7 +68,9 @@ async def generate_report(
     body: ReportCreate, runtime: RuntimeDep, caller: CanWriteReports
 ) -> ReportCreated:
     """Generate a signed compliance report over a period (JSON, HTML, PDF and manifest)."""
-    return await run_in_threadpool(_generate, runtime, caller, body)
+    # The long read is on a snapshot and the record a short transaction; the whole generation
+    # waits its turn in the heavy-job queue.
+    return await runtime.jobs.run("report", _generate, runtime, caller, body)
 
 
 @router.get("", responses=responses())
