@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from governance.config import REPO_ROOT
+from governance.private_files import open_private
 
 
 def free_port() -> int:
@@ -63,7 +64,8 @@ class ServerProcess:
         Raises:
             RuntimeError: it exited or did not become ready in time (the log's tail says why).
         """
-        with self.log_path.open("ab") as log:
+        # The log names routes, principals and errors: its owner's alone (0600).
+        with open_private(self.log_path, append=True) as log:
             # A fixed argument list, no shell, no untrusted input.
             self.proc = subprocess.Popen(  # noqa: S603
                 self.command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT

@@ -11,8 +11,17 @@ import typer
 from governance.cli.common import console, errors_as_exit, settings
 from governance.plugins import optional_module
 from governance.privacy.kinds import EPOCHS_MAX
+from governance.private_files import restrict_umask
 
 app = typer.Typer(help="Warden: governance for AI models served as an API.", no_args_is_help=True)
+
+
+@app.callback()
+def _private_files() -> None:
+    # Before any command runs: whatever it writes (database, WAL, server log, artifacts,
+    # reports, the demo folder) is 0600 in 0700 folders, and the journal writer inherits it.
+    restrict_umask()
+
 
 # Domains with a ``cli`` module exposing a typer ``app`` become ``warden <name> ...``.
 CLI_DOMAINS = {

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from governance.private_files import create_private_file
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -17,6 +21,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _create_private_database(url: str) -> None:
+    # SQLite creates the -wal, -shm and journal files with the database file's mode: creating
+    # that file 0600 before SQLite opens it keeps all of them private, whatever the umask.
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        create_private_file(Path(path))
+    except FileNotFoundError:
+        return  # no such folder: SQLite's own error says so when it opens
 
 
 def _sqlite_begin_immediate(conn: Any) -> None:
@@ -91,6 +107,7 @@ def make_engine(
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
+        _create_private_database(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 10, "isolation_level": None},

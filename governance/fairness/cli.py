@@ -7,7 +7,6 @@ Importing this module (``warden`` does at start) registers the fairness promotio
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from governance.fairness.models import FairnessAudit
 from governance.fairness.schemas import BOOTSTRAP_MAX, SEED_MAX
 from governance.fairness.service import fairness
 from governance.fairness.thresholds_store import thresholds_store
+from governance.private_files import copy_private
 from governance.registry.service import registry
 
 app = typer.Typer(
@@ -221,7 +221,7 @@ def mitigate(
     console.print(table)
     console.print(f"plot: {plot}")
     if plot_out is not None:
-        shutil.copyfile(plot, plot_out)
+        copy_private(plot, plot_out)
         console.print(f"plot copied to {plot_out}")
 
 

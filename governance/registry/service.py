@@ -20,6 +20,7 @@ from governance.context import Context
 from governance.db import state
 from governance.db.base import utcnow
 from governance.plugins import optional_module
+from governance.private_files import copy_private, private_dir
 from governance.registry.errors import InvalidArtifact, ModelNotFound, StageConflict
 from governance.registry.models import REGISTERED, RETIRED, SERVING, ModelVersion
 from inference.artifact import MANIFEST_FILE, read_manifest, sha256_file
@@ -69,9 +70,10 @@ class RegistryService:
         target = models_dir / manifest.name / manifest.version
         if target.exists():
             shutil.rmtree(target)
-        target.mkdir(parents=True)
+        private_dir(target)
         for name in [MANIFEST_FILE, manifest.weights_file, *manifest.files]:
-            shutil.copy2(Path(source_dir) / name, target / name)
+            # The bytes, not the source's mode: the model store is 0600 files in 0700 folders.
+            copy_private(Path(source_dir) / name, target / name)
         try:
             copied = read_manifest(target)
         except ManifestError as exc:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from governance.audit import log as audit_log
 from governance.config import Settings
 from governance.context import Context
+from governance.private_files import open_private, private_dir
 from governance.reports.builder import build_report
 from governance.reports.document import Report
 from governance.reports.errors import ReportNotFound
@@ -68,12 +69,13 @@ class StoredReport:
 
 
 def _write_folder(root: Path, report_id: str, files: dict[str, bytes]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
+    # Reports quote principals and decisions: 0600 files in 0700 folders, whatever the umask.
+    private_dir(root)
     tmp = root / f".{report_id}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    private_dir(tmp)
     for name, data in files.items():
-        with (tmp / name).open("wb") as fh:
+        with open_private(tmp / name) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
