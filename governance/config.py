@@ -9,10 +9,10 @@ import os
 import stat
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from governance.errors import ConfigurationError
 
@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_origin: str = "warden.local/audit"
+    # Proxies (addresses or CIDR networks, comma-separated) whose forwarding header names the
+    # client; from anyone else the header is ignored, so a client cannot choose the address its
+    # audit entries record and its rate limits count (governance/api/forwarded.py).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    # The header those proxies write: "x-forwarded-for" or RFC 7239 "forwarded" (only that one
+    # is read, so a header a client sent through the proxy untouched is never believed).
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_batch_records: int = Field(default=1024, gt=0)
@@ -90,6 +97,18 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=1.0, ge=0)
     dek_max_uses: int = Field(default=1_000_000, gt=0)
     require_second_approval: bool = False
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        # From the environment: "10.0.0.1, 10.1.0.0/16"; each must be an address or network.
+        from governance.api.forwarded import parse_networks
+
+        entries = [e for e in value.split(",") if e.strip()] if isinstance(value, str) else value
+        if isinstance(entries, list | tuple):
+            parse_networks(str(e) for e in entries)
+            return [str(e).strip() for e in entries]
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -18,6 +18,7 @@ import torch
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from governance.api.forwarded import TrustedProxies, parse_networks
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.writer import AuditWriter
 from governance.config import Settings
@@ -32,6 +33,7 @@ from governance.journal import Journal
 from governance.journal.guard import GuardedJournal
 from governance.journal.local import LocalJournal
 from governance.journal.remote import ProcessJournal
+from governance.limits import Limits, load_limits
 from governance.policy.engine import PolicyEngine
 from governance.policy.rules import load_rules
 from governance.policy.service import policy as policy_service
@@ -103,6 +105,16 @@ class Runtime:
             deadline=settings.audit_write_deadline_ms / 1000.0,
             database=self.database.problem,
         )
+        # Rate limits shared through the database; refusal summaries go to the journal.
+        self.limits = Limits(
+            load_limits(settings.policies_dir),
+            sessions=self.sessions,
+            digest_key=self.digest_key,
+            journal=self.audit,
+        )
+        self.proxies = TrustedProxies(
+            parse_networks(settings.trusted_proxies), settings.forwarded_header
+        )
         self._counters: dict[str, int] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()  # set: poll now (a notification, or stopping)
@@ -152,6 +164,7 @@ class Runtime:
             self._load_policy(session)
             self._load_models(session)
         self.audit.start()
+        self.limits.start()
         self.database.start()
         self._poller = threading.Thread(target=self._poll, name="state-poller", daemon=True)
         self._poller.start()
@@ -166,6 +179,7 @@ class Runtime:
         if self._poller is not None:
             self._poller.join(timeout=5)
         self.database.close()
+        self.limits.close()  # its last summaries go to the journal before it closes
         self.audit.close()
         if self.checkpointer is not None:
             try:

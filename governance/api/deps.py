@@ -21,8 +21,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
-from governance.audit.events import Actor
+from governance.audit.events import Actor, Source
 from governance.context import Context
 from governance.db.base import utcnow
 from governance.errors import Forbidden, ServiceUnavailable, WardenError
@@ -30,6 +31,8 @@ from governance.identity.cache import CachedIdentity
 from governance.identity.errors import AuthenticationFailed
 from governance.identity.service import identity as identity_service
 from governance.identity.tokens import token_hash, well_formed
+from governance.limits import RateLimited, address_subject
+from governance.limits.window import SharedWindow
 from governance.policy.engine import CompiledPolicy
 from governance.runtime import Runtime
 
@@ -73,14 +76,85 @@ def _lookup(runtime: Runtime, hashed: str) -> CachedIdentity | None:
         return CachedIdentity(principal.id, principal.name, key.key_id, key.expires_at)
 
 
+_ANONYMOUS = Actor(principal_id=None, name=None, roles=(), auth_method="none")
+
+
+def _summarised(
+    runtime: Runtime,
+    state: dict[str, object],
+    window: SharedWindow,
+    subject: str,
+    *,
+    status: int,
+    actor: Actor,
+    source: Source,
+) -> None:
+    """Count a refusal for its source's summary; all but the first in a window are then not
+    audited one by one (governance/limits/summary.py)."""
+    first = runtime.limits.summaries.note(
+        window.name,
+        subject,
+        status=status,
+        per_seconds=window.limit.per_seconds,
+        actor=actor,
+        source=source,
+    )
+    if not first:
+        state["audited"] = True
+
+
+async def _failed(request: Request, runtime: Runtime, reason: str) -> WardenError:
+    """A failed authentication: counted against the client's address, in every process.
+
+    Returns:
+        The 401, or the 429 once the address is past ``failed_auth`` (policies/limits.yaml).
+    """
+    window = runtime.limits.failed_auth
+    scope = request.scope
+    state = scope.setdefault("state", {})
+    source = source_of(scope)
+    address = address_subject(source.ip)
+    wait = await run_in_threadpool(window.take_shared, address)
+    if wait is None:
+        state["reason"] = reason
+        _summarised(runtime, state, window, address, status=401, actor=_ANONYMOUS, source=source)
+        return AuthenticationFailed()
+    return _too_many_failures(runtime, state, address, source, wait)
+
+
+def _too_many_failures(
+    runtime: Runtime, state: dict[str, object], address: str, source: Source, wait: int
+) -> RateLimited:
+    window = runtime.limits.failed_auth
+    state.update(
+        decision="deny", reason="too many failed authentication attempts from this address"
+    )
+    _summarised(runtime, state, window, address, status=429, actor=_ANONYMOUS, source=source)
+    return RateLimited(
+        "too many failed authentication attempts from this address", retry_after=wait
+    )
+
+
 async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
-    """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause)."""
-    state = request.state
+    """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause).
+
+    An address past its limit of failed attempts gets 429 before any key it sends is looked
+    at, so that it cannot go on guessing (policies/limits.yaml, ``failed_auth``).
+    """
+    failed_auth = runtime.limits.failed_auth
+    if failed_auth.watching:
+        # Only while some address has failed lately: the hot path skips this.
+        scope = request.scope
+        source = source_of(scope)
+        address = address_subject(source.ip)
+        wait = failed_auth.over(address)
+        if wait is not None:
+            state = scope.setdefault("state", {})
+            raise _too_many_failures(runtime, state, address, source, wait)
     value = header(request.scope, b"authorization") or b""
     scheme, _, token = value.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not well_formed(token.strip()):
-        state.reason = "missing or malformed API key"
-        raise AuthenticationFailed()
+        raise await _failed(request, runtime, "missing or malformed API key")
     hashed = token_hash(token.strip())
     ident = runtime.auth_cache.get(hashed)
     if ident is None:
@@ -99,12 +173,8 @@ async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
             raise
         except Exception:
             raise ServiceUnavailable("the identity store is not reachable") from None
-    if ident is None:
-        state.reason = "unknown, revoked or expired API key"
-        raise AuthenticationFailed()
-    if ident.expires_at is not None and ident.expires_at <= utcnow():
-        state.reason = "unknown, revoked or expired API key"
-        raise AuthenticationFailed()
+    if ident is None or (ident.expires_at is not None and ident.expires_at <= utcnow()):
+        raise await _failed(request, runtime, "unknown, revoked or expired API key")
     return ident
 
 
@@ -170,6 +240,17 @@ class Authorize:
             resource={"object": obj, "action": self.action},
             route=route.path_format if route is not None else scope["path"],
         )
+        # Counted whatever the decision: past its limit a principal's denials are summarised
+        # too, where below it each stays one entry.
+        limits = runtime.limits
+        if self.action == "predict":
+            wait = limits.predict.take(str(ident.principal_id))
+            if wait is not None:
+                self._limited(runtime, scope, limits.predict, ident, actor, wait)
+        elif (self.obj, self.action) in limits.job_actions:
+            wait = await run_in_threadpool(limits.jobs.take_shared, str(ident.principal_id))
+            if wait is not None:
+                self._limited(runtime, scope, limits.jobs, ident, actor, wait)
         if not decision.allowed:
             raise Forbidden(f"{ident.name} may not {self.action} {obj}")
         ctx = Context(
@@ -179,6 +260,34 @@ class Authorize:
             policy_version=decision.policy_version,
         )
         return Caller(ident.principal_id, ident.name, ident.key_id, roles, ctx)
+
+    def _limited(
+        self,
+        runtime: Runtime,
+        scope: Scope,
+        window: SharedWindow,
+        ident: CachedIdentity,
+        actor: Actor,
+        wait: int,
+    ) -> None:
+        what = "predictions" if window.name == "predict" else "heavy jobs"
+        state = scope["state"]
+        state.update(decision="deny", reason=f"rate limit: {window.name}")
+        source = source_of(scope)
+        _summarised(
+            runtime,
+            state,
+            window,
+            str(ident.principal_id),
+            status=429,
+            actor=actor,
+            source=source,
+        )
+        raise RateLimited(
+            f"{ident.name} is over its limit of {what} "
+            f"({window.limit.requests} per {window.limit.per_seconds} s)",
+            retry_after=wait,
+        )
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
