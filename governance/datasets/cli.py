@@ -26,15 +26,26 @@ def register(
     ),
 ) -> None:
     """Validate a dataset against its schema and record its content hashes."""
+    from governance.privacy.service import training
+
     cfg = settings()
     with errors_as_exit(), transaction(cfg) as session:
         row = datasets.register(
             session, cli_context(), name=name, schema_path=schema, data_path=data, replace=replace
         )
+        ledger = training.dataset_ledger(session, cfg, row)
         line = (
             f"registered {row.name}: {row.train_rows} train / {row.test_rows} test rows, "
             f"sha256 {row.content_hash[:16]}…"
         )
+    spent = "unbounded" if ledger.epsilon_spent is None else f"{ledger.epsilon_spent:.4g}"
+    if ledger.shared_with:
+        line += (
+            f"\nprivacy ledger {ledger.id} SHARED with {', '.join(ledger.shared_with)} "
+            f"(the same rows): ε spent {spent} of {ledger.cap_epsilon:g} over {ledger.runs} runs"
+        )
+    else:
+        line += f"\nprivacy ledger {ledger.id}: ε spent {spent} of {ledger.cap_epsilon:g}"
     console.print(line)
 
 
@@ -53,7 +64,11 @@ def list_() -> None:
 def show(name: str) -> None:
     """Show a registered dataset and its schema (JSON)."""
     from governance.datasets.schemas import DatasetDetail
+    from governance.privacy.service import training
 
-    with errors_as_exit(), transaction() as session:
-        doc = DatasetDetail.of(datasets.get(session, name)).model_dump(mode="json")
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        row = datasets.get(session, name)
+        ledger = training.dataset_ledger(session, cfg, row)
+        doc = DatasetDetail.of(row, ledger).model_dump(mode="json")
     typer.echo(json.dumps(doc, indent=2))

@@ -16,6 +16,7 @@ from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
 from governance.datasets.schemas import DatasetCreate, DatasetDetail, DatasetOut
 from governance.datasets.service import datasets
+from governance.privacy.service import training
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -31,10 +32,14 @@ def datasets_root(data_dir: Path) -> Path:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=responses(404, 409, 422),
+    responses=responses(404, 409, 422, 503),
 )
 def register_dataset(body: DatasetCreate, runtime: RuntimeDep, caller: CanRegister) -> DatasetOut:
-    """Register a dataset: validate its schema and rows, record its content hashes."""
+    """Register a dataset: validate its schema and rows, record its hashes, place its ledger.
+
+    Rows that match an already registered dataset's (in any order or encoding, or a subset or
+    superset of them) join that dataset's privacy ledger; ``ledger.shared_with`` names it.
+    """
     root = datasets_root(runtime.settings.data_dir)
     with transaction(runtime) as session:
         row = datasets.register(
@@ -46,7 +51,7 @@ def register_dataset(body: DatasetCreate, runtime: RuntimeDep, caller: CanRegist
             replace=body.replace,
             allowed_root=root,
         )
-        return DatasetOut.of(row)
+        return DatasetOut.of(row, training.dataset_ledger(session, runtime.settings, row))
 
 
 @router.get("", responses=responses())
@@ -56,8 +61,9 @@ def list_datasets(runtime: RuntimeDep, caller: CanRead) -> list[DatasetOut]:
         return [DatasetOut.of(r) for r in datasets.list(session)]
 
 
-@router.get("/{name}", responses=responses(404))
+@router.get("/{name}", responses=responses(404, 503))
 def get_dataset(name: str, runtime: RuntimeDep, caller: CanRead) -> DatasetDetail:
-    """A registered dataset with its schema."""
+    """A registered dataset with its schema and the privacy ledger it charges."""
     with transaction(runtime) as session:
-        return DatasetDetail.of(datasets.get(session, name))
+        row = datasets.get(session, name)
+        return DatasetDetail.of(row, training.dataset_ledger(session, runtime.settings, row))

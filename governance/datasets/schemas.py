@@ -36,6 +36,24 @@ class DatasetCreate(BaseModel):
     )
 
 
+class DatasetLedger(BaseModel):
+    """The privacy ledger a dataset charges: it belongs to the rows, not to the name."""
+
+    id: int
+    shared_with: list[str] = Field(
+        description="other datasets holding the same rows (or a subset or superset of them): "
+        "training on any of them charges this one ledger"
+    )
+    epsilon_spent: float | None = Field(
+        description="ε spent so far, all runs under every name composed (null: unbounded, "
+        "after a non-private run)"
+    )
+    cap_epsilon: float = Field(description="the strictest cap of the names sharing it")
+    cap_delta: float
+    remaining: float
+    runs: int
+
+
 class DatasetOut(BaseModel):
     name: str
     content_hash: str
@@ -48,9 +66,16 @@ class DatasetOut(BaseModel):
     registered_by: str
     registered_at: datetime
     updated_at: datetime
+    row_fingerprint: str | None = Field(
+        description="sha256 of the parsed rows' multiset: the same rows in any order or "
+        "encoding have the same one (null: registered before fingerprints, until re-registered)"
+    )
+    ledger: DatasetLedger | None = Field(
+        default=None, description="the privacy ledger (on registration and on a single dataset)"
+    )
 
     @classmethod
-    def of(cls, row: Dataset) -> DatasetOut:
+    def of(cls, row: Dataset, ledger: DatasetLedger | None = None) -> DatasetOut:
         return cls(
             name=row.name,
             content_hash=row.content_hash,
@@ -63,6 +88,8 @@ class DatasetOut(BaseModel):
             registered_by=row.registered_by,
             registered_at=row.registered_at,
             updated_at=row.updated_at,
+            row_fingerprint=row.row_fingerprint,
+            ledger=ledger,
         )
 
 
@@ -70,5 +97,5 @@ class DatasetDetail(DatasetOut):
     schema_doc: dict[str, Any] = Field(description="the registered schema document")
 
     @classmethod
-    def of(cls, row: Dataset) -> DatasetDetail:
-        return cls(**DatasetOut.of(row).model_dump(), schema_doc=json.loads(row.schema))
+    def of(cls, row: Dataset, ledger: DatasetLedger | None = None) -> DatasetDetail:
+        return cls(**DatasetOut.of(row, ledger).model_dump(), schema_doc=json.loads(row.schema))

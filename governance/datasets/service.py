@@ -6,6 +6,11 @@ Every later load checks them: data whose bytes changed since registration is ref
 :class:`~governance.datasets.errors.DatasetChanged` (409), so the privacy ledger never charges
 one dataset for another's rows.
 
+Every registration is placed in the privacy ledger its ROWS belong to
+(:mod:`governance.datasets.ledgers`): the same rows under another name, re-encoded, or as a
+subset or superset of a spent dataset join that dataset's ledger instead of opening a fresh
+budget, and the ``datasets.register`` audit entry names the ledger and whom it is shared with.
+
 The bundled datasets (``adult``) are registered automatically the first time they are used;
 :meth:`DatasetService.ensure_bundled` does it ahead of time (for ``warden init``).
 """
@@ -24,6 +29,8 @@ from sqlalchemy.orm import Session
 from governance.audit import log as audit_log
 from governance.context import Context
 from governance.datasets.errors import DatasetChanged, DatasetError, DatasetFileMissing
+from governance.datasets.fingerprint import fingerprint_rows
+from governance.datasets.ledgers import Placement, members, place, serialise_registrations
 from governance.datasets.models import Dataset
 from governance.datasets.schema import (
     MAX_SCHEMA_BYTES,
@@ -179,6 +186,15 @@ class DatasetService:
     ) -> Dataset:
         src = schema.source
         source = {"citation": src.citation, "licence": src.licence, "url": src.url, "doi": src.doi}
+        fp = fingerprint_rows(loaded)
+        serialise_registrations(session)
+        unverified = self._backfill(session)
+        placement = place(
+            session,
+            name=schema.name,
+            fp=fp,
+            own=existing.ledger_id if existing is not None else None,
+        )
         values: dict[str, Any] = {
             "content_hash": loaded.content_hash,
             "file_hashes": json.dumps(loaded.file_hashes, sort_keys=True),
@@ -190,6 +206,8 @@ class DatasetService:
             "train_rows": len(loaded.train),
             "test_rows": len(loaded.test),
             "updated_at": utcnow(),
+            "ledger_id": placement.ledger_id,
+            "row_fingerprint": fp.digest,
         }
         previous = existing.content_hash if existing is not None else None
         if existing is None:
@@ -208,6 +226,8 @@ class DatasetService:
             "test_rows": row.test_rows,
             "privacy_unit": row.privacy_unit,
             "bundled": bundled,
+            "row_fingerprint": fp.digest,
+            "ledger": self._ledger_details(session, row, placement, unverified),
         }
         if previous is not None:
             details["previous_content_hash"] = previous
@@ -223,6 +243,48 @@ class DatasetService:
             ],
         )
         return row
+
+    def _backfill(self, session: Session) -> list[str]:
+        """Fingerprint datasets registered before fingerprints existed (migration 0008).
+
+        Their rows join the ledger placement like a new registration's, so a copy of them is
+        recognised. Returns the names whose files could not be read as registered: their rows
+        cannot be compared (their ledgers still hold their runs; byte-identical copies were
+        joined by the migration).
+        """
+        unverified: list[str] = []
+        pending = session.scalars(
+            select(Dataset).where(Dataset.row_fingerprint.is_(None)).order_by(Dataset.id)
+        ).all()
+        for row in pending:
+            try:
+                fp = fingerprint_rows(self.load(row))
+            except DatasetError:
+                unverified.append(row.name)
+                continue
+            row.ledger_id = place(session, name=row.name, fp=fp, own=row.ledger_id).ledger_id
+            row.row_fingerprint = fp.digest
+        session.flush()
+        return unverified
+
+    def _ledger_details(
+        self, session: Session, row: Dataset, placement: Placement, unverified: list[str]
+    ) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "id": placement.ledger_id,
+            "opened": placement.opened,
+            "shared_with": self.shared_with(session, row),
+            "matched": list(placement.matched),
+        }
+        if placement.merged:
+            details["merged_ledgers"] = list(placement.merged)
+        if unverified:
+            details["unverified_datasets"] = unverified
+        return details
+
+    def shared_with(self, session: Session, row: Dataset) -> list[str]:
+        """The other datasets charging the same privacy ledger, sorted."""
+        return [n for n in members(session, row.ledger_id) if n != row.name]
 
     def ensure_bundled(self, session: Session, ctx: Context, name: str = "adult") -> Dataset:
         """Register a bundled dataset unless a dataset of that name is registered already.

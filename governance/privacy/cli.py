@@ -120,6 +120,8 @@ def ledger(dataset: str, as_json: bool = typer.Option(False, "--json", help="Pri
         f"{_eps(out.epsilon_naive)} summed (δ = {out.delta_naive:g}); "
         f"remaining {out.remaining:.3f}"
     )
+    if out.shared_with:
+        console.print(f"  ledger {out.ledger} shared with {', '.join(out.shared_with)}")
     for e in out.entries:
         mech = e.charged
         what = (
@@ -127,7 +129,9 @@ def ledger(dataset: str, as_json: bool = typer.Option(False, "--json", help="Pri
             if mech
             else "-"
         )
-        console.print(f"  run {e.run:>4} {e.status:10} ε={_eps(e.epsilon):>8} {what}")
+        console.print(
+            f"  run {e.run:>4} {e.dataset:12} {e.status:10} ε={_eps(e.epsilon):>8} {what}"
+        )
 
 
 @app.command("runs")

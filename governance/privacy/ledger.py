@@ -1,5 +1,11 @@
 """The privacy-budget ledger: an odometer over a dataset's runs, and a filter in front of it.
 
+A ledger belongs to the rows, not to a name (:mod:`governance.datasets.ledgers`): every
+registration holding the same rows (or a subset or superset of them) charges one ledger, so a
+copy registered under another name sees the original's spend. Its cap is the strictest of the
+caps of the names charging it (smallest ε, smallest δ, non-private only if all permit it), so
+naming a copy with a bigger cap in ``privacy.yaml`` cannot raise it.
+
 Every run that touched a dataset charges a :class:`~governance.privacy.accounting.Mechanism`.
 The dataset's spent ε is recomposed over ALL charged mechanisms at once (PRV accountant, at the
 cap's δ), which is much tighter than adding each run's ε; both are reported. A new run is
@@ -13,9 +19,10 @@ Fail closed:
 - a non-private run is charged as σ = 0, an unbounded ε: after one, no DP run fits the cap;
 - a missing or invalid ``policies/privacy.yaml`` refuses every run.
 
-Concurrency: :func:`reserve` locks the dataset's row (``SELECT ... FOR UPDATE`` on PostgreSQL;
-SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so two runs on one dataset are checked
-one after the other, and the second sees the first's reservation.
+Concurrency: a reservation locks the dataset's row, then its ledger's (``SELECT ... FOR
+UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so two runs
+on one ledger, under one name or two, are checked one after the other, and the second sees the
+first's reservation.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from governance.audit.events import AuditEvent
 from governance.context import Context
-from governance.datasets.models import Dataset
+from governance.datasets.models import Dataset, Ledger
 from governance.privacy.accounting import Mechanism, compose_epsilon, naive_sum_epsilon
 from governance.privacy.errors import PrivacyError
 from governance.privacy.models import FAILED, TrainingRun
@@ -83,6 +90,15 @@ class PrivacyPolicy:
 
     def cap_for(self, dataset: str) -> BudgetCap:
         return self.datasets.get(dataset, self.defaults)
+
+
+def strictest(caps: Sequence[BudgetCap]) -> BudgetCap:
+    """The cap a shared ledger keeps: no name charging it may raise what another allows."""
+    return BudgetCap(
+        epsilon=min(c.epsilon for c in caps),
+        delta=min(c.delta for c in caps),
+        allow_non_private=all(c.allow_non_private for c in caps),
+    )
 
 
 def _cap(doc: Any, where: str, problems: list[str]) -> BudgetCap | None:
@@ -159,12 +175,16 @@ class LedgerSummary:
 
     Attributes:
         dataset: the dataset's name.
-        cap: its budget.
-        runs: every run charged, oldest first (failed runs charge nothing but are listed).
+        cap: its budget (the strictest of its ledger's names).
+        runs: every run charged to its ledger, under any name, oldest first (failed runs
+            charge nothing but are listed).
         epsilon_recomposed: ε of the composition of every charged mechanism, at ``cap.delta``.
         epsilon_naive: the sum of each run's ε at ``cap.delta`` (valid at ``delta_naive``).
         delta_naive: the δ of the naive sum: ``cap.delta`` times the runs charged.
         remaining: ``cap.epsilon - epsilon_recomposed`` (never below 0).
+        ledger_id: the ledger (None: a bundled dataset not registered yet).
+        shared_with: the other datasets charging the same ledger.
+        run_datasets: the name each run was charged under.
     """
 
     dataset: str
@@ -175,6 +195,9 @@ class LedgerSummary:
     epsilon_naive: float
     delta_naive: float
     remaining: float
+    ledger_id: int | None = None
+    shared_with: tuple[str, ...] = ()
+    run_datasets: dict[int, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (an unbounded ε is ``null`` with ``unbounded: true``)."""
@@ -191,16 +214,20 @@ class LedgerSummary:
             "remaining": self.remaining,
             "unbounded": not math.isfinite(self.epsilon_recomposed),
             "runs": len(self.runs),
+            "ledger": self.ledger_id,
+            "shared_with": list(self.shared_with),
         }
 
 
-def charged_history(session: Session, dataset_id: int) -> list[TrainingRun]:
-    """Every run on the dataset, oldest first."""
-    return list(
-        session.scalars(
-            select(TrainingRun).where(TrainingRun.dataset_id == dataset_id).order_by(TrainingRun.id)
-        )
+def charged_history(session: Session, ledger_id: int) -> list[tuple[TrainingRun, str]]:
+    """Every run charged to the ledger, under any of its names, oldest first."""
+    query = (
+        select(TrainingRun, Dataset.name)
+        .join(Dataset, Dataset.id == TrainingRun.dataset_id)
+        .where(Dataset.ledger_id == ledger_id)
+        .order_by(TrainingRun.id)
     )
+    return [(run, name) for run, name in session.execute(query)]
 
 
 def _mechanisms(runs: Sequence[TrainingRun]) -> list[Mechanism]:
@@ -213,14 +240,20 @@ def _mechanisms(runs: Sequence[TrainingRun]) -> list[Mechanism]:
 
 
 def summarize(
-    session: Session, *, dataset: Dataset | None, name: str, cap: BudgetCap
+    session: Session,
+    *,
+    dataset: Dataset | None,
+    name: str,
+    cap: BudgetCap,
+    shared_with: Sequence[str] = (),
 ) -> LedgerSummary:
-    """The dataset's spend so far (an unregistered dataset has spent nothing).
+    """The spend so far of the dataset's ledger (an unregistered dataset has spent nothing).
 
     Raises:
         AccountingError: the accountant failed on the recorded history.
     """
-    runs = charged_history(session, dataset.id) if dataset is not None else []
+    history = charged_history(session, dataset.ledger_id) if dataset is not None else []
+    runs = [run for run, _ in history]
     per_run: dict[int, float] = {}
     for run in runs:
         mech = run.charged
@@ -236,14 +269,23 @@ def summarize(
         epsilon_naive=naive_sum_epsilon(per_run.values()),
         delta_naive=cap.delta * len(per_run),
         remaining=max(cap.epsilon - total, 0.0) if math.isfinite(total) else 0.0,
+        ledger_id=dataset.ledger_id if dataset is not None else None,
+        shared_with=tuple(shared_with),
+        run_datasets={run.id: run_name for run, run_name in history},
     )
 
 
 def lock_dataset(session: Session, dataset_id: int) -> Dataset:
-    """Lock the dataset's row until the transaction ends (serialises admissions)."""
-    return session.execute(
+    """Lock the dataset's row, then its ledger's, until the transaction ends.
+
+    Datasets before ledgers, the order a registration that merges ledgers takes them in; the
+    dataset's row, read under its lock, names its ledger as of now.
+    """
+    dataset = session.execute(
         select(Dataset).where(Dataset.id == dataset_id).with_for_update()
     ).scalar_one()
+    session.execute(select(Ledger.id).where(Ledger.id == dataset.ledger_id).with_for_update())
+    return dataset
 
 
 @dataclass(frozen=True)
@@ -256,16 +298,23 @@ class Admission:
 
 
 def admit(
-    session: Session, *, dataset: Dataset, planned: Mechanism, private: bool, cap: BudgetCap
+    session: Session,
+    *,
+    dataset: Dataset,
+    planned: Mechanism,
+    private: bool,
+    cap: BudgetCap,
+    shared_with: Sequence[str] = (),
 ) -> Admission:
-    """Check a planned run against the cap; the caller holds the dataset's row lock.
+    """Check a planned run against its ledger's cap; the caller holds the locks.
 
     Args:
-        session: the transaction holding the lock (see :func:`lock_dataset`).
+        session: the transaction holding the locks (see :func:`lock_dataset`).
         dataset: the locked dataset.
         planned: the run's planned mechanism (σ = 0 for a non-private run).
         private: whether the run is private.
-        cap: the dataset's budget.
+        cap: the ledger's budget.
+        shared_with: the other datasets charging the ledger (named in a refusal).
 
     Returns:
         The spend before and after the run.
@@ -274,12 +323,17 @@ def admit(
         NonPrivateRefused: non-private training that the policy does not permit.
         BudgetExceeded: the composed ε would pass the cap (nothing is written).
     """
-    history = _mechanisms(charged_history(session, dataset.id))
+    history = _mechanisms([run for run, _ in charged_history(session, dataset.ledger_id)])
     before = compose_epsilon(history, cap.delta)
+    shared = (
+        f" (its privacy ledger is shared with {', '.join(repr(n) for n in shared_with)})"
+        if shared_with
+        else ""
+    )
     if not private:
         if not cap.allow_non_private:
             raise NonPrivateRefused(
-                f"dataset {dataset.name!r} does not permit non-private training "
+                f"dataset {dataset.name!r}{shared} does not permit non-private training "
                 "(allow_non_private in policies/privacy.yaml and in its schema)"
             )
         # Explicitly permitted: the cap does not apply to a run that has no ε at all.
@@ -293,10 +347,12 @@ def admit(
             "spent_epsilon": _finite(before),
             "planned_run_epsilon": _finite(compose_epsilon([planned], cap.delta)),
             "epsilon_after_run": _finite(after),
+            "ledger": dataset.ledger_id,
+            "ledger_shared_with": list(shared_with),
         }
         spent = f"{before:.4g}" if math.isfinite(before) else "unbounded (a non-private run)"
         raise BudgetExceeded(
-            f"training on {dataset.name!r} would spend ε = {after:.4g} in total at "
+            f"training on {dataset.name!r}{shared} would spend ε = {after:.4g} in total at "
             f"δ = {cap.delta:g}, over its cap of ε = {cap.epsilon:g} (already spent: {spent})",
             extra=extra,
         )

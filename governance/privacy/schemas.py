@@ -153,6 +153,7 @@ class CapOut(BaseModel):
 
 class LedgerEntry(BaseModel):
     run: int
+    dataset: str = Field(description="the name the run was charged under")
     status: str
     private: bool
     charged: MechanismOut | None
@@ -162,10 +163,18 @@ class LedgerEntry(BaseModel):
 
 
 class LedgerOut(BaseModel):
-    """A dataset's spend, recomposed (tight) and summed (naive), against its cap."""
+    """A dataset's spend, recomposed (tight) and summed (naive), against its cap.
+
+    The ledger belongs to the rows: every dataset registered with the same rows (or a subset or
+    superset of them) charges it, and its entries are every run under any of those names.
+    """
 
     dataset: str
-    cap: CapOut
+    ledger: int | None = Field(description="the ledger's id (null: a bundled dataset not used yet)")
+    shared_with: list[str] = Field(
+        description="the other datasets charging this ledger (their rows match this one's)"
+    )
+    cap: CapOut = Field(description="the strictest cap of the names charging the ledger")
     epsilon_recomposed: float | None = Field(
         description="ε of all charged runs composed at once (PRV), at the cap's δ; "
         "null when unbounded (a non-private run)"
@@ -188,6 +197,7 @@ class LedgerOut(BaseModel):
             entries.append(
                 LedgerEntry(
                     run=run.id,
+                    dataset=summary.run_datasets.get(run.id, summary.dataset),
                     status=run.status,
                     private=run.private,
                     charged=MechanismOut(**mech.to_dict()) if mech is not None else None,
@@ -198,6 +208,8 @@ class LedgerOut(BaseModel):
             )
         return cls(
             dataset=doc["dataset"],
+            ledger=summary.ledger_id,
+            shared_with=list(summary.shared_with),
             cap=CapOut(**doc["cap"]),
             epsilon_recomposed=doc["epsilon_recomposed"],
             epsilon_naive=doc["epsilon_naive"],

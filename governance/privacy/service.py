@@ -4,7 +4,8 @@ A run spans several transactions, so unlike other services this one takes a ``se
 
 1. resolve the dataset (registering a bundled one on first use); commit;
 2. load the data, refusing it if its bytes changed since registration (409);
-3. lock the dataset row, compose the planned mechanism with the ledger, refuse over the cap
+3. lock the dataset and its ledger (shared by every name registered with the same rows),
+   compose the planned mechanism with the ledger, refuse over the cap
    (409, ledger unchanged, a ``privacy.run``/``refuse`` event in its own transaction), else
    write the ``reserved`` row and a ``privacy.run``/``start`` event; COMMIT before training;
 4. train (long, outside any transaction);
@@ -32,6 +33,7 @@ from governance.audit import log as audit_log
 from governance.config import Settings
 from governance.context import Context
 from governance.datasets.models import Dataset
+from governance.datasets.schemas import DatasetLedger
 from governance.datasets.service import datasets as dataset_service
 from governance.datasets.tabular import LoadedDataset
 from governance.db.base import utcnow
@@ -53,6 +55,7 @@ from governance.privacy.ledger import (
     load_privacy_policy,
     lock_dataset,
     run_event,
+    strictest,
     summarize,
 )
 from governance.privacy.models import ABORTED, COMPLETED, FAILED, RESERVED, TrainingRun
@@ -166,17 +169,33 @@ def plan_mechanism(
 
 
 class TrainingService:
-    def cap(self, settings: Settings, dataset: Dataset | None, name: str) -> BudgetCap:
-        """The dataset's cap; non-private only where the policy AND the schema permit it."""
-        cap = load_privacy_policy(settings.policies_dir).cap_for(name)
-        if dataset is not None and cap.allow_non_private:
-            allowed = dataset_service.schema_of(dataset).privacy.allow_non_private
-            if not allowed:
-                cap = BudgetCap(cap.epsilon, cap.delta, allow_non_private=False)
-        return cap
+    def cap(
+        self, session: Session, settings: Settings, dataset: Dataset | None, name: str
+    ) -> BudgetCap:
+        """The budget of the dataset's ledger: the strictest cap of the names charging it.
+
+        Non-private training only where the policy AND the schema permit it, for every name.
+        """
+        policy = load_privacy_policy(settings.policies_dir)
+        if dataset is None:
+            return policy.cap_for(name)
+        sharing = session.scalars(
+            select(Dataset).where(Dataset.ledger_id == dataset.ledger_id).order_by(Dataset.id)
+        ).all()
+        caps = []
+        for member in {m.id: m for m in [dataset, *sharing]}.values():
+            cap = policy.cap_for(member.name)
+            if cap.allow_non_private:
+                allowed = dataset_service.schema_of(member).privacy.allow_non_private
+                if not allowed:
+                    cap = BudgetCap(cap.epsilon, cap.delta, allow_non_private=False)
+            caps.append(cap)
+        return strictest(caps)
 
     def ledger(self, session: Session, settings: Settings, name: str) -> LedgerSummary:
-        """A dataset's spend (a bundled dataset not yet used has spent nothing).
+        """A dataset's spend: its ledger's, shared with every name holding the same rows.
+
+        A bundled dataset not yet used has spent nothing.
 
         Raises:
             DatasetNotRegistered: unknown dataset.
@@ -186,7 +205,27 @@ class TrainingService:
         row = session.scalar(select(Dataset).where(Dataset.name == name))
         if row is None and name not in BUNDLED:
             dataset_service.get(session, name)  # raises the 404
-        return summarize(session, dataset=row, name=name, cap=self.cap(settings, row, name))
+        return summarize(
+            session,
+            dataset=row,
+            name=name,
+            cap=self.cap(session, settings, row, name),
+            shared_with=dataset_service.shared_with(session, row) if row is not None else (),
+        )
+
+    def dataset_ledger(self, session: Session, settings: Settings, row: Dataset) -> DatasetLedger:
+        """The ledger a registered dataset charges, as its registration answer shows it."""
+        summary = self.ledger(session, settings, row.name)
+        assert summary.ledger_id is not None  # a registered dataset always has one
+        return DatasetLedger(
+            id=summary.ledger_id,
+            shared_with=list(summary.shared_with),
+            epsilon_spent=_json_eps(summary.epsilon_recomposed),
+            cap_epsilon=summary.cap.epsilon,
+            cap_delta=summary.cap.delta,
+            remaining=summary.remaining,
+            runs=len(summary.runs),
+        )
 
     def list(self, session: Session, dataset: str | None = None) -> list[tuple[TrainingRun, str]]:
         query = select(TrainingRun, Dataset.name).join(Dataset).order_by(TrainingRun.id)
@@ -235,9 +274,10 @@ class TrainingService:
         with sessions.begin() as session:
             row = dataset_service.resolve(session, ctx, request.dataset)
             dataset_id = row.id
+            # Checked again under the ledger's lock: a copy registered meanwhile may tighten it.
+            cap = self.cap(session, settings, row, row.name)
             session.expunge(row)
         loaded = dataset_service.load(row)
-        cap = self.cap(settings, row, row.name)
         schema_delta = loaded.schema.privacy.delta
         delta = request.delta if request.delta is not None else (schema_delta or cap.delta)
         if request.private and delta > cap.delta:
@@ -262,7 +302,9 @@ class TrainingService:
         # before the budget is reserved, so that a failed import cannot strand a reservation.
         from governance.privacy.training import train as train_model
 
-        run_id, name, version = self._reserve(sessions, ctx, dataset_id, loaded, request, plan, cap)
+        run_id, name, version = self._reserve(
+            sessions, ctx, settings, dataset_id, loaded, request, plan
+        )
         out_dir = settings.data_dir / "training" / f"run-{run_id}"
         try:
             result = train_model(
@@ -332,11 +374,11 @@ class TrainingService:
         self,
         sessions: sessionmaker[Session],
         ctx: Context,
+        settings: Settings,
         dataset_id: int,
         loaded: LoadedDataset,
         request: TrainingRequest,
         plan: _Plan,
-        cap: BudgetCap,
     ) -> tuple[int, str, str]:
         try:
             with sessions.begin() as session:
@@ -345,12 +387,15 @@ class TrainingService:
                     raise DatasetReplaced(
                         f"dataset {dataset.name!r} was registered again while the run loaded it"
                     )
+                cap = self.cap(session, settings, dataset, dataset.name)
+                shared_with = dataset_service.shared_with(session, dataset)
                 admission = admit(
                     session,
                     dataset=dataset,
                     planned=plan.mechanism,
                     private=request.private,
                     cap=cap,
+                    shared_with=shared_with,
                 )
                 name = request.name or f"{dataset.name[:56]}-{request.model_kind}"
                 if request.version is not None and request.register:
@@ -393,6 +438,8 @@ class TrainingService:
                             dataset.name,
                             cap_epsilon=cap.epsilon,
                             cap_delta=cap.delta,
+                            ledger=dataset.ledger_id,
+                            ledger_shared_with=shared_with,
                             epsilon_before=_json_eps(admission.before),
                             epsilon_after=_json_eps(admission.after),
                         )

@@ -180,13 +180,16 @@ def test_changed_data_is_refused_before_any_charge(env: Any) -> None:
 
 
 def test_non_private_needs_the_policy_and_then_spends_everything(env: Any, tmp_path: Path) -> None:
-    cfg, sessions, folder = env
+    cfg, sessions, _ = env
     with pytest.raises(NonPrivateRefused):
         training.run(sessions, CTX, settings=cfg, request=_req(epsilon=None))
     assert _rows(sessions) == []
 
+    # Other rows: the same rows as "synthetic" would share its ledger and its stricter cap.
+    other = tmp_path / "open"
+    other.mkdir()
     with sessions.begin() as session:
-        datasets.register(session, CTX, name="open", schema_path=folder / "schema.yaml")
+        datasets.register(session, CTX, name="open", schema_path=write_synthetic(other, seed=1))
     run = training.run(sessions, CTX, settings=cfg, request=_req(dataset="open", epsilon=None))
     assert run.status == COMPLETED and not run.private
     with sessions() as session:
