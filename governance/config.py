@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=1.0, ge=0)
     dek_max_uses: int = Field(default=1_000_000, gt=0)
     require_second_approval: bool = False
+    # A pending policy proposal (a role grant awaiting an officer included) expires after this
+    # long: an approval months later would judge a situation nobody remembers.
+    proposal_lifetime_hours: float = Field(default=72.0, gt=0, le=24 * 90)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -123,21 +126,6 @@ class Settings(BaseSettings):
         # One file holding both the KEK and the log's signing key would let a leak of either
         # forge the other's evidence; refuse the mix-up at start.
         if self.resolved_key_file.resolve() == self.resolved_signing_key_file.resolve():
-    # A pending policy proposal (a role grant awaiting an officer included) expires after this
-    # long: an approval months later would judge a situation nobody remembers.
-    proposal_lifetime_hours: float = Field(default=72.0, gt=0, le=24 * 90)
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _proxy_list(cls, value: object) -> object:
-        # From the environment: "10.0.0.1, 10.1.0.0/16"; each must be an address or network.
-        from governance.api.forwarded import parse_networks
-
-        entries = [e for e in value.split(",") if e.strip()] if isinstance(value, str) else value
-        if isinstance(entries, list | tuple):
-            parse_networks(str(e) for e in entries)
-            return [str(e).strip() for e in entries]
-        return value
             raise ValueError("the key file and the audit signing key must be different files")
         return self
 
