@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from governance.api.app import create_app
+from governance.api.server_limits import uvicorn_options
 from governance.audit.events import AuditEvent
 from governance.config import Settings
 from governance.logs import configure_logging
@@ -68,9 +69,7 @@ def main(port: int) -> None:
         create_app(settings, runtime, freeze_heap=True),
         host="127.0.0.1",
         port=port,
-        log_level="warning",
-        access_log=False,
-        log_config=None,
+        **uvicorn_options(settings),
     )
 
 

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
 
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # What one connection may hold in `warden serve` (governance/api/server_limits.py): a head
+    # over this is a 431, a head or body slower than these is a 408, connections beyond the
+    # cap a 503, so slow or oversized clients cannot pin the server's memory or sockets.
+    max_header_bytes: int = Field(default=65_536, ge=1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, gt=0)
     max_batch_records: int = Field(default=1024, gt=0)
     batch_max_rows: int = Field(default=256, gt=0)
     batch_max_wait_ms: float = Field(default=0.0, ge=0)

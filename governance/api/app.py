@@ -16,6 +16,7 @@ from governance import __version__
 from governance.api import health, problems
 from governance.api.direct import DirectEntry
 from governance.api.middleware import GovernedRequestMiddleware
+from governance.api.security_headers import SecurityHeaders
 from governance.config import Settings
 from governance.plugins import optional_module
 from governance.runtime import Runtime
@@ -127,6 +128,10 @@ def create_app(
         if domain not in DIRECT_DOMAINS:
             app.include_router(router)
     problems.document(app)
-    app.add_middleware(GovernedRequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        GovernedRequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        security_headers=SecurityHeaders(app),
+    )
     app.direct = DirectEntry(app, max_body_bytes=settings.max_body_bytes)
     return app

@@ -77,7 +77,9 @@ class DirectEntry:
         if bug is None:
             raise TypeError("the direct entry answers a bug with the app's handler for Exception")
         self.on_bug: ExceptionHandler = bug
-        self.governed = GovernedRequestMiddleware(self._handle, max_body_bytes=max_body_bytes)
+        # As the stack's instance (its security headers included), with this entry's limit.
+        kwargs: dict[str, Any] = {**app.user_middleware[0].kwargs, "max_body_bytes": max_body_bytes}
+        self.governed = GovernedRequestMiddleware(self._handle, **kwargs)
 
     def claim(self, scope: Scope) -> bool:
         """Whether the request is one this entry serves; if so, fill in what the router would.

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from governance.api.problems import internal_error
 from governance.api.routes import route_template
+from governance.api.security_headers import SecurityHeaders
 from governance.audit.events import Actor, AuditEvent, Source
 from governance.randomness import sortable_hex
 
@@ -84,9 +85,12 @@ def _problem_bytes(status: int, title: str, detail: str, request_id: str) -> byt
 
 
 class GovernedRequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, security_headers: SecurityHeaders
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.security_headers = security_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,7 +134,11 @@ class GovernedRequestMiddleware:
             if message["type"] == "http.response.start" and not state.get(RESPONSE_STARTED):
                 state[RESPONSE_STARTED] = True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message["headers"],
+                    *self.security_headers.for_path(scope["path"], governed),
+                    (b"x-request-id", request_id.encode()),
+                ]
                 if governed and not state.get("audited"):
                     ok = await self._audit(scope, state, message["status"])
                     if not ok:
@@ -192,6 +200,7 @@ class GovernedRequestMiddleware:
         headers = [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),
+            *self.security_headers.problem,
             (b"x-request-id", request_id.encode()),
         ]
         if status == 503:  # the audit log is down: the journal probes it about every second

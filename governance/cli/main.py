@@ -85,6 +85,7 @@ def serve(
         typer.echo(result.officer_code)
 
     from governance.api.app import create_app
+    from governance.api.server_limits import uvicorn_options
     from governance.logs import configure_logging
 
     cfg = settings()
@@ -95,10 +96,8 @@ def serve(
         application,
         host=host or cfg.host,
         port=port or cfg.port,
-        log_level="warning",
-        access_log=False,
-        # uvicorn's records go to the handler set up above: tracebacks without messages.
-        log_config=None,
+        # The bounded protocol, no WebSocket, and the logging set up above.
+        **uvicorn_options(cfg),
         # uvicorn would take X-Forwarded-For from 127.0.0.1 as the client's address; Warden
         # reads it only from WARDEN_TRUSTED_PROXIES (governance/api/forwarded.py).
         proxy_headers=False,

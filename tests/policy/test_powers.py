@@ -60,7 +60,7 @@ def casbin_permissions(
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rule_sets)
 def test_effective_permissions_agree_with_casbin(rules: set[Rule]) -> None:
     # An object no rule names is asked too: it must never be allowed.
