@@ -96,10 +96,6 @@ class _Item:
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[list[int]] | None = None
 
-    def abandoned(self) -> bool:
-        waiter = self.waiter if self.waiter is not None else self.future
-        return waiter is not None and waiter.cancelled()
-
     def waiter_of(self) -> Waiter:
         if self.loop is not None and self.waiter is not None:
             return (self.loop, self.waiter)
@@ -273,12 +269,7 @@ class AuditWriter:
         self, events: Sequence[AuditEvent], write: WriteFn | None = None, timeout: float = 30.0
     ) -> list[int]:
         """Blocking form of :meth:`submit` for threads (sync routes, the CLI)."""
-        future = self.submit(events, write)
-        try:
-            return future.result(timeout=timeout)
-        except TimeoutError:
-            future.cancel()  # not written yet: never will be (see _run)
-            raise
+        return self.submit(events, write).result(timeout=timeout)
 
     def _collect(self, first: _Item) -> tuple[list[_Item], bool]:
         batch, stop = [first], False
@@ -304,11 +295,6 @@ class AuditWriter:
                 break
             assert isinstance(first, _Item)
             batch, stop = self._collect(first)
-            # An append whose caller gave up (its deadline passed) before it was written is
-            # dropped: its request was refused, so its entry must not appear as answered.
-            batch = [item for item in batch if not item.abandoned()]
-            if not batch:
-                continue
             outcomes, size = self.write([(item.events, item.write) for item in batch])
             self._resolve(list(zip(batch, outcomes, strict=True)))
             # After the answers: a checkpoint never delays the requests it follows.
@@ -347,18 +333,22 @@ class AuditWriter:
     def _commit_or_retry(self, batch: Sequence[Pending]) -> list[tuple[list[Outcome], int | None]]:
         try:
             return [self._commit(batch)]
-        except (OperationalError, InterfaceError) as exc:
-            # The database, not an item: down, timed out, full or locked. Retrying each item
-            # alone would wait out a connect timeout per item while their requests wait.
-            logger.error("audit group commit failed: %s", type(exc.orig or exc).__name__)
-            down = AuditUnavailable("the database did not take the audit write")
-            return [([down] * len(batch), None)]
         except Exception:
             logger.warning("audit group commit failed; retrying %d items alone", len(batch))
         done: list[tuple[list[Outcome], int | None]] = []
+        down: AuditUnavailable | None = None
         for item in batch:
+            if down is not None:
+                done.append(([down], None))
+                continue
             try:
                 done.append(self._commit([item]))
+            except (OperationalError, InterfaceError) as exc:
+                # The database, not the item (down, timed out, full), even on a fresh
+                # connection: the others are refused now, not after a connect timeout each.
+                logger.error("audit write failed: %s", type(exc.orig or exc).__name__)
+                down = AuditUnavailable("the database did not take the audit write")
+                done.append(([down], None))
             except StaleWrite as exc:
                 logger.info("audit write refused a stale item; its caller prepares it again")
                 done.append(([exc], None))

@@ -13,12 +13,13 @@ request would wait with it. Here:
   most every ``retry_every`` seconds, launched by the next refused append or readiness check)
   tests the whole audit path; its commit closes the breaker.
 
-A refused append may still commit later: its entry had left for the writer when the deadline
-passed. Its request was answered 503, never 200, so "every answer 200 is in the log" holds;
-the log then holds an entry for an answer that was never sent. Once the journal works again,
-one ``audit.deadline`` entry names those requests (their ids), so that an auditor reading the
-log knows which entries describe answers that were refused. An append refused before it left
-this process (still queued) never reaches the log.
+An append refused at its deadline may still commit later: it was handed to the writer, which
+commits what it was given (as it does for a client that went away). Its request was answered
+503, never 200, so "every answer 200 is in the log" holds; the log may then hold an entry for
+an answer that was never sent. Once the journal works again, one ``audit.deadline`` entry
+names those requests (their ids), so that an auditor reading the log knows which entries
+describe answers that were refused. An append refused at once (breaker open) never reaches
+the writer, so it is never in the log.
 """
 
 from __future__ import annotations

@@ -228,13 +228,7 @@ class ProcessJournal:
         outbox.append((ident, events, record))
         if len(outbox) >= _FLUSH_AT:
             self._flush()
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            # Given up (its deadline passed): if still in the outbox it is never sent.
-            with self._lock:
-                self._pending.pop(ident, None)
-            raise
+        return await waiter
 
     def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
         future: Future[list[int]] = Future()
@@ -244,12 +238,7 @@ class ProcessJournal:
         with self._lock:
             self._pending[ident] = future
         self._send([(ident, events, None)])
-        try:
-            return future.result(timeout=timeout)
-        except TimeoutError:  # concurrent.futures' is the builtin since Python 3.11
-            with self._lock:
-                self._pending.pop(ident, None)
-            raise
+        return future.result(timeout=timeout)
 
     def problem(self) -> str | None:
         if self._closed:

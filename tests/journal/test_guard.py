@@ -134,9 +134,8 @@ def test_a_stalled_log_refuses_after_the_deadline_then_at_once_and_recovers(
     ids = {e.request_id for e in entries}
     assert "before" in ids and "after" in ids
     assert "refused-at-once" not in ids  # never left this process
-    assert "late-a" in ids  # its commit was under way when the deadline passed: late, noted
-    if isinstance(inner, LocalJournal):
-        assert "late-b" not in ids  # still queued when refused: dropped, never written
+    # Handed to the writer before their deadline: committed late, and named by the note.
+    assert {"late-a", "late-b"} <= ids
     assert any(e.event_type == "audit.probe" for e in entries)
     with audit_db.sessions() as session:
         assert verify_log(session, audit_db.vkey).tree_size == len(entries)
