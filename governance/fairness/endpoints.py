@@ -232,7 +232,7 @@ async def create_mitigation(
     # mkdtemp makes the folder 0700: the new artifact waits there for its registration.
     workdir = Path(tempfile.mkdtemp(prefix="warden-mitigate-"))
     try:
-        compute = partial(mitigator.compute, planned, mitigated_by=caller.name, workdir=workdir)
+        compute = partial(mitigator.compute, planned, mitigated_by=caller.ctx.name, workdir=workdir)
         computed = await runtime.jobs.run("fairness.mitigate", compute)
         return await run_in_threadpool(store, computed)
     finally:
