@@ -48,12 +48,12 @@ def test_role_timeline_from_history(
     grant(app_client, officers.admin, "ann", "auditor", "Q2 audit", approver=first_officer)
     grant(app_client, officers.admin, "ann", "ml_engineer", "project x")
     # A role hierarchy edge is listed only on request. (An officer cannot make her own role
-    # inherit another; this edge widens the engineers' power over the audit log, so a second
+    # inherit another; this edge widens the clients' power over the audit log, so a second
     # officer approves it.)
     r = app_client.post(
         "/v1/policy/changes",
         headers=officers.olivia,
-        json={"add": [["g", "role:ml_engineer", "role:auditor"]], "reason": "engineers audit"},
+        json={"add": [["g", "role:client", "role:auditor"]], "reason": "clients audit"},
     )
     assert r.status_code == 202, r.text
     r = app_client.post(
@@ -87,7 +87,7 @@ def test_role_timeline_from_history(
         params={"role": "auditor", "include_roles": True},
         headers=officers.admin,
     ).json()
-    assert {p["member"] for p in with_roles} == {"ann", "role:ml_engineer"}
+    assert {p["member"] for p in with_roles} == {"ann", "role:client"}
     everyone = app_client.get("/v1/policy/role-timeline", headers=officers.admin).json()
     assert {"admin", "olivia", "oscar", "ann"} <= {p["member"] for p in everyone}
     # Needs api:roles read: ml engineers do not have it.
