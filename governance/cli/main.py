@@ -68,6 +68,12 @@ def init(
     console.print(f"admin         {result.admin_name} (key id {result.admin_key_id})")
     console.print("[bold]admin API key (shown once, store it now):[/bold]")
     typer.echo(result.admin_token)
+    if result.officer_code is not None:
+        console.print(
+            f"[bold]enrolment code of the first compliance officer {result.officer_name} "
+            "(shown once; give it to them only, they redeem it with POST /v1/enrol):[/bold]"
+        )
+        typer.echo(result.officer_code)
 
 
 @app.command()
@@ -77,12 +83,6 @@ def serve(
 ) -> None:
     """Run the API server (uvicorn, one process)."""
     import uvicorn
-    if result.officer_code is not None:
-        console.print(
-            f"[bold]enrolment code of the first compliance officer {result.officer_name} "
-            "(shown once; give it to them only, they redeem it with POST /v1/enrol):[/bold]"
-        )
-        typer.echo(result.officer_code)
 
     from governance.api.app import create_app
     from governance.api.server_limits import uvicorn_options
