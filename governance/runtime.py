@@ -136,6 +136,7 @@ class Runtime:
                 on_commit=None,
                 evict=self.records.evict,
                 checkpoint=checkpoint,
+                limits=ConnectionLimits.from_settings(settings),
             )
         writer = AuditWriter(
             self.engine,

@@ -37,6 +37,7 @@ from typing import Any
 from governance.audit.checkpoints import CheckpointPolicy
 from governance.audit.events import AuditEvent
 from governance.audit.writer import AuditUnavailable, Outcome, StaleWrite, Waiter, resolve
+from governance.db.engine import ConnectionLimits
 from governance.errors import ConfigurationError
 from governance.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.records.sink import Evict, RecordRow
@@ -78,6 +79,7 @@ class ProcessJournal:
         checkpoint: the checkpoints the writer process signs as the log grows (None: none).
         evict: told of each data key found rotated or destroyed when its records were stored.
         start_timeout: seconds to wait for a new writer process to be ready.
+        limits: the writer process's PostgreSQL timeouts and keepalives (None: the defaults).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class ProcessJournal:
         on_commit: Callable[[int], None] | None,
         evict: Evict,
         checkpoint: CheckpointPolicy | None = None,
+        limits: ConnectionLimits | None = None,
         start_timeout: float = 60.0,
     ) -> None:
         self._config = {
@@ -98,6 +101,7 @@ class ProcessJournal:
             "max_wait_ms": max_wait_ms,
             "max_idle_ms": max_idle_ms,
             "checkpoint": checkpoint,
+            "limits": limits,
         }
         self._on_commit = on_commit
         self._evict = evict

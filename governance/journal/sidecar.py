@@ -99,7 +99,7 @@ def serve(sock: socket.socket) -> None:
     policy: CheckpointPolicy | None = config.get("checkpoint")
     # The signing key is read from its file here, with the same checks as the server's.
     checkpointer = None if policy is None else Checkpointer.from_policy(policy)
-    engine = make_engine(config["database_url"])
+    engine = make_engine(config["database_url"], limits=config.get("limits"))
     max_batch: int = config["max_batch"]
     writer = AuditWriter(engine, max_batch=max_batch, checkpointer=checkpointer)
     sink = RecordSink()

@@ -243,8 +243,8 @@ def test_a_stopped_database_is_refused_fast_and_recovers(
         cluster.signal_all(signal.SIGSTOP)
         try:
             # The first request waits at most the audit deadline (600 ms here).
-            status, took = caller.predict(1)
-            assert status == 503 and took < 1.5, (status, took)
+            status, first_took = caller.predict(1)
+            assert status == 503 and first_took < 1.5, (status, first_took)
             # Then the breaker is open, and the probe has seen the database stop: at once.
             time.sleep(0.5)
             timed = [caller.predict(i) for i in range(2, 12)]
