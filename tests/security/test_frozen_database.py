@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from governance.audit.models import AuditEntry
@@ -337,3 +338,37 @@ def test_a_silent_database_is_found_within_the_probe_deadline(blackhole: int) ->
     finally:
         monitor.close()
         engine.dispose()
+
+
+def test_a_held_lock_is_cut_off_by_the_statement_timeout(db_url: str, tmp_path: Path) -> None:
+    # A statement stuck behind a lock (or a runaway query) is cancelled by the server at the
+    # configured statement timeout: an OperationalError, which the API answers 503.
+    if not db_url.startswith("postgresql"):
+        pytest.skip("statement_timeout and keepalives are PostgreSQL's")
+    cfg = Settings(
+        environment="test",
+        data_dir=tmp_path,
+        database_url=db_url,
+        db_statement_timeout_ms=300,
+        db_connect_timeout_seconds=3,
+        db_keepalives_idle_seconds=7,
+    )
+    engine = make_engine(db_url, limits=ConnectionLimits.from_settings(cfg))
+    holder = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "300ms"
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            params = dbapi.info.get_parameters()  # type: ignore[attr-defined]
+            assert params["connect_timeout"] == "3"
+            assert (params["keepalives"], params["keepalives_idle"]) == ("1", "7")
+        with holder.connect() as held, engine.connect() as conn:
+            held.execute(text("SELECT tree_size FROM audit_head WHERE id = 1 FOR UPDATE"))
+            started = time.monotonic()
+            with pytest.raises(OperationalError):
+                conn.execute(text("SELECT tree_size FROM audit_head WHERE id = 1 FOR UPDATE"))
+            assert time.monotonic() - started < 2.0
+    finally:
+        engine.dispose()
+        holder.dispose()
