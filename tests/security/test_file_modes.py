@@ -21,11 +21,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from governance.config import Settings
 from governance.db import make_engine
 from governance.db.base import utcnow
 from governance.private_files import copy_private, open_private, private_dir
 from governance.serverproc import ServerProcess
-from tests.conftest import REPO, ArtifactBuilder, WardenFactory, auth, serve_toy
+from tests.conftest import REPO, AdminToken, ArtifactBuilder, WardenFactory, auth, serve_toy
 from tests.factories import toy_record
 
 
@@ -73,7 +74,16 @@ def test_init_serve_predict_and_export_leave_nothing_readable_by_others(
         check=False,
     )
     assert init.returncode == 0, init.stdout + init.stderr
-    admin = init.stdout.strip().splitlines()[-1]
+    deployment = Settings(
+        environment="test",
+        data_dir=data,
+        database_url=env.get("WARDEN_DATABASE_URL", ""),
+        models_dir=models,
+        reports_dir=reports,
+        device="cpu",
+    )
+    # The factory appoints its officer as the local operator would, with these settings.
+    admin = AdminToken(init.stdout.strip().splitlines()[-1], deployment)
 
     server = ServerProcess(env, data / "server.log").start()
     try:
