@@ -4,7 +4,8 @@
 manifest digest), predicts on the dataset's evaluation (test) split through the serving code
 path, audits the decisions with :func:`~governance.fairness.metrics.audit_predictions`, judges
 them under the current threshold version, and stores result and verdict with the artifact's
-sha256 and a ``fairness.audit`` event, in the caller's transaction.
+sha256 and a ``fairness.audit`` event. The API runs it as three steps (plan, compute with no
+transaction open, store after a re-check) so that a long bootstrap never holds the database.
 """
 
 from __future__ import annotations
