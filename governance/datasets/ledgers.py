@@ -17,8 +17,10 @@ people may be in them), and its earlier rows stay recorded in that ledger, so re
 them afresh under another name joins it too. Nothing here is ever deleted.
 
 Registrations are serialised (a PostgreSQL advisory lock; SQLite's ``BEGIN IMMEDIATE``
-serialises every writer), so two copies registered at once cannot both open a ledger. Locks
-are taken datasets first, then ledger rows, the order a run's reservation takes them in.
+serialises every writer), so two copies registered at once cannot both open a ledger. A
+placement locks the rows of every dataset charging the ledgers it touches before it changes
+anything; a run's reservation locks its dataset's row first, so the two queue on that row and
+the reservation sees the merged history.
 """
 
 from __future__ import annotations
@@ -107,21 +109,22 @@ def place(session: Session, *, name: str, fp: RowFingerprint, own: int | None) -
     else:
         target = min(ids)
     merged = tuple(sorted(ids - {target}))
+    # Every dataset charging these ledgers, locked before anything changes: a run reserved on
+    # any of them (which locks its dataset first) waits, then sees the merged history.
+    session.execute(
+        select(Dataset.id)
+        .where(Dataset.ledger_id.in_([target, *merged]))
+        .order_by(Dataset.id)
+        .with_for_update()
+    )
     if merged:
-        # Datasets first (the order a reservation locks in), then the ledger rows.
         session.execute(
             update(Dataset).where(Dataset.ledger_id.in_(merged)).values(ledger_id=target)
         )
         session.execute(
             update(LedgerRowset).where(LedgerRowset.ledger_id.in_(merged)).values(ledger_id=target)
         )
-    # Lock the ledger so that a run admitted on it now sees the merged history.
-    locked = session.scalars(
-        select(Ledger).where(Ledger.id.in_([target, *merged])).order_by(Ledger.id).with_for_update()
-    ).all()
-    for ledger in locked:
-        if ledger.id in merged:
-            ledger.merged_into = target
+        session.execute(update(Ledger).where(Ledger.id.in_(merged)).values(merged_into=target))
     if exact is None:
         session.add(
             LedgerRowset(

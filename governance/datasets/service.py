@@ -254,7 +254,10 @@ class DatasetService:
         """
         unverified: list[str] = []
         pending = session.scalars(
-            select(Dataset).where(Dataset.row_fingerprint.is_(None)).order_by(Dataset.id)
+            select(Dataset)
+            .where(Dataset.row_fingerprint.is_(None))
+            .order_by(Dataset.id)
+            .with_for_update()
         ).all()
         for row in pending:
             try:

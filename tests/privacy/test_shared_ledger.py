@@ -8,18 +8,19 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit.models import AuditEntry
 from governance.config import Settings
 from governance.context import cli_context
-from governance.datasets.models import Dataset, Ledger
+from governance.datasets.models import Dataset, Ledger, LedgerRowset
 from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
 from governance.privacy.ledger import BudgetExceeded, NonPrivateRefused
@@ -210,3 +211,31 @@ def test_re_registering_cannot_reset_the_budget(env: Any, tmp_path: Path) -> Non
     assert again.ledger_id == copy.ledger_id
     with sessions() as session:
         assert training.ledger(session, cfg, "again").epsilon_recomposed > 0
+
+
+def test_two_copies_registered_at_once_open_one_ledger(env: Any, tmp_path: Path) -> None:
+    _, sessions, _ = env
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    write_synthetic(fresh, seed=5)
+    schemas = {n: write_copy(fresh, tmp_path / n) for n in ("left", "right")}
+    barrier = threading.Barrier(2)
+    placed: dict[str, int] = {}
+    failed: list[BaseException] = []
+
+    def register(name: str) -> None:
+        barrier.wait()
+        try:
+            placed[name] = _register(sessions, name, schemas[name]).ledger_id
+        except BaseException as exc:  # reported below: a thread's exception is otherwise lost
+            failed.append(exc)
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in schemas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failed == []
+    assert placed["left"] == placed["right"]
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(LedgerRowset)) == 2
