@@ -248,7 +248,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return f"the request head exceeds {self.limits.max_header_bytes} bytes"
 
     def _refuse(self, status: int, detail: str, *, cycle_done: bool = False) -> None:
-        """Answer ``status`` unless a response is in progress, then close after a linger."""
+        """Answer ``status`` and close after a linger; with a response in progress, close."""
         self.refused = True
         self.deadline = 0.0
         self.head_open = False
@@ -256,13 +256,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if transport.is_closing():
             return
         cycle = self.cycle
-        if cycle_done or cycle is None or cycle.response_complete:
-            transport.write(_answer_bytes(status, detail, self.server_state.default_headers))
-        if transport.can_write_eof():
-            transport.write_eof()
-            self.loop.call_later(_LINGER_SECONDS, transport.close)
-        else:
+        if not (cycle_done or cycle is None or cycle.response_complete):
+            transport.close()  # a pipelined request's refusal: no answer can go before it
+            return
+        transport.write(_answer_bytes(status, detail, self.server_state.default_headers))
+        if not transport.can_write_eof():
             transport.close()
+            return
+        # Half-close, and drain what the client still sends, so that it reads the answer.
+        transport.write_eof()
+        if self.flow is not None:
+            self.flow.resume_reading()
+        self.loop.call_later(_LINGER_SECONDS, transport.close)
 
 
 def guarded_protocol(limits: ServerLimits) -> type[GuardedHttpToolsProtocol]:
