@@ -34,6 +34,9 @@ from governance.limits.policy import Limit
 from governance.vault.blind_index import digest
 
 _KEY_CONTEXT = b"warden.limits/1\x00"
+# Subjects a process follows at once. Past it, a new subject (an address never seen, from a
+# botnet say) is judged by the database alone, without a slot to remember it by.
+MAX_SUBJECTS = 100_000
 # Float slack when an estimate is compared with the limit: 5 * (1 - 12/60) is 4.000000001.
 _EPSILON = 1e-6
 
@@ -166,10 +169,14 @@ class SharedWindow:
         per = self.limit.per_seconds
         window = int(now // per)
         with self._lock:
-            slot = self._slot(subject, window)
-            if self._full(slot, now):
-                return self.retry_after(slot, now)
-            key, read_prev = slot.key, slot.prev_stale
+            followed = subject in self._slots or len(self._slots) < MAX_SUBJECTS
+            if followed:
+                slot = self._slot(subject, window)
+                if self._full(slot, now):
+                    return self.retry_after(slot, now)
+                key, read_prev = slot.key, slot.prev_stale
+        if not followed:
+            return self._take_unfollowed(subject, now, window)
         try:
             with self._sessions.begin() as session:
                 total = store.add(session, key, window * per, 1, self._expires(window))
@@ -189,6 +196,23 @@ class SharedWindow:
             if self._estimate(slot, now) > self.limit.requests + _EPSILON:
                 return self.retry_after(slot, now)
             return None
+
+    def _take_unfollowed(self, subject: str, now: float, window: int) -> int | None:
+        """:meth:`take_shared` for a subject this process has no room to follow.
+
+        Refused if the database cannot be reached: nothing would count it.
+        """
+        per = self.limit.per_seconds
+        slot = _Slot(key=self._row_key(subject), window=window)
+        try:
+            with self._sessions.begin() as session:
+                slot.shared = store.add(session, slot.key, window * per, 1, self._expires(window))
+                slot.prev = store.count(session, slot.key, (window - 1) * per)
+        except Exception:
+            return self.retry_after(slot, now)
+        if self._estimate(slot, now) > self.limit.requests + _EPSILON:
+            return self.retry_after(slot, now)
+        return None
 
     def _expires(self, window: int) -> int:
         # Read as the previous window during the next one; no longer after that.

@@ -42,9 +42,12 @@ def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
 def _pair(
     sessions: sessionmaker[Session], clock: Clock, limit: Limit, name: str = "failed_auth"
 ) -> tuple[SharedWindow, SharedWindow]:
-    return tuple(  # type: ignore[return-value]
-        SharedWindow(name, limit, digest_key=KEY, sessions=sessions, clock=clock) for _ in range(2)
-    )
+    """Two processes' views of one limit over one database."""
+
+    def one() -> SharedWindow:
+        return SharedWindow(name, limit, digest_key=KEY, sessions=sessions, clock=clock)
+
+    return one(), one()
 
 
 def test_exact_counts_hold_in_sum_across_processes(sessions: sessionmaker[Session]) -> None:
@@ -175,3 +178,17 @@ def test_open_summaries_are_all_handed_out_at_stop() -> None:
     assert summaries.take_due() == []
     (event,) = summaries.take_due(everything=True)
     assert event.details["count"] == 2
+
+
+def test_past_the_subjects_it_can_follow_a_process_asks_the_database(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("governance.limits.window.MAX_SUBJECTS", 2)
+    clock = Clock()
+    a, _ = _pair(sessions, clock, Limit(requests=3, per_seconds=60))
+    for address in ("10.0.0.1", "10.0.0.2"):
+        assert a.take_shared(address) is None
+    # A third address finds no room: counted and judged in the database all the same.
+    taken = [a.take_shared("10.0.0.3") is None for _ in range(5)]
+    assert taken == [True] * 3 + [False] * 2
+    assert len(a._slots) == 2
