@@ -233,6 +233,9 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+FORWARDING_HEADERS = frozenset({b"x-forwarded-for", b"forwarded"})
+
+
 def source_of(scope: Scope) -> Source:
     """Where a request came from: the TCP peer, or the client a trusted proxy forwarded for.
 
@@ -241,13 +244,20 @@ def source_of(scope: Scope) -> Source:
     """
     client = scope.get("client")
     ip = client[0] if client else None
-    if ip is not None:
+    agent = b""
+    forwarded = False
+    for key, value in scope.get("headers") or ():  # one scan for both, as header() does
+        if key == b"user-agent":
+            agent = agent or bytes(value)
+        elif key in FORWARDING_HEADERS:
+            forwarded = True
+    if forwarded and ip is not None:
+        # The runtime's proxies are looked up only for a request that names a client.
         runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
         proxies = getattr(runtime, "proxies", None)
         if proxies:
             ip = proxies.client(ip, scope)
-    agent = (header(scope, b"user-agent") or b"").decode("latin-1")[:200] or None
-    return Source(ip=ip, user_agent=agent)
+    return Source(ip=ip, user_agent=agent.decode("latin-1")[:200] or None)
 
 
 def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent:
