@@ -229,10 +229,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(408, "the request head was not complete in time")
         elif cycle is not None and not cycle.response_started:
             logger.info("request body not complete in time: connection closed")
-            # The app is waiting for the body: it reads a disconnect, and sends nothing.
+            # The app is waiting for the body: it reads a disconnect, and sends nothing. Its
+            # audit entry (a 400: the body could not be read) says why.
+            detail = "the request body was not complete in time"
+            state = cycle.scope.get("state")
+            if isinstance(state, dict):
+                state["reason"] = detail
             cycle.disconnected = True
             cycle.message_event.set()
-            self._refuse(408, "the request body was not complete in time", cycle_done=True)
+            self._refuse(408, detail, cycle_done=True)
         else:
             self.transport.close()
 

@@ -9,6 +9,7 @@ below the HTTP protocol).
 from __future__ import annotations
 
 import inspect
+import json
 import socket
 import threading
 import time
@@ -17,10 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from governance.api.server_limits import GuardedHttpToolsProtocol
+from governance.audit.models import AuditEntry
 from governance.config import Settings
+from governance.db import make_engine
 from tests.conftest import LiveServer
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -133,7 +137,7 @@ def test_a_head_dribbled_a_byte_at_a_time_is_cut_off(server: LiveServer) -> None
 
 
 @sqlite_only
-def test_a_slow_body_is_answered_408(server: LiveServer) -> None:
+def test_a_slow_body_is_answered_408(server: LiveServer, settings: Settings) -> None:
     started = time.monotonic()
     with _connect(server) as sock:
         # The head is whole and in time; the body is announced, then trickles and stops.
@@ -146,6 +150,20 @@ def test_a_slow_body_is_answered_408(server: LiveServer) -> None:
     assert _status(answer) == 408, answer
     assert BODY_TIMEOUT * 0.9 <= waited < BODY_TIMEOUT + SLACK, waited
     _still_serves(server)
+    # The call is audited, with the reason (the app saw a body it could not read: a 400).
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            entries = [
+                json.loads(c)
+                for c in conn.scalars(
+                    select(AuditEntry.canonical).where(AuditEntry.event_type == "api.call")
+                )
+            ]
+    finally:
+        engine.dispose()
+    (entry,) = [e for e in entries if e["action"] == "POST /v1/principals"]
+    assert entry["reason"] == "the request body was not complete in time"
     # A kept-alive connection is not cut while it waits for its next request.
     with httpx.Client(base_url=server.url, timeout=5) as http:
         assert http.get("/healthz").status_code == 200
