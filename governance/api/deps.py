@@ -155,11 +155,13 @@ async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
     scheme, _, token = value.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not well_formed(token.strip()):
         raise await _failed(request, runtime, "missing or malformed API key")
+    if (down := runtime.database.problem()) is not None:
+        # At once: every route goes on to the database (a lookup, a session, the audit
+        # write), and a database that answers nobody would hold each request until it did.
+        raise ServiceUnavailable(down)
     hashed = token_hash(token.strip())
     ident = runtime.auth_cache.get(hashed)
     if ident is None:
-        if (down := runtime.database.problem()) is not None:
-            raise ServiceUnavailable(down)  # at once, not after a lookup that would hang
         try:
             # One lookup for every request that wants this key now (see AuthCache); a frozen
             # database answers nobody, so this request waits at most the audit deadline.

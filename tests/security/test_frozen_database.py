@@ -256,6 +256,10 @@ def test_a_stopped_database_is_refused_fast_and_recovers(
             ready, took, body = _readyz(http)
             assert ready == 503 and took < 0.1, (ready, took, body)
             assert "database" in json.loads(body)["detail"]
+            # Any other route too: refused before it opens a session that would hang.
+            started = time.monotonic()
+            r = http.get("/v1/models", headers=auth(token))
+            assert r.status_code == 503 and time.monotonic() - started < 0.5, r.text
         finally:
             cluster.signal_all(signal.SIGCONT)
         assert _recovered(caller, http), server.log_tail()
