@@ -17,7 +17,7 @@ from governance.bootstrap import create_keys, seed
 from governance.config import Settings
 from governance.db import make_engine
 from governance.db.migrate import upgrade
-from tests.conftest import ArtifactBuilder, LiveServer, auth
+from tests.conftest import AdminToken, ArtifactBuilder, LiveServer, auth
 from tests.factories import toy_record
 from tests.reliability.conftest import logged_request_ids, serve_toy, verify
 
@@ -79,7 +79,7 @@ def test_disk_full_refuses_then_recovers(
     statuses: list[int] = []
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            _, client = serve_toy(http, admin, make_artifact("toy", "1"))
+            _, client = serve_toy(http, AdminToken(admin, cfg), make_artifact("toy", "1"))
 
             def call(i: int) -> int:
                 r = http.post(
