@@ -51,6 +51,9 @@ class NotJournaled:
     def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
         return [next(self._seq) for _ in events]
 
+    def problem(self, *, probe: bool = False) -> str | None:
+        return None
+
 
 class NotRecorded:
     """Stores no record, as before the encrypted store existed."""

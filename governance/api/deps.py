@@ -169,7 +169,7 @@ async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
                 runtime.auth_cache.get_or_fetch(
                     hashed, lambda: run_in_threadpool(_lookup, runtime, hashed)
                 ),
-                runtime.audit.deadline,
+                runtime.settings.audit_write_deadline_ms / 1000,
             )
         except WardenError:
             raise
