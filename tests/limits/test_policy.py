@@ -79,6 +79,8 @@ def test_init_writes_nothing_with_it(settings: Settings, tmp_path: Path) -> None
             "data_dir": tmp_path / "fresh",
         }
     )
-    with pytest.raises(ConfigurationError, match=r"limits\.yaml is invalid.*refusing to initialize"):
+    with pytest.raises(
+        ConfigurationError, match=r"limits\.yaml is invalid.*refusing to initialize"
+    ):
         initialize(fresh)
     assert not fresh.data_dir.exists()
