@@ -44,9 +44,17 @@ DOMAINS = (
 # of a governed prediction's CPU, measured); a route of the app's own is one regex match.
 DIRECT_DOMAINS = frozenset({"predict"})
 # The only routes without a declared permission. tests/api/test_permissions.py enforces this.
-EXEMPT_PATHS = frozenset(
 # /v1/enrol takes no key: the one-time enrolment code it redeems is the proof.
-    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/v1/enrol"}
+EXEMPT_PATHS = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/v1/enrol",
+    }
 )
 
 

@@ -103,8 +103,13 @@ def _summarised(
         state["audited"] = True
 
 
-async def _failed(request: Request, runtime: Runtime, reason: str) -> WardenError:
+async def _failed(
+    request: Request, runtime: Runtime, reason: str, refusal: WardenError | None = None
+) -> WardenError:
     """A failed authentication: counted against the client's address, in every process.
+
+    Args:
+        refusal: the 401 to answer while under the limit (an invalid API key's by default).
 
     Returns:
         The 401, or the 429 once the address is past ``failed_auth`` (policies/limits.yaml).
@@ -118,7 +123,7 @@ async def _failed(request: Request, runtime: Runtime, reason: str) -> WardenErro
     if wait is None:
         state["reason"] = reason
         _summarised(runtime, state, window, address, status=401, actor=_ANONYMOUS, source=source)
-        return AuthenticationFailed()
+        return refusal or AuthenticationFailed()
     return _too_many_failures(runtime, state, address, source, wait)
 
 
@@ -135,11 +140,11 @@ def _too_many_failures(
     )
 
 
-async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
-    """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause).
+def refuse_failing_address(request: Request, runtime: Runtime) -> None:
+    """429 for an address past its limit of failed attempts, before it may try another secret.
 
-    An address past its limit of failed attempts gets 429 before any key it sends is looked
-    at, so that it cannot go on guessing (policies/limits.yaml, ``failed_auth``).
+    Raises:
+        RateLimited: the address is over ``failed_auth``.
     """
     failed_auth = runtime.limits.failed_auth
     if failed_auth.watching:
@@ -151,6 +156,26 @@ async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
         if wait is not None:
             state = scope.setdefault("state", {})
             raise _too_many_failures(runtime, state, address, source, wait)
+
+
+async def failed_secret(
+    request: Request, runtime: Runtime, reason: str, refusal: WardenError
+) -> WardenError:
+    """A wrong secret other than an API key (an enrolment code): counted like a wrong key.
+
+    Returns:
+        ``refusal``, or the 429 once the address is past ``failed_auth``.
+    """
+    return await _failed(request, runtime, reason, refusal)
+
+
+async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
+    """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause).
+
+    An address past its limit of failed attempts gets 429 before any key it sends is looked
+    at, so that it cannot go on guessing (policies/limits.yaml, ``failed_auth``).
+    """
+    refuse_failing_address(request, runtime)
     value = header(request.scope, b"authorization") or b""
     scheme, _, token = value.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not well_formed(token.strip()):

@@ -8,12 +8,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.deps import (
+    Authorize,
+    Caller,
+    RuntimeDep,
+    failed_secret,
+    refuse_failing_address,
+    transaction,
+)
 from governance.api.middleware import source_of
 from governance.api.problems import responses
 from governance.context import Context
 from governance.identity.duties import change_role
 from governance.identity.enrolment import enrolments
+from governance.identity.errors import InvalidEnrolmentCode
 from governance.identity.schemas import (
     EnrolmentCreate,
     EnrolmentIssued,
@@ -83,15 +91,26 @@ def create_enrolment(
         return EnrolmentIssued(principal=name, expires_at=row.expires_at, code=code)
 
 
-@router.post("/enrol", status_code=201, responses=responses(422))
-def redeem_enrolment(body: EnrolmentRedeem, request: Request, runtime: RuntimeDep) -> KeyIssued:
-    """Redeem an enrolment code for your own API key (no key needed; the code is the proof)."""
-    ctx = Context(source=source_of(request.scope), request_id=request.state.request_id)
+def _redeem(runtime: Runtime, ctx: Context, code: str) -> KeyIssued:
     with transaction(runtime) as session:
-        key, person, token = enrolments.redeem(session, ctx, code=body.code)
+        key, person, token = enrolments.redeem(session, ctx, code=code)
         return KeyIssued(
             key_id=key.key_id, principal=person.name, expires_at=key.expires_at, token=token
         )
+
+
+@router.post("/enrol", status_code=201, responses=responses(422, 429))
+async def redeem_enrolment(
+    body: EnrolmentRedeem, request: Request, runtime: RuntimeDep
+) -> KeyIssued:
+    """Redeem an enrolment code for your own API key (no key needed; the code is the proof)."""
+    # A wrong code counts against the address like a wrong key: nobody guesses codes at will.
+    refuse_failing_address(request, runtime)
+    ctx = Context(source=source_of(request.scope), request_id=request.state.request_id)
+    try:
+        return await run_in_threadpool(_redeem, runtime, ctx, body.code)
+    except InvalidEnrolmentCode as exc:
+        raise await failed_secret(request, runtime, "invalid enrolment code", exc) from None
 
 
 @router.get("/keys", responses=responses())

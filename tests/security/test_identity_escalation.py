@@ -25,6 +25,9 @@ from governance.db.base import utcnow
 from governance.errors import ConfigurationError
 from governance.identity.models import Enrolment
 from tests.conftest import LiveServer, WardenFactory, auth, settings_env
+from tests.security.test_rate_limits import StartServer, attacker, limits_yaml, start_server
+
+__all__ = ["start_server"]  # the fixture, shared with the rate-limit tests
 
 PROBLEM = "application/problem+json"
 
@@ -228,3 +231,24 @@ def test_the_last_admin_cannot_be_locked_out(http: httpx.Client, admin_token: st
     assert second.status_code == 201, second.text
     r = http.post(f"/v1/keys/{key_id}/revoke", headers=auth(second.json()["token"]))
     assert r.status_code == 200, r.text
+
+
+def test_guessing_enrolment_codes_is_rate_limited(
+    start_server: StartServer, admin_token: str
+) -> None:
+    server = start_server(limits_yaml(failed=5))
+    with httpx.Client(base_url=server.url, timeout=30) as http, attacker(server.url) as guesser:
+        assert http.post(
+            "/v1/principals", json={"name": "eli"}, headers=auth(admin_token)
+        ).is_success
+        code = http.post("/v1/principals/eli/enrolment", headers=auth(admin_token)).json()["code"]
+        guesses = [
+            guesser.post("/v1/enrol", json={"code": f"wen_{code[4:12]}_{'A' * 43}"})
+            for _ in range(8)
+        ]
+        assert [g.status_code for g in guesses] == [401] * 5 + [429] * 3
+        assert int(guesses[-1].headers["retry-after"]) > 0
+        # Once over, even the right code is refused from that address; eli's own is not.
+        refused(guesser.post("/v1/enrol", json={"code": code}), 429)
+        r = http.post("/v1/enrol", json={"code": code})
+        assert r.status_code == 201, r.text
