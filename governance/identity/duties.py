@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +29,7 @@ from governance.identity.service import identity
 from governance.policy.errors import ApprovalRefused
 from governance.policy.holders import holders
 from governance.policy.models import PolicyProposal, PolicyVersion
-from governance.policy.proposals import proposals
+from governance.policy.proposals import proposal_changes, proposals
 from governance.policy.rules import Vocabulary, load_rules, role_subject
 from governance.policy.service import policy
 from governance.policy.timeline import role_timeline
@@ -75,6 +77,8 @@ def change_role(
     identity.get(session, principal)
     rule = ["g", principal, role_subject(role)]
     add, remove = ([rule], []) if grant else ([], [rule])
+    if not grant:
+        keep_an_admin(session, vocab=vocab, remove=remove)
     gains = policy.second_person_needed(session, vocab=vocab, add=add, remove=remove)
     if not gains:
         return policy.apply(session, ctx, add=add, remove=remove, reason=reason, vocab=vocab)
@@ -91,6 +95,26 @@ def change_role(
     return proposals.propose_change(
         session, ctx, add=add, remove=remove, reason=reason, vocab=vocab
     )
+
+
+def keep_an_admin(
+    session: Session,
+    *,
+    vocab: Vocabulary,
+    add: Sequence[Any] = (),
+    remove: Sequence[Any] = (),
+    to_version: int | None = None,
+) -> None:
+    """Refuse a change or rollback that would leave no admin with a live key.
+
+    Raises:
+        LastAdmin: naming why; validation errors as the change itself would raise them.
+    """
+    if to_version is not None:
+        _, _, after = policy.plan_rollback(session, to_version=to_version, vocab=vocab)
+    else:
+        _, _, after = policy.propose(session, add=add, remove=remove, vocab=vocab)
+    identity.keep_an_admin(session, rules=after)
 
 
 def approval_conflict(
@@ -151,4 +175,12 @@ def approve(
         why = approval_conflict(session, ctx, proposal, lifetime=lifetime)
         if why is not None:
             raise ApprovalRefused(f"separation of duties: {why}")
+        changes = proposal_changes(proposal)
+        keep_an_admin(
+            session,
+            vocab=vocab,
+            add=changes.get("add", ()),
+            remove=changes.get("remove", ()),
+            to_version=changes.get("to_version"),
+        )
     return proposals.approve(session, ctx, proposal_id=proposal_id, vocab=vocab, note=note)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from governance.identity.errors import (
 from governance.identity.models import ApiKey, Principal
 from governance.identity.tokens import new_token, token_hash
 from governance.policy.holders import holders
-from governance.policy.rules import load_rules, role_subject
+from governance.policy.rules import Rule, load_rules, role_subject
 from governance.policy.service import policy
 
 # \Z, not $: "$" also matches before a trailing newline ("bob\n" would pass as a new name).
@@ -78,7 +79,7 @@ class IdentityService:
     ) -> Principal:
         principal = self.get(session, name)
         if disabled and not principal.disabled:
-            self._keep_an_admin(session, losing_principal=principal.id)
+            self.keep_an_admin(session, losing_principal=principal.id)
         principal.disabled = disabled
         state.bump(session, state.IDENTITY)
         audit_log.append(
@@ -163,49 +164,57 @@ class IdentityService:
         if key is None:
             raise PrincipalNotFound(f"API key {key_id!r} does not exist")
         if key.revoked_at is None:
-            self._keep_an_admin(session, losing_key=key.id)
+            self.keep_an_admin(session, losing_key=key.id)
             key.revoked_at = utcnow()
             key.revoked_by = ctx.name
             state.bump(session, state.IDENTITY)
         audit_log.append(session, [ctx.event("key.revoke", "revoke", resource={"key_id": key_id})])
         return key
 
-    def _keep_an_admin(
+    def keep_an_admin(
         self,
         session: Session,
         *,
+        rules: Sequence[Rule] | None = None,
         losing_key: int | None = None,
         losing_principal: int | None = None,
     ) -> None:
-        """Refuse to revoke or disable the last live key of any admin (a locked-out deployment).
+        """Refuse what would leave no enabled admin with a live key (a locked-out deployment).
+
+        Args:
+            rules: the policy after a planned change (default: the current one).
+            losing_key: a key about to be revoked.
+            losing_principal: a principal about to be disabled.
 
         Raises:
-            LastAdmin: no other enabled admin would keep a live key.
+            LastAdmin: no admin would keep a live key.
         """
-        admins = holders(load_rules(policy.current(session).rules), role_subject("admin"))
-        if not admins:
-            return
+        admin = role_subject("admin")
+        current = load_rules(policy.current(session).rules)
         now = utcnow()
-        live = session.execute(
-            select(ApiKey.id, ApiKey.principal_id, ApiKey.expires_at)
-            .join(Principal)
-            .where(
-                Principal.name.in_(sorted(admins)),
-                Principal.disabled.is_(False),
-                ApiKey.revoked_at.is_(None),
-            )
-        ).all()
-        remaining = [
+        live = [
             k
-            for k in live
-            if k.id != losing_key
-            and k.principal_id != losing_principal
-            and (k.expires_at is None or k.expires_at > now)
+            for k in session.execute(
+                select(ApiKey.id, ApiKey.principal_id, ApiKey.expires_at, Principal.name)
+                .join(Principal)
+                .where(
+                    Principal.name.in_(sorted(holders(current, admin))),
+                    Principal.disabled.is_(False),
+                    ApiKey.revoked_at.is_(None),
+                )
+            ).all()
+            if k.expires_at is None or k.expires_at > now
         ]
-        if live and not remaining:
+        if not live:
+            return  # nobody to protect: the deployment is already without an admin
+        admins_after = holders(rules, admin) if rules is not None else {k.name for k in live}
+        if not any(
+            k.id != losing_key and k.principal_id != losing_principal and k.name in admins_after
+            for k in live
+        ):
             raise LastAdmin(
-                "this is the last live key of any admin: revoking or disabling it would lock "
-                "every admin out; enrol another admin first"
+                "no admin would keep a live key: the change would lock every admin out; "
+                "enrol another admin first"
             )
 
     def lookup(self, session: Session, hashed: str) -> tuple[Principal, ApiKey] | None:

@@ -214,6 +214,7 @@ def apply(
     cfg, vocab, ctx = _setup(operator)
     adds, removes = _change(add, remove, file)
     with _errors(), transaction(cfg) as session:
+        duties.keep_an_admin(session, vocab=vocab, add=adds, remove=removes)
         if cfg.require_second_approval or policy.second_person_needed(
             session, vocab=vocab, add=adds, remove=removes
         ):
@@ -253,6 +254,7 @@ def rollback(
     """Restore an earlier version's rules as a new version."""
     cfg, vocab, ctx = _setup(operator)
     with _errors(), transaction(cfg) as session:
+        duties.keep_an_admin(session, vocab=vocab, to_version=to_version)
         if cfg.require_second_approval or policy.second_person_needed(
             session, vocab=vocab, to_version=to_version
         ):

@@ -184,6 +184,7 @@ def apply_change(
     """
     vocab = _vocab(runtime)
     with transaction(runtime) as session:
+        duties.keep_an_admin(session, vocab=vocab, add=body.add, remove=body.remove)
         if runtime.settings.require_second_approval or policy.second_person_needed(
             session, vocab=vocab, add=body.add, remove=body.remove
         ):
@@ -218,6 +219,7 @@ def rollback(
     """Restore an earlier version's rules as a new version (kind ``rollback``)."""
     vocab = _vocab(runtime)
     with transaction(runtime) as session:
+        duties.keep_an_admin(session, vocab=vocab, to_version=body.to_version)
         if runtime.settings.require_second_approval or policy.second_person_needed(
             session, vocab=vocab, to_version=body.to_version
         ):

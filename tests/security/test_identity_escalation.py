@@ -223,8 +223,30 @@ def test_an_officer_cannot_widen_governance_alone_and_bootstrap_is_closed(
 
 def test_the_last_admin_cannot_be_locked_out(http: httpx.Client, admin_token: str) -> None:
     key_id = keys_of(http, admin_token, "admin")[0]["key_id"]
-    refused(http.post(f"/v1/keys/{key_id}/revoke", headers=auth(admin_token)), 409, "last")
-    refused(http.post("/v1/principals/admin/disable", headers=auth(admin_token)), 409, "last")
+    refused(
+        http.post(f"/v1/keys/{key_id}/revoke", headers=auth(admin_token)),
+        409,
+        "lock every admin out",
+    )
+    refused(
+        http.post("/v1/principals/admin/disable", headers=auth(admin_token)),
+        409,
+        "lock every admin out",
+    )
+    # Nor by taking the role away: the admin from himself, or an officer by a policy change.
+    r = http.post(
+        "/v1/roles/revoke",
+        json={"principal": "admin", "role": "admin", "reason": "x"},
+        headers=auth(admin_token),
+    )
+    refused(r, 409, "lock every admin out")
+    officer = WardenFactory(http, admin_token).officer_token()
+    r = http.post(
+        "/v1/policy/changes",
+        json={"remove": [["g", "admin", "role:admin"]], "add": [], "reason": "x"},
+        headers=auth(officer),
+    )
+    refused(r, 409, "lock every admin out")
     assert http.get("/v1/principals", headers=auth(admin_token)).status_code == 200
     # With a second key of the admin's own, the first may go.
     second = http.post("/v1/keys", json={"principal": "admin"}, headers=auth(admin_token))
