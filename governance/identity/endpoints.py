@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import (
@@ -49,6 +49,10 @@ CanRevokeKeys = Annotated[Caller, Depends(Authorize("api:keys", "revoke"))]
 CanGrantRoles = Annotated[Caller, Depends(Authorize("api:roles", "grant"))]
 
 
+# The body is optional: without one, the enrolment takes the default lifetime.
+_DEFAULT_ENROLMENT = EnrolmentCreate()
+
+
 def _principal_out(p: object) -> PrincipalOut:
     return PrincipalOut.model_validate(p, from_attributes=True)
 
@@ -82,10 +86,13 @@ def disable_principal(name: str, runtime: RuntimeDep, caller: CanWritePrincipals
 
 @router.post("/principals/{name}/enrolment", status_code=201, responses=responses(404, 409, 422))
 def create_enrolment(
-    name: str, runtime: RuntimeDep, caller: CanWritePrincipals, body: EnrolmentCreate | None = None
+    name: str,
+    runtime: RuntimeDep,
+    caller: CanWritePrincipals,
+    body: Annotated[EnrolmentCreate, Body()] = _DEFAULT_ENROLMENT,
 ) -> EnrolmentIssued:
     """A one-time code the person redeems for their own key (a person enrols once)."""
-    ttl = timedelta(minutes=(body or EnrolmentCreate()).expires_in_minutes)
+    ttl = timedelta(minutes=body.expires_in_minutes)
     with transaction(runtime) as session:
         row, code = enrolments.create(session, caller.ctx, principal=name, ttl=ttl)
         return EnrolmentIssued(principal=name, expires_at=row.expires_at, code=code)
