@@ -23,11 +23,14 @@ demo: install
 serve: install
 	$(VENV)/bin/warden serve
 
+# Most tests wait on a live server or a database, so more workers than cores pay off.
+TEST_WORKERS ?= 4
+
 test: install
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS)
 
 test-fast: install
-	$(VENV)/bin/pytest -q -m "not slow and not reliability"
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) -m "not slow and not reliability"
 
 lint: install
 	$(VENV)/bin/ruff check governance inference tests bench migrations

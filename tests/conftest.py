@@ -106,6 +106,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         WARDEN_STATE_NOTIFY=str(settings.state_notify).lower(),
         WARDEN_CHECKPOINT_EVERY_SECONDS=str(settings.checkpoint_every_seconds),
         WARDEN_CHECKPOINT_EVERY_ENTRIES=str(settings.checkpoint_every_entries),
+        WARDEN_AUDIT_WRITE_DEADLINE_MS=str(settings.audit_write_deadline_ms),
+        WARDEN_DB_PROBE_DEADLINE_MS=str(settings.db_probe_deadline_ms),
         WARDEN_DEVICE="cpu",
     )
     return env
@@ -127,6 +129,10 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         # app would add a second to every test. Live servers (settings_env) run the default,
         # a writer process, as `warden serve` does.
         audit_writer="thread",
+        # A test machine running several suites at once can stall a commit or a probe for
+        # seconds; the deadline tests (tests/security/test_frozen_database.py) set their own.
+        audit_write_deadline_ms=10_000,
+        db_probe_deadline_ms=5_000,
     )
     create_keys(cfg)
     return cfg

@@ -22,11 +22,16 @@ from tests.conftest import WardenFactory, auth
 
 @pytest.fixture
 def log(settings: Settings, warden: WardenFactory) -> Iterator[FilledLog]:
-    """The app's own log with 40 sample entries appended after the setup calls."""
+    """The app's own log with 40 sample entries appended after the setup calls, signed up to
+    its end (how many entries the setup wrote must not decide what is covered)."""
     for filled in empty_log(settings):
         with filled.sessions() as session:
             filled.size = audit_log.tree_size(session)
         fill(filled, 40, checkpoint_every=16)
+        with filled.sessions.begin() as session:
+            row = filled.checkpointer.checkpoint(session, force=True)
+            assert row is not None
+            filled.checkpoint_sizes.append(row.tree_size)
         yield filled
 
 
