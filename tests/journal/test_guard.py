@@ -21,6 +21,7 @@ from governance.journal.guard import GuardedJournal
 from governance.journal.local import LocalJournal
 from governance.journal.remote import ProcessJournal
 from tests.audit.conftest import FilledLog
+from tests.audit_faults import refusing_audit_writes
 
 
 def _event(request_id: str) -> AuditEvent:
@@ -141,41 +142,6 @@ def test_a_stalled_log_refuses_after_the_deadline_then_at_once_and_recovers(
         assert verify_log(session, audit_db.vkey).tree_size == len(entries)
 
 
-@contextmanager
-def refusing_inserts(engine: Engine) -> Iterator[None]:
-    """A trigger that makes every insert into the log fail (a write error, not a stall)."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execute(
-                text(
-                    "CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
-                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
-                )
-            )
-            conn.execute(
-                text(
-                    "CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
-                    "FOR EACH ROW EXECUTE FUNCTION test_refuse()"
-                )
-            )
-    try:
-        yield
-    finally:
-        with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER test_refuse"))
-            else:
-                conn.execute(text("DROP TRIGGER test_refuse ON audit_entries"))
-                conn.execute(text("DROP FUNCTION test_refuse()"))
-
-
 def test_a_failing_write_makes_the_path_unready_until_one_commits(audit_db: FilledLog) -> None:
     writer = AuditWriter(audit_db.engine, max_wait_ms=0)
     guard = GuardedJournal(LocalJournal(writer, evict=_evict), deadline=2.0, retry_every=0.1)
@@ -184,7 +150,7 @@ def test_a_failing_write_makes_the_path_unready_until_one_commits(audit_db: Fill
         guard.start()
         try:
             assert guard.problem() is None
-            with refusing_inserts(audit_db.engine):
+            with refusing_audit_writes(audit_db.engine):
                 with pytest.raises(AuditUnavailable, match="could not be written"):
                     await guard.append([_event("refused")])
                 assert guard.problem() == "the audit entry could not be written"

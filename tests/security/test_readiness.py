@@ -15,15 +15,14 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
 
 from governance.config import Settings
 from governance.db import make_engine
+from tests.audit_faults import refusing_audit_writes
 from tests.conftest import ArtifactBuilder, LiveServer, auth
 from tests.factories import toy_record
 from tests.reliability.conftest import logged_request_ids, serve_toy
@@ -49,41 +48,6 @@ def served(
         yield server, client
     finally:
         server.stop()
-
-
-@contextmanager
-def refusing_audit_writes(engine: Engine) -> Iterator[None]:
-    """A trigger that fails every insert into the audit log: the writer fails every write."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execute(
-                text(
-                    "CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
-                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-                )
-            )
-        else:
-            conn.execute(
-                text(
-                    "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
-                )
-            )
-            conn.execute(
-                text(
-                    "CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
-                    "FOR EACH ROW EXECUTE FUNCTION test_refuse()"
-                )
-            )
-    try:
-        yield
-    finally:
-        with engine.begin() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("DROP TRIGGER test_refuse"))
-            else:
-                conn.execute(text("DROP TRIGGER test_refuse ON audit_entries"))
-                conn.execute(text("DROP FUNCTION test_refuse()"))
 
 
 def _predict(http: httpx.Client, token: str, i: int, acknowledged: list[str]) -> int:
