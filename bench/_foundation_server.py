@@ -66,7 +66,8 @@ def main(port: int) -> None:
     configure_logging()
     settings = Settings()
     runtime = Runtime(settings)
-    runtime.audit = NotJournaled()  # the writer process is never started
+    # Under the same deadline guard as warden serve; the writer process is never started.
+    runtime.audit.inner = NotJournaled()
     runtime.recorder = NotRecorded()
     uvicorn.run(
         create_app(settings, runtime, freeze_heap=True),
