@@ -139,6 +139,10 @@ class GuardedJournal:
                 self._failed = exc.message
 
     def _succeeded(self) -> None:
+        # Every append ends here: no lock while there is nothing to reset (a flag set meanwhile
+        # is reset by the next success).
+        if self._refusing is None and self._failed is None and not self._refused_count:
+            return
         with self._lock:
             was = self._refusing
             self._refusing = None

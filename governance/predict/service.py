@@ -81,6 +81,8 @@ class PredictService:
         request_json = canonical_bytes({"records": rows})
         response_json = canonical_bytes({"predictions": out})
         request_id = state.request_id
+        input_digest = digest(runtime.digest_key, request_json)
+        output_digest = digest(runtime.digest_key, response_json)
         # A replica that sealed under a key another one erased meanwhile learns it when the
         # record is stored: it seals once more under the subject's fresh key (not a 503).
         for attempt in (1, 2):
@@ -112,8 +114,8 @@ class PredictService:
                 model_version=version,
                 outcome=200,
                 request_id=request_id,
-                input_digest=digest(runtime.digest_key, request_json),
-                output_digest=digest(runtime.digest_key, response_json),
+                input_digest=input_digest,
+                output_digest=output_digest,
                 data_key_id=prepared.data_key_id,
                 details={"records": len(rows)},
             )
