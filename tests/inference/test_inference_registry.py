@@ -147,20 +147,31 @@ def test_swaps_under_concurrent_traffic(tmp_path: Path, host: ModelHost) -> None
     roots = [_artifact(tmp_path, f"v{i}", i) for i in range(4)]
     host.load("adult-mlp", "v0", roots[0])
     records = random_records(torch.Generator().manual_seed(3), 2)
-    seen: set[str] = set()
+    seen: list[str] = []
     stop = threading.Event()
+    # The swapper waits until traffic has been served by each version it
+    # loads, so the test holds however the two threads are scheduled.
+    wanted = {"version": "v0", "served": threading.Event()}
 
     def swapper() -> None:
-        for i in (1, 2, 3, 0, 1):
-            host.load("adult-mlp", f"v{i}", roots[i])
-        stop.set()
+        try:
+            assert wanted["served"].wait(30)  # type: ignore[attr-defined]
+            for i in (1, 2, 3, 0, 1):
+                served = threading.Event()
+                wanted.update(version=f"v{i}", served=served)
+                host.load("adult-mlp", f"v{i}", roots[i])
+                assert served.wait(30), f"no request was served by v{i}"
+        finally:
+            stop.set()
 
     async def traffic() -> None:
         async def client() -> None:
             while not stop.is_set():
                 version, labels = await _predict(host, "adult-mlp", records)
-                seen.add(version)
+                seen.append(version)
                 assert len(labels) == 2
+                if version == wanted["version"]:
+                    wanted["served"].set()  # type: ignore[attr-defined]
 
         await asyncio.gather(*(client() for _ in range(16)))
 
@@ -170,7 +181,7 @@ def test_swaps_under_concurrent_traffic(tmp_path: Path, host: ModelHost) -> None
     thread.join(10)
     assert host.get("adult-mlp").version == "v1"
     assert host.loaded() == [("adult-mlp", "v1")]
-    assert "v0" in seen or "v1" in seen
+    assert {"v0", "v1", "v2", "v3"} <= set(seen)
 
 
 @pytest.mark.parametrize("execution", EXECUTIONS)
