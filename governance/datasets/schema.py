@@ -25,6 +25,7 @@ Format ``warden.dataset/1`` (see ``bundled/adult/schema.yaml`` for a full exampl
       - {name: sex, column: sex}
       - {name: age_group, column: age, bins: [17, 25, 35, 91], labels: [a, b, c]}
     privacy: {allow_non_private: false, delta: 1.0e-5}
+       or: {allow_non_private: false, public: true}   # public or holdout rows, never charged
 
 Validation is strict and complete: every problem is collected, then one
 :class:`DatasetError` lists them all.
@@ -159,6 +160,9 @@ class Label:
 class PrivacySpec:
     allow_non_private: bool = False
     delta: float | None = None
+    # Public rows, or a holdout released outside any DP guarantee: reading them charges no
+    # ledger and no DP claim covers them (unless they share a ledger with private rows).
+    public: bool = False
 
 
 @dataclass(frozen=True)
@@ -400,7 +404,7 @@ def _sensitive(p: _Problems, doc: Any, index: int) -> SensitiveSpec | None:
 
 def _privacy(p: _Problems, doc: Any) -> PrivacySpec:
     d = p.obj(doc, "privacy")
-    p.unknown(d, {"allow_non_private", "delta"}, "privacy")
+    p.unknown(d, {"allow_non_private", "delta", "public"}, "privacy")
     if "allow_non_private" not in d:
         # Fail closed: a schema must say explicitly that non-private training is acceptable.
         p.add("privacy.allow_non_private: required (true or false)")
@@ -410,7 +414,9 @@ def _privacy(p: _Problems, doc: Any) -> PrivacySpec:
         if delta is not None and not 0.0 < delta < 1.0:
             p.add("privacy.delta: must be strictly between 0 and 1")
     return PrivacySpec(
-        allow_non_private=p.flag(d, "allow_non_private", "privacy", False), delta=delta
+        allow_non_private=p.flag(d, "allow_non_private", "privacy", False),
+        delta=delta,
+        public=p.flag(d, "public", "privacy", False),
     )
 
 
