@@ -11,12 +11,34 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from governance.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class WitnessSetting(BaseModel):
+    """A witness the log asks to cosign its checkpoints (docs/witness.md)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    # Its cosigner verifier key, ``<name>+<key ID>+<base64(0x04 || key)>``.
+    vkey: str
+    # Its submission prefix: ``<url>/add-checkpoint`` is called.
+    url: str = Field(pattern=r"^https?://")
+
+    @field_validator("vkey")
+    @classmethod
+    def _cosigner_key(cls, value: str) -> str:
+        from governance.audit.errors import AuditVerificationError
+        from governance.witness.cosignature import parse_cosigner_vkey
+
+        try:
+            parse_cosigner_vkey(value)
+        except AuditVerificationError as exc:
+            raise ValueError(exc.message) from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -107,6 +129,12 @@ class Settings(BaseSettings):
     # A pending policy proposal (a role grant awaiting an officer included) expires after this
     # long: an approval months later would judge a situation nobody remembers.
     proposal_lifetime_hours: float = Field(default=72.0, gt=0, le=24 * 90)
+    # Witnesses asked to cosign new checkpoints (a JSON list of {"name", "vkey", "url"}), and
+    # how many distinct ones `warden audit verify` requires on the latest checkpoint.
+    witnesses: list[WitnessSetting] = []
+    witness_quorum: int = Field(default=0, ge=0)
+    # Each call to a witness gives up after this long; cosigning never runs on a request path.
+    witness_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -127,6 +155,14 @@ class Settings(BaseSettings):
             # Never echo the URL: it may hold a password.
             raise ValueError("WARDEN_DATABASE_URL must be a sqlite:// or postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _reachable_quorum(self) -> Settings:
+        if self.witness_quorum > len(self.witnesses):
+            raise ValueError("WARDEN_WITNESS_QUORUM exceeds the number of WARDEN_WITNESSES")
+        if len({w.name for w in self.witnesses}) != len(self.witnesses):
+            raise ValueError("WARDEN_WITNESSES names must be distinct")
+        return self
 
     @model_validator(mode="after")
     def _separate_secrets(self) -> Settings:

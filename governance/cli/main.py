@@ -37,6 +37,7 @@ CLI_DOMAINS = {
     "privacy": "privacy.cli",
     "fairness": "fairness.cli",
     "report": "reports.cli",
+    "witness": "witness.cli",
 }
 _privacy_cli = optional_module("governance.privacy.cli")
 if _privacy_cli is not None:
