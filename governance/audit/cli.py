@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.audit.bundle import verify_bundle
@@ -63,6 +64,13 @@ def verify(
     vkey: str = typer.Option(
         None, help="Trusted verifier key (default: derived from the local signing key)."
     ),
+    witnesses: int = typer.Option(
+        None,
+        "--witnesses",
+        min=0,
+        help="Cosignatures of configured witnesses the latest checkpoint needs "
+        "(default: WARDEN_WITNESS_QUORUM).",
+    ),
 ) -> None:
     """Verify the whole live log: every leaf, stored node and checkpoint signature."""
     cfg = settings()
@@ -81,11 +89,31 @@ def verify(
                     )
                 except AuditVerificationError as exc:
                     raise _fail_verification(exc, "verification") from None
+            witnessed = _check_witnesses(session, cfg, report.latest_checkpoint, witnesses)
     typer.echo(
         f"OK: {report.entries_checked} entries, {report.checkpoints_checked} checkpoints "
         f"(latest at {report.latest_checkpoint}), root {report.root.hex()}, "
         f"{report.entries_per_second:,.0f} entries/s"
     )
+    if witnessed:
+        typer.echo(witnessed)
+
+
+def _check_witnesses(
+    session: Session, cfg: Settings, latest: int | None, required: int | None
+) -> str:
+    """Check the stored cosignatures; a line for the output, or '' without witnesses."""
+    from governance.witness.verify import check_witnessed
+
+    required = cfg.witness_quorum if required is None else required
+    if not cfg.witnesses and not required:
+        return ""
+    try:
+        found = check_witnessed(session, cfg.witnesses, checkpoint=latest, required=required)
+    except AuditVerificationError as exc:
+        raise _fail_verification(exc, "witness verification") from None
+    names = ", ".join(found.cosigners) or "none"
+    return f"witnesses: checkpoint {latest} cosigned by {names} ({required} required)"
 
 
 @app.command("export")
@@ -177,6 +205,25 @@ def checkpoint() -> None:
             return
         size, root = row.tree_size, row.root_hash.hex()
     typer.echo(f"signed checkpoint at tree size {size}, root {root}")
+    _cosign(cfg)
+
+
+def _cosign(cfg: Settings) -> None:
+    """Ask the configured witnesses to cosign the newest checkpoint (docs/witness.md)."""
+    from governance.db import make_engine, make_sessionmaker
+    from governance.witness.cosigning import Cosigner
+
+    cosigner = Cosigner.from_settings(cfg)
+    if cosigner is None:
+        return
+    engine = make_engine(cfg.resolved_database_url)
+    try:
+        result = cosigner.cosign_latest(make_sessionmaker(engine))
+    finally:
+        engine.dispose()
+    for name, why in sorted(result.refused.items()):
+        typer.echo(f"witness {name} did not cosign: {why}", err=True)
+    typer.echo(f"cosigned by {len(result.cosigned)} of {len(cosigner.clients)} witnesses")
 
 
 @app.command("public-key")
