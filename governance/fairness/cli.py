@@ -171,8 +171,19 @@ def mitigate(
     constraints: str = typer.Option("demographic_parity", help="Fairlearn constraint."),
     new_version: str = typer.Option(None, help="Default: <version>-mitigated."),
     plot_out: Path = typer.Option(None, help="Also copy the trade-off PNG here."),
+    epsilon: float = typer.Option(
+        None,
+        min=0.0,
+        max=100.0,
+        help="ε of the noisy release on a private dataset, charged to its privacy ledger "
+        "(default: mitigation.epsilon of policies/privacy.yaml).",
+    ),
 ) -> None:
-    """Fit ThresholdOptimizer post-processing; register it as a new model version."""
+    """Fit ThresholdOptimizer post-processing; register it as a new model version.
+
+    On private rows the thresholds are fitted from noisy per-group score histograms (the
+    Gaussian mechanism), charged to the dataset's privacy ledger and composed with the base
+    model's training run in the new version's claim."""
     from governance.fairness.mitigator import mitigator
 
     cfg = settings()
@@ -188,6 +199,7 @@ def mitigate(
             new_version=new_version,
             models_dir=cfg.resolved_models_dir,
             policies_dir=cfg.policies_dir,
+            epsilon=epsilon,
         )
         name, base, new, sha = (
             out.version.name,
@@ -195,8 +207,9 @@ def mitigate(
             out.version.version,
             out.version.artifact_sha256,
         )
-        numbers, plot = out.tradeoff, out.plot_path
+        numbers, plot, claim = out.tradeoff, out.plot_path, out.claim["statement"]
     console.print(f"registered {name} {new} (from {base}; artifact {sha[:16]}…)")
+    console.print(f"privacy: {claim}")
     table = Table(title=f"trade-off by {numbers['feature']} (test split)")
     for col in ("", "accuracy", "DP ratio", "DP difference", "selection rates"):
         table.add_column(col)

@@ -190,7 +190,11 @@ async def create_mitigation(
     body: MitigationCreate, runtime: RuntimeDep, caller: CanMitigate
 ) -> MitigationOut:
     """Fit ThresholdOptimizer post-processing on the training split and register the result
-    as a new model version; returns the before/after trade-off and its plot."""
+    as a new model version; returns the before/after trade-off and its plot.
+
+    On private rows the fit sees only noisy per-group histograms, charged to the dataset's
+    privacy ledger (409 over its cap, ledger unchanged); the reservation commits before the
+    noise is drawn."""
     settings = runtime.settings
 
     def plan() -> MitigationPlan:
@@ -205,6 +209,7 @@ async def create_mitigation(
                 constraints=body.constraints,
                 new_version=body.new_version,
                 policies_dir=settings.policies_dir,
+                epsilon=body.epsilon,
             )
 
     def store(computed: MitigationComputed) -> MitigationOut:
@@ -226,6 +231,8 @@ async def create_mitigation(
                 postprocessing=out.spec,
                 plot_file=out.plot_path.name,
                 plot_png_base64=base64.b64encode(out.plot_png).decode(),
+                privacy_claim=out.claim,
+                ledger_run=out.ledger_run,
             )
 
     planned = await run_in_threadpool(plan)

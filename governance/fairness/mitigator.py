@@ -11,6 +11,12 @@ the new version is served, audited and gated like any other. It is registered as
 
 The rule reads the sensitive value from the request at serving time, so only a sensitive
 attribute that is itself a categorical model input (``sex``, ``race``) can be mitigated this way.
+
+Fitting on private rows is differentially private and charged: the fit sees only noisy
+per-group score histograms (:mod:`~governance.fairness.dp_histograms`), reserved against the
+dataset's ledger before they are drawn (:mod:`~governance.fairness.mitigation_budget`). Rows a
+schema declares public are fitted on directly, without a charge. The new version's manifest and
+card state the composed guarantee of its training and its mitigation, never the base's claim.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from governance.context import Context
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets as dataset_service
 from governance.fairness.errors import AuditConflict, MitigationError
+from governance.fairness.mitigation_budget import MitigationBudget, complete, default_epsilon
+from governance.fairness.mitigation_card import mitigated_card
 from governance.fairness.thresholds import ModelThresholds
 from governance.fairness.thresholds_store import thresholds_store
 from governance.registry.errors import ModelNotFound, StageConflict
@@ -43,6 +51,11 @@ NUMBERS_FILE: Final[str] = "mitigation.json"
 FIT_SPLIT: Final[str] = "train"
 EVALUATION_SPLIT: Final[str] = "test"
 VERSION_SUFFIX: Final[str] = "-mitigated"
+MODEL_CARD_FILE: Final[str] = "model_card.json"
+# The base's own DP claim and the mechanism behind it: the new version states its own.
+_BASE_CLAIM_KEYS: Final[frozenset[str]] = frozenset(
+    {"private", "epsilon", "delta", "accountant", "noise_multiplier", "sample_rate", "steps"}
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,8 @@ class MitigationOutcome:
     spec: dict[str, Any]
     plot_path: Path
     plot_png: bytes
+    claim: dict[str, Any]
+    ledger_run: int | None
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class MitigationPlan:
     constraints: Constraint
     thresholds_version: int
     limits: ModelThresholds
+    budget: MitigationBudget
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ class MitigationComputed:
     spec: dict[str, Any]
     doc: dict[str, Any]
     plot_png: bytes
+    claim: dict[str, Any]
 
 
 class MitigationService:
@@ -106,6 +123,7 @@ class MitigationService:
         constraints: Constraint = "demographic_parity",
         new_version: str | None = None,
         policies_dir: Path | None = None,
+        epsilon: float | None = None,
     ) -> MitigationOutcome:
         """Fit a post-processing mitigation and register it as a new model version.
 
@@ -119,7 +137,9 @@ class MitigationService:
             dataset: the dataset (training split to fit, test split to report).
             constraints: the parity to enforce (Fairlearn's name).
             new_version: the new version's name; default ``<version>-mitigated``.
-            policies_dir: where the thresholds seed lives, if none is stored yet.
+            policies_dir: where the thresholds seed and ``privacy.yaml`` live.
+            epsilon: the ε the noisy release spends on a private dataset; default
+                ``mitigation.epsilon`` of ``privacy.yaml``.
 
         Returns:
             The registered version, its trade-off numbers and plot.
@@ -130,6 +150,7 @@ class MitigationService:
             MitigationError: the attribute cannot be mitigated this way, the base model
                 already has post-processing, or the fit fails.
             AuditInputError / UnknownDataset: the dataset does not fit the model.
+            BudgetExceeded: the release would pass the dataset's privacy cap (409).
         """
         plan = self.plan(
             session,
@@ -141,6 +162,7 @@ class MitigationService:
             constraints=constraints,
             new_version=new_version,
             policies_dir=policies_dir,
+            epsilon=epsilon,
         )
         with tempfile.TemporaryDirectory(prefix="warden-mitigate-") as tmp:
             computed = self.compute(plan, mitigated_by=ctx.name, workdir=Path(tmp))
@@ -160,13 +182,21 @@ class MitigationService:
         constraints: Constraint = "demographic_parity",
         new_version: str | None = None,
         policies_dir: Path | None = None,
+        epsilon: float | None = None,
     ) -> MitigationPlan:
-        """Check a mitigation's inputs and read what it needs (arguments as :meth:`mitigate`).
+        """Check a mitigation's inputs, read what it needs, and reserve its privacy budget
+        (arguments as :meth:`mitigate`). The reservation is flushed in ``session``: the caller
+        commits it before :meth:`compute` draws the noise.
 
         Raises:
-            ModelNotFound, StageConflict, UnknownDataset: as :meth:`mitigate`.
+            ModelNotFound, StageConflict, UnknownDataset, BudgetExceeded: as :meth:`mitigate`.
+            PrivacyPolicyError: ``privacy.yaml`` is missing or invalid (503).
         """
+        from governance.config import get_settings
+        from governance.datasets.service import datasets as datasets_service
         from governance.fairness._evaluation import resolve_named_dataset
+        from governance.fairness.mitigation_budget import reserve
+        from governance.privacy.service import training
 
         base = registry.get(session, model, version)
         target = new_version or f"{base.version}{VERSION_SUFFIX}"
@@ -174,6 +204,22 @@ class MitigationService:
         data = resolve_named_dataset(session, ctx, dataset)
         current = thresholds_store.current(session, policies_dir=policies_dir)
         limits = thresholds_store.policy(current).thresholds_for(model)
+        settings = get_settings()
+        if policies_dir is not None:
+            settings = settings.model_copy(update={"policies_dir": Path(policies_dir)})
+        if epsilon is None:
+            epsilon = default_epsilon(settings.policies_dir)
+        budget = reserve(
+            session,
+            ctx,
+            dataset_id=data.id,
+            epsilon=epsilon,
+            cap=training.cap(session, settings, data, data.name),
+            shared_with=datasets_service.shared_with(session, data),
+            model=base.name,
+            target=target,
+            base_artifact_sha256=base.artifact_sha256,
+        )
         session.expunge(data)
         return MitigationPlan(
             model=base.name,
@@ -186,6 +232,7 @@ class MitigationService:
             constraints=constraints,
             thresholds_version=current.version,
             limits=limits,
+            budget=budget,
         )
 
     def compute(
@@ -207,6 +254,7 @@ class MitigationService:
             records_of,
             true_labels,
         )
+        from governance.fairness.dp_histograms import release_histograms
         from governance.fairness.mitigation import (
             fit_group_thresholds,
             tradeoff_numbers,
@@ -232,10 +280,37 @@ class MitigationService:
         # Fit on the training split's served scores (the raw model: no post-processing yet).
         fit_rows = records_of(data.train.features, manifest.feature_names)
         _, scores = decide_as_served(loaded, fit_rows)
+        fit_labels = true_labels(data, data.train, manifest)
+        fit_groups = data.train.features[field].to_numpy()
+        budget = plan.budget
+        if budget.mechanism is not None:
+            # Private rows: the fit sees only their noisy histograms (reserved in the plan).
+            categories = next(f.categories for f in manifest.features if f.name == field)
+            released = release_histograms(
+                scores=scores,
+                labels=fit_labels,
+                groups=fit_groups,
+                categories=categories,
+                mechanism=budget.mechanism,
+            )
+            del scores, fit_labels, fit_groups
+            scores, fit_labels, fit_groups = released.synthetic_rows()
+            release: dict[str, Any] = {
+                "mechanism": "gaussian",
+                "statistic": "per-group score histograms of positives and negatives",
+                "bins": released.bins,
+                "l2_sensitivity": 1.0,
+                "noise_multiplier": budget.mechanism.noise_multiplier,
+                "epsilon": budget.epsilon,
+                "delta": budget.delta,
+                "ledger_run": budget.run_id,
+            }
+        else:
+            release = {"mechanism": "none: the schema declares these rows public"}
         spec = fit_group_thresholds(
             scores=scores,
-            y_true=true_labels(data, data.train, manifest),
-            sensitive=pd.Series(data.train.features[field].to_numpy(), name=field),
+            y_true=fit_labels,
+            sensitive=pd.Series(fit_groups, name=field),
             constraints=constraints,
         )
         spec["positive_label"] = manifest.labels.index(positive_label(manifest))
@@ -268,6 +343,13 @@ class MitigationService:
             "dataset": data.name,
             "dataset_hash": data.content_hash,
             "fit_split": FIT_SPLIT,
+            "fit_data": {
+                "dataset": data.name,
+                "split": FIT_SPLIT,
+                "content_hash": data.content_hash,
+                "covered_by_ledger": budget.charged,
+                "release": release,
+            },
             "evaluation_split": EVALUATION_SPLIT,
             "base_version": plan.base_version,
             "base_artifact_sha256": plan.base_artifact_sha256,
@@ -280,14 +362,30 @@ class MitigationService:
         png = tradeoff_plot(
             numbers["before"], numbers["after"], workdir / "plot.png", ratio_floor=floor
         ).read_bytes()
+        claim = budget.claim()
         base_dir = Path(plan.base_artifact_dir)
         extra = {name: (base_dir / name).read_bytes() for name in manifest.files}
         extra[PLOT_FILE] = png
         extra[NUMBERS_FILE] = json.dumps(mitigation_doc, indent=2, sort_keys=True).encode()
+        extra[MODEL_CARD_FILE] = mitigated_card(
+            extra.get(MODEL_CARD_FILE),
+            name=model,
+            version=plan.target,
+            claim=claim,
+            mitigation=mitigation_doc,
+        )
         doc = {k: v for k, v in manifest.to_dict().items() if k not in ("weights", "files")}
         doc["version"] = plan.target
         doc["postprocessing"] = spec
-        doc["training"] = {**manifest.training, "mitigation": mitigation_doc}
+        doc["training"] = {
+            **{k: v for k, v in manifest.training.items() if k not in _BASE_CLAIM_KEYS},
+            "private": claim["private"],
+            "epsilon": claim.get("epsilon"),
+            "delta": claim.get("delta"),
+            "accountant": claim.get("accountant"),
+            "privacy_claim": claim,
+            "mitigation": mitigation_doc,
+        }
         out = workdir / "artifact"
         save_artifact(out, loaded.module, doc, extra_files=extra)
         return MitigationComputed(
@@ -297,6 +395,7 @@ class MitigationService:
             spec=spec,
             doc=mitigation_doc,
             plot_png=png,
+            claim=claim,
         )
 
     def store(
@@ -340,6 +439,7 @@ class MitigationService:
             models_dir=models_dir,
             trained_by=base.trained_by,
         )
+        complete(session, ctx, plan.budget, artifact_sha256=row.artifact_sha256)
         numbers = computed.tradeoff
         audit_log.append(
             session,
@@ -358,6 +458,9 @@ class MitigationService:
                         "sensitive": plan.sensitive,
                         "dataset": data.name,
                         "fit_split": FIT_SPLIT,
+                        "covered_by_ledger": plan.budget.charged,
+                        "ledger_run": plan.budget.run_id,
+                        "privacy_claim": computed.claim["statement"],
                         "tradeoff": numbers,
                     },
                 )
@@ -370,6 +473,8 @@ class MitigationService:
             spec=computed.spec,
             plot_path=Path(row.artifact_dir) / PLOT_FILE,
             plot_png=computed.plot_png,
+            claim=computed.claim,
+            ledger_run=plan.budget.run_id,
         )
 
     def _require_free(self, session: Session, model: str, version: str) -> None:

@@ -200,6 +200,13 @@ class MitigationCreate(BaseModel):
     sensitive: str = Field(pattern=_FEATURE)
     constraints: ConstraintName = "demographic_parity"
     new_version: str | None = Field(default=None, pattern=_NAME)
+    epsilon: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="The ε the noisy release of a private dataset spends, charged to its "
+        "ledger; default mitigation.epsilon of privacy.yaml. Unused on public rows.",
+    )
 
 
 class MitigationOut(BaseModel):
@@ -211,6 +218,11 @@ class MitigationOut(BaseModel):
     postprocessing: dict[str, Any]
     plot_file: str
     plot_png_base64: str
+    privacy_claim: dict[str, Any] = Field(
+        description="The version's DP claim: the composition of every access that produced "
+        "it, or no guarantee"
+    )
+    ledger_run: int | None = Field(description="the mitigation's ledger run (None: public rows)")
 
 
 class MonitorCreate(BaseModel):
