@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from governance.privacy.accounting import (
         Mechanism,
+        Tightest,
         compose_epsilon,
         naive_sum_epsilon,
         noise_for_epsilon,
         plan_noise,
+        tightest_epsilon,
     )
     from governance.privacy.errors import (
         AccountingError,
@@ -34,6 +36,8 @@ _WHERE = {
     "naive_sum_epsilon": "accounting",
     "noise_for_epsilon": "accounting",
     "plan_noise": "accounting",
+    "Tightest": "accounting",
+    "tightest_epsilon": "accounting",
     "AccountingError": "errors",
     "PrivacyError": "errors",
     "SecureModeUnavailable": "errors",
@@ -50,6 +54,7 @@ __all__ = [
     "Mechanism",
     "PrivacyError",
     "SecureModeUnavailable",
+    "Tightest",
     "TrainResult",
     "TrainingAborted",
     "TrainingConfigError",
@@ -59,6 +64,7 @@ __all__ = [
     "noise_for_epsilon",
     "plan_noise",
     "render_model_card",
+    "tightest_epsilon",
     "train",
 ]
 

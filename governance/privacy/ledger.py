@@ -7,9 +7,10 @@ caps of the names charging it (smallest ε, smallest δ, non-private only if all
 naming a copy with a bigger cap in ``privacy.yaml`` cannot raise it.
 
 Every run that touched a dataset charges a :class:`~governance.privacy.accounting.Mechanism`.
-The dataset's spent ε is recomposed over ALL charged mechanisms at once (PRV accountant, at the
-cap's δ), which is much tighter than adding each run's ε; both are reported. A new run is
-admitted only if its planned mechanism, composed with the history, stays within the cap.
+The dataset's spent ε is recomposed over ALL charged mechanisms at once (the smaller of the PRV
+and PLD bounds, at the cap's δ), which is much tighter than adding each run's ε; both are
+reported. A new run is admitted only if its planned mechanism, composed with the history, stays
+within the cap.
 
 Fail closed:
 - a run is reserved (charging its PLANNED mechanism) in a committed transaction before training
@@ -40,7 +41,12 @@ from sqlalchemy.orm import Session
 from governance.audit.events import AuditEvent
 from governance.context import Context
 from governance.datasets.models import Dataset, Ledger
-from governance.privacy.accounting import Mechanism, compose_epsilon, naive_sum_epsilon
+from governance.privacy.accounting import (
+    Mechanism,
+    compose_epsilon,
+    naive_sum_epsilon,
+    tightest_epsilon,
+)
 from governance.privacy.errors import PrivacyError
 from governance.privacy.models import FAILED, TrainingRun
 
@@ -146,7 +152,8 @@ def load_privacy_policy(policies_dir: Path) -> PrivacyPolicy:
     problems: list[str] = []
     if not isinstance(doc, dict):
         raise PrivacyPolicyError(f"{POLICY_FILE}: expected a mapping")
-    for key in sorted(set(doc) - {"defaults", "datasets"}):
+    # "mitigation" is read by governance.fairness.mitigation_budget (its default ε).
+    for key in sorted(set(doc) - {"defaults", "datasets", "mitigation"}):
         problems.append(f"{key}: unknown key")
     defaults = _cap(doc.get("defaults"), "defaults", problems)
     per: dict[str, BudgetCap] = {}
@@ -185,6 +192,7 @@ class LedgerSummary:
         ledger_id: the ledger (None: a bundled dataset not registered yet).
         shared_with: the other datasets charging the same ledger.
         run_datasets: the name each run was charged under.
+        accountant: which accountant gave ``epsilon_recomposed`` (``"prv"`` or ``"pld"``).
     """
 
     dataset: str
@@ -198,6 +206,7 @@ class LedgerSummary:
     ledger_id: int | None = None
     shared_with: tuple[str, ...] = ()
     run_datasets: dict[int, str] = field(default_factory=dict)
+    accountant: str = "prv"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (an unbounded ε is ``null`` with ``unbounded: true``)."""
@@ -209,6 +218,7 @@ class LedgerSummary:
                 "allow_non_private": self.cap.allow_non_private,
             },
             "epsilon_recomposed": _finite(self.epsilon_recomposed),
+            "accountant": self.accountant,
             "epsilon_naive": _finite(self.epsilon_naive),
             "delta_naive": self.delta_naive,
             "remaining": self.remaining,
@@ -259,7 +269,8 @@ def summarize(
         mech = run.charged
         if run.status != FAILED and mech is not None and mech.steps > 0:
             per_run[run.id] = compose_epsilon([mech], cap.delta)
-    total = compose_epsilon(_mechanisms(runs), cap.delta)
+    tightest = tightest_epsilon(_mechanisms(runs), cap.delta)
+    total = tightest.epsilon
     return LedgerSummary(
         dataset=name,
         cap=cap,
@@ -272,6 +283,7 @@ def summarize(
         ledger_id=dataset.ledger_id if dataset is not None else None,
         shared_with=tuple(shared_with),
         run_datasets={run.id: run_name for run, run_name in history},
+        accountant=tightest.accountant,
     )
 
 

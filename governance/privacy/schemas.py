@@ -176,9 +176,10 @@ class LedgerOut(BaseModel):
     )
     cap: CapOut = Field(description="the strictest cap of the names charging the ledger")
     epsilon_recomposed: float | None = Field(
-        description="ε of all charged runs composed at once (PRV), at the cap's δ; "
-        "null when unbounded (a non-private run)"
+        description="ε of all charged runs composed at once, the smaller of the PRV and PLD "
+        "bounds, at the cap's δ; null when unbounded (a non-private run)"
     )
+    accountant: str = Field(description="which accountant gave epsilon_recomposed: prv or pld")
     epsilon_naive: float | None = Field(
         description="sum of each run's ε at the cap's δ (basic composition)"
     )
@@ -212,6 +213,7 @@ class LedgerOut(BaseModel):
             shared_with=list(summary.shared_with),
             cap=CapOut(**doc["cap"]),
             epsilon_recomposed=doc["epsilon_recomposed"],
+            accountant=doc["accountant"],
             epsilon_naive=doc["epsilon_naive"],
             delta_naive=doc["delta_naive"],
             remaining=doc["remaining"],

@@ -15,6 +15,7 @@ from governance.privacy import (
     naive_sum_epsilon,
     noise_for_epsilon,
     plan_noise,
+    tightest_epsilon,
 )
 
 DELTA = 1e-5
@@ -111,3 +112,43 @@ def test_spent_never_exceeds_target(target: float, batches: int, epochs: int) ->
     sigma = noise_for_epsilon(target_epsilon=target, delta=DELTA, sample_rate=q, steps=steps)
     spent = compose_epsilon([Mechanism(sigma, q, steps)], DELTA)
     assert 0 < spent <= target
+
+
+def _independent_pld(history: list[Mechanism], delta: float) -> float:
+    # dp_accounting's PLD accountant, driven directly, not through Warden.
+    from dp_accounting import dp_event
+    from dp_accounting.pld import pld_privacy_accountant
+
+    acct = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
+    for m in history:
+        gaussian = dp_event.GaussianDpEvent(m.noise_multiplier)
+        event = (
+            gaussian
+            if m.sample_rate == 1.0
+            else dp_event.PoissonSampledDpEvent(m.sample_rate, gaussian)
+        )
+        acct.compose(event, m.steps)
+    return float(acct.get_epsilon(delta))
+
+
+def test_demo_run_states_the_smaller_of_prv_and_pld() -> None:
+    # The reference run: σ 3.28, q 1/15, 150 steps, δ 1e-5 (PRV 0.9985, PLD 0.9884).
+    demo = [Mechanism(3.28, 1 / 15, 150)]
+    stated = tightest_epsilon(demo, 1e-5)
+    assert stated.prv == pytest.approx(compose_epsilon(demo, 1e-5, "prv"))
+    assert stated.pld == pytest.approx(_independent_pld(demo, 1e-5), rel=1e-9)
+    assert stated.prv == pytest.approx(0.9985, abs=2e-3)
+    assert stated.pld == pytest.approx(0.9884, abs=2e-3)
+    assert stated.epsilon == min(stated.prv, stated.pld) == stated.pld
+    assert stated.accountant == "pld"
+    assert compose_epsilon(demo, 1e-5) == stated.epsilon
+
+
+def test_a_one_off_gaussian_release_composes_with_training() -> None:
+    # A release charged as (σ, q = 1, 1 step), e.g. a noisy statistic, beside a training run.
+    history = [Mechanism(3.28, 1 / 15, 150), Mechanism(20.0, 1.0, 1)]
+    stated = tightest_epsilon(history, 1e-5)
+    assert stated.pld == pytest.approx(_independent_pld(history, 1e-5), rel=1e-9)
+    assert stated.epsilon == min(stated.prv, stated.pld)
+    assert stated.epsilon > tightest_epsilon(history[:1], 1e-5).epsilon
+    assert tightest_epsilon([Mechanism(0.0, 1.0, 1)], 1e-5).epsilon == math.inf
