@@ -5,14 +5,16 @@ needs three draws (request id, record id, AES-GCM nonce): each time, the event l
 the GIL to the audit writer or the batcher and wait for it back. Drawing 4 KiB at once and
 handing out slices costs one system call per hundred-odd requests, with the same bytes.
 
-Only for values that are public once used: identifiers and nonces. Keys (DEKs, KEKs, API keys)
-are drawn with ``os.urandom``/``secrets`` directly, so no key material sits in this buffer.
-A forked child starts with an empty buffer, so parent and child never hand out the same bytes.
+The pool is only for values that are public once used: identifiers and nonces. Keys (DEKs,
+KEKs, API keys) and DP mechanism seeds are drawn with ``os.urandom``/``secrets`` directly, so
+no secret sits in this buffer. A forked child starts with an empty buffer, so parent and child
+never hand out the same bytes.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 
@@ -70,3 +72,13 @@ def sortable_hex() -> str:
     record that carry it store their time anyway.
     """
     return f"{time.time_ns() // 1_000_000:012x}{_pool.take(10).hex()}"
+
+
+def mechanism_seed() -> int:
+    """A fresh 64-bit seed for a DP mechanism's noise or sampling, from the OS CSPRNG.
+
+    Drawn with ``secrets``, not from the identifier pool: it is secret for good. The caller
+    seeds a generator with it and records it nowhere (manifest, card, ledger, log, report);
+    whoever learnt it could replay every noise vector and batch, and the guarantee would be void.
+    """
+    return secrets.randbits(64)

@@ -29,7 +29,13 @@ def train_command(
     epsilon: float = typer.Option(1.0, "--epsilon", help="This run's target ε."),
     delta: float = typer.Option(None, "--delta", help="δ (default: the schema's, else the cap's)."),
     epochs: int = typer.Option(10, "--epochs", min=1, max=EPOCHS_MAX),
-    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
+    seed: int = typer.Option(
+        0,
+        "--seed",
+        min=0,
+        max=SEED_MAX,
+        help="Seeds model initialisation only; DP noise and sampling use secret OS entropy.",
+    ),
     batch_size: int = typer.Option(
         None, "--batch-size", min=1, max=DB_INT_MAX, help="Default 2048 (DP) / 512."
     ),
@@ -66,20 +72,18 @@ def train_command(
         TextColumn("epoch"),
         MofNCompleteColumn(),
         BarColumn(),
-        TextColumn("loss {task.fields[loss]}"),
         TextColumn("ε spent {task.fields[eps]}"),
         TimeElapsedColumn(),
     )
     try:
         with errors_as_exit(), Progress(*columns, console=console) as bar:
-            task = bar.add_task("train", total=epochs, loss="-", eps="-")
+            task = bar.add_task("train", total=epochs, eps="-")
 
             def progress(rec: dict[str, Any]) -> None:
                 spent = rec.get("epsilon_spent")
                 bar.update(
                     task,
                     completed=rec["epoch"],
-                    loss=f"{rec['loss']:.4f}",
                     eps="n/a (non-private)" if spent is None else f"{spent:.3f}",
                 )
 
@@ -116,7 +120,7 @@ def ledger(dataset: str, as_json: bool = typer.Option(False, "--json", help="Pri
         return
     console.print(
         f"{out.dataset}: cap ε = {out.cap.epsilon:g} at δ = {out.cap.delta:g}; "
-        f"spent ε = {_eps(out.epsilon_recomposed)} recomposed, "
+        f"spent ε = {_eps(out.epsilon_recomposed)} recomposed ({out.accountant.upper()}), "
         f"{_eps(out.epsilon_naive)} summed (δ = {out.delta_naive:g}); "
         f"remaining {out.remaining:.3f}"
     )

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 from governance.privacy.accounting import Mechanism, compose_epsilon, noise_for_epsilon
 from governance.privacy.errors import TrainingAborted, TrainingConfigError
 from governance.privacy.training import TensorRows, collate_batch
+from governance.randomness import mechanism_seed
 from inference.architectures import build_model
 from inference.manifest import Architecture
 
@@ -55,7 +56,7 @@ class DistributedConfig:
         epsilon: target ε of the run.
         delta: δ of the guarantee (below 1/n).
         max_grad_norm: per-sample clipping norm.
-        seed: model initialisation, per-replica sampling and noise.
+        seed: model initialisation only; sampling and noise use secret OS entropy.
         world_size: number of replicas (processes).
         backend: ``"gloo"`` (CPU) or ``"nccl"`` (one GPU per replica).
         grad_sample_mode: ``"hooks"`` or ``"ghost"``.
@@ -127,8 +128,8 @@ def _worker(
         model = DPDDP(module)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         criterion = nn.CrossEntropyLoss()
-        # Each replica samples its own shard with its own stream.
-        sampler_gen = torch.Generator().manual_seed(config.seed * 1000 + rank)
+        # Each replica samples its own shard with its own secret stream, never from the seed.
+        sampler_gen = torch.Generator().manual_seed(mechanism_seed())
         base_loader: DataLoader[Any] = DataLoader(
             TensorRows(x.to(device), y.to(device)),
             batch_size=config.batch_size,
@@ -144,7 +145,7 @@ def _worker(
             noise_multiplier=sigma,
             max_grad_norm=config.max_grad_norm,
             poisson_sampling=True,
-            noise_generator=torch.Generator(device).manual_seed(config.seed + 1),
+            noise_generator=torch.Generator(device).manual_seed(mechanism_seed()),
             grad_sample_mode=config.grad_sample_mode,
         )
         if len(made) == 4:
@@ -158,7 +159,8 @@ def _worker(
                 dp_criterion(dp_model(xb), yb).backward()
                 dp_optimizer.step()
         steps = int(sum(s for _, _, s in engine.accountant.history))
-        epsilon = float(engine.accountant.get_epsilon(delta=config.delta))
+        history = [Mechanism(float(z), float(q), int(n)) for z, q, n in engine.accountant.history]
+        epsilon = compose_epsilon(history, config.delta)
         out = Path(workdir)
         if rank == 0:
             state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}

@@ -15,3 +15,10 @@ GradSampleMode = Literal["ghost", "hooks"]
 # Bounds shared by the API's schema and the CLI's options, so that the two accept the same.
 EPOCHS_MAX = 1000
 SEED_MAX = 2**63 - 1
+
+# How a run drew its DP mechanism's noise and Poisson sampling, as its manifest records it.
+# Only these keep the guarantee: an artifact without one (trained when the noise came from the
+# user's recorded seed) carries a void DP claim until it is retrained.
+OS_ENTROPY = "os-entropy"  # torch generators seeded with 64 secret bits, never recorded
+SECURE_RNG = "torchcsprng"  # Opacus secure_mode
+SECRET_RANDOMNESS = (OS_ENTROPY, SECURE_RNG)

@@ -4,6 +4,10 @@ Every number in a card is copied from the run that produced the model: the manif
 section, the dataset's schema and hashes, and the evaluation. Nothing is typed in by hand, so a
 card cannot drift from its artifact. The card is stored as ``model_card.json`` inside the
 artifact, where the manifest records its sha256.
+
+A card publishes no statistic of the training rows (no loss, no per-group or dropped-row
+counts): only the DP-trained weights leave the run. Evaluation numbers come from the test
+split, which the DP guarantee does not cover, and the card says so.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from governance.datasets.encoding import PREPROCESSING_PROVENANCE
 from governance.datasets.tabular import LoadedDataset
+from governance.privacy.kinds import OS_ENTROPY, SECURE_RNG
 
 CARD_FORMAT = "warden.model_card/1"
 MODEL_CARD_FILE = "model_card.json"
@@ -26,11 +31,45 @@ def _privacy_statement(training: dict[str, Any]) -> str:
         )
     return (
         f"Trained with DP-SGD (Opacus): ({training['epsilon']:.4g}, {training['delta']:.3g})-"
-        f"differential privacy at the level of {training['privacy_unit']!r}, accounted with "
-        f"the {training['accountant'].upper()} accountant over {training['steps']} steps "
+        f"differential privacy of the training split at the level of "
+        f"{training['privacy_unit']!r}, the smaller of the PRV and PLD bounds (here "
+        f"{training['accountant'].upper()}) over {training['steps']} steps "
         f"(noise multiplier {training['noise_multiplier']:.4g}, clipping norm "
-        f"{training['max_grad_norm']:.4g}, Poisson sampling rate {training['sample_rate']:.4g})."
+        f"{training['max_grad_norm']:.4g}, Poisson sampling rate {training['sample_rate']:.4g}). "
+        "The guarantee holds only while the training run is in the dataset's privacy ledger "
+        "with this artifact's hash; Warden's registry and reports state it from the ledger."
     )
+
+
+RANDOMNESS_STATEMENTS = {
+    OS_ENTROPY: (
+        "The Gaussian noise and the Poisson sampling were drawn from PyTorch generators "
+        "seeded per run with 64 bits of operating-system entropy, recorded nowhere and never "
+        "derived from the seed above. They are pseudo-random, not cryptographically secure, "
+        "and the Gaussian sampler is PyTorch's floating-point one (docs/privacy.md)."
+    ),
+    SECURE_RNG: (
+        "The Gaussian noise and the Poisson sampling were drawn from Opacus' secure RNG "
+        "(torchcsprng), never from the seed above."
+    ),
+}
+
+
+def _randomness(training: dict[str, Any]) -> dict[str, Any]:
+    seed_covers = training.get("seed_covers", "model initialisation")
+    out: dict[str, Any] = {
+        "seed": training.get("model_init_seed"),
+        "seed_covers": seed_covers,
+    }
+    if training.get("private"):
+        kind = training.get("mechanism_randomness")
+        out["mechanism_randomness"] = kind
+        out["statement"] = RANDOMNESS_STATEMENTS.get(
+            kind,
+            "The mechanism's randomness is not recorded as secret: the DP claim is void "
+            "until the model is retrained.",
+        )
+    return out
 
 
 def build_model_card(
@@ -44,8 +83,8 @@ def build_model_card(
     Args:
         manifest: the artifact's manifest document (with its ``training`` section).
         dataset: the dataset the model was trained and evaluated on.
-        group_metrics: per sensitive attribute, per group: ``count``, ``accuracy``,
-            ``selection_rate`` on the test split.
+        group_metrics: per sensitive attribute, per group: ``accuracy`` and
+            ``selection_rate`` on the test split (no counts).
 
     Returns:
         The card as a JSON-ready dict with the nine sections of Mitchell et al.
@@ -66,6 +105,7 @@ def build_model_card(
             "labels": manifest["labels"],
             "training_algorithm": "DP-SGD with Adam (Opacus)" if private else "Adam (non-private)",
             "differential_privacy": _privacy_statement(training),
+            "randomness": _randomness(training),
             "software": training.get("software", {}),
         },
         "intended_use": {
@@ -101,7 +141,10 @@ def build_model_card(
             "split": "test",
             "rows": len(dataset.test),
             "content_hash": dataset.content_hash,
-            "rows_dropped_for_missing_values": dataset.rows_dropped,
+            "privacy": (
+                "The test split is evaluation data outside the DP guarantee, which covers the "
+                "training split only: the metrics below are exact statistics of its rows."
+            ),
         },
         "training_data": {
             "dataset": schema.name,
@@ -116,7 +159,8 @@ def build_model_card(
             "content_hash": dataset.content_hash,
             "file_hashes": dict(dataset.file_hashes),
             "privacy_unit": schema.privacy_unit,
-            "missing_values": "rows with a missing value were dropped",
+            "missing_values": "rows with a missing value were dropped (their count is not "
+            "published: it is a statistic of the private rows)",
             "preprocessing": PREPROCESSING_PROVENANCE,
             "preprocessing_privacy_cost": 0.0,
         },
@@ -138,8 +182,9 @@ def build_model_card(
                 []
                 if training.get("secure_mode")
                 else [
-                    "Trained without secure_mode (pseudo-random noise): retrain with secure_mode "
-                    "for a cryptographically strong guarantee."
+                    "Trained without secure_mode: the noise is pseudo-random from a secret "
+                    "seed, not cryptographically secure; retrain with secure_mode for a "
+                    "cryptographically strong guarantee."
                 ]
                 if private
                 else []

@@ -10,7 +10,13 @@ Noise is planned for the exact number of steps the Poisson sampler runs
 with ``PrivacyEngine.make_private``. ``make_private_with_epsilon`` plans ``int(epochs / q)``
 steps instead, which float rounding can make differ from the steps that run (q = 1/75, 3
 epochs: 224 planned, 225 run), and its final ε then exceeds the target. The final ε recorded is
-the accountant's value over the steps that ran, which equals the planned one, ≤ target.
+the smaller of the PRV and PLD bounds over the steps that ran, ≤ the planned PRV one ≤ target.
+
+The mechanism's randomness (Gaussian noise, Poisson sampling) comes from generators seeded with
+secret OS entropy per run (:func:`governance.randomness.mechanism_seed`), never from ``seed``
+and never recorded; ``seed`` makes model initialisation (and non-private shuffling)
+reproducible. Nothing computed from the training rows leaves this module except the weights:
+no loss curve, no count (see docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -43,10 +49,16 @@ from governance.datasets.tabular import LoadedDataset
 
 # Imported for its registration: Opacus' ghost clipping takes LayerNorm norms from it.
 from governance.privacy import norm_samplers  # noqa: F401
-from governance.privacy.accounting import Mechanism, compose_epsilon, noise_for_epsilon
+from governance.privacy.accounting import (
+    Mechanism,
+    compose_epsilon,
+    noise_for_epsilon,
+    tightest_epsilon,
+)
 from governance.privacy.errors import SecureModeUnavailable, TrainingAborted, TrainingConfigError
-from governance.privacy.kinds import GradSampleMode, ModelKind
+from governance.privacy.kinds import OS_ENTROPY, SECURE_RNG, GradSampleMode, ModelKind
 from governance.privacy.model_card import MODEL_CARD_FILE, build_model_card, render_model_card
+from governance.randomness import mechanism_seed
 from inference.architectures import build_model
 from inference.artifact import MANIFEST_FILE, save_artifact
 from inference.device import select_device
@@ -99,7 +111,8 @@ class TrainResult:
         metrics: all test metrics recorded in the manifest.
         grad_sample_mode: the per-sample gradient mode that ran (None when non-private).
         epoch_seconds: wall time of each epoch.
-        history: per-epoch ``{epoch, loss, epsilon_spent, seconds}``.
+        history: per-epoch ``{epoch, epochs, epsilon_spent, seconds}`` (no statistic of the
+            training rows: nothing computed from them leaves the run without DP).
     """
 
     artifact_dir: Path
@@ -200,12 +213,13 @@ def _make_private(
     delta: float,
     epochs: int,
     max_grad_norm: float,
-    seed: int,
     device: torch.device,
     grad_sample_mode: str,
     secure_mode: bool,
 ) -> _Setup:
-    sampler_gen = None if secure_mode else torch.Generator().manual_seed(seed)
+    # Secret per run and never recorded: a seed anyone knows would let them replay the
+    # batches and the noise, and the guarantee would be void. secure_mode uses Opacus' CSPRNG.
+    sampler_gen = None if secure_mode else torch.Generator().manual_seed(mechanism_seed())
     base_loader: DataLoader[Any] = DataLoader(
         rows, batch_size=batch_size, collate_fn=collate_batch, generator=sampler_gen
     )
@@ -227,7 +241,9 @@ def _make_private(
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Secure RNG turned off")
                 engine = PrivacyEngine(accountant="prv", secure_mode=secure_mode)
-            noise_gen = None if secure_mode else torch.Generator(device).manual_seed(seed + 1)
+            noise_gen = (
+                None if secure_mode else torch.Generator(device).manual_seed(mechanism_seed())
+            )
             made = engine.make_private(
                 module=module,
                 optimizer=optimizer,
@@ -321,7 +337,6 @@ def _group_metrics(
         groups = frame.groupby(sensitive[column].to_numpy())
         out[column] = {
             str(group): {
-                "count": float(len(part)),
                 "accuracy": float(part["correct"].mean()),
                 "selection_rate": float(part["selected"].mean()),
             }
@@ -365,13 +380,14 @@ def train(
         epsilon: the target ε of this run; None for non-private training.
         delta: δ of the guarantee; must be below 1/n.
         max_grad_norm: per-sample gradient clipping norm.
-        seed: seeds model initialisation, Poisson sampling and noise (ignored for sampling and
-            noise in ``secure_mode``, which draws them from a secure RNG).
+        seed: seeds model initialisation (and the shuffling of a non-private run) only; the
+            DP mechanism's noise and Poisson sampling come from secret OS entropy (or Opacus'
+            secure RNG in ``secure_mode``), never from this seed.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
         grad_sample_mode: ``"ghost"`` (ghost clipping, falling back to hooks when the layers do
             not allow it) or ``"hooks"``.
         secure_mode: use Opacus' secure RNG (needs torchcsprng).
-        progress: called after each epoch with ``{epoch, epochs, loss, epsilon_spent, seconds}``.
+        progress: called after each epoch with ``{epoch, epochs, epsilon_spent, seconds}``.
         out_dir: the artifact folder to write (must not hold an artifact already).
         name: model name for the manifest.
         version: model version for the manifest.
@@ -431,7 +447,6 @@ def train(
             delta=delta,
             epochs=epochs,
             max_grad_norm=max_grad_norm,
-            seed=seed,
             device=dev,
             grad_sample_mode=grad_sample_mode,
             secure_mode=secure_mode,
@@ -458,20 +473,22 @@ def train(
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             setup.model.train()
-            total_loss, seen = 0.0, 0
             for xb, yb in setup.loader:
                 setup.optimizer.zero_grad(set_to_none=True)
                 loss = setup.criterion(setup.model(xb), yb)
                 loss.backward()
                 setup.optimizer.step()
-                total_loss += float(loss.item()) * len(yb)
-                seen += len(yb)
             epoch_seconds.append(time.perf_counter() - start)
-            spent = setup.engine.accountant.get_epsilon(delta=delta) if setup.engine else None
+            spent = None
+            if setup.engine is not None:
+                assert setup.noise_multiplier is not None and setup.sample_rate is not None
+                so_far = Mechanism(
+                    setup.noise_multiplier, setup.sample_rate, _steps_spent(setup.engine)
+                )
+                spent = compose_epsilon([so_far], delta)
             record = {
                 "epoch": epoch,
                 "epochs": epochs,
-                "loss": total_loss / max(seen, 1),
                 "epsilon_spent": spent,
                 "seconds": epoch_seconds[-1],
             }
@@ -486,12 +503,15 @@ def train(
     try:
         mechanism: Mechanism | None = None
         final_eps: float | None = None
+        accounting: dict[str, Any] | None = None
         if setup.engine is not None:
             assert setup.noise_multiplier is not None and setup.sample_rate is not None
             mechanism = Mechanism(
                 setup.noise_multiplier, setup.sample_rate, _steps_spent(setup.engine)
             )
-            final_eps = float(setup.engine.accountant.get_epsilon(delta=delta))
+            tightest = tightest_epsilon([mechanism], delta)
+            final_eps = tightest.epsilon
+            accounting = tightest.to_dict()
 
         probs = _predict(setup.module, x_test)
         metrics = _metrics(probs, dataset.test.labels)
@@ -502,7 +522,10 @@ def train(
             "epsilon": final_eps,
             "target_epsilon": epsilon,
             "delta": delta if private else None,
-            "accountant": "prv" if private else None,
+            "accountant": accounting["accountant"] if accounting else None,
+            "epsilon_by_accountant": (
+                {"prv": accounting["prv"], "pld": accounting["pld"]} if accounting else None
+            ),
             "noise_multiplier": setup.noise_multiplier,
             "max_grad_norm": max_grad_norm if private else None,
             "sample_rate": setup.sample_rate,
@@ -517,8 +540,12 @@ def train(
             "grad_sample_mode_requested": grad_sample_mode if private else None,
             "layer_gradient_modes": setup.layer_modes,
             "optimizer": {"kind": "adam", "lr": lr},
-            "seed": None if (private and secure_mode) else seed,
             "model_init_seed": seed,
+            "seed_covers": "model initialisation"
+            + ("" if private else " and the order of batches (shuffling)"),
+            "mechanism_randomness": (SECURE_RNG if secure_mode else OS_ENTROPY)
+            if private
+            else None,
             "device": dev.type,
             "dataset": {
                 "name": schema.name,
