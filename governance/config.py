@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -124,7 +125,12 @@ class Settings(BaseSettings):
     heavy_jobs_queue: int = Field(default=16, ge=0)
     decision_cache_size: int = Field(default=100_000, gt=0)
     auth_cache_seconds: float = Field(default=1.0, ge=0)
-    dek_max_uses: int = Field(default=1_000_000, gt=0)
+    # Records one data key may seal; at most 2**31, half NIST's limit for AES-GCM with random
+    # nonces (governance/vault/record_format.py), and counted in the database across processes.
+    dek_max_uses: int = Field(default=1_000_000, gt=0, le=2**31)
+    # The KEK is rotated and the old one retired this often (governance/vault/kek_schedule.py):
+    # after that, no copy of a key destroyed by an erasure (a backup, an old row) opens.
+    kek_rotation_days: float = Field(default=30.0, gt=0, le=3650)
     require_second_approval: bool = False
     # A pending policy proposal (a role grant awaiting an officer included) expires after this
     # long: an approval months later would judge a situation nobody remembers.
@@ -185,6 +191,10 @@ class Settings(BaseSettings):
     @property
     def resolved_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "audit-signing.key"
+
+    @property
+    def kek_rotation_period(self) -> timedelta:
+        return timedelta(days=self.kek_rotation_days)
 
     @property
     def resolved_models_dir(self) -> Path:
