@@ -20,6 +20,7 @@ from governance.api.security_headers import SecurityHeaders
 from governance.config import Settings
 from governance.plugins import optional_module
 from governance.runtime import Runtime
+from governance.witness.cosigning import start_cosigner
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +105,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt.start()
+        # Witnesses are called from a thread of their own, never from a request.
+        cosigner = start_cosigner(settings, rt.sessions)
         if freeze_heap:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            if cosigner is not None:
+                cosigner.stop(timeout=settings.witness_timeout_seconds + 1)
             rt.stop()
 
     app = WardenApp(

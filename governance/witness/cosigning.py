@@ -26,7 +26,7 @@ from governance.db.base import utcnow
 from governance.witness.client import WitnessClient, WitnessConflict, WitnessRefused
 from governance.witness.models import AuditCosignature
 
-__all__ = ["CosignRound", "Cosigner", "CosignerThread"]
+__all__ = ["CosignRound", "Cosigner", "CosignerThread", "start_cosigner"]
 
 log = logging.getLogger("warden.witness")
 
@@ -203,3 +203,15 @@ class CosignerThread:
                 self.cosigner.cosign_latest(self.sessions)
             except Exception as exc:  # a database hiccup must not end the thread
                 log.warning("witness round failed: %s", type(exc).__name__)
+
+
+def start_cosigner(settings: Settings, sessions: sessionmaker[Session]) -> CosignerThread | None:
+    """Start the server's cosigning thread, or return ``None`` when no witness is configured."""
+    cosigner = Cosigner.from_settings(settings)
+    if cosigner is None:
+        return None
+    thread = CosignerThread(
+        cosigner, sessions, interval=min(1.0, settings.checkpoint_every_seconds)
+    )
+    thread.start()
+    return thread

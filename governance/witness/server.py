@@ -51,14 +51,18 @@ _OLD_LINE = re.compile(r"old (0|[1-9][0-9]*)")
 
 
 class _Refusal(Exception):
-    def __init__(self, status: int, message: str, media_type: str = "text/plain") -> None:
+    def __init__(
+        self, status: int, message: str, media_type: str = "text/plain; charset=utf-8"
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.media_type = media_type
 
     def response(self) -> Response:
-        return PlainTextResponse(self.message + "\n", self.status, media_type=self.media_type)
+        # Set outright: Starlette would add "; charset=utf-8" to a text/ media type.
+        headers = {"content-type": self.media_type}
+        return Response((self.message + "\n").encode("utf-8"), self.status, headers=headers)
 
 
 @dataclass(frozen=True, slots=True)
