@@ -14,9 +14,15 @@ from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
+from governance.privacy.claims import claim_for
 from governance.registry.errors import InvalidArtifact
 from governance.registry.models import ModelVersion
-from governance.registry.schemas import ArtifactUpload, ModelDetail, ModelVersionOut
+from governance.registry.schemas import (
+    ArtifactUpload,
+    DpClaimOut,
+    ModelDetail,
+    ModelVersionOut,
+)
 from governance.registry.service import registry
 from governance.runtime import Runtime
 from inference.artifact import MANIFEST_FILE
@@ -48,7 +54,13 @@ def get_model(
     """A model version with its manifest (the serving version when none is named)."""
     with transaction(runtime) as session:
         row = registry.get(session, name, version)
-        return ModelDetail(**version_out(row).model_dump(), manifest=json.loads(row.manifest))
+        manifest = json.loads(row.manifest)
+        claim = claim_for(session, artifact_sha256=row.artifact_sha256, manifest=manifest)
+        return ModelDetail(
+            **version_out(row).model_dump(),
+            manifest=manifest,
+            dp_claim=DpClaimOut(**claim.to_dict()),
+        )
 
 
 def _register(runtime: Runtime, caller: Caller, body: ArtifactUpload) -> ModelVersionOut:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,8 +20,27 @@ class ModelVersionOut(BaseModel):
     stage_changed_at: datetime | None
 
 
+class DpClaimOut(BaseModel):
+    """The DP claim the privacy ledger supports for this artifact, not its manifest's."""
+
+    status: Literal["ledger", "none", "void"] = Field(
+        description="ledger: covered by the privacy ledger; none: no DP guarantee; "
+        "void: trained with replayable noise, void until retrained"
+    )
+    statement: str
+    epsilon: float | None
+    delta: float | None
+    accountant: str | None = Field(description="prv or pld: whichever gave the smaller ε")
+    runs: list[int] = Field(description="the ledger runs that produced the artifact")
+    manifest_claims_dp: bool = Field(description="whether the uploaded manifest claims DP")
+
+
 class ModelDetail(ModelVersionOut):
-    manifest: dict[str, Any]
+    manifest: dict[str, Any] = Field(
+        description="the artifact's manifest as registered; its training section is the "
+        "uploader's word: the DP claim is dp_claim"
+    )
+    dp_claim: DpClaimOut
 
 
 class ArtifactUpload(BaseModel):

@@ -21,6 +21,7 @@ from governance.db import state
 from governance.db.base import utcnow
 from governance.plugins import optional_module
 from governance.private_files import copy_private, private_dir
+from governance.registry import anchor
 from governance.registry.errors import InvalidArtifact, ModelNotFound, StageConflict
 from governance.registry.models import REGISTERED, RETIRED, SERVING, ModelVersion
 from inference.artifact import MANIFEST_FILE, read_manifest, sha256_file
@@ -32,7 +33,7 @@ PromotionGate = Callable[[Session, Context, ModelVersion], None]
 _gates: list[PromotionGate] = []
 # Modules that register gates when imported. They are imported before every promotion, so a
 # caller that never imported them (a script, a benchmark) cannot promote around a gate.
-GATE_MODULES = ("governance.fairness.gate",)
+GATE_MODULES = ("governance.fairness.gate", "governance.privacy.claim_gate")
 
 
 def register_promotion_gate(gate: PromotionGate) -> None:
@@ -163,7 +164,10 @@ class RegistryService:
                     "promote",
                     resource={"model": name, "version": version},
                     model_version=version,
-                    details={"artifact_sha256": row.artifact_sha256},
+                    details={
+                        "artifact_sha256": row.artifact_sha256,
+                        "content_hash": anchor.serving_hash(name, row),
+                    },
                 )
             ],
         )
@@ -172,7 +176,11 @@ class RegistryService:
     def retire(self, session: Session, ctx: Context, *, name: str, version: str) -> ModelVersion:
         row = self.get(session, name, version)
         row.stage, row.stage_changed_by, row.stage_changed_at = RETIRED, ctx.name, utcnow()
+        session.flush()
         state.bump(session, state.MODELS)
+        # Named even when another version goes on serving: the latest entry about a model
+        # always states what serves (governance/registry/anchor.py).
+        left = anchor.serving_rows(session, name)
         audit_log.append(
             session,
             [
@@ -181,6 +189,7 @@ class RegistryService:
                     "retire",
                     resource={"model": name, "version": version},
                     model_version=version,
+                    details={"content_hash": anchor.serving_hash(name, left[0] if left else None)},
                 )
             ],
         )
