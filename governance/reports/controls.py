@@ -68,6 +68,8 @@ SPECS: tuple[_Spec, ...] = (
         _refs(["Art. 10(5)"], ["Art. 25", "Art. 32"], ["MEASURE 2.10"], ["A.7.4", "B.7.4"]),
         ("/privacy/models", "/privacy/datasets"),
         lambda r: bool(r.privacy.models or r.privacy.datasets),
+        # A DP claim the ledger does not cover, or one void until retrained, is a finding.
+        lambda r: any(m.dp_claim_uncovered or m.dp_claim == "void" for m in r.privacy.models),
     ),
     _Spec(
         "C4",

@@ -115,7 +115,14 @@ class ModelInventory(_Doc):
 class ModelPrivacy(_Doc):
     model: str
     version: str
-    private: bool
+    private: bool = Field(description="the privacy ledger covers a DP claim for this artifact")
+    dp_claim: Literal["ledger", "none", "void"] = Field(
+        description="ledger: covered; none: no DP guarantee; void: void DP claim until retrained"
+    )
+    dp_claim_statement: str
+    dp_claim_uncovered: bool = Field(
+        description="the manifest claims DP that the ledger does not cover: a finding"
+    )
     epsilon: float | None
     delta: float | None
     accountant: str | None

@@ -23,6 +23,7 @@ from governance.identity.models import ApiKey, Principal
 from governance.policy.models import PolicyVersion
 from governance.policy.rules import load_rules
 from governance.policy.timeline import role_timeline
+from governance.privacy.claims import claim_for
 from governance.records.models import ErasureReceipt, Record
 from governance.records.retention import load_retention
 from governance.registry.service import registry
@@ -128,16 +129,23 @@ def build_models(
                 model_card=card,
             )
         )
-        training = manifest.get("training") or {}
+        # The claim comes from the ledger; the manifest's numbers only where the ledger vouches
+        # for its hash.
+        claim = claim_for(session, artifact_sha256=row.artifact_sha256, manifest=manifest)
+        covered = claim.status == "ledger"
+        training = (manifest.get("training") or {}) if covered else {}
         dataset = training.get("dataset")
         privacy.append(
             ModelPrivacy(
                 model=row.name,
                 version=row.version,
-                private=bool(training.get("private")),
-                epsilon=training.get("epsilon"),
-                delta=training.get("delta"),
-                accountant=training.get("accountant"),
+                private=covered,
+                dp_claim=claim.status,
+                dp_claim_statement=claim.statement,
+                dp_claim_uncovered=claim.uncovered,
+                epsilon=claim.epsilon,
+                delta=claim.delta,
+                accountant=claim.accountant,
                 noise_multiplier=training.get("noise_multiplier"),
                 sample_rate=training.get("sample_rate"),
                 steps=training.get("steps"),
