@@ -62,8 +62,8 @@ def _randomness(training: dict[str, Any]) -> dict[str, Any]:
         "seed_covers": seed_covers,
     }
     if training.get("private"):
-        kind = training.get("mechanism_randomness")
-        out["mechanism_randomness"] = kind
+        kind = str(training.get("mechanism_randomness"))
+        out["mechanism_randomness"] = training.get("mechanism_randomness")
         out["statement"] = RANDOMNESS_STATEMENTS.get(
             kind,
             "The mechanism's randomness is not recorded as secret: the DP claim is void "
