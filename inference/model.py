@@ -79,9 +79,18 @@ class LoadedModel:
         return torch.softmax(logits.float(), dim=-1).to("cpu")
 
     def decide(
-        self, records: Sequence[Mapping[str, Any]], x: torch.Tensor, probs: torch.Tensor
+        self,
+        records: Sequence[Mapping[str, Any]],
+        x: torch.Tensor,
+        probs: torch.Tensor,
+        uniforms: torch.Tensor | None = None,
     ) -> list[Prediction]:
-        """Turn probabilities into labelled predictions, applying post-processing if any."""
+        """Turn probabilities into labelled predictions, applying post-processing if any.
+
+        ``uniforms`` are the randomized thresholds' draws, one per record; serving passes keyed
+        draws (:func:`~inference.postprocess.keyed_uniform`). None draws from the encoded rows,
+        which is for offline evaluation only.
+        """
         labels = self.manifest.labels
         post = self.manifest.postprocessing
         if post is None:
@@ -93,8 +102,9 @@ class LoadedModel:
                 out.append(Prediction(labels[best], dict(zip(labels, row, strict=True))))
             return out
         pos = int(post.get("positive_label", 1))
+        draws = row_uniforms(x) if uniforms is None else uniforms
         prob_pos, is_pos = apply_group_threshold(
-            post, probs[:, pos], raw_values(records, post["feature"]), row_uniforms(x)
+            post, probs[:, pos], raw_values(records, post["feature"]), draws
         )
         out = []
         for p, positive in zip(prob_pos.tolist(), is_pos.tolist(), strict=True):

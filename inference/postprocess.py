@@ -8,10 +8,12 @@ label)::
     P(positive) = p_ignore * prediction_constant + (1 - p_ignore) * q
 
 (``p_ignore`` defaults to 0: Fairlearn only sets it for equalized odds.) The label is positive
-when a uniform draw ``u`` is below that probability. Serving must be deterministic for an auditor
-to reproduce it, so ``u`` is derived from the encoded row (:func:`row_uniforms`), not from a
-global random state. No sklearn object is ever unpickled: the spec is plain JSON in the manifest,
-built from a fitted optimizer by :func:`group_threshold_spec`.
+when a uniform draw ``u`` is below that probability. Serving draws ``u`` with
+:func:`keyed_uniform`: an HMAC under a server-side key of the data subject's stable identity, so
+a client can neither compute its draw nor get a new one by nudging the record, and an auditor
+who is given the draw replays the decision. Offline evaluation, where no client is involved,
+uses :func:`row_uniforms` (a hash of the encoded row). No sklearn object is ever unpickled: the
+spec is plain JSON in the manifest, built from a fitted optimizer by :func:`group_threshold_spec`.
 
 Spec::
 
@@ -28,6 +30,7 @@ also carry ``"version": 1`` and ``"constraints"`` (the parity it was fitted for)
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -42,6 +45,8 @@ _OPERATORS = (">", "<")
 # Scores are probabilities in [0, 1], so a threshold of +/-2 behaves exactly like +/-inf (which
 # Fairlearn uses and strict JSON cannot carry).
 _THRESHOLD_BOUND = 2.0
+_TIE_BREAK_DOMAIN = b"warden.tie-break/1\x00"
+MIN_TIE_BREAK_KEY_BYTES = 32
 
 
 def _number(value: Any, where: str) -> float:
@@ -118,8 +123,31 @@ def validate_spec(spec: Any, features: Sequence[Any]) -> None:
         raise ManifestError("postprocessing.positive_label must be the integer 0 or 1")
 
 
+def keyed_uniform(key: bytes, identity: bytes) -> float:
+    """The serving tie-break: one draw in [0, 1) per (key, subject identity).
+
+    Args:
+        key: the server's tie-break key, at least 32 bytes; never sent to clients.
+        identity: the data subject's stable identity (and whatever else scopes the draw).
+
+    Returns:
+        The first 64 bits of HMAC-SHA256(key, domain ‖ identity) over 2**64.
+
+    Raises:
+        ValueError: ``key`` is shorter than 32 bytes.
+    """
+    if len(key) < MIN_TIE_BREAK_KEY_BYTES:
+        raise ValueError(f"the tie-break key needs at least {MIN_TIE_BREAK_KEY_BYTES} bytes")
+    # hmac.new, not hmac.digest: the one-shot call releases the GIL even for a short message.
+    mac = hmac.new(key, _TIE_BREAK_DOMAIN + identity, hashlib.sha256).digest()
+    return int.from_bytes(mac[:8], "big") / 2**64
+
+
 def row_uniforms(encoded: torch.Tensor) -> torch.Tensor:
     """A uniform draw in [0, 1) per row, a pure function of the row's encoded values.
+
+    For offline evaluation only: anyone who knows the encoding computes it, so serving uses
+    :func:`keyed_uniform`.
 
     Args:
         encoded: the encoded batch ``[n, input_dim]``.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from governance.api.deps import Caller
 from governance.audit.canonical import canonical_bytes
@@ -10,6 +13,8 @@ from governance.audit.events import AuditEvent
 from governance.audit.writer import StaleWrite
 from governance.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
 from governance.predict.schemas import PredictRequest
+from governance.predict.tiebreak import subject_draw, tie_break_key
+from governance.records.recorder import subject_of
 from governance.runtime import Runtime
 from governance.vault.blind_index import digest
 from inference.errors import (
@@ -19,6 +24,10 @@ from inference.errors import (
     ModelNotLoadedError,
 )
 from inference.model import Prediction
+
+# Names the draw's derivation in the audit entry: HMAC of (model, subject_ref) under the key
+# derived from the blind-index key (governance.predict.tiebreak).
+TIE_BREAK = "hmac-sha256/subject/1"
 
 
 class ModelNotServing(NotFound):
@@ -36,12 +45,18 @@ class InvalidRecord(Unprocessable):
 
 class PredictService:
     async def _infer(
-        self, runtime: Runtime, name: str, rows: list[dict[str, Any]], state: Any
-    ) -> tuple[str, list[Prediction]]:
+        self,
+        runtime: Runtime,
+        name: str,
+        rows: list[dict[str, Any]],
+        state: Any,
+        subject_ref: Callable[[], str],
+    ) -> tuple[str, list[Prediction], float | None]:
         """Validate, encode and predict through the model's micro-batcher.
 
         The lease keeps this model version's batcher open until the request is done, even if
-        a promotion swaps in another version meanwhile.
+        a promotion swaps in another version meanwhile. A model with randomized thresholds
+        decides with the subject's keyed draw, returned for the audit entry.
         """
         try:
             lease = runtime.host.lease(name)
@@ -61,7 +76,13 @@ class PredictService:
                 probs = await served.batcher.submit(x)
             except (BatcherOverloadedError, BatcherClosedError):
                 raise ModelBusy("the model is overloaded or restarting; retry shortly") from None
-            return served.version, served.model.decide(rows, x, probs)
+            if served.model.manifest.postprocessing is None:
+                return served.version, served.model.decide(rows, x, probs), None
+            draw = subject_draw(
+                tie_break_key(runtime.keys.blind_index_key()), model=name, subject_ref=subject_ref()
+            )
+            uniforms = torch.full((len(rows),), draw, dtype=torch.float64)
+            return served.version, served.model.decide(rows, x, probs, uniforms), draw
 
     async def run(
         self, runtime: Runtime, caller: Caller, name: str, body: PredictRequest, state: Any
@@ -72,7 +93,13 @@ class PredictService:
             raise PayloadTooLarge(
                 f"a batch holds at most {runtime.settings.max_batch_records} records"
             )
-        version, predictions = await self._infer(runtime, name, rows, state)
+        principal = caller.name
+
+        def subject_ref() -> str:
+            subject = subject_of(subject_id=body.subject_id, principal=principal)
+            return runtime.records.subject_ref(subject, principal=principal)
+
+        version, predictions, draw = await self._infer(runtime, name, rows, state, subject_ref)
         out: list[dict[str, Any]] = [
             {"label": p.label, "probabilities": p.probabilities} for p in predictions
         ]
@@ -117,7 +144,11 @@ class PredictService:
                 input_digest=input_digest,
                 output_digest=output_digest,
                 data_key_id=prepared.data_key_id,
-                details={"records": len(rows)},
+                details=(
+                    {"records": len(rows)}
+                    if draw is None
+                    else {"records": len(rows), "tie_break": {"u": draw, "scheme": TIE_BREAK}}
+                ),
             )
             # Durable before we answer; the encrypted record commits in the same transaction.
             try:
