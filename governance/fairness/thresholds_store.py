@@ -11,6 +11,7 @@ in the same transaction.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -21,12 +22,15 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
+from governance.fairness import anchor
 from governance.fairness.errors import FairnessPolicyError, ThresholdsConflict
 from governance.fairness.models import ThresholdVersion
 from governance.fairness.thresholds import FairnessPolicy, load_policy, parse_policy
 
 POLICY_FILE: Final[str] = "fairness.yaml"
 MIN_REASON_LENGTH: Final[int] = 10
+
+logger = logging.getLogger(__name__)
 
 
 def canonical_document(policy: FairnessPolicy) -> dict[str, Any]:
@@ -101,14 +105,20 @@ class ThresholdStore:
 
         Raises:
             FairnessPolicyError: there is no version and the seed file is missing or invalid
-                (fail closed: no thresholds is never "no gate").
+                (fail closed: no thresholds is never "no gate"), or the latest version is not
+                anchored in the audit log (503).
         """
         row = session.scalar(
             select(ThresholdVersion).order_by(ThresholdVersion.version.desc()).limit(1)
         )
-        if row is not None:
-            return row
-        return self._seed(session, policies_dir)
+        if row is None:
+            return self._seed(session, policies_dir)
+        # A version no audit entry vouches for was written around the service: fail closed.
+        problem = anchor.problem(session, row)
+        if problem is not None:
+            logger.error("%s; the fairness thresholds are refused", problem)
+            raise FairnessPolicyError(problem, status_code=503)
+        return row
 
     def policy(self, row: ThresholdVersion) -> FairnessPolicy:
         """The validated policy of a stored version.
@@ -247,8 +257,13 @@ class ThresholdStore:
                 ctx.event(
                     "fairness.thresholds",
                     action,
-                    resource={"fairness_thresholds": version},
-                    details={"version": version, "reason": reason, "diff": diff},
+                    resource=anchor.resource(version),
+                    details={
+                        "version": version,
+                        "reason": reason,
+                        "diff": diff,
+                        "content_hash": anchor.row_hash(row),
+                    },
                 )
             ],
         )

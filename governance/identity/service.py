@@ -14,6 +14,7 @@ from governance.audit import log as audit_log
 from governance.context import Context
 from governance.db import state
 from governance.db.base import utcnow
+from governance.identity import anchor
 from governance.identity.errors import (
     InvalidIdentity,
     LastAdmin,
@@ -147,7 +148,10 @@ class IdentityService:
                     "key.issue",
                     "issue",
                     resource={"principal": principal, "key_id": key_id},
-                    details={"expires_at": expires_at.isoformat() if expires_at else None},
+                    details={
+                        "expires_at": expires_at.isoformat() if expires_at else None,
+                        "content_hash": anchor.row_hash(key),
+                    },
                 )
             ],
         )

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from governance.audit import log as audit_log
 from governance.context import Context
 from governance.db import state
+from governance.policy import anchor
 from governance.policy.errors import (
     InvalidPolicy,
     PermissionsWidened,
@@ -491,12 +492,13 @@ class PolicyService:
                 ctx.event(
                     "policy.change",
                     kind,
-                    resource={"policy_version": row.version},
+                    resource=anchor.resource(row.version),
                     reason=reason[:500],
                     policy_version=row.version,
                     details={
                         "parent": parent,
                         "sha256": row.sha256,
+                        "content_hash": anchor.row_hash(row),
                         "diff": audited_diff,
                         "author": row.author,
                         "approved_by": approved_by,
