@@ -23,6 +23,11 @@ Format ``warden.model/1``::
       "training": {...free-form: data, DP guarantee, seed...}
     }
 
+A numeric feature may declare its public bounds, ``{"name": "age", "type": "numeric", "lo": 17,
+"hi": 90, "out_of_bounds": "refuse"}``: a request value outside ``[lo, hi]`` is then refused
+(a 422 naming the field), or clipped into the bounds with ``"out_of_bounds": "clip"``. A feature
+without bounds takes any finite number.
+
 Numeric features are standardised ``(t(x) - mean) / std`` where ``t`` is the optional
 ``transform`` (``identity`` or ``log1p``, the latter for heavy-tailed amounts); categorical
 features are one-hot encoded in the order of ``categories``. ``unknown_category`` is
@@ -62,6 +67,9 @@ class Feature:
     mean: float = 0.0
     std: float = 1.0
     transform: Literal["identity", "log1p"] = "identity"
+    lo: float | None = None
+    hi: float | None = None
+    out_of_bounds: Literal["refuse", "clip"] = "refuse"
 
     @property
     def width(self) -> int:
@@ -145,7 +153,23 @@ def _parse_feature(doc: Any, numeric_stats: dict[str, Any], index: int) -> Featu
         transform = stats.get("transform", "identity")
         if transform not in ("identity", "log1p"):
             raise ManifestError(f"preprocessing.numeric.{name}.transform: identity or log1p")
-        return Feature(name=name, type="numeric", mean=mean, std=std, transform=transform)
+        lo = _finite(doc["lo"], f"{where}.lo") if "lo" in doc else None
+        hi = _finite(doc["hi"], f"{where}.hi") if "hi" in doc else None
+        if (lo is None) != (hi is None) or (lo is not None and hi is not None and not lo < hi):
+            raise ManifestError(f"{where}: bounds need both lo and hi, with lo < hi")
+        bounds = doc.get("out_of_bounds", "refuse")
+        if bounds not in ("refuse", "clip"):
+            raise ManifestError(f"{where}.out_of_bounds: refuse or clip")
+        return Feature(
+            name=name,
+            type="numeric",
+            mean=mean,
+            std=std,
+            transform=transform,
+            lo=lo,
+            hi=hi,
+            out_of_bounds=bounds,
+        )
     if ftype == "categorical":
         cats = _req(doc, "categories", list, where)
         if not cats or not all(isinstance(c, str) for c in cats) or len(set(cats)) != len(cats):

@@ -67,6 +67,14 @@ def encode_records(manifest: Manifest, records: Sequence[Any]) -> torch.Tensor:
             value = record[feat.name]
             if feat.type == "numeric":
                 number = _numeric(value, record=i, field=feat.name)
+                if feat.lo is not None and feat.hi is not None and not feat.lo <= number <= feat.hi:
+                    if feat.out_of_bounds != "clip":
+                        raise InputValidationError(
+                            record=i,
+                            field=feat.name,
+                            message=f"outside the model's bounds [{feat.lo:g}, {feat.hi:g}]",
+                        )
+                    number = min(max(number, feat.lo), feat.hi)
                 if feat.transform == "log1p":
                     if number <= -1:
                         raise InputValidationError(
@@ -119,6 +127,8 @@ def encode_columns(manifest: Manifest, columns: Mapping[str, Sequence[Any]]) -> 
             raise ValueError("columns differ in length")
         if feat.type == "numeric":
             numbers = values.astype(np.float64)
+            if feat.lo is not None and feat.hi is not None and feat.out_of_bounds == "clip":
+                numbers = np.clip(numbers, feat.lo, feat.hi)
             if feat.transform == "log1p":
                 numbers = np.log1p(numbers)
             blocks.append(((numbers - feat.mean) / feat.std)[:, None])

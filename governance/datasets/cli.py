@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from governance.cli.common import console, errors_as_exit, settings, transaction
+from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
 from governance.context import cli_context
+from governance.datasets.errors import DatasetError
 from governance.datasets.service import datasets
 
 app = typer.Typer(help="The dataset registry.", no_args_is_help=True)
@@ -25,11 +28,15 @@ def register(
         False, "--replace", help="Register again under an existing name (the ledger is kept)."
     ),
 ) -> None:
-    """Validate a dataset against its schema and record its content hashes."""
+    """Validate a dataset against its schema and record its content hashes.
+
+    The schema format, every key, an example and the errors: docs/datasets.md. Every problem
+    with the schema or the data is listed at once.
+    """
     from governance.privacy.service import training
 
     cfg = settings()
-    with errors_as_exit(), transaction(cfg) as session:
+    with errors_as_exit(), _problems_listed(), transaction(cfg) as session:
         row = datasets.register(
             session, cli_context(), name=name, schema_path=schema, data_path=data, replace=replace
         )
@@ -38,6 +45,10 @@ def register(
             f"registered {row.name}: {row.train_rows} train / {row.test_rows} test rows, "
             f"sha256 {row.content_hash[:16]}…"
         )
+        clipped: dict[str, dict[str, int]] = json.loads(row.values_clipped or "{}")
+        for split, columns in clipped.items():
+            counts = ", ".join(f"{column} {count}" for column, count in columns.items())
+            line += f"\nclipped to the schema's bounds in {split}: {counts}"
     spent = "unbounded" if ledger.epsilon_spent is None else f"{ledger.epsilon_spent:.4g}"
     if ledger.shared_with:
         line += (
@@ -47,6 +58,21 @@ def register(
     else:
         line += f"\nprivacy ledger {ledger.id}: ε spent {spent} of {ledger.cap_epsilon:g}"
     console.print(line)
+
+
+@contextmanager
+def _problems_listed() -> Iterator[None]:
+    """Print every schema or data problem on its own line, then exit 1."""
+    try:
+        yield
+    except DatasetError as exc:
+        if not exc.problems:
+            raise
+        err_console.print(f"[red]error:[/red] {exc.summary} ({len(exc.problems)} problems)")
+        for problem in exc.problems:
+            err_console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print("the schema format and these errors: docs/datasets.md")
+        raise typer.Exit(1) from None
 
 
 @app.command("list")

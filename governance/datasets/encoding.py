@@ -35,7 +35,14 @@ def manifest_features(schema: DatasetSchema) -> tuple[Feature, ...]:
             mean, std = spec.standardisation()
             out.append(
                 Feature(
-                    name=spec.name, type="numeric", mean=mean, std=std, transform=spec.transform
+                    name=spec.name,
+                    type="numeric",
+                    mean=mean,
+                    std=std,
+                    transform=spec.transform,
+                    lo=spec.lo,
+                    hi=spec.hi,
+                    out_of_bounds=spec.out_of_bounds,
                 )
             )
         else:
@@ -58,8 +65,16 @@ def manifest_sections(schema: DatasetSchema) -> dict[str, Any]:
         A dict with those three keys, ready to merge into a ``warden.model/1`` document.
     """
     features = manifest_features(schema)
+    # Numeric features carry the schema's public bounds, so serving refuses (or clips) what
+    # the data could never have held.
     input_schema = [
-        {"name": f.name, "type": "numeric"}
+        {
+            "name": f.name,
+            "type": "numeric",
+            "lo": f.lo,
+            "hi": f.hi,
+            "out_of_bounds": f.out_of_bounds,
+        }
         if f.type == "numeric"
         else {"name": f.name, "type": "categorical", "categories": list(f.categories)}
         for f in features

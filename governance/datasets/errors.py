@@ -24,6 +24,7 @@ class DatasetError(WardenError):
     type_slug: ClassVar[str] = "dataset-invalid"
 
     def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        self.summary = message
         self.problems = list(problems or [])
         extra: dict[str, Any] = {"problems": self.problems} if self.problems else {}
         full = message if not self.problems else f"{message}: " + "; ".join(self.problems)

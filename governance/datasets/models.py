@@ -72,3 +72,6 @@ class Dataset(Base):
     # The current rows' fingerprint; None for a dataset registered before fingerprints existed
     # (migration 0008) until the next registration computes it.
     row_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    # JSON {"<split>": {"<column>": count}} of values clipped to the schema's public bounds
+    # (out_of_bounds: clip); None for a dataset registered before bounds were enforced.
+    values_clipped: Mapped[str | None] = mapped_column(Text)

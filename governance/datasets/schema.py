@@ -17,8 +17,10 @@ Format ``warden.dataset/1`` (see ``bundled/adult/schema.yaml`` for a full exampl
     split: {kind: files, train: {path: ..., sha256: ...}, test: {path: ..., skip_rows: 1}}
        or: {kind: random, file: {path: ...}, test_fraction: 0.2, seed: 0}
     label: {column: income, positive: ">50K", negative: "<=50K"}
+    out_of_bounds: refuse        # or clip; the default for every numeric feature
     features:
       - {name: age, type: numeric, lo: 17, hi: 90}
+      - {name: hours-per-week, type: numeric, lo: 1, hi: 99, out_of_bounds: clip}
       - {name: capital-gain, type: numeric, lo: 0, hi: 99999, transform: log1p}
       - {name: sex, type: categorical, categories: [Female, Male]}
     sensitive:
@@ -26,6 +28,11 @@ Format ``warden.dataset/1`` (see ``bundled/adult/schema.yaml`` for a full exampl
       - {name: age_group, column: age, bins: [17, 25, 35, 91], labels: [a, b, c]}
     privacy: {allow_non_private: false, delta: 1.0e-5}
        or: {allow_non_private: false, public: true}   # public or holdout rows, never charged
+
+The bounds are a contract, because they are what makes preprocessing free of privacy cost: a
+value outside ``[lo, hi]`` is refused (with a count per column), or clipped into the bounds
+where the feature (or the schema's ``out_of_bounds``) says ``clip``. ``docs/datasets.md``
+documents every key.
 
 Validation is strict and complete: every problem is collected, then one
 :class:`DatasetError` lists them all.
@@ -62,7 +69,11 @@ _TOP_KEYS = {
     "features",
     "sensitive",
     "privacy",
+    "out_of_bounds",
 }
+
+OutOfBounds = Literal["refuse", "clip"]
+OUT_OF_BOUNDS: tuple[OutOfBounds, ...] = ("refuse", "clip")
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,11 @@ class Source:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One model input. Numeric features have public bounds; categorical a public list."""
+    """One model input. Numeric features have public bounds; categorical a public list.
+
+    ``out_of_bounds`` says what happens to a numeric value outside ``[lo, hi]``, in the data
+    and in a request to a model trained on it: ``refuse`` it, or ``clip`` it into the bounds.
+    """
 
     name: str
     type: Literal["numeric", "categorical"]
@@ -83,6 +98,7 @@ class FeatureSpec:
     hi: float = 1.0
     transform: Literal["identity", "log1p"] = "identity"
     categories: tuple[str, ...] = ()
+    out_of_bounds: OutOfBounds = "refuse"
 
     def standardisation(self) -> tuple[float, float]:
         """Mean and std for ``(t(x) - mean) / std``, from the public bounds alone.
@@ -342,7 +358,15 @@ def _split(p: _Problems, doc: Any) -> Split:
     return Split(kind="files")
 
 
-def _feature(p: _Problems, doc: Any, index: int) -> FeatureSpec | None:
+def _out_of_bounds(p: _Problems, value: Any, where: str) -> OutOfBounds:
+    if value == "clip":
+        return "clip"
+    if value != "refuse":
+        p.add(f"{where}.out_of_bounds: must be refuse or clip")
+    return "refuse"
+
+
+def _feature(p: _Problems, doc: Any, index: int, default_bounds: OutOfBounds) -> FeatureSpec | None:
     where = f"features[{index}]"
     d = p.obj(doc, where)
     name = p.text(d, "name", where)
@@ -350,9 +374,10 @@ def _feature(p: _Problems, doc: Any, index: int) -> FeatureSpec | None:
         where = f"features[{index}] ({name[:64]})"
     ftype = d.get("type")
     if ftype == "numeric":
-        p.unknown(d, {"name", "type", "lo", "hi", "transform"}, where)
+        p.unknown(d, {"name", "type", "lo", "hi", "transform", "out_of_bounds"}, where)
         lo = p.number(d, "lo", where)
         hi = p.number(d, "hi", where)
+        bounds = _out_of_bounds(p, d.get("out_of_bounds", default_bounds), where)
         transform = d.get("transform", "identity")
         if transform not in ("identity", "log1p"):
             p.add(f"{where}.transform: must be identity or log1p")
@@ -365,7 +390,9 @@ def _feature(p: _Problems, doc: Any, index: int) -> FeatureSpec | None:
         if transform == "log1p" and lo <= -1:
             p.add(f"{where}: log1p needs lo > -1")
             return None
-        return FeatureSpec(name=name, type="numeric", lo=lo, hi=hi, transform=transform)
+        return FeatureSpec(
+            name=name, type="numeric", lo=lo, hi=hi, transform=transform, out_of_bounds=bounds
+        )
     if ftype == "categorical":
         p.unknown(d, {"name", "type", "categories"}, where)
         cats = p.strings(d, "categories", where)
@@ -460,12 +487,17 @@ def parse_schema(doc: Any, *, base_dir: str | Path) -> DatasetSchema:
     if label.positive and label.positive == label.negative:
         p.add("label: positive and negative must differ")
 
+    default_bounds = _out_of_bounds(p, d.get("out_of_bounds", "refuse"), "schema")
     features_doc = d.get("features")
     features: list[FeatureSpec] = []
     if not isinstance(features_doc, list) or not features_doc:
         p.add("features: expected a non-empty list")
     else:
-        features = [f for i, x in enumerate(features_doc) if (f := _feature(p, x, i)) is not None]
+        features = [
+            f
+            for i, x in enumerate(features_doc)
+            if (f := _feature(p, x, i, default_bounds)) is not None
+        ]
     names = [f.name for f in features]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         p.add(f"features: duplicate name {dup!r}")

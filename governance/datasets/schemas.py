@@ -73,6 +73,12 @@ class DatasetOut(BaseModel):
     ledger: DatasetLedger | None = Field(
         default=None, description="the privacy ledger (on registration and on a single dataset)"
     )
+    values_clipped: dict[str, dict[str, int]] | None = Field(
+        default=None,
+        description="per split and column, how many values were clipped to the schema's "
+        "public bounds (columns with out_of_bounds: clip); null: registered before bounds "
+        "were enforced",
+    )
 
     @classmethod
     def of(cls, row: Dataset, ledger: DatasetLedger | None = None) -> DatasetOut:
@@ -90,6 +96,7 @@ class DatasetOut(BaseModel):
             updated_at=row.updated_at,
             row_fingerprint=row.row_fingerprint,
             ledger=ledger,
+            values_clipped=None if row.values_clipped is None else json.loads(row.values_clipped),
         )
 
 

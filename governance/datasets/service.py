@@ -208,6 +208,7 @@ class DatasetService:
             "updated_at": utcnow(),
             "ledger_id": placement.ledger_id,
             "row_fingerprint": fp.digest,
+            "values_clipped": json.dumps(loaded.values_clipped, sort_keys=True),
         }
         previous = existing.content_hash if existing is not None else None
         if existing is None:
@@ -227,6 +228,7 @@ class DatasetService:
             "privacy_unit": row.privacy_unit,
             "bundled": bundled,
             "row_fingerprint": fp.digest,
+            "values_clipped": loaded.values_clipped,
             "ledger": self._ledger_details(session, row, placement, unverified),
         }
         if previous is not None:

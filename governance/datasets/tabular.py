@@ -14,7 +14,12 @@ decided per row from that row alone, so it does not change the privacy unit.
 
 **Values outside the public lists.** A categorical value missing from the schema's public list,
 or a sensitive value outside its public bins, is refused: the schema must describe the data
-completely, or encoding would silently differ between training and serving.
+completely, or encoding would silently differ between training and serving. A numeric value
+outside the feature's public bounds is refused too, unless the feature says
+``out_of_bounds: clip``: then it is clipped to the nearest bound and counted per column.
+
+**Every problem at once.** Every file is checked before anything is refused, and one
+:class:`DatasetError` lists each problem with its file and column.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class LoadedDataset:
     content_hash: str
     file_hashes: dict[str, str] = field(default_factory=dict)
     rows_dropped: dict[str, int] = field(default_factory=dict)
+    # {role: {column: values clipped to the public bounds}}, for out_of_bounds: clip columns.
+    values_clipped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -147,9 +154,17 @@ def _parse(schema: DatasetSchema, data: bytes, file: DataFile) -> pd.DataFrame:
         raise DatasetError(f"dataset file {file.path!r} is not valid CSV for its schema") from exc
 
 
-def _to_split(
-    schema: DatasetSchema, frame: pd.DataFrame, file: DataFile
-) -> tuple[TabularSplit, int]:
+@dataclass(frozen=True)
+class _Checked:
+    """One file read against the schema: its split (None if it has problems) and findings."""
+
+    split: TabularSplit | None
+    dropped: int = 0
+    clipped: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _to_split(schema: DatasetSchema, frame: pd.DataFrame, file: DataFile) -> _Checked:
     used = list(
         dict.fromkeys(
             [*schema.feature_names, schema.label.column, *(s.column for s in schema.sensitive)]
@@ -157,20 +172,20 @@ def _to_split(
     )
     absent = [c for c in used if c not in frame.columns]
     if absent:
-        raise DatasetError(f"dataset file {file.path!r} lacks columns", problems=absent)
+        return _Checked(None, problems=[f"column {c!r} is missing" for c in absent])
     frame = frame[used]
+    problems: list[str] = []
     # Parquet keeps native types; CSV was read as text. Either way "missing" is NA here.
     missing = frame.isna().any(axis=1)
     dropped = int(missing.sum())
     if dropped and schema.table.missing == "error":
-        raise DatasetError(
-            f"dataset file {file.path!r} has {dropped} rows with missing values "
-            "and the schema says table.missing: error"
+        problems.append(
+            f"{dropped} rows have missing values and the schema says table.missing: error"
         )
     frame = frame.loc[~missing].reset_index(drop=True)
 
-    problems: list[str] = []
     features: dict[str, pd.Series] = {}
+    clipped: dict[str, int] = {}
     for spec in schema.features:
         col = frame[spec.name]
         if spec.type == "numeric":
@@ -178,6 +193,15 @@ def _to_split(
             bad = int(numbers.isna().sum())
             if bad:
                 problems.append(f"{spec.name}: {bad} values are not numbers")
+            outside = int(((numbers < spec.lo) | (numbers > spec.hi)).sum())
+            if outside and spec.out_of_bounds == "clip":
+                numbers = numbers.clip(lower=spec.lo, upper=spec.hi)
+                clipped[spec.name] = outside
+            elif outside:
+                problems.append(
+                    f"{spec.name}: {outside} values are outside the public bounds "
+                    f"[{spec.lo:g}, {spec.hi:g}] (out_of_bounds: refuse)"
+                )
             if spec.transform == "log1p" and bool((numbers <= -1).any()):
                 problems.append(f"{spec.name}: log1p needs values greater than -1")
             features[spec.name] = numbers.astype(np.float64)
@@ -216,16 +240,14 @@ def _to_split(
             sensitive[sens.name] = col.astype(str).str.strip()
 
     if problems:
-        raise DatasetError(
-            f"dataset file {file.path!r} does not match its schema", problems=problems
-        )
+        return _Checked(None, dropped, clipped, problems)
     split = TabularSplit(
         features=pd.DataFrame(features),
         labels=positive.to_numpy(dtype=np.int64),
         # The index keeps the row count when the schema names no sensitive attribute.
         sensitive=pd.DataFrame(sensitive, index=frame.index),
     )
-    return split, dropped
+    return _Checked(split, dropped, clipped)
 
 
 def _take(split: TabularSplit, rows: np.ndarray) -> TabularSplit:
@@ -252,10 +274,11 @@ def load_dataset(
     Raises:
         DatasetChanged: when a file's content differs from a recorded hash (409).
         DatasetFileMissing: when a file is missing (404).
-        DatasetError: when the data does not match the schema (422).
+        DatasetError: when the data does not match the schema (422), listing every problem
+            of every file.
     """
     hashes: dict[str, str] = {}
-    frames: dict[str, tuple[TabularSplit, int]] = {}
+    frames: dict[str, _Checked] = {}
     roles = (
         [("train", schema.split.train), ("test", schema.split.test)]
         if schema.split.kind == "files"
@@ -271,20 +294,30 @@ def load_dataset(
         hashes[file.path] = digest
         frames[role] = _to_split(schema, _parse(schema, data, file), file)
 
+    problems = [
+        f"{file.path}: {problem}"
+        for role, file in roles
+        if file is not None
+        for problem in frames[role].problems
+    ]
+    if problems:
+        raise DatasetError("the data does not match its schema", problems=problems)
+    dropped = {role: checked.dropped for role, checked in frames.items()}
+    clipped = {role: checked.clipped for role, checked in frames.items() if checked.clipped}
     if schema.split.kind == "files":
-        (train, train_dropped), (test, test_dropped) = frames["train"], frames["test"]
-        dropped = {"train": train_dropped, "test": test_dropped}
+        train, test = frames["train"].split, frames["test"].split
+        assert train is not None and test is not None
         combined = "".join(f"{r}:{hashes[f.path]}\n" for r, f in roles if f is not None)
         digest = hashlib.sha256(combined.encode()).hexdigest()
     else:
-        whole, whole_dropped = frames["data"]
+        whole = frames["data"].split
+        assert whole is not None
         # A seeded permutation of the cleaned rows: the same file always splits the same way.
         order = np.random.default_rng(schema.split.seed).permutation(len(whole))
         n_test = round(len(whole) * schema.split.test_fraction)
         if n_test == 0 or n_test == len(whole):
             raise DatasetError("split.test_fraction leaves an empty train or test split")
         test, train = _take(whole, order[:n_test]), _take(whole, order[n_test:])
-        dropped = {"data": whole_dropped}
         digest = next(iter(hashes.values()))
     return LoadedDataset(
         schema=schema,
@@ -293,6 +326,7 @@ def load_dataset(
         content_hash=digest,
         file_hashes=hashes,
         rows_dropped=dropped,
+        values_clipped=clipped,
     )
 
 
