@@ -68,6 +68,7 @@ def verify(
         None,
         "--witnesses",
         min=0,
+        max=64,
         help="Cosignatures of configured witnesses the latest checkpoint needs "
         "(default: WARDEN_WITNESS_QUORUM).",
     ),
