@@ -10,9 +10,12 @@ promotion (API or ``warden models promote``) passes through it. A version may se
   officer may not be whoever trained or registered the model (separation of duties).
 
 Anything else is refused with a 409 naming each failing measure: no thresholds, no audit, a
-failing audit, an artifact that changed. Every decision is a ``fairness.gate`` audit event. An
-allow is appended in the promotion's transaction; a deny is written once that transaction has
-rolled back (the refusal rolls it back, and on SQLite it holds the write lock until then).
+failing audit, an artifact that changed. A measure that passes only because a group below
+``min_group_size`` was left out is ``insufficient evidence``: refused like a failure, it needs
+an officer's override or an audit on more evaluation data. Every decision is a
+``fairness.gate`` audit event. An allow is appended in the promotion's transaction; a deny is
+written once that transaction has rolled back (the refusal rolls it back, and on SQLite it
+holds the write lock until then).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from governance.fairness.errors import (
 )
 from governance.fairness.metrics import evaluate_thresholds
 from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
+from governance.fairness.result import FAIL, INSUFFICIENT_EVIDENCE, Outcome
 from governance.fairness.service import fairness
 from governance.fairness.stored import result_from_dict
 from governance.fairness.thresholds_store import thresholds_store
@@ -63,9 +67,20 @@ class GateStatus:
     override_id: int | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def outcome(self) -> Outcome:
+        """The audit's verdict: ``pass``, ``fail``, or ``insufficient evidence`` when every
+        failure is a measure that depends on a group too small to judge."""
+        if not self.failures:
+            return "pass"
+        if all(f.get("outcome") == INSUFFICIENT_EVIDENCE for f in self.failures):
+            return INSUFFICIENT_EVIDENCE
+        return FAIL
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "outcome": self.outcome,
             "basis": self.basis,
             "artifact_sha256": self.artifact_sha256,
             "thresholds_version": self.thresholds_version,
@@ -83,6 +98,7 @@ def _failure(reason: str) -> dict[str, Any]:
         "bound": None,
         "limit": None,
         "reason": reason,
+        "outcome": FAIL,
     }
 
 
@@ -90,8 +106,10 @@ def _judge_audit(
     audit: FairnessAudit, current: ThresholdVersion, model_name: str
 ) -> list[dict[str, Any]]:
     """The failures of a stored audit under the current thresholds (empty: it passes)."""
-    if audit.thresholds_version == current.version:
-        return list(json.loads(audit.verdict)["failures"])
+    stored = json.loads(audit.verdict)
+    # A verdict stored without an outcome predates the small-group check: judge it again.
+    if audit.thresholds_version == current.version and "outcome" in stored:
+        return list(stored["failures"])
     limits = thresholds_store.policy(current).thresholds_for(model_name)
     try:
         result = result_from_dict(json.loads(audit.result))
@@ -194,9 +212,10 @@ def fairness_gate(session: Session, ctx: Context, row: ModelVersion) -> None:
         return
     _log_after_rollback(session, decision)
     raise GateRefused(
-        f"model {row.name} version {row.version} fails the fairness gate: "
-        f"{_describe(status.failures)}",
+        f"model {row.name} version {row.version} fails the fairness gate "
+        f"({status.outcome}): {_describe(status.failures)}",
         extra={
+            "outcome": status.outcome,
             "failures": status.failures,
             "artifact_sha256": status.artifact_sha256,
             "audit_id": status.audit_id,

@@ -9,11 +9,15 @@ defined exactly as Fairlearn defines them (``demographic_parity_difference``/``_
 group codes) for large ones or when forced.
 
 Small groups are the classic way a disparity number lies, so a group below ``min_group_size``
-is kept in the report with ``reliable: false``, left out of the disparity measures, and listed
-with the reason. A measure with fewer than two reliable groups is None, and the gate treats
-None as a failure.
+is kept in the report with ``reliable: false``, listed with the reason, and left out of the
+disparity measures over reliable groups; each measure is also reported over all groups beside
+it. The gate judges the reliable measure, and when counting the excluded groups would change
+its verdict (or leave it uncomputable) the verdict is ``insufficient evidence``, not a pass. A
+measure with fewer than two reliable groups is None, and the gate treats None as a failure.
 
-Confidence intervals are 95% percentile bootstrap intervals. A resample of the rows changes
+Reliable groups' confidence intervals are 95% percentile bootstrap intervals; small groups get
+exact Clopper-Pearson intervals, since a bootstrap of a few rows collapses (to [1, 1] when
+every row agrees). A resample of the rows changes
 only the confusion counts of the intersection cells, and those counts follow a multinomial with
 the observed cell proportions; so each replicate is one multinomial draw, vectorised over all
 replicates, and every feature's counts are sums of the same replicate's cells. Groups keep
@@ -31,10 +35,12 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy.stats import beta
 
 from governance.fairness import fastpath
 from governance.fairness.errors import AuditInputError, FairnessError
 from governance.fairness.result import (
+    INSUFFICIENT_EVIDENCE,
     INTERSECTION_SEPARATOR,
     Disparity,
     Engine,
@@ -45,6 +51,7 @@ from governance.fairness.result import (
     GateVerdict,
     GroupMetrics,
     Interval,
+    IntervalMethod,
     OverallMetrics,
 )
 from governance.fairness.thresholds import DISPARITY_MEASURES, validate_thresholds
@@ -62,6 +69,7 @@ __all__ = [
     "Interval",
     "OverallMetrics",
     "audit_predictions",
+    "clopper_pearson",
     "evaluate_thresholds",
 ]
 
@@ -114,9 +122,11 @@ def audit_predictions(
         y_pred: 0/1 predictions (array-like, one per row).
         sensitive: one column per sensitive feature, one row per prediction; values are
             printed as strings for group labels and must not be missing.
-        min_group_size: groups with fewer rows are flagged unreliable and excluded from the
-            disparity measures (listed in ``excluded``).
-        bootstrap: number of bootstrap replicates for the 95% intervals; 0 skips them.
+        min_group_size: groups with fewer rows are flagged unreliable, excluded from the
+            disparity measures over reliable groups (listed in ``excluded``), and given exact
+            Clopper-Pearson intervals.
+        bootstrap: number of bootstrap replicates for the reliable groups' 95% intervals; 0
+            skips them.
         seed: seeds the bootstrap; the same seed gives the same intervals.
         use_fast_path: force the bincount engine (True) or ``MetricFrame`` (False); None picks
             the fast path from ``FAST_PATH_MIN_ROWS`` rows.
@@ -145,9 +155,7 @@ def audit_predictions(
     if len(features) > 1:
         specs.append((INTERSECTION_SEPARATOR.join(features), tuple(features)))
 
-    coded = _code_sensitive(
-        sensitive, features, truth, pred, with_counts=engine == "fastpath" or bootstrap > 0
-    )
+    coded = _code_sensitive(sensitive, features, truth, pred)
     if engine == "fastpath":
         overall, tables = _fastpath_tables(coded, features, specs)
     else:
@@ -157,9 +165,10 @@ def audit_predictions(
     intervals: list[_Intervals | None] = [None] * len(tables)
     if bootstrap > 0:
         intervals = _bootstrap(coded, features, tables, reliable, bootstrap=bootstrap, seed=seed)
+    exact = [_exact_intervals(coded, features, table) for table in tables]
     audits = tuple(
-        _assemble(table, mask, ci, min_group_size=min_group_size)
-        for table, mask, ci in zip(tables, reliable, intervals, strict=True)
+        _assemble(table, mask, ci, small, min_group_size=min_group_size)
+        for table, mask, ci, small in zip(tables, reliable, intervals, exact, strict=True)
     )
     return FairnessResult(
         n_rows=n_rows,
@@ -190,7 +199,9 @@ def evaluate_thresholds(
     Returns:
         The verdict with every failure. A measure that is None or NaN (too few reliable
         groups, or 0/0) fails, as do an empty threshold set and a listed audit that is absent:
-        the gate fails closed.
+        the gate fails closed. A measure that meets its bounds over the reliable groups but
+        not over all groups (or cannot be computed over the reliable ones while small groups
+        exist) fails as ``insufficient evidence``.
 
     Raises:
         FairnessPolicyError: the thresholds name an unknown measure or bound.
@@ -222,30 +233,102 @@ def _check_measure(
 ) -> list[GateFailure]:
     disparity = audit.disparity(measure)
     value = disparity.value
+    everyone = _optional_float(disparity.all_groups_value)
     if value is None or math.isnan(value):
         why = disparity.note or "undefined (0/0: no group has a positive rate)"
-        return [GateFailure(audit.name, measure, None, None, None, f"not computable: {why}")]
+        if disparity.value is None and audit.excluded:
+            return [
+                GateFailure(
+                    audit.name,
+                    measure,
+                    None,
+                    None,
+                    None,
+                    f"insufficient evidence: not computable: {why}; {_excluded_text(audit)}",
+                    INSUFFICIENT_EVIDENCE,
+                    everyone,
+                )
+            ]
+        return [
+            GateFailure(
+                audit.name,
+                measure,
+                None,
+                None,
+                None,
+                f"not computable: {why}",
+                all_groups_value=everyone,
+            )
+        ]
+    failures = _bound_failures(audit.name, measure, value, bounds, everyone)
+    if failures or not audit.excluded:
+        return failures
+    # The measure passes over the reliable groups; it stands only if the excluded groups,
+    # counted, would not change that.
+    if disparity.all_groups_used is None:
+        why = "the stored audit predates measures over all groups; re-run it"
+    elif everyone is None:
+        why = "over all groups it is not computable"
+    elif _bound_failures(audit.name, measure, everyone, bounds, everyone):
+        why = f"over all {disparity.all_groups_used} groups it is {everyone:.4f}"
+    else:
+        return []
+    return [
+        GateFailure(
+            audit.name,
+            measure,
+            value,
+            None,
+            None,
+            f"insufficient evidence: {measure} {value:.4f} meets its bounds over "
+            f"{disparity.groups_used} reliable groups, but {why}; {_excluded_text(audit)}",
+            INSUFFICIENT_EVIDENCE,
+            everyone,
+        )
+    ]
+
+
+def _excluded_text(audit: FeatureAudit) -> str:
+    shown = ", ".join(
+        f"{INTERSECTION_SEPARATOR.join(g.group)} ({g.count} rows)" for g in audit.excluded[:5]
+    )
+    more = f" and {len(audit.excluded) - 5} more" if len(audit.excluded) > 5 else ""
+    return (
+        f"groups below min_group_size: {shown}{more}; promotion needs more evaluation data "
+        "or a compliance officer's override with a justification"
+    )
+
+
+def _bound_failures(
+    feature: str,
+    measure: str,
+    value: float,
+    bounds: Mapping[str, float],
+    all_groups_value: float | None,
+) -> list[GateFailure]:
     failures = []
     if "min" in bounds and value < bounds["min"]:
         failures.append(
             GateFailure(
-                audit.name,
+                feature,
                 measure,
                 value,
                 "min",
                 bounds["min"],
                 f"{measure} {value:.4f} is below the minimum {bounds['min']}",
+                all_groups_value=all_groups_value,
             )
         )
     if "max" in bounds and value > bounds["max"]:
         failures.append(
             GateFailure(
-                audit.name,
+                feature,
                 measure,
                 value,
                 "max",
                 bounds["max"],
                 f"{measure} {value:.4f} is above the maximum {bounds['max']}",
+                all_groups_value=all_groups_value,
             )
         )
     return failures
@@ -286,8 +369,6 @@ def _code_sensitive(
     features: list[str],
     truth: NDArray[np.int8],
     pred: NDArray[np.int8],
-    *,
-    with_counts: bool,
 ) -> _CodedData:
     labels: dict[str, tuple[str, ...]] = {}
     codes: dict[str, NDArray[np.int64]] = {}
@@ -295,8 +376,6 @@ def _code_sensitive(
         codes[name], labels[name] = fastpath.factorize_labels(
             sensitive.iloc[:, position].to_numpy(), name=name
         )
-    if not with_counts:
-        return _CodedData(labels=labels, codes=codes)
     cell_codes, cell_table = fastpath.combine_codes(
         [codes[f] for f in features], [len(labels[f]) for f in features]
     )
@@ -510,6 +589,57 @@ def _bootstrap(
     return results
 
 
+def clopper_pearson(
+    successes: NDArray[np.int64], trials: NDArray[np.int64], *, level: float = CONFIDENCE_LEVEL
+) -> NDArray[np.float64]:
+    """Exact (Clopper-Pearson) intervals for binomial proportions.
+
+    Args:
+        successes: ``k`` per proportion.
+        trials: ``n`` per proportion, the same shape; 0 gives a NaN interval.
+        level: the confidence level (two-sided, equal tails).
+
+    Returns:
+        ``(2, ...)``: the lower and upper bounds, from the beta quantiles
+        ``Beta(k, n - k + 1)`` at ``alpha / 2`` and ``Beta(k + 1, n - k)`` at ``1 - alpha / 2``
+        (0 when ``k = 0``, 1 when ``k = n``).
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    tail = (1.0 - level) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k > 0, beta.ppf(tail, k, n - k + 1), 0.0)
+        high = np.where(k < n, beta.ppf(1.0 - tail, k + 1, n - k), 1.0)
+    empty = n <= 0
+    return np.stack([np.where(empty, np.nan, low), np.where(empty, np.nan, high)])
+
+
+@dataclass(frozen=True)
+class _ExactIntervals:
+    """Clopper-Pearson intervals per group label, as ``(2,)`` arrays per rate."""
+
+    selection_rate: dict[tuple[str, ...], NDArray[np.float64]]
+    true_positive_rate: dict[tuple[str, ...], NDArray[np.float64]]
+    false_positive_rate: dict[tuple[str, ...], NDArray[np.float64]]
+
+
+def _exact_intervals(coded: _CodedData, features: list[str], table: _GroupTable) -> _ExactIntervals:
+    assert coded.cell_counts is not None
+    counts = _spec_counts(coded.cell_counts, coded, features, table.features)
+    labels = _spec_labels(coded, features, table.features)
+    tn, fp, fn, tp = (counts[:, i] for i in range(fastpath.CELLS))
+    rates = {
+        "selection_rate": clopper_pearson(tp + fp, tn + fp + fn + tp),
+        "true_positive_rate": clopper_pearson(tp, tp + fn),
+        "false_positive_rate": clopper_pearson(fp, fp + tn),
+    }
+    by_label = {
+        name: {label: bounds[:, j] for j, label in enumerate(labels)}
+        for name, bounds in rates.items()
+    }
+    return _ExactIntervals(**by_label)
+
+
 def _percentile_interval(samples: NDArray[np.float64]) -> NDArray[np.float64]:
     """``(2, ...)``: the 2.5th and 97.5th percentiles over replicates (axis 0), NaNs skipped."""
     tail = (1.0 - CONFIDENCE_LEVEL) / 2.0 * 100.0
@@ -522,6 +652,7 @@ def _assemble(
     table: _GroupTable,
     reliable: NDArray[np.bool_],
     intervals: _Intervals | None,
+    exact: _ExactIntervals,
     *,
     min_group_size: int,
 ) -> FeatureAudit:
@@ -539,7 +670,16 @@ def _assemble(
             "true_positive_rate_ci": None,
             "false_positive_rate_ci": None,
         }
-        if intervals is not None:
+        method: IntervalMethod | None = None
+        if not reliable[i]:
+            method = "clopper-pearson"
+            ci = {
+                "selection_rate_ci": _interval(exact.selection_rate[label]),
+                "true_positive_rate_ci": _interval(exact.true_positive_rate[label]),
+                "false_positive_rate_ci": _interval(exact.false_positive_rate[label]),
+            }
+        elif intervals is not None:
+            method = "bootstrap"
             j = position[label]
             ci = {
                 "selection_rate_ci": _interval(intervals.selection_rate[:, j]),
@@ -556,6 +696,7 @@ def _assemble(
                 accuracy=float(table.accuracy[i]),
                 true_positive_rate=float(table.true_positive_rate[i]),
                 false_positive_rate=float(table.false_positive_rate[i]),
+                interval_method=method,
                 **ci,
             )
         )
@@ -579,25 +720,44 @@ def _assemble(
 def _point_disparities(
     table: _GroupTable, reliable: NDArray[np.bool_], intervals: _Intervals | None
 ) -> tuple[Disparity, ...]:
+    every = np.ones_like(reliable)
+    everyone = _disparities_over(table, every) if every.size >= 2 else {}
     used = int(reliable.sum())
     if used < 2:
         note = (
             f"{used} reliable group{'s' if used != 1 else ''}; "
             "a disparity needs at least two groups of min_group_size rows"
         )
-        return tuple(Disparity(m, None, None, used, note) for m in DISPARITY_MEASURES)
-    values = fastpath.disparities(
-        selection_rate=table.selection_rate[reliable],
-        true_positive_rate=table.true_positive_rate[reliable],
-        false_positive_rate=table.false_positive_rate[reliable],
-    )
+        return tuple(
+            Disparity(m, None, None, used, note, everyone.get(m), int(every.size))
+            for m in DISPARITY_MEASURES
+        )
+    values = _disparities_over(table, reliable)
     result = []
     for measure in DISPARITY_MEASURES:
         ci = None
         if intervals is not None and measure in intervals.measures:
             ci = _interval(intervals.measures[measure])
-        result.append(Disparity(measure, float(values[measure]), ci, used))
+        result.append(
+            Disparity(
+                measure,
+                values[measure],
+                ci,
+                used,
+                all_groups_value=everyone[measure],
+                all_groups_used=int(every.size),
+            )
+        )
     return tuple(result)
+
+
+def _disparities_over(table: _GroupTable, mask: NDArray[np.bool_]) -> dict[str, float]:
+    values = fastpath.disparities(
+        selection_rate=table.selection_rate[mask],
+        true_positive_rate=table.true_positive_rate[mask],
+        false_positive_rate=table.false_positive_rate[mask],
+    )
+    return {measure: float(values[measure]) for measure in DISPARITY_MEASURES}
 
 
 def _interval(bounds: NDArray[np.float64]) -> Interval:
@@ -605,5 +765,7 @@ def _interval(bounds: NDArray[np.float64]) -> Interval:
 
 
 def _optional_float(value: Any) -> float | None:
+    if value is None:
+        return None
     number = float(value)
     return None if math.isnan(number) else number

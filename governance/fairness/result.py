@@ -16,6 +16,12 @@ INTERSECTION_SEPARATOR: Final[str] = "&"
 SCHEMA_VERSION: Final[int] = 1
 
 Engine = Literal["metricframe", "fastpath"]
+IntervalMethod = Literal["bootstrap", "clopper-pearson"]
+# A failing measure either fails its bound over the reliable groups, or passes there but would
+# not with the excluded (small) groups counted: then the audit cannot tell, and says so.
+Outcome = Literal["pass", "fail", "insufficient evidence"]
+FAIL: Final[Outcome] = "fail"
+INSUFFICIENT_EVIDENCE: Final[Outcome] = "insufficient evidence"
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,11 @@ class Interval:
 
 @dataclass(frozen=True)
 class GroupMetrics:
-    """One group's metrics. ``group`` holds its value for each of the audit's features."""
+    """One group's metrics. ``group`` holds its value for each of the audit's features.
+
+    Reliable groups get bootstrap intervals; a group below ``min_group_size`` gets exact
+    Clopper-Pearson intervals, which stay honest at a handful of rows (``interval_method``).
+    """
 
     group: tuple[str, ...]
     count: int
@@ -43,6 +53,7 @@ class GroupMetrics:
     selection_rate_ci: Interval | None = None
     true_positive_rate_ci: Interval | None = None
     false_positive_rate_ci: Interval | None = None
+    interval_method: IntervalMethod | None = None
 
     def to_dict(self, features: Sequence[str]) -> dict[str, Any]:
         return {
@@ -50,6 +61,7 @@ class GroupMetrics:
             "label": INTERSECTION_SEPARATOR.join(self.group),
             "count": self.count,
             "reliable": self.reliable,
+            "interval_method": self.interval_method,
             "selection_rate": _json_float(self.selection_rate),
             "accuracy": _json_float(self.accuracy),
             "true_positive_rate": _json_float(self.true_positive_rate),
@@ -79,10 +91,12 @@ class ExcludedGroup:
 
 @dataclass(frozen=True)
 class Disparity:
-    """One disparity measure over an audit's reliable groups.
+    """One disparity measure over an audit's reliable groups, beside the same over all groups.
 
     ``value`` is None when it cannot be computed (fewer than two reliable groups, with the
     reason in ``note``) and NaN where Fairlearn's definition gives NaN (a ratio of 0/0).
+    ``all_groups_value`` counts every group, the small ones included (None with fewer than two
+    groups); ``all_groups_used`` is None only in audits stored before it was reported.
     """
 
     measure: str
@@ -90,6 +104,8 @@ class Disparity:
     ci: Interval | None
     groups_used: int
     note: str | None = None
+    all_groups_value: float | None = None
+    all_groups_used: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +114,8 @@ class Disparity:
             "ci": _json_interval(self.ci),
             "groups_used": self.groups_used,
             "note": self.note,
+            "all_groups_value": _json_float(self.all_groups_value),
+            "all_groups_used": self.all_groups_used,
         }
 
 
@@ -209,7 +227,7 @@ class FairnessResult:
 
 @dataclass(frozen=True)
 class GateFailure:
-    """One reason the gate failed."""
+    """One reason the gate failed; ``outcome`` tells a failed bound from missing evidence."""
 
     feature: str
     measure: str
@@ -217,6 +235,8 @@ class GateFailure:
     bound: str | None
     limit: float | None
     reason: str
+    outcome: Outcome = FAIL
+    all_groups_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -226,18 +246,37 @@ class GateFailure:
             "bound": self.bound,
             "limit": self.limit,
             "reason": self.reason,
+            "outcome": self.outcome,
+            "all_groups_value": _json_float(self.all_groups_value),
         }
 
 
 @dataclass(frozen=True)
 class GateVerdict:
-    """The deployment gate's decision: passed only if there is no failure."""
+    """The deployment gate's decision: passed only if there is no failure.
+
+    ``outcome`` is ``fail`` when any bound fails on the evidence, ``insufficient evidence``
+    when every failure is a measure whose verdict depends on an excluded group (promotion then
+    needs an officer's override or more evaluation data), and ``pass`` otherwise.
+    """
 
     passed: bool
     failures: list[GateFailure] = field(default_factory=list)
 
+    @property
+    def outcome(self) -> Outcome:
+        if not self.failures:
+            return "pass"
+        if all(f.outcome == INSUFFICIENT_EVIDENCE for f in self.failures):
+            return INSUFFICIENT_EVIDENCE
+        return FAIL
+
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "failures": [f.to_dict() for f in self.failures]}
+        return {
+            "passed": self.passed,
+            "outcome": self.outcome,
+            "failures": [f.to_dict() for f in self.failures],
+        }
 
 
 def _json_float(value: float | None) -> float | None:

@@ -80,6 +80,7 @@ def _feature_audit(doc: Mapping[str, Any]) -> FeatureAudit:
             selection_rate_ci=_interval(g.get("selection_rate_ci")),
             true_positive_rate_ci=_interval(g.get("true_positive_rate_ci")),
             false_positive_rate_ci=_interval(g.get("false_positive_rate_ci")),
+            interval_method=g.get("interval_method"),
         )
         for g in doc["groups"]
     )
@@ -94,6 +95,10 @@ def _feature_audit(doc: Mapping[str, Any]) -> FeatureAudit:
         value = item["value"]
         # None with a note: not computable; None without one: it was NaN (a 0/0 ratio).
         restored = None if value is None and item.get("note") else _float(value)
+        # Audits stored before all-group measures were reported lack them: the gate then asks
+        # for a new audit wherever a group was excluded.
+        all_used = item.get("all_groups_used")
+        all_value = item.get("all_groups_value")
         disparities.append(
             Disparity(
                 measure=measure,
@@ -101,6 +106,8 @@ def _feature_audit(doc: Mapping[str, Any]) -> FeatureAudit:
                 ci=_interval(item.get("ci")),
                 groups_used=int(item["groups_used"]),
                 note=item.get("note"),
+                all_groups_value=None if all_used is None or all_used < 2 else _float(all_value),
+                all_groups_used=None if all_used is None else int(all_used),
             )
         )
     return FeatureAudit(
