@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.audit.merkle import MemoryNodeStore, consistency_proof, leaf_hash
 from governance.audit.note import make_checkpoint_body, sign_note, vkey_for
+from governance.config import Settings
 from governance.witness.identity import WitnessIdentity, init_witness
+from tests.audit.conftest import FilledLog, empty_log
 
 ORIGIN = "example.test/log"
 
@@ -63,3 +66,9 @@ def test_log() -> SampleLog:
 @pytest.fixture
 def witness_identity(tmp_path: Path) -> WitnessIdentity:
     return init_witness(tmp_path / "witness", "witness.test/w1")
+
+
+@pytest.fixture
+def audit_db(settings: Settings) -> Iterator[FilledLog]:
+    """An empty, migrated log with its signing key (every backend in ``db_url``)."""
+    yield from empty_log(settings)
