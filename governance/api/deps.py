@@ -73,6 +73,9 @@ def _lookup(runtime: Runtime, hashed: str) -> CachedIdentity | None:
         if found is None:
             return None
         principal, key = found
+        # A key row the log does not vouch for (inserted or edited by hand) opens nothing.
+        if not runtime.anchoring.key_anchored(session, key):
+            return None
         return CachedIdentity(principal.id, principal.name, key.key_id, key.expires_at)
 
 
