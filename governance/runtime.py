@@ -18,6 +18,7 @@ import torch
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from governance.anchoring import Anchoring
 from governance.api.forwarded import TrustedProxies, parse_networks
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.writer import AuditWriter
@@ -27,6 +28,8 @@ from governance.db.engine import ConnectionLimits
 from governance.db.health import DatabaseMonitor
 from governance.db.notify import ChangeListener
 from governance.errors import ConfigurationError, ServiceUnavailable
+from governance.fairness import anchor as thresholds_anchor
+from governance.fairness.thresholds_store import thresholds_store
 from governance.identity.cache import AuthCache
 from governance.jobs import HeavyJobs
 from governance.journal import Journal
@@ -34,12 +37,15 @@ from governance.journal.guard import GuardedJournal
 from governance.journal.local import LocalJournal
 from governance.journal.remote import ProcessJournal
 from governance.limits import Limits, load_limits
+from governance.policy import anchor as policy_anchor
 from governance.policy.engine import PolicyEngine
 from governance.policy.rules import load_rules
 from governance.policy.service import policy as policy_service
 from governance.policy_files import check_policy_files
 from governance.predict.recording import Recorder
 from governance.records.recorder import RecordStore
+from governance.registry import anchor as stage_anchor
+from governance.registry.models import ModelVersion
 from governance.registry.service import registry as registry_service
 from governance.vault.errors import VaultError
 from governance.vault.providers import ServiceKeyProvider, load_provider
@@ -83,6 +89,8 @@ class Runtime:
             settings.policies_dir / "model.conf", settings.decision_cache_size
         )
         self.auth_cache = AuthCache(settings.auth_cache_seconds)
+        # Rows the database holds that no audit entry vouches for (governance/anchoring.py).
+        self.anchoring = Anchoring()
         self.jobs = HeavyJobs(
             concurrency=settings.heavy_jobs_concurrency, queue_max=settings.heavy_jobs_queue
         )
@@ -164,6 +172,7 @@ class Runtime:
             self._counters = state.read_all(session)
             self._load_policy(session)
             self._load_models(session)
+            self._check_thresholds(session)
         self.audit.start()
         self.limits.start()
         self.database.start()
@@ -211,12 +220,32 @@ class Runtime:
     def _load_policy(self, session: Session) -> None:
         current = policy_service.current(session)
         if self.policy.version != current.version:
+            # A version no audit entry vouches for is not installed: the last good one stays.
+            problem = policy_anchor.problem(session, current)
+            if problem is not None:
+                self.anchoring.report("policy", problem)
+                return
             self.policy.install(current.version, load_rules(current.rules))
             logger.info("policy version %d installed", current.version)
+        self.anchoring.resolve("policy")
 
     def _load_models(self, session: Session) -> None:
-        wanted = {row.name: row for row in registry_service.serving(session)}
+        claimed: dict[str, list[ModelVersion]] = {}
+        for row in registry_service.serving(session):
+            claimed.setdefault(row.name, []).append(row)
         serving = self.host.serving()
+        wanted: dict[str, ModelVersion] = {}
+        kept: set[str] = set()
+        for name in sorted(claimed.keys() | serving.keys()):
+            # A stage no audit entry vouches for changes nothing: what serves goes on serving.
+            problem = stage_anchor.problem(session, name, claimed.get(name, []))
+            if problem is not None:
+                self.anchoring.report(f"model:{name}", problem)
+                kept.add(name)
+                continue
+            self.anchoring.resolve(f"model:{name}")
+            if name in claimed:
+                wanted[name] = claimed[name][0]
         for name, row in wanted.items():
             if serving.get(name) == row.version:
                 continue
@@ -232,8 +261,19 @@ class Runtime:
                 if name in serving:
                     self.host.unload(name, serving[name])
         for name, version in serving.items():
-            if name not in wanted:
+            if name not in wanted and name not in kept:
                 self.host.unload(name, version)
+
+    def _check_thresholds(self, session: Session) -> None:
+        # Read at each promotion, where an unanchored version is refused; checked here too so
+        # that readiness tells of it before anyone promotes.
+        latest = thresholds_store.latest_number(session)
+        row = thresholds_store.get(session, latest) if latest is not None else None
+        problem = thresholds_anchor.problem(session, row) if row is not None else None
+        if problem is not None:
+            self.anchoring.report("fairness_thresholds", problem)
+        else:
+            self.anchoring.resolve("fairness_thresholds")
 
     def refresh(self) -> None:
         """Check the change counters once and reload whatever moved."""
@@ -244,8 +284,10 @@ class Runtime:
                 self._load_policy(session)
             if state.IDENTITY in moved:
                 self.auth_cache.clear()
+                self.anchoring.forget_keys()
             if state.MODELS in moved:
                 self._load_models(session)
+                self._check_thresholds(session)
             if state.DATA_KEYS in moved:
                 self.records.drop_inactive(session)  # erased or rotated by another process
             self._counters = counters
@@ -281,6 +323,8 @@ class Runtime:
         except Exception:
             raise ServiceUnavailable("the database is not reachable") from None
         missing = sorted(serving - set(self.host.serving()))
+        if (unanchored := self.anchoring.problem()) is not None:
+            raise ServiceUnavailable(unanchored)
         if self.policy.version is None:
             raise ServiceUnavailable("no policy is loaded")
         if missing:
