@@ -1,4 +1,4 @@
-"""``warden audit verify | export | verify-bundle | checkpoint | public-key``.
+"""``warden audit verify | export | verify-bundle | checkpoint | anchor | public-key``.
 
 Each command exits 0 on success and 1 with a one-line message on any failure: a log or bundle
 that does not verify prints where it stops verifying (the first bad seq or checkpoint).
@@ -91,6 +91,7 @@ def verify(
                 except AuditVerificationError as exc:
                     raise _fail_verification(exc, "verification") from None
             witnessed = _check_witnesses(session, cfg, report.latest_checkpoint, witnesses)
+            _check_rows(session)
     typer.echo(
         f"OK: {report.entries_checked} entries, {report.checkpoints_checked} checkpoints "
         f"(latest at {report.latest_checkpoint}), root {report.root.hex()}, "
@@ -98,6 +99,22 @@ def verify(
     )
     if witnessed:
         typer.echo(witnessed)
+
+
+def _check_rows(session: Session) -> None:
+    """Fail, naming each one, when a row that grants power lacks its anchoring entry."""
+    from governance.row_anchors import check_rows
+
+    problems = [row.problem for row in check_rows(session) if row.problem is not None]
+    for problem in problems:
+        typer.echo(f"unanchored: {problem}", err=True)
+    if problems:
+        typer.echo(
+            f"verification FAILED: {len(problems)} rows that grant power are not anchored in "
+            "the log (see docs/security.md, anchored rows)",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def _check_witnesses(
@@ -225,6 +242,27 @@ def _cosign(cfg: Settings) -> None:
     for name, why in sorted(result.refused.items()):
         typer.echo(f"witness {name} did not cosign: {why}", err=True)
     typer.echo(f"cosigned by {len(result.cosigned)} of {len(cosigner.clients)} witnesses")
+
+
+@app.command("anchor")
+def anchor() -> None:
+    """Anchor rows written before audit entries named content hashes (once, after upgrade).
+
+    A row is anchored only where the latest entry about it verifies and records that very row;
+    any other unanchored row is listed and left as it is.
+    """
+    from governance.row_anchors import anchor_legacy
+
+    cfg = settings()
+    with errors_as_exit(), transaction(cfg) as session:
+        anchored, refused = anchor_legacy(session, cli_context())
+    for row in anchored:
+        typer.echo(f"anchored: {row.what}")
+    for row in refused:
+        typer.echo(f"not anchored: {row.problem}", err=True)
+    typer.echo(f"{len(anchored)} rows anchored, {len(refused)} left unanchored")
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command("public-key")
