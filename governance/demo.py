@@ -267,6 +267,10 @@ def _story(
     ).json()
     version = mitigated["version"]
     result.artifact_dirs.append(version)
+    claim = mitigated["privacy_claim"]
+    if claim.get("epsilon") is None:
+        raise DemoError("the mitigated version lost its DP guarantee")
+    result.numbers["dp_epsilon_mitigated"] = claim["epsilon"]
     reaudit = api.call(
         "POST",
         "/v1/fairness/audits",
@@ -286,7 +290,10 @@ def _story(
         "mitigation",
         f"ThresholdOptimizer post-processing → version {version}; demographic "
         f"parity ratio by sex {ratio:.3f} → {after:.3f}; re-audit "
-        f"{'passes' if reaudit['passed'] else 'still fails: ' + _failures(reaudit)}",
+        f"{'passes' if reaudit['passed'] else 'still fails: ' + _failures(reaudit)}; "
+        f"fitted on noisy per-group histograms charged to the ledger (run "
+        f"{mitigated['ledger_run']}): the card states ε = {claim['epsilon']:.3f} end to end "
+        f"(training and mitigation composed, δ = {claim['delta']:g})",
     )
     if not reaudit["passed"]:
         api.call(
