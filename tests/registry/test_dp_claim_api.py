@@ -1,0 +1,35 @@
+"""GET /v1/models/{name} against a real server: the DP claim is the ledger's, not the upload's."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from inference.artifact import MANIFEST_FILE
+from tests.conftest import ArtifactBuilder, LiveServer, WardenFactory, auth
+from tests.factories import upload_body
+
+
+def test_an_uploaded_dp_claim_is_shown_as_no_guarantee(
+    live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder
+) -> None:
+    artifact = make_artifact("claimed", "1")
+    manifest = json.loads((artifact / MANIFEST_FILE).read_text())
+    # The uploader's word: DP at ε = 0.5 with a known seed. No ledger run made this artifact.
+    manifest["training"] = {"private": True, "epsilon": 0.5, "delta": 1e-5, "accountant": "prv"}
+    (artifact / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        engineer = WardenFactory(http, admin_token).principal("eng", "ml_engineer")
+        created = http.post("/v1/models", json=upload_body(artifact), headers=auth(engineer))
+        assert created.status_code == 201, created.text
+        r = http.get("/v1/models/claimed", headers=auth(engineer))
+        assert r.status_code == 200, r.text
+        body = r.json()
+    assert body["manifest"]["training"]["epsilon"] == 0.5  # served as registered...
+    claim = body["dp_claim"]  # ...but the claim is the ledger's
+    assert claim["status"] == "none"
+    assert claim["statement"].startswith("no DP guarantee")
+    assert claim["epsilon"] is None and claim["delta"] is None and claim["runs"] == []
+    assert claim["manifest_claims_dp"] is True
+    assert "unhandled" not in live_server.log_path.read_text()
