@@ -1,42 +1,50 @@
-"""Signed checkpoints: every N entries, every T seconds, and at shutdown.
+"""Signed checkpoints: every N entries, every T seconds, at shutdown, and only of a tree that
+extends the last one signed.
 
-The group commit signs the checkpoints that fall due as the log grows, inside the transaction
-that appends the entries (:meth:`Checkpointer.sign_in`): it knows the new root from the Merkle
-frontier it has just computed, and its transaction already holds the log's write lock. Signed
-by the server's poller thread in a transaction of its own (until stop 21), each checkpoint
-read its nodes, took the GIL from the event loop, waited for the write lock, made the writer
-wait in turn and cost an fsync of its own. In ``bench/predict`` at 32 clients (checkpoints every
-1,000 entries, about six a second), three alternating pairs gave a governed/bare ratio of
-0.599, 0.566, 0.582 signed in the commit against 0.548, 0.531, 0.533 signed by the server, and
-a governed p99 of 9.2-11.8 ms against 14.0-15.5. The server still signs the tail of a log that
-went quiet (:meth:`Checkpointer.tick`) and the last head at shutdown.
+The group commit signs the checkpoints that fall due as the log grows, right after the commit
+that appended the entries (:meth:`Checkpointer.sign_after`): it knows the new root from the
+Merkle frontier it has just computed. The server still signs the tail of a log that went quiet
+(:meth:`Checkpointer.tick`) and the last head at shutdown.
+
+Every signature goes through :meth:`Checkpointer.publish`: under the signer's file lock it
+reads the signer's memory (:mod:`governance.audit.memory`), proves that the tree to sign
+extends the remembered checkpoint, records the new note in the memory, and only then stores
+it. Signing after the commit, never inside it, keeps a rolled-back batch from leaving the
+memory ahead of the log. A tree that fails the proof is refused, and the checkpointer stays
+failed (:attr:`Checkpointer.failure`): its writer refuses appends and the server stops serving.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Table, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import merkle
-from governance.audit.models import AuditCheckpoint, AuditNode
-from governance.audit.note import make_checkpoint_body, sign_note
+from governance.audit.errors import AuditIntegrityError, MissingNodeError
+from governance.audit.memory import Remembered, SignerMemory, memory_path
+from governance.audit.models import AuditCheckpoint, AuditHead, AuditNode
+from governance.audit.note import make_checkpoint_body, sign_note, vkey_for
 from governance.audit.signing import load_signing_key
 from governance.config import Settings
 from governance.db.base import as_utc, utcnow
 
+logger = logging.getLogger(__name__)
+
 _CHECKPOINTS: Table = AuditCheckpoint.__table__  # type: ignore[assignment]
 
+Database = Session | Connection
 
-def fetch_nodes(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+
+def fetch_nodes(session: Database, keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """Stored Merkle nodes by (level, index), in one query per level."""
     found: dict[tuple[int, int], bytes] = {}
     by_level: dict[int, list[int]] = {}
@@ -52,15 +60,47 @@ def fetch_nodes(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int
     return found
 
 
-def root_at(session: Session, size: int) -> bytes:
+def root_at(session: Database, size: int) -> bytes:
     """The Merkle root of the first ``size`` entries, from O(log n) stored nodes."""
     nodes = fetch_nodes(session, merkle.root_keys(size))
     return merkle.root_at(size, merkle.getter_from_mapping(nodes))
 
 
+def _tree_size(db: Database) -> int:
+    return int(db.execute(select(AuditHead.tree_size).where(AuditHead.id == 1)).scalar_one())
+
+
+def check_extends(db: Database, older: tuple[int, bytes], newer: tuple[int, bytes]) -> None:
+    """Prove from the stored nodes that the tree head ``newer`` extends ``older``.
+
+    Args:
+        db: the log's database.
+        older: ``(size, root)`` of the earlier tree head.
+        newer: ``(size, root)`` of the later one, ``size`` at least the earlier's.
+
+    Raises:
+        AuditIntegrityError: no consistency proof between them verifies.
+    """
+    (size1, root1), (size2, root2) = older, newer
+    try:
+        nodes = fetch_nodes(db, merkle.consistency_proof_keys(size1, size2))
+        proof = merkle.consistency_proof(size1, size2, merkle.getter_from_mapping(nodes))
+    except MissingNodeError:
+        proof = None
+    if proof is None or not merkle.verify_consistency(size1, size2, proof, root1, root2):
+        raise AuditIntegrityError(
+            f"the log's tree at size {size2} does not extend the checkpoint signed at size "
+            f"{size1}: history was rewritten, truncated or forked in the database"
+        )
+
+
 @dataclass(frozen=True)
 class CheckpointPolicy:
-    """Which log, which key and how often: what a journal writer process needs to sign."""
+    """Which log, which key and how often: what a journal writer process needs to sign.
+
+    ``every_seconds`` is also the longest the newest entries stay unsigned while the server
+    runs: the group commit signs by count, the server's timer signs a quiet tail by age.
+    """
 
     origin: str
     signing_key_file: str
@@ -78,22 +118,32 @@ class CheckpointPolicy:
 
 
 class Checkpointer:
-    """Decides when to sign a checkpoint and writes it.
+    """Decides when to sign a checkpoint, and signs only trees that extend the last one.
 
     Args:
         origin: the log's origin line (also the signing key's name).
         key: the Ed25519 signing key.
+        memory: the signer's memory of its last checkpoint (beside the key file).
         every_entries: sign when this many entries were added since the last checkpoint.
         every_seconds: sign when this long has passed since the last one and entries were added.
     """
 
     def __init__(
-        self, origin: str, key: Ed25519PrivateKey, *, every_entries: int, every_seconds: float
+        self,
+        origin: str,
+        key: Ed25519PrivateKey,
+        *,
+        memory: SignerMemory,
+        every_entries: int,
+        every_seconds: float,
     ) -> None:
         self.origin = origin
         self.key = key
+        self.memory = memory
         self.every_entries = every_entries
         self.every_seconds = every_seconds
+        self.failure: str | None = None  # set once a tree was refused: sticky, fail closed
+        self._checked = False
         self._last_size = -1
         self._last_time = time.monotonic()
         self._next_tick = 0.0
@@ -117,18 +167,127 @@ class Checkpointer:
         Raises:
             ConfigurationError: the signing key is missing, unsafe or malformed.
         """
+        key_file = Path(policy.signing_key_file)
+        key = load_signing_key(key_file)
         return cls(
             policy.origin,
-            load_signing_key(Path(policy.signing_key_file)),
+            key,
+            memory=SignerMemory(memory_path(key_file), vkey_for(policy.origin, key.public_key())),
             every_entries=policy.every_entries,
             every_seconds=policy.every_seconds,
         )
 
+    # -- integrity -------------------------------------------------------------------------
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        try:
+            yield
+        except AuditIntegrityError as exc:
+            if self.failure is None:
+                logger.critical("audit log integrity: %s; refusing to sign or serve", exc.message)
+                self.failure = exc.message
+            raise
+
+    def refusal(self, db: Database) -> str | None:
+        """Why this signer refuses the log (None: it does not).
+
+        The first call checks the stored tree against the memory (:meth:`check`), so a
+        process started on a rewritten log refuses before it appends anything.
+        """
+        if self.failure is None and not self._checked:
+            with suppress(AuditIntegrityError):  # recorded in self.failure
+                self.check(db)
+            self._checked = True
+        return self.failure
+
+    def check(self, db: Database) -> Remembered | None:
+        """Prove that the stored tree extends the signer's remembered checkpoint.
+
+        Returns:
+            The remembered checkpoint (None: this signer has signed nothing yet).
+
+        Raises:
+            AuditIntegrityError: the log is shorter than what was signed, or its tree does not
+                extend it.
+        """
+        with self._failing():
+            last = self.memory.read()
+            if last is None:
+                return None
+            size = self._check_not_behind(db, last)
+            check_extends(db, (last.size, last.root), (size, root_at(db, size)))
+            return last
+
+    @staticmethod
+    def _check_not_behind(db: Database, last: Remembered) -> int:
+        """The log's size, refused if it is shorter than the tree the signer signed."""
+        size = _tree_size(db)
+        if size < last.size:
+            raise AuditIntegrityError(
+                f"the log holds {size} entries but the signer signed a tree of {last.size}: "
+                "entries were removed from the database"
+            )
+        return size
+
+    def publish(self, db: Database, size: int, root: bytes) -> bool:
+        """Sign the tree head ``(size, root)`` and store it, if it extends the last one signed.
+
+        Under the signer's file lock: read the memory, prove consistency from it to this head
+        with the stored nodes, write the new note to the memory (durably), then insert it in
+        ``db``'s transaction. A head at or behind the memory (another process signed further)
+        is proved against it and signs nothing.
+
+        Returns:
+            Whether a new checkpoint was signed.
+
+        Raises:
+            AuditIntegrityError: this tree does not extend the remembered checkpoint, or the
+                database holds another checkpoint at a size the signer signed; or the signer
+                refused a tree before.
+        """
+        if self.failure is not None:
+            raise AuditIntegrityError(self.failure)
+        with self._failing(), self.memory.locked():
+            last = self.memory.read()
+            if last is not None:
+                if size <= last.size:
+                    self._check_not_behind(db, last)
+                    check_extends(db, (size, root), (last.size, last.root))
+                    self._store(db, last.size, last.root, last.note)
+                    self.mark(last.size)  # another process signed further: due from there
+                    return False
+                check_extends(db, (last.size, last.root), (size, root))
+                # Signed, but its insert was lost (a crash or a rolled-back transaction).
+                self._store(db, last.size, last.root, last.note)
+            note = sign_note(make_checkpoint_body(self.origin, size, root), self.origin, self.key)
+            self.memory.write(note)
+            self._store(db, size, root, note)
+        return True
+
+    def _store(self, db: Database, size: int, root: bytes, note: str) -> None:
+        stored = db.execute(
+            select(AuditCheckpoint.root_hash).where(AuditCheckpoint.tree_size == size)
+        ).scalar_one_or_none()
+        if stored is None:
+            db.execute(
+                insert(_CHECKPOINTS).values(
+                    tree_size=size, created_at=utcnow(), root_hash=root, note=note
+                )
+            )
+        elif stored != root:
+            raise AuditIntegrityError(
+                f"the database holds a checkpoint at size {size} whose root is not the one "
+                "the signer signed"
+            )
+
+    # -- when ------------------------------------------------------------------------------
+
     def due(self, size: int) -> bool:
         """Whether a checkpoint at ``size`` may be due, without touching the database.
 
-        The group commit asks in every batch's transaction: most of the time the answer is no,
-        and costs no read.
+        The group commit asks after every batch: most of the time the answer is no, and costs
+        no read.
         """
         with self._lock:
             if self._last_size < 0:
@@ -165,6 +324,9 @@ class Checkpointer:
 
         Returns:
             The checkpoint signed now, if any.
+
+        Raises:
+            AuditIntegrityError: the tree does not extend the last checkpoint signed.
         """
         now = time.monotonic()
         with self._lock:
@@ -179,20 +341,22 @@ class Checkpointer:
             self._learn_latest(session.connection())
             return self.maybe_checkpoint(session, tree_size(session))
 
-    def sign_in(self, connection: Connection, size: int, root: Callable[[], bytes]) -> bool:
-        """Sign the tree head at ``size`` in the caller's transaction, if a checkpoint is due.
+    def sign_after(self, connection: Connection, size: int, root: Callable[[], bytes]) -> bool:
+        """Sign the tree head at ``size``, committed just before, if a checkpoint is due.
 
-        The group commit calls it before committing a batch, with the root of the tree it has
-        just grown. Call :meth:`mark` once the transaction committed; if it rolls back, the
-        checkpoint goes with it and falls due again at the next commit.
+        The group commit calls it in a transaction of its own after each batch's commit, with
+        the root of the tree it has just grown; it marks the checkpoint itself once that
+        transaction commits (:meth:`mark`).
 
         Returns:
-            Whether a checkpoint was inserted.
+            Whether a checkpoint was signed.
+
+        Raises:
+            AuditIntegrityError: the tree does not extend the last checkpoint signed.
         """
         if not self._due_from_the_log(connection, size):
             return False
-        connection.execute(insert(_CHECKPOINTS).values(**self._signed(size, root())))
-        return True
+        return self.publish(connection, size, root())
 
     def _learn_latest(self, connection: Connection) -> None:
         """Take the newest stored checkpoint as the last one (its age from its time)."""
@@ -213,7 +377,11 @@ class Checkpointer:
                 self._last_time = time.monotonic() - age
 
     def checkpoint(self, session: Session, *, force: bool = False) -> AuditCheckpoint | None:
-        """Sign the current tree head (at shutdown, or on demand)."""
+        """Sign the current tree head (at shutdown, at an export, or on demand).
+
+        Raises:
+            AuditIntegrityError: the tree does not extend the last checkpoint signed.
+        """
         from governance.audit.log import tree_size
 
         size = tree_size(session)
@@ -222,29 +390,9 @@ class Checkpointer:
         return self._write(session, size)
 
     def _write(self, session: Session, size: int) -> AuditCheckpoint | None:
-        existing = session.get(AuditCheckpoint, size)
-        if existing is not None:
-            self.mark(size)
-            return existing
-        row = AuditCheckpoint(**self._signed(size, root_at(session, size)))
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            # Another process signed the same size first: its checkpoint is as good.
-            return session.get(AuditCheckpoint, size)
+        self.publish(session, size, root_at(session, size))
         self.mark(size)
-        return row
-
-    def _signed(self, size: int, root: bytes) -> dict[str, Any]:
-        """The row of the checkpoint at ``size``: its signed note and root."""
-        body = make_checkpoint_body(self.origin, size, root)
-        return {
-            "tree_size": size,
-            "created_at": utcnow(),
-            "root_hash": root,
-            "note": sign_note(body, self.origin, self.key),
-        }
+        return session.get(AuditCheckpoint, size)
 
     def mark(self, size: int) -> None:
         """A checkpoint at ``size`` is stored: the next falls due from here."""

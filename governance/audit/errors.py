@@ -96,3 +96,12 @@ class NotYetCheckpointed(AuditError):
     status_code = 409
     title = "Not yet checkpointed"
     type_slug = "audit-not-checkpointed"
+
+
+class AuditIntegrityError(AuditError):
+    """The stored log does not extend what the signer signed before: rolled back, rewritten or
+    forked. The signer refuses to sign it and the server stops serving until someone looks."""
+
+    status_code = 503
+    title = "Audit log integrity failure"
+    type_slug = "audit-integrity"

@@ -28,7 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from governance.audit import log as audit_log
 from governance.audit import merkle
 from governance.audit.checkpoints import Checkpointer
-from governance.audit.errors import AuditError
+from governance.audit.errors import AuditError, AuditIntegrityError
 from governance.audit.events import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -186,8 +186,9 @@ class AuditWriter:
         max_idle_ms: a forming batch also closes once no item has arrived for this long
             (None: only the window closes it). See :func:`next_wait`.
         on_commit: called in the writer thread with the new tree size after each commit.
-        checkpointer: signs the checkpoints that fall due as the log grows, in the batch's own
-            transaction (see :mod:`governance.audit.checkpoints`); None: no checkpoints here.
+        checkpointer: signs the checkpoints that fall due as the log grows, right after each
+            batch's commit (see :mod:`governance.audit.checkpoints`); None: no checkpoints
+            here. Once it refuses the log, every batch is refused.
     """
 
     def __init__(
@@ -322,6 +323,9 @@ class AuditWriter:
             Per item, its sequence numbers or :class:`AuditUnavailable` (it failed alone);
             and the tree size after the last commit, or None if nothing was committed.
         """
+        refused = self._refusal(len(batch))
+        if refused is not None:
+            return refused, None
         outcomes: list[Outcome] = []
         size = None
         for start in range(0, len(batch), self._max_batch):
@@ -387,16 +391,47 @@ class AuditWriter:
             with contextlib.suppress(Exception):
                 connection.close()
 
-    def _sign(self, connection: Connection, frontier: audit_log.Frontier) -> bool:
-        """Sign the new tree head in this transaction if a checkpoint is due (no node read)."""
+    def _sign(self, connection: Connection, frontier: audit_log.Frontier) -> None:
+        """Sign the tree head just committed if a checkpoint is due, in a transaction of its
+        own: the signer's memory may only ever hold heads of committed trees."""
         checkpointer = self.checkpointer
         if checkpointer is None:
-            return False
-        return checkpointer.sign_in(
-            connection,
-            frontier.size,
-            lambda: merkle.root_at(frontier.size, merkle.getter_from_mapping(frontier.nodes)),
-        )
+            return
+        try:
+            nodes = merkle.getter_from_mapping(frontier.nodes)
+            with connection.begin():
+                signed = checkpointer.sign_after(
+                    connection, frontier.size, lambda: merkle.root_at(frontier.size, nodes)
+                )
+        except AuditIntegrityError:
+            return  # the checkpointer keeps the failure: the next batches are refused
+        except Exception as exc:
+            # The entries are durable; the checkpoint falls due again after the next commit.
+            self._drop_connection()
+            logger.warning("checkpoint after commit failed: %s", type(exc).__name__)
+            return
+        if signed:
+            checkpointer.mark(frontier.size)
+
+    def _refusal(self, count: int) -> list[Outcome] | None:
+        """Every item refused, if the signer refuses the log (rewritten, truncated, forked)."""
+        checkpointer = self.checkpointer
+        if checkpointer is None:
+            return None
+        try:
+            reason = checkpointer.refusal(self._held_connection())
+        except Exception as exc:
+            self._drop_connection()
+            logger.warning("audit integrity check failed: %s", type(exc).__name__)
+            return None  # the database's trouble, met by the batch itself
+        finally:
+            connection = self._connection
+            if connection is not None and connection.in_transaction():
+                connection.rollback()
+        if reason is None:
+            return None
+        refused = AuditUnavailable(f"audit log integrity: {reason}")
+        return [refused] * count
 
     def _commit(self, batch: Sequence[Pending]) -> tuple[list[Outcome], int | None]:
         frontier = self._frontier
@@ -419,12 +454,10 @@ class AuditWriter:
                     results.append(mine)
                 tx.run_hooks()
                 size = seqs[-1] + 1 if seqs else None
-                signed = self._sign(connection, appended.frontier)
         except BaseException:
             self._drop_connection()
             raise
-        if signed and self.checkpointer is not None:
-            self.checkpointer.mark(appended.frontier.size)
+        self._sign(connection, appended.frontier)
         self._frontier = appended.frontier
         self.batches += 1
         self.items += len(batch)

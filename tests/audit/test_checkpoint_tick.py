@@ -10,8 +10,8 @@ from tests.audit.conftest import FilledLog, fill
 
 def test_tick_signs_only_when_due_and_something_is_new(audit_db: FilledLog) -> None:
     timer = Checkpointer(
-        audit_db.checkpointer.origin, audit_db.checkpointer.key, every_entries=10**6,
-        every_seconds=1.0,
+        audit_db.checkpointer.origin, audit_db.checkpointer.key,
+        memory=audit_db.checkpointer.memory, every_entries=10**6, every_seconds=1.0,
     )  # fmt: skip
     assert timer.tick(audit_db.sessions) is None  # nothing due yet, not even a read
     fill(audit_db, 3, checkpoint_every=10**6)
