@@ -106,6 +106,7 @@ class BundleReport:
     checkpoint_sizes: tuple[int, ...]
     entries_checked: int
     vkey: str
+    anchor_size: int | None = None
 
 
 def _json_line(value: Any) -> bytes:
@@ -461,8 +462,42 @@ def _verify_entries(root_dir: Path, meta: _Meta, root: bytes) -> int:
     return expected - meta.from_seq
 
 
+def _check_trusted(trusted: str | bytes, key: VerifierKey, meta: _Meta,
+                   heads: dict[int, Checkpoint]) -> int:  # fmt: skip
+    """The trusted checkpoint's size, once the bundle proves its log extends it."""
+    try:
+        seen = verify_note(trusted, key, origin=meta.origin)
+    except AuditVerificationError as exc:
+        raise AuditVerificationError(
+            f"the trusted checkpoint does not verify under the bundle's key: {exc.message}"
+        ) from None
+    if seen.size > meta.tree_size:
+        raise AuditVerificationError(
+            f"rollback: the bundle's tree has {meta.tree_size} entries, fewer than the trusted "
+            f"checkpoint's {seen.size}",
+            checkpoint_size=seen.size,
+        )
+    signed = heads.get(seen.size)
+    if signed is None:
+        raise AuditVerificationError(
+            f"the bundle carries no consistency proof from the trusted checkpoint at tree size "
+            f"{seen.size} (export it with --previous set to that checkpoint)",
+            checkpoint_size=seen.size,
+        )
+    if signed.root != seen.root:
+        raise AuditVerificationError(
+            f"the bundle's checkpoint at tree size {seen.size} has another root than the "
+            "trusted one: the log was forked",
+            checkpoint_size=seen.size,
+        )
+    return seen.size
+
+
 def verify_bundle(
-    bundle_dir: str | os.PathLike[str], *, trusted_vkey: str | None = None
+    bundle_dir: str | os.PathLike[str],
+    *,
+    trusted_vkey: str | None = None,
+    trusted_checkpoint: str | bytes | None = None,
 ) -> BundleReport:
     """Verify an export bundle using nothing but its directory.
 
@@ -476,6 +511,9 @@ def verify_bundle(
         bundle_dir: the bundle directory.
         trusted_vkey: the verifier key the operator publishes; without it the bundle's own key
             is used, which proves integrity but not who signed.
+        trusted_checkpoint: a signed checkpoint note the auditor saw before (a previous
+            bundle's latest): the bundle must include it, with the same root, and prove that
+            its newest checkpoint extends it.
 
     Returns:
         What the bundle proves.
@@ -491,6 +529,9 @@ def verify_bundle(
     meta = _read_meta(root_dir)
     key = _read_vkey(root_dir, trusted_vkey)
     heads = _verify_checkpoints(root_dir, meta, key)
+    anchor = (
+        None if trusted_checkpoint is None else _check_trusted(trusted_checkpoint, key, meta, heads)
+    )
     final = heads[meta.tree_size]
     checked = _verify_entries(root_dir, meta, final.root)
     return BundleReport(
@@ -502,4 +543,5 @@ def verify_bundle(
         checkpoint_sizes=meta.sizes,
         entries_checked=checked,
         vkey=key.text(),
+        anchor_size=anchor,
     )

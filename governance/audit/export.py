@@ -4,25 +4,72 @@ The bundle holds the entries with the exact canonical bytes that were hashed, ea
 inclusion proof against the newest checkpoint, the earliest checkpoint that covers the whole
 range (evidence that the entries were signed soon after they were written), the newest
 checkpoint, the consistency proof between them, the public key and a README.
+
+Exports chain: each ``audit.export`` entry names the checkpoint its bundle ended at, and the
+next bundle includes that checkpoint too, with the consistency proof from it to its own newest,
+so whoever kept the previous bundle checks the new one with ``--trusted`` against it.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import merkle, repository
 from governance.audit.bundle import write_bundle
+from governance.audit.canonical import parse_canonical
 from governance.audit.checkpoints import fetch_nodes
-from governance.audit.errors import AuditNotFound, InvalidProofRequest, NotYetCheckpointed
+from governance.audit.errors import (
+    AuditIntegrityError,
+    AuditNotFound,
+    CanonicalizationError,
+    InvalidProofRequest,
+    NotYetCheckpointed,
+)
 from governance.audit.log import tree_size
-from governance.audit.note import parse_vkey
+from governance.audit.models import AuditEntry
+from governance.audit.note import parse_vkey, verify_note
 
-__all__ = ["export_bundle", "seq_range"]
+__all__ = ["EXPORT_EVENT", "export_bundle", "previous_export_checkpoint", "seq_range"]
+
+# The event that records an export; its details name the checkpoint the bundle ended at.
+EXPORT_EVENT = "audit.export"
+
+
+def previous_export_checkpoint(session: Session) -> str | None:
+    """The signed note of the checkpoint the latest export ended at (None: no export named one).
+
+    Raises:
+        AuditIntegrityError: the export's entry names a checkpoint the database lost.
+    """
+    canonical = session.scalar(
+        select(AuditEntry.canonical)
+        .where(AuditEntry.event_type == EXPORT_EVENT)
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    )
+    if canonical is None:
+        return None
+    try:
+        details = parse_canonical(canonical.encode("utf-8")).get("details") or {}
+    except (CanonicalizationError, AttributeError):
+        return None
+    size = details.get("checkpoint") if isinstance(details, dict) else None
+    if type(size) is not int:
+        return None
+    row = repository.get_checkpoint(session, size)
+    if row is None:
+        raise AuditIntegrityError(
+            f"the checkpoint at tree size {size}, where the previous export ended, is missing "
+            "from the database"
+        )
+    return row.note
 
 
 class _PrefetchedNodes:
@@ -118,6 +165,7 @@ def export_bundle(
     to_seq: int,
     out_dir: str | os.PathLike[str],
     vkey: str,
+    previous: str | None = None,
     chunk: int = 1000,
 ) -> Path:
     """Write the bundle of entries ``from_seq..to_seq`` (inclusive) to ``out_dir``.
@@ -128,6 +176,8 @@ def export_bundle(
         to_seq: the last entry; a checkpoint must already cover it.
         out_dir: the bundle directory to create; it must not exist.
         vkey: the log's verifier key (its name is the log's origin).
+        previous: a signed checkpoint the bundle must prove its newest extends (the previous
+            export's); it is included with the consistency proof from it.
         chunk: entries read (and proof nodes fetched) per batch.
 
     Returns:
@@ -138,6 +188,9 @@ def export_bundle(
         AuditNotFound: ``to_seq`` beyond the log.
         NotYetCheckpointed: no checkpoint covers ``to_seq`` yet (sign one first).
         AuditError: the stored tree does not reproduce a signed root, or ``out_dir`` exists.
+        AuditIntegrityError: ``previous`` lies beyond the newest checkpoint, or has another
+            root than the stored checkpoint of its size.
+        AuditVerificationError: ``previous`` is not signed by ``vkey``.
     """
     if from_seq < 0 or to_seq < from_seq:
         raise InvalidProofRequest("the export range is empty")
@@ -149,17 +202,33 @@ def export_bundle(
         raise NotYetCheckpointed(
             f"entry {to_seq} is not covered by a signed checkpoint yet; sign one first"
         )
-    heads = {covering.tree_size: covering, latest.tree_size: latest}
+    heads = {covering.tree_size: covering.note, latest.tree_size: latest.note}
+    if previous is not None:
+        seen = verify_note(previous, vkey, origin=parse_vkey(vkey).name)
+        if seen.size > latest.tree_size:
+            raise AuditIntegrityError(
+                f"rollback: the previous export ended at tree size {seen.size}, beyond the "
+                f"newest checkpoint ({latest.tree_size})"
+            )
+        stored = repository.get_checkpoint(session, seen.size)
+        if stored is not None and stored.root_hash != seen.root:
+            raise AuditIntegrityError(
+                f"the stored checkpoint at tree size {seen.size} has another root than the "
+                "previous export's"
+            )
+        # write_bundle proves it against the stored tree (its root must be reproduced).
+        heads.setdefault(seen.size, previous)
+    sizes = sorted(heads)
     keys = [
-        *merkle.consistency_proof_keys(covering.tree_size, latest.tree_size),
-        *(key for size in heads for key in merkle.root_keys(size)),
-    ]
+        *(k for a, b in itertools.pairwise(sizes) for k in merkle.consistency_proof_keys(a, b)),
+        *(key for size in sizes for key in merkle.root_keys(size)),
+    ]  # fmt: skip
     store = _PrefetchedNodes(session, latest.tree_size, keys)
     return write_bundle(
         out_dir,
         origin=parse_vkey(vkey).name,
         vkey=vkey,
         entries=_entries(session, store, from_seq, to_seq, chunk),
-        checkpoints=[row.note for row in heads.values()],
+        checkpoints=list(heads.values()),
         get=store.get,
     )

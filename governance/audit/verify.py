@@ -15,6 +15,13 @@ The first problem in seq order is raised, naming the seq (or the checkpoint) whe
 stops verifying. Someone who rewrites history consistently (entry, leaf, nodes and root column
 all recomputed) still cannot forge a checkpoint signature: the first checkpoint covering the
 rewrite fails, and the range between the last good checkpoint and it holds the rewrite.
+
+The database's administrator can also delete the checkpoints that cover a rewrite, or cut
+entries off the end. An anchor catches both: a checkpoint known from outside the database (one
+an auditor saw before, or the signer's memory). The log must be at least that long, its
+entries must hash to the anchor's root at its size, and the anchor must still be among the
+stored checkpoints. :func:`check_anchored` then bounds how far the head may run ahead of the
+latest checkpoint, in entries and in time.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -35,9 +42,10 @@ from governance.audit import repository
 from governance.audit.errors import AuditVerificationError
 from governance.audit.log import index_columns, resource_label, tree_size
 from governance.audit.models import AuditCheckpoint, AuditEntry, AuditNode
-from governance.audit.note import VerifierKey, parse_vkey, verify_note
+from governance.audit.note import Checkpoint, VerifierKey, parse_vkey, verify_note
+from governance.db.base import as_utc, utcnow
 
-__all__ = ["LogReport", "verify_log"]
+__all__ = ["LogReport", "check_anchored", "verify_log"]
 
 _sha256 = hashlib.sha256
 
@@ -53,6 +61,7 @@ class LogReport:
     latest_checkpoint: int | None
     root: bytes
     seconds: float
+    anchor_size: int | None = None
 
     @property
     def entries_per_second(self) -> float:
@@ -261,6 +270,7 @@ def verify_log(
     session: Session,
     key: str | VerifierKey,
     *,
+    anchor: Checkpoint | None = None,
     chunk: int = 4096,
     progress: Callable[[int], None] | None = None,
 ) -> LogReport:
@@ -270,6 +280,8 @@ def verify_log(
         session: a session on the log's database (read only; a long read transaction).
         key: the log's verifier key (``warden audit public-key``); its name is the origin
             every checkpoint must carry.
+        anchor: a checkpoint known from outside the database, already verified under ``key``:
+            the log must extend it, and still store it.
         chunk: entries per read batch (memory is O(chunk + log n)).
         progress: called with the number of entries checked so far, once per chunk.
 
@@ -284,6 +296,14 @@ def verify_log(
     started = time.perf_counter()
     vkey = parse_vkey(key) if isinstance(key, str) else key
     head = tree_size(session)
+    anchor_size = -1 if anchor is None else anchor.size
+    if anchor is not None and anchor.size > head:
+        raise AuditVerificationError(
+            f"rollback: the log holds {head} entries, fewer than the anchor checkpoint's "
+            f"{anchor.size}",
+            checkpoint_size=anchor.size,
+        )
+    anchor_stored = False
     stack: list[tuple[int, bytes]] = []
     checkpoints = iter(_Checkpoints(session))
     pending = next(checkpoints, None)
@@ -292,8 +312,18 @@ def verify_log(
     last_good: int | None = None
     checked_checkpoints = 0
 
+    def check_anchor(size: int) -> None:
+        assert anchor is not None
+        if _fold(stack) != anchor.root:
+            raise AuditVerificationError(
+                f"the entries do not hash to the anchor checkpoint's root at tree size {size}: "
+                "the log is not consistent with it (history rewritten or forked)",
+                checkpoint_size=size,
+                extra={"last_good_checkpoint": last_good},
+            )
+
     def check_checkpoint(size: int) -> None:
-        nonlocal pending, pending_size, last_good, checked_checkpoints
+        nonlocal pending, pending_size, last_good, checked_checkpoints, anchor_stored
         while pending is not None and pending.tree_size == size:
             row = pending
             where = f"checkpoint {row.tree_size}"
@@ -318,10 +348,13 @@ def verify_log(
                     extra=extra,
                 )
             last_good = row.tree_size
+            anchor_stored = anchor_stored or row.tree_size == anchor_size
             checked_checkpoints += 1
             pending = next(checkpoints, None)
             pending_size = -1 if pending is None else pending.tree_size
 
+    if anchor_size == 0:
+        check_anchor(0)
     if pending is not None and pending.tree_size == 0:
         check_checkpoint(0)
     reader = _Reader(session)
@@ -369,6 +402,8 @@ def verify_log(
                     )
             stack.append((level, node))
             expected = seq + 1
+            if expected == anchor_size:
+                check_anchor(expected)
             if expected == pending_size:
                 check_checkpoint(expected)
     if expected < head:
@@ -388,6 +423,12 @@ def verify_log(
         raise AuditVerificationError(
             "the node store holds nodes outside the tree", extra={"expected_nodes": wanted}
         )
+    if anchor_size > 0 and not anchor_stored:
+        raise AuditVerificationError(
+            f"the anchor checkpoint at tree size {anchor_size} is missing from the stored "
+            "checkpoints (deleted from the database)",
+            checkpoint_size=anchor_size,
+        )
     if progress is not None:
         progress(expected)
     return LogReport(
@@ -397,4 +438,54 @@ def verify_log(
         latest_checkpoint=last_good,
         root=_fold(stack),
         seconds=time.perf_counter() - started,
+        anchor_size=None if anchor is None else anchor.size,
     )
+
+
+def check_anchored(
+    session: Session,
+    report: LogReport,
+    *,
+    max_lag: int | None,
+    max_age: timedelta | None,
+    now: datetime | None = None,
+) -> None:
+    """Refuse a verified log whose newest entries no checkpoint covers, or not for long.
+
+    Args:
+        session: the session ``report`` was verified on (the same snapshot).
+        report: what :func:`verify_log` proved.
+        max_lag: most entries the head may run ahead of the latest checkpoint (None: any).
+        max_age: longest the oldest entry no checkpoint covers may have waited (None: any).
+        now: the time to measure against (default: now, UTC).
+
+    Raises:
+        AuditVerificationError: no checkpoint at all while there are entries, or one of the
+            bounds passed.
+    """
+    head, latest = report.tree_size, report.latest_checkpoint
+    if head == 0:
+        return
+    if latest is None:
+        raise AuditVerificationError(
+            f"no signed checkpoint: none of the log's {head} entries is anchored "
+            "(checkpoints deleted, or never signed)"
+        )
+    lag = head - latest
+    if max_lag is not None and lag > max_lag:
+        raise AuditVerificationError(
+            f"the latest checkpoint ({latest}) is {lag} entries behind the head ({head}), "
+            f"more than {max_lag}",
+            checkpoint_size=latest,
+        )
+    if max_age is not None and lag > 0:
+        oldest = repository.get_entry(session, latest)
+        if oldest is not None:
+            waited = (now or utcnow()) - as_utc(oldest.time)
+            if waited > max_age:
+                raise AuditVerificationError(
+                    f"entry {latest} has waited {waited.total_seconds():.0f} s for a checkpoint, "
+                    f"more than {max_age.total_seconds():.0f} s (run `warden audit checkpoint` "
+                    "if no server signs)",
+                    first_bad_seq=latest,
+                )
