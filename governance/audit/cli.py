@@ -1,12 +1,14 @@
 """``warden audit verify | export | verify-bundle | checkpoint | anchor | public-key``.
 
 Each command exits 0 on success and 1 with a one-line message on any failure: a log or bundle
-that does not verify prints where it stops verifying (the first bad seq or checkpoint).
+that does not verify prints where it stops verifying (the first bad seq or checkpoint). The
+verifiers first print the anchor they check against: a trusted checkpoint (``--trusted``), the
+signer's memory, or none.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
@@ -16,11 +18,18 @@ from sqlalchemy.orm import Session
 from governance.audit import log as audit_log
 from governance.audit.bundle import verify_bundle
 from governance.audit.checkpoints import Checkpointer
-from governance.audit.errors import AuditVerificationError
-from governance.audit.export import export_bundle, seq_range
+from governance.audit.errors import AuditIntegrityError, AuditVerificationError
+from governance.audit.export import (
+    EXPORT_EVENT,
+    export_bundle,
+    previous_export_checkpoint,
+    seq_range,
+)
+from governance.audit.memory import SignerMemory, memory_path
+from governance.audit.note import Checkpoint, parse_vkey, verify_note
 from governance.audit.repository import latest_checkpoint, snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
-from governance.audit.verify import verify_log
+from governance.audit.verify import check_anchored, verify_log
 from governance.cli.common import err_console, errors_as_exit, settings, transaction
 from governance.config import Settings
 from governance.context import cli_context
@@ -32,6 +41,50 @@ app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
 def _local_vkey(cfg: Settings) -> str:
     return public_vkey(cfg.log_origin, load_signing_key(cfg.resolved_signing_key_file))
+
+
+# A signed note is a few hundred bytes; a larger "trusted checkpoint" is not one.
+_MAX_NOTE_FILE = 64 * 1024
+
+_TRUSTED_HELP = (
+    "A signed checkpoint note seen before (a previous export's checkpoints/<size>.note): "
+    "the log must extend it and still hold it."
+)
+
+
+def _read_note(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_NOTE_FILE + 1)
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path} ({exc.strerror})") from None
+    if len(data) > _MAX_NOTE_FILE:
+        raise BadRequest(f"{path} is too large to be a signed checkpoint")
+    return data
+
+
+def _anchor(cfg: Settings, key: str, trusted: Path | None) -> tuple[Checkpoint | None, str]:
+    """The checkpoint to verify against, and how to name it: ``--trusted``, else the signer's
+    memory when its file is here, else none."""
+    vkey = parse_vkey(key)
+    if trusted is not None:
+        try:
+            seen = verify_note(_read_note(trusted), vkey, origin=vkey.name)
+        except AuditVerificationError as exc:
+            raise AuditVerificationError(
+                f"the trusted checkpoint {trusted}: {exc.message}"
+            ) from None
+        return seen, f"trusted checkpoint {trusted} (tree size {seen.size})"
+    path = memory_path(cfg.resolved_signing_key_file)
+    try:
+        remembered = SignerMemory(path, vkey).read()
+    except AuditIntegrityError as exc:
+        raise AuditVerificationError(exc.message) from None
+    if remembered is None:
+        return None, f"none (no signer state at {path}): the database's own checkpoints only"
+    return remembered.checkpoint, (
+        f"the signer's last checkpoint {path} (tree size {remembered.size})"
+    )
 
 
 def _fail_verification(exc: AuditVerificationError, what: str) -> typer.Exit:
@@ -72,11 +125,34 @@ def verify(
         help="Cosignatures of configured witnesses the latest checkpoint needs "
         "(default: WARDEN_WITNESS_QUORUM).",
     ),
+    trusted: Path = typer.Option(None, "--trusted", help=_TRUSTED_HELP),
+    max_lag: int = typer.Option(
+        None,
+        "--max-checkpoint-lag",
+        min=0,
+        help="Most entries the head may run ahead of the latest checkpoint "
+        "(default: twice WARDEN_CHECKPOINT_EVERY_ENTRIES).",
+    ),
+    max_age: float = typer.Option(
+        None,
+        "--max-checkpoint-age",
+        min=0,
+        help="Most seconds the oldest entry no checkpoint covers may have waited "
+        "(default: six times WARDEN_CHECKPOINT_EVERY_SECONDS, at least 60).",
+    ),
 ) -> None:
-    """Verify the whole live log: every leaf, stored node and checkpoint signature."""
+    """Verify the whole live log: every leaf, stored node and checkpoint signature, against
+    an anchor, and that no stretch of it went unsigned for long."""
     cfg = settings()
+    lag = 2 * cfg.checkpoint_every_entries if max_lag is None else max_lag
+    age = max(60.0, 6 * cfg.checkpoint_every_seconds) if max_age is None else max_age
     with errors_as_exit():
         key = vkey or _local_vkey(cfg)
+        try:
+            known, known_text = _anchor(cfg, key, trusted)
+        except AuditVerificationError as exc:
+            raise _fail_verification(exc, "verification") from None
+        typer.echo(f"anchor: {known_text}")
         with snapshot_session(cfg.resolved_database_url) as session:
             size = audit_log.tree_size(session)
             with Progress(
@@ -86,8 +162,12 @@ def verify(
                 task = bar.add_task("verify", total=size)
                 try:
                     report = verify_log(
-                        session, key, progress=lambda done: bar.update(task, completed=done)
+                        session,
+                        key,
+                        anchor=known,
+                        progress=lambda done: bar.update(task, completed=done),
                     )
+                    check_anchored(session, report, max_lag=lag, max_age=timedelta(seconds=age))
                 except AuditVerificationError as exc:
                     raise _fail_verification(exc, "verification") from None
             witnessed = _check_witnesses(session, cfg, report.latest_checkpoint, witnesses)
@@ -144,47 +224,55 @@ def export(
         None,
         "--to",
         help="Last entry, inclusive: a seq number, or an ISO 8601 time (default: the last "
-        "entry). A checkpoint is signed first when none covers it yet.",
+        "entry). The current head is signed first.",
+    ),
+    previous: Path = typer.Option(
+        None,
+        "--previous",
+        help="A signed checkpoint the bundle proves it extends (default: the checkpoint the "
+        "previous export ended at).",
     ),
 ) -> None:
     """Export entries as a bundle anyone can verify offline (docs/audit-bundle.md).
 
     Times select by entry time: --from T starts at the first entry at or after T, --to T
-    ends at the last entry at or before T; a time without an offset is UTC.
+    ends at the last entry at or before T; a time without an offset is UTC. Each bundle also
+    carries the previous export's checkpoint and the proof that its own extends it.
     """
     cfg = settings()
     with errors_as_exit():
         from_seq, since = _parse_end(from_, "from")
         to_seq, until = _parse_end(to, "to")
-        key = load_signing_key(cfg.resolved_signing_key_file)
-        vkey = public_vkey(cfg.log_origin, key)
+        checkpointer = Checkpointer.from_settings(cfg)
+        vkey = public_vkey(cfg.log_origin, checkpointer.key)
+        earlier = None if previous is None else _read_note(previous).decode("utf-8", "replace")
         with transaction(cfg) as session:
             if to_seq is None and until is None:
                 to_seq = audit_log.tree_size(session) - 1
             first, final = seq_range(
                 session, from_seq=from_seq, to_seq=to_seq, since=since, until=until
             )
-            head = latest_checkpoint(session)
-            if head is None or head.tree_size <= final:
-                # Every export ends at a signed head: sign one now if the range outruns it.
-                Checkpointer(
-                    cfg.log_origin,
-                    key,
-                    every_entries=cfg.checkpoint_every_entries,
-                    every_seconds=cfg.checkpoint_every_seconds,
-                ).checkpoint(session, force=True)
+            # Every export ends at the head, signed now (and only if it extends the last).
+            checkpointer.checkpoint(session, force=True)
         with snapshot_session(cfg.resolved_database_url) as session:
-            bundle = export_bundle(session, from_seq=first, to_seq=final, out_dir=out, vkey=vkey)
+            if earlier is None:
+                earlier = previous_export_checkpoint(session)
+            head = latest_checkpoint(session)
+            assert head is not None  # signed just above
+            head_size = head.tree_size
+            bundle = export_bundle(
+                session, from_seq=first, to_seq=final, out_dir=out, vkey=vkey, previous=earlier
+            )
         with transaction(cfg) as session:
             ctx = cli_context()
             audit_log.append(
                 session,
                 [
                     ctx.event(
-                        "audit.export",
+                        EXPORT_EVENT,
                         "export",
                         resource={"from_seq": first, "to_seq": final},
-                        details={"via": "cli"},
+                        details={"via": "cli", "checkpoint": head_size},
                     )
                 ],
             )
@@ -197,10 +285,21 @@ def verify_bundle_cmd(
     vkey: str = typer.Option(
         None, help="The operator's published verifier key (default: trust the bundle's own)."
     ),
+    trusted: Path = typer.Option(None, "--trusted", help=_TRUSTED_HELP),
 ) -> None:
-    """Verify an export bundle using nothing but the bundle (and optionally a trusted key)."""
+    """Verify an export bundle using nothing but the bundle (and optionally a trusted key and
+    a checkpoint seen before)."""
+    if trusted is None:
+        typer.echo("anchor: none (no --trusted): the bundle proves only its own consistency")
+    else:
+        typer.echo(f"anchor: trusted checkpoint {trusted}")
     try:
-        report = verify_bundle(bundle, trusted_vkey=vkey)
+        note = None if trusted is None else _read_note(trusted)
+    except BadRequest as exc:
+        typer.echo(f"bundle verification FAILED: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        report = verify_bundle(bundle, trusted_vkey=vkey, trusted_checkpoint=note)
     except AuditVerificationError as exc:
         raise _fail_verification(exc, "bundle verification") from None
     typer.echo(
