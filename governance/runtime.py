@@ -111,7 +111,7 @@ class Runtime:
         self.audit = GuardedJournal(
             self._journal(settings),
             deadline=settings.audit_write_deadline_ms / 1000.0,
-            database=self.database.problem,
+            database=self._refusal,
         )
         # Rate limits shared through the database; refusal summaries go to the journal.
         self.limits = Limits(
@@ -169,6 +169,8 @@ class Runtime:
         self.checkpointer = Checkpointer.from_settings(self.settings, self.sessions)
         with self.sessions() as session:
             self._require_schema(session)
+            # A log that does not extend the signer's last checkpoint is refused from the start.
+            self.checkpointer.refusal(session)
             self._counters = state.read_all(session)
             self._load_policy(session)
             self._load_models(session)
@@ -208,6 +210,13 @@ class Runtime:
             raise ConfigurationError(
                 "the database has no Warden schema: run `warden init` first"
             ) from None
+
+    def _refusal(self) -> str | None:
+        """Why appends are refused at once: the signer refused the log, or the database is down."""
+        checkpointer = self.checkpointer
+        if checkpointer is not None and checkpointer.failure is not None:
+            return f"audit log integrity: {checkpointer.failure}"
+        return self.database.problem()
 
     def _checkpoint_if_due(self) -> None:
         # The group commit signs checkpoints as the log grows; this signs the tail of a log
