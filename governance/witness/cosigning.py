@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import merkle
 from governance.audit.checkpoints import fetch_nodes
+from governance.audit.errors import AuditError
 from governance.audit.models import AuditCheckpoint
 from governance.config import Settings, WitnessSetting
 from governance.db.base import utcnow
 from governance.witness.client import WitnessClient, WitnessConflict, WitnessRefused
 from governance.witness.models import AuditCosignature
 
-__all__ = ["CosignRound", "Cosigner", "CosignerThread", "start_cosigner"]
+__all__ = ["CosignRound", "Cosigner", "CosignerThread", "start_cosigner", "stored_proof"]
 
 log = logging.getLogger("warden.witness")
 
@@ -43,7 +44,7 @@ class CosignRound:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-def _proof(sessions: sessionmaker[Session], old: int, size: int) -> list[bytes]:
+def stored_proof(sessions: sessionmaker[Session], old: int, size: int) -> list[bytes]:
     if old in (0, size):
         return []
     with sessions() as session:
@@ -160,7 +161,13 @@ class Cosigner:
                     "the log was truncated or forked"
                 )
             try:
-                line = client.add_checkpoint(old, _proof(sessions, old, size), note)
+                proof = stored_proof(sessions, old, size)
+            except AuditError:
+                raise WitnessRefused(
+                    f"the log's nodes cannot prove size {size} consistent with size {old}"
+                ) from None
+            try:
+                line = client.add_checkpoint(old, proof, note)
             except WitnessConflict as conflict:
                 old = conflict.size
                 with self._lock:
