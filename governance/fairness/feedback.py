@@ -213,15 +213,7 @@ class FeedbackService:
             raise PredictionNotFound("the stored prediction has no data key")
         key = data_keys.unwrap(keys, key_row)  # KeyDestroyed (410) after an erasure
         try:
-            plaintext = open_sealed(
-                key,
-                SealedRecord(blob=stored.blob),
-                record_id=stored.id,
-                subject_ref=stored.subject_ref,
-                model_version=stored.model_version,
-                dek_id=stored.dek_id,
-                dek_version=stored.dek_version,
-            )
+            plaintext = open_sealed(key, SealedRecord(blob=stored.blob), stored.sealed_fields())
         except DecryptionError:
             raise PredictionNotFound("the stored prediction does not decrypt") from None
         doc = json.loads(plaintext)

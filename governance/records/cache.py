@@ -1,9 +1,11 @@
 """A bounded in-memory cache of unwrapped data keys, keyed by subject reference.
 
 It keeps the hot path free of I/O: a request for a subject seen recently is sealed with a key
-already in memory. Entries count their seals so a key is rotated long before AES-GCM's random
-nonce limit (2**32 seals per key). Keys are evicted least-recently-used, on erasure, and when
-the database says the key was rotated or destroyed by another process.
+already in memory. Each entry seals at most the uses it reserved in the database
+(:meth:`~governance.vault.keys.DataKeyService.reserve_uses`), so a key is rotated long before
+AES-GCM's random nonce limit (2**32 seals per key), whichever processes share it. Keys are
+evicted least-recently-used, on erasure, and when the database says the key was rotated or
+destroyed by another process.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ class CachedKey:
     dek_id: str
     version: int
     key: bytes = field(repr=False)
-    # Uses recorded in the database when loaded, plus seals made by this process since.
-    uses_at_load: int = 0
+    # Seals this process reserved in the database for this entry, and made so far.
+    reserved: int = 0
     seals: int = 0
     # The key's AES-GCM context, made once: setting one up costs more than sealing a record
     # with it. It lives and dies with the entry, so evicting the entry drops both.
@@ -34,8 +36,9 @@ class CachedKey:
         self.cipher = AESGCM(self.key)
 
     @property
-    def uses(self) -> int:
-        return self.uses_at_load + self.seals
+    def exhausted(self) -> bool:
+        """Every reserved seal is spent: reserve more (or rotate) before the next one."""
+        return self.seals >= self.reserved
 
 
 class KeyCache:

@@ -9,12 +9,18 @@ import typer
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
-from governance.db import make_engine
+from governance.db import make_engine, make_sessionmaker
+from governance.records.receipts import receipt_out
 from governance.records.retention import load_retention
+from governance.records.scrubs import Scrubs, scrub_status_for
 from governance.records.service import records
 from governance.records.subjects import load_subject_scopes
-from governance.vault.keys import scrub_after_erasure
+from governance.vault.kek_schedule import KekSchedule
 from governance.vault.providers import ServiceKeyProvider, load_provider
+
+# A command has no periodic tick: it retries a busy checkpoint this long, then leaves the
+# scrub pending for a server's tick.
+_SCRUB_WITHIN_S = 5.0
 
 app = typer.Typer(
     help="Encrypted prediction records: list, erase subjects, purge.", no_args_is_help=True
@@ -63,33 +69,38 @@ def erase(
     if subject_id == "-":
         subject_id = sys.stdin.readline().rstrip("\r\n")
     with errors_as_exit():
+        cfg = settings()
         keys = _keys()
-        scopes = load_subject_scopes(settings().policies_dir)
-        with transaction() as session:
-            receipt = records.erase(
-                session,
-                cli_context(),
-                keys,
-                subject_id=subject_id,
-                scopes=scopes,
-                client=client,
-                namespace=namespace,
-                every_scope=all_clients,
-            )
-            out = {
-                "receipt_id": receipt.id,
-                "subject_ref": receipt.subject_ref,
-                "erased_at": receipt.erased_at.isoformat(),
-                "erased_by": receipt.erased_by,
-                "dek_ids": json.loads(receipt.dek_ids),
-                "records_affected": receipt.records_affected,
-                "audit_seq": receipt.audit_seq,
-            }
-        engine = make_engine(settings().resolved_database_url)
+        scopes = load_subject_scopes(cfg.policies_dir)
+        engine = make_engine(cfg.resolved_database_url)
         try:
-            scrub_after_erasure(engine)
+            sessions = make_sessionmaker(engine)
+            schedule = KekSchedule(
+                sessions=sessions, keys=keys, period=cfg.kek_rotation_period, holder="cli"
+            )
+            with sessions.begin() as session:
+                receipt = records.erase(
+                    session,
+                    cli_context(),
+                    keys,
+                    subject_id=subject_id,
+                    scopes=scopes,
+                    client=client,
+                    namespace=namespace,
+                    every_scope=all_clients,
+                    scrub_status=scrub_status_for(engine),
+                    kek_retire_by=schedule.retire_by(),
+                )
+                receipt_id = receipt.id
+            Scrubs(engine, sessions).settle(within_s=_SCRUB_WITHIN_S)
+            with sessions() as session:
+                stored = records.receipt(session, receipt_id)
+                view = receipt_out(
+                    stored, records.scrub_of(session, receipt_id), dialect=engine.dialect.name
+                )
         finally:
             engine.dispose()
+        out = view.model_dump(mode="json")
     typer.echo(json.dumps(out, indent=2))
 
 

@@ -11,7 +11,8 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
 from governance.db.base import DbBigInt
-from governance.records.models import ErasureReceipt, Record
+from governance.records.models import Record
+from governance.records.receipts import receipt_out
 from governance.records.recorder import RECORD_ID_PATTERN, RecordStore
 from governance.records.retention import load_retention
 from governance.records.schemas import (
@@ -22,8 +23,8 @@ from governance.records.schemas import (
     PurgeRequest,
     RecordOut,
 )
+from governance.records.scrubs import scrub_status_for
 from governance.records.service import records
-from governance.vault.keys import scrub_after_erasure
 
 router = APIRouter(prefix="/v1", tags=["records"])
 
@@ -64,18 +65,6 @@ def record_out(row: Record, key_state: str) -> RecordOut:
         row_count=row.row_count,
         audit_seq=row.audit_seq,
         key_state=key_state,
-    )
-
-
-def receipt_out(row: ErasureReceipt) -> ErasureReceiptOut:
-    return ErasureReceiptOut(
-        receipt_id=row.id,
-        subject_ref=row.subject_ref,
-        erased_at=row.erased_at,
-        erased_by=row.erased_by,
-        dek_ids=json.loads(row.dek_ids),
-        records_affected=row.records_affected,
-        audit_seq=row.audit_seq,
     )
 
 
@@ -183,13 +172,21 @@ def erase_subject(
             client=client,
             namespace=namespace,
             every_scope=all_clients == "true",
+            scrub_status=scrub_status_for(runtime.engine),
+            kek_retire_by=runtime.records.kek_schedule.retire_by(),
         )
-        out = receipt_out(receipt)
-    request.state.resource["subject_ref"] = out.subject_ref
-    scrub_after_erasure(runtime.engine)
+        receipt_id, subject_ref, dek_ids = receipt.id, receipt.subject_ref, receipt.dek_ids
+    request.state.resource["subject_ref"] = subject_ref
+    # One short try now (this route runs in a worker thread, never on the event loop); a
+    # busy log is retried with backoff by the server's tick, and the receipt says so.
+    if not runtime.records.scrubs.attempt():
+        runtime.records.scrubs.note_pending()
     if isinstance(runtime.recorder, RecordStore):
-        runtime.recorder.forget_keys(out.dek_ids)
-    return out
+        runtime.recorder.forget_keys(json.loads(dek_ids))
+    with runtime.read_sessions() as session:
+        stored = records.receipt(session, receipt_id)
+        scrub = records.scrub_of(session, receipt_id)
+        return receipt_out(stored, scrub, dialect=runtime.engine.dialect.name)
 
 
 @router.get("/erasures", responses=responses())
@@ -200,7 +197,9 @@ def list_erasures(
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[ErasureReceiptOut]:
     """Erasure receipts, newest first."""
+    dialect = runtime.engine.dialect.name
     with transaction(runtime) as session:
         return [
-            receipt_out(r) for r in records.receipts(session, subject_ref=subject_ref, limit=limit)
+            receipt_out(r, records.scrub_of(session, r.id), dialect=dialect)
+            for r in records.receipts(session, subject_ref=subject_ref, limit=limit)
         ]

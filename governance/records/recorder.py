@@ -1,9 +1,11 @@
 """The predict path's recorder: seal each request/response pair under its subject's data key.
 
 :meth:`RecordStore.prepare` runs on the event loop for every allowed prediction. On a warm key
-cache it does no I/O: a blind index (HMAC) and one AES-256-GCM seal. On a miss, or when a key
-has sealed ``dek_max_uses`` records, the key is loaded, rotated or created in a worker thread,
-in a short transaction of its own. The sealed row is stored by the journal inside the
+cache it does no I/O: a blind index (HMAC) and one AES-256-GCM seal. On a miss, or when the
+seals this process reserved are spent, the key is loaded (and a block of seals reserved in the
+database, so processes sharing a key never pass ``dek_max_uses`` between them), rotated once
+it has reached ``dek_max_uses``, or created, in a worker thread, in short transactions of its
+own. The sealed row is stored by the journal inside the
 group-commit transaction of the request's audit entry (:mod:`governance.records.sink`): both
 are durable together, or neither is.
 
@@ -25,6 +27,9 @@ Subject ids are scoped per client principal (:mod:`governance.records.subjects`)
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import threading
 import zlib
 from collections.abc import Collection
@@ -41,20 +46,26 @@ from governance.predict.recording import PreparedRecord
 from governance.randomness import sortable_hex
 from governance.records.cache import CachedKey, KeyCache
 from governance.records.errors import SubjectScopesError
+from governance.records.scrubs import Scrubs
 from governance.records.sink import RecordRow
 from governance.records.subjects import load_subject_scopes
 from governance.vault.blind_index import subject_index
 from governance.vault.errors import DecryptionError, KeyProviderError
+from governance.vault.kek_schedule import KekSchedule
 from governance.vault.keys import data_keys, new_dek_id
 from governance.vault.models import DataKey
-from governance.vault.record_format import FORMAT_VERSION, seal
+from governance.vault.record_format import FORMAT_VERSION, RecordFields, seal
 
 if TYPE_CHECKING:
     from governance.runtime import Runtime
 
 __all__ = ["RECORD_ID_PATTERN", "RecordStore", "new_record_id", "record_plaintext", "subject_of"]
 
+logger = logging.getLogger(__name__)
 _LOCK_STRIPES = 64
+# Seals reserved per database round trip: few enough that a process that dies wastes little
+# of a key's limit, many enough that a busy subject costs one small update per thousand.
+_RESERVE_SEALS = 1024
 
 
 RECORD_ID_PATTERN = "rec_[0-9a-f]{32}"
@@ -99,6 +110,15 @@ class RecordStore:
             raise ConfigurationError(f"{exc.message}; refusing to start") from None
         self.cache = KeyCache(cache_capacity)
         self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
+        # What follows erasures: the destroyed keys' bytes out of the database files, and the
+        # KEK that wrapped them rotated out and retired on schedule.
+        self.scrubs = Scrubs(runtime.engine, runtime.sessions, runtime.read_sessions)
+        self.kek_schedule = KekSchedule(
+            sessions=runtime.sessions,
+            keys=runtime.keys,
+            period=runtime.settings.kek_rotation_period,
+            holder=f"server:{socket.gethostname()[:40]}:{os.getpid()}",
+        )
         self.check_keys()
 
     def check_keys(self) -> None:
@@ -129,6 +149,18 @@ class RecordStore:
 
     def __repr__(self) -> str:
         return f"RecordStore(cache={self.cache!r}, max_uses={self._max_uses})"
+
+    def tick(self) -> None:
+        """The server's periodic work for records: retry pending scrubs, rotate a KEK that is
+        due. Each step fails on its own; the next tick tries again."""
+        try:
+            self.scrubs.tick()
+        except Exception as exc:
+            logger.warning("erasure scrub failed: %s", type(exc).__name__)
+        try:
+            self.kek_schedule.tick()
+        except Exception as exc:
+            logger.warning("scheduled KEK rotation failed: %s", type(exc).__name__)
 
     def subject_ref(self, subject_id: str, *, principal: str) -> str:
         """The blind index under which a subject's keys and records are stored: the subject
@@ -191,24 +223,26 @@ class RecordStore:
         subject = subject_of(subject_id=subject_id, principal=principal)
         ref = subject_index(self._blind_key, scope, subject)
         entry = self.cache.get(ref)
-        if entry is None or entry.uses >= self._max_uses:
+        if entry is None or entry.exhausted:
             entry = await run_in_threadpool(self._key_for, ref, scope, entry, ctx)
         entry.seals += 1
         record_id = new_record_id()
-        sealed = seal(
-            entry.cipher,
-            record_plaintext(request_json, response_json),
+        fields = RecordFields(
             record_id=record_id,
             subject_ref=ref,
+            model=model[:64],
             model_version=model_version,
+            principal=principal[:64],
+            request_id=request_id,
             dek_id=entry.dek_id,
             dek_version=entry.version,
         )
+        sealed = seal(entry.cipher, record_plaintext(request_json, response_json), fields)
         values: dict[str, Any] = {
             "id": record_id,
             "request_id": request_id,
-            "principal": principal[:64],
-            "model": model[:64],
+            "principal": fields.principal,
+            "model": fields.model,
             "model_version": model_version,
             "subject_ref": ref,
             "dek_id": entry.dek_id,
@@ -228,49 +262,55 @@ class RecordStore:
         return self._locks[zlib.crc32(subject_ref.encode("ascii")) % _LOCK_STRIPES]
 
     def _key_for(
-        self, subject_ref: str, scope: str, stale: CachedKey | None, ctx: Context
+        self, subject_ref: str, scope: str, held: CachedKey | None, ctx: Context
     ) -> CachedKey:
-        """Load, rotate or create the subject's active key (in a worker thread)."""
+        """Reserve seals under the subject's active key, or rotate or create it (in a worker
+        thread)."""
         with self._lock_for(subject_ref):
             # Another request for this subject may have done the work while this one waited.
             current = self.cache.get(subject_ref)
-            if current is not None and current is not stale and current.uses < self._max_uses:
+            if current is not None and current is not held and not current.exhausted:
                 return current
-            try:
-                with self._sessions.begin() as session:
-                    entry = self._load_or_create(session, subject_ref, scope, stale, ctx)
-            except IntegrityError:
-                # Another process's active key won the one-active-key index (a creator that
-                # did not wait on the head lock): the next transaction reads and uses it.
-                with self._sessions.begin() as session:
-                    entry = self._load_or_create(session, subject_ref, scope, stale, ctx)
+            held = current or held
+            # First without the log's head lock: a load is the common case, and its row lock
+            # is released before any head lock is asked for (the group commit's order).
+            with self._sessions.begin() as session:
+                row = data_keys.active(session, subject_ref)
+                entry = None if row is None else self._reserved(session, row, held)
+            if entry is None:
+                try:
+                    with self._sessions.begin() as session:
+                        entry = self._rotate_or_create(session, subject_ref, scope, held, ctx)
+                except IntegrityError:
+                    # Another process's active key won the one-active-key index (a creator
+                    # that did not wait on the head lock): the next transaction reads it.
+                    with self._sessions.begin() as session:
+                        entry = self._rotate_or_create(session, subject_ref, scope, held, ctx)
             self.cache.put(entry)
             return entry
 
-    def _usable(self, row: DataKey | None, stale: CachedKey | None) -> bool:
-        return (
-            row is not None
-            and row.uses < self._max_uses
-            and (stale is None or row.id != stale.dek_id)
+    def _reserved(self, session: Session, row: DataKey, held: CachedKey | None) -> CachedKey | None:
+        """A cache entry for ``row`` with a fresh block of reserved seals; None when the key
+        has reached ``dek_max_uses`` (or is no longer active)."""
+        block = data_keys.reserve_uses(
+            session, row.id, want=min(_RESERVE_SEALS, self._max_uses), limit=self._max_uses
         )
+        if not block:
+            return None
+        if held is not None and held.dek_id == row.id:
+            key = held.key
+        else:
+            key = data_keys.unwrap(self._keys, row)
+        return CachedKey(row.subject_ref, row.id, row.version, key, reserved=len(block))
 
-    def _loaded(self, session: Session, row: DataKey, stale: CachedKey | None) -> CachedKey:
-        if stale is not None:
-            data_keys.retire(session, stale.dek_id)
-        key = data_keys.unwrap(self._keys, row)
-        return CachedKey(row.subject_ref, row.id, row.version, key, uses_at_load=row.uses)
-
-    def _load_or_create(
+    def _rotate_or_create(
         self,
         session: Session,
         subject_ref: str,
         scope: str,
-        stale: CachedKey | None,
+        held: CachedKey | None,
         ctx: Context,
     ) -> CachedKey:
-        row = data_keys.active(session, subject_ref)
-        if row is not None and self._usable(row, stale):
-            return self._loaded(session, row, stale)
         # A new key. The log's head lock comes first: before any key row is locked, the order
         # the group commit uses, so PostgreSQL cannot deadlock them; and before the KEK is read,
         # so a KEK rotation's last pass sees this key (governance/vault/rotation.py).
@@ -278,10 +318,12 @@ class RecordStore:
         # Every key creation holds the head lock until it commits, so a key another replica
         # made meanwhile is visible now (READ COMMITTED): racing first uses converge on it.
         row = data_keys.active(session, subject_ref, fresh=True)
-        if row is not None and self._usable(row, stale):
-            return self._loaded(session, row, stale)
+        if row is not None:
+            entry = self._reserved(session, row, held)
+            if entry is not None:
+                return entry
         dek_id = new_dek_id()
-        reason = "first use" if row is None and stale is None else "use count"
+        reason = "first use" if row is None and held is None else "use count"
         audit_log.append(
             session,
             [
@@ -300,8 +342,9 @@ class RecordStore:
             ],
         )
         # Retired before the new key is inserted: the index allows one active key at a time.
-        for old in {stale.dek_id if stale else None, row.id if row else None} - {None}:
-            data_keys.retire(session, str(old))
+        if row is not None:
+            data_keys.retire(session, row.id)
+        reserve = min(_RESERVE_SEALS, self._max_uses)
         created, key = data_keys.create(
             session,
             self._keys,
@@ -309,5 +352,6 @@ class RecordStore:
             created_by=ctx.name[:64],
             dek_id=dek_id,
             scope=scope,
+            uses=reserve,
         )
-        return CachedKey(subject_ref, created.id, created.version, key, uses_at_load=0)
+        return CachedKey(subject_ref, created.id, created.version, key, reserved=reserve)

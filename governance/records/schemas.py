@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -56,6 +56,20 @@ class PurgeOut(BaseModel):
     audit_min_days: int = Field(description="Audit entries are kept at least this long.")
 
 
+class KeyBytesOut(BaseModel):
+    """Where the destroyed keys' bytes stand in the database files."""
+
+    status: Literal["done", "pending", "residual", "unknown"] = Field(
+        description="done: they left the database files at removed_at. pending: a reader kept "
+        "SQLite's write-ahead log busy; the checkpoint is retried with backoff. residual: the "
+        "database keeps old row versions (PostgreSQL, until VACUUM reuses their space). "
+        "unknown: an erasure made before this was tracked."
+    )
+    removed_at: datetime | None
+    attempts: int = Field(description="Checkpoints tried so far.")
+    last_try_at: datetime | None
+
+
 class ErasureReceiptOut(BaseModel):
     """Evidence of an erasure (GDPR Art. 17)."""
 
@@ -66,3 +80,11 @@ class ErasureReceiptOut(BaseModel):
     dek_ids: list[str] = Field(description="The data keys destroyed by this erasure.")
     records_affected: int = Field(description="Records made unreadable by this erasure.")
     audit_seq: int | None
+    key_bytes: KeyBytesOut
+    residual_exposure: list[str] = Field(
+        description="Where copies of the destroyed keys may still exist, and why they stop opening."
+    )
+    exposure_ends_by: datetime | None = Field(
+        description="When the current KEK is due to be retired by the rotation schedule: "
+        "after that no copy of a destroyed key can be unwrapped."
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
+from governance.audit.models import AuditEntry
 from governance.context import Context
 from governance.db.base import utcnow
 from governance.identity.models import Principal
@@ -28,11 +29,17 @@ from governance.records.errors import (
     RecordNotFound,
     UnknownScope,
 )
-from governance.records.models import ErasureReceipt, Record
+from governance.records.models import (
+    SCRUB_DONE,
+    SCRUB_PENDING,
+    ErasureReceipt,
+    ErasureScrub,
+    Record,
+)
 from governance.records.retention import RetentionPolicy
 from governance.records.subjects import SubjectScopes, client_scope, shared_scope
 from governance.vault.blind_index import subject_index
-from governance.vault.errors import KeyDestroyed
+from governance.vault.errors import DecryptionError, KeyDestroyed
 from governance.vault.keys import UNSCOPED, data_keys
 from governance.vault.models import DESTROYED, DataKey
 from governance.vault.providers import ServiceKeyProvider
@@ -107,29 +114,32 @@ class RecordService:
     ) -> DecryptedRecord:
         """Open a stored record for a stated purpose; the access is audited first.
 
+        Every field the audit entry repeats is checked first: the key's wrap binds its subject
+        and version, the record's associated data binds its model, version, principal and
+        request id, the key must be the record's subject's, and the log's entry at the
+        record's audit sequence must carry the record's request id.
+
         Raises:
             RecordNotFound: no such record.
             RecordErased: its key was destroyed by an erasure.
-            DecryptionError: the record or its wrapped key was altered, or moved to another id.
+            DecryptionError: the record, its key or its audit entry were altered, relabelled
+                or moved (422, one fixed message that repeats no stored value).
             KeyProviderError: the KEK is unavailable.
         """
         row = self.get(session, record_id)
         key_row = data_keys.get(session, row.dek_id)
         if key_row is None or key_row.state == DESTROYED:
             raise RecordErased(f"record {row.id} was erased: its data key was destroyed")
+        if key_row.subject_ref != row.subject_ref or key_row.version != row.dek_version:
+            raise DecryptionError()
         try:
             dek = data_keys.unwrap(keys, key_row)
+            plaintext = open_sealed(dek, SealedRecord(blob=bytes(row.blob)), row.sealed_fields())
         except KeyDestroyed:
             raise RecordErased(f"record {row.id} was erased: its data key was destroyed") from None
-        plaintext = open_sealed(
-            dek,
-            SealedRecord(blob=bytes(row.blob)),
-            record_id=row.id,
-            subject_ref=row.subject_ref,
-            model_version=row.model_version,
-            dek_id=row.dek_id,
-            dek_version=row.dek_version,
-        )
+        entry = None if row.audit_seq is None else session.get(AuditEntry, row.audit_seq)
+        if entry is None or entry.request_id != row.request_id:
+            raise DecryptionError()
         doc = json.loads(plaintext)
         audit_log.append(
             session,
@@ -163,6 +173,8 @@ class RecordService:
         client: str | None = None,
         namespace: str | None = None,
         every_scope: bool = False,
+        scrub_status: str = SCRUB_PENDING,
+        kek_retire_by: datetime | None = None,
     ) -> ErasureReceipt:
         """Erase a data subject (GDPR Art. 17) by destroying every one of its data keys.
 
@@ -173,9 +185,17 @@ class RecordService:
         erasure is refused as ambiguous. Keys made before subjects were scoped (one key per
         subject id for every client) are erased by every erasure of that id.
 
-        Its records stay as unreadable ciphertext; the audit log is untouched and still
-        verifies. A receipt is stored and audited. Erasing a subject twice, or one never
-        seen, gives a receipt with no keys.
+        Every key that one of the subject's records names is destroyed, whatever subject the
+        key's row names (a relabelled row hides nothing), as is every key whose row names the
+        subject. Its records stay as unreadable ciphertext; the audit log is untouched and
+        still verifies. A receipt is stored and audited, with a scrub row that follows the
+        keys' bytes out of the database files (:mod:`governance.records.scrubs`). Erasing a
+        subject twice, or one never seen, gives a receipt with no keys.
+
+        Args:
+            scrub_status: how the scrub starts (``pending`` on SQLite, ``residual`` on
+                PostgreSQL: :func:`~governance.records.scrubs.scrub_status_for`).
+            kek_retire_by: when the current KEK is due to be retired (the schedule).
 
         Returns:
             The receipt (key ids destroyed, when, by whom, records affected).
@@ -208,7 +228,7 @@ class RecordService:
                 )
             chosen.append(shared_scope(namespace))
         else:
-            live = data_keys.live_refs(session, known.values())
+            live = self._live_refs(session, known.values())
             holding = sorted(
                 scope for scope, ref in known.items() if scope != UNSCOPED and ref in live
             )
@@ -227,8 +247,11 @@ class RecordService:
         # The receipt is filed under the scope the erasure was for (the unscoped one alone if
         # no scope held the id).
         ref = refs[chosen[1]] if len(chosen) > 1 else refs[UNSCOPED]
+        named = session.scalars(
+            select(Record.dek_id).where(Record.subject_ref.in_(list(refs.values()))).distinct()
+        )
         destroyed = data_keys.destroy_subjects(
-            session, subject_refs=list(refs.values()), by=ctx.name[:64]
+            session, subject_refs=list(refs.values()), dek_ids=list(named), by=ctx.name[:64]
         )
         dek_ids = [row.id for row in destroyed]
         affected = 0
@@ -268,7 +291,38 @@ class RecordService:
         )
         session.add(receipt)
         session.flush()
+        session.add(
+            ErasureScrub(
+                receipt_id=receipt_id,
+                status=scrub_status if dek_ids else SCRUB_DONE,
+                attempts=0,
+                removed_at=None if dek_ids else now,
+                kek_retire_by=kek_retire_by,
+            )
+        )
+        session.flush()
         return receipt
+
+    def _live_refs(self, session: Session, subject_refs: Collection[str]) -> set[str]:
+        """Which subject references hold a key not destroyed, by the keys' rows or by the
+        records that name a key."""
+        refs = list(subject_refs)
+        by_records = session.scalars(
+            select(Record.subject_ref)
+            .join(DataKey, DataKey.id == Record.dek_id)
+            .where(Record.subject_ref.in_(refs), DataKey.state != DESTROYED)
+            .distinct()
+        )
+        return data_keys.live_refs(session, refs) | set(by_records)
+
+    def receipt(self, session: Session, receipt_id: str) -> ErasureReceipt:
+        row = session.get(ErasureReceipt, receipt_id)
+        if row is None:
+            raise RecordNotFound(f"no erasure receipt {receipt_id[:64]!r}")
+        return row
+
+    def scrub_of(self, session: Session, receipt_id: str) -> ErasureScrub | None:
+        return session.get(ErasureScrub, receipt_id)
 
     def receipts(
         self, session: Session, *, subject_ref: str | None = None, limit: int = 100

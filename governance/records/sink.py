@@ -5,19 +5,20 @@ or a plaintext) plus the data key it was sealed under. It is plain data, so it c
 the audit writer in this process or in the journal's writer process alike.
 
 :meth:`RecordSink.write_fn` turns a row into the audit writer's per-item ``write`` callback.
-The rows of one group commit are stored together just before it commits: one key-state check,
-one use-count update and one multi-row insert per batch, not per request. The states of the
-batch's keys are read and locked in the same transaction as the inserts, so an erasure in any
-process is seen: a record sealed under a destroyed key is never stored (the batch fails, the
-writer retries each item alone, and only those items fail with :class:`StaleWrite`, which the
-predict path answers by sealing the record again under the subject's fresh key). A key rotated
-elsewhere still stores the records sealed just before (rotation never fails a request). Either
-way the key is reported through ``evict`` so that the sealing process stops using it.
+The rows of one group commit are stored together just before it commits: one key-state check
+and one multi-row insert per batch, not per request (seals are counted when the sealing
+process reserves them, :meth:`~governance.vault.keys.DataKeyService.reserve_uses`). The
+states of the batch's keys are read and locked in the same transaction as the inserts, so an
+erasure in any process is seen: a record sealed under a destroyed key is never stored (the
+batch fails, the writer retries each item alone, and only those items fail with
+:class:`StaleWrite`, which the predict path answers by sealing the record again under the
+subject's fresh key). A key rotated elsewhere still stores the records sealed just before
+(rotation never fails a request). Either way the key is reported through ``evict`` so that the
+sealing process stops using it.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -78,8 +79,7 @@ class RecordSink:
         if not pending:
             return
         connection = tx.connection
-        counts = Counter(row.dek_id for _, row, _ in pending)
-        states = data_keys.lock_states(connection, counts)
+        states = data_keys.lock_states(connection, [row.dek_id for _, row, _ in pending])
         refused = False
         for _, row, evict in pending:
             state = states.get(row.dek_id)
@@ -97,7 +97,6 @@ class RecordSink:
                 "a record's data key was destroyed by an erasure before the record was "
                 "stored; the record was refused"
             )
-        data_keys.add_uses(connection, counts)
         # A record is created when it becomes durable: the batch's commit, as its audit entry.
         # Stamped here rather than when sealed, so no datetime crosses the journal's socket
         # (pickling one costs as much as the rest of the record's fields together).

@@ -1,8 +1,9 @@
 """Data-key (DEK) management: create, load, rotate, destroy and rewrap wrapped DEK rows.
 
-Every DEK row holds the key wrapped by the provider's KEK, bound to the row's id (see
-:mod:`governance.vault.envelope`). The service is stateless and never commits; the unwrapped
-keys that the hot path caches live in :mod:`governance.records.cache`, not here.
+Every DEK row holds the key wrapped by the provider's KEK, bound to the row's id, subject
+reference and version (see :mod:`governance.vault.envelope`). The service is stateless and
+never commits; the unwrapped keys that the hot path caches live in
+:mod:`governance.records.cache`, not here.
 
 Lifecycle: ``active`` (seals new records) → ``decrypt_only`` (rotated: opens old records) →
 ``destroyed`` (erased: the wrapped copy is overwritten with NULL, records become unreadable).
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import cast
 
-from sqlalchemy import BindParameter, Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy import BindParameter, Connection, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
@@ -25,7 +26,14 @@ from governance.db import state
 from governance.db.base import utcnow
 from governance.db.direct import DirectStatement
 from governance.vault.blind_index import blind_index, subject_index
-from governance.vault.envelope import new_dek, rewrap, unwrap_dek, wrap_dek
+from governance.vault.envelope import (
+    WRAP_FORMAT,
+    DekBinding,
+    new_dek,
+    rewrap,
+    unwrap_dek,
+    wrap_dek,
+)
 from governance.vault.errors import KeyDestroyed
 from governance.vault.models import ACTIVE, DECRYPT_ONLY, DESTROYED, DataKey, KeyRotation
 from governance.vault.providers import KeyProvider, WrappedKey
@@ -33,9 +41,9 @@ from governance.vault.providers import KeyProvider, WrappedKey
 __all__ = [
     "UNSCOPED",
     "DataKeyService",
+    "binding_of",
     "data_keys",
     "new_dek_id",
-    "scrub_after_erasure",
 ]
 
 
@@ -61,38 +69,14 @@ def _lock_states_statement(size: int) -> DirectStatement:
     )
 
 
-_ADD_USES = DirectStatement(
-    update(_KEYS).where(_KEYS.c.id == bindparam("dek")).values(uses=_KEYS.c.uses + bindparam("n"))
-)
-
-
-def scrub_after_erasure(engine: Engine) -> bool:
-    """After an erasure commits, push old copies of the destroyed wrapped keys off the disk.
-
-    On SQLite the write-ahead log still holds the page images written when the keys were
-    created; a truncating checkpoint copies the scrubbed pages into the database file (where
-    ``secure_delete`` zeroed the freed bytes) and empties the log. Best effort: a busy log is
-    checkpointed by the next erasure or by SQLite itself. On PostgreSQL old row versions last
-    until VACUUM reuses them; rotating the KEK and retiring the old one makes any leftover copy
-    (there, or in a backup) useless.
-
-    Returns:
-        Whether the log was fully checkpointed (always True on other databases).
-    """
-    if engine.dialect.name != "sqlite":
-        return True
-    # The raw connection runs in autocommit: a checkpoint cannot run inside a transaction,
-    # and the engine's connections begin one (BEGIN IMMEDIATE) on first use.
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        try:
-            busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            cursor.close()
-    finally:
-        raw.close()
-    return not busy
+def binding_of(row: DataKey) -> DekBinding:
+    """What a stored row's wrapped key must be bound to, as the row says now."""
+    return DekBinding(
+        dek_id=row.id,
+        subject_ref=row.subject_ref,
+        version=int(row.version),
+        wrap_format=int(row.wrap_format or 1),
+    )
 
 
 class DataKeyService:
@@ -107,6 +91,7 @@ class DataKeyService:
         created_by: str,
         dek_id: str | None = None,
         scope: str | None = None,
+        uses: int = 0,
     ) -> tuple[DataKey, bytes]:
         """Create a new active DEK for a subject, wrapped by the current KEK.
 
@@ -119,6 +104,7 @@ class DataKeyService:
                 :func:`new_dek_id` by default.
             scope: the scope the subject reference was computed in
                 (:func:`~governance.vault.blind_index.subject_index`).
+            uses: seals reserved for the creator at once (see :meth:`reserve_uses`).
 
         Returns:
             The new row (flushed) and the unwrapped key.
@@ -131,16 +117,19 @@ class DataKeyService:
         )
         dek_id = dek_id or new_dek_id()
         dek = new_dek()
-        wrapped = wrap_dek(keys, dek, dek_id=dek_id)
+        version = (newest or 0) + 1
+        binding = DekBinding(dek_id=dek_id, subject_ref=subject_ref, version=version)
+        wrapped = wrap_dek(keys, dek, binding=binding)
         row = DataKey(
             id=dek_id,
             subject_ref=subject_ref,
             scope=scope,
-            version=(newest or 0) + 1,
+            version=version,
             state=ACTIVE,
             kek_id=wrapped.kek_id,
             wrapped=wrapped.blob,
-            uses=0,
+            wrap_format=WRAP_FORMAT,
+            uses=uses,
             created_at=utcnow(),
             created_by=created_by,
         )
@@ -199,14 +188,16 @@ class DataKeyService:
 
         Raises:
             KeyDestroyed: the key was destroyed by an erasure.
-            DecryptionError: the wrapped key was altered or moved to another row.
+            DecryptionError: the wrapped key was altered, moved to another row, or relabelled
+                with another subject or version.
             KeyProviderError: its KEK is unavailable.
         """
         if row.state == DESTROYED or row.wrapped is None or row.kek_id is None:
             raise KeyDestroyed(
                 f"data key {row.id} was destroyed by an erasure; what it sealed is unreadable"
             )
-        return unwrap_dek(keys, WrappedKey(kek_id=row.kek_id, blob=row.wrapped), dek_id=row.id)
+        wrapped = WrappedKey(kek_id=row.kek_id, blob=row.wrapped)
+        return unwrap_dek(keys, wrapped, binding=binding_of(row))
 
     def lock_states(self, connection: Connection, dek_ids: Collection[str]) -> dict[str, str]:
         """The states of some DEKs, locked until the transaction ends.
@@ -242,13 +233,35 @@ class DataKeyService:
             )
         return found
 
-    def add_uses(self, connection: Connection, counts: Mapping[str, int]) -> None:
-        """Count records sealed under DEKs (one statement for a whole group commit)."""
-        if not counts:
-            return
-        # One executemany on the DBAPI cursor (governance/db/direct.py) for every key of the
-        # batch, in the group commit's transaction.
-        _ADD_USES.executemany(connection, [{"dek": dek_id, "n": n} for dek_id, n in counts.items()])
+    def reserve_uses(self, session: Session, dek_id: str, *, want: int, limit: int) -> range:
+        """Reserve up to ``want`` seals under an active DEK, never past ``limit`` in all.
+
+        The count lives in the database and moves by one atomic ``UPDATE``, so processes
+        that share a key never seal past the limit between them, whatever each one has seen.
+
+        Returns:
+            The reserved use numbers (empty: the key is used up, or no longer active).
+        """
+        for attempt in (want, None):
+            if attempt is None:
+                used = session.scalar(select(DataKey.uses).where(DataKey.id == dek_id))
+                attempt = min(want, limit - int(used or 0))
+                if used is None or attempt <= 0:
+                    return range(0)
+            end = session.scalar(
+                update(DataKey)
+                .where(
+                    DataKey.id == dek_id,
+                    DataKey.state == ACTIVE,
+                    DataKey.uses <= limit - attempt,
+                )
+                .values(uses=DataKey.uses + attempt)
+                .returning(DataKey.uses)
+                .execution_options(synchronize_session=False)
+            )
+            if end is not None:
+                return range(int(end) - attempt, int(end))
+        return range(0)
 
     def retire(self, session: Session, dek_id: str) -> bool:
         """Move one active DEK to decrypt-only (use-count rotation).
@@ -326,12 +339,22 @@ class DataKeyService:
         return self.destroy_subjects(session, subject_refs=[subject_ref], by=by)
 
     def destroy_subjects(
-        self, session: Session, *, subject_refs: Collection[str], by: str
+        self,
+        session: Session,
+        *,
+        subject_refs: Collection[str],
+        by: str,
+        dek_ids: Collection[str] = (),
     ) -> list[DataKey]:
         """Destroy every remaining DEK of some subject references (crypto-shredding).
 
         The wrapped copies are overwritten with NULL; on SQLite, ``secure_delete`` makes the
         database zero the freed bytes instead of leaving them in free pages.
+
+        Args:
+            subject_refs: destroy the keys whose row names one of these subjects.
+            dek_ids: destroy these keys too, whatever subject their row names (the keys the
+                subject's records name: a relabelled ``subject_ref`` column hides nothing).
 
         Returns:
             The keys destroyed now (keys destroyed earlier are not listed again).
@@ -342,8 +365,11 @@ class DataKeyService:
         rows = list(
             session.scalars(
                 select(DataKey)
-                .where(DataKey.subject_ref.in_(list(subject_refs)), DataKey.state != DESTROYED)
-                .order_by(DataKey.version)
+                .where(
+                    DataKey.subject_ref.in_(list(subject_refs)) | DataKey.id.in_(list(dek_ids)),
+                    DataKey.state != DESTROYED,
+                )
+                .order_by(DataKey.version, DataKey.id)
                 .with_for_update()
             )
         )
@@ -363,7 +389,7 @@ class DataKeyService:
         return rows
 
     def rewrap_batch(self, session: Session, keys: KeyProvider, *, limit: int = 500) -> int:
-        """Rewrap up to ``limit`` DEKs that are not under the current KEK yet (KEK rotation).
+        """Rewrap up to ``limit`` DEKs not yet under the current KEK as format 2 (KEK rotation).
 
         Call it in successive transactions until it returns 0, so a long rotation never holds
         the write lock for long. Records are not touched: their DEKs do not change.
@@ -379,7 +405,10 @@ class DataKeyService:
         rows = list(
             session.scalars(
                 select(DataKey)
-                .where(DataKey.state != DESTROYED, DataKey.kek_id != current)
+                .where(
+                    DataKey.state != DESTROYED,
+                    (DataKey.kek_id != current) | (DataKey.wrap_format != WRAP_FORMAT),
+                )
                 .order_by(DataKey.id)
                 .limit(limit)
             )
@@ -387,14 +416,15 @@ class DataKeyService:
         done = 0
         for row in rows:
             assert row.kek_id is not None and row.wrapped is not None
-            moved = rewrap(keys, WrappedKey(kek_id=row.kek_id, blob=row.wrapped), dek_id=row.id)
+            wrapped = WrappedKey(kek_id=row.kek_id, blob=row.wrapped)
+            moved = rewrap(keys, wrapped, binding=binding_of(row))
             # Conditional: an erasure that committed meanwhile must not be undone.
             result = session.execute(
                 update(DataKey)
                 .where(
                     DataKey.id == row.id, DataKey.kek_id == row.kek_id, DataKey.state != DESTROYED
                 )
-                .values(kek_id=moved.kek_id, wrapped=moved.blob)
+                .values(kek_id=moved.kek_id, wrapped=moved.blob, wrap_format=WRAP_FORMAT)
                 .execution_options(synchronize_session=False)
             )
             done += int(result.rowcount)  # type: ignore[attr-defined]

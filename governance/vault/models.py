@@ -1,6 +1,7 @@
 """ORM rows of the vault: wrapped data keys (DEKs) and the history of key rotations.
 
-The tables are created by migration 0003 only; 0010 allows one active key per subject.
+The tables are created by migration 0003 only; 0010 allows one active key per subject, 0012
+binds wrapped keys to their subject and adds the lease of scheduled vault jobs.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class DataKey(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     kek_id: Mapped[str | None] = mapped_column(String(32), index=True)
     wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # What the wrap's associated data binds (governance/vault/envelope.py): 1 the id only
+    # (keys made before migration 0012), 2 the id, subject reference and version.
+    wrap_format: Mapped[int] = mapped_column(Integer, default=2)
+    # Seals reserved by server processes (governance/records/recorder.py), counted here so
+    # that no process can seal past the limit on another's stale count.
     uses: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(64))
@@ -70,3 +76,13 @@ class KeyRotation(Base):
     from_kek: Mapped[str | None] = mapped_column(String(32))
     to_kek: Mapped[str | None] = mapped_column(String(32))
     keys_affected: Mapped[int] = mapped_column(BigInteger)
+
+
+class VaultLease(Base):
+    """Who runs a scheduled vault job (the KEK rotation) until when: one server among replicas."""
+
+    __tablename__ = "vault_leases"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(80))
+    expires_at: Mapped[datetime] = mapped_column()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -44,6 +45,7 @@ from governance.vault.errors import (
 __all__ = [
     "KEYS_ENV_VAR",
     "KEY_DOCUMENT_FORMAT",
+    "DatedKeks",
     "EnvKeyProvider",
     "KeyProvider",
     "LocalKeyFileProvider",
@@ -110,6 +112,16 @@ class ServiceKeyProvider(KeyProvider, Protocol):
         ...
 
 
+@runtime_checkable
+class DatedKeks(Protocol):
+    """A key provider that knows when each of its KEK versions was created (the KEK rotation
+    schedule, :mod:`governance.vault.kek_schedule`, reads it)."""
+
+    def kek_created(self, kek_id: str) -> datetime | None:
+        """When ``kek_id`` was created; None when unknown."""
+        ...
+
+
 class _KeyringProvider:
     """Wrap/unwrap over an immutable :class:`Keyring` that is swapped whole on change."""
 
@@ -143,6 +155,12 @@ class _KeyringProvider:
 
     def blind_index_key(self) -> bytes:
         return self._keyring.blind_index_key
+
+    def kek_created(self, kek_id: str) -> datetime | None:
+        for kek in self._keyring.keks:
+            if kek.id == kek_id:
+                return kek.created
+        return None
 
     def digest_key(self) -> bytes:
         return self._keyring.digest_key
@@ -214,8 +232,12 @@ class LocalKeyFileProvider(_KeyringProvider):
         """
         return self._followed().wrap(bytes(dek), aad=bytes(aad))
 
-    def rotate(self) -> str:
+    def rotate(self, *, now: datetime | None = None) -> str:
         """Add a new KEK version to the file and make it current; older versions stay.
+
+        Args:
+            now: the new version's creation time (the schedule's clock); the current time
+                by default.
 
         Returns:
             The new KEK id.
@@ -225,7 +247,7 @@ class LocalKeyFileProvider(_KeyringProvider):
             KeyProviderError: the new file could not be written; the old one is unchanged.
         """
         with self._lock, _keyfile.locked(self._path):
-            rotated = _load_file(self._path).with_new_kek()
+            rotated = _load_file(self._path).with_new_kek(now=now)
             self._store(rotated)
         return rotated.current
 

@@ -42,6 +42,7 @@ def rotate_kek(
     reason: str,
     rotate_provider: bool = True,
     batch_size: int = 500,
+    from_kek: str | None = None,
 ) -> KekRotation:
     """Rotate the KEK and rewrap every live DEK onto the current version.
 
@@ -54,6 +55,8 @@ def rotate_kek(
             one (after a rotation made in an external secret store, or to finish an
             interrupted pass).
         batch_size: rows per transaction.
+        from_kek: the KEK that was current before a rotation the caller made itself
+            (with ``rotate_provider=False``), for the record.
 
     Returns:
         The KEK ids before and after and how many DEKs were rewrapped.
@@ -65,6 +68,8 @@ def rotate_kek(
     """
     before = keys.key_id
     after = keys.rotate() if rotate_provider else before
+    if from_kek is not None and not rotate_provider:
+        before = from_kek
     total, batches, final = 0, 0, False
     while True:
         with sessions.begin() as session:

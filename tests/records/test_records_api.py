@@ -162,7 +162,7 @@ def test_tampered_or_moved_records_fail_with_a_clear_error(
         "nonce": flip(blob_a, 3),
         "ciphertext": flip(blob_a, 20),
         "tag": flip(blob_a, len(blob_a) - 1),
-        "format version": b"\x02" + blob_a[1:],
+        "format version": b"\x03" + blob_a[1:],
         "truncated": blob_a[:20],
     }
     for name, blob in cases.items():

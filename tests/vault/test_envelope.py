@@ -1,4 +1,4 @@
-"""Envelope encryption: DEKs wrapped under the KEK, bound to their id; rewrap on rotation."""
+"""Envelope encryption: DEKs wrapped under the KEK, bound to their row; rewrap on rotation."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from governance.vault.envelope import (
     DEK_BYTES,
+    DekBinding,
     WrappedKey,
     dek_aad,
     new_dek,
@@ -18,7 +19,13 @@ from governance.vault.envelope import (
 )
 from governance.vault.errors import DecryptionError, KeyProviderError
 from governance.vault.providers import LocalKeyFileProvider
-from governance.vault.record_format import open_sealed, seal
+from governance.vault.record_format import RecordFields, open_sealed, seal
+
+REF = "5" * 64
+
+
+def _b(dek_id: str, *, subject_ref: str = REF, version: int = 1, fmt: int = 2) -> DekBinding:
+    return DekBinding(dek_id=dek_id, subject_ref=subject_ref, version=version, wrap_format=fmt)
 
 
 @pytest.fixture
@@ -34,93 +41,112 @@ def test_new_dek_is_32_fresh_random_bytes() -> None:
 
 def test_wrap_unwrap_round_trip(provider: LocalKeyFileProvider) -> None:
     dek = new_dek()
-    wrapped = wrap_dek(provider, dek, dek_id="dek-1")
+    wrapped = wrap_dek(provider, dek, binding=_b("dek-1"))
     assert wrapped.kek_id == provider.key_id
     assert dek not in wrapped.blob
-    assert unwrap_dek(provider, wrapped, dek_id="dek-1") == dek
+    assert unwrap_dek(provider, wrapped, binding=_b("dek-1")) == dek
 
 
 def test_wrapped_key_moved_to_another_id_fails(provider: LocalKeyFileProvider) -> None:
-    wrapped = wrap_dek(provider, new_dek(), dek_id="dek-1")
+    wrapped = wrap_dek(provider, new_dek(), binding=_b("dek-1"))
     for other in ("dek-2", "dek-1 ", "DEK-1", ""):
         with pytest.raises(DecryptionError):
-            unwrap_dek(provider, wrapped, dek_id=other)
+            unwrap_dek(provider, wrapped, binding=_b(other))
 
 
 def test_tampered_wrapped_key_fails(provider: LocalKeyFileProvider) -> None:
-    wrapped = wrap_dek(provider, new_dek(), dek_id="dek-1")
+    wrapped = wrap_dek(provider, new_dek(), binding=_b("dek-1"))
     for position in range(len(wrapped.blob)):
         blob = bytearray(wrapped.blob)
         blob[position] ^= 0x80
         with pytest.raises(DecryptionError):
-            unwrap_dek(provider, WrappedKey(wrapped.kek_id, bytes(blob)), dek_id="dek-1")
+            unwrap_dek(provider, WrappedKey(wrapped.kek_id, bytes(blob)), binding=_b("dek-1"))
 
 
 def test_dek_must_be_32_bytes(provider: LocalKeyFileProvider) -> None:
     for bad in (b"", b"k" * 16, b"k" * 33):
         with pytest.raises(ValueError, match="32 bytes"):
-            wrap_dek(provider, bad, dek_id="dek-1")
+            wrap_dek(provider, bad, binding=_b("dek-1"))
 
 
 def test_authentic_key_of_the_wrong_size_is_refused(provider: LocalKeyFileProvider) -> None:
     # Wrapped with the right AAD but not a DEK: must not be handed out as one.
-    wrapped = provider.wrap(b"k" * 16, aad=dek_aad("dek-1"))
+    wrapped = provider.wrap(b"k" * 16, aad=dek_aad(_b("dek-1")))
     with pytest.raises(DecryptionError):
-        unwrap_dek(provider, wrapped, dek_id="dek-1")
+        unwrap_dek(provider, wrapped, binding=_b("dek-1"))
 
 
 def test_rewrap_after_rotation(provider: LocalKeyFileProvider) -> None:
     dek = new_dek()
-    old = wrap_dek(provider, dek, dek_id="dek-1")
-    record = seal(
-        dek,
-        b'{"x": [1, 2]}',
+    old = wrap_dek(provider, dek, binding=_b("dek-1"))
+    fields = RecordFields(
         record_id="rec-1",
         subject_ref="s",
+        model="m",
         model_version="m@1",
+        principal="p",
+        request_id="r",
         dek_id="dek-1",
         dek_version=1,
     )
+    record = seal(dek, b'{"x": [1, 2]}', fields)
     assert provider.rotate() == "kek-2"
 
-    assert unwrap_dek(provider, old, dek_id="dek-1") == dek  # old wrapped keys still work
-    new = rewrap(provider, old, dek_id="dek-1")
+    assert unwrap_dek(provider, old, binding=_b("dek-1")) == dek  # old wrapped keys still work
+    new = rewrap(provider, old, binding=_b("dek-1"))
     assert old.kek_id == "kek-1"
     assert new.kek_id == "kek-2"
     assert new.blob != old.blob
-    assert unwrap_dek(provider, new, dek_id="dek-1") == dek
+    assert unwrap_dek(provider, new, binding=_b("dek-1")) == dek
     # The record was not re-encrypted and still opens with the rewrapped key.
-    opened = open_sealed(
-        unwrap_dek(provider, new, dek_id="dek-1"),
-        record,
-        record_id="rec-1",
-        subject_ref="s",
-        model_version="m@1",
-        dek_id="dek-1",
-        dek_version=1,
-    )
+    opened = open_sealed(unwrap_dek(provider, new, binding=_b("dek-1")), record, fields)
     assert opened == b'{"x": [1, 2]}'
 
     # Once every key is rewrapped the old KEK can go; keys left on it fail closed.
     provider.retire("kek-1")
-    assert unwrap_dek(provider, new, dek_id="dek-1") == dek
+    assert unwrap_dek(provider, new, binding=_b("dek-1")) == dek
     with pytest.raises(KeyProviderError):
-        unwrap_dek(provider, old, dek_id="dek-1")
+        unwrap_dek(provider, old, binding=_b("dek-1"))
 
 
 def test_rewrap_is_idempotent(provider: LocalKeyFileProvider) -> None:
-    wrapped = wrap_dek(provider, new_dek(), dek_id="dek-1")
-    assert rewrap(provider, wrapped, dek_id="dek-1") is wrapped
+    wrapped = wrap_dek(provider, new_dek(), binding=_b("dek-1"))
+    assert rewrap(provider, wrapped, binding=_b("dek-1")) is wrapped
 
 
 def test_rewrap_keeps_the_id_binding(provider: LocalKeyFileProvider) -> None:
-    old = wrap_dek(provider, new_dek(), dek_id="dek-1")
+    old = wrap_dek(provider, new_dek(), binding=_b("dek-1"))
     provider.rotate()
     with pytest.raises(DecryptionError):
-        rewrap(provider, old, dek_id="dek-2")
-    new = rewrap(provider, old, dek_id="dek-1")
+        rewrap(provider, old, binding=_b("dek-2"))
+    new = rewrap(provider, old, binding=_b("dek-1"))
     with pytest.raises(DecryptionError):
-        unwrap_dek(provider, new, dek_id="dek-2")
+        unwrap_dek(provider, new, binding=_b("dek-2"))
+
+
+def test_a_relabelled_subject_or_version_fails(provider: LocalKeyFileProvider) -> None:
+    wrapped = wrap_dek(provider, new_dek(), binding=_b("dek-1"))
+    for other in (_b("dek-1", subject_ref="6" * 64), _b("dek-1", version=2), _b("dek-1", fmt=1)):
+        with pytest.raises(DecryptionError):
+            unwrap_dek(provider, wrapped, binding=other)
+
+
+def test_a_format_1_key_unwraps_and_is_rewrapped_as_format_2(
+    provider: LocalKeyFileProvider,
+) -> None:
+    """Keys wrapped before format 2 bound only their id: they still open (under any label,
+    as before), and a rewrap, even under the same KEK, binds their subject and version."""
+    dek = new_dek()
+    legacy = provider.wrap(dek, aad=dek_aad(_b("dek-1", fmt=1)))
+    assert unwrap_dek(provider, legacy, binding=_b("dek-1", fmt=1)) == dek
+    assert unwrap_dek(provider, legacy, binding=_b("dek-1", subject_ref="7" * 64, fmt=1)) == dek
+    moved = rewrap(provider, legacy, binding=_b("dek-1", fmt=1))
+    assert moved.kek_id == legacy.kek_id and moved.blob != legacy.blob
+    assert unwrap_dek(provider, moved, binding=_b("dek-1")) == dek
+    with pytest.raises(DecryptionError):
+        unwrap_dek(provider, moved, binding=_b("dek-1", subject_ref="7" * 64))
+    with pytest.raises(DecryptionError):
+        unwrap_dek(provider, legacy, binding=_b("dek-1", fmt=9))
 
 
 class _UnreachableKms:
@@ -144,9 +170,9 @@ class _UnreachableKms:
 def test_provider_outage_fails_closed() -> None:
     kms = _UnreachableKms()
     with pytest.raises(KeyProviderError, match="ConnectionError") as caught:
-        wrap_dek(kms, os.urandom(32), dek_id="dek-1")
+        wrap_dek(kms, os.urandom(32), binding=_b("dek-1"))
     assert caught.value.status_code == 503
     with pytest.raises(KeyProviderError, match="TimeoutError"):
-        unwrap_dek(kms, WrappedKey("kms-1", b"x" * 60), dek_id="dek-1")
+        unwrap_dek(kms, WrappedKey("kms-1", b"x" * 60), binding=_b("dek-1"))
     with pytest.raises(KeyProviderError):
-        rewrap(kms, WrappedKey("kms-0", b"x" * 60), dek_id="dek-1")
+        rewrap(kms, WrappedKey("kms-0", b"x" * 60), binding=_b("dek-1"))

@@ -15,10 +15,11 @@ from governance.audit import log as audit_log
 from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.vault.errors import DecryptionError, KeyDestroyed
-from governance.vault.keys import data_keys, scrub_after_erasure
+from governance.vault.keys import data_keys
 from governance.vault.models import DataKey
 from governance.vault.providers import LocalKeyFileProvider
 from governance.vault.rotation import rotate_kek
+from governance.vault.wal import checkpoint_wal
 
 
 @pytest.fixture
@@ -82,17 +83,21 @@ def test_lock_states_reads_any_number_of_keys_missing_and_repeated_ones_included
     assert states == {dek: "decrypt_only" if i == 0 else "active" for i, dek in enumerate(made)}
 
 
-def test_use_counting_follows_the_state(
+def test_use_reservations_stop_at_the_limit_and_follow_the_state(
     sessions: sessionmaker[Session], keys: LocalKeyFileProvider
 ) -> None:
     with sessions.begin() as session:
         row, _ = data_keys.create(session, keys, subject_ref="c" * 64, created_by="t")
-        data_keys.add_uses(session.connection(), {row.id: 3})
+        assert data_keys.reserve_uses(session, row.id, want=3, limit=4) == range(0, 3)
+        # Only what is left under the limit, then nothing.
+        assert data_keys.reserve_uses(session, row.id, want=3, limit=4) == range(3, 4)
+        assert data_keys.reserve_uses(session, row.id, want=1, limit=4) == range(0)
         assert data_keys.lock_states(session.connection(), [row.id, "dek_missing"]) == {
             row.id: "active"
         }
         assert data_keys.rotate(session, cli_context(), subject_ref="c" * 64, reason="test") == 1
-        data_keys.add_uses(session.connection(), {row.id: 1})
+        # A rotated key seals nothing more.
+        assert data_keys.reserve_uses(session, row.id, want=1, limit=10) == range(0)
         assert data_keys.lock_states(session.connection(), [row.id]) == {row.id: "decrypt_only"}
     with sessions.begin() as session:
         destroyed = data_keys.destroy_subject(session, subject_ref="c" * 64, by="t")
@@ -136,7 +141,7 @@ def test_kek_rotation_rewraps_without_changing_keys_and_never_resurrects(
     )
     assert again.rewrapped == 0 and again.to_kek == "kek-2"
     # Nothing else holds the database: the log is checkpointed and emptied.
-    assert scrub_after_erasure(engine)
+    assert checkpoint_wal(engine) is not False
     if engine.dialect.name == "sqlite":
         wal = Path(f"{engine.url.database}-wal")
         assert not wal.exists() or wal.stat().st_size == 0

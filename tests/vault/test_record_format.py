@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from governance.vault.errors import DecryptionError
 from governance.vault.record_format import (
     FORMAT_VERSION,
+    RecordFields,
     SealedRecord,
     open_sealed,
     record_aad,
@@ -24,7 +25,10 @@ DEK = bytes(range(32))
 FIELDS: dict[str, Any] = {
     "record_id": "rec-0001",
     "subject_ref": "3f1c9a",
+    "model": "credit-risk",
     "model_version": "credit-risk@3",
+    "principal": "loan-app",
+    "request_id": "req-77",
     "dek_id": "dek-42",
     "dek_version": 7,
 }
@@ -35,12 +39,12 @@ DECRYPTION_MESSAGE = (
 
 
 def _open(sealed: SealedRecord, dek: bytes = DEK, **changes: Any) -> bytes:
-    return open_sealed(dek, sealed, **{**FIELDS, **changes})
+    return open_sealed(dek, sealed, RecordFields(**{**FIELDS, **changes}))
 
 
 @pytest.fixture
 def sealed() -> SealedRecord:
-    return seal(DEK, PLAINTEXT, **FIELDS)
+    return seal(DEK, PLAINTEXT, RecordFields(**FIELDS))
 
 
 def test_round_trip(sealed: SealedRecord) -> None:
@@ -49,10 +53,10 @@ def test_round_trip(sealed: SealedRecord) -> None:
 
 def test_sealing_with_the_keys_aes_gcm_context_is_sealing_with_the_key() -> None:
     # The key cache seals with an AESGCM made once per key; the record opens with the key.
-    sealed = seal(AESGCM(DEK), PLAINTEXT, **FIELDS)
+    sealed = seal(AESGCM(DEK), PLAINTEXT, RecordFields(**FIELDS))
     assert _open(sealed) == PLAINTEXT
     with pytest.raises(DecryptionError):
-        _open(seal(AESGCM(bytes(32)), PLAINTEXT, **FIELDS))
+        _open(seal(AESGCM(bytes(32)), PLAINTEXT, RecordFields(**FIELDS)))
 
 
 def test_blob_from_a_driver_as_memoryview_opens(sealed: SealedRecord) -> None:
@@ -60,19 +64,19 @@ def test_blob_from_a_driver_as_memoryview_opens(sealed: SealedRecord) -> None:
 
 
 def test_blob_layout(sealed: SealedRecord) -> None:
-    assert sealed.version == FORMAT_VERSION == 1
-    assert sealed.blob[0] == 1
+    assert sealed.version == FORMAT_VERSION == 2
+    assert sealed.blob[0] == 2
     assert len(sealed.blob) == 1 + 12 + len(PLAINTEXT) + 16
     assert PLAINTEXT not in sealed.blob
 
 
 def test_every_seal_uses_a_fresh_nonce() -> None:
-    nonces = {seal(DEK, PLAINTEXT, **FIELDS).blob[1:13] for _ in range(256)}
+    nonces = {seal(DEK, PLAINTEXT, RecordFields(**FIELDS)).blob[1:13] for _ in range(256)}
     assert len(nonces) == 256
 
 
 def test_empty_payload_round_trips() -> None:
-    assert _open(seal(DEK, b"", **FIELDS)) == b""
+    assert _open(seal(DEK, b"", RecordFields(**FIELDS))) == b""
 
 
 def test_documented_aad_encoding() -> None:
@@ -82,6 +86,19 @@ def test_documented_aad_encoding() -> None:
 
     expected = (
         lp("warden.record")
+        + b"\x02"
+        + lp("rec-0001")
+        + lp("3f1c9a")
+        + lp("credit-risk")
+        + lp("credit-risk@3")
+        + lp("loan-app")
+        + lp("req-77")
+        + lp("dek-42")
+        + struct.pack(">Q", 7)
+    )
+    assert record_aad(RecordFields(**FIELDS)) == expected
+    legacy = (
+        lp("warden.record")
         + b"\x01"
         + lp("rec-0001")
         + lp("3f1c9a")
@@ -89,19 +106,35 @@ def test_documented_aad_encoding() -> None:
         + lp("dek-42")
         + struct.pack(">Q", 7)
     )
-    assert record_aad(**FIELDS) == expected
+    assert record_aad(RecordFields(**FIELDS), version=1) == legacy
 
 
 def test_documented_format_opens() -> None:
     # A blob built from the module docstring alone, with AESGCM directly, must open.
     nonce = bytes(12)
-    blob = b"\x01" + nonce + AESGCM(DEK).encrypt(nonce, PLAINTEXT, record_aad(**FIELDS))
+    blob = (
+        b"\x02" + nonce + AESGCM(DEK).encrypt(nonce, PLAINTEXT, record_aad(RecordFields(**FIELDS)))
+    )
     assert _open(SealedRecord(blob)) == PLAINTEXT
 
 
+def test_a_format_1_record_still_opens_and_a_format_2_one_never_opens_as_format_1() -> None:
+    """Records sealed before format 2 open under the fields format 1 bound; a format 2 blob
+    whose version byte is rewritten to 1 fails (the byte is inside the AAD)."""
+    fields = RecordFields(**FIELDS)
+    nonce = os.urandom(12)
+    old = b"\x01" + nonce + AESGCM(DEK).encrypt(nonce, PLAINTEXT, record_aad(fields, version=1))
+    assert _open(SealedRecord(old)) == PLAINTEXT
+    # Format 1 did not bind these: a legacy record is only as bound as it was sealed.
+    assert _open(SealedRecord(old), principal="someone-else") == PLAINTEXT
+    current = seal(DEK, PLAINTEXT, fields).blob
+    with pytest.raises(DecryptionError):
+        _open(SealedRecord(b"\x01" + current[1:]))
+
+
 def test_aad_is_injective_across_field_boundaries() -> None:
-    first = record_aad(**{**FIELDS, "record_id": "ab", "subject_ref": "c"})
-    second = record_aad(**{**FIELDS, "record_id": "a", "subject_ref": "bc"})
+    first = record_aad(RecordFields(**{**FIELDS, "record_id": "ab", "subject_ref": "c"}))
+    second = record_aad(RecordFields(**{**FIELDS, "record_id": "a", "subject_ref": "bc"}))
     assert first != second
 
 
@@ -111,7 +144,10 @@ def test_aad_is_injective_across_field_boundaries() -> None:
         ("record_id", "rec-0002"),
         ("record_id", "rec-000"),
         ("subject_ref", "3f1c9b"),
+        ("model", "credit-risk-2"),
         ("model_version", "credit-risk@4"),
+        ("principal", "loan-app-2"),
+        ("request_id", "req-78"),
         ("dek_id", "dek-43"),
         ("dek_version", 8),
         ("dek_version", 0),
@@ -123,7 +159,7 @@ def test_each_aad_field_is_bound(sealed: SealedRecord, field: str, value: Any) -
 
 
 def test_record_moved_to_another_id_fails(sealed: SealedRecord) -> None:
-    other = seal(DEK, b"other", **{**FIELDS, "record_id": "rec-0002"})
+    other = seal(DEK, b"other", RecordFields(**{**FIELDS, "record_id": "rec-0002"}))
     # Swap the two rows' blobs: each now sits under the other's id.
     with pytest.raises(DecryptionError):
         _open(other)
@@ -153,7 +189,7 @@ def test_tampered_blob_fails(sealed: SealedRecord, position: int) -> None:
     assert caught.value.__context__ is None
 
 
-@pytest.mark.parametrize("version", [0, 2, 0xFF])
+@pytest.mark.parametrize("version", [0, 1, 3, 0xFF])
 def test_wrong_version_byte_fails(sealed: SealedRecord, version: int) -> None:
     with pytest.raises(DecryptionError):
         _open(SealedRecord(bytes([version]) + sealed.blob[1:]))
@@ -179,19 +215,19 @@ def test_wrong_dek_fails(sealed: SealedRecord) -> None:
 
 def test_invalid_arguments_are_programming_errors(sealed: SealedRecord) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
-        seal(DEK[:16], PLAINTEXT, **FIELDS)
+        seal(DEK[:16], PLAINTEXT, RecordFields(**FIELDS))
     with pytest.raises(ValueError, match="32 bytes"):
         _open(sealed, dek=DEK[:31])
     with pytest.raises(ValueError, match="dek_version"):
-        seal(DEK, PLAINTEXT, **{**FIELDS, "dek_version": -1})
+        seal(DEK, PLAINTEXT, RecordFields(**{**FIELDS, "dek_version": -1}))
     with pytest.raises(ValueError, match="dek_version"):
-        seal(DEK, PLAINTEXT, **{**FIELDS, "dek_version": 2**64})
+        seal(DEK, PLAINTEXT, RecordFields(**{**FIELDS, "dek_version": 2**64}))
     with pytest.raises(TypeError, match="dek_version"):
-        seal(DEK, PLAINTEXT, **{**FIELDS, "dek_version": True})
+        seal(DEK, PLAINTEXT, RecordFields(**{**FIELDS, "dek_version": True}))
     with pytest.raises(TypeError, match="record_id"):
-        seal(DEK, PLAINTEXT, **{**FIELDS, "record_id": 5})
+        seal(DEK, PLAINTEXT, RecordFields(**{**FIELDS, "record_id": 5}))
     with pytest.raises(ValueError, match="not valid Unicode") as caught:
-        seal(DEK, PLAINTEXT, **{**FIELDS, "subject_ref": "secret-\udc80"})
+        seal(DEK, PLAINTEXT, RecordFields(**{**FIELDS, "subject_ref": "secret-\udc80"}))
     assert "secret" not in str(caught.value)
 
 
@@ -219,20 +255,23 @@ def test_any_payload_and_fields_round_trip(
     dek_id: str,
     dek_version: int,
 ) -> None:
-    fields = {
-        "record_id": record_id,
-        "subject_ref": subject_ref,
-        "model_version": model_version,
-        "dek_id": dek_id,
-        "dek_version": dek_version,
-    }
-    assert open_sealed(DEK, seal(DEK, payload, **fields), **fields) == payload
+    fields = RecordFields(
+        record_id=record_id,
+        subject_ref=subject_ref,
+        model=model_version[:3],
+        model_version=model_version,
+        principal=dek_id[::-1],
+        request_id=record_id + "-r",
+        dek_id=dek_id,
+        dek_version=dek_version,
+    )
+    assert open_sealed(DEK, seal(DEK, payload, fields), fields) == payload
 
 
 @settings(max_examples=300, deadline=None)
 @given(payload=st.binary(max_size=1024), data=st.data())
 def test_any_single_byte_flip_fails(payload: bytes, data: st.DataObject) -> None:
-    blob = bytearray(seal(DEK, payload, **FIELDS).blob)
+    blob = bytearray(seal(DEK, payload, RecordFields(**FIELDS)).blob)
     position = data.draw(st.integers(min_value=0, max_value=len(blob) - 1), label="position")
     mask = data.draw(st.integers(min_value=1, max_value=255), label="mask")
     blob[position] ^= mask
@@ -243,7 +282,7 @@ def test_any_single_byte_flip_fails(payload: bytes, data: st.DataObject) -> None
 @settings(max_examples=150, deadline=None)
 @given(payload=st.binary(max_size=256), cut=st.integers(min_value=1, max_value=300))
 def test_any_truncation_fails(payload: bytes, cut: int) -> None:
-    blob = seal(DEK, payload, **FIELDS).blob
+    blob = seal(DEK, payload, RecordFields(**FIELDS)).blob
     with pytest.raises(DecryptionError):
         _open(SealedRecord(blob[: max(0, len(blob) - cut)]))
 
@@ -251,7 +290,7 @@ def test_any_truncation_fails(payload: bytes, cut: int) -> None:
 @settings(max_examples=150, deadline=None)
 @given(record_id=text_fields)
 def test_any_other_record_id_fails(record_id: str) -> None:
-    sealed = seal(DEK, PLAINTEXT, **FIELDS)
+    sealed = seal(DEK, PLAINTEXT, RecordFields(**FIELDS))
     if record_id == FIELDS["record_id"]:
         assert _open(sealed, record_id=record_id) == PLAINTEXT
     else:
