@@ -312,6 +312,8 @@ class Runtime:
                 self._checkpoint_if_due()
             except Exception as exc:
                 logger.warning("state poll failed: %s", type(exc).__name__)
+            # Erasure scrubs to retry, a KEK due for rotation: each guarded on its own.
+            self.records.tick()
 
     # -- hot-path helpers ------------------------------------------------------------------
 
