@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from governance.audit.checkpoints import Checkpointer
 from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
@@ -49,6 +50,10 @@ def generate_report(
         end = parse_time(period_to, "to") if period_to else utcnow()
         key = load_signing_key(cfg.resolved_signing_key_file)
         ctx = cli_context()
+        # Every report is anchored at a head signed now (refused if the log does not extend
+        # the signer's last checkpoint).
+        with transaction(cfg) as session:
+            Checkpointer.from_settings(cfg).checkpoint(session, force=True)
         with console.status("verifying the audit log and building the report"):
             with snapshot_session(cfg.resolved_database_url) as snapshot:
                 generated = reports.generate(

@@ -41,6 +41,11 @@ def _generate(runtime: Runtime, caller: Caller, body: ReportCreate) -> ReportCre
         if checkpointer is not None
         else load_signing_key(settings.resolved_signing_key_file)
     )
+    if checkpointer is not None:
+        # Every report is anchored at a head signed now (refused if the log does not extend
+        # the signer's last checkpoint).
+        with transaction(runtime) as session:
+            checkpointer.checkpoint(session, force=True)
     # The long read runs on a snapshot, so requests keep flowing while the log is verified.
     with snapshot_session(settings.resolved_database_url) as snapshot:
         generated = reports.generate(
