@@ -20,8 +20,11 @@ Format ``warden.model/1``::
       "weights": {"file": "weights.safetensors", "sha256": "<hex>"},
       "files": {"model_card.json": "<hex sha256>"},
       "postprocessing": null,
-      "training": {...free-form: data, DP guarantee, seed...}
+      "training": {...free-form: data, DP mechanism, model_init_seed...}
     }
+
+``training`` is the writer's description, never evidence: Warden takes a model's DP claim from
+its privacy ledger, by this file's sha256 (``governance/privacy/claims.py``).
 
 A numeric feature may declare its public bounds, ``{"name": "age", "type": "numeric", "lo": 17,
 "hi": 90, "out_of_bounds": "refuse"}``: a request value outside ``[lo, hi]`` is then refused
