@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,25 +72,40 @@ class WitnessClient:
         lines = [f"old {old}", *(base64.b64encode(node).decode("ascii") for node in proof)]
         body = "".join(line + "\n" for line in lines) + "\n" + note
         url = self.setting.url.rstrip("/") + "/add-checkpoint"
-        try:
-            with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
-                response = client.post(url, content=body.encode("utf-8"))
-        except httpx.HTTPError as exc:
-            raise WitnessRefused(f"witness unreachable ({type(exc).__name__})") from None
-        if len(response.content) > _MAX_RESPONSE:
-            raise WitnessRefused("witness answer is too large", response.status_code)
-        if response.status_code == 409:
-            text = response.text
-            if response.headers.get("content-type", "").startswith("text/x.tlog.size") and (
-                text.endswith("\n") and text[:-1].isdigit() and text[:-1].isascii()
+        status, media_type, text = self._post(url, body.encode("utf-8"))
+        if status == 409:
+            if media_type.startswith("text/x.tlog.size") and (
+                re.fullmatch(r"(0|[1-9][0-9]{0,19})\n", text)
             ):
                 raise WitnessConflict(int(text[:-1]))
             raise WitnessRefused("witness sent a malformed 409", 409)
-        if response.status_code != 200:
-            raise WitnessRefused(
-                f"witness refused with HTTP {response.status_code}", response.status_code
-            )
-        return self._own_line(note, response.text)
+        if status != 200:
+            raise WitnessRefused(f"witness refused with HTTP {status}", status)
+        return self._own_line(note, text)
+
+    def _post(self, url: str, body: bytes) -> tuple[int, str, str]:
+        """POST and read a bounded answer within the timeout, counted for the whole call
+        (httpx counts it per read, so a witness dripping bytes could hold a round forever)."""
+        deadline = time.monotonic() + self.timeout
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            with (
+                httpx.Client(timeout=self.timeout, follow_redirects=False) as client,
+                client.stream("POST", url, content=body) as response,
+            ):
+                for chunk in response.iter_bytes():
+                    total += len(chunk)
+                    if total > _MAX_RESPONSE or time.monotonic() > deadline:
+                        raise WitnessRefused("witness answer too large or too slow")
+                    chunks.append(chunk)
+                status, media_type = response.status_code, response.headers.get("content-type", "")
+        except httpx.HTTPError as exc:
+            raise WitnessRefused(f"witness unreachable ({type(exc).__name__})") from None
+        try:
+            return status, media_type, b"".join(chunks).decode("utf-8")
+        except UnicodeDecodeError:
+            raise WitnessRefused("witness answer is not UTF-8", status) from None
 
     def _own_line(self, note: str, answer: str) -> str:
         """The line of ``answer`` that is this witness's valid cosignature of ``note``."""

@@ -47,7 +47,8 @@ SIZE_CONTENT_TYPE = "text/x.tlog.size"
 _MAX_PROOF_LINES = 63
 # A proof line is 44 base64 characters and a newline; the rest is the note.
 _MAX_BODY = MAX_NOTE_BYTES + 16 + _MAX_PROOF_LINES * 45
-_OLD_LINE = re.compile(r"old (0|[1-9][0-9]*)")
+# Sizes are u64 in the protocol: at most 20 digits.
+_OLD_LINE = re.compile(r"old (0|[1-9][0-9]{0,19})")
 
 
 class _Refusal(Exception):
@@ -113,7 +114,8 @@ class _Witness:
         try:
             body, _ = open_note(note)
             checkpoint = parse_checkpoint(body)
-        except AuditVerificationError:
+        except (AuditVerificationError, ValueError):
+            # ValueError: a size with more digits than Python converts to an int.
             raise _Refusal(400, "the checkpoint is malformed") from None
         keys = self.logs.get(checkpoint.origin)
         if keys is None:

@@ -114,6 +114,13 @@ def test_malformed_requests_are_400(client: TestClient, body: bytes) -> None:
     assert client.post("/add-checkpoint", content=body).status_code == 400
 
 
+def test_huge_sizes_are_400_not_500(client: TestClient, test_log: SampleLog) -> None:
+    note = test_log.note()
+    assert client.post("/add-checkpoint", content=f"old {'9' * 5000}\n\n{note}").status_code == 400
+    huge = note.replace("\n10\n", "\n" + "9" * 5000 + "\n", 1)
+    assert client.post("/add-checkpoint", content=request_body(0, [], huge)).status_code == 400
+
+
 def test_old_size_above_the_checkpoint_is_400(client: TestClient, test_log: SampleLog) -> None:
     assert add(client, 11, [], test_log.note())[0] == 400
 
