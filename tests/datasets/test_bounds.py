@@ -25,6 +25,7 @@ from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
 from inference.architectures import build_model
 from inference.artifact import save_artifact
+from inference.errors import ManifestError
 from inference.manifest import parse_manifest
 from tests.conftest import LiveServer, WardenFactory, auth, settings_env
 from tests.factories import TOY_FEATURES, toy_manifest, toy_record, upload_body
@@ -199,3 +200,23 @@ def test_predict_refuses_a_value_outside_the_bounds_unless_the_schema_says_clip(
         clipped, at_bound = predict(hours=1e7), predict(hours=99)
         assert clipped.status_code == 200, clipped.text
         assert clipped.json()["predictions"] == at_bound.json()["predictions"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"lo": 17}, "bounds need both lo and hi"),
+        ({"lo": 90, "hi": 17}, "bounds need both lo and hi"),
+        ({"lo": 17, "hi": 90, "out_of_bounds": "wrap"}, "out_of_bounds: refuse or clip"),
+        ({"lo": "17", "hi": 90}, "expected a finite number"),
+    ],
+)
+def test_a_manifest_with_malformed_bounds_does_not_load(
+    change: dict[str, Any], message: str
+) -> None:
+    doc = toy_manifest("bounded", "1")
+    features: list[dict[str, Any]] = [dict(f) for f in TOY_FEATURES]
+    features[0].update(change)
+    doc["input_schema"] = {"features": features}
+    with pytest.raises(ManifestError, match=message):
+        parse_manifest({**doc, "weights": {"file": "w", "sha256": "0" * 64}})
