@@ -12,7 +12,7 @@ from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.db.base import DB_INT_MAX
-from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX
+from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, WORKERS_MAX
 from governance.privacy.schemas import LedgerOut, TrainingRunOut
 from governance.privacy.service import TrainingRequest, training
 
@@ -49,6 +49,14 @@ def train_command(
     operator: str = typer.Option(
         "cli", "--operator", help="Who trains (recorded as the model's trained_by)."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=WORKERS_MAX,
+        help="Processes for data-parallel DP training (gloo on CPU, NCCL with one GPU each); "
+        "the ledger is charged once, at the global sample rate.",
+    ),
 ) -> None:
     """Train a model under the dataset's privacy budget, with a progress bar."""
     if model not in ("mlp", "logreg"):
@@ -66,6 +74,7 @@ def train_command(
         name=name,
         version=version,
         register=register,
+        workers=workers,
     )
     engine = make_engine(cfg.resolved_database_url)
     columns = (

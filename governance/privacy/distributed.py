@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,3 +229,111 @@ def train_ddp(*, x: torch.Tensor, y: torch.Tensor, config: DistributedConfig) ->
         mechanism=mechanism,
         planned_epsilon=compose_epsilon([mechanism], config.delta),
     )
+
+
+@dataclass(frozen=True)
+class ReplicaRun:
+    """A data-parallel run as the trainer records it.
+
+    Attributes:
+        module: the trained model (rank 0's weights, on the requested device).
+        mechanism: what the run spent, at the GLOBAL sample rate (charged once).
+        seconds: wall time of the run.
+        topology: how it ran, for the manifest and the model card.
+    """
+
+    module: nn.Module
+    mechanism: Mechanism
+    seconds: float
+    topology: dict[str, Any]
+
+
+def pick_backend(device: torch.device, workers: int) -> Literal["gloo", "nccl"]:
+    """NCCL with one GPU per replica on CUDA, gloo on CPU.
+
+    Raises:
+        TrainingConfigError: more replicas than GPUs (nothing spent).
+    """
+    if device.type != "cuda":
+        return "gloo"
+    if workers > torch.cuda.device_count():
+        raise TrainingConfigError(
+            f"{workers} workers need {workers} GPUs; {torch.cuda.device_count()} are visible"
+        )
+    return "nccl"
+
+
+def train_replicas(
+    *,
+    architecture: Architecture,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    workers: int,
+    device: torch.device,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    epsilon: float,
+    delta: float,
+    max_grad_norm: float,
+    seed: int,
+) -> ReplicaRun:
+    """Run :func:`train_ddp` for the trainer and check that the replicas agree.
+
+    Args:
+        architecture: the model to train.
+        x: encoded training features.
+        y: training labels.
+        workers: number of processes (replicas), at least 2.
+        device: where the trained module is placed; CUDA selects NCCL.
+        epochs: passes over the data.
+        batch_size: expected GLOBAL batch size.
+        lr: Adam learning rate.
+        epsilon: target ε of the run.
+        delta: δ of the guarantee.
+        max_grad_norm: per-sample clipping norm.
+        seed: model initialisation only.
+
+    Returns:
+        The trained module, the mechanism to charge once, and the topology.
+
+    Raises:
+        TrainingConfigError: invalid configuration (nothing spent).
+        TrainingAborted: a replica failed, or the replicas ended with different weights
+            (charges the planned mechanism: fail closed).
+    """
+    backend = pick_backend(device, workers)
+    config = DistributedConfig(
+        architecture=architecture,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        epsilon=epsilon,
+        delta=delta,
+        max_grad_norm=max_grad_norm,
+        seed=seed,
+        world_size=workers,
+        backend=backend,
+        # Ghost clipping is not combined with DPDDP here: every replica uses per-sample hooks.
+        grad_sample_mode="hooks",
+    )
+    start = time.perf_counter()
+    result = train_ddp(x=x, y=y, config=config)
+    seconds = time.perf_counter() - start
+    if len(set(result.replica_digests)) != 1:
+        raise TrainingAborted(
+            "the replicas ended with different weights; charging the run",
+            steps_done=result.mechanism.steps,
+            mechanism=result.mechanism,
+        )
+    module = build_model(architecture)
+    module.load_state_dict(result.state_dict)
+    topology = {
+        "workers": workers,
+        "backend": backend,
+        "device": device.type,
+        "strategy": "data parallel (Opacus DPDDP); noise added once, on rank 0",
+        "sample_rate": "global: each record is in a step's batch with probability q",
+        "replicas_identical": True,
+    }
+    return ReplicaRun(module.to(device), result.mechanism, seconds, topology)

@@ -14,6 +14,8 @@ GradSampleMode = Literal["ghost", "hooks"]
 
 # Bounds shared by the API's schema and the CLI's options, so that the two accept the same.
 EPOCHS_MAX = 1000
+# Data-parallel replicas of one run; each is a process holding the whole training set.
+WORKERS_MAX = 64
 SEED_MAX = 2**63 - 1
 
 # How a run drew its DP mechanism's noise and Poisson sampling, as its manifest records it.

@@ -106,6 +106,7 @@ def build_model_card(
             "training_algorithm": "DP-SGD with Adam (Opacus)" if private else "Adam (non-private)",
             "differential_privacy": _privacy_statement(training),
             "randomness": _randomness(training),
+            "topology": training.get("topology", {"workers": 1}),
             "software": training.get("software", {}),
         },
         "intended_use": {

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from governance.db.base import StrictDbInt
-from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, GradSampleMode, ModelKind
+from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, WORKERS_MAX, GradSampleMode, ModelKind
 from governance.privacy.ledger import LedgerSummary
 from governance.privacy.models import TrainingRun
 from governance.privacy.service import TrainingRequest
@@ -36,7 +36,12 @@ class TrainingRunCreate(BaseModel):
     epochs: StrictInt = Field(default=10, ge=1, le=EPOCHS_MAX)
     batch_size: StrictDbInt | None = Field(default=None, ge=1)
     lr: StrictFloat | None = Field(default=None, gt=0, le=10)
-    seed: StrictInt = Field(default=0, ge=0, le=SEED_MAX)
+    seed: StrictInt = Field(
+        default=0,
+        ge=0,
+        le=SEED_MAX,
+        description="seeds model initialisation only; DP noise and sampling use secret OS entropy",
+    )
     hidden: list[Annotated[StrictInt, Field(ge=1, le=4096)]] = Field(
         default=[64, 64], min_length=1, max_length=8, description="hidden layer widths"
     )
@@ -44,6 +49,13 @@ class TrainingRunCreate(BaseModel):
         default=1.0, gt=0, le=100, description="per-sample clipping bound"
     )
     grad_sample_mode: GradSampleMode = "ghost"
+    workers: StrictInt = Field(
+        default=1,
+        ge=1,
+        le=WORKERS_MAX,
+        description="processes for data-parallel DP training (torch.distributed: gloo on CPU, "
+        "NCCL with one GPU each); more than 1 needs a private run",
+    )
     name: str | None = Field(default=None, pattern=NAME)
     version: str | None = Field(default=None, pattern=NAME)
     register_model: StrictBool = Field(
@@ -56,6 +68,8 @@ class TrainingRunCreate(BaseModel):
     def _epsilon_when_private(self) -> TrainingRunCreate:
         if self.private and self.epsilon is None:
             raise ValueError("epsilon is required for private training")
+        if self.workers > 1 and not self.private:
+            raise ValueError("several workers train privately only (Opacus DPDDP)")
         return self
 
     def to_request(self) -> TrainingRequest:
@@ -71,6 +85,7 @@ class TrainingRunCreate(BaseModel):
             hidden=tuple(self.hidden),
             max_grad_norm=self.max_grad_norm,
             grad_sample_mode=self.grad_sample_mode,
+            workers=self.workers,
             name=self.name,
             version=self.version,
             register=self.register_model,

@@ -104,13 +104,15 @@ class TrainingRequest:
         epochs: passes over the data.
         batch_size: expected batch size; defaults depend on privacy.
         lr: Adam learning rate; defaults depend on privacy.
-        seed: seeds initialisation, sampling and noise.
+        seed: seeds model initialisation only (DP noise and sampling use secret OS entropy).
         hidden: MLP widths.
         max_grad_norm: per-sample clipping norm.
         grad_sample_mode: ``"ghost"`` or ``"hooks"``.
         name: model name (default ``<dataset>-<model_kind>``).
         version: model version (default ``run-<run id>``).
         register: register the artifact in the model registry.
+        workers: processes for data-parallel DP training; the ledger is charged once, at the
+            global sample rate.
     """
 
     dataset: str
@@ -127,6 +129,7 @@ class TrainingRequest:
     name: str | None = None
     version: str | None = None
     register: bool = False
+    workers: int = 1
 
     @property
     def private(self) -> bool:
@@ -257,7 +260,7 @@ class TrainingService:
             ctx: who trains (recorded as the model's ``trained_by``).
             settings: device, policies, data and models folders.
             request: what to train.
-            progress: called after each epoch with ``{epoch, epochs, loss, epsilon_spent}``.
+            progress: called after each epoch with ``{epoch, epochs, epsilon_spent, seconds}``.
 
         Returns:
             The finished ledger row (``completed``).
@@ -271,6 +274,10 @@ class TrainingService:
             TrainingConfigError: invalid parameters (422; charged nothing).
             TrainingAborted: training failed after it began (500; charged what it spent).
         """
+        if request.workers < 1 or (request.workers > 1 and not request.private):
+            raise TrainingConfigError(
+                "workers must be at least 1; several workers need a private run"
+            )
         with sessions.begin() as session:
             row = dataset_service.resolve(session, ctx, request.dataset)
             dataset_id = row.id
@@ -324,6 +331,7 @@ class TrainingService:
                 out_dir=out_dir,
                 name=name,
                 version=version,
+                workers=request.workers,
             )
         except (TrainingConfigError, SecureModeUnavailable) as exc:
             # Refused before any step ran: nothing was spent.
@@ -442,6 +450,7 @@ class TrainingService:
                             ledger_shared_with=shared_with,
                             epsilon_before=_json_eps(admission.before),
                             epsilon_after=_json_eps(admission.after),
+                            workers=request.workers,
                         )
                     ],
                 )

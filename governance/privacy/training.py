@@ -141,6 +141,8 @@ class _Setup:
     planned_steps: int = 0
     mode: str | None = None
     layer_modes: dict[str, str] = field(default_factory=dict)
+    # Steps run by replicas in other processes (``workers > 1``), which have no local engine.
+    replica_steps: int | None = None
 
 
 def _validate(
@@ -290,13 +292,21 @@ def _steps_spent(engine: PrivacyEngine) -> int:
     return int(sum(steps for _, _, steps in engine.accountant.history))
 
 
+def _spent(setup: _Setup) -> Mechanism | None:
+    """The mechanism a private run has spent so far; None when non-private."""
+    if setup.noise_multiplier is None or setup.sample_rate is None:
+        return None
+    if setup.engine is not None:
+        return Mechanism(setup.noise_multiplier, setup.sample_rate, _steps_spent(setup.engine))
+    if setup.replica_steps is not None:
+        return Mechanism(setup.noise_multiplier, setup.sample_rate, setup.replica_steps)
+    return None
+
+
 def _aborted(setup: _Setup, exc: BaseException) -> TrainingAborted:
     """The error for a run that failed after it began, with the mechanism it spent."""
-    steps_done = _steps_spent(setup.engine) if setup.engine else 0
-    mech = None
-    if setup.engine is not None:
-        assert setup.noise_multiplier is not None and setup.sample_rate is not None
-        mech = Mechanism(setup.noise_multiplier, setup.sample_rate, steps_done)
+    mech = _spent(setup)
+    steps_done = mech.steps if mech is not None else 0
     return TrainingAborted(
         f"training failed after {steps_done} steps ({type(exc).__name__})",
         steps_done=steps_done,
@@ -364,6 +374,7 @@ def train(
     out_dir: str | Path,
     name: str,
     version: str,
+    workers: int = 1,
 ) -> TrainResult:
     """Train a classifier on a dataset, privately unless ``epsilon`` is None, and save it.
 
@@ -391,6 +402,8 @@ def train(
         out_dir: the artifact folder to write (must not hold an artifact already).
         name: model name for the manifest.
         version: model version for the manifest.
+        workers: processes for data-parallel DP training (:mod:`governance.privacy.distributed`,
+            gloo on CPU, NCCL on GPUs); 1 trains in this process. Needs a private run.
 
     Returns:
         The run's result, with the mechanism to charge to the ledger.
@@ -416,6 +429,8 @@ def train(
         version=version,
         out_dir=out,
     )
+    if workers < 1 or (workers > 1 and epsilon is None):
+        raise TrainingConfigError("workers must be at least 1; several workers need a private run")
     try:
         dev = select_device(device)
     except ValueError as exc:
@@ -437,7 +452,54 @@ def train(
 
     rows = TensorRows(x_train, y_train)
     private = epsilon is not None
-    if epsilon is not None:
+    topology: dict[str, Any] = {"workers": 1, "device": dev.type}
+    history: list[dict[str, Any]] = []
+    epoch_seconds: list[float] = []
+    # Replicas run their epochs in their own processes; this process then only evaluates.
+    epochs_to_run = epochs if workers == 1 else 0
+    if epsilon is not None and workers > 1:
+        from governance.privacy.distributed import train_replicas
+
+        replicas = train_replicas(
+            architecture=arch,
+            x=x_train,
+            y=y_train,
+            workers=workers,
+            device=dev,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            epsilon=epsilon,
+            delta=delta,
+            max_grad_norm=max_grad_norm,
+            seed=seed,
+        )
+        topology = replicas.topology
+        charged = replicas.mechanism
+        setup = _Setup(
+            module=replicas.module,
+            model=replicas.module,
+            optimizer=torch.optim.Adam(replicas.module.parameters(), lr=lr),
+            criterion=nn.CrossEntropyLoss(),
+            loader=DataLoader(rows, batch_size=batch_size, collate_fn=collate_batch),
+            noise_multiplier=charged.noise_multiplier,
+            sample_rate=charged.sample_rate,
+            planned_steps=charged.steps,
+            mode="hooks",
+            layer_modes=_layer_modes(replicas.module, "hooks"),
+            replica_steps=charged.steps,
+        )
+        epoch_seconds = [replicas.seconds]
+        record: dict[str, Any] = {
+            "epoch": epochs,
+            "epochs": epochs,
+            "epsilon_spent": compose_epsilon([charged], delta),
+            "seconds": replicas.seconds,
+        }
+        history.append(record)
+        if progress is not None:
+            progress(dict(record))
+    elif epsilon is not None:
         setup = _make_private(
             new_module=new_module,
             rows=rows,
@@ -467,10 +529,8 @@ def train(
             ),
         )
 
-    history: list[dict[str, Any]] = []
-    epoch_seconds: list[float] = []
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(1, epochs_to_run + 1):
             start = time.perf_counter()
             setup.model.train()
             for xb, yb in setup.loader:
@@ -504,11 +564,8 @@ def train(
         mechanism: Mechanism | None = None
         final_eps: float | None = None
         accounting: dict[str, Any] | None = None
-        if setup.engine is not None:
-            assert setup.noise_multiplier is not None and setup.sample_rate is not None
-            mechanism = Mechanism(
-                setup.noise_multiplier, setup.sample_rate, _steps_spent(setup.engine)
-            )
+        if (spent_now := _spent(setup)) is not None:
+            mechanism = spent_now
             tightest = tightest_epsilon([mechanism], delta)
             final_eps = tightest.epsilon
             accounting = tightest.to_dict()
@@ -547,6 +604,7 @@ def train(
             if private
             else None,
             "device": dev.type,
+            "topology": topology,
             "dataset": {
                 "name": schema.name,
                 "content_hash": dataset.content_hash,
