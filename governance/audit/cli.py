@@ -35,6 +35,7 @@ from governance.config import Settings
 from governance.context import cli_context
 from governance.db.base import as_utc
 from governance.errors import BadRequest
+from governance.witness.bundle import check_bundle_witnessed, write_cosigned
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
@@ -254,6 +255,7 @@ def export(
             )
             # Every export ends at the head, signed now (and only if it extends the last).
             checkpointer.checkpoint(session, force=True)
+        _cosign(cfg)
         with snapshot_session(cfg.resolved_database_url) as session:
             if earlier is None:
                 earlier = previous_export_checkpoint(session)
@@ -263,6 +265,7 @@ def export(
             bundle = export_bundle(
                 session, from_seq=first, to_seq=final, out_dir=out, vkey=vkey, previous=earlier
             )
+            write_cosigned(session, bundle, head_size)
         with transaction(cfg) as session:
             ctx = cli_context()
             audit_log.append(
@@ -286,6 +289,14 @@ def verify_bundle_cmd(
         None, help="The operator's published verifier key (default: trust the bundle's own)."
     ),
     trusted: Path = typer.Option(None, "--trusted", help=_TRUSTED_HELP),
+    witnesses: int = typer.Option(
+        None,
+        "--witnesses",
+        min=0,
+        max=64,
+        help="Cosignatures of configured witnesses its checkpoint needs, from cosigned.note "
+        "(default: WARDEN_WITNESS_QUORUM).",
+    ),
 ) -> None:
     """Verify an export bundle using nothing but the bundle (and optionally a trusted key and
     a checkpoint seen before)."""
@@ -302,6 +313,25 @@ def verify_bundle_cmd(
         report = verify_bundle(bundle, trusted_vkey=vkey, trusted_checkpoint=note)
     except AuditVerificationError as exc:
         raise _fail_verification(exc, "bundle verification") from None
+    cfg = settings()
+    required = cfg.witness_quorum if witnesses is None else witnesses
+    witnessed = ""
+    if required:
+        try:
+            found = check_bundle_witnessed(
+                bundle,
+                origin=report.origin,
+                size=report.tree_size,
+                root=report.root,
+                witnesses=cfg.witnesses,
+                required=required,
+            )
+        except AuditVerificationError as exc:
+            raise _fail_verification(exc, "witness verification") from None
+        witnessed = (
+            f"witnesses: checkpoint {report.tree_size} cosigned by {', '.join(found.cosigners)} "
+            f"({required} required)"
+        )
     typer.echo(
         f"OK: entries {report.from_seq}..{report.to_seq} are in {report.origin} at tree size "
         f"{report.tree_size} (root {report.root.hex()}), checkpoints "
@@ -309,6 +339,8 @@ def verify_bundle_cmd(
     )
     if vkey is None:
         typer.echo("note: compare the key above with the one the operator publishes")
+    if witnessed:
+        typer.echo(witnessed)
 
 
 @app.command("checkpoint")

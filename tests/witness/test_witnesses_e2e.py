@@ -76,12 +76,17 @@ def configured(settings: Settings, pair: tuple[Witness, Witness]) -> Settings:
     )
 
 
-def verify(cfg: Settings, *args: str) -> tuple[int, str]:
+def audit(cfg: Settings, *args: str) -> tuple[int, str]:
+    """``warden audit ...`` with ``cfg``'s witnesses in its environment."""
     env = settings_env(cfg)
     env["WARDEN_WITNESSES"] = json.dumps([w.model_dump() for w in cfg.witnesses])
     env["WARDEN_WITNESS_QUORUM"] = str(cfg.witness_quorum)
-    result = runner.invoke(audit_cli, ["verify", *args], env=env)
+    result = runner.invoke(audit_cli, list(args), env=env)
     return result.exit_code, result.output
+
+
+def verify(cfg: Settings, *args: str) -> tuple[int, str]:
+    return audit(cfg, "verify", *args)
 
 
 def stored(log: FilledLog, size: int) -> set[str]:
@@ -191,3 +196,33 @@ def test_the_server_has_its_checkpoints_cosigned_off_the_request_path(
             pytest.fail("the server's checkpoints were not cosigned by both witnesses")
         code, out = verify(cfg, "--witnesses", "2")
         assert code == 0, out
+
+
+def test_an_export_carries_its_cosignatures(
+    settings: Settings,
+    audit_db: FilledLog,
+    witnesses: tuple[Witness, Witness],
+    tmp_path: Path,
+) -> None:
+    cfg = configured(settings, witnesses)
+    fill(audit_db, 20, checkpoint_every=8)
+    # The export signs the head and asks both witnesses before writing the bundle.
+    code, out = audit(cfg, "export", str(tmp_path / "both"))
+    assert code == 0 and "cosigned by 2 of 2 witnesses" in out, out
+    code, out = audit(cfg, "verify-bundle", str(tmp_path / "both"), "--witnesses", "2")
+    assert code == 0 and "cosigned by w1, w2 (2 required)" in out, out
+
+    witnesses[1].stop()
+    fill(audit_db, 10, checkpoint_every=1000)
+    code, out = audit(cfg, "export", str(tmp_path / "one"))
+    assert code == 0 and "cosigned by 1 of 2 witnesses" in out, out
+    code, out = audit(cfg, "verify-bundle", str(tmp_path / "one"), "--witnesses", "2")
+    assert code == 1 and "cosigned by 1 of the 2 witnesses required (not by w2)" in out, out
+    assert audit(cfg, "verify-bundle", str(tmp_path / "one"), "--witnesses", "1")[0] == 0
+
+    # A cosigned note taken from the other bundle does not vouch for this one's checkpoint.
+    (tmp_path / "one" / "cosigned.note").write_bytes(
+        (tmp_path / "both" / "cosigned.note").read_bytes()
+    )
+    code, out = audit(cfg, "verify-bundle", str(tmp_path / "one"), "--witnesses", "1")
+    assert code == 1 and "is not the bundle's checkpoint" in out, out
