@@ -51,6 +51,8 @@ class TrainingRun(Base):
     test_accuracy: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     started_by: Mapped[str] = mapped_column(String(64))
+    # A zero-charge run (a mitigation fitted on public rows): the public dataset it read.
+    fit_dataset: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
 

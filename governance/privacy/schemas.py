@@ -122,6 +122,11 @@ class TrainingRunOut(BaseModel):
     started_by: str
     started_at: datetime
     finished_at: datetime | None
+    fit_dataset: str | None = Field(
+        default=None,
+        description="a zero-charge run (a mitigation fitted on public rows): the public "
+        "dataset it read instead of this ledger's rows",
+    )
 
     @classmethod
     def of(cls, run: TrainingRun, dataset: str) -> TrainingRunOut:
@@ -157,6 +162,7 @@ class TrainingRunOut(BaseModel):
             started_by=run.started_by,
             started_at=run.started_at,
             finished_at=run.finished_at,
+            fit_dataset=run.fit_dataset,
         )
 
 
