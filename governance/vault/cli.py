@@ -1,4 +1,5 @@
-"""``warden vault keys|kek|rotate-deks|rotate-kek|retire-kek|rotations``: key management."""
+"""``warden vault keys|kek|rotate-deks|rotate-kek|rotate-due|retire-kek|rotations``: key
+management."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from governance.cli.common import console, errors_as_exit, settings, transaction
 from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.vault.errors import KeyLifecycleError
+from governance.vault.kek_schedule import KekSchedule
 from governance.vault.keys import data_keys
 from governance.vault.providers import LocalKeyFileProvider, ServiceKeyProvider, load_provider
 from governance.vault.rotation import rotate_kek
@@ -90,6 +92,35 @@ def rotate_kek_(
         finally:
             engine.dispose()
     console.print(f"KEK {done.from_kek} -> {done.to_kek}: rewrapped {done.rewrapped} data keys")
+
+
+@app.command("rotate-due")
+def rotate_due() -> None:
+    """Rotate and retire the KEK if it is older than WARDEN_KEK_ROTATION_DAYS (for cron, where
+    no server runs the schedule; servers holding the lease are waited for, never raced)."""
+    cfg = settings()
+    with errors_as_exit():
+        keys = _keys()
+        engine = make_engine(cfg.resolved_database_url)
+        try:
+            schedule = KekSchedule(
+                sessions=make_sessionmaker(engine),
+                keys=keys,
+                period=cfg.kek_rotation_period,
+                holder="cli",
+            )
+            done = schedule.run_if_due()
+            retire_by = schedule.retire_by()
+        finally:
+            engine.dispose()
+    if done is None:
+        when = retire_by.isoformat() if retire_by is not None else "unknown"
+        console.print(f"KEK {keys.key_id} is not due (or another process rotates it): due {when}")
+        return
+    console.print(
+        f"KEK {done.from_kek} -> {done.to_kek}: rewrapped {done.rewrapped} data keys; "
+        f"available now {', '.join(keys.available_kek_ids())}"
+    )
 
 
 @app.command("retire-kek")

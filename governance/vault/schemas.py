@@ -15,7 +15,11 @@ class DataKeyOut(BaseModel):
     version: int
     state: str
     kek_id: str | None
-    uses: int
+    wrap_format: int = Field(
+        description="2: the wrap binds the key's subject and version; 1: its id only (made "
+        "before migration 0012, until a KEK rotation rewraps it)."
+    )
+    uses: int = Field(description="Seals reserved under this key (counted before sealing).")
     created_at: datetime
     rotated_at: datetime | None
     destroyed_at: datetime | None

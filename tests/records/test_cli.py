@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -48,6 +49,8 @@ def test_operator_erases_rotates_purges_and_lists(served: Setup, cli_env: None) 
     # The subject id comes on standard input, out of the process list and shell history.
     receipt = json.loads(_run("records", "erase", "-", stdin="cli-subject\n").output)
     assert receipt["records_affected"] == 1 and receipt["erased_by"] == "cli"
+    assert receipt["key_bytes"]["status"] in ("done", "pending", "residual")
+    assert receipt["exposure_ends_by"] is not None and receipt["residual_exposure"]
     assert served.decrypt(record_id).status_code == 410
     assert receipt["receipt_id"] in _run("records", "erasures").output
     assert "(destroyed)" in _run("records", "list").output
@@ -60,3 +63,16 @@ def test_retiring_a_kek_still_in_use_is_refused(served: Setup, cli_env: None) ->
     served.predict(subject_id="x")
     result = CliRunner().invoke(app, ["vault", "retire-kek", "kek-1"])
     assert result.exit_code == 1 and "still wrapped by kek-1" in result.output
+
+
+def test_rotate_due_rotates_and_retires_only_a_kek_past_its_period(
+    served: Setup, cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_id = served.predict(subject_id="cron").json()["record_id"]
+    assert "is not due" in _run("vault", "rotate-due").output
+    # A period of a second: the KEK made when the test began is past it.
+    monkeypatch.setenv("WARDEN_KEK_ROTATION_DAYS", str(1 / 86_400))
+    time.sleep(1.1)
+    out = _run("vault", "rotate-due").output
+    assert "kek-1 -> kek-2: rewrapped 1 data keys; available now kek-2" in out
+    assert served.decrypt(record_id).status_code == 200
