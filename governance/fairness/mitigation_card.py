@@ -55,6 +55,13 @@ def mitigated_card(
         "The privacy claim covers every access that produced this version (training and "
         "mitigation); the dataset's cumulative budget is kept by the privacy ledger."
     )
+    fit = mitigation["fit_data"]
+    if not fit["covered_by_ledger"]:
+        caveats.append(
+            f"The thresholds were fitted, without noise, on the {fit['split']} split of "
+            f"{fit['dataset']!r}, whose schema declares its rows public: they are outside any "
+            "DP guarantee, and the private training data was not read again."
+        )
     card["caveats_and_recommendations"] = caveats
     card["privacy_claim"] = claim
     card["mitigation"] = mitigation

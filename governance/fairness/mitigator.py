@@ -15,8 +15,9 @@ attribute that is itself a categorical model input (``sex``, ``race``) can be mi
 Fitting on private rows is differentially private and charged: the fit sees only noisy
 per-group score histograms (:mod:`~governance.fairness.dp_histograms`), reserved against the
 dataset's ledger before they are drawn (:mod:`~governance.fairness.mitigation_budget`). Rows a
-schema declares public are fitted on directly, without a charge. The new version's manifest and
-card state the composed guarantee of its training and its mitigation, never the base's claim.
+schema declares public are fitted on directly, without a charge, and recorded as a zero-charge
+run in the base's ledger. The new version's manifest and card state the guarantee the ledger
+proves for it (its training and its mitigation composed), never the base's claim.
 """
 
 from __future__ import annotations
@@ -306,7 +307,12 @@ class MitigationService:
                 "ledger_run": budget.run_id,
             }
         else:
-            release = {"mechanism": "none: the schema declares these rows public"}
+            # Public rows: nothing charged; the zero-charge ledger run (if the base has a
+            # private one) proves that no private rows were read.
+            release = {
+                "mechanism": "none: the schema declares these rows public",
+                "ledger_run": budget.run_id,
+            }
         spec = fit_group_thresholds(
             scores=scores,
             y_true=fit_labels,
@@ -362,7 +368,7 @@ class MitigationService:
         png = tradeoff_plot(
             numbers["before"], numbers["after"], workdir / "plot.png", ratio_floor=floor
         ).read_bytes()
-        claim = budget.claim()
+        claim = budget.claim(mechanism_randomness=manifest.training.get("mechanism_randomness"))
         base_dir = Path(plan.base_artifact_dir)
         extra = {name: (base_dir / name).read_bytes() for name in manifest.files}
         extra[PLOT_FILE] = png

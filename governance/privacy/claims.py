@@ -5,7 +5,9 @@ carries a DP claim only when the ledger holds the completed runs that produced i
 manifest's sha256 (``TrainingRun.artifact_sha256``): a training run, or a mitigation's release
 whose base artifact (named in the mitigated manifest, which the hash pins) has its own training
 run. The claim's ε is the composition of those runs' mechanisms (the smaller of the PRV and PLD
-bounds, at the runs' largest δ).
+bounds, at the runs' largest δ). A mitigation fitted on rows a schema declares public is a
+zero-charge run in the base's ledger: it charges no mechanism, and its presence is what proves
+that nothing else read private rows.
 
 Three outcomes:
 
@@ -34,6 +36,43 @@ NO_GUARANTEE = "no DP guarantee"
 VOID = "void DP claim until retrained"
 # The ledger's name for a mitigation's release (governance.fairness.mitigation_budget).
 MITIGATION_KIND = "mitigation"
+VOID_STATEMENT = (
+    f"{VOID}: the run's noise and sampling were not drawn from a secret source "
+    "(they followed from its recorded seed), so anyone could replay them"
+)
+
+
+def is_zero_charge(run: TrainingRun) -> bool:
+    """A mitigation fitted on public rows: recorded in the base's ledger, charging nothing."""
+    return (
+        run.model_kind == MITIGATION_KIND
+        and run.private
+        and run.charged is None
+        and run.fit_dataset is not None
+    )
+
+
+def access_kind(run: TrainingRun) -> str:
+    """How a ledger run read data, in the words of a claim's statement."""
+    if is_zero_charge(run):
+        return f"mitigation on public {run.fit_dataset!r}, no charge"
+    return MITIGATION_KIND if run.model_kind == MITIGATION_KIND else "training"
+
+
+def ledger_statement(
+    *, epsilon: float, delta: float, accountant: str, runs: list[tuple[int, str]]
+) -> str:
+    """The sentence a covered claim states, wherever it is shown (card, registry, report).
+
+    Args:
+        runs: ``(ledger run id, access kind)`` of every run that produced the artifact.
+    """
+    listed = ", ".join(f"{run_id} ({kind})" for run_id, kind in runs)
+    return (
+        f"({epsilon:.4g}, {delta:.3g})-differential privacy, composed over ledger "
+        f"run{'s' if len(runs) > 1 else ''} {listed} with the {accountant.upper()} accountant "
+        "(the smaller of PRV and PLD)"
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +165,8 @@ def claim_for(session: Session, *, artifact_sha256: str, manifest: dict[str, Any
     ids = [r.id for r in accesses]
     mechanisms: list[Mechanism] = []
     for run in accesses:
+        if is_zero_charge(run):
+            continue
         mech = run.charged
         if not run.private or mech is None or mech.noise_multiplier == 0.0:
             return DpClaim(
@@ -138,12 +179,11 @@ def claim_for(session: Session, *, artifact_sha256: str, manifest: dict[str, Any
     if training.get("mechanism_randomness") not in SECRET_RANDOMNESS:
         return DpClaim(
             "void",
-            f"{VOID}: the run's noise and sampling were not drawn from a secret source "
-            "(they followed from its recorded seed), so anyone could replay them",
+            VOID_STATEMENT,
             runs=ids,
             manifest_claims_dp=claims_dp,
         )
-    deltas = [float(r.delta) for r in accesses if r.delta is not None]
+    deltas = [float(r.delta) for r in accesses if r.delta is not None and not is_zero_charge(r)]
     if not deltas:
         return DpClaim("none", NO_GUARANTEE, runs=ids, manifest_claims_dp=claims_dp)
     delta = max(deltas)
@@ -152,9 +192,12 @@ def claim_for(session: Session, *, artifact_sha256: str, manifest: dict[str, Any
         return DpClaim("none", NO_GUARANTEE, runs=ids, manifest_claims_dp=claims_dp)
     return DpClaim(
         "ledger",
-        f"({tightest.epsilon:.4g}, {delta:.3g})-differential privacy, composed over ledger "
-        f"run{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} with the "
-        f"{tightest.accountant.upper()} accountant (the smaller of PRV and PLD)",
+        ledger_statement(
+            epsilon=tightest.epsilon,
+            delta=delta,
+            accountant=tightest.accountant,
+            runs=[(r.id, access_kind(r)) for r in accesses],
+        ),
         epsilon=tightest.epsilon,
         delta=delta,
         accountant=tightest.accountant,
