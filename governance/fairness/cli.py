@@ -184,30 +184,42 @@ def mitigate(
     On private rows the thresholds are fitted from noisy per-group score histograms (the
     Gaussian mechanism), charged to the dataset's privacy ledger and composed with the base
     model's training run in the new version's claim."""
+    from governance.audit import log as audit_log
+    from governance.fairness.mitigation_budget import refusal_event
     from governance.fairness.mitigator import mitigator
+    from governance.privacy.ledger import BudgetExceeded
 
     cfg = settings()
-    with errors_as_exit(), transaction(cfg) as session:
-        out = mitigator.mitigate(
-            session,
-            cli_context(),
-            model=model,
-            version=version,
-            dataset=dataset,
-            sensitive=sensitive,
-            constraints=constraints,  # type: ignore[arg-type]
-            new_version=new_version,
-            models_dir=cfg.resolved_models_dir,
-            policies_dir=cfg.policies_dir,
-            epsilon=epsilon,
-        )
-        name, base, new, sha = (
-            out.version.name,
-            out.base.version,
-            out.version.version,
-            out.version.artifact_sha256,
-        )
-        numbers, plot, claim = out.tradeoff, out.plot_path, out.claim["statement"]
+    ctx = cli_context()
+    with errors_as_exit():
+        try:
+            with transaction(cfg) as session:
+                out = mitigator.mitigate(
+                    session,
+                    ctx,
+                    model=model,
+                    version=version,
+                    dataset=dataset,
+                    sensitive=sensitive,
+                    constraints=constraints,  # type: ignore[arg-type]
+                    new_version=new_version,
+                    models_dir=cfg.resolved_models_dir,
+                    policies_dir=cfg.policies_dir,
+                    epsilon=epsilon,
+                )
+                name, base, new, sha = (
+                    out.version.name,
+                    out.base.version,
+                    out.version.version,
+                    out.version.artifact_sha256,
+                )
+                numbers, plot, claim = out.tradeoff, out.plot_path, out.claim["statement"]
+        except BudgetExceeded as exc:
+            # The refused transaction rolled back; the refusal itself is evidence.
+            with transaction(cfg) as session:
+                event = refusal_event(ctx, exc, dataset=dataset, model=model, base_version=version)
+                audit_log.append(session, [event])
+            raise
     console.print(f"registered {name} {new} (from {base}; artifact {sha[:16]}…)")
     console.print(f"privacy: {claim}")
     table = Table(title=f"trade-off by {numbers['feature']} (test split)")

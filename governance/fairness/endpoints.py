@@ -19,9 +19,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
 from governance.api.problems import responses
+from governance.audit import log as audit_log
 from governance.db.base import DbInt
 from governance.fairness.feedback import feedback
 from governance.fairness.gate import gate_status, overrides
+from governance.fairness.mitigation_budget import refusal_event
 from governance.fairness.mitigator import MitigationComputed, MitigationPlan, mitigator
 from governance.fairness.monitoring import MonitorPlan, compute_monitor, plan_monitor, store_monitor
 from governance.fairness.result import FairnessResult
@@ -42,6 +44,7 @@ from governance.fairness.schemas import (
 )
 from governance.fairness.service import AuditPlan, fairness
 from governance.fairness.thresholds_store import thresholds_store
+from governance.privacy.ledger import BudgetExceeded
 from governance.registry.service import registry
 
 router = APIRouter(tags=["fairness"])
@@ -235,7 +238,27 @@ async def create_mitigation(
                 ledger_run=out.ledger_run,
             )
 
-    planned = await run_in_threadpool(plan)
+    def refused(exc: BudgetExceeded) -> None:
+        # The refused transaction rolled back; the refusal itself is evidence, as in training.
+        with transaction(runtime) as session:
+            audit_log.append(
+                session,
+                [
+                    refusal_event(
+                        caller.ctx,
+                        exc,
+                        dataset=body.dataset,
+                        model=body.model,
+                        base_version=body.version,
+                    )
+                ],
+            )
+
+    try:
+        planned = await run_in_threadpool(plan)
+    except BudgetExceeded as exc:
+        await run_in_threadpool(refused, exc)
+        raise
     # mkdtemp makes the folder 0700: the new artifact waits there for its registration.
     workdir = Path(tempfile.mkdtemp(prefix="warden-mitigate-"))
     try:
