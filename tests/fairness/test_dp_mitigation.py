@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from governance.config import Settings
+from governance.db import make_engine, make_sessionmaker
 from governance.privacy.accounting import Mechanism, compose_epsilon
+from governance.reports.sections import build_models
 from tests.conftest import WardenFactory, auth
 
 pytestmark = pytest.mark.slow
@@ -86,7 +88,28 @@ def test_mitigation_is_charged_composed_and_capped(
     card = json.loads((folder / "model_card.json").read_text())
     assert card["model_details"]["version"] == "1-mitigated"
     statement = card["model_details"]["differential_privacy"]
-    assert statement.startswith(f"({composed:.4g}, {delta:.3g})-differential privacy end to end")
+    assert statement.startswith(f"({composed:.4g}, {delta:.3g})-differential privacy, composed")
+    assert claim["accountant"] in ("prv", "pld")
+    assert f"with the {claim['accountant'].upper()} accountant" in statement
+    # The registry and the report recompute the claim from the ledger: the same claim.
+    detail = http.get(
+        "/v1/models/adult-mlp", params={"version": "1-mitigated"}, headers=auth(engineer)
+    )
+    assert detail.status_code == 200, detail.text
+    registry = detail.json()["dp_claim"]
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            _, privacy = build_models(session, model="adult-mlp")
+    finally:
+        engine.dispose()
+    (report,) = [p for p in privacy if p.version == "1-mitigated"]
+    assert registry["status"] == report.dp_claim == "ledger"
+    assert registry["epsilon"] == report.epsilon == claim["epsilon"]
+    assert registry["delta"] == report.delta == claim["delta"]
+    assert registry["accountant"] == report.accountant == claim["accountant"]
+    assert registry["statement"] == report.dp_claim_statement == statement
+    assert registry["runs"] == claim["runs"] == [trained["id"], charge["id"]]
     base_eps = f"({trained['epsilon']:.4g},"
     assert base_eps not in json.dumps(card["ethical_considerations"])
     assert card["mitigation"]["fit_data"]["release"]["ledger_run"] == charge["id"]
