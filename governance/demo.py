@@ -226,11 +226,19 @@ def _story(
     result.numbers["dp_epsilon"] = run["epsilon"]
     result.numbers["test_accuracy"] = run["test_accuracy"]
     ledger = api.call("GET", "/v1/privacy/ledger/adult", tokens["eli"]).json()
+    # The registry's claim comes from the ledger and names the accountant that gave the ε.
+    trained_claim = api.call(
+        "GET", "/v1/models/adult-mlp", tokens["eli"], params={"version": "v1"}
+    ).json()["dp_claim"]
+    if trained_claim["epsilon"] is None:
+        raise DemoError(f"the DP-trained model has no DP claim: {trained_claim['statement']}")
     step(
         "DP training",
-        f"MLP on Adult, ε = {run['epsilon']:.3f} (target 1, δ = 1e-5, PRV "
-        f"accountant), test accuracy {run['test_accuracy']:.2%}; adult's budget: ε "
-        f"{ledger['epsilon_recomposed']:.3f} spent (recomposed; naive sum "
+        f"MLP on Adult, ε = {trained_claim['epsilon']:.3f} (target 1, δ = 1e-5, "
+        f"{trained_claim['accountant'].upper()} accountant: the smaller of PRV and PLD), test "
+        f"accuracy {run['test_accuracy']:.2%}; adult's budget: ε "
+        f"{ledger['epsilon_recomposed']:.3f} spent ({ledger['accountant'].upper()}, "
+        f"recomposed; naive sum "
         f"{ledger['epsilon_naive']:.3f}) of a cap of {ledger['cap']['epsilon']}",
     )
 
@@ -293,7 +301,8 @@ def _story(
         f"{'passes' if reaudit['passed'] else 'still fails: ' + _failures(reaudit)}; "
         f"fitted on noisy per-group histograms charged to the ledger (run "
         f"{mitigated['ledger_run']}): the card states ε = {claim['epsilon']:.3f} end to end "
-        f"(training and mitigation composed, δ = {claim['delta']:g})",
+        f"(training and mitigation composed by the {claim['accountant'].upper()} accountant, "
+        f"δ = {claim['delta']:g})",
     )
     if not reaudit["passed"]:
         api.call(
