@@ -26,13 +26,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import merkle
-from governance.audit.errors import AuditIntegrityError, MissingNodeError
+from governance.audit.errors import AuditIntegrityError, AuditVerificationError, MissingNodeError
 from governance.audit.memory import Remembered, SignerMemory, memory_path
 from governance.audit.models import AuditCheckpoint, AuditHead, AuditNode
-from governance.audit.note import make_checkpoint_body, sign_note, vkey_for
+from governance.audit.note import make_checkpoint_body, sign_note, verify_note, vkey_for
 from governance.audit.signing import load_signing_key
 from governance.config import Settings
 from governance.db.base import as_utc, utcnow
@@ -212,7 +213,7 @@ class Checkpointer:
                 extend it.
         """
         with self._failing():
-            last = self.memory.read()
+            last = self.memory.read() or self._latest_stored(db)
             if last is None:
                 return None
             size = self._check_not_behind(db, last)
@@ -250,6 +251,10 @@ class Checkpointer:
             raise AuditIntegrityError(self.failure)
         with self._failing(), self.memory.locked():
             last = self.memory.read()
+            if last is None:
+                last = self._latest_stored(db)
+                if last is not None:
+                    self.memory.write(last.note)
             if last is not None:
                 if size <= last.size:
                     self._check_not_behind(db, last)
@@ -265,17 +270,45 @@ class Checkpointer:
             self._store(db, size, root, note)
         return True
 
+    def _latest_stored(self, db: Database) -> Remembered | None:
+        """Without a memory (first start after an upgrade, or a new signer host), the newest
+        stored checkpoint this key signed is where the memory starts: trust on first use."""
+        rows = db.execute(
+            select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size.desc()).limit(16)
+        )
+        for (note,) in rows:
+            try:
+                checkpoint = verify_note(note, self.memory.vkey, origin=self.origin)
+            except AuditVerificationError:
+                continue  # not this key's: verification reports it, the memory ignores it
+            logger.warning(
+                "the signer has no memory at %s: starting from the stored checkpoint at %d",
+                self.memory.path,
+                checkpoint.size,
+            )
+            return Remembered(checkpoint, note)
+        return None
+
     def _store(self, db: Database, size: int, root: bytes, note: str) -> None:
         stored = db.execute(
             select(AuditCheckpoint.root_hash).where(AuditCheckpoint.tree_size == size)
         ).scalar_one_or_none()
         if stored is None:
-            db.execute(
-                insert(_CHECKPOINTS).values(
-                    tree_size=size, created_at=utcnow(), root_hash=root, note=note
-                )
-            )
-        elif stored != root:
+            try:
+                with db.begin_nested():
+                    db.execute(
+                        insert(_CHECKPOINTS).values(
+                            tree_size=size, created_at=utcnow(), root_hash=root, note=note
+                        )
+                    )
+                return
+            except IntegrityError:
+                # Another signer's transaction stored it after our read (it held the lock
+                # before us): it must be the same head.
+                stored = db.execute(
+                    select(AuditCheckpoint.root_hash).where(AuditCheckpoint.tree_size == size)
+                ).scalar_one_or_none()
+        if stored is not None and stored != root:
             raise AuditIntegrityError(
                 f"the database holds a checkpoint at size {size} whose root is not the one "
                 "the signer signed"
