@@ -33,24 +33,34 @@ from governance.audit.errors import (
     NotYetCheckpointed,
 )
 from governance.audit.log import tree_size
-from governance.audit.models import AuditEntry
+from governance.audit.models import AuditCheckpoint, AuditEntry
 from governance.audit.note import parse_vkey, verify_note
 
-__all__ = ["EXPORT_EVENT", "export_bundle", "previous_export_checkpoint", "seq_range"]
+__all__ = [
+    "EXPORT_EVENT",
+    "consistency_between",
+    "export_bundle",
+    "previous_checkpoint",
+    "previous_export_checkpoint",
+    "seq_range",
+]
 
 # The event that records an export; its details name the checkpoint the bundle ended at.
 EXPORT_EVENT = "audit.export"
 
 
-def previous_export_checkpoint(session: Session) -> str | None:
-    """The signed note of the checkpoint the latest export ended at (None: no export named one).
+def previous_checkpoint(session: Session, event_type: str = EXPORT_EVENT) -> AuditCheckpoint | None:
+    """The checkpoint the latest ``event_type`` entry (an export, a report) says it ended at.
+
+    Returns:
+        The stored checkpoint; None when no such entry names one.
 
     Raises:
-        AuditIntegrityError: the export's entry names a checkpoint the database lost.
+        AuditIntegrityError: the entry names a checkpoint the database lost.
     """
     canonical = session.scalar(
         select(AuditEntry.canonical)
-        .where(AuditEntry.event_type == EXPORT_EVENT)
+        .where(AuditEntry.event_type == event_type)
         .order_by(AuditEntry.seq.desc())
         .limit(1)
     )
@@ -66,10 +76,31 @@ def previous_export_checkpoint(session: Session) -> str | None:
     row = repository.get_checkpoint(session, size)
     if row is None:
         raise AuditIntegrityError(
-            f"the checkpoint at tree size {size}, where the previous export ended, is missing "
-            "from the database"
+            f"the checkpoint at tree size {size}, where the previous {event_type} ended, is "
+            "missing from the database"
         )
-    return row.note
+    return row
+
+
+def previous_export_checkpoint(session: Session) -> str | None:
+    """The signed note of the checkpoint the latest export ended at (None: none named).
+
+    Raises:
+        AuditIntegrityError: the export's entry names a checkpoint the database lost.
+    """
+    row = previous_checkpoint(session)
+    return None if row is None else row.note
+
+
+def consistency_between(session: Session, size1: int, size2: int) -> list[bytes]:
+    """The RFC 9162 consistency proof from tree size ``size1`` to ``size2``, from stored nodes.
+
+    Raises:
+        InvalidProofRequest: ``size1 > size2``.
+        MissingNodeError: the node store lacks a node the proof needs.
+    """
+    nodes = fetch_nodes(session, merkle.consistency_proof_keys(size1, size2))
+    return merkle.consistency_proof(size1, size2, merkle.getter_from_mapping(nodes))
 
 
 class _PrefetchedNodes:

@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from governance import __version__
 from governance.audit import repository as audit_repository
-from governance.audit.errors import AuditVerificationError
+from governance.audit.errors import AuditIntegrityError, AuditVerificationError
+from governance.audit.export import consistency_between, previous_checkpoint
 from governance.audit.log import tree_size
-from governance.audit.models import AuditEntry
+from governance.audit.models import AuditCheckpoint, AuditEntry
 from governance.audit.signing import public_vkey
 from governance.audit.verify import verify_log
 from governance.config import Settings
@@ -26,6 +27,7 @@ from governance.reports.controls import control_matrix
 from governance.reports.document import (
     AuditLogRange,
     Checkpoint,
+    CheckpointChain,
     Deployment,
     Generator,
     LogVerification,
@@ -37,6 +39,8 @@ from governance.reports.errors import InvalidPeriod
 from governance.reports.usage import build_usage
 
 GENERATOR = "warden"
+# The audit event of a report's export; it names the checkpoint the report's chain ended at.
+REPORT_EVENT = "report.export"
 
 
 def new_report_id(now: datetime) -> str:
@@ -105,14 +109,7 @@ def _audit_range(
         row = audit_repository.first_checkpoint_covering(session, last)
     if row is None:
         row = audit_repository.latest_checkpoint(session)
-    checkpoint = None
-    if row is not None:
-        checkpoint = Checkpoint(
-            tree_size=row.tree_size,
-            root_hash=row.root_hash.hex(),
-            created_at=row.created_at,
-            note=row.note,
-        )
+    checkpoint = None if row is None else _checkpoint(row)
     verification = (
         _verification(session, vkey)
         if verify
@@ -136,7 +133,45 @@ def _audit_range(
         tree_size_at_generation=size,
         checkpoint=checkpoint,
         checkpoint_covers_period=row is not None and (last is None or row.tree_size > last),
+        chain=_chain(session),
         verification=verification,
+    )
+
+
+def _checkpoint(row: AuditCheckpoint) -> Checkpoint:
+    return Checkpoint(
+        tree_size=row.tree_size,
+        root_hash=row.root_hash.hex(),
+        created_at=row.created_at,
+        note=row.note,
+    )
+
+
+def _chain(session: Session) -> CheckpointChain | None:
+    """The consistency proof from the previous report's checkpoint to the newest one.
+
+    Raises:
+        AuditIntegrityError: the previous report's checkpoint is gone, or lies beyond the
+            newest (the log was cut back).
+    """
+    latest = audit_repository.latest_checkpoint(session)
+    if latest is None:
+        return None
+    previous = previous_checkpoint(session, REPORT_EVENT)
+    if previous is not None and previous.tree_size > latest.tree_size:
+        raise AuditIntegrityError(
+            f"the previous report ended at tree size {previous.tree_size}, beyond the newest "
+            f"checkpoint ({latest.tree_size})"
+        )
+    proof = (
+        []
+        if previous is None
+        else consistency_between(session, previous.tree_size, latest.tree_size)
+    )
+    return CheckpointChain(
+        previous=None if previous is None else _checkpoint(previous),
+        latest=_checkpoint(latest),
+        consistency_proof=[node.hex() for node in proof],
     )
 
 

@@ -41,6 +41,16 @@ class LogVerification(_Doc):
     first_bad_seq: int | None = None
 
 
+class CheckpointChain(_Doc):
+    previous: Checkpoint | None = Field(
+        description="the checkpoint the previous report ended at (None: the first report)"
+    )
+    latest: Checkpoint = Field(description="the newest checkpoint, signed for this report")
+    consistency_proof: list[str] = Field(
+        description="hex RFC 9162 consistency proof from previous to latest: reports chain"
+    )
+
+
 class AuditLogRange(_Doc):
     origin: str
     public_key: str = Field(description="C2SP verifier key of the log")
@@ -52,6 +62,9 @@ class AuditLogRange(_Doc):
         description="the first signed checkpoint covering the period's last entry, else the latest"
     )
     checkpoint_covers_period: bool
+    chain: CheckpointChain | None = Field(
+        default=None, description="how this report's log extends the previous report's"
+    )
     verification: LogVerification
 
 

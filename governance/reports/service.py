@@ -171,6 +171,10 @@ class ReportService:
                         "manifest_sha256": generated.manifest_sha256,
                         "log_verified": meta.audit_log.verification.verified,
                         "last_seq": meta.audit_log.last_seq,
+                        # The next report proves its log extends this checkpoint.
+                        "checkpoint": None
+                        if meta.audit_log.chain is None
+                        else meta.audit_log.chain.latest.tree_size,
                     },
                 )
             ],
