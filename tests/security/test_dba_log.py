@@ -10,7 +10,9 @@ the signer's memory beside it. Each attack below used to verify OK, or get signe
 - regrow a truncated log to the same size with other entries: no second signed root for that
   size can be had, from the CLI or the signer's own API;
 - delete checkpoints alone: verify fails on the missing anchor, or on no checkpoint at all;
-- a server started on a rewritten log refuses to serve (/readyz 503, requests 503).
+- a server started on a rewritten log refuses to serve (/readyz 503, requests 503);
+- reports sign the head and chain: each carries the consistency proof from the last one's
+  checkpoint, which the signer restores if it was deleted.
 
 On SQLite and PostgreSQL, through the real CLI and a live ``warden serve``.
 """
@@ -18,8 +20,11 @@ On SQLite and PostgreSQL, through the real CLI and a live ``warden serve``.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +35,7 @@ from typer.testing import CliRunner
 from governance.audit import log as audit_log
 from governance.audit import merkle
 from governance.audit.canonical import canonical_bytes
+from governance.audit.checkpoints import Checkpointer
 from governance.audit.cli import app
 from governance.audit.errors import AuditIntegrityError
 from governance.audit.memory import memory_path
@@ -97,9 +103,9 @@ def _restore_nodes(session: Session) -> None:
         )
 
 
-def rewrite_and_cover(log: FilledLog, seq: int) -> None:
+def rewrite_and_cover(log: FilledLog, seq: int, *, keep: int | None = None) -> None:
     """Rewrite entry ``seq``'s reason, recompute its leaf and every node, and delete every
-    checkpoint that covers it."""
+    checkpoint that covers it (or only those beyond ``keep``)."""
     with log.sessions.begin() as session:
         drop_triggers(session)
         canonical = session.execute(
@@ -113,7 +119,10 @@ def rewrite_and_cover(log: FilledLog, seq: int) -> None:
             {"c": forged, "l": merkle.leaf_hash(forged.encode()), "s": seq},
         )
         _restore_nodes(session)
-        session.execute(text("DELETE FROM audit_checkpoints WHERE tree_size > :s"), {"s": seq})
+        session.execute(
+            text("DELETE FROM audit_checkpoints WHERE tree_size > :s"),
+            {"s": seq if keep is None else keep},
+        )
 
 
 def truncate(log: FilledLog, size: int) -> None:
@@ -284,3 +293,94 @@ def test_a_server_on_a_rewritten_log_refuses_to_serve(
     finally:
         server.stop()
     assert "audit log integrity" in server.log_path.read_text()
+
+
+def _report(settings: Settings) -> tuple[int, dict[str, Any]]:
+    """``warden report`` over the last day; the exit code and the newest report's document."""
+    from governance.cli.main import app as warden
+
+    now = datetime.now(UTC)
+    period = [(now - timedelta(days=1)).isoformat(), (now + timedelta(minutes=5)).isoformat()]
+    before = set(settings.reports_dir.iterdir()) if settings.reports_dir.exists() else set()
+    result = runner.invoke(
+        warden, ["report", "--from", period[0], "--to", period[1]], env=settings_env(settings)
+    )
+    made = [p for p in set(settings.reports_dir.iterdir()) - before if p.is_dir()]
+    if result.exit_code != 0:
+        assert not made
+        return result.exit_code, {"output": " ".join(result.output.split())}
+    (folder,) = made
+    return 0, json.loads((folder / "report.json").read_text())
+
+
+def test_reports_sign_the_head_and_chain(settings: Settings, filled: FilledLog) -> None:
+    fill(filled, 5, checkpoint_every=1000)  # 58 entries, the last 5 unsigned
+    code, first = _report(settings)
+    assert code == 0, first
+    chain = first["meta"]["audit_log"]["chain"]
+    assert chain["previous"] is None and chain["latest"]["tree_size"] == 58  # signed for it
+
+    fill(filled, 7, checkpoint_every=1000)
+    code, second = _report(settings)
+    assert code == 0, second
+    chain = second["meta"]["audit_log"]["chain"]
+    older, newer = chain["previous"], chain["latest"]
+    assert older["tree_size"] == 58 and newer["tree_size"] > 58
+    assert merkle.verify_consistency(
+        older["tree_size"],
+        newer["tree_size"],
+        [bytes.fromhex(node) for node in chain["consistency_proof"]],
+        bytes.fromhex(older["root_hash"]),
+        bytes.fromhex(newer["root_hash"]),
+    )
+
+    # The checkpoint the last report ended at, deleted: the signer, which remembers it,
+    # stores it again before the next report, which chains from it as before.
+    with filled.sessions.begin() as session:
+        drop_triggers(session)
+        session.execute(
+            text("DELETE FROM audit_checkpoints WHERE tree_size = :s"), {"s": newer["tree_size"]}
+        )
+    code, third = _report(settings)
+    assert code == 0, third
+    assert third["meta"]["audit_log"]["chain"]["previous"]["note"] == newer["note"]
+
+
+def test_a_signer_without_memory_starts_from_the_stored_checkpoints(
+    settings: Settings, filled: FilledLog
+) -> None:
+    """After an upgrade (no memory file yet) the newest stored checkpoint it signed is where
+    the memory starts: a tree that does not extend it is refused all the same."""
+    path = memory_path(settings.resolved_signing_key_file)
+    path.unlink()
+    rewrite_and_cover(filled, 45, keep=50)  # the newest left, 50, covers the rewrite
+    code, out = warden_audit(settings, "checkpoint")
+    assert code == 1 and "does not extend the checkpoint signed at size 50" in out, out
+
+
+def test_signers_sharing_one_key_file_keep_one_history(
+    settings: Settings, filled: FilledLog
+) -> None:
+    """Four signers (as four server processes would) sign as the log grows, concurrently."""
+    signers = [Checkpointer.from_settings(settings) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def sign(signer: Checkpointer, rounds: int) -> None:
+        try:
+            for _ in range(rounds):
+                with filled.sessions.begin() as session:
+                    audit_log.append(session, [sample_event(7)])
+                with filled.sessions.begin() as session:
+                    signer.checkpoint(session, force=True)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sign, args=(s, 5)) for s in signers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    code, out = warden_audit(settings, "verify")
+    assert code == 0 and "OK: 73 entries" in out and "(tree size 73)" in out, out
+    assert all(signer.failure is None for signer in signers)
