@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -384,3 +385,38 @@ def test_signers_sharing_one_key_file_keep_one_history(
     code, out = warden_audit(settings, "verify")
     assert code == 0 and "OK: 73 entries" in out and "(tree size 73)" in out, out
     assert all(signer.failure is None for signer in signers)
+
+
+def test_a_running_server_stops_serving_once_the_signer_refuses(
+    settings: Settings, admin_token: str, tmp_path: Path
+) -> None:
+    """A rewrite under a running server: the next checkpoint due is refused, and from then on
+    requests and /readyz answer 503 (the writer process and the server's timer both sign)."""
+    server = LiveServer(settings, tmp_path / "server.log")
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for _ in range(3):
+                assert http.get("/v1/models", headers=auth(admin_token)).status_code == 200
+            path = memory_path(settings.resolved_signing_key_file)
+            deadline = time.monotonic() + 30
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)  # signed within WARDEN_CHECKPOINT_EVERY_SECONDS (1 s here)
+            assert path.exists()
+            for log in empty_log(settings):
+                rewrite_and_cover(log, 1)
+            answers: list[int] = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                answers.append(http.get("/v1/models", headers=auth(admin_token)).status_code)
+                if answers[-1] == 503 and http.get("/readyz").status_code == 503:
+                    break
+                time.sleep(0.3)
+            assert answers[-1] == 503, answers
+            ready = http.get("/readyz")
+            assert ready.status_code == 503 and "integrity" in ready.text, ready.text
+            # Refused from then on, not once.
+            assert http.get("/v1/models", headers=auth(admin_token)).status_code == 503
+    finally:
+        server.stop()
+    assert "audit log integrity" in server.log_path.read_text()
