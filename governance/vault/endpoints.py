@@ -50,13 +50,15 @@ def list_data_keys(
 
 @router.get("/kek", responses=responses())
 def kek_status(runtime: RuntimeDep, caller: CanReadVault) -> KekStatus:
-    """The current KEK version, the versions still available, and live data keys under each."""
+    """The current KEK version, the versions still available, live data keys under each, and
+    when the schedule retires the current one."""
     with transaction(runtime) as session:
         usage = data_keys.kek_usage(session)
     return KekStatus(
         current=runtime.keys.key_id,
         available=list(runtime.keys.available_kek_ids()),
         deks_per_kek=usage,
+        retire_by=runtime.records.kek_schedule.retire_by(),
     )
 
 

@@ -30,6 +30,11 @@ class KekStatus(BaseModel):
     current: str
     available: list[str]
     deks_per_kek: dict[str, int]
+    retire_by: datetime | None = Field(
+        default=None,
+        description="When the rotation schedule rotates the current KEK out and retires it "
+        "(WARDEN_KEK_ROTATION_DAYS after it was made); null when the provider does not say.",
+    )
 
 
 class RotationOut(BaseModel):

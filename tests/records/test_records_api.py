@@ -208,7 +208,11 @@ def test_vault_listing_and_rights(served: Setup) -> None:
     assert len(keys.json()) == 2 and {k["state"] for k in keys.json()} == {"active"}
     assert not {"wrapped", "key"} & set(keys.json()[0])
     kek = served.http.get("/v1/vault/kek", headers=auth(served.auditor)).json()
+    retire_by = datetime.fromisoformat(kek.pop("retire_by"))
     assert kek == {"current": "kek-1", "available": ["kek-1"], "deks_per_kek": {"kek-1": 2}}
+    # The key file was made for this test: its KEK is due out in the default 30 days.
+    assert timedelta(days=29) < retire_by - datetime.now(UTC) <= timedelta(days=30)
+    assert {k["wrap_format"] for k in keys.json()} == {2}
     assert served.http.get("/v1/vault/keys", headers=auth(served.client)).status_code == 403
     body = {"reason": "scheduled"}
     assert (
