@@ -249,8 +249,9 @@ def parse_checkpoint(body: str) -> Checkpoint:
     if len(lines) < 3 or any(line == "" for line in lines):
         raise AuditVerificationError("checkpoint needs at least three non-empty lines")
     origin, size_text, root_text, *extensions = lines
-    if not _DECIMAL.fullmatch(size_text):
-        raise AuditVerificationError("checkpoint tree size is not a plain decimal number")
+    # C2SP sizes are uint64: the length check keeps int() away from huge digit strings.
+    if len(size_text) > 20 or not _DECIMAL.fullmatch(size_text) or int(size_text) >= 2**64:
+        raise AuditVerificationError("checkpoint tree size is not a decimal uint64")
     try:
         root = _b64decode_strict(root_text)
     except (ValueError, UnicodeEncodeError):

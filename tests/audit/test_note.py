@@ -177,6 +177,8 @@ def test_invalid_utf8_and_oversized_notes(vkey: str) -> None:
         "origin\n1\n{root}\n\n",  # empty extension line
         "\n1\n{root}\n",  # empty origin
         "origin\n1\n{root}",  # no final newline
+        "origin\n18446744073709551616\n{root}\n",  # 2**64: sizes are uint64
+        "origin\n" + "9" * 5000 + "\n{root}\n",  # past int()'s digit limit
     ],
 )
 def test_parse_checkpoint_is_strict(body: str) -> None:
