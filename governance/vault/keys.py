@@ -360,8 +360,6 @@ class DataKeyService:
             The keys destroyed now (keys destroyed earlier are not listed again).
         """
         audit_log.lock_head(session)  # the caller audits the erasure in this transaction
-        if session.get_bind().dialect.name == "sqlite":
-            session.connection().exec_driver_sql("PRAGMA secure_delete = ON")
         rows = list(
             session.scalars(
                 select(DataKey)
