@@ -35,7 +35,7 @@ from governance.audit import log as audit_log
 from governance.context import Context
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets as dataset_service
-from governance.fairness.errors import AuditConflict, MitigationError
+from governance.fairness.errors import AuditConflict, AuditInputError, MitigationError
 from governance.fairness.mitigation_budget import MitigationBudget, complete, default_epsilon
 from governance.fairness.mitigation_card import mitigated_card
 from governance.fairness.thresholds import ModelThresholds
@@ -46,6 +46,7 @@ from governance.registry.service import registry
 
 if TYPE_CHECKING:
     from governance.fairness.mitigation import Constraint
+    from inference.manifest import Manifest
 
 PLOT_FILE: Final[str] = "mitigation_tradeoff.png"
 NUMBERS_FILE: Final[str] = "mitigation.json"
@@ -84,6 +85,7 @@ class MitigationPlan:
     target: str
     dataset: Dataset
     sensitive: str
+    input_field: str
     constraints: Constraint
     thresholds_version: int
     limits: ModelThresholds
@@ -189,8 +191,14 @@ class MitigationService:
         (arguments as :meth:`mitigate`). The reservation is flushed in ``session``: the caller
         commits it before :meth:`compute` draws the noise.
 
+        Every check of the caller's input runs before the reservation, so a mistaken request
+        spends no ε and leaves no reserved run.
+
         Raises:
             ModelNotFound, StageConflict, UnknownDataset, BudgetExceeded: as :meth:`mitigate`.
+            MitigationError: the base already has post-processing, or the attribute is not a
+                categorical input of the model (422).
+            AuditInputError: the base artifact no longer verifies (422).
             PrivacyPolicyError: ``privacy.yaml`` is missing or invalid (503).
         """
         from governance.config import get_settings
@@ -203,6 +211,13 @@ class MitigationService:
         target = new_version or f"{base.version}{VERSION_SUFFIX}"
         self._require_free(session, model, target)
         data = resolve_named_dataset(session, ctx, dataset)
+        manifest = self._base_manifest(base)
+        if manifest.postprocessing is not None:
+            raise MitigationError(
+                f"{base.name} {base.version} already has post-processing; mitigate its base version"
+            )
+        # The registered schema names the sensitive attributes; no rows are read here.
+        field = self._input_field(datasets_service.schema_of(data).sensitive, manifest, sensitive)
         current = thresholds_store.current(session, policies_dir=policies_dir)
         limits = thresholds_store.policy(current).thresholds_for(model)
         settings = get_settings()
@@ -230,6 +245,7 @@ class MitigationService:
             target=target,
             dataset=data,
             sensitive=sensitive,
+            input_field=field,
             constraints=constraints,
             thresholds_version=current.version,
             limits=limits,
@@ -269,14 +285,10 @@ class MitigationService:
         loaded = load_artifact(
             model, plan.base_version, plan.base_artifact_dir, plan.base_artifact_sha256
         )
+        # The digest check makes this the manifest the plan checked.
         manifest = loaded.manifest
-        if manifest.postprocessing is not None:
-            raise MitigationError(
-                f"{model} {plan.base_version} already has post-processing; "
-                "mitigate its base version"
-            )
         data = load_resolved(plan.dataset)
-        field = self._input_field(data.schema.sensitive, manifest, sensitive)
+        field = plan.input_field
 
         # Fit on the training split's served scores (the raw model: no post-processing yet).
         fit_rows = records_of(data.train.features, manifest.feature_names)
@@ -489,6 +501,22 @@ class MitigationService:
         except ModelNotFound:
             return
         raise StageConflict(f"model {model} version {version} is already registered")
+
+    def _base_manifest(self, base: ModelVersion) -> Manifest:
+        """The base's manifest, read without loading its weights into a model.
+
+        Raises:
+            AuditInputError: the artifact no longer verifies.
+        """
+        from inference.artifact import read_manifest
+        from inference.errors import ManifestError
+
+        try:
+            return read_manifest(base.artifact_dir, expected_sha256=base.artifact_sha256)
+        except ManifestError as exc:
+            raise AuditInputError(
+                f"model {base.name} {base.version}: the artifact does not verify ({exc})"
+            ) from None
 
     def _input_field(self, declared: Any, manifest: Any, sensitive: str) -> str:
         specs = {s.name: s for s in declared}

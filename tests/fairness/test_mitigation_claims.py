@@ -2,7 +2,8 @@
 
 Fitted on public rows, a mitigation is a zero-charge run in the base's ledger and keeps the
 base's guarantee; fitted on a "public" copy of private rows, it is charged like any private fit;
-over the cap it is refused and audited; a failure after its reservation leaves it reserved.
+over the cap it is refused and audited; a mistaken request costs nothing; a failure after its
+reservation leaves it reserved.
 """
 
 from __future__ import annotations
@@ -29,12 +30,16 @@ MODEL = "syn-lr"
 
 
 def _dataset(settings: Settings, folder: str, *, seed: int, public: bool) -> str:
-    """Synthetic rows whose sensitive attribute is the categorical input ``colour``."""
+    """Synthetic rows whose sensitive attributes are the categorical input ``colour`` and
+    ``group``, which is no input of the model."""
     root = settings.data_dir / "datasets" / folder
     root.mkdir(parents=True)
     schema = write_synthetic(root, rows=900, seed=seed)
     doc = yaml.safe_load(schema.read_text())
-    doc["sensitive"] = [{"name": "colour", "column": "colour"}]
+    doc["sensitive"] = [
+        {"name": "colour", "column": "colour"},
+        {"name": "group", "column": "group"},
+    ]
     doc["privacy"] = {"allow_non_private": False, "delta": 1e-5, "public": public}
     schema.write_text(yaml.safe_dump(doc))
     return f"{folder}/schema.yaml"
@@ -192,21 +197,38 @@ def test_card_registry_and_report_agree_on_public_and_charged_mitigations(
     assert details["target_epsilon"] == 50.0 and details["mechanism"]["steps"] == 1
     assert details["cap_epsilon"] == before["cap"]["epsilon"]
 
-    # A failure after the reservation commits (the base already has post-processing) leaves
-    # the release reserved and charged: fail closed, and visible in the ledger.
-    r = http.post(
-        "/v1/fairness/mitigations",
-        json={
-            "model": MODEL,
-            "version": "1-public",
-            "dataset": "syn",
-            "sensitive": "colour",
-            "epsilon": 0.2,
-        },
-        headers=auth(eng),
-    )
-    assert r.status_code == 422, r.text
+    # Mistaken requests are refused before the reservation: 422, and the ledger unchanged.
+    for version, sensitive, says in (
+        ("1-public", "colour", "already has post-processing"),
+        ("1", "group", "not a categorical input of the model"),
+    ):
+        r = http.post(
+            "/v1/fairness/mitigations",
+            json={
+                "model": MODEL,
+                "version": version,
+                "dataset": "syn",
+                "sensitive": sensitive,
+                "new_version": "1-mistaken",
+                "epsilon": 0.2,
+            },
+            headers=auth(eng),
+        )
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert says in r.json()["detail"]
+        assert http.get("/v1/privacy/ledger/syn", headers=auth(eng)).json() == before
+        assert all(run["status"] != "reserved" for run in _ledger_runs(http, eng, "syn"))
+
+    # A failure after the reservation commits (the private rows changed on disk since their
+    # registration, found when compute loads them) leaves the release reserved and charged:
+    # fail closed, and visible in the ledger.
+    rows = settings.data_dir / "datasets" / "priv" / "synthetic.csv"
+    rows.write_text(rows.read_text() + "9.0000,4.0000,red,a,pos\n")
+    r = _mitigate(http, eng, dataset="syn", new_version="1-changed", epsilon=0.2)
+    assert r.status_code == 409, r.text
     assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith("dataset-changed")
     ledger = http.get("/v1/privacy/ledger/syn", headers=auth(eng)).json()
     reserved = [e for e in ledger["entries"] if e["status"] == "reserved"]
     assert len(reserved) == 1 and reserved[0]["charged"]["steps"] == 1
