@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from governance.audit.models import AuditEntry
 from governance.cli.main import app
 from governance.config import Settings
+from governance.privacy.models import TrainingRun
 from governance.registry.models import ModelVersion
 from tests.conftest import settings_env
 
@@ -105,3 +110,27 @@ def test_thresholds_set_show_and_history(cli: CliRunner, tmp_path: Path, admin_t
         app, ["fairness", "thresholds", "set", str(edited), "--reason", "this one is invalid"]
     )
     assert result.exit_code == 1 and "unknown measure" in result.output
+
+
+def test_mitigate_over_the_cap_is_refused_and_audited(
+    cli: CliRunner, biased_model: ModelVersion, sessions: sessionmaker[Session]
+) -> None:
+    # Adult is private: a release of ε 50 passes its cap (4.0 in privacy.yaml) on its own.
+    result = cli.invoke(
+        app,
+        ["fairness", "mitigate", "adult-lr", "--sensitive", "sex", "--epsilon", "50"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "error:" in result.output and "Traceback" not in result.output
+    with sessions() as session:
+        assert session.scalars(select(TrainingRun)).all() == []
+        (refusal,) = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.event_type == "privacy.run", AuditEntry.action == "refuse"
+            )
+        ).all()
+    assert refusal.decision == "deny"
+    details = json.loads(refusal.canonical)["details"]
+    assert details["kind"] == "mitigation" and details["model"] == "adult-lr"
+    assert details["target_epsilon"] == 50.0 and details["mechanism"]["steps"] == 1
+    assert details["cap_epsilon"] == 4.0
