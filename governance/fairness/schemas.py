@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from governance.db.base import StrictDbInt, UtcDatetime
 from governance.fairness.gate import MIN_JUSTIFICATION_LENGTH, GateStatus
 from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
+from governance.fairness.result import Outcome
 from governance.fairness.thresholds_store import MIN_REASON_LENGTH
 
 # Bounds shared by the API's schemas and the CLI's options, so that the two accept the same.
@@ -178,6 +179,10 @@ class GateStatusOut(BaseModel):
     model: str
     version: str
     passed: bool
+    outcome: Outcome = Field(
+        description="the audit's verdict: pass, fail, or insufficient evidence (every failure "
+        "depends on a group below min_group_size)"
+    )
     basis: Literal["audit", "override", "none"]
     artifact_sha256: str
     thresholds_version: int | None

@@ -99,7 +99,10 @@ def test_gate_override_and_feedback_end_to_end(
     assert r.headers["content-type"].startswith("application/problem+json")
     assert problem["type"].endswith("/fairness-gate")
     assert any(f["measure"] == "demographic_parity_ratio" for f in problem["failures"])
+    assert problem["outcome"] == "fail"
     assert _count(sessions, "fairness.gate") == 1  # the denial outlived the rollback
+    r = app_client.get("/v1/fairness/gate/adult-lr/1", headers=auth(people["olivia"]))
+    assert r.json()["passed"] is False and r.json()["outcome"] == "fail"
 
     # Overrides: only compliance officers, never the trainer (nor the registrant).
     body = {"model": "adult-lr", "version": "1", "justification": JUSTIFICATION}
