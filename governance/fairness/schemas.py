@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from governance.db.base import StrictDbInt, UtcDatetime
 from governance.fairness.gate import MIN_JUSTIFICATION_LENGTH, GateStatus
@@ -205,7 +205,7 @@ class MitigationCreate(BaseModel):
     sensitive: str = Field(pattern=_FEATURE)
     constraints: ConstraintName = "demographic_parity"
     new_version: str | None = Field(default=None, pattern=_NAME)
-    epsilon: float | None = Field(
+    epsilon: StrictFloat | None = Field(
         default=None,
         gt=0,
         le=100,
