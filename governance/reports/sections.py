@@ -106,6 +106,19 @@ def _card(artifact_dir: str, manifest: dict[str, Any]) -> tuple[str | None, bool
     return expected, ok, json.loads(data) if ok else None
 
 
+def _card_with_claim(card: Any, status: str, statement: str) -> Any:
+    """The card as the report shows it: a DP statement the ledger does not cover is replaced by
+    the ledger's (the artifact's own text is kept beside it, labelled as such)."""
+    details = card.get("model_details") if isinstance(card, dict) else None
+    if status == "ledger" or not isinstance(details, dict):
+        return card
+    shown = dict(details)
+    if "differential_privacy" in shown:
+        shown["differential_privacy_in_artifact"] = shown["differential_privacy"]
+    shown["differential_privacy"] = statement
+    return {**card, "model_details": shown}
+
+
 def build_models(
     session: Session, *, model: str | None
 ) -> tuple[ModelInventory, list[ModelPrivacy]]:
@@ -115,6 +128,10 @@ def build_models(
     for row in registry.list_versions(session, model):
         manifest = json.loads(row.manifest)
         card_sha, card_ok, card = _card(row.artifact_dir, manifest)
+        # The claim comes from the ledger; the manifest's numbers only where the ledger vouches
+        # for its hash.
+        claim = claim_for(session, artifact_sha256=row.artifact_sha256, manifest=manifest)
+        card = _card_with_claim(card, claim.status, claim.statement)
         entries.append(
             ModelEntry(
                 name=row.name,
@@ -129,9 +146,6 @@ def build_models(
                 model_card=card,
             )
         )
-        # The claim comes from the ledger; the manifest's numbers only where the ledger vouches
-        # for its hash.
-        claim = claim_for(session, artifact_sha256=row.artifact_sha256, manifest=manifest)
         covered = claim.status == "ledger"
         training = (manifest.get("training") or {}) if covered else {}
         dataset = training.get("dataset")
