@@ -30,8 +30,9 @@ def register(
 ) -> None:
     """Validate a dataset against its schema and record its content hashes.
 
-    The schema format, every key, an example and the errors: docs/datasets.md. Every problem
-    with the schema or the data is listed at once.
+    Every problem with the schema or the data is listed at once.
+
+    The schema format, every key, an example and the errors: docs/datasets.md.
     """
     from governance.privacy.service import training
 
