@@ -33,7 +33,7 @@ from governance.audit.verify import check_anchored, verify_log
 from governance.cli.common import err_console, errors_as_exit, settings, transaction
 from governance.config import Settings
 from governance.context import cli_context
-from governance.db.base import DB_BIGINT_MAX, as_utc
+from governance.db.base import as_utc
 from governance.errors import BadRequest
 from governance.witness.bundle import check_bundle_witnessed, write_cosigned
 
@@ -131,7 +131,7 @@ def verify(
         None,
         "--max-checkpoint-lag",
         min=0,
-        max=DB_BIGINT_MAX,
+        max=1_000_000_000,
         help="Most entries the head may run ahead of the latest checkpoint "
         "(default: twice WARDEN_CHECKPOINT_EVERY_ENTRIES).",
     ),
