@@ -1,25 +1,15 @@
 """A deadline on every durable audit write, and a circuit breaker in front of the journal.
 
-A request is answered only once its audit entry committed. With the database frozen (stopped,
-a VM paused, a lock held for ever) that commit never comes, and without a deadline every
-request would wait with it. Here:
+A request is answered only once its audit entry committed, so a frozen database must not hold
+every request with it. An append not durable within ``deadline`` is refused (503,
+``Retry-After``) and opens the breaker; while it is open, or while the database monitor says
+the database does not answer, appends are refused at once. A probe (one ``audit.probe`` entry,
+at most every ``retry_every`` seconds) tests the whole audit path and its commit closes the
+breaker.
 
-- an append that is not durable within ``deadline`` is refused (503, ``Retry-After``), and the
-  breaker opens: further appends are refused at once, without touching the journal, so only
-  the requests already waiting pay the deadline;
-- appends are also refused at once while the database monitor
-  (:class:`~governance.db.health.DatabaseMonitor`) says the database does not answer;
-- while the breaker is open, a probe (one ``audit.probe`` entry through the same journal, at
-  most every ``retry_every`` seconds, launched by the next refused append or readiness check)
-  tests the whole audit path; its commit closes the breaker.
-
-An append refused at its deadline may still commit later: it was handed to the writer, which
-commits what it was given (as it does for a client that went away). Its request was answered
-503, never 200, so "every answer 200 is in the log" holds; the log may then hold an entry for
-an answer that was never sent. Once the journal works again, one ``audit.deadline`` entry
-names those requests (their ids), so that an auditor reading the log knows which entries
-describe answers that were refused. An append refused at once (breaker open) never reaches
-the writer, so it is never in the log.
+An append refused at its deadline may still commit later; its request was answered 503, so
+every 200 is still in the log, and one ``audit.deadline`` entry later names those requests so
+an auditor knows which entries describe refused answers.
 """
 
 from __future__ import annotations

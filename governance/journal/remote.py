@@ -1,18 +1,9 @@
 """The journal in a writer process of its own (:mod:`governance.journal.sidecar`).
 
-Why a process: the group commit (canonical entries, Merkle nodes, SQL, the records' key-state
-check) is Python, and in a thread it competes for the server's GIL with every request. In its
-own process it runs on another core, and the event loop only pickles each append into a frame.
-
-Appends made during one turn of the event loop leave in a few frames (a frame leaves when it
-holds eight, and at the end of the turn); the answers of a group commit come back in one frame.
-Started on a running event loop (a server's lifespan), the journal reads the answers on that
-loop as they arrive and settles their requests at once. A reader thread would first have to win
-the GIL from the busy loop, then hand the answers back through ``call_soon_threadsafe``:
-measured in ``bench/predict``, 2.5 ms from the end of a commit to the thread reading its answer
-and 1.9 ms more until the request ran again. In six alternating pairs the governed server did
-1,703-2,052 predictions/s (mean 1,846) with the thread and 1,840-2,048 (mean 1,956) on the loop.
-Started without a running loop (tests, tools), a thread reads them.
+The group commit is Python: in its own process it runs on another core instead of competing
+for the server's GIL, and the event loop only pickles each append into a frame. Answers are
+read on the server's running loop, because a reader thread would first have to win the GIL back
+from it; without a running loop (tests, tools) a thread reads them.
 
 If the writer process dies, every waiting request is refused (503, never answered unaudited),
 appends are refused until a new writer process is up, and one is started again with a growing
@@ -45,25 +36,8 @@ from governance.records.sink import Evict, RecordRow
 logger = logging.getLogger(__name__)
 
 _SEND_BUFFER = 4 << 20
-# A frame leaves at the end of the loop's turn, or as soon as it holds this many appends.
-# The history: while the journal's answers and the forward passes ran in threads, frames of
-# four kept the writer busy during long turns (2.3-2.5k predictions/s at 32 clients, against
-# 2.0k holding every append to the end of the turn). With both on the loop, whole turns (a cap
-# of 64) measured the same as four (1,846-1,952 against 1,827-1,952 req/s) with less CPU.
-# Stop 17 timed the appends of bench/predict at 32 clients: a cohort of predictions leaves the
-# forward pass together, and its appends waited 1.55 ms on average for the end of the turn,
-# behind the cohort's own work and the next requests'; meanwhile the writer process was idle
-# more than half the time, and for 15 % of the time every request in the server was waiting
-# for the journal (the loop was busy 84-91 % of the time). Frames of four start the group
-# commit while the cohort is still being sealed: the loop became busy 96-98 % of the time,
-# and in alternating runs of bench/predict the ratio was 0.606 on average over 14 runs
-# against 0.572 over 8 with whole turns, for about 25 us more writer CPU per request
-# (smaller group commits). Frames of two measured the same as four.
-# Stop 21, once checkpoints were signed in the group commit (no more stalls behind the
-# server's own checkpoint transactions): frames of eight beat four in five alternating runs
-# out of five, 0.6254 on average against 0.6092 (0.6234, 0.6327, 0.6164, 0.6267, 0.6279
-# against 0.6011, 0.6169, 0.6112, 0.6099, 0.6071), with 89-92 us of writer CPU per request
-# against 94-99; sixteen averaged 0.6191 over three, two 0.613 over two.
+# A frame leaves at the end of the loop's turn, or as soon as it holds this many appends, so
+# the group commit starts while a cohort of predictions is still being sealed.
 _FLUSH_AT = 8
 
 

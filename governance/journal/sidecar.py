@@ -1,28 +1,19 @@
 """The journal's writer process: ``python -m governance.journal.sidecar FD``.
 
-Started by :class:`~governance.journal.remote.ProcessJournal` with one end of a socketpair.
-It runs the same group commit a server would run in a thread
-(:meth:`~governance.audit.writer.AuditWriter.write`), with the records stored through
-:class:`~governance.records.sink.RecordSink`, and answers each append once its transaction
-committed.
-
-One thread does everything: it reads the appends that have arrived, waits up to the batching
-window for more (closing early after a quiet spell: :func:`~governance.audit.writer.next_wait`),
-commits them in one transaction, and answers them all in one frame. Appends that arrive
-meanwhile wait in the socket and make the next batch: while a commit runs, the server's sends
-queue in the socket's buffer, and a server that fills it waits for the commit (backpressure).
-(A queue and a second thread cost more per append than they saved: the writer process spent
-148 us per governed prediction with one thread, 160-172 with three, in ``bench/predict``.)
+Started by :class:`~governance.journal.remote.ProcessJournal` with one end of a socketpair, it
+runs the same group commit a server would run in a thread
+(:meth:`~governance.audit.writer.AuditWriter.write`) and answers each append once committed.
+One thread reads, batches, commits and answers; appends arriving meanwhile queue in the socket,
+whose full buffer makes the server wait (backpressure).
 
 Messages in: ``("config", {...})`` first (the database URL travels here, never in argv), then
 ``("append", [(id, events, row), ...])`` and finally ``("stop",)``. Messages out: ``("ready",)``,
 then ``("done", [(id, seqs or error text or ("stale", text), evicted keys), ...], committed
 tree size)``, and ``("bye",)`` once stopped.
 
-When the server goes away (end of stream, even after kill -9) the process still commits what
-it had received, then exits: an entry is never lost for a request that was answered, and an
-entry for a request that was not answered is harmless. Interrupts are ignored: the server
-decides when its journal stops.
+When the server goes away (even kill -9) the process still commits what it received, then
+exits, so an answered request's entry is never lost. Interrupts are ignored: the server decides
+when its journal stops.
 """
 
 from __future__ import annotations
