@@ -1,40 +1,20 @@
 """Dynamic micro-batching: concurrent requests share one forward pass.
 
-The FastAPI predict route is ``async``; many of them await :meth:`MicroBatcher.submit` at once.
-Requests go into one queue, and a forward pass takes every request queued when it starts, up to
-``max_batch_rows`` rows, concatenates them, and hands each request its rows back. Who runs the
-forward passes is the ``execution`` mode:
+A forward pass takes every request queued when it starts, up to ``max_batch_rows`` rows,
+concatenates them and hands each request its rows back. The ``execution`` mode says who runs it:
 
-- ``"thread"``: a worker thread. torch releases the GIL inside each operator, so the event loop
-  stays free during a long forward pass; results go back with ``loop.call_soon_threadsafe``.
-  The mode for GPUs and for models whose forward pass is long.
-- ``"loop"``: the event loop itself, once per turn. The first request queued in a turn schedules
-  a drain at the end of that turn, which runs everything that turn queued as one batch and
-  resolves the futures directly. For a small model on the CPU the handoff costs more than the
-  forward pass: a worker thread must win the GIL back after every operator, and while the event
-  loop is busy each of those waits can last up to the interpreter's switch interval (5 ms).
-  Measured in ``bench/predict`` (governed server, 32 clients): with the thread a request waited
-  7.4 ms for a batch whose forward pass cost 0.6 ms of CPU; in three alternating pairs the
-  governed server did 1,783-1,943 req/s with the thread and 1,884-1,924 on the loop, and
-  ``bench/batching`` 84k and 125k predictions/s. The price: a forward pass holds the event loop
-  for its duration, so use ``"thread"`` for a large model on the CPU. With a ``loop_budget_ms``
-  the batcher does so itself: once the median of its last 16 forward passes on the loop exceeds
-  the budget, it starts a worker thread and never runs on the loop again.
+- ``"thread"``: a worker thread (torch releases the GIL inside each operator), for GPUs and for
+  models whose forward pass is long.
+- ``"loop"``: the event loop itself, once at the end of each turn. For a small model on the CPU
+  the handoff costs more than the forward pass, since a worker thread must win the GIL back
+  after every operator. With a ``loop_budget_ms``, once the median of the last 16 forward passes
+  exceeds the budget the batcher moves to a worker thread for good.
   :func:`default_execution` picks ``"loop"`` on the CPU and ``"thread"`` elsewhere.
 
-Waiting policy. An idle batcher never waits: a lone request at low load runs at once. The
-``max_wait_ms`` window only applies under load, meaning the batch being formed, or the previous
-one, merged more than one request; then the batch keeps collecting until it is full or the
-oldest request has waited ``max_wait_ms``. ``max_wait_ms=0`` (the default) is pure greedy
-batching: under load, requests pile up while a forward pass runs, so batches form by themselves.
-``bench/batching.py`` measures both: with 64 closed-loop clients on CPU, greedy batching ran
-whole 64-row batches at ~186k predictions/s while a 0.5 ms window ran the same 64-row batches at
-~80k/s, because the window only adds waiting once every client is already in the batch. A window
-can still help open-loop traffic on a GPU, where a forward pass has a high fixed cost.
-
-Rules: a request is never split across batches; one larger than ``max_batch_rows`` runs alone. A
-failing forward pass fails only the requests of that batch (with :class:`ForwardError`). Closing
-drains what is queued, then stops; later submissions get :class:`BatcherClosedError`.
+An idle batcher never waits; under load a batch collects for up to ``max_wait_ms`` (default 0:
+greedy, as requests pile up during a forward pass anyway). A request is never split across
+batches, a failing forward pass fails only its own batch (:class:`ForwardError`), and closing
+drains the queue before later submissions get :class:`BatcherClosedError`.
 """
 
 from __future__ import annotations
