@@ -154,20 +154,8 @@ def next_wait(deadline: float, idle: float | None) -> float:
     """How long a forming batch waits for its next item (seconds; 0 or less: close it now).
 
     Until the window's ``deadline`` (``time.monotonic()``), and with an ``idle`` limit no
-    longer than that after the last arrival. The concurrent requests of one moment reach the
-    writer within a fraction of a millisecond; a lone request would otherwise wait out the
-    whole window. Measured in ``bench/predict`` with a 2 ms window: an idle limit of 0.3 ms took
-    one client from 232 to 394 governed predictions/s (p50 4.2 to 2.5 ms), and 8 clients from
-    1,223 to 1,808/s. At 32 clients it made no difference beyond the noise; at 256 it cost
-    about 5 % (more, smaller commits once arrivals come in bursts).
-
-    A window of 0 (the default since stop 20) beats both: the writer takes what has arrived
-    and commits, and under load the next batch gathers during that commit's fsync, as the
-    micro-batcher's batches do during a forward pass. In alternating runs of
-    ``bench/predict`` against the 2 ms window with the 0.3 ms idle limit: at 32 clients a
-    governed/bare ratio of 0.551, 0.518, 0.549, 0.587 against 0.435, 0.478, 0.489, 0.519; at 8
-    clients 3,704 and 3,712 governed predictions/s against 2,395 and 3,222; at one client 936
-    and 829 against 671 and 766.
+    longer than that after the last arrival: one moment's concurrent requests arrive within a
+    fraction of a millisecond, and a lone request should not wait out the whole window.
     """
     remaining = deadline - time.monotonic()
     return remaining if idle is None else min(remaining, idle)
