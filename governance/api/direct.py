@@ -1,31 +1,16 @@
 """The lean routes entered straight from the server, past Starlette's stack and router.
 
-Every request to a Starlette app walks its whole middleware stack before the router finds the
-route: FastAPI's ``ServerErrorMiddleware``, ``ExceptionTelemetryMiddleware`` and
-``AppBodyLimitMiddleware``, Warden's :class:`~governance.api.middleware.GovernedRequestMiddleware`,
-then ``ExceptionMiddleware`` (which builds a ``Request`` and two closures per request) and
-``AsyncExitStackMiddleware``, then a router that tries each route in turn. That is about a dozen
-coroutine frames, and every suspension of a prediction (the micro-batcher, the journal) walks
-them twice more. Measured on the predict path: 675 µs of server CPU per governed prediction
-through the stack, 592 µs entered directly, and 1.133× the rate (``bench/predict``-style load,
-two servers side by side in 12 alternating rounds; docs/performance.md, stop 23).
+Every request to a Starlette app walks its whole middleware stack and tries each route in turn,
+and every suspension of a prediction (the micro-batcher, the journal) walks those frames twice
+more; entering the predict route directly saves that CPU on the hot path.
 
 :class:`DirectEntry` claims a request only if it would end at a :class:`LeanRoute` with a method
-that route serves, and then runs exactly the pieces of the stack that do something for it:
-
-- what ``ServerErrorMiddleware`` does, with the app's handler for ``Exception``: an unexpected
-  error is still a logged 500 problem, re-raised for the server's own log;
-- ``GovernedRequestMiddleware``, the same class as in the stack: request id, body limits, the NUL
-  refusal, and the audit entry (or the 503 when it cannot be written);
-- the route's match (its path parameters and ``scope["route"]``, which the audit entry names);
-- the app's exception handlers, looked up by the exception's class as ``ExceptionMiddleware``
-  does, so that every error answer is the same problem+json as through the stack.
-
-The pieces skipped do nothing here: the app sets no FastAPI body limit and no telemetry, and
-the lean resolver opens no exit stack. The entry refuses to be built for an app with any other
-middleware of its own, and the app refuses middleware added after it (``WardenApp``), so the
-two ways in cannot drift apart. Everything else (other routes, other methods, trailing
-slashes, lifespan) goes through the full app.
+that route serves, and then runs the pieces of the stack that do something for it: the app's
+``Exception`` handler (a logged 500 problem), ``GovernedRequestMiddleware`` itself (request id,
+body limits, NUL refusal, audit entry or 503), the route's match, and the app's exception
+handlers looked up by class, so every error is the same problem+json as through the stack.
+The entry refuses an app with any other middleware, and ``WardenApp`` refuses middleware added
+later, so the two ways in cannot drift apart. Everything else goes through the full app.
 """
 
 from __future__ import annotations
