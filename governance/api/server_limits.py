@@ -1,33 +1,19 @@
 """Bounds on what one connection may hold in ``warden serve``: its head, its time, its number.
 
-uvicorn's httptools protocol reads a request head of any size for as long as the client takes
-to send it: a 64 MB header line was read whole (9 s of CPU, the parser joins each fragment to
-the last), ten clients holding 32 MB headers open grew the server by 350 MB, and a client that
-sent half a head, or half a body, held its connection (and its memory) open forever.
+uvicorn's httptools protocol reads a request head of any size for as long as the client takes,
+so a slow or huge head (or body) could hold a connection and its memory for ever.
+:class:`GuardedHttpToolsProtocol` is that protocol with four bounds (``ServerLimits``):
 
-:class:`GuardedHttpToolsProtocol` is uvicorn's protocol with four bounds (``ServerLimits``,
-from the settings):
-
-- a request head (target and header fields) over ``max_header_bytes`` is answered 431 and the
-  connection closed. The bytes of a head still incomplete are counted as they arrive, so the
+- a head over ``max_header_bytes`` is answered 431 and closed, counted as it arrives, so the
   parser never holds more than the limit plus one read (256 KiB);
-- a head not complete within ``header_timeout_seconds`` of the connection (or of the first
-  byte of the next request on a kept-alive one) is answered 408 and closed; so is a
-  connection that sends nothing at all;
-- a body not complete within ``body_timeout_seconds`` of its head is answered 408 (if the app
-  has not answered yet) and closed;
-- a connection beyond ``max_connections`` open at once is answered 503 and closed at once.
+- a head not complete within ``header_timeout_seconds`` (or a silent connection) gets 408;
+- a body not complete within ``body_timeout_seconds`` of its head gets 408 and a close;
+- a connection beyond ``max_connections`` open at once is answered 503 and closed.
 
-The deadlines are checked by one periodic sweep over the open connections, not a timer per
-request: the hot path only stores a deadline (one ``loop.time()``) at each phase. Each refusal
-is a problem+json document with the security headers of every answer, sent before a lingering
-close (the rest of what the client sends is read and dropped for a moment), so that the client
-reads the answer instead of a connection reset.
-
-The subclass uses uvicorn's protocol hooks (``on_message_begin``, ``on_headers_complete``,
-``on_message_complete``, ``send_400_response``) and the request cycle's ``disconnected``,
-``message_event`` and ``response_started``; ``tests/security/test_slow_clients.py`` fails
-loudly if uvicorn changes any of them.
+One periodic sweep checks the deadlines, so the hot path only stores a ``loop.time()`` per
+phase. Each refusal is a problem+json with the usual security headers, sent before a lingering
+close so the client reads it instead of a reset. The uvicorn hooks used here are pinned by
+``tests/security/test_slow_clients.py``.
 """
 
 from __future__ import annotations

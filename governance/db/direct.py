@@ -1,23 +1,14 @@
 """Core statements compiled once per dialect and run straight on the DBAPI cursor.
 
-The journal's group commit runs the same few statements for every batch: insert the entries,
-their Merkle nodes and their sealed records, advance the log head, count the data keys' uses.
-Executed through SQLAlchemy, each one walks the execution-context machinery (the compiled cache
-lookup, a ``construct_params`` per row, event dispatch, a result proxy). In the journal's
-writer process that cost about 40 % of its CPU time (cProfile of ``AuditWriter._commit`` on
-batches of 11 predictions), and every microsecond the writer spends is taken from the server
-on this machine's two cores.
+The journal's group commit runs the same few statements for every batch, and SQLAlchemy's
+per-execution machinery was a large share of the writer process's CPU, which it takes from the
+server on a small machine. A :class:`DirectStatement` compiles its statement once per dialect
+and column set with SQLAlchemy's own compiler, keeps the SQL text, parameter order, literal
+values and bind processors, converts rows exactly as SQLAlchemy would, and runs on the cursor
+of the connection's current transaction, so it commits or rolls back with it.
 
-A :class:`DirectStatement` compiles its statement once per dialect and column set, with
-SQLAlchemy's own compiler, and keeps what the execution context would have worked out anyway:
-the SQL text, the parameter order, the literal values the statement carries, and each
-parameter's bind processor (the SQLite ``DATETIME`` formatter, :class:`~governance.db.base.
-UTCDateTime`'s conversion). Executing it converts the rows exactly as SQLAlchemy would, and
-calls the cursor of the connection's current transaction: it commits or rolls back with
-that transaction, like any other statement on the connection.
-
-Only plain statements qualify: a statement whose compiled form needs work at execution time
-(Python-side column defaults, ``IN`` lists expanded per call) is refused when first compiled.
+Only plain statements qualify: one whose compiled form needs work at execution time (Python-side
+column defaults, expanded ``IN`` lists) is refused when first compiled.
 """
 
 from __future__ import annotations
