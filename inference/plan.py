@@ -2,8 +2,7 @@
 
 A served tabular model is a handful of tiny operators, and for them ``nn.Module``'s call
 machinery (hook checks, ``Sequential``'s loop, the functional wrappers' dispatch checks) costs
-more than the arithmetic: an MLP's forward pass on eight rows took 64 µs as modules and 30 µs as
-the same operators called directly. For the architectures of :mod:`inference.architectures`,
+more than the arithmetic. For the architectures of :mod:`inference.architectures`,
 :func:`plan_for` lists the operators the modules would call, on the same parameter tensors, in
 the same order, so the output is bitwise the same (``tests/inference/test_plan.py``).
 

@@ -14,10 +14,7 @@ Ghost clipping needs only each sample's gradient norm, per layer. Two samplers h
 
 The clipping is the same: the same norms up to float rounding
 (``tests/privacy/test_norm_samplers.py`` checks them against per-sample gradients, and a DP run
-against one with Opacus' samplers). Measured in ``bench/dp`` (DP with ghost clipping over
-non-private, alternating runs on the 2-core machine): Opacus' samplers alone 2.597x and
-2.725x; with the LayerNorm sampler 2.485x and 2.505x; with both 2.32x and 2.38x (the LayerNorm
-one alone in the same runs: 2.53x and 2.57x).
+against one with Opacus' samplers); only the cost differs (``bench/dp``).
 """
 
 from __future__ import annotations
