@@ -246,6 +246,9 @@ class SharedWindow:
                 # read back, so that this process learns what the others took.
                 if slot.pending or slot.shared or slot.prev_stale:
                     work.append((subject, slot.key, slot.pending, slot.prev_stale))
+                    # Counted as shared while the transaction runs, so a request judged
+                    # meanwhile still sees them (the read-back total includes them).
+                    slot.shared += slot.pending
                     slot.pending = 0
             carry, self._carry = self._carry, []
         if not carry and not work:
@@ -280,6 +283,7 @@ class SharedWindow:
             for subject, key, n, _ in work:
                 slot = self._slots.get(subject)
                 if slot is not None and slot.window == window:
+                    slot.shared -= n
                     slot.pending += n
                 elif n:
                     self._carry.append((key, window, n))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -94,6 +94,28 @@ def test_local_counts_meet_in_the_database_at_each_sync(sessions: sessionmaker[S
     with sessions() as session:
         total = session.scalar(select(RateCounter.count))
     assert total == 10
+
+
+def test_counts_being_synced_still_count_for_requests_judged_meanwhile(
+    sessions: sessionmaker[Session],
+) -> None:
+    clock = Clock()
+    limit = Limit(requests=5, per_seconds=60)
+    window = SharedWindow("predict", limit, digest_key=KEY, sessions=sessions, clock=clock)
+    assert all(window.take("7") is None for _ in range(5))
+    judged_meanwhile: list[int | None] = []
+
+    # A request arrives while sync's transaction is open (its lock released).
+    def judge(session: Session, *_: object) -> None:
+        judged_meanwhile.append(window.take("7"))
+
+    event.listen(sessions, "after_begin", judge)
+    try:
+        window.sync()
+    finally:
+        event.remove(sessions, "after_begin", judge)
+    assert judged_meanwhile and judged_meanwhile[0] is not None  # refused: five already taken
+    assert window.take("7") is not None
 
 
 def test_the_table_holds_keyed_digests_never_an_address(sessions: sessionmaker[Session]) -> None:
