@@ -37,6 +37,8 @@ from bench._common import emit  # noqa: E402
 from governance.audit import log as audit_log  # noqa: E402
 from governance.audit.checkpoints import Checkpointer  # noqa: E402
 from governance.audit.events import Actor, AuditEvent, Source  # noqa: E402
+from governance.audit.memory import SignerMemory  # noqa: E402
+from governance.audit.note import vkey_for  # noqa: E402
 from governance.audit.repository import snapshot_session  # noqa: E402
 from governance.audit.service import audit  # noqa: E402
 from governance.audit.signing import public_vkey  # noqa: E402
@@ -168,7 +170,10 @@ def main() -> None:
         )
 
         key = Ed25519PrivateKey.generate()
-        checkpointer = Checkpointer(ORIGIN, key, every_entries=1000, every_seconds=1e9)
+        memory = SignerMemory(root / "signer.checkpoint", vkey_for(ORIGIN, key.public_key()))
+        checkpointer = Checkpointer(
+            ORIGIN, key, memory=memory, every_entries=1000, every_seconds=1e9
+        )
         _, sessions, url = fresh(root, "big.db")
         built = build_log(sessions, entries, checkpointer)
         print(f"built a log of {entries} entries in  {built:8.1f} s")

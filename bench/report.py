@@ -30,7 +30,6 @@ from governance.audit import log as audit_log
 from governance.audit.checkpoints import Checkpointer
 from governance.audit.events import Actor, AuditEvent
 from governance.audit.repository import snapshot_session
-from governance.audit.signing import load_signing_key
 from governance.bootstrap import create_keys, seed
 from governance.config import Settings
 from governance.context import cli_context
@@ -121,11 +120,10 @@ def main() -> None:
                 audit_log.append(
                     session, [synthetic(i) for i in range(offset, min(n, offset + BATCH))]
                 )
-        key = load_signing_key(settings.resolved_signing_key_file)
+        checkpointer = Checkpointer.from_settings(settings)
+        key = checkpointer.key
         with sessions.begin() as session:
-            Checkpointer(
-                settings.log_origin, key, every_entries=10**9, every_seconds=1e9
-            ).checkpoint(session, force=True)
+            checkpointer.checkpoint(session, force=True)
         fill = time.perf_counter() - t0
         print(f"appended {n} entries in {fill:.1f} s", file=sys.stderr)
         engine.dispose()
