@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from governance.serverproc import ServerProcess  # noqa: E402
+from governance.cli.server_process import ServerProcess  # noqa: E402
 
 
 def emit(bench: str, metric: str, ours: float, baseline: float, **extra: Any) -> None:

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import LoadResult, emit, governed_deployment, load, start_server
 
-from governance.serverproc import free_port, serve_command
+from governance.cli.server_process import free_port, serve_command
 from tests.factories import toy_record
 
 

@@ -31,10 +31,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from governance.bootstrap import appoint_first_officer, create_keys, seed
+from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.db import make_engine
 from governance.db.migrate import upgrade
-from governance.serverproc import ServerProcess
 
 # Outside the governance surface, so one officer's change applies at once.
 GRANT = ["p", "ann", "api:datasets", "read", "allow"]

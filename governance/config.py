@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     audit_writer: Literal["process", "thread"] = "process"
     # A request whose audit entry is not durable within this long is refused (503), and the
     # journal then refuses at once until a trial write succeeds: a frozen database costs the
-    # first requests this deadline, never a hang (governance/journal/guard.py).
+    # first requests this deadline, never a hang (governance/audit/journal/guard.py).
     audit_write_deadline_ms: float = Field(default=2000.0, gt=0)
     # PostgreSQL: libpq's connect timeout, so an unreachable server is an error, not a hang.
     db_connect_timeout_seconds: int = Field(default=2, ge=1)

@@ -21,6 +21,10 @@ from sqlalchemy.orm import Session
 from governance.anchoring import Anchoring
 from governance.api.forwarded import TrustedProxies, parse_networks
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
+from governance.audit.journal import Journal
+from governance.audit.journal.guard import GuardedJournal
+from governance.audit.journal.local import LocalJournal
+from governance.audit.journal.remote import ProcessJournal
 from governance.audit.writer import AuditWriter
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker, state
@@ -28,14 +32,10 @@ from governance.db.engine import ConnectionLimits
 from governance.db.health import DatabaseMonitor
 from governance.db.notify import ChangeListener
 from governance.errors import ConfigurationError, ServiceUnavailable
-from governance.fairness import anchor as thresholds_anchor
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds import anchor as thresholds_anchor
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.identity.cache import AuthCache
 from governance.jobs import HeavyJobs
-from governance.journal import Journal
-from governance.journal.guard import GuardedJournal
-from governance.journal.local import LocalJournal
-from governance.journal.remote import ProcessJournal
 from governance.limits import Limits, load_limits
 from governance.policy import anchor as policy_anchor
 from governance.policy.engine import PolicyEngine

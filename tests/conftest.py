@@ -21,12 +21,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from governance.bootstrap import appoint_first_officer, create_keys, seed
+from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.db.migrate import upgrade
 from governance.identity.enrolment import enrolments
-from governance.serverproc import ServerProcess
 
 POSTGRES_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from governance.demo import run_demo
+from governance.cli.demo import run_demo
 
 pytestmark = pytest.mark.slow
 

@@ -304,7 +304,7 @@ class AuditWriter:
 
         If a transaction fails, each of its items is retried alone, so one bad item cannot
         sink the others. This is the group commit itself; the writer thread runs it, and so
-        does the journal's writer process (:mod:`governance.journal.sidecar`), which has no
+        does the journal's writer process (:mod:`governance.audit.journal.sidecar`), which has no
         thread. ``on_commit`` is not called here: the caller calls it once it has answered.
 
         Returns:

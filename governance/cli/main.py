@@ -111,7 +111,7 @@ def demo(
     keep_serving: bool = typer.Option(False, help="Leave the server running at the end."),
 ) -> None:
     """Run the whole story on SQLite, a local key file and the bundled Adult data."""
-    from governance.demo import DemoError, run_demo
+    from governance.cli.demo import DemoError, run_demo
 
     try:
         result = run_demo(epochs=epochs, say=console.print, keep=keep_serving)

@@ -1,5 +1,6 @@
 """Datasets: schemas (public bounds and categories), tabular loading, hashing and encoding."""
 
+from governance.datasets.declaration import DatasetSchema, FeatureSpec, load_schema, parse_schema
 from governance.datasets.encoding import (
     PREPROCESSING_PROVENANCE,
     encode_features,
@@ -8,7 +9,6 @@ from governance.datasets.encoding import (
     manifest_sections,
 )
 from governance.datasets.errors import DatasetChanged, DatasetError, DatasetFileMissing
-from governance.datasets.schema import DatasetSchema, FeatureSpec, load_schema, parse_schema
 from governance.datasets.tabular import (
     ADULT_SCHEMA,
     LoadedDataset,

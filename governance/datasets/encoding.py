@@ -3,7 +3,7 @@
 Training encodes with :func:`inference.preprocessing.encode_columns`, the same code that
 serving uses, through the manifest features built here, so the two cannot disagree. The
 standardisation statistics come from the schema's PUBLIC bounds (see
-:meth:`governance.datasets.schema.FeatureSpec.standardisation`), never from the rows: they
+:meth:`governance.datasets.declaration.FeatureSpec.standardisation`), never from the rows: they
 cost no privacy budget.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from governance.datasets.schema import DatasetSchema
+from governance.datasets.declaration import DatasetSchema
 from inference.manifest import Architecture, Feature, Manifest
 from inference.preprocessing import encode_columns
 

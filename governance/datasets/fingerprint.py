@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from governance.datasets.schema import DatasetSchema
+from governance.datasets.declaration import DatasetSchema
 from governance.datasets.tabular import LoadedDataset, TabularSplit
 
 _DOMAIN = b"warden.rows/1\n"

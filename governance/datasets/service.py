@@ -28,16 +28,16 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
-from governance.datasets.errors import DatasetChanged, DatasetError, DatasetFileMissing
-from governance.datasets.fingerprint import fingerprint_rows
-from governance.datasets.ledgers import Placement, members, place, serialise_registrations
-from governance.datasets.models import Dataset
-from governance.datasets.schema import (
+from governance.datasets.declaration import (
     MAX_SCHEMA_BYTES,
     NAME_RE,
     DatasetSchema,
     parse_schema,
 )
+from governance.datasets.errors import DatasetChanged, DatasetError, DatasetFileMissing
+from governance.datasets.fingerprint import fingerprint_rows
+from governance.datasets.ledgers import Placement, members, place, serialise_registrations
+from governance.datasets.models import Dataset
 from governance.datasets.tabular import BUNDLED_DIR, LoadedDataset, load_dataset
 from governance.db.base import utcnow
 

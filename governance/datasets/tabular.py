@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from governance.datasets.declaration import DataFile, DatasetSchema, load_schema
 from governance.datasets.errors import DatasetChanged, DatasetError, DatasetFileMissing
-from governance.datasets.schema import DataFile, DatasetSchema, load_schema
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 ADULT_SCHEMA = BUNDLED_DIR / "adult" / "schema.yaml"

@@ -23,7 +23,7 @@ from governance.fairness.gate import gate_status, overrides
 from governance.fairness.models import FairnessAudit
 from governance.fairness.schemas import BOOTSTRAP_MAX, SEED_MAX
 from governance.fairness.service import fairness
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.private_files import copy_private
 from governance.registry.service import registry
 
@@ -185,8 +185,8 @@ def mitigate(
     Gaussian mechanism), charged to the dataset's privacy ledger and composed with the base
     model's training run in the new version's claim."""
     from governance.audit import log as audit_log
-    from governance.fairness.mitigation_budget import refusal_event
-    from governance.fairness.mitigator import mitigator
+    from governance.fairness.mitigation.budget import refusal_event
+    from governance.fairness.mitigation.new_version import mitigator
     from governance.privacy.ledger import BudgetExceeded
 
     cfg = settings()

@@ -23,8 +23,8 @@ from governance.audit import log as audit_log
 from governance.db.base import DbInt
 from governance.fairness.feedback import feedback
 from governance.fairness.gate import gate_status, overrides
-from governance.fairness.mitigation_budget import refusal_event
-from governance.fairness.mitigator import MitigationComputed, MitigationPlan, mitigator
+from governance.fairness.mitigation.budget import refusal_event
+from governance.fairness.mitigation.new_version import MitigationComputed, MitigationPlan, mitigator
 from governance.fairness.monitoring import MonitorPlan, compute_monitor, plan_monitor, store_monitor
 from governance.fairness.result import FairnessResult
 from governance.fairness.schemas import (
@@ -43,7 +43,7 @@ from governance.fairness.schemas import (
     ThresholdsUpdate,
 )
 from governance.fairness.service import AuditPlan, fairness
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.privacy.ledger import BudgetExceeded
 from governance.registry.service import registry
 

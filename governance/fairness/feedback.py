@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
-from governance.datasets.schema import DatasetSchema, load_schema
+from governance.datasets.declaration import DatasetSchema, load_schema
 from governance.datasets.tabular import BUNDLED_DIR
 from governance.fairness.errors import (
     DuplicateFeedback,

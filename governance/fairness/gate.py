@@ -39,10 +39,9 @@ from governance.fairness.errors import (
 )
 from governance.fairness.metrics import evaluate_thresholds
 from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
-from governance.fairness.result import FAIL, INSUFFICIENT_EVIDENCE, Outcome
+from governance.fairness.result import FAIL, INSUFFICIENT_EVIDENCE, Outcome, result_from_dict
 from governance.fairness.service import fairness
-from governance.fairness.stored import result_from_dict
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.registry.models import ModelVersion
 from governance.registry.service import register_promotion_gate, registry
 

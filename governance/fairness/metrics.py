@@ -54,7 +54,7 @@ from governance.fairness.result import (
     IntervalMethod,
     OverallMetrics,
 )
-from governance.fairness.thresholds import DISPARITY_MEASURES, validate_thresholds
+from governance.fairness.thresholds.bounds import DISPARITY_MEASURES, validate_thresholds
 
 __all__ = [
     "CONFIDENCE_LEVEL",

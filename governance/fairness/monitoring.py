@@ -31,8 +31,8 @@ from governance.fairness.metrics import audit_predictions, evaluate_thresholds
 from governance.fairness.models import LIVE, FairnessAudit, Outcome
 from governance.fairness.result import FairnessResult
 from governance.fairness.service import MAX_BOOTSTRAP, fairness
-from governance.fairness.thresholds import ModelThresholds
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds.bounds import ModelThresholds
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.registry.service import registry
 
 UNKNOWN: Final[str] = "unknown"

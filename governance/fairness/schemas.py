@@ -12,7 +12,7 @@ from governance.db.base import StrictDbInt, UtcDatetime
 from governance.fairness.gate import MIN_JUSTIFICATION_LENGTH, GateStatus
 from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
 from governance.fairness.result import Outcome
-from governance.fairness.thresholds_store import MIN_REASON_LENGTH
+from governance.fairness.thresholds.versions import MIN_REASON_LENGTH
 
 # Bounds shared by the API's schemas and the CLI's options, so that the two accept the same.
 BOOTSTRAP_MAX = 2000

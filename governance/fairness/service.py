@@ -28,8 +28,8 @@ from governance.fairness.errors import AuditConflict, AuditInputError, AuditNotF
 from governance.fairness.metrics import audit_predictions, evaluate_thresholds
 from governance.fairness.models import DATASET, FairnessAudit
 from governance.fairness.result import FairnessResult, GateVerdict
-from governance.fairness.thresholds import ModelThresholds
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds.bounds import ModelThresholds
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.registry.service import registry
 
 EVALUATION_SPLIT: Final[str] = "test"

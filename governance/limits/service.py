@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.journal import Journal
+from governance.audit.journal import Journal
 from governance.limits import store
 from governance.limits.policy import Limit, LimitsPolicy
 from governance.limits.summary import RefusalSummaries

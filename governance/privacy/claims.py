@@ -34,7 +34,7 @@ from governance.privacy.models import COMPLETED, TrainingRun
 ClaimStatus = Literal["ledger", "none", "void"]
 NO_GUARANTEE = "no DP guarantee"
 VOID = "void DP claim until retrained"
-# The ledger's name for a mitigation's release (governance.fairness.mitigation_budget).
+# The ledger's name for a mitigation's release (governance.fairness.mitigation.budget).
 MITIGATION_KIND = "mitigation"
 VOID_STATEMENT = (
     f"{VOID}: the run's noise and sampling were not drawn from a secret source "

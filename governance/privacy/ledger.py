@@ -152,7 +152,7 @@ def load_privacy_policy(policies_dir: Path) -> PrivacyPolicy:
     problems: list[str] = []
     if not isinstance(doc, dict):
         raise PrivacyPolicyError(f"{POLICY_FILE}: expected a mapping")
-    # "mitigation" is read by governance.fairness.mitigation_budget (its default ε).
+    # "mitigation" is read by governance.fairness.mitigation.budget (its default ε).
     for key in sorted(set(doc) - {"defaults", "datasets", "mitigation"}):
         problems.append(f"{key}: unknown key")
     defaults = _cap(doc.get("defaults"), "defaults", problems)

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
+from governance.audit.journal.local import LocalJournal
+from governance.audit.journal.remote import ProcessJournal
 from governance.audit.models import AuditCheckpoint
 from governance.audit.verify import verify_log
 from governance.audit.writer import AuditUnavailable, AuditWriter, GroupCommit
 from governance.config import Settings
-from governance.journal.local import LocalJournal
-from governance.journal.remote import ProcessJournal
 from tests.audit.conftest import FilledLog, sample_event
 
 

@@ -18,9 +18,9 @@ from governance.audit.models import AuditEntry
 from governance.cli.main import app
 from governance.config import Settings
 from governance.context import cli_context
+from governance.datasets.declaration import load_schema
 from governance.datasets.encoding import manifest_sections
 from governance.datasets.errors import DatasetError
-from governance.datasets.schema import load_schema
 from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
 from inference.architectures import build_model

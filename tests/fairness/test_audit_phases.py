@@ -19,7 +19,7 @@ from governance.context import Context
 from governance.fairness.errors import AuditConflict
 from governance.fairness.models import FairnessAudit
 from governance.fairness.service import fairness
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.registry.models import ModelVersion
 
 

@@ -16,7 +16,7 @@ from governance.context import Context, cli_context
 from governance.fairness.errors import GateRefused, OverrideRefused, SeparationOfDuties
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.service import fairness
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.registry.models import REGISTERED, SERVING, ModelVersion
 from governance.registry.service import registry
 from tests.fairness.conftest import adult_logreg

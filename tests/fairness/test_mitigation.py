@@ -14,7 +14,7 @@ from fairlearn.postprocessing import ThresholdOptimizer
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from governance.fairness.errors import MitigationError
-from governance.fairness.mitigation import (
+from governance.fairness.mitigation.group_rule import (
     apply_group_threshold,
     fit_group_thresholds,
     tradeoff_numbers,

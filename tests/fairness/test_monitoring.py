@@ -251,7 +251,7 @@ def test_missing_attributes_form_an_explicit_unknown_group(
 
 
 def test_sensitive_values_derive_from_the_request_as_the_dataset_bins_them() -> None:
-    from governance.datasets.schema import load_schema
+    from governance.datasets.declaration import load_schema
     from governance.datasets.tabular import ADULT_SCHEMA
 
     schema = load_schema(ADULT_SCHEMA)

@@ -16,9 +16,9 @@ from governance.context import Context
 from governance.fairness.errors import GateRefused
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.metrics import audit_predictions, clopper_pearson, evaluate_thresholds
+from governance.fairness.result import result_from_dict
 from governance.fairness.service import fairness
-from governance.fairness.stored import result_from_dict
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.registry.models import SERVING, ModelVersion
 from governance.registry.service import registry
 

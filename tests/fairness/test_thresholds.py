@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from governance.fairness.errors import FairnessPolicyError
-from governance.fairness.thresholds import (
+from governance.fairness.thresholds.bounds import (
     FairnessPolicy,
     load_policy,
     parse_policy,

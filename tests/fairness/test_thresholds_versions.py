@@ -15,8 +15,8 @@ from governance.audit.models import AuditEntry
 from governance.context import Context, cli_context
 from governance.fairness.errors import FairnessPolicyError, ThresholdsConflict
 from governance.fairness.metrics import audit_predictions, evaluate_thresholds
-from governance.fairness.stored import result_from_dict
-from governance.fairness.thresholds_store import document_diff, thresholds_store
+from governance.fairness.result import result_from_dict
+from governance.fairness.thresholds.versions import document_diff, thresholds_store
 
 
 def test_the_yaml_seeds_version_one(sessions: sessionmaker[Session]) -> None:

@@ -21,11 +21,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.db import make_engine
 from governance.db.base import utcnow
 from governance.private_files import copy_private, open_private, private_dir
-from governance.serverproc import ServerProcess
 from tests.conftest import REPO, AdminToken, ArtifactBuilder, WardenFactory, auth, serve_toy
 from tests.factories import toy_record
 

@@ -38,12 +38,12 @@ from sqlalchemy.orm import Session
 
 from governance.audit.models import AuditEntry
 from governance.bootstrap import create_keys, seed
+from governance.cli.server_process import free_port
 from governance.config import Settings
 from governance.db import make_engine
 from governance.db.engine import ConnectionLimits
 from governance.db.health import DatabaseMonitor
 from governance.db.migrate import upgrade
-from governance.serverproc import free_port
 from tests.conftest import POSTGRES_URL, AdminToken, ArtifactBuilder, LiveServer, auth
 from tests.factories import toy_record
 from tests.reliability.conftest import serve_toy, verify

@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.jobs import HeavyJobs, HeavyJobsBusy
-from governance.serverproc import ServerProcess
 from tests.conftest import ArtifactBuilder, WardenFactory, auth, serve_toy, settings_env
 from tests.factories import toy_record, upload_body
 from tests.fairness.conftest import adult_logreg

@@ -24,10 +24,10 @@ import pytest
 from sqlalchemy import select
 
 from governance.audit.models import AuditEntry
+from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.db import make_engine
 from governance.limits import SUMMARY_EVENT
-from governance.serverproc import ServerProcess
 from tests.conftest import WardenFactory, auth, serve_toy, settings_env
 from tests.factories import policies_copy, toy_record
 

@@ -106,7 +106,7 @@ def _writer_pid(server: LiveServer) -> int:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if ppid == server.pid and b"governance.journal.sidecar" in cmdline:
+        if ppid == server.pid and b"governance.audit.journal.sidecar" in cmdline:
             return int(entry.name)
     raise AssertionError("the server has no journal writer process")
 

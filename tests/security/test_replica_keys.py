@@ -26,9 +26,9 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from governance.audit.models import AuditEntry
+from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.db import make_engine
-from governance.serverproc import ServerProcess
 from governance.vault.blind_index import subject_index
 from governance.vault.models import ACTIVE, DataKey
 from governance.vault.providers import load_provider

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from governance.cli.server_process import free_port
 from governance.config import WitnessSetting
-from governance.serverproc import free_port
 from governance.witness.client import WitnessClient, WitnessConflict, WitnessRefused
 from governance.witness.cosignature import cosign, cosigner_vkey
 from tests.witness.conftest import SampleLog

@@ -22,8 +22,8 @@ from governance.audit.cli import app as audit_cli
 from governance.audit.models import AuditCheckpoint
 from governance.audit.note import make_checkpoint_body, sign_note
 from governance.cli.main import app as warden_cli
+from governance.cli.server_process import ServerProcess
 from governance.config import Settings, WitnessSetting
-from governance.serverproc import ServerProcess
 from governance.witness.client import WitnessClient, WitnessConflict, WitnessRefused
 from governance.witness.cosigning import Cosigner, stored_proof
 from governance.witness.models import AuditCosignature

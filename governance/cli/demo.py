@@ -21,8 +21,8 @@ import httpx
 from pydantic_settings import SettingsConfigDict
 
 from governance.bootstrap import InitResult, initialize
+from governance.cli.server_process import ServerProcess
 from governance.config import REPO_ROOT, Settings
-from governance.serverproc import ServerProcess
 
 Say = Callable[[str], None]
 

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from governance.audit.events import AuditEvent
+from governance.audit.journal import Journal
+from governance.audit.journal.guard import GuardedJournal
+from governance.audit.journal.local import LocalJournal
+from governance.audit.journal.remote import ProcessJournal
 from governance.audit.models import AuditEntry
 from governance.audit.verify import verify_log
 from governance.audit.writer import AuditUnavailable, AuditWriter
-from governance.journal import Journal
-from governance.journal.guard import GuardedJournal
-from governance.journal.local import LocalJournal
-from governance.journal.remote import ProcessJournal
 from tests.audit.conftest import FilledLog
 from tests.audit_faults import refusing_audit_writes
 

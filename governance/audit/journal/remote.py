@@ -1,4 +1,4 @@
-"""The journal in a writer process of its own (:mod:`governance.journal.sidecar`).
+"""The journal in a writer process of its own (:mod:`governance.audit.journal.sidecar`).
 
 The group commit is Python: in its own process it runs on another core instead of competing
 for the server's GIL, and the event loop only pickles each append into a frame. Answers are
@@ -27,10 +27,10 @@ from typing import Any
 
 from governance.audit.checkpoints import CheckpointPolicy
 from governance.audit.events import AuditEvent
+from governance.audit.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.audit.writer import AuditUnavailable, Outcome, StaleWrite, Waiter, resolve
 from governance.db.engine import ConnectionLimits
 from governance.errors import ConfigurationError
-from governance.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.records.sink import Evict, RecordRow
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class ProcessJournal:
         parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         try:
             proc = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
-                [sys.executable, "-m", "governance.journal.sidecar", str(child.fileno())],
+                [sys.executable, "-m", "governance.audit.journal.sidecar", str(child.fileno())],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
             )

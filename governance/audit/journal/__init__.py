@@ -4,9 +4,9 @@ Every governed call appends its audit entry (and, for predictions, its sealed re
 the runtime's journal and waits until both are committed. The group commit itself is
 :class:`~governance.audit.writer.AuditWriter`; the journal decides where it runs:
 
-- :class:`~governance.journal.local.LocalJournal`: a thread of this process;
-- :class:`~governance.journal.remote.ProcessJournal`: a writer process of its own
-  (:mod:`governance.journal.sidecar`), fed over a socket. The server's event loop then shares
+- :class:`~governance.audit.journal.local.LocalJournal`: a thread of this process;
+- :class:`~governance.audit.journal.remote.ProcessJournal`: a writer process of its own
+  (:mod:`governance.audit.journal.sidecar`), fed over a socket. The server's event loop then shares
   its GIL with nothing but inference, and the database work runs on another core.
 
 Either way an entry is durable before the request it records is answered, a failed write is a

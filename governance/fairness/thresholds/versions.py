@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.context import Context
-from governance.fairness import anchor
 from governance.fairness.errors import FairnessPolicyError, ThresholdsConflict
 from governance.fairness.models import ThresholdVersion
-from governance.fairness.thresholds import FairnessPolicy, load_policy, parse_policy
+from governance.fairness.thresholds import anchor
+from governance.fairness.thresholds.bounds import FairnessPolicy, load_policy, parse_policy
 
 POLICY_FILE: Final[str] = "fairness.yaml"
 MIN_REASON_LENGTH: Final[int] = 10

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from governance.audit.events import Actor, AuditEvent, Source
-from governance.journal.wire import TIMED_OUT, FrameReader, frame
+from governance.audit.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.records.sink import RecordRow
 
 

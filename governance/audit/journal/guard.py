@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from governance.audit.events import AuditEvent
+from governance.audit.journal import Journal
 from governance.audit.writer import AuditUnavailable
-from governance.journal import Journal
 from governance.records.sink import RecordRow
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ _NOTE_MAX_IDS = 1000
 
 
 class GuardedJournal:
-    """A :class:`~governance.journal.Journal` whose appends meet a deadline.
+    """A :class:`~governance.audit.journal.Journal` whose appends meet a deadline.
 
     Args:
         inner: the journal that writes (a thread's or a writer process's).

@@ -14,11 +14,11 @@ import pytest
 import uvloop
 from sqlalchemy import func, select
 
+from governance.audit.journal.remote import ProcessJournal
 from governance.audit.models import AuditEntry
 from governance.audit.verify import verify_log
 from governance.audit.writer import AuditUnavailable
 from governance.config import Settings
-from governance.journal.remote import ProcessJournal
 from tests.audit.conftest import FilledLog, sample_event
 
 
@@ -188,7 +188,7 @@ def test_the_writer_process_is_not_a_listening_service(
     proc = writer._proc
     assert proc is not None
     cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-    assert cmdline[1:3] == [b"-m", b"governance.journal.sidecar"]
+    assert cmdline[1:3] == [b"-m", b"governance.audit.journal.sidecar"]
     assert not any(b"sqlite" in part or b"postgresql" in part for part in cmdline)
 
 

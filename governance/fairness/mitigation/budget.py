@@ -253,7 +253,7 @@ def reserve(
             written; its ``extra`` names the planned mechanism for the refusal's audit event).
         MitigationError: a non-positive ε.
     """
-    from governance.fairness.dp_histograms import gaussian_mechanism
+    from governance.fairness.mitigation.dp_histograms import gaussian_mechanism
 
     dataset = lock_dataset(session, dataset_id)
     base = base_access(session, base_artifact_sha256)

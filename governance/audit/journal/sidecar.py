@@ -1,6 +1,6 @@
-"""The journal's writer process: ``python -m governance.journal.sidecar FD``.
+"""The journal's writer process: ``python -m governance.audit.journal.sidecar FD``.
 
-Started by :class:`~governance.journal.remote.ProcessJournal` with one end of a socketpair, it
+Started by :class:`~governance.audit.journal.remote.ProcessJournal` with one end of a socketpair, it
 runs the same group commit a server would run in a thread
 (:meth:`~governance.audit.writer.AuditWriter.write`) and answers each append once committed.
 One thread reads, batches, commits and answers; appends arriving meanwhile queue in the socket,
@@ -26,13 +26,13 @@ import time
 from typing import Any
 
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
+from governance.audit.journal.wire import TIMED_OUT, FrameReader, send_frame
 from governance.audit.writer import AuditWriter, Outcome, Pending, StaleWrite, next_wait
 from governance.db import make_engine
-from governance.journal.wire import TIMED_OUT, FrameReader, send_frame
 from governance.logs import configure_logging
 from governance.records.sink import RecordRow, RecordSink
 
-logger = logging.getLogger("governance.journal.sidecar")
+logger = logging.getLogger("governance.audit.journal.sidecar")
 
 # An outcome: the seqs, an error's text, or ("stale", text) for a StaleWrite (prepare again).
 Answer = list[int] | str | tuple[str, str]

@@ -13,11 +13,11 @@ The rule reads the sensitive value from the request at serving time, so only a s
 attribute that is itself a categorical model input (``sex``, ``race``) can be mitigated this way.
 
 Fitting on private rows is differentially private and charged: the fit sees only noisy
-per-group score histograms (:mod:`~governance.fairness.dp_histograms`), reserved against the
-dataset's ledger before they are drawn (:mod:`~governance.fairness.mitigation_budget`). Rows a
-schema declares public are fitted on directly, without a charge, and recorded as a zero-charge
-run in the base's ledger. The new version's manifest and card state the guarantee the ledger
-proves for it (its training and its mitigation composed), never the base's claim.
+per-group score histograms (:mod:`~governance.fairness.mitigation.dp_histograms`), reserved
+against the dataset's ledger before they are drawn (:mod:`~governance.fairness.mitigation.budget`).
+Rows a schema declares public are fitted on directly, without a charge, and recorded as a
+zero-charge run in the base's ledger. The new version's manifest and card state the guarantee
+the ledger proves for it (its training and its mitigation composed), never the base's claim.
 """
 
 from __future__ import annotations
@@ -36,16 +36,16 @@ from governance.context import Context
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets as dataset_service
 from governance.fairness.errors import AuditConflict, AuditInputError, MitigationError
-from governance.fairness.mitigation_budget import MitigationBudget, complete, default_epsilon
-from governance.fairness.mitigation_card import mitigated_card
-from governance.fairness.thresholds import ModelThresholds
-from governance.fairness.thresholds_store import thresholds_store
+from governance.fairness.mitigation.budget import MitigationBudget, complete, default_epsilon
+from governance.fairness.mitigation.card import mitigated_card
+from governance.fairness.thresholds.bounds import ModelThresholds
+from governance.fairness.thresholds.versions import thresholds_store
 from governance.registry.errors import ModelNotFound, StageConflict
 from governance.registry.models import ModelVersion
 from governance.registry.service import registry
 
 if TYPE_CHECKING:
-    from governance.fairness.mitigation import Constraint
+    from governance.fairness.mitigation.group_rule import Constraint
     from inference.manifest import Manifest
 
 PLOT_FILE: Final[str] = "mitigation_tradeoff.png"
@@ -204,7 +204,7 @@ class MitigationService:
         from governance.config import get_settings
         from governance.datasets.service import datasets as datasets_service
         from governance.fairness._evaluation import resolve_named_dataset
-        from governance.fairness.mitigation_budget import reserve
+        from governance.fairness.mitigation.budget import reserve
         from governance.privacy.service import training
 
         base = registry.get(session, model, version)
@@ -271,8 +271,8 @@ class MitigationService:
             records_of,
             true_labels,
         )
-        from governance.fairness.dp_histograms import release_histograms
-        from governance.fairness.mitigation import (
+        from governance.fairness.mitigation.dp_histograms import release_histograms
+        from governance.fairness.mitigation.group_rule import (
             fit_group_thresholds,
             tradeoff_numbers,
             tradeoff_plot,

@@ -1,0 +1,1 @@
+"""Mitigation: a group-threshold rule, fitted and served as a new model version."""

@@ -1,0 +1,1 @@
+"""Fairness thresholds: the policy file's bounds, their audited versions, their anchor."""
