@@ -24,7 +24,7 @@ Spec::
 A rule may also carry ``"op0"``/``"op1"`` (``">"`` or ``"<"``) and ``"p_ignore"`` with
 ``"prediction_constant"``. ``default`` applies to a group the optimizer never saw. A spec may
 also carry ``"version": 1`` and ``"constraints"`` (the parity it was fitted for), as
-:mod:`governance.fairness.mitigation` writes them; serving ignores ``constraints``.
+:mod:`governance.fairness.mitigation.group_rule` writes them; serving ignores ``constraints``.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def validate_spec(spec: Any, features: Sequence[Any]) -> None:
     """
     if not isinstance(spec, dict) or spec.get("kind") != "group_threshold":
         raise ManifestError("postprocessing: only kind 'group_threshold' is supported")
-    # "version" and "constraints" are written by governance.fairness.mitigation: the spec
+    # "version" and "constraints" are written by governance.fairness.mitigation.group_rule: the spec
     # format's version and the parity it was fitted for (provenance; serving ignores it).
     allowed = {"kind", "version", "constraints", "feature", "positive_label", "groups", "default"}
     if set(spec) - allowed:
