@@ -13,6 +13,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,20 +78,31 @@ def pg_template() -> Iterator[str | None]:
     _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=BACKENDS)
-def db_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, pg_template: str | None
+@contextmanager
+def fresh_database(
+    backend: str, folder: Path, sqlite_template: Path, pg_template: str | None
 ) -> Iterator[str]:
-    """A freshly migrated, empty database (SQLite, and PostgreSQL when configured)."""
-    if request.param == "sqlite":
-        path = tmp_path / "warden.db"
+    """A migrated, empty database copied from the session's template; dropped on exit."""
+    if backend == "sqlite":
+        path = folder / "warden.db"
         shutil.copy(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
     name = f"warden_t_{uuid.uuid4().hex[:12]}"
     _pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    yield _pg_url(name)
-    _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield _pg_url(name)
+    finally:
+        _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, pg_template: str | None
+) -> Iterator[str]:
+    """A freshly migrated, empty database (SQLite, and PostgreSQL when configured)."""
+    with fresh_database(request.param, tmp_path, sqlite_template, pg_template) as url:
+        yield url
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -113,14 +125,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
+def make_settings(db_url: str, root: Path) -> Settings:
+    """Test settings over ``db_url`` with their folders and fresh keys under ``root``."""
     cfg = Settings(
         environment="test",
-        data_dir=tmp_path / "data",
+        data_dir=root / "data",
         database_url=db_url,
-        models_dir=tmp_path / "models",
-        reports_dir=tmp_path / "reports",
+        models_dir=root / "models",
+        reports_dir=root / "reports",
         state_poll_seconds=0.05,
         checkpoint_every_seconds=1.0,
         checkpoint_every_entries=100,
@@ -138,6 +150,11 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
     return cfg
 
 
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, tmp_path)
+
+
 class AdminToken(str):
     """The first admin's API key, carrying the settings of its deployment, so that a factory
     can act as the local operator (appoint the first officer, enrol people) where it must."""
@@ -150,8 +167,7 @@ class AdminToken(str):
         return made
 
 
-@pytest.fixture
-def admin_token(settings: Settings) -> str:
+def seed_admin(settings: Settings) -> AdminToken:
     """Policy v1 seeded and the first admin created; returns the admin's API key."""
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -159,6 +175,12 @@ def admin_token(settings: Settings) -> str:
     finally:
         engine.dispose()
     return AdminToken(token, settings)
+
+
+@pytest.fixture
+def admin_token(settings: Settings) -> str:
+    """Policy v1 seeded and the first admin created; returns the admin's API key."""
+    return seed_admin(settings)
 
 
 @pytest.fixture
