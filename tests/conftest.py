@@ -24,10 +24,13 @@ from sqlalchemy.engine import make_url
 from governance.bootstrap import appoint_first_officer, create_keys, seed
 from governance.cli.server_process import ServerProcess
 from governance.config import Settings
-from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.db.migrate import upgrade
 from governance.identity.enrolment import enrolments
+from governance.kit.context import cli_context
+
+# Shared setups a module opts into by asking for their fixtures.
+pytest_plugins = ["tests.shared_app"]
 
 POSTGRES_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])

@@ -17,18 +17,19 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from governance.audit import log as audit_log
-from governance.audit.events import Actor, AuditEvent
 from governance.audit.models import AuditEntry
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker
 from governance.db.base import utcnow
+from governance.kit.events import Actor, AuditEvent
 from governance.policy.models import PolicyVersion
 from governance.reports.document import report_json_schema
 from governance.reports.manifest import verify_report_dir
 from governance.reports.usage import BURST_THRESHOLD, build_usage
-from tests.conftest import REPO, ArtifactBuilder, WardenFactory, auth, settings_env
+from tests.conftest import REPO, auth, settings_env
 from tests.factories import toy_record, upload_body
+from tests.shared_app import SharedApp
 
 SCHEMA_FILE = REPO / "docs" / "report.schema.json"
 
@@ -41,6 +42,7 @@ class Seeded:
     stranger: str
     created: dict[str, Any]
     folder: Path
+    settings: Settings
 
 
 def _period() -> dict[str, str]:
@@ -51,17 +53,14 @@ def _period() -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def seeded(
-    app_client: Any,
-    warden: WardenFactory,
-    admin_token: str,
-    make_artifact: ArtifactBuilder,
-    settings: Settings,
-) -> Seeded:
+@pytest.fixture(scope="module")
+def seeded(shared_app: SharedApp) -> Seeded:
+    """One report over served, allowed and denied calls; its tests only read it."""
+    app_client, warden, admin_token = shared_app.client, shared_app.warden, shared_app.admin
+    settings = shared_app.settings
     engineer = warden.principal("eng", "ml_engineer")
     r = app_client.post(
-        "/v1/models", json=upload_body(make_artifact("toy", "1")), headers=auth(engineer)
+        "/v1/models", json=upload_body(shared_app.artifact("toy", "1")), headers=auth(engineer)
     )
     assert r.status_code == 201, r.text
     warden.override_gate("toy", "1")
@@ -86,7 +85,9 @@ def seeded(
     r = app_client.post("/v1/reports", json=_period(), headers=auth(auditor))
     assert r.status_code == 201, r.text
     created = r.json()
-    return Seeded(app_client, auditor, app, stranger, created, settings.reports_dir / created["id"])
+    return Seeded(
+        app_client, auditor, app, stranger, created, settings.reports_dir / created["id"], settings
+    )
 
 
 def _report(s: Seeded) -> dict[str, Any]:
@@ -109,8 +110,9 @@ def test_published_schema_is_current_and_report_validates(seeded: Seeded) -> Non
     ]
 
 
-def test_numbers_equal_the_database(seeded: Seeded, settings: Settings) -> None:
+def test_numbers_equal_the_database(seeded: Seeded) -> None:
     doc = _report(seeded)
+    settings = seeded.settings
     meta = doc["meta"]
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -168,8 +170,9 @@ def test_numbers_equal_the_database(seeded: Seeded, settings: Settings) -> None:
     assert status["fairness"] == "evidenced"
 
 
-def test_export_is_audited_and_auditor_downloads(seeded: Seeded, settings: Settings) -> None:
+def test_export_is_audited_and_auditor_downloads(seeded: Seeded) -> None:
     s = seeded
+    settings = s.settings
     r = s.client.get("/v1/reports", headers=auth(s.auditor))
     assert r.status_code == 200 and r.json()[0]["id"] == s.created["id"]
     for name, kind in (("report.html", "text/html"), ("report.pdf", "application/pdf")):
@@ -220,9 +223,8 @@ def _verify_cli(folder: Path, settings: Settings) -> Any:
     return CliRunner().invoke(app, ["report", "verify", str(folder)], env=settings_env(settings))
 
 
-def test_tampering_with_any_file_fails_verify(
-    seeded: Seeded, settings: Settings, tmp_path: Path
-) -> None:
+def test_tampering_with_any_file_fails_verify(seeded: Seeded, tmp_path: Path) -> None:
+    settings = seeded.settings
     ok = _verify_cli(seeded.folder, settings)
     assert ok.exit_code == 0, ok.output
     for target in ("report.json", "report.html", "report.pdf", "manifest.json", "extra", "missing"):
