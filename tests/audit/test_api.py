@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,16 +15,17 @@ from governance.audit import log as audit_log
 from governance.audit.bundle import verify_bundle
 from governance.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from governance.audit.note import verify_note
-from governance.config import Settings
 from tests.audit.conftest import FilledLog, empty_log, fill
-from tests.conftest import WardenFactory, auth
+from tests.conftest import auth
+from tests.shared_app import SharedApp
 
 
-@pytest.fixture
-def log(settings: Settings, warden: WardenFactory) -> Iterator[FilledLog]:
+@pytest.fixture(scope="module")
+def log(shared_app: SharedApp) -> Iterator[FilledLog]:
     """The app's own log with 40 sample entries appended after the setup calls, signed up to
-    its end (how many entries the setup wrote must not decide what is covered)."""
-    for filled in empty_log(settings):
+    its end (how many entries the setup wrote must not decide what is covered). The module's
+    tests share it and only read it, or add entries none of the others counts."""
+    for filled in empty_log(shared_app.settings):
         with filled.sessions() as session:
             filled.size = audit_log.tree_size(session)
         fill(filled, 40, checkpoint_every=16)
@@ -35,9 +36,14 @@ def log(settings: Settings, warden: WardenFactory) -> Iterator[FilledLog]:
         yield filled
 
 
+@pytest.fixture(scope="module")
+def auditor(shared_app: SharedApp) -> str:
+    return shared_app.warden.principal("aud", "auditor")
+
+
 @pytest.fixture
-def auditor(warden: WardenFactory) -> str:
-    return warden.principal("aud", "auditor")
+def app_client(shared_app: SharedApp) -> Any:
+    return shared_app.client
 
 
 def _get(client: Any, token: str, path: str, **params: Any) -> Any:
@@ -145,10 +151,12 @@ def test_verify_and_export(app_client: Any, auditor: str, log: FilledLog, tmp_pa
 
 
 def test_client_and_anonymous_are_refused(
-    app_client: Any, warden: WardenFactory, log: FilledLog
+    shared_app: SharedApp, log: FilledLog, unique: Callable[[str], str]
 ) -> None:
-    client = warden.principal("app", "client", kind="service")
-    officer = warden.principal("officer", "compliance_officer")
+    app_client, warden = shared_app.client, shared_app.warden
+    name = unique("app")
+    client = warden.principal(name, "client", kind="service")
+    officer = warden.principal(unique("officer"), "compliance_officer")
     for method, path in (
         ("GET", "/v1/audit/entries"),
         ("GET", "/v1/audit/entries/0"),
@@ -164,6 +172,6 @@ def test_client_and_anonymous_are_refused(
     assert app_client.get("/v1/audit/entries", headers=auth(officer)).status_code == 200
     assert app_client.post("/v1/audit/verify", headers=auth(officer)).status_code == 403
     denied = app_client.get(
-        "/v1/audit/entries", params={"actor": "app", "decision": "deny"}, headers=auth(officer)
+        "/v1/audit/entries", params={"actor": name, "decision": "deny"}, headers=auth(officer)
     ).json()["entries"]
     assert len(denied) == 6 and all(e["outcome"] == 403 for e in denied)
