@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -127,6 +128,8 @@ class Checkpointer:
         memory: the signer's memory of its last checkpoint (beside the key file).
         every_entries: sign when this many entries were added since the last checkpoint.
         every_seconds: sign when this long has passed since the last one and entries were added.
+        clock: monotonic seconds that measure ``every_seconds`` (tests inject one).
+        now: the time stored with a checkpoint and that ages stored ones (moves with ``clock``).
     """
 
     def __init__(
@@ -137,6 +140,8 @@ class Checkpointer:
         memory: SignerMemory,
         every_entries: int,
         every_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.origin = origin
         self.key = key
@@ -144,9 +149,11 @@ class Checkpointer:
         self.every_entries = every_entries
         self.every_seconds = every_seconds
         self.failure: str | None = None  # set once a tree was refused: sticky, fail closed
+        self._clock = clock
+        self._now = now
         self._checked = False
         self._last_size = -1
-        self._last_time = time.monotonic()
+        self._last_time = clock()
         self._next_tick = 0.0
         self._lock = threading.Lock()
 
@@ -162,7 +169,13 @@ class Checkpointer:
         return cls.from_policy(CheckpointPolicy.from_settings(settings))
 
     @classmethod
-    def from_policy(cls, policy: CheckpointPolicy) -> Checkpointer:
+    def from_policy(
+        cls,
+        policy: CheckpointPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+    ) -> Checkpointer:
         """The checkpointer a policy describes, its key loaded from its file.
 
         Raises:
@@ -176,6 +189,8 @@ class Checkpointer:
             memory=SignerMemory(memory_path(key_file), vkey_for(policy.origin, key.public_key())),
             every_entries=policy.every_entries,
             every_seconds=policy.every_seconds,
+            clock=clock,
+            now=now,
         )
 
     # -- integrity -------------------------------------------------------------------------
@@ -298,7 +313,7 @@ class Checkpointer:
                 with db.begin_nested():
                     db.execute(
                         insert(_CHECKPOINTS).values(
-                            tree_size=size, created_at=utcnow(), root_hash=root, note=note
+                            tree_size=size, created_at=self._now(), root_hash=root, note=note
                         )
                     )
                 return
@@ -326,7 +341,7 @@ class Checkpointer:
             if self._last_size < 0:
                 return True
             return size - self._last_size >= self.every_entries or (
-                size > self._last_size and time.monotonic() - self._last_time >= self.every_seconds
+                size > self._last_size and self._clock() - self._last_time >= self.every_seconds
             )
 
     def maybe_checkpoint(self, session: Session, size: int) -> AuditCheckpoint | None:
@@ -361,7 +376,7 @@ class Checkpointer:
         Raises:
             AuditIntegrityError: the tree does not extend the last checkpoint signed.
         """
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if now - self._last_time < self.every_seconds or now < self._next_tick:
                 return None
@@ -403,11 +418,11 @@ class Checkpointer:
                 self._last_size = max(self._last_size, 0)
             return
         size, created = row
-        age = max((utcnow() - as_utc(created)).total_seconds(), 0.0)
+        age = max((self._now() - as_utc(created)).total_seconds(), 0.0)
         with self._lock:
             if size >= self._last_size:
                 self._last_size = size
-                self._last_time = time.monotonic() - age
+                self._last_time = self._clock() - age
 
     def checkpoint(self, session: Session, *, force: bool = False) -> AuditCheckpoint | None:
         """Sign the current tree head (at shutdown, at an export, or on demand).
@@ -431,4 +446,4 @@ class Checkpointer:
         """A checkpoint at ``size`` is stored: the next falls due from here."""
         with self._lock:
             self._last_size = max(self._last_size, size)
-            self._last_time = time.monotonic()
+            self._last_time = self._clock()

@@ -8,7 +8,6 @@ newest checkpoint whoever signed it, so it does not sign again behind the group 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -22,6 +21,7 @@ from governance.audit.verify import verify_log
 from governance.audit.writer import AuditUnavailable, AuditWriter, GroupCommit
 from governance.config import Settings
 from tests.audit.conftest import FilledLog, sample_event
+from tests.clock import SteppedClock
 
 
 def _no_eviction(dek_id: str, subject_ref: str) -> None:
@@ -93,21 +93,25 @@ def test_the_timer_signs_a_quiet_tail_but_not_behind_the_group_commit(
     settings: Settings, audit_db: FilledLog
 ) -> None:
     policy = _policy(settings, every_entries=10, every_seconds=1.0)
+    clock = SteppedClock()
     writer = AuditWriter(
-        audit_db.engine, max_batch=64, checkpointer=Checkpointer.from_policy(policy)
+        audit_db.engine,
+        max_batch=64,
+        checkpointer=Checkpointer.from_policy(policy, clock=clock.monotonic, now=clock.now),
     )
-    timer = Checkpointer.from_policy(policy)  # the server's: it sees none of those commits
+    # The server's timer: it sees none of those commits.
+    timer = Checkpointer.from_policy(policy, clock=clock.monotonic, now=clock.now)
     writer.write([([sample_event(k) for k in range(12)], None)])  # due: signed at 12
     writer.write([([sample_event(12), sample_event(13)], None)])  # not due yet
     assert _checkpoint_sizes(audit_db) == [12]
-    time.sleep(1.1)
+    clock.advance(1.1)
     signed = timer.tick(audit_db.sessions)  # the log went quiet: the tail is the timer's
     assert signed is not None and signed.tree_size == 14
-    time.sleep(1.1)
+    clock.advance(1.1)
     assert timer.tick(audit_db.sessions) is None  # nothing new
     writer.write([([sample_event(14 + k) for k in range(10)], None)])  # 10 since 12: signed
     assert _checkpoint_sizes(audit_db) == [12, 14, 24]
-    time.sleep(1.1)
+    clock.advance(1.1)
     # The head is signed already; the timer learns it from the log, not from its own memory.
     assert timer.tick(audit_db.sessions) is None
     assert _checkpoint_sizes(audit_db) == [12, 14, 24]
