@@ -23,8 +23,8 @@ import uvicorn
 
 from governance.api.app import create_app
 from governance.api.server_limits import uvicorn_options
-from governance.audit.events import AuditEvent
 from governance.config import Settings
+from governance.kit.events import AuditEvent
 from governance.logs import configure_logging
 from governance.predict.recording import PreparedRecord
 from governance.records.sink import RecordRow

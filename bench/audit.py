@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 from bench._common import emit  # noqa: E402
 from governance.audit import log as audit_log  # noqa: E402
 from governance.audit.checkpoints import Checkpointer  # noqa: E402
-from governance.audit.events import Actor, AuditEvent, Source  # noqa: E402
 from governance.audit.memory import SignerMemory  # noqa: E402
 from governance.audit.note import vkey_for  # noqa: E402
 from governance.audit.repository import snapshot_session  # noqa: E402
@@ -46,6 +45,7 @@ from governance.audit.verify import verify_log  # noqa: E402
 from governance.audit.writer import AuditWriter  # noqa: E402
 from governance.db import make_engine, make_sessionmaker  # noqa: E402
 from governance.db.migrate import upgrade  # noqa: E402
+from governance.kit.events import Actor, AuditEvent, Source  # noqa: E402
 
 ORIGIN = "bench.warden/audit"
 

@@ -28,14 +28,14 @@ from _common import emit
 
 from governance.audit import log as audit_log
 from governance.audit.checkpoints import Checkpointer
-from governance.audit.events import Actor, AuditEvent
 from governance.audit.repository import snapshot_session
 from governance.bootstrap import create_keys, seed
 from governance.config import Settings
-from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.db.base import utcnow
 from governance.db.migrate import upgrade
+from governance.kit.context import cli_context
+from governance.kit.events import Actor, AuditEvent
 from governance.reports.manifest import verify_report_dir
 from governance.reports.service import reports
 

@@ -9,7 +9,6 @@ from sqlalchemy import Engine, select
 
 from governance.audit.signing import create_signing_key, load_signing_key, public_vkey
 from governance.config import Settings
-from governance.context import Context
 from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
 from governance.db.migrate import upgrade
@@ -17,6 +16,7 @@ from governance.errors import ConfigurationError
 from governance.identity.duties import change_role, held_by_anyone
 from governance.identity.enrolment import enrolments
 from governance.identity.service import identity
+from governance.kit.context import Context
 from governance.policy.models import PolicyVersion
 from governance.policy.rules import role_subject
 from governance.policy.service import default_policy, policy

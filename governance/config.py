@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     log_origin: str = "warden.local/audit"
     # Proxies (addresses or CIDR networks, comma-separated) whose forwarding header names the
     # client; from anyone else the header is ignored, so a client cannot choose the address its
-    # audit entries record and its rate limits count (governance/api/forwarded.py).
+    # audit entries record and its rate limits count (governance/kit/forwarded.py).
     trusted_proxies: Annotated[list[str], NoDecode] = []
     # The header those proxies write: "x-forwarded-for" or RFC 7239 "forwarded" (only that one
     # is read, so a header a client sent through the proxy untouched is never believed).
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     @classmethod
     def _proxy_list(cls, value: object) -> object:
         # From the environment: "10.0.0.1, 10.1.0.0/16"; each must be an address or network.
-        from governance.api.forwarded import parse_networks
+        from governance.kit.forwarded import parse_networks
 
         entries = [e for e in value.split(",") if e.strip()] if isinstance(value, str) else value
         if isinstance(entries, list | tuple):

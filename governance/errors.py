@@ -1,7 +1,7 @@
 """The one error root. Every error a client may see is a WardenError with an HTTP status.
 
 Domains subclass it (``PolicyError(WardenError)``), and a single handler in
-``governance.api.problems`` renders each one as RFC 9457 problem+json. Messages must never
+``governance.kit.problems`` renders each one as RFC 9457 problem+json. Messages must never
 contain secrets or plaintext payloads: they are sent to clients and written to logs.
 """
 

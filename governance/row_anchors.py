@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.audit.anchors import ANCHOR_EVENT, Anchor, unanchored
-from governance.context import Context
 from governance.fairness.models import ThresholdVersion
 from governance.fairness.thresholds import anchor as thresholds_anchor
 from governance.identity import anchor as key_anchor
 from governance.identity.models import ApiKey
+from governance.kit.context import Context
 from governance.policy import anchor as policy_anchor
 from governance.policy.models import PolicyVersion
 from governance.registry import anchor as stage_anchor

@@ -19,7 +19,6 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from governance.anchoring import Anchoring
-from governance.api.forwarded import TrustedProxies, parse_networks
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.journal import Journal
 from governance.audit.journal.guard import GuardedJournal
@@ -36,6 +35,7 @@ from governance.fairness.thresholds import anchor as thresholds_anchor
 from governance.fairness.thresholds.versions import thresholds_store
 from governance.identity.cache import AuthCache
 from governance.jobs import HeavyJobs
+from governance.kit.forwarded import TrustedProxies, parse_networks
 from governance.limits import Limits, load_limits
 from governance.policy import anchor as policy_anchor
 from governance.policy.engine import PolicyEngine

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from governance.api.problems import problem_schema
 from governance.errors import ServiceUnavailable
+from governance.kit.problems import problem_schema
 
 router = APIRouter(tags=["health"])
 

@@ -32,9 +32,9 @@ from governance.audit.signing import load_signing_key, public_vkey
 from governance.audit.verify import check_anchored, verify_log
 from governance.cli.common import err_console, errors_as_exit, settings, transaction
 from governance.config import Settings
-from governance.context import cli_context
 from governance.db.base import as_utc
 from governance.errors import BadRequest
+from governance.kit.context import cli_context
 from governance.witness.bundle import check_bundle_witnessed, write_cosigned
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)

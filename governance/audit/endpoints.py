@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
 from governance.audit.errors import AuditVerificationError, InvalidProofRequest
 from governance.audit.export import export_bundle, seq_range
 from governance.audit.repository import EntryFilter, snapshot_session
@@ -37,6 +36,7 @@ from governance.audit.signing import public_vkey
 from governance.audit.verify import verify_log
 from governance.db.base import DbBigInt, UtcDatetime
 from governance.errors import ServiceUnavailable
+from governance.kit.problems import responses
 from governance.runtime import Runtime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

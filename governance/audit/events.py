@@ -1,118 +1,34 @@
-"""What an audit entry says. Built by every domain, serialised canonically by the log.
-
-An entry never holds plaintext payloads or secrets: inputs and outputs appear as keyed
-HMAC-SHA256 digests, data subjects as blind-index references.
-"""
+"""The entry document an audit event becomes: canonicalised and hashed into the log."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from governance.kit.events import AuditEvent
 
 ENTRY_FORMAT = "warden.audit/1"
 
 
-@dataclass(frozen=True)
-class Actor:
-    principal_id: int | None
-    name: str | None
-    roles: tuple[str, ...] = ()
-    auth_method: str = "api_key"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled into every journal frame: positional fields, not copyreg's generic state.
-        return (Actor, (self.principal_id, self.name, self.roles, self.auth_method))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "principal_id": self.principal_id,
-            "name": self.name,
-            "roles": list(self.roles),
-            "auth_method": self.auth_method,
-        }
-
-
-SYSTEM = Actor(principal_id=None, name="system", roles=(), auth_method="local")
-
-
-@dataclass(frozen=True)
-class Source:
-    ip: str | None = None
-    user_agent: str | None = None
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Source, (self.ip, self.user_agent))
-
-
-@dataclass(frozen=True)
-class AuditEvent:
-    """One thing that happened, before the log gives it a sequence number and a time.
-
-    ``event_type`` names the domain event (``api.call``, ``policy.change``, ``key.issue`` ...);
-    ``action`` the verb within it; ``details`` holds event-specific, JSON-safe, non-secret data.
-    """
-
-    event_type: str
-    action: str
-    actor: Actor = SYSTEM
-    source: Source = field(default_factory=Source)
-    resource: dict[str, Any] = field(default_factory=dict)
-    decision: str = "n/a"
-    reason: str = ""
-    policy_version: int | None = None
-    model_version: str | None = None
-    outcome: int | None = None
-    request_id: str | None = None
-    input_digest: str | None = None
-    output_digest: str | None = None
-    data_key_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The journal pickles every event on the event loop: positional fields, rather than
-        # copyreg's generic reduction with a state dict (tests/journal/test_wire.py checks the
-        # round trip).
-        return (
-            AuditEvent,
-            (
-                self.event_type,
-                self.action,
-                self.actor,
-                self.source,
-                self.resource,
-                self.decision,
-                self.reason,
-                self.policy_version,
-                self.model_version,
-                self.outcome,
-                self.request_id,
-                self.input_digest,
-                self.output_digest,
-                self.data_key_id,
-                self.details,
-            ),
-        )
-
-    def to_entry(self, *, seq: int, time: datetime) -> dict[str, Any]:
-        """The entry document that is canonicalised and hashed into the log."""
-        return {
-            "format": ENTRY_FORMAT,
-            "seq": seq,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time.microsecond // 1000:03d}Z",
-            "event_type": self.event_type,
-            "action": self.action,
-            "actor": self.actor.as_dict(),
-            "source": {"ip": self.source.ip, "user_agent": self.source.user_agent},
-            "resource": self.resource,
-            "decision": self.decision,
-            "reason": self.reason,
-            "policy_version": self.policy_version,
-            "model_version": self.model_version,
-            "outcome": self.outcome,
-            "request_id": self.request_id,
-            "input_digest": self.input_digest,
-            "output_digest": self.output_digest,
-            "data_key_id": self.data_key_id,
-            "details": self.details,
-        }
+def to_entry(event: AuditEvent, *, seq: int, time: datetime) -> dict[str, Any]:
+    """The entry document that is canonicalised and hashed into the log."""
+    return {
+        "format": ENTRY_FORMAT,
+        "seq": seq,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time.microsecond // 1000:03d}Z",
+        "event_type": event.event_type,
+        "action": event.action,
+        "actor": event.actor.as_dict(),
+        "source": {"ip": event.source.ip, "user_agent": event.source.user_agent},
+        "resource": event.resource,
+        "decision": event.decision,
+        "reason": event.reason,
+        "policy_version": event.policy_version,
+        "model_version": event.model_version,
+        "outcome": event.outcome,
+        "request_id": event.request_id,
+        "input_digest": event.input_digest,
+        "output_digest": event.output_digest,
+        "data_key_id": event.data_key_id,
+        "details": event.details,
+    }

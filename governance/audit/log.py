@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from governance.audit.canonical import canonical_bytes
 from governance.audit.errors import MissingNodeError
-from governance.audit.events import AuditEvent
+from governance.audit.events import to_entry
 from governance.audit.merkle import (
     getter_from_mapping,
     leaf_hash,
@@ -29,6 +29,7 @@ from governance.audit.merkle import (
 from governance.audit.models import AuditEntry, AuditHead, AuditNode
 from governance.db.base import utcnow
 from governance.db.direct import DirectStatement
+from governance.kit.events import AuditEvent
 
 
 def resource_label(resource: Mapping[str, Any]) -> str | None:
@@ -121,7 +122,7 @@ def append_batch(
     leaves: list[bytes] = []
     for offset, event in enumerate(events):
         seq = size + offset
-        data = canonical_bytes(event.to_entry(seq=seq, time=now))
+        data = canonical_bytes(to_entry(event, seq=seq, time=now))
         leaf = leaf_hash(data)
         leaves.append(leaf)
         event_type, action, actor, decision = index_columns(

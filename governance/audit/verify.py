@@ -69,7 +69,7 @@ class LogReport:
 
 
 def _time_text(value: datetime) -> str:
-    # Same text as AuditEvent.to_entry writes; the column is UTC at millisecond precision.
+    # Same text as audit.events.to_entry writes; the column is UTC at millisecond precision.
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 

@@ -29,7 +29,7 @@ from governance.audit import log as audit_log
 from governance.audit import merkle
 from governance.audit.checkpoints import Checkpointer
 from governance.audit.errors import AuditError, AuditIntegrityError
-from governance.audit.events import AuditEvent
+from governance.kit.events import AuditEvent
 
 logger = logging.getLogger(__name__)
 

@@ -100,7 +100,7 @@ def serve(
         # The bounded protocol, no WebSocket, and the logging set up above.
         **uvicorn_options(cfg),
         # uvicorn would take X-Forwarded-For from 127.0.0.1 as the client's address; Warden
-        # reads it only from WARDEN_TRUSTED_PROXIES (governance/api/forwarded.py).
+        # reads it only from WARDEN_TRUSTED_PROXIES (governance/kit/forwarded.py).
         proxy_headers=False,
     )
 

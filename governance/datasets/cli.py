@@ -10,9 +10,9 @@ from pathlib import Path
 import typer
 
 from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
-from governance.context import cli_context
 from governance.datasets.errors import DatasetError
 from governance.datasets.service import datasets
+from governance.kit.context import cli_context
 
 app = typer.Typer(help="The dataset registry.", no_args_is_help=True)
 

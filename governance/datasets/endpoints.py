@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
 from governance.datasets.schemas import DatasetCreate, DatasetDetail, DatasetOut
 from governance.datasets.service import datasets
+from governance.kit.problems import responses
 from governance.privacy.service import training
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])

@@ -27,7 +27,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.datasets.declaration import (
     MAX_SCHEMA_BYTES,
     NAME_RE,
@@ -40,6 +39,7 @@ from governance.datasets.ledgers import Placement, members, place, serialise_reg
 from governance.datasets.models import Dataset
 from governance.datasets.tabular import BUNDLED_DIR, LoadedDataset, load_dataset
 from governance.db.base import utcnow
+from governance.kit.context import Context
 
 BUNDLED = ("adult",)
 

@@ -20,11 +20,11 @@ import torch
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from governance.context import Context
 from governance.datasets.errors import DatasetFileMissing
 from governance.datasets.models import Dataset
 from governance.datasets.tabular import LoadedDataset, TabularSplit
 from governance.fairness.errors import AuditInputError, UnknownDataset
+from governance.kit.context import Context
 from governance.registry.models import ModelVersion
 from inference.errors import InputValidationError, ManifestError
 from inference.manifest import Manifest

@@ -16,7 +16,6 @@ import yaml
 from rich.table import Table
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.context import cli_context
 from governance.db.base import DB_INT_MAX, as_utc
 from governance.fairness.errors import FairnessPolicyError
 from governance.fairness.gate import gate_status, overrides
@@ -24,6 +23,7 @@ from governance.fairness.models import FairnessAudit
 from governance.fairness.schemas import BOOTSTRAP_MAX, SEED_MAX
 from governance.fairness.service import fairness
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.context import cli_context
 from governance.private_files import copy_private
 from governance.registry.service import registry
 

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
 from governance.audit import log as audit_log
 from governance.db.base import DbInt
 from governance.fairness.feedback import feedback
@@ -44,6 +43,7 @@ from governance.fairness.schemas import (
 )
 from governance.fairness.service import AuditPlan, fairness
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.problems import responses
 from governance.privacy.ledger import BudgetExceeded
 from governance.registry.service import registry
 

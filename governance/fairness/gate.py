@@ -29,8 +29,6 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.audit.events import AuditEvent
-from governance.context import Context
 from governance.fairness.errors import (
     FairnessError,
     GateRefused,
@@ -42,6 +40,8 @@ from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVer
 from governance.fairness.result import FAIL, INSUFFICIENT_EVIDENCE, Outcome, result_from_dict
 from governance.fairness.service import fairness
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.context import Context
+from governance.kit.events import AuditEvent
 from governance.registry.models import ModelVersion
 from governance.registry.service import register_promotion_gate, registry
 

@@ -25,7 +25,6 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from governance.context import Context
 from governance.fairness.errors import AuditConflict, AuditInputError
 from governance.fairness.metrics import audit_predictions, evaluate_thresholds
 from governance.fairness.models import LIVE, FairnessAudit, Outcome
@@ -33,6 +32,7 @@ from governance.fairness.result import FairnessResult
 from governance.fairness.service import MAX_BOOTSTRAP, fairness
 from governance.fairness.thresholds.bounds import ModelThresholds
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.context import Context
 from governance.registry.service import registry
 
 UNKNOWN: Final[str] = "unknown"

@@ -21,7 +21,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets as dataset_service
 from governance.fairness.errors import AuditConflict, AuditInputError, AuditNotFound
@@ -30,6 +29,7 @@ from governance.fairness.models import DATASET, FairnessAudit
 from governance.fairness.result import FairnessResult, GateVerdict
 from governance.fairness.thresholds.bounds import ModelThresholds
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.context import Context
 from governance.registry.service import registry
 
 EVALUATION_SPLIT: Final[str] = "test"

@@ -7,9 +7,9 @@ from datetime import timedelta
 import typer
 
 from governance.cli.common import console, errors_as_exit, transaction
-from governance.context import cli_context
 from governance.db.base import utcnow
 from governance.identity.service import identity
+from governance.kit.context import cli_context
 
 app = typer.Typer(help="API keys: shown once, stored as hashes.", no_args_is_help=True)
 

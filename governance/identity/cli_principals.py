@@ -7,9 +7,9 @@ from datetime import timedelta
 import typer
 
 from governance.cli.common import console, errors_as_exit, transaction
-from governance.context import cli_context
 from governance.identity.enrolment import MAX_TTL, enrolments
 from governance.identity.service import identity
+from governance.kit.context import cli_context
 
 app = typer.Typer(help="Principals: users and services.", no_args_is_help=True)
 

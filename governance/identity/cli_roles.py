@@ -9,8 +9,8 @@ from __future__ import annotations
 import typer
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.context import cli_context
 from governance.identity.duties import change_role
+from governance.kit.context import cli_context
 from governance.policy.models import PolicyVersion
 from governance.policy.service import default_policy
 

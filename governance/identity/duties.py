@@ -21,11 +21,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governance.context import Context
 from governance.db.base import as_utc, utcnow
 from governance.identity.enrolment import enrolments
 from governance.identity.models import Principal
 from governance.identity.service import identity
+from governance.kit.context import Context
 from governance.policy.errors import ApprovalRefused
 from governance.policy.holders import holders
 from governance.policy.models import PolicyProposal, PolicyVersion

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.db.base import utcnow
 from governance.identity.errors import EnrolmentRefused, InvalidEnrolmentCode
 from governance.identity.models import ApiKey, Enrolment, Principal
 from governance.identity.service import identity
 from governance.identity.tokens import ENROLMENT_PREFIX, new_token, token_hash, well_formed_code
+from governance.kit.context import Context
 
 # Long enough to reach a colleague by phone or mail, short enough that a leaked code goes stale.
 DEFAULT_TTL = timedelta(hours=24)

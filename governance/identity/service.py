@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.db import state
 from governance.db.base import utcnow
 from governance.identity import anchor
@@ -24,6 +23,7 @@ from governance.identity.errors import (
 )
 from governance.identity.models import ApiKey, Principal
 from governance.identity.tokens import new_token, token_hash
+from governance.kit.context import Context
 from governance.policy.holders import holders
 from governance.policy.rules import Rule, load_rules, role_subject
 from governance.policy.service import policy

@@ -26,5 +26,5 @@ class RateLimited(WardenError):
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, extra={"retry_after": retry_after})
-        # Sent as the Retry-After header (governance/api/problems.py).
+        # Sent as the Retry-After header (governance/kit/problems.py).
         self.retry_after = retry_after

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from governance.audit.events import Actor, AuditEvent, Source
+from governance.kit.events import Actor, AuditEvent, Source
 
 SUMMARY_EVENT = "api.refusals"
 # Sources followed at once; past it, further refusals from new sources are audited in full

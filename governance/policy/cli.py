@@ -20,10 +20,10 @@ import typer
 
 from governance.cli.common import console, err_console, settings, transaction
 from governance.config import Settings
-from governance.context import Context, cli_context
 from governance.db.base import DB_INT_MAX
 from governance.errors import WardenError
 from governance.identity import duties
+from governance.kit.context import Context, cli_context
 from governance.policy.impact import dry_run
 from governance.policy.proposals import proposal_changes, proposals
 from governance.policy.rules import Vocabulary, load_rules

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
 from governance.db.base import DbBigInt, DbInt
 from governance.identity import duties
+from governance.kit.problems import responses
 from governance.policy.impact import dry_run
 from governance.policy.models import PolicyProposal, PolicyTestCase, PolicyVersion
 from governance.policy.proposals import proposal_changes, proposals

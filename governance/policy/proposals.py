@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.db.base import utcnow
+from governance.kit.context import Context
 from governance.policy.errors import ApprovalRefused, InvalidPolicy, PolicyNotFound
 from governance.policy.models import PolicyProposal, PolicyVersion
 from governance.policy.rules import Vocabulary

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.db import state
+from governance.kit.context import Context
 from governance.policy import anchor
 from governance.policy.errors import (
     InvalidPolicy,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.config import REPO_ROOT
-from governance.context import Context
+from governance.kit.context import Context
 from governance.policy.engine import CompiledPolicy
 from governance.policy.errors import (
     InvalidPolicy,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from governance.context import Context
+from governance.kit.context import Context
 from governance.records.sink import RecordRow
 
 

@@ -13,7 +13,7 @@ import json
 
 from sqlalchemy.orm import Session
 
-from governance.context import Context
+from governance.kit.context import Context
 from governance.privacy.claims import claim_for
 from governance.registry.errors import StageConflict
 from governance.registry.models import ModelVersion

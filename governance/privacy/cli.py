@@ -9,9 +9,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
 from governance.db.base import DB_INT_MAX
+from governance.kit.context import cli_context
 from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, WORKERS_MAX
 from governance.privacy.schemas import LedgerOut, TrainingRunOut
 from governance.privacy.service import TrainingRequest, training

@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
 from governance.db.base import DbInt
 from governance.errors import Forbidden
+from governance.kit.problems import responses
 from governance.privacy.schemas import LedgerOut, TrainingRunCreate, TrainingRunOut
 from governance.privacy.service import training
 from governance.runtime import Runtime

@@ -38,9 +38,9 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governance.audit.events import AuditEvent
-from governance.context import Context
 from governance.datasets.models import Dataset, Ledger
+from governance.kit.context import Context
+from governance.kit.events import AuditEvent
 from governance.privacy.accounting import (
     Mechanism,
     compose_epsilon,

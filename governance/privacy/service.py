@@ -31,13 +31,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import log as audit_log
 from governance.config import Settings
-from governance.context import Context
 from governance.datasets.models import Dataset
 from governance.datasets.schemas import DatasetLedger
 from governance.datasets.service import datasets as dataset_service
 from governance.datasets.tabular import LoadedDataset
 from governance.db.base import utcnow
 from governance.errors import Conflict, NotFound
+from governance.kit.context import Context
 from governance.privacy.accounting import Mechanism, noise_for_epsilon
 from governance.privacy.errors import (
     PrivacyError,

@@ -8,8 +8,8 @@ import sys
 import typer
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from governance.records.receipts import receipt_out
 from governance.records.retention import load_retention
 from governance.records.scrubs import Scrubs, scrub_status_for

@@ -40,8 +40,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.errors import ConfigurationError
+from governance.kit.context import Context
 from governance.predict.recording import PreparedRecord
 from governance.randomness import sortable_hex
 from governance.records.cache import CachedKey, KeyCache

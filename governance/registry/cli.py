@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.context import cli_context
+from governance.kit.context import cli_context
 from governance.registry.service import registry
 
 app = typer.Typer(help="The model registry.", no_args_is_help=True)

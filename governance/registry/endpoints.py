@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
+from governance.kit.problems import responses
 from governance.privacy.claims import claim_for
 from governance.registry.errors import InvalidArtifact
 from governance.registry.models import ModelVersion

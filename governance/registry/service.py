@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.db import state
 from governance.db.base import utcnow
+from governance.kit.context import Context
 from governance.plugins import optional_module
 from governance.private_files import copy_private, private_dir
 from governance.registry import anchor

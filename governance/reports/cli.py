@@ -15,8 +15,8 @@ from governance.audit.checkpoints import Checkpointer
 from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
-from governance.context import cli_context
 from governance.db.base import as_utc, utcnow
+from governance.kit.context import cli_context
 from governance.reports.errors import InvalidPeriod
 from governance.reports.manifest import verify_report_dir
 from governance.reports.service import reports

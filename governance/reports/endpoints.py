@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
 from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key
+from governance.kit.problems import responses
 from governance.reports.schemas import ReportCreate, ReportCreated, ReportOut
 from governance.reports.service import MEDIA_TYPES, StoredReport, reports
 from governance.runtime import Runtime

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.config import Settings
-from governance.context import Context
+from governance.kit.context import Context
 from governance.private_files import open_private, private_dir
 from governance.reports.builder import build_report
 from governance.reports.document import Report

@@ -6,8 +6,8 @@ from __future__ import annotations
 import typer
 
 from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from governance.vault.errors import KeyLifecycleError
 from governance.vault.kek_schedule import KekSchedule
 from governance.vault.keys import data_keys

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
 from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
 from governance.db.base import DbBigInt
 from governance.errors import BadRequest
+from governance.kit.problems import responses
 from governance.runtime import Runtime
 from governance.vault.keys import data_keys
 from governance.vault.models import DEK_STATES

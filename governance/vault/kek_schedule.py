@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.db.base import utcnow
+from governance.kit.context import Context
 from governance.vault import leases
 from governance.vault.errors import KeyLifecycleError
 from governance.vault.keys import data_keys

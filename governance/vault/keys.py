@@ -21,10 +21,10 @@ from sqlalchemy import BindParameter, Connection, Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.db import state
 from governance.db.base import utcnow
 from governance.db.direct import DirectStatement
+from governance.kit.context import Context
 from governance.vault.blind_index import blind_index, subject_index
 from governance.vault.envelope import (
     WRAP_FORMAT,

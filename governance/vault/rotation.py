@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import log as audit_log
-from governance.context import Context
+from governance.kit.context import Context
 from governance.vault.keys import data_keys
 from governance.vault.providers import KeyProvider
 

@@ -19,9 +19,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from governance.api.app import create_app
-from governance.api.problems import PROBLEM
-from governance.api.routes import api_routes
 from governance.config import Settings
+from governance.kit.problems import PROBLEM
+from governance.kit.routes import api_routes
 from tests.conftest import WardenFactory, auth
 
 WRONG: dict[type, list[Any]] = {

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from starlette.routing import Route
 
-from governance.api.problems import PROBLEM
-from governance.api.routes import api_routes
 from governance.audit.models import AuditEntry
+from governance.kit.problems import PROBLEM
+from governance.kit.routes import api_routes
 from tests.conftest import auth
 
 

@@ -6,8 +6,8 @@ from fastapi.routing import APIRoute
 
 from governance.api.app import EXEMPT_PATHS, create_app
 from governance.api.deps import Authorize
-from governance.api.routes import api_routes
 from governance.config import Settings
+from governance.kit.routes import api_routes
 
 
 def _authorizers(dependant) -> list[Authorize]:  # type: ignore[no-untyped-def]

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from governance.api.app import EXEMPT_PATHS, create_app
-from governance.api.routes import api_routes
 from governance.config import Settings
+from governance.kit.routes import api_routes
 from tests.conftest import LiveServer, WardenFactory, auth
 
 ROLES = ("admin", "compliance_officer", "auditor", "ml_engineer", "client")

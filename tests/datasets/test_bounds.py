@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 from governance.audit.models import AuditEntry
 from governance.cli.main import app
 from governance.config import Settings
-from governance.context import cli_context
 from governance.datasets.declaration import load_schema
 from governance.datasets.encoding import manifest_sections
 from governance.datasets.errors import DatasetError
 from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from inference.architectures import build_model
 from inference.artifact import save_artifact
 from inference.errors import ManifestError

@@ -22,12 +22,12 @@ import yaml
 
 from governance.audit.models import AuditEntry
 from governance.config import Settings
-from governance.context import cli_context
 from governance.datasets import load_dataset, parse_schema
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
 from governance.db.migrate import upgrade
+from governance.kit.context import cli_context
 from governance.privacy.service import training
 from tests.conftest import BACKENDS, _pg_exec, _pg_url
 from tests.privacy.conftest import write_synthetic

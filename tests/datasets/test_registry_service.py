@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from governance.audit.models import AuditEntry
 from governance.cli.main import app
 from governance.config import Settings
-from governance.context import cli_context
 from governance.datasets.errors import DatasetChanged, DatasetError
 from governance.datasets.service import (
     DatasetExists,
@@ -23,6 +22,7 @@ from governance.datasets.service import (
     datasets,
 )
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from tests.conftest import settings_env
 from tests.privacy.conftest import write_synthetic
 

@@ -18,11 +18,11 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.config import Settings
-from governance.context import Context, cli_context
 from governance.datasets.declaration import load_schema
 from governance.datasets.encoding import manifest_features, manifest_sections
 from governance.datasets.tabular import ADULT_SCHEMA
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import Context, cli_context
 from governance.registry.models import ModelVersion
 from governance.registry.service import registry
 from inference.architectures import build_model

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.config import Settings
-from governance.context import Context
 from governance.fairness.errors import GateRefused
 from governance.fairness.gate import fairness_gate
 from governance.fairness.mitigation.new_version import NUMBERS_FILE, PLOT_FILE, mitigator
 from governance.fairness.service import fairness
+from governance.kit.context import Context
 from governance.registry.service import _gates, registry
 from inference.artifact import read_manifest
 

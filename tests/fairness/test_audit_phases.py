@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit.models import AuditEntry
-from governance.context import Context
 from governance.fairness.errors import AuditConflict
 from governance.fairness.models import FairnessAudit
 from governance.fairness.service import fairness
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.context import Context
 from governance.registry.models import ModelVersion
 
 

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit.models import AuditEntry
 from governance.config import Settings
-from governance.context import Context, cli_context
 from governance.fairness.errors import GateRefused, OverrideRefused, SeparationOfDuties
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.service import fairness
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.context import Context, cli_context
 from governance.registry.models import REGISTERED, SERVING, ModelVersion
 from governance.registry.service import registry
 from tests.fairness.conftest import adult_logreg

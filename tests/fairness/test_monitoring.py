@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.context import Context
 from governance.fairness.errors import AuditInputError
 from governance.fairness.feedback import derive_sensitive, group_key
 from governance.fairness.metrics import audit_predictions
 from governance.fairness.models import Outcome
 from governance.fairness.monitoring import load_outcomes, monitor
+from governance.kit.context import Context
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 

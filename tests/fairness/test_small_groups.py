@@ -12,13 +12,13 @@ from fairlearn.metrics import demographic_parity_ratio, equalized_odds_differenc
 from scipy.stats import binomtest
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.context import Context
 from governance.fairness.errors import GateRefused
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.metrics import audit_predictions, clopper_pearson, evaluate_thresholds
 from governance.fairness.result import result_from_dict
 from governance.fairness.service import fairness
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.context import Context
 from governance.registry.models import SERVING, ModelVersion
 from governance.registry.service import registry
 

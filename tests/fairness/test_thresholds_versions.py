@@ -12,11 +12,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit.models import AuditEntry
-from governance.context import Context, cli_context
 from governance.fairness.errors import FairnessPolicyError, ThresholdsConflict
 from governance.fairness.metrics import audit_predictions, evaluate_thresholds
 from governance.fairness.result import result_from_dict
 from governance.fairness.thresholds.versions import document_diff, thresholds_store
+from governance.kit.context import Context, cli_context
 
 
 def test_the_yaml_seeds_version_one(sessions: sessionmaker[Session]) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.audit.events import Actor, Source
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.events import Actor, Source
 from governance.limits import Limit
 from governance.limits.models import RateCounter
 from governance.limits.summary import SUMMARY_EVENT, RefusalSummaries

@@ -17,10 +17,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from governance.audit.events import Actor
 from governance.config import Settings
-from governance.context import Context
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import Context
+from governance.kit.events import Actor
 from governance.policy.engine import CompiledPolicy
 from governance.policy.errors import InvalidPolicy, PermissionsWidened, PolicyConflict
 from governance.policy.rules import Rule, load_rules

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 import governance.privacy.training as training_module
 from governance.audit.models import AuditEntry
 from governance.config import Settings
-from governance.context import cli_context
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from governance.privacy import tightest_epsilon
 from governance.privacy.claim_gate import VoidDpClaim, claim_gate
 from governance.privacy.claims import claim_for

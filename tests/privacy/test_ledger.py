@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit.models import AuditEntry
 from governance.config import Settings
-from governance.context import cli_context
 from governance.datasets.errors import DatasetChanged
 from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from governance.privacy import Mechanism, TrainingAborted, compose_epsilon
 from governance.privacy.ledger import BudgetExceeded, NonPrivateRefused, PrivacyPolicyError
 from governance.privacy.models import ABORTED, COMPLETED, RESERVED, TrainingRun

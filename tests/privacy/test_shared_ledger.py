@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit.models import AuditEntry
 from governance.config import Settings
-from governance.context import cli_context
 from governance.datasets.models import Dataset, Ledger, LedgerRowset
 from governance.datasets.service import datasets
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from governance.privacy.ledger import BudgetExceeded, NonPrivateRefused
 from governance.privacy.models import TrainingRun
 from governance.privacy.service import TrainingRequest, training

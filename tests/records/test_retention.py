@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 from governance.api.app import create_app
 from governance.audit.models import AuditEntry
 from governance.config import REPO_ROOT, Settings
-from governance.context import cli_context
 from governance.db.base import utcnow
+from governance.kit.context import cli_context
 from governance.records.errors import RetentionPolicyError
 from governance.records.models import Record
 from governance.records.retention import RetentionPolicy, load_retention

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from governance.api.app import create_app
 from governance.config import Settings
-from governance.context import cli_context
+from governance.kit.context import cli_context
 from governance.records.models import Record
 from governance.records.recorder import RecordStore
 from governance.records.service import records

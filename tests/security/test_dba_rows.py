@@ -23,11 +23,11 @@ from typer.testing import CliRunner
 from governance.audit import log as audit_log
 from governance.audit.cli import app as audit_app
 from governance.config import Settings
-from governance.context import cli_context
 from governance.db import make_engine, state
 from governance.fairness.models import ThresholdVersion
 from governance.identity.models import ApiKey, Principal
 from governance.identity.tokens import new_token, token_hash
+from governance.kit.context import cli_context
 from governance.policy.models import PolicyVersion
 from governance.policy.rules import Rule, canonical, digest, load_rules
 from governance.registry.models import REGISTERED, SERVING, ModelVersion

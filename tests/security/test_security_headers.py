@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from governance.api.security_headers import STRICT_CSP, inline_script_hashes
+from governance.kit.security_headers import STRICT_CSP, inline_script_hashes
 from tests.conftest import ArtifactBuilder, LiveServer, auth
 from tests.records.conftest import Setup, serve_toy
 

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import log as audit_log
-from governance.context import cli_context
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from governance.vault.errors import DecryptionError, KeyDestroyed
 from governance.vault.keys import data_keys
 from governance.vault.models import DataKey

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from governance.audit.events import AuditEvent
+from governance.kit.events import AuditEvent
 from governance.records.sink import RecordRow
 
 __all__ = ["Journal"]

@@ -21,9 +21,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from governance.audit.events import AuditEvent
 from governance.audit.journal import Journal
 from governance.audit.writer import AuditUnavailable
+from governance.kit.events import AuditEvent
 from governance.records.sink import RecordRow
 
 logger = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
-from governance.audit.events import AuditEvent
 from governance.audit.writer import AuditWriter
+from governance.kit.events import AuditEvent
 from governance.records.sink import Evict, RecordRow, RecordSink
 
 

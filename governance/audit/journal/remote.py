@@ -26,11 +26,11 @@ from concurrent.futures import Future
 from typing import Any
 
 from governance.audit.checkpoints import CheckpointPolicy
-from governance.audit.events import AuditEvent
 from governance.audit.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.audit.writer import AuditUnavailable, Outcome, StaleWrite, Waiter, resolve
 from governance.db.engine import ConnectionLimits
 from governance.errors import ConfigurationError
+from governance.kit.events import AuditEvent
 from governance.records.sink import Evict, RecordRow
 
 logger = logging.getLogger(__name__)

@@ -27,12 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.audit.events import AuditEvent
-from governance.context import Context
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets as dataset_service
 from governance.db.base import utcnow
 from governance.fairness.errors import MitigationError
+from governance.kit.context import Context
+from governance.kit.events import AuditEvent
 from governance.privacy.accounting import Mechanism, compose_epsilon, tightest_epsilon
 from governance.privacy.claims import (
     NO_GUARANTEE,

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets as dataset_service
 from governance.fairness.errors import AuditConflict, AuditInputError, MitigationError
@@ -40,6 +39,7 @@ from governance.fairness.mitigation.budget import MitigationBudget, complete, de
 from governance.fairness.mitigation.card import mitigated_card
 from governance.fairness.thresholds.bounds import ModelThresholds
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit.context import Context
 from governance.registry.errors import ModelNotFound, StageConflict
 from governance.registry.models import ModelVersion
 from governance.registry.service import registry

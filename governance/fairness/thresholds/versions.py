@@ -21,11 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.fairness.errors import FairnessPolicyError, ThresholdsConflict
 from governance.fairness.models import ThresholdVersion
 from governance.fairness.thresholds import anchor
 from governance.fairness.thresholds.bounds import FairnessPolicy, load_policy, parse_policy
+from governance.kit.context import Context
 
 POLICY_FILE: Final[str] = "fairness.yaml"
 MIN_REASON_LENGTH: Final[int] = 10
@@ -211,7 +211,7 @@ class ThresholdStore:
             policies_dir = get_settings().policies_dir
         policy = load_policy(Path(policies_dir) / POLICY_FILE)
         document = canonical_document(policy)
-        from governance.context import cli_context
+        from governance.kit.context import cli_context
 
         return self._insert(
             session,

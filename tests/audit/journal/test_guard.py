@@ -12,7 +12,6 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import Engine, select, text
 
-from governance.audit.events import AuditEvent
 from governance.audit.journal import Journal
 from governance.audit.journal.guard import GuardedJournal
 from governance.audit.journal.local import LocalJournal
@@ -20,6 +19,7 @@ from governance.audit.journal.remote import ProcessJournal
 from governance.audit.models import AuditEntry
 from governance.audit.verify import verify_log
 from governance.audit.writer import AuditUnavailable, AuditWriter
+from governance.kit.events import AuditEvent
 from tests.audit.conftest import FilledLog
 from tests.audit_faults import refusing_audit_writes
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from governance.audit.events import Actor, AuditEvent, Source
 from governance.audit.journal.wire import TIMED_OUT, FrameReader, frame
+from governance.kit.events import Actor, AuditEvent, Source
 from governance.records.sink import RecordRow
 
 

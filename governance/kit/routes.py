@@ -11,6 +11,8 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Scope
 
+from governance.kit.request_facts import facts_of
+
 
 def api_routes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
     """Every route of the app as ``(path, route)``, looking inside included routers."""
@@ -46,7 +48,7 @@ def route_template(scope: Scope) -> str:
     """The template of the route a request matched (``/v1/subjects/{subject_id}``), never its
     raw path: a raw path can carry a subject id or other personal data."""
     route = scope.get("route")
-    template = _template(route) if route is not None else scope.get("state", {}).get("route")
+    template = _template(route) if route is not None else facts_of(scope).route
     return str(template)[:120] if template else "(no matching route)"
 
 

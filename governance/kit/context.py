@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from governance.audit.events import SYSTEM, Actor, AuditEvent, Source
+from governance.kit.events import SYSTEM, Actor, AuditEvent, Source
 
 
 @dataclass(frozen=True)

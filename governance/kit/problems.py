@@ -17,8 +17,9 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from governance.api.routes import allowed_methods, api_routes, route_template
 from governance.errors import WardenError
+from governance.kit.request_facts import facts_of
+from governance.kit.routes import allowed_methods, api_routes, route_template
 
 logger = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -43,7 +44,7 @@ def problem(
     }
     if request is not None:
         body["instance"] = request.url.path
-        request_id = getattr(request.state, "request_id", None)
+        request_id = facts_of(request.scope).request_id
         if request_id:
             body["request_id"] = request_id
     body.update(extra or {})

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from governance.api.forwarded import TrustedProxies, parse_networks
 from governance.config import Settings, load_settings
 from governance.errors import ConfigurationError
+from governance.kit.forwarded import TrustedProxies, parse_networks
 from governance.limits import address_subject
 
 PROXIES = TrustedProxies(parse_networks(["10.0.0.0/8", "127.0.0.1", "2001:db8::/32"]))

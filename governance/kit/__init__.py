@@ -1,0 +1,1 @@
+"""Domain-free plumbing shared by the entry points and the domains."""
