@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import log as audit_log
 from governance.audit.checkpoints import Checkpointer
-from governance.audit.events import Actor, AuditEvent
 from governance.audit.signing import public_vkey
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker
+from governance.kit.events import Actor, AuditEvent
 
 # The end-to-end audit tests serve the toy model exactly as the predict tests do.
 from tests.predict.conftest import served  # noqa: F401
@@ -75,12 +75,17 @@ def audit_db(settings: Settings) -> Iterator[FilledLog]:
     yield from empty_log(settings)
 
 
+def fill_53(log: FilledLog) -> FilledLog:
+    """53 entries (an odd size, not a power of two) and checkpoints every 8 or so."""
+    fill(log, 53)
+    with log.sessions.begin() as session:
+        row = log.checkpointer.checkpoint(session, force=True)
+        assert row is not None
+        log.checkpoint_sizes.append(row.tree_size)
+    return log
+
+
 @pytest.fixture
 def filled(audit_db: FilledLog) -> FilledLog:
     """53 entries (an odd size, not a power of two) and checkpoints every 8 or so."""
-    fill(audit_db, 53)
-    with audit_db.sessions.begin() as session:
-        row = audit_db.checkpointer.checkpoint(session, force=True)
-        assert row is not None
-        audit_db.checkpoint_sizes.append(row.tree_size)
-    return audit_db
+    return fill_53(audit_db)

@@ -5,14 +5,33 @@ read batch size."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
 from governance.audit import verify
 from governance.audit.errors import AuditVerificationError
 from governance.audit.verify import LogReport, verify_log
-from tests.audit.conftest import FilledLog
+from tests.audit.conftest import FilledLog, empty_log, fill_53
 from tests.audit.test_verify_log import CASES, drop_triggers
+from tests.conftest import BACKENDS, fresh_database, make_settings
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> Iterator[FilledLog]:
+    """One filled log per backend for the module: its tests read it, and each rewrite is
+    rolled back, with the triggers it dropped, before its session closes."""
+    folder = tmp_path_factory.mktemp("verify-reader")
+    with fresh_database(request.param, folder, sqlite_template, pg_template) as url:
+        for log in empty_log(make_settings(url, folder)):
+            yield fill_53(log)
 
 
 @pytest.fixture(params=["driver", "core"])
