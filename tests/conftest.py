@@ -30,7 +30,7 @@ from governance.identity.enrolment import enrolments
 from governance.kit.context import cli_context
 
 # Shared setups a module opts into by asking for their fixtures.
-pytest_plugins = ["tests.shared_app"]
+pytest_plugins = ["tests.shared_app", "tests.shared_db", "tests.servers"]
 
 POSTGRES_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -338,25 +338,37 @@ class WardenFactory:
         assert r.status_code == 201, r.text
 
 
-def serve_toy(factory: WardenFactory, make_artifact: ArtifactBuilder) -> tuple[str, str]:
-    """Register, approve and promote the toy model ``toy`` 1 and let clients call it.
+def serve_toy(
+    factory: WardenFactory,
+    make_artifact: ArtifactBuilder,
+    *,
+    model: str = "toy",
+    names: Callable[[str], str] = str,
+) -> tuple[str, str]:
+    """Register, approve and promote the toy model ``model`` 1 and let clients call it.
+
+    Args:
+        names: makes the principals' names from "eng", "app" and "nobody" (tests sharing a
+            server pass ``SharedServer.unique``).
 
     Returns the keys of a client allowed to predict and of a principal with no role.
     """
     from tests.factories import upload_body
 
     http = factory.client
-    engineer = factory.principal("eng", "ml_engineer")
-    r = http.post("/v1/models", json=upload_body(make_artifact("toy", "1")), headers=auth(engineer))
+    engineer = factory.principal(names("eng"), "ml_engineer")
+    body = upload_body(make_artifact(model, "1"))
+    r = http.post("/v1/models", json=body, headers=auth(engineer))
     assert r.status_code == 201, r.text
-    factory.override_gate("toy", "1")
-    r = http.post("/v1/models/toy/versions/1/promote", headers=auth(factory.admin))
+    factory.override_gate(model, "1")
+    r = http.post(f"/v1/models/{model}/versions/1/promote", headers=auth(factory.admin))
     assert r.status_code == 200, r.text
     factory.policy_change(
-        [["g2", "model:toy", "group:default-models"]], reason="toy may be called by clients"
+        [["g2", f"model:{model}", "group:default-models"]],
+        reason=f"{model} may be called by clients",
     )
-    client = factory.principal("app", "client", kind="service")
-    stranger = factory.principal("nobody", kind="service")
+    client = factory.principal(names("app"), "client", kind="service")
+    stranger = factory.principal(names("nobody"), kind="service")
     return client, stranger
 
 

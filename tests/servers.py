@@ -1,0 +1,104 @@
+"""One live server per test module, for end-to-end tests that do not need a fresh deployment.
+
+A module opts in by asking for ``shared_server``: one migrated database per backend, one seeded
+admin and one ``warden serve`` serve all of the module's tests. Tests that share it must not
+depend on each other's order: they name what they create with ``shared_server.unique`` and
+assert only about what they created. A test whose assertion needs a fresh server (restart,
+crash, startup refusal, first-officer appointment) keeps the function-scoped ``live_server``.
+
+Under xdist the tests of one module and backend run on one worker (``--dist loadgroup``), so
+each module starts one server per backend however many workers run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from governance.config import Settings
+from tests.conftest import (
+    BACKENDS,
+    AdminToken,
+    LiveServer,
+    WardenFactory,
+    fresh_database,
+    make_settings,
+    seed_admin,
+)
+from tests.factories import build_artifact
+
+_counter = itertools.count()
+
+
+@dataclass
+class SharedServer:
+    """A running ``warden serve``, its settings, its first admin and a factory bound to it."""
+
+    server: LiveServer
+    settings: Settings
+    admin: AdminToken
+    http: httpx.Client
+    warden: WardenFactory
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @staticmethod
+    def unique(prefix: str) -> str:
+        """A name no other test of the session uses: ``unique("app")`` -> ``app-3f2a9c-7``."""
+        return f"{prefix}-{uuid.uuid4().hex[:6]}-{next(_counter)}"
+
+    def artifact(self, name: str, version: str = "1", **kw: Any) -> Path:
+        """A small, valid artifact (as ``make_artifact`` builds) in the module's folder."""
+        return build_artifact(
+            self.folder / f"artifact-{name}-{version}-{uuid.uuid4().hex[:6]}",
+            name=name,
+            version=version,
+            **kw,
+        )
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> Iterator[SharedServer]:
+    folder = tmp_path_factory.mktemp("shared-server")
+    with fresh_database(request.param, folder, sqlite_template, pg_template) as url:
+        settings = make_settings(url, folder)
+        admin = seed_admin(settings)
+        server = LiveServer(settings, folder / "server.log")
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                yield SharedServer(
+                    server, settings, admin, http, WardenFactory(http, admin), folder
+                )
+        finally:
+            server.stop()
+
+
+# Module-scoped fixtures whose setup is worth keeping on one worker.
+_SHARED = ("shared_server", "shared_app")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keeps a module's tests that share a server (per backend) on one xdist worker."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        shared = [name for name in _SHARED if name in getattr(item, "fixturenames", ())]
+        if not shared or callspec is None:
+            continue
+        backend = callspec.params.get(shared[0], "")
+        item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}[{backend}]"))
