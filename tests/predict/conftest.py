@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from tests.conftest import ArtifactBuilder, LiveServer, WardenFactory, serve_toy
+from tests.conftest import WardenFactory, serve_toy
+from tests.servers import SharedServer
 
 
 @dataclass
@@ -19,13 +19,12 @@ class Served:
     admin: str
     factory: WardenFactory
     http: httpx.Client
+    shared: SharedServer
 
 
-@pytest.fixture
-def served(
-    live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder
-) -> Iterator[Served]:
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        factory = WardenFactory(http, admin_token)
-        client, stranger = serve_toy(factory, make_artifact)
-        yield Served(live_server.url, client, stranger, admin_token, factory, http)
+@pytest.fixture(scope="module")
+def served(shared_server: SharedServer) -> Served:
+    """The module's server with ``toy`` 1 served; its tests call it and create nothing shared."""
+    s = shared_server
+    client, stranger = serve_toy(s.warden, s.artifact, names=s.unique)
+    return Served(s.url, client, stranger, s.admin, s.warden, s.http, s)

@@ -8,9 +8,8 @@ import time
 
 import httpx
 
-from governance.config import Settings
 from governance.predict.schemas import PredictResponse
-from tests.conftest import LiveServer, auth
+from tests.conftest import auth
 from tests.factories import toy_record
 from tests.predict.conftest import Served
 
@@ -129,12 +128,12 @@ def test_body_framing(served: Served) -> None:
         assert r.status_code == 200, (content_type, r.text)
 
 
-def test_chunked_bodies_are_judged_whole(served: Served, settings: Settings) -> None:
+def test_chunked_bodies_are_judged_whole(served: Served) -> None:
     """With no content-length the body is read in pieces: over the limit is still a 413, and a
     NUL escape is still refused; nothing is predicted or stored for either."""
     url = "/v1/models/toy/predict"
     good = {"record": {"age": 30, "hours": 40, "sex": "Male", "job": "a"}}
-    big = json.dumps({**good, "pad": "x" * settings.max_body_bytes}).encode()
+    big = json.dumps({**good, "pad": "x" * served.shared.settings.max_body_bytes}).encode()
     nul = json.dumps({**good, "subject_id": "s\x00"}).encode()
     headers = {**auth(served.client), "content-type": "application/json"}
     for body, status in ((big, 413), (nul, 422)):
@@ -165,34 +164,38 @@ def test_wrong_method(served: Served) -> None:
     assert _post(served, {"record": toy_record(2)}).status_code == 200
 
 
-def test_a_client_gone_mid_body_is_audited_not_logged_as_a_bug(
-    served: Served, live_server: LiveServer
-) -> None:
+def test_a_client_gone_mid_body_is_audited_not_logged_as_a_bug(served: Served) -> None:
     """The body never completes: the call gets FastAPI's 400 for an unreadable body (in the
     audit log, since nobody is left to receive it), not a 500 and a traceback."""
     url = httpx.URL(served.url)
+    # A client of its own: the server is shared, its audited call is told apart by the actor.
+    name = served.shared.unique("app")
+    client = served.factory.principal(name, "client", kind="service")
     request = (
         "POST /v1/models/toy/predict HTTP/1.1\r\nHost: warden\r\n"
-        f"Authorization: Bearer {served.client}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {client}\r\nContent-Type: application/json\r\n"
         'Content-Length: 500\r\n\r\n{"record": '
     )
     with socket.create_connection((url.host, url.port)) as raw:
         raw.sendall(request.encode())
         time.sleep(0.3)  # the guard has run and the server waits for the rest
-    auditor = served.factory.principal("aud", "auditor")
+    auditor = served.factory.principal(served.shared.unique("aud"), "auditor")
     deadline = time.monotonic() + 10
     while True:
-        r = served.http.get("/v1/audit/entries", params={"limit": 1000}, headers=auth(auditor))
+        r = served.http.get(
+            "/v1/audit/entries", params={"limit": 1000, "actor": name}, headers=auth(auditor)
+        )
         gone = [
             e["document"]
             for e in r.json()["entries"]
             if e["document"]["action"] == "POST /v1/models/{name}/predict"
             and e["document"]["outcome"] == 400
+            and e["document"]["actor"]["name"] == name
         ]
         if gone or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert len(gone) == 1, gone
-    assert gone[0]["actor"]["name"] == "app" and gone[0]["decision"] == "allow"
-    log = live_server.log_path.read_text()
+    assert gone[0]["actor"]["name"] == name and gone[0]["decision"] == "allow"
+    log = served.shared.server.log_path.read_text()
     assert "unhandled" not in log and "Traceback" not in log

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,9 @@ from governance.predict.tiebreak import subject_draw, tie_break_key
 from inference.architectures import build_model
 from inference.artifact import save_artifact
 from inference.manifest import parse_manifest
-from tests.conftest import LiveServer, WardenFactory, auth, serve_toy
+from tests.conftest import auth, serve_toy
 from tests.factories import toy_manifest, toy_record
+from tests.servers import SharedServer
 
 # Every group's rule is "positive with probability 1/2, whatever the score": the draw alone
 # decides, the region a client would try to game.
@@ -39,15 +39,15 @@ def coin_artifact(tmp_path: Path, name: str = "toy", version: str = "1") -> Path
     return out
 
 
-@pytest.fixture
-def coin(
-    live_server: LiveServer, admin_token: str, tmp_path: Path
-) -> Iterator[tuple[httpx.Client, str, str]]:
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        factory = WardenFactory(http, admin_token)
-        client, _ = serve_toy(factory, lambda name, version: coin_artifact(tmp_path, name, version))
-        auditor = factory.principal("audra", "auditor")
-        yield http, client, auditor
+@pytest.fixture(scope="module")
+def coin(shared_server: SharedServer) -> tuple[httpx.Client, str, str]:
+    """The module's server serving the coin model; its tests draw for subjects of their own."""
+    s = shared_server
+    client, _ = serve_toy(
+        s.warden, lambda name, version: coin_artifact(s.folder, name, version), names=s.unique
+    )
+    auditor = s.warden.principal(s.unique("audra"), "auditor")
+    return s.http, client, auditor
 
 
 def _predict(http: httpx.Client, token: str, record: dict[str, Any], subject: str) -> str:
