@@ -14,18 +14,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from governance.bootstrap import appoint_first_officer
 from governance.cli.main import app as cli
-from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker
 from governance.db.base import utcnow
 from governance.errors import ConfigurationError
-from governance.identity.models import Enrolment
+from governance.identity.models import Enrolment, Principal
 from tests.conftest import LiveServer, WardenFactory, auth, settings_env
 from tests.security.test_rate_limits import StartServer, attacker, limits_yaml, start_server
+from tests.servers import SharedServer
 
 __all__ = ["start_server"]  # the fixture, shared with the rate-limit tests
 
@@ -34,6 +34,7 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture
 def http(live_server: LiveServer) -> Iterator[httpx.Client]:
+    """A client of a fresh server, for a test that needs the deployment's first state."""
     with httpx.Client(base_url=live_server.url, timeout=30) as client:
         yield client
 
@@ -61,47 +62,48 @@ def enrol(http: httpx.Client, admin: str, name: str) -> str:
     return str(r.json()["token"])
 
 
-def test_an_admin_cannot_obtain_a_persons_key(http: httpx.Client, admin_token: str) -> None:
-    warden = WardenFactory(http, admin_token)
-    warden.principal("ada", "auditor")
-    before = keys_of(http, admin_token, "ada")
+def test_an_admin_cannot_obtain_a_persons_key(shared_server: SharedServer) -> None:
+    http, admin_token, warden = shared_server.http, shared_server.admin, shared_server.warden
+    ada, loan_app = shared_server.unique("ada"), shared_server.unique("loan-app")
+    warden.principal(ada, "auditor")
+    before = keys_of(http, admin_token, ada)
     assert len(before) == 1  # the key ada obtained herself, by enrolment
 
     # Mint a key for the auditor: refused, whatever the expiry.
-    refused(http.post("/v1/keys", json={"principal": "ada"}, headers=auth(admin_token)), 403)
+    refused(http.post("/v1/keys", json={"principal": ada}, headers=auth(admin_token)), 403)
     # Re-enrol her, to redeem the new code himself: a person enrols once.
-    r = http.post("/v1/principals/ada/enrolment", headers=auth(admin_token))
+    r = http.post(f"/v1/principals/{ada}/enrolment", headers=auth(admin_token))
     refused(r, 409, "already enrolled")
-    assert keys_of(http, admin_token, "ada") == before
+    assert keys_of(http, admin_token, ada) == before
 
     # An admin may still issue keys to services (no person holds them) and to themselves.
-    warden.principal("loan-app", kind="service")
-    assert len(keys_of(http, admin_token, "loan-app")) == 1
+    warden.principal(loan_app, kind="service")
+    assert len(keys_of(http, admin_token, loan_app)) == 1
     r = http.post("/v1/keys", json={"principal": "admin"}, headers=auth(admin_token))
     assert r.status_code == 201, r.text
 
 
-def test_an_enrolment_code_works_once_and_not_after_expiry(
-    http: httpx.Client, admin_token: str, settings: Settings
-) -> None:
-    assert http.post("/v1/principals", json={"name": "eli"}, headers=auth(admin_token)).is_success
-    code = http.post("/v1/principals/eli/enrolment", headers=auth(admin_token)).json()["code"]
+def test_an_enrolment_code_works_once_and_not_after_expiry(shared_server: SharedServer) -> None:
+    http, admin_token, settings = shared_server.http, shared_server.admin, shared_server.settings
+    eli, eve, svc = (shared_server.unique(name) for name in ("eli", "eve", "svc"))
+    assert http.post("/v1/principals", json={"name": eli}, headers=auth(admin_token)).is_success
+    code = http.post(f"/v1/principals/{eli}/enrolment", headers=auth(admin_token)).json()["code"]
     # Forged and malformed codes: one answer for all, and no key.
     forged = code[:-4] + ("AAAA" if not code.endswith("AAAA") else "BBBB")
     for bad in (forged, "wdn_00000000_" + "A" * 43, "x"):
         refused(http.post("/v1/enrol", json={"code": bad}), 401, "not valid")
     r = http.post("/v1/enrol", json={"code": code})
-    assert r.status_code == 201 and r.json()["principal"] == "eli", r.text
+    assert r.status_code == 201 and r.json()["principal"] == eli, r.text
     token = r.json()["token"]
     assert http.get("/v1/models", headers=auth(token)).status_code == 403  # a key, no role yet
     # Replayed: refused, and still exactly one key.
     refused(http.post("/v1/enrol", json={"code": code}), 401, "not valid")
-    assert len(keys_of(http, admin_token, "eli")) == 1
+    assert len(keys_of(http, admin_token, eli)) == 1
 
     # An expired code is refused (the clock moved on: the row's expiry is put in the past).
-    assert http.post("/v1/principals", json={"name": "eve"}, headers=auth(admin_token)).is_success
+    assert http.post("/v1/principals", json={"name": eve}, headers=auth(admin_token)).is_success
     code = http.post(
-        "/v1/principals/eve/enrolment",
+        f"/v1/principals/{eve}/enrolment",
         json={"expires_in_minutes": 5},
         headers=auth(admin_token),
     ).json()["code"]
@@ -111,29 +113,34 @@ def test_an_enrolment_code_works_once_and_not_after_expiry(
             session.execute(
                 update(Enrolment)
                 .where(Enrolment.redeemed_at.is_(None))
+                .where(
+                    Enrolment.principal_id
+                    == select(Principal.id).where(Principal.name == eve).scalar_subquery()
+                )
                 .values(expires_at=utcnow() - timedelta(seconds=1))
             )
     finally:
         engine.dispose()
     refused(http.post("/v1/enrol", json={"code": code}), 401, "not valid")
-    assert keys_of(http, admin_token, "eve") == []
+    assert keys_of(http, admin_token, eve) == []
     # Services are not enrolled; their keys come from an admin.
-    http.post("/v1/principals", json={"name": "svc", "kind": "service"}, headers=auth(admin_token))
-    refused(http.post("/v1/principals/svc/enrolment", headers=auth(admin_token)), 409, "service")
+    http.post("/v1/principals", json={"name": svc, "kind": "service"}, headers=auth(admin_token))
+    refused(http.post(f"/v1/principals/{svc}/enrolment", headers=auth(admin_token)), 409, "service")
     # Bad bodies are 422s, not 500s.
     assert http.post("/v1/enrol", json={"code": 5}).status_code == 422
     assert http.post("/v1/enrol", content=b"{").status_code == 422
 
 
 def test_an_admins_own_accounts_cannot_become_officers_or_approve_each_other(
-    http: httpx.Client, admin_token: str
+    shared_server: SharedServer,
 ) -> None:
-    warden = WardenFactory(http, admin_token)
+    http, admin_token, warden = shared_server.http, shared_server.admin, shared_server.warden
+    puppets = [shared_server.unique(f"puppet-{i}") for i in (1, 2, 3)]
     first_officer = warden.officer_token()  # appointed by the local operator at bootstrap
     # The admin makes two people of his own, then tries to make both officers.
-    p1, p2 = enrol(http, admin_token, "puppet-1"), enrol(http, admin_token, "puppet-2")
+    p1, p2 = enrol(http, admin_token, puppets[0]), enrol(http, admin_token, puppets[1])
     pending = []
-    for name in ("puppet-1", "puppet-2"):
+    for name in puppets[:2]:
         r = http.post(
             "/v1/roles/grant",
             json={"principal": name, "role": "compliance_officer", "reason": "more hands"},
@@ -159,24 +166,26 @@ def test_an_admins_own_accounts_cannot_become_officers_or_approve_each_other(
     r = http.post(f"/v1/policy/proposals/{r.json()['id']}/approve", json={}, headers=auth(p2))
     refused(r, 409, "both enrolled by 'admin'")
     # ... and neither can approve what the admin proposes (the admin granted their roles).
-    http.post("/v1/principals", json={"name": "puppet-3"}, headers=auth(admin_token))
+    http.post("/v1/principals", json={"name": puppets[2]}, headers=auth(admin_token))
     r = http.post(
         "/v1/roles/grant",
-        json={"principal": "puppet-3", "role": "admin", "reason": "another admin"},
+        json={"principal": puppets[2], "role": "admin", "reason": "another admin"},
         headers=auth(admin_token),
     )
     assert r.status_code == 202, r.text
     r = http.post(f"/v1/policy/proposals/{r.json()['proposal']}/approve", json={}, headers=auth(p2))
     refused(r, 409, "granted by the proposal's author 'admin'")
     policy = http.get("/v1/policy", headers=auth(first_officer)).json()
-    assert rule not in policy["rules"] and ["g", "puppet-3", "role:admin"] not in policy["rules"]
+    assert rule not in policy["rules"] and ["g", puppets[2], "role:admin"] not in policy["rules"]
 
 
 def test_an_officer_cannot_widen_governance_alone_and_bootstrap_is_closed(
-    http: httpx.Client, admin_token: str, settings: Settings
+    shared_server: SharedServer,
 ) -> None:
-    warden = WardenFactory(http, admin_token)
-    officer = warden.principal("olivia", "compliance_officer")
+    http, admin_token, warden = shared_server.http, shared_server.admin, shared_server.warden
+    settings = shared_server.settings
+    mallory = shared_server.unique("mallory")
+    officer = warden.principal(shared_server.unique("olivia"), "compliance_officer")
     before = http.get("/v1/policy", headers=auth(officer)).json()["version"]
     # Give the auditors the power to mint keys (then ask one to mint one): pending, not applied,
     # though WARDEN_REQUIRE_SECOND_APPROVAL is off.
@@ -206,21 +215,22 @@ def test_an_officer_cannot_widen_governance_alone_and_bootstrap_is_closed(
     engine = make_engine(settings.resolved_database_url)
     try:
         with pytest.raises(ConfigurationError, match="exists already"):
-            appoint_first_officer(engine, settings, "mallory")
+            appoint_first_officer(engine, settings, mallory)
     finally:
         engine.dispose()
-    http.post("/v1/principals", json={"name": "mallory"}, headers=auth(admin_token))
+    http.post("/v1/principals", json={"name": mallory}, headers=auth(admin_token))
     out = CliRunner().invoke(
         cli,
-        ["roles", "grant", "mallory", "compliance_officer", "--reason", "me too"],
+        ["roles", "grant", mallory, "compliance_officer", "--reason", "me too"],
         env=settings_env(settings),
     )
     assert out.exit_code == 0, out.output
     assert "pending" in out.output
     roles = http.get("/v1/policy", headers=auth(officer)).json()["view"]["roles"]
-    assert "mallory" not in roles["compliance_officer"]
+    assert mallory not in roles["compliance_officer"]
 
 
+# A fresh server: the admin's keys are counted, and a shared server's tests add some.
 def test_the_last_admin_cannot_be_locked_out(http: httpx.Client, admin_token: str) -> None:
     key_id = keys_of(http, admin_token, "admin")[0]["key_id"]
     refused(
