@@ -23,7 +23,11 @@ def test_draws_have_the_asked_length_and_never_repeat() -> None:
 def test_sortable_ids_are_unique_and_ordered_by_time() -> None:
     before = time.time_ns() // 1_000_000
     first = [sortable_hex() for _ in range(1_000)]
-    time.sleep(0.002)
+    newest_ms = int(max(first)[:12], 16)
+    deadline = time.monotonic() + 5
+    while time.time_ns() // 1_000_000 <= newest_ms:  # until a later millisecond begins
+        assert time.monotonic() < deadline
+        time.sleep(0.0002)
     later = sortable_hex()
     after = time.time_ns() // 1_000_000
     assert len(set(first)) == len(first)
