@@ -6,6 +6,7 @@ Writes live in :mod:`governance.audit.log` (entries, nodes) and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,3 +189,41 @@ def snapshot_session(url: str) -> Iterator[Session]:
             session.rollback()
     finally:
         engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDocument:
+    """One entry's position, time, actor and canonical document, parsed."""
+
+    seq: int
+    time: datetime
+    actor: str | None
+    document: dict[str, Any]
+
+
+def entries_of_type(
+    session: Session, event_type: str, start: datetime, end: datetime
+) -> list[EntryDocument]:
+    """Entries of one event type recorded in ``[start, end)``, in log order."""
+    rows = session.execute(
+        select(AuditEntry.seq, AuditEntry.time, AuditEntry.actor, AuditEntry.canonical)
+        .where(AuditEntry.event_type == event_type, AuditEntry.time >= start, AuditEntry.time < end)
+        .order_by(AuditEntry.seq)
+    )
+    return [EntryDocument(seq, time, actor, json.loads(text)) for seq, time, actor, text in rows]
+
+
+def count_by_type(session: Session, first_seq: int, last_seq: int) -> list[tuple[str, int]]:
+    """``(event type, count)`` of entries ``first_seq..last_seq`` (inclusive), by type name."""
+    rows = session.execute(
+        select(AuditEntry.event_type, func.count())
+        .where(AuditEntry.seq >= first_seq, AuditEntry.seq <= last_seq)
+        .group_by(AuditEntry.event_type)
+        .order_by(AuditEntry.event_type)
+    )
+    return [(event_type, int(count)) for event_type, count in rows]
+
+
+def count_checkpoints(session: Session) -> int:
+    """How many signed checkpoints are stored."""
+    return int(session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0)

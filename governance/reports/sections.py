@@ -1,4 +1,4 @@
-"""Section builders: each reads one domain's evidence through its models or services.
+"""Section builders: each reads one domain's evidence through what that domain publishes.
 
 A domain with no data yields empty lists and zero counts, never a placeholder number.
 """
@@ -13,18 +13,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from governance.audit.models import AuditCheckpoint, AuditEntry
+from governance.audit import repository as audit_entries
 from governance.config import Settings
-from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVersion
-from governance.identity.models import ApiKey, Principal
-from governance.policy.models import PolicyVersion
-from governance.policy.rules import load_rules
+from governance.fairness import read as fairness_read
+from governance.fairness.read import ThresholdsVersion
+from governance.identity.read import standing_of
+from governance.policy import read as policy_read
 from governance.policy.timeline import role_timeline
 from governance.privacy.claims import claim_for
-from governance.records.models import ErasureReceipt, Record
+from governance.records import read as records_read
 from governance.records.retention import load_retention
 from governance.registry.service import registry
 from governance.reports.document import (
@@ -56,7 +55,7 @@ from governance.reports.document import (
     RotationRow,
     ThresholdsRow,
 )
-from governance.vault.models import DataKey, KeyRotation
+from governance.vault import read as vault_read
 
 MODEL_CARD_FILE = "model_card.json"
 # Actions that change who may do what, touch keys, or reveal or destroy data.
@@ -72,24 +71,6 @@ PRIVILEGED_ACTIONS = (
     "rotate",
     "write",
 )
-
-
-# A source of the privacy ledger, per dataset. The privacy domain registers one when its
-# ledger exists; until then the section says the ledger is not available.
-def in_period(start: datetime, end: datetime) -> Any:
-    return (AuditEntry.time >= start) & (AuditEntry.time < end)
-
-
-def _entries(
-    session: Session, event_type: str, start: datetime, end: datetime
-) -> list[tuple[int, datetime, str | None, dict[str, Any]]]:
-    """(seq, time, actor, document) of one event type's entries in the period (few rows)."""
-    rows = session.execute(
-        select(AuditEntry.seq, AuditEntry.time, AuditEntry.actor, AuditEntry.canonical)
-        .where(AuditEntry.event_type == event_type, in_period(start, end))
-        .order_by(AuditEntry.seq)
-    )
-    return [(seq, time, actor, json.loads(text)) for seq, time, actor, text in rows]
 
 
 # --- models and privacy ---------------------------------------------------------------------
@@ -242,18 +223,10 @@ def _features(result: dict[str, Any]) -> list[FeatureRow]:
 def build_fairness(
     session: Session, *, start: datetime, end: datetime, model: str | None
 ) -> Fairness:
-    thresholds = [
-        _thresholds_row(t)
-        for t in session.scalars(select(ThresholdVersion).order_by(ThresholdVersion.version))
-    ]
-    query = select(FairnessAudit).where(
-        FairnessAudit.created_at >= start, FairnessAudit.created_at < end
-    )
-    if model is not None:
-        query = query.where(FairnessAudit.model == model)
+    thresholds = [_thresholds_row(t) for t in fairness_read.threshold_versions(session)]
     audits = []
-    for a in session.scalars(query.order_by(FairnessAudit.id)):
-        result = json.loads(a.result)
+    for a in fairness_read.audits_in_period(session, start, end, model=model):
+        result = a.result
         audits.append(
             FairnessAuditRow(
                 id=a.id,
@@ -269,31 +242,27 @@ def build_fairness(
                 thresholds_version=a.thresholds_version,
                 passed=a.passed,
                 audited_by=a.audited_by,
-                failures=json.loads(a.verdict).get("failures", []),
+                failures=a.verdict.get("failures", []),
                 features=_features(result),
             )
         )
     gates = []
-    for seq, time, actor, doc in _entries(session, "fairness.gate", start, end):
+    for entry in audit_entries.entries_of_type(session, "fairness.gate", start, end):
+        doc = entry.document
         resource = doc.get("resource") or {}
         if model is not None and resource.get("model") != model:
             continue
         gates.append(
             GateDecision(
-                seq=seq,
-                time=time,
+                seq=entry.seq,
+                time=entry.time,
                 model=resource.get("model"),
                 version=resource.get("version"),
                 decision=doc.get("decision", ""),
                 reason=doc.get("reason", ""),
-                actor=actor,
+                actor=entry.actor,
             )
         )
-    overrides_q = select(GateOverride).where(
-        GateOverride.created_at >= start, GateOverride.created_at < end
-    )
-    if model is not None:
-        overrides_q = overrides_q.where(GateOverride.model == model)
     overrides = [
         OverrideRow(
             id=o.id,
@@ -305,20 +274,20 @@ def build_fairness(
             thresholds_version=o.thresholds_version,
             approved_by=o.approved_by,
             justification=o.justification,
-            failures=json.loads(o.failures),
+            failures=o.failures,
         )
-        for o in session.scalars(overrides_q.order_by(GateOverride.id))
+        for o in fairness_read.overrides_in_period(session, start, end, model=model)
     ]
     return Fairness(thresholds=thresholds, audits=audits, gate_decisions=gates, overrides=overrides)
 
 
-def _thresholds_row(row: ThresholdVersion) -> ThresholdsRow:
+def _thresholds_row(row: ThresholdsVersion) -> ThresholdsRow:
     return ThresholdsRow(
         version=row.version,
         created_at=row.created_at,
         author=row.author,
         reason=row.reason,
-        document=json.loads(row.document),
+        document=row.document,
     )
 
 
@@ -328,12 +297,7 @@ def _thresholds_row(row: ThresholdVersion) -> ThresholdsRow:
 def build_access(session: Session, *, start: datetime, end: datetime) -> AccessControl:
     """The policy in force at the period's end, its history, role timeline and privileged
     principals (holders of a role that may perform a privileged action)."""
-    current = session.scalar(
-        select(PolicyVersion)
-        .where(PolicyVersion.created_at < end)
-        .order_by(PolicyVersion.version.desc())
-        .limit(1)
-    )
+    current = policy_read.version_in_force(session, end)
     changes = [
         PolicyChange(
             version=v.version,
@@ -342,14 +306,10 @@ def build_access(session: Session, *, start: datetime, end: datetime) -> AccessC
             author=v.author,
             approved_by=v.approved_by,
             reason=v.reason,
-            added=json.loads(v.diff).get("added", []),
-            removed=json.loads(v.diff).get("removed", []),
+            added=v.added,
+            removed=v.removed,
         )
-        for v in session.scalars(
-            select(PolicyVersion)
-            .where(PolicyVersion.created_at >= start, PolicyVersion.created_at < end)
-            .order_by(PolicyVersion.version)
-        )
+        for v in policy_read.versions_in_period(session, start, end)
     ]
     timeline = [
         RoleHoldingRow(**h.as_dict())
@@ -365,7 +325,7 @@ def build_access(session: Session, *, start: datetime, end: datetime) -> AccessC
             privileged_actions=list(PRIVILEGED_ACTIONS),
             privileged_principals=[],
         )
-    rules = load_rules(current.rules)
+    rules = current.rules
     privileged_roles = sorted(
         {
             r.values[0].removeprefix("role:")
@@ -382,23 +342,13 @@ def build_access(session: Session, *, start: datetime, end: datetime) -> AccessC
             role = r.values[1].removeprefix("role:")
             if role in privileged_roles:
                 holders.setdefault(r.values[0], set()).add(role)
-    principals = {
-        p.name: p
-        for p in session.scalars(select(Principal).where(Principal.name.in_(list(holders))))
-    }
-    key_counts = dict(
-        session.execute(
-            select(ApiKey.principal_id, func.count())
-            .where(ApiKey.revoked_at.is_(None))
-            .group_by(ApiKey.principal_id)
-        ).all()
-    )
+    standing = standing_of(session, holders)
     privileged = [
         PrivilegedPrincipal(
             name=name,
             roles=sorted(roles),
-            disabled=principals[name].disabled if name in principals else None,
-            active_keys=int(key_counts.get(principals[name].id, 0)) if name in principals else 0,
+            disabled=standing[name].disabled if name in standing else None,
+            active_keys=standing[name].active_keys if name in standing else 0,
         )
         for name, roles in sorted(holders.items())
     ]
@@ -423,11 +373,8 @@ def build_access(session: Session, *, start: datetime, end: datetime) -> AccessC
 def build_data_protection(
     session: Session, settings: Settings, *, start: datetime, end: datetime
 ) -> DataProtection:
-    states = Counter(
-        dict(session.execute(select(DataKey.state, func.count()).group_by(DataKey.state)).all())
-    )
-    max_version = session.scalar(select(func.max(DataKey.version))) or 0
-    keks = sorted(k for k in session.scalars(select(DataKey.kek_id).distinct()) if k is not None)
+    keys = vault_read.data_key_counts(session)
+    states = Counter(keys.by_state)
     rotations = [
         RotationRow(
             id=r.id,
@@ -439,11 +386,7 @@ def build_data_protection(
             to_kek=r.to_kek,
             keys_affected=r.keys_affected,
         )
-        for r in session.scalars(
-            select(KeyRotation)
-            .where(KeyRotation.rotated_at >= start, KeyRotation.rotated_at < end)
-            .order_by(KeyRotation.id)
-        )
+        for r in vault_read.rotations_in_period(session, start, end)
     ]
     erasures = [
         ErasureRow(
@@ -451,26 +394,24 @@ def build_data_protection(
             subject_ref=e.subject_ref,
             erased_at=e.erased_at,
             erased_by=e.erased_by,
-            dek_ids=json.loads(e.dek_ids),
+            dek_ids=e.dek_ids,
             records_affected=e.records_affected,
             audit_seq=e.audit_seq,
         )
-        for e in session.scalars(
-            select(ErasureReceipt)
-            .where(ErasureReceipt.erased_at >= start, ErasureReceipt.erased_at < end)
-            .order_by(ErasureReceipt.erased_at)
-        )
+        for e in records_read.erasures_in_period(session, start, end)
     ]
     purges = [
         PurgeRow(
-            seq=seq,
-            time=time,
-            actor=actor,
-            total=int(doc["details"].get("total", 0)),
-            dry_run=bool(doc["details"].get("dry_run")),
-            deleted={k: int(v) for k, v in (doc["details"].get("deleted") or {}).items()},
+            seq=entry.seq,
+            time=entry.time,
+            actor=entry.actor,
+            total=int(entry.document["details"].get("total", 0)),
+            dry_run=bool(entry.document["details"].get("dry_run")),
+            deleted={
+                k: int(v) for k, v in (entry.document["details"].get("deleted") or {}).items()
+            },
         )
-        for seq, time, actor, doc in _entries(session, "records.purge", start, end)
+        for entry in audit_entries.entries_of_type(session, "records.purge", start, end)
     ]
     return DataProtection(
         encryption_scheme=(
@@ -483,14 +424,14 @@ def build_data_protection(
             active=states.get("active", 0),
             decrypt_only=states.get("decrypt_only", 0),
             destroyed=states.get("destroyed", 0),
-            max_version=int(max_version),
-            kek_ids=keks,
+            max_version=keys.max_version,
+            kek_ids=keys.kek_ids,
         ),
         rotations=rotations,
         erasures=erasures,
         retention=load_retention(settings.policies_dir).as_dict(),
         purges=purges,
-        records_stored=int(session.scalar(select(func.count()).select_from(Record)) or 0),
+        records_stored=records_read.count_records(session),
     )
 
 
@@ -506,12 +447,7 @@ def build_logging(
     if first_seq is not None and last_seq is not None:
         counts = [
             EventCount(event_type=t, count=c)
-            for t, c in session.execute(
-                select(AuditEntry.event_type, func.count())
-                .where(AuditEntry.seq >= first_seq, AuditEntry.seq <= last_seq)
-                .group_by(AuditEntry.event_type)
-                .order_by(AuditEntry.event_type)
-            )
+            for t, c in audit_entries.count_by_type(session, first_seq, last_seq)
         ]
     return Logging(
         retention_min_days=load_retention(settings.policies_dir).audit_min_days,
@@ -522,9 +458,7 @@ def build_logging(
         entry_format="warden.audit/1, RFC 8785 canonical JSON",
         hash_algorithm="SHA-256 Merkle tree (RFC 6962 / RFC 9162 leaf and node hashing)",
         checkpoint_format="C2SP signed note (tlog-checkpoint), Ed25519",
-        checkpoints_total=int(
-            session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
-        ),
+        checkpoints_total=audit_entries.count_checkpoints(session),
         log_verified=verified,
         entries_by_type=counts,
     )
