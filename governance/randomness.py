@@ -66,10 +66,8 @@ def sortable_hex() -> str:
     (the layout of a UUIDv7, without its version bits and dashes). Identifiers stored in an
     index for every request (request ids, record ids) are drawn this way: a new one lands at
     the right edge of its index instead of on a random page, so a group commit rewrites a few
-    pages rather than one per request and index. Measured in ``bench/predict``: the journal's
-    writer process wrote 17 KB per governed prediction instead of 36 KB, and spent 130 us on
-    it instead of 152. The creation time an identifier reveals is no secret: the entry and the
-    record that carry it store their time anyway.
+    pages rather than one per request and index. The creation time an identifier reveals is
+    no secret: the entry and the record that carry it store their time anyway.
     """
     return f"{time.time_ns() // 1_000_000:012x}{_pool.take(10).hex()}"
 

@@ -24,11 +24,9 @@ Subject ids are compared byte for byte after UTF-8 encoding: callers that accept
 several spellings (case, Unicode normalisation) must canonicalise them first.
 
 Both run on the predict path's event loop, three times a request. ``hmac.digest`` releases the
-GIL around its one call into OpenSSL, however short the message, and the event loop then waits
-to take it back from the batcher or the journal's threads: measured with one busy thread
-beside it, 666 us a call instead of 1.8. So each (key, domain) pair gets an HMAC object that
-has absorbed the key and the prefix once, and every call copies it and feeds the message,
-which keeps the GIL for messages under 2 KiB (``hashlib`` releases it only for larger ones).
+GIL around every call, and the loop then waits behind busy threads to take it back. So each
+(key, domain) pair gets an HMAC object that has absorbed the key and the prefix once; copying
+it and feeding a message under 2 KiB keeps the GIL.
 """
 
 from __future__ import annotations

@@ -32,10 +32,8 @@ def send_frame(sock: socket.socket, message: Any) -> None:
 
 
 TIMED_OUT = object()  # what FrameReader.next returns when no whole frame came in time
-# Bytes asked of one recv. Python allocates the whole size for every call and shrinks the
-# result: at 1 MiB that was an mmap, an mremap and a munmap per frame (about 17 us a call
-# against 2.5 at 64 KiB, one small frame at a time over a socketpair). A larger frame takes
-# several reads.
+# Bytes asked of one recv: Python allocates the whole size on every call, so a large size
+# costs an mmap per frame. A larger frame takes several reads.
 _RECV = 1 << 16
 
 
