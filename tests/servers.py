@@ -89,16 +89,20 @@ def shared_server(
             server.stop()
 
 
-# Module-scoped fixtures whose setup is worth keeping on one worker.
-_SHARED = ("shared_server", "shared_app")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keeps a module's tests that share a server (per backend) on one xdist worker."""
+    """Keeps the tests that share a module-scoped setup (per backend) on one xdist worker."""
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        shared = [name for name in _SHARED if name in getattr(item, "fixturenames", ())]
-        if not shared or callspec is None:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
             continue
-        backend = callspec.params.get(shared[0], "")
+        shared = sorted(
+            name
+            for name, defs in info.name2fixturedefs.items()
+            if defs and defs[-1].scope in ("module", "package")
+        )
+        if not shared:
+            continue
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        backend = ",".join(str(params[name]) for name in shared if name in params)
         item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}[{backend}]"))
