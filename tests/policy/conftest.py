@@ -15,6 +15,7 @@ from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker
 from governance.policy.models import PolicyVersion
 from tests.conftest import WardenFactory, auth
+from tests.shared_app import SharedApp
 
 
 def flat(text: str) -> str:
@@ -77,5 +78,24 @@ class Store:
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
     s = Store(settings)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def shared_officers(shared_app: SharedApp) -> Officers:
+    """``officers`` in the module's shared app."""
+    warden = shared_app.warden
+    return Officers(
+        olivia=auth(warden.principal("olivia", "compliance_officer")),
+        oscar=auth(warden.principal("oscar", "compliance_officer")),
+        admin=auth(shared_app.admin),
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_store(shared_app: SharedApp) -> Iterator[Store]:
+    """``store`` over the module's shared app."""
+    s = Store(shared_app.settings)
     yield s
     s.close()

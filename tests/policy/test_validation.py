@@ -9,6 +9,26 @@ import pytest
 from governance.policy.errors import InvalidPolicy
 from governance.policy.rules import MAX_ROLE_DEPTH, Vocabulary, check_graph, parse_rule
 from tests.policy.conftest import Officers, Store
+from tests.shared_app import SharedApp
+
+# The refused changes write nothing and the one accepted chain touches no rule another test
+# uses: the module's tests share one app, and each compares the head before and after.
+
+
+@pytest.fixture
+def app_client(shared_app: SharedApp) -> Any:
+    return shared_app.client
+
+
+@pytest.fixture
+def officers(shared_officers: Officers) -> Officers:
+    return shared_officers
+
+
+@pytest.fixture
+def store(shared_store: Store) -> Store:
+    return shared_store
+
 
 GOOD = ["p", "role:auditor", "api:datasets", "read", "allow"]
 
