@@ -30,7 +30,14 @@ CTX = cli_context("engineer")
 
 
 @pytest.fixture
-def sessions(settings: Settings) -> Any:
+def sessions(db_sessions: Any) -> Any:
+    """The dataset service never commits: its tests run in a rolled-back transaction."""
+    return db_sessions
+
+
+@pytest.fixture
+def committed(settings: Settings) -> Any:
+    """Sessions that commit, for a test whose CLI opens its own engine on the same database."""
     engine = make_engine(settings.resolved_database_url)
     yield make_sessionmaker(engine)
     engine.dispose()
@@ -89,9 +96,9 @@ def test_conflicts_paths_and_replace(sessions: Any, tmp_path: Path) -> None:
 
 
 def test_adult_registers_itself_on_first_use_and_via_the_cli(
-    settings: Settings, sessions: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, committed: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with sessions.begin() as session:
+    with committed.begin() as session:
         adult = datasets.resolve(session, CTX, "adult")
         assert adult.bundled and adult.train_rows == 30162 and adult.test_rows == 15060
         assert datasets.resolve(session, CTX, "adult").id == adult.id

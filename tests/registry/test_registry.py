@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from governance.config import Settings
-from governance.context import cli_context
-from governance.db import make_engine, make_sessionmaker
+from governance.kit.context import cli_context
 from governance.registry.errors import InvalidArtifact, StageConflict
 from governance.registry.models import ModelVersion
 from governance.registry.service import registry
@@ -18,28 +17,30 @@ from tests.conftest import ArtifactBuilder
 
 
 @pytest.fixture
-def sessions(settings: Settings, admin_token: str):  # type: ignore[no-untyped-def]
-    engine = make_engine(settings.resolved_database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+def sessions(db_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The registry service never commits: each test runs in a rolled-back transaction."""
+    return db_sessions
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    return tmp_path / "models"
 
 
 def test_register_promote_retire(
-    sessions, settings: Settings, make_artifact: ArtifactBuilder
+    sessions, models_dir: Path, make_artifact: ArtifactBuilder
 ) -> None:  # type: ignore[no-untyped-def]
     ctx = cli_context()
     with sessions.begin() as s:
-        v1 = registry.register(
-            s, ctx, source_dir=make_artifact("toy", "1"), models_dir=settings.resolved_models_dir
-        )
+        v1 = registry.register(s, ctx, source_dir=make_artifact("toy", "1"), models_dir=models_dir)
         v2 = registry.register(
             s,
             ctx,
             source_dir=make_artifact("toy", "2", seed=1),
-            models_dir=settings.resolved_models_dir,
+            models_dir=models_dir,
         )
         assert v1.stage == v2.stage == "registered"
-        assert Path(v1.artifact_dir).is_relative_to(settings.resolved_models_dir.resolve())
+        assert Path(v1.artifact_dir).is_relative_to(models_dir.resolve())
     with sessions.begin() as s:
         for version in ("1", "2"):
             _approve(s, version)
@@ -70,7 +71,7 @@ def _approve(session, version: str) -> None:  # type: ignore[no-untyped-def]
 
 def test_promotion_without_fairness_approval_is_refused(
     sessions,
-    settings: Settings,
+    models_dir: Path,
     make_artifact: ArtifactBuilder,  # type: ignore[no-untyped-def]
 ) -> None:
     from governance.errors import WardenError
@@ -80,7 +81,7 @@ def test_promotion_without_fairness_approval_is_refused(
             s,
             cli_context(),
             source_dir=make_artifact("toy", "1"),
-            models_dir=settings.resolved_models_dir,
+            models_dir=models_dir,
         )
     with sessions.begin() as s, pytest.raises(WardenError) as refused:
         registry.promote(s, cli_context(), name="toy", version="1")
@@ -88,22 +89,18 @@ def test_promotion_without_fairness_approval_is_refused(
 
 
 def test_duplicate_version_refused(
-    sessions, settings: Settings, make_artifact: ArtifactBuilder
+    sessions, models_dir: Path, make_artifact: ArtifactBuilder
 ) -> None:  # type: ignore[no-untyped-def]
     path = make_artifact("toy", "1")
     with sessions.begin() as s:
-        registry.register(
-            s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir
-        )
+        registry.register(s, cli_context(), source_dir=path, models_dir=models_dir)
     with sessions.begin() as s, pytest.raises(StageConflict):
-        registry.register(
-            s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir
-        )
+        registry.register(s, cli_context(), source_dir=path, models_dir=models_dir)
 
 
 def test_tampered_artifact_refused_and_nothing_written(
     sessions,
-    settings: Settings,
+    models_dir: Path,
     make_artifact: ArtifactBuilder,  # type: ignore[no-untyped-def]
 ) -> None:
     path = make_artifact("toy", "1")
@@ -112,15 +109,13 @@ def test_tampered_artifact_refused_and_nothing_written(
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
     with sessions.begin() as s, pytest.raises(InvalidArtifact, match="sha256"):
-        registry.register(
-            s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir
-        )
+        registry.register(s, cli_context(), source_dir=path, models_dir=models_dir)
     with sessions.begin() as s:
         assert s.scalars(select(ModelVersion)).all() == []
 
 
 def test_tampered_manifest_refused(
-    sessions, settings: Settings, make_artifact: ArtifactBuilder
+    sessions, models_dir: Path, make_artifact: ArtifactBuilder
 ) -> None:  # type: ignore[no-untyped-def]
     path = make_artifact("toy", "1")
     doc = json.loads((path / "manifest.json").read_text())
@@ -128,6 +123,4 @@ def test_tampered_manifest_refused(
     doc["architecture"]["input_dim"] = 8
     (path / "manifest.json").write_text(json.dumps(doc))
     with sessions.begin() as s, pytest.raises(InvalidArtifact):
-        registry.register(
-            s, cli_context(), source_dir=path, models_dir=settings.resolved_models_dir
-        )
+        registry.register(s, cli_context(), source_dir=path, models_dir=models_dir)
