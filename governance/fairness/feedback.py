@@ -3,11 +3,10 @@
 A client that made a prediction later reports its true label with the request id
 (``POST /v1/feedback``). Monitoring needs three things per prediction: the served decision,
 the true outcome and the sensitive attributes. The decision and the attributes are not taken
-from the caller: the stored, encrypted record of the request is opened (with the subject's data
-key, as the records service would) and read here, so a client cannot misreport what the model
-decided or who the decision was about. Attributes the model does not receive as input (a model
-trained without ``sex`` may still be audited by ``sex``) can be given in the body; attributes
-derivable from the input cannot.
+from the caller: the records service opens the stored, encrypted record of the request, so a
+client cannot misreport what the model decided or who the decision was about. Attributes the
+model does not receive as input (a model trained without ``sex`` may still be audited by
+``sex``) can be given in the body; attributes derivable from the input cannot.
 
 What is stored is minimal and pseudonymous: the model version, the prediction time truncated
 to the minute, the two 0/1 labels and the sensitive values. No request id, record id or subject
@@ -21,7 +20,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -30,7 +29,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.context import Context
 from governance.datasets.declaration import DatasetSchema, load_schema
 from governance.datasets.tabular import BUNDLED_DIR
 from governance.fairness.errors import (
@@ -39,14 +37,10 @@ from governance.fairness.errors import (
     PredictionNotFound,
 )
 from governance.fairness.models import Outcome
-from governance.records.models import Record
+from governance.kit.context import Context
+from governance.records.service import RecordKeys, ServedPrediction, ServedRow, records
 from governance.registry.errors import ModelNotFound
 from governance.registry.service import registry
-from governance.vault.blind_index import digest
-from governance.vault.errors import DecryptionError
-from governance.vault.keys import data_keys
-from governance.vault.providers import KeyProvider
-from governance.vault.record_format import SealedRecord, open_sealed
 from inference.errors import ManifestError
 from inference.manifest import Manifest, parse_manifest
 
@@ -112,7 +106,7 @@ class FeedbackService:
         session: Session,
         ctx: Context,
         *,
-        keys: KeyProvider,
+        keys: RecordKeys,
         digest_key: bytes,
         principal: str,
         request_id: str,
@@ -142,15 +136,12 @@ class FeedbackService:
             FeedbackRefused: unknown label, row out of range, or a bad sensitive attribute.
             KeyDestroyed: the prediction's subject was erased (410).
         """
-        stored = session.scalar(
-            select(Record).where(Record.request_id == request_id).order_by(Record.id).limit(1)
-        )
-        # Someone else's request id is answered exactly like an unknown one.
-        if stored is None or stored.principal != principal[:64]:
+        stored = records.served(session, request_id=request_id, principal=principal)
+        if stored is None:
             raise PredictionNotFound("no stored prediction with that request id for this caller")
         if isinstance(row, bool) or not 0 <= row < stored.row_count:
             raise FeedbackRefused(f"row must be between 0 and {stored.row_count - 1}")
-        ref = digest(digest_key, f"fairness-outcome\x00{request_id}\x00{row}".encode())
+        ref = records.served_row_ref(digest_key, request_id, row)
         if session.scalar(select(Outcome.id).where(Outcome.ref == ref)) is not None:
             raise DuplicateFeedback("that prediction already has its outcome")
         manifest = self._manifest(session, stored.model, stored.model_version)
@@ -161,14 +152,14 @@ class FeedbackService:
         from governance.fairness._evaluation import positive_label
 
         positive = positive_label(manifest)
-        request_row, served_label = self._open(session, keys, stored, row)
-        values = self._sensitive(manifest, request_row, sensitive or {})
+        served = self._open(session, keys, stored, row)
+        values = self._sensitive(manifest, served.input, sensitive or {})
         outcome = Outcome(
             ref=ref,
             model=stored.model,
             model_version=stored.model_version,
             predicted_at=to_minute(stored.created_at),
-            y_pred=int(served_label == positive),
+            y_pred=int(served.label == positive),
             y_true=int(label == positive),
             group_key=group_key(values),
             submitted_by=principal[:64],
@@ -187,7 +178,7 @@ class FeedbackService:
                     details={
                         "purpose": PURPOSE,
                         "prediction_request_id": request_id,
-                        "record_id": stored.id,
+                        "record_id": stored.record_id,
                         "row": row,
                         "attributes": sorted(values),
                     },
@@ -206,23 +197,14 @@ class FeedbackService:
             ) from None
 
     def _open(
-        self, session: Session, keys: KeyProvider, stored: Record, row: int
-    ) -> tuple[Mapping[str, Any], str]:
-        key_row = data_keys.get(session, stored.dek_id)
-        if key_row is None:
-            raise PredictionNotFound("the stored prediction has no data key")
-        key = data_keys.unwrap(keys, key_row)  # KeyDestroyed (410) after an erasure
-        try:
-            plaintext = open_sealed(key, SealedRecord(blob=stored.blob), stored.sealed_fields())
-        except DecryptionError:
-            raise PredictionNotFound("the stored prediction does not decrypt") from None
-        doc = json.loads(plaintext)
-        records: Sequence[Any] = doc.get("request", {}).get("records") or []
-        predictions: Sequence[Any] = doc.get("response", {}).get("predictions") or []
-        if row >= min(len(records), len(predictions)):
+        self, session: Session, keys: RecordKeys, stored: ServedPrediction, row: int
+    ) -> ServedRow:
+        rows = records.served_rows(session, keys, stored)  # KeyDestroyed (410) after an erasure
+        if rows is None:
+            raise PredictionNotFound("the stored prediction cannot be opened")
+        if row >= len(rows):
             raise FeedbackRefused("row is not in the stored prediction")
-        request_row = records[row] if isinstance(records[row], Mapping) else {}
-        return request_row, str(predictions[row].get("label"))
+        return rows[row]
 
     def _sensitive(
         self, manifest: Manifest, request_row: Mapping[str, Any], given: Mapping[str, str]

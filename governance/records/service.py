@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.audit.models import AuditEntry
-from governance.context import Context
 from governance.db.base import utcnow
 from governance.identity.models import Principal
+from governance.kit.context import Context
 from governance.records.errors import (
     AmbiguousSubject,
     InvalidSubject,
@@ -38,14 +38,25 @@ from governance.records.models import (
 )
 from governance.records.retention import RetentionPolicy
 from governance.records.subjects import SubjectScopes, client_scope, shared_scope
-from governance.vault.blind_index import subject_index
+from governance.vault.blind_index import digest, subject_index
 from governance.vault.errors import DecryptionError, KeyDestroyed
 from governance.vault.keys import UNSCOPED, data_keys
 from governance.vault.models import DESTROYED, DataKey
-from governance.vault.providers import ServiceKeyProvider
+from governance.vault.providers import KeyProvider, ServiceKeyProvider
 from governance.vault.record_format import SealedRecord, open_sealed
 
-__all__ = ["DecryptedRecord", "PurgeResult", "RecordService", "records"]
+__all__ = [
+    "DecryptedRecord",
+    "PurgeResult",
+    "RecordKeys",
+    "RecordService",
+    "ServedPrediction",
+    "ServedRow",
+    "records",
+]
+
+# What opens a record's data key; other domains name it through records, not the vault.
+RecordKeys = KeyProvider
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,26 @@ class DecryptedRecord:
     key_state: str
     request: dict[str, Any]
     response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServedPrediction:
+    """A stored prediction's metadata as another domain may see it: no payload, no subject."""
+
+    record_id: str
+    model: str
+    model_version: str
+    created_at: datetime
+    row_count: int
+    dek_id: str
+
+
+@dataclass(frozen=True)
+class ServedRow:
+    """One row of a served prediction in clear: the input record and the label served."""
+
+    input: Mapping[str, Any]
+    label: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +133,62 @@ class RecordService:
         """The state of a record's data key (``destroyed``: the record was erased)."""
         key_row = data_keys.get(session, row.dek_id)
         return DESTROYED if key_row is None else key_row.state
+
+    def served(
+        self, session: Session, *, request_id: str, principal: str
+    ) -> ServedPrediction | None:
+        """The stored prediction ``principal`` made under ``request_id``, if any.
+
+        Someone else's request id gives ``None``, exactly like an unknown one.
+        """
+        row = session.scalar(
+            select(Record).where(Record.request_id == request_id).order_by(Record.id).limit(1)
+        )
+        if row is None or row.principal != principal[:64]:
+            return None
+        return ServedPrediction(
+            record_id=row.id,
+            model=row.model,
+            model_version=row.model_version,
+            created_at=row.created_at,
+            row_count=row.row_count,
+            dek_id=row.dek_id,
+        )
+
+    def served_row_ref(self, digest_key: bytes, request_id: str, row: int) -> str:
+        """A keyed one-way reference to one row of a served prediction: it tells a second use
+        of the row apart without keeping the request id."""
+        return digest(digest_key, f"fairness-outcome\x00{request_id}\x00{row}".encode())
+
+    def served_rows(
+        self, session: Session, keys: KeyProvider, served: ServedPrediction
+    ) -> Sequence[ServedRow] | None:
+        """The rows of a stored prediction in clear, unaudited (the caller audits its use).
+
+        ``None`` when the record is gone, has no data key, or does not decrypt.
+
+        Raises:
+            KeyDestroyed: the prediction's subject was erased (410).
+        """
+        row = session.get(Record, served.record_id)
+        key_row = None if row is None else data_keys.get(session, row.dek_id)
+        if row is None or key_row is None:
+            return None
+        key = data_keys.unwrap(keys, key_row)
+        try:
+            plaintext = open_sealed(key, SealedRecord(blob=row.blob), row.sealed_fields())
+        except DecryptionError:
+            return None
+        doc = json.loads(plaintext)
+        inputs: Sequence[Any] = doc.get("request", {}).get("records") or []
+        predictions: Sequence[Any] = doc.get("response", {}).get("predictions") or []
+        return [
+            ServedRow(
+                input=given if isinstance(given, Mapping) else {},
+                label=str(made.get("label") if isinstance(made, Mapping) else None),
+            )
+            for given, made in zip(inputs, predictions, strict=False)
+        ]
 
     def decrypt(
         self,
