@@ -13,10 +13,17 @@ import os
 import statistics
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from sqlalchemy import URL, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -49,13 +56,18 @@ class Governed:
     artifact: Path
 
 
-def governed_deployment(root: Path, *, hidden: tuple[int, ...] = (64, 64)) -> Governed:
-    """Init Warden in ``root`` with a served toy model and a client allowed to call it."""
+def governed_deployment(
+    root: Path, *, hidden: tuple[int, ...] = (64, 64), database_url: str = ""
+) -> Governed:
+    """Init Warden in ``root`` with a served toy model and a client allowed to call it.
+
+    ``database_url``: an empty database to use (default: SQLite under ``root``).
+    """
     from governance.bootstrap import initialize
     from governance.config import Settings
-    from governance.context import cli_context
     from governance.db import make_engine, make_sessionmaker
     from governance.identity.service import identity
+    from governance.kit.context import cli_context
     from governance.policy.rules import role_subject
     from governance.policy.service import default_policy, policy
     from governance.registry.service import registry
@@ -67,6 +79,10 @@ def governed_deployment(root: Path, *, hidden: tuple[int, ...] = (64, 64)) -> Go
         WARDEN_DEVICE="cpu",
         WARDEN_REPORTS_DIR=str(root / "reports"),
     )
+    if database_url:
+        env["WARDEN_DATABASE_URL"] = database_url
+    # A PostgreSQL deployment made earlier in this process must not lend this one its database.
+    os.environ.pop("WARDEN_DATABASE_URL", None)
     os.environ.update({k: v for k, v in env.items() if k.startswith("WARDEN_")})
     settings = Settings()
     initialize(settings)
@@ -121,8 +137,9 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     server_cpu_s: float | None = None
-    children_cpu_s: float | None = None
+    writer_cpu_s: float | None = None
     client_cpu_s: float | None = None
+    database_cpu_s: float | None = None
     latencies: list[float] = field(default_factory=list, repr=False)  # seconds, sorted
 
     @classmethod
@@ -141,8 +158,9 @@ class LoadResult:
             p50,
             p99,
             total([p.server_cpu_s for p in parts]),
-            total([p.children_cpu_s for p in parts]),
+            total([p.writer_cpu_s for p in parts]),
             total([p.client_cpu_s for p in parts]),
+            total([p.database_cpu_s for p in parts]),
             latencies,
         )
 
@@ -166,26 +184,34 @@ class LoadResult:
 
     @property
     def cpu_ceiling_rps(self) -> float | None:
-        """The rate at which server, its child processes and the client would use every core.
+        """The rate at which server, writer, database and client would use every core.
 
         No layout of the same work can go faster on this machine; measured rates below it
         are latency, not CPU, bound.
         """
         parts = (
             self.server_us_per_request,
-            self.children_us_per_request or 0.0,
+            self.writer_us_per_request or 0.0,
+            self.database_us_per_request or 0.0,
             self.client_us_per_request,
         )
-        if parts[0] is None or parts[2] is None:
+        if parts[0] is None or parts[3] is None:
             return None
         return (os.cpu_count() or 1) * 1e6 / sum(p for p in parts if p is not None)
 
     @property
-    def children_us_per_request(self) -> float | None:
-        """CPU time the server's child processes (its journal writer) spent per request."""
-        if self.children_cpu_s is None or not self.requests:
+    def writer_us_per_request(self) -> float | None:
+        """CPU time the server's journal writer process spent per request, if it has one."""
+        if self.writer_cpu_s is None or not self.requests:
             return None
-        return self.children_cpu_s / self.requests * 1e6
+        return self.writer_cpu_s / self.requests * 1e6
+
+    @property
+    def database_us_per_request(self) -> float | None:
+        """CPU time the PostgreSQL backends of the server's database spent per request."""
+        if self.database_cpu_s is None or not self.requests:
+            return None
+        return self.database_cpu_s / self.requests * 1e6
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -194,8 +220,17 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time of the processes among ``pids`` that still run."""
+    total = 0.0
+    for pid in pids:
+        with suppress(OSError):  # it exited meanwhile
+            total += process_cpu_seconds(pid)
+    return total
+
+
 def child_pids(pid: int) -> list[int]:
-    """The live child processes of ``pid`` (a server's journal writer process, for one)."""
+    """The live child processes of ``pid``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -207,6 +242,66 @@ def child_pids(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+WRITER_MODULE = b"governance.audit.journal.sidecar"
+
+
+def writer_pids(server_pid: int) -> list[int]:
+    """The server's journal writer process (none when it writes in a thread)."""
+    found = []
+    for pid in child_pids(server_pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if WRITER_MODULE in command:
+            found.append(pid)
+    return found
+
+
+def _pg_url(url: str) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one run (its URL), dropped afterwards."""
+    admin = _pg_url(admin_url)
+    name = f"warden_bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield admin.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with engine.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+def postgres_backends(admin_url: str, database_url: str) -> Callable[[], list[int]]:
+    """A function listing the pids of the PostgreSQL backends connected to the database.
+
+    The server runs on this machine, so their CPU time can be read from ``/proc`` as the
+    server's is: the database's share of each request.
+    """
+    engine = create_engine(_pg_url(admin_url), poolclass=NullPool)
+    name = make_url(database_url).database
+
+    def pids() -> list[int]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            )
+            return [int(row[0]) for row in rows]
+
+    return pids
 
 
 def _request_bytes(url: str, headers: dict[str, str], body: Any) -> tuple[str, int, bytes]:
@@ -246,6 +341,7 @@ async def _load(
     clients: int,
     duration: float,
     server_pid: int | None,
+    database_pids: Callable[[], list[int]] | None,
 ) -> LoadResult:
     host, port, request = _request_bytes(url, headers, body)
     latencies: list[float] = []
@@ -264,22 +360,33 @@ async def _load(
             if status != 200:
                 errors += 1
 
-    children = child_pids(server_pid) if server_pid else []
+    writers = writer_pids(server_pid) if server_pid else []
+    backends = database_pids() if database_pids else []
     cpu0 = process_cpu_seconds(server_pid) if server_pid else None
-    children0 = sum(process_cpu_seconds(c) for c in children)
+    writers0, backends0 = cpu_seconds(writers), cpu_seconds(backends)
     start = time.perf_counter()
     client0 = time.process_time()
     await asyncio.gather(*(client(r, w) for r, w in connections))
     elapsed = time.perf_counter() - start
     client_cpu = time.process_time() - client0
     cpu = process_cpu_seconds(server_pid) - cpu0 if server_pid and cpu0 is not None else None
-    children_cpu = sum(process_cpu_seconds(c) for c in children) - children0 if children else None
+    writer_cpu = cpu_seconds(writers) - writers0 if writers else None
+    database_cpu = cpu_seconds(backends) - backends0 if database_pids else None
     for _, writer in connections:
         writer.close()
     latencies.sort()
     p50, p99 = _percentiles(latencies)
     return LoadResult(
-        len(latencies), errors, elapsed, p50, p99, cpu, children_cpu, client_cpu, latencies
+        len(latencies),
+        errors,
+        elapsed,
+        p50,
+        p99,
+        cpu,
+        writer_cpu,
+        client_cpu,
+        database_cpu,
+        latencies,
     )
 
 
@@ -297,6 +404,7 @@ def load(
     clients: int,
     duration: float,
     server_pid: int | None = None,
+    database_pids: Callable[[], list[int]] | None = None,
 ) -> LoadResult:
     """Closed-loop load: ``clients`` concurrent keep-alive connections for ``duration`` seconds.
 
@@ -305,6 +413,8 @@ def load(
     about 40 us of CPU per request it stays far from saturating a core, so the numbers are the
     server's. (httpx's shared pool scans every idle connection per request; under a server
     that answers in bursts, as group commit does, it spent more CPU per request than the
-    server and measured itself.) Pass ``server_pid`` to also measure the server's CPU time.
+    server and measured itself.) Pass ``server_pid`` to also measure the CPU time of the server
+    and of its journal writer process, and ``database_pids`` (see :func:`postgres_backends`)
+    that of its database.
     """
-    return asyncio.run(_load(url, headers, body, clients, duration, server_pid))
+    return asyncio.run(_load(url, headers, body, clients, duration, server_pid, database_pids))
