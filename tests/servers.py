@@ -6,8 +6,10 @@ depend on each other's order: they name what they create with ``shared_server.un
 assert only about what they created. A test whose assertion needs a fresh server (restart,
 crash, startup refusal, first-officer appointment) keeps the function-scoped ``live_server``.
 
-Under xdist the tests of one module and backend run on one worker (``--dist loadgroup``), so
-each module starts one server per backend however many workers run.
+``common_server`` is the same for the whole session, shared by modules of a test or two.
+
+Under xdist the tests of one module (or all of ``common_server``'s) and backend run on one
+worker (``--dist loadgroup``), so each starts one server per backend however many run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,15 +70,15 @@ class SharedServer:
         )
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def shared_server(
-    request: pytest.FixtureRequest,
+@contextmanager
+def _shared(
+    backend: str,
     tmp_path_factory: pytest.TempPathFactory,
     sqlite_template: Path,
     pg_template: str | None,
 ) -> Iterator[SharedServer]:
     folder = tmp_path_factory.mktemp("shared-server")
-    with fresh_database(request.param, folder, sqlite_template, pg_template) as url:
+    with fresh_database(backend, folder, sqlite_template, pg_template) as url:
         settings = make_settings(url, folder)
         admin = seed_admin(settings)
         server = LiveServer(settings, folder / "server.log")
@@ -89,6 +92,34 @@ def shared_server(
             server.stop()
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> Iterator[SharedServer]:
+    """One server per module and backend."""
+    with _shared(request.param, tmp_path_factory, sqlite_template, pg_template) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def common_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> Iterator[SharedServer]:
+    """One server per backend for the session, for modules of a test or two.
+
+    Its tests may add principals, models and rules for their own names, never change what a
+    role may do: ``tests/api/test_role_matrix.py`` checks the default policy on it.
+    """
+    with _shared(request.param, tmp_path_factory, sqlite_template, pg_template) as shared:
+        yield shared
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keeps the tests that share a module-scoped setup (per backend) on one xdist worker."""
     for item in items:
@@ -98,11 +129,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         shared = sorted(
             name
             for name, defs in info.name2fixturedefs.items()
-            if defs and defs[-1].scope in ("module", "package")
+            if defs and (defs[-1].scope in ("module", "package") or name == "common_server")
         )
         if not shared:
             continue
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
         backend = ",".join(str(params[name]) for name in shared if name in params)
-        item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}[{backend}]"))
+        where = "common_server" if "common_server" in shared else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(f"{where}[{backend}]"))
