@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from governance.api.app import create_app
 from governance.config import Settings
 from governance.db.base import DB_BIGINT_MAX, DB_BIGINT_MIN
-from tests.conftest import LiveServer, WardenFactory, auth
+from tests.conftest import auth
+from tests.servers import SharedServer
 
 
 def _integers(
@@ -98,34 +97,34 @@ def _url(path: str, where: str, name: str, value: int) -> tuple[str, dict[str, s
 
 
 def test_integers_past_their_bounds_get_422_and_at_them_no_5xx(
-    live_server: LiveServer, admin_token: str
+    common_server: SharedServer,
 ) -> None:
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        token = WardenFactory(http, admin_token).principal(
-            "reader", "admin", "compliance_officer", "auditor", "ml_engineer"
-        )
-        spec = http.get("/openapi.json").json()
-        params = _integer_params(spec)
-        assert len(params) >= 10
-        for path, where, name, low, high in params:
-            for value in (high + 1, low - 1, 2**64):
-                url, query = _url(path, where, name, value)
-                r = http.get(url, params=query, headers=auth(token))
-                assert r.status_code == 422, (url, query, r.status_code, r.text)
-                assert r.headers["content-type"].startswith("application/problem+json")
-                assert name in r.text, r.text  # the problem names the field
-            for value in (high, low):
-                url, query = _url(path, where, name, value)
-                r = http.get(url, params=query, headers=auth(token))
-                assert r.status_code < 500, (url, query, r.status_code, r.text)
-        # Bodies too: a policy change against a base version no column can hold.
-        r = http.post(
-            "/v1/policy/changes",
-            json={"add": [], "remove": [], "reason": "r", "base_version": 2**31},
-            headers=auth(token),
-        )
-        assert r.status_code == 422, r.text
-        assert "base_version" in r.text
-        r = http.post("/v1/audit/export", json={"from_seq": 2**63}, headers=auth(token))
-        assert r.status_code == 422, r.text
+    live_server, http = common_server.server, common_server.http
+    token = common_server.warden.principal(
+        common_server.unique("reader"), "admin", "compliance_officer", "auditor", "ml_engineer"
+    )
+    spec = http.get("/openapi.json").json()
+    params = _integer_params(spec)
+    assert len(params) >= 10
+    for path, where, name, low, high in params:
+        for value in (high + 1, low - 1, 2**64):
+            url, query = _url(path, where, name, value)
+            r = http.get(url, params=query, headers=auth(token))
+            assert r.status_code == 422, (url, query, r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert name in r.text, r.text  # the problem names the field
+        for value in (high, low):
+            url, query = _url(path, where, name, value)
+            r = http.get(url, params=query, headers=auth(token))
+            assert r.status_code < 500, (url, query, r.status_code, r.text)
+    # Bodies too: a policy change against a base version no column can hold.
+    r = http.post(
+        "/v1/policy/changes",
+        json={"add": [], "remove": [], "reason": "r", "base_version": 2**31},
+        headers=auth(token),
+    )
+    assert r.status_code == 422, r.text
+    assert "base_version" in r.text
+    r = http.post("/v1/audit/export", json={"from_seq": 2**63}, headers=auth(token))
+    assert r.status_code == 422, r.text
     assert "unhandled" not in live_server.log_path.read_text()

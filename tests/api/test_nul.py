@@ -15,13 +15,14 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
-import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
 from governance.api.middleware import holds_nul_escape
-from tests.conftest import LiveServer, WardenFactory, auth
+from tests.conftest import auth
+from tests.servers import SharedServer
 
 PROBLEM = "application/problem+json"
 
@@ -64,66 +65,68 @@ def _raw_post(url: str, path: str, token: str, parts: list[bytes]) -> tuple[int,
 
 
 def test_nul_anywhere_in_a_request_gets_422_and_nothing_is_written(
-    live_server: LiveServer, admin_token: str
+    common_server: SharedServer,
 ) -> None:
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        admin = WardenFactory(http, admin_token).principal("ops", "admin", "auditor")
-        h = auth(admin)
-        refused = [
-            http.post("/v1/keys", json={"principal": "ops\x00"}, headers=h),
-            http.post("/v1/principals", json={"name": "a\x00b", "kind": "user"}, headers=h),
-            http.get("/v1/records", params={"model": "m\x00"}, headers=h),
-            http.get("/v1/principals/x%00y", headers=h),
-            http.post(
-                "/v1/policy/changes",
-                json={"add": [["g", "bo\x00b", "role:auditor"]], "remove": [], "reason": "r"},
-                headers=h,
-            ),
-            http.post("/v1/models", json={"manifest": {}, "files": {"w\x00": ""}}, headers=h),
-        ]
-        for r in refused:
-            assert r.status_code == 422, (r.request.url, r.text)
-            assert r.headers["content-type"].startswith(PROBLEM)
-            assert "NUL" in r.json()["detail"]
-        # A body that arrives in pieces is judged whole: the escape straddles two of them.
-        body = json.dumps({"name": "split\x00name", "kind": "user"}).encode()
-        cut = body.index(b"\\u00") + 3
-        status, answer = _raw_post(
-            live_server.url, "/v1/principals", admin, [body[:cut], body[cut:]]
-        )
-        assert status == 422, answer
-        # Text that only looks like the escape is stored as sent.
-        r = http.post("/v1/principals", json={"name": "lit\\u0000", "kind": "user"}, headers=h)
-        assert r.status_code in (201, 422), r.text  # 422 only if the name rule refuses "\\"
-        names = [p["name"] for p in http.get("/v1/principals", headers=h).json()]
-        assert not any("\x00" in n for n in names), names
-        # Each refusal is in the audit log.
-        entries = http.get("/v1/audit/entries", params={"limit": 1000}, headers=h).json()["entries"]
-        nul_refusals = [
-            e for e in entries if e["outcome"] == 422 and "NUL" in e["document"]["reason"]
-        ]
-        assert len(nul_refusals) >= len(refused) + 1
+    live_server, http = common_server.server, common_server.http
+    # The server is shared: its audit log is read from this test's start (a second early).
+    started = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    ops = common_server.unique("ops")
+    admin = common_server.warden.principal(ops, "admin", "auditor")
+    h = auth(admin)
+    refused = [
+        http.post("/v1/keys", json={"principal": f"{ops}\x00"}, headers=h),
+        http.post("/v1/principals", json={"name": "a\x00b", "kind": "user"}, headers=h),
+        http.get("/v1/records", params={"model": "m\x00"}, headers=h),
+        http.get("/v1/principals/x%00y", headers=h),
+        http.post(
+            "/v1/policy/changes",
+            json={"add": [["g", "bo\x00b", "role:auditor"]], "remove": [], "reason": "r"},
+            headers=h,
+        ),
+        http.post("/v1/models", json={"manifest": {}, "files": {"w\x00": ""}}, headers=h),
+    ]
+    for r in refused:
+        assert r.status_code == 422, (r.request.url, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM)
+        assert "NUL" in r.json()["detail"]
+    # A body that arrives in pieces is judged whole: the escape straddles two of them.
+    body = json.dumps({"name": "split\x00name", "kind": "user"}).encode()
+    cut = body.index(b"\\u00") + 3
+    status, answer = _raw_post(live_server.url, "/v1/principals", admin, [body[:cut], body[cut:]])
+    assert status == 422, answer
+    # Text that only looks like the escape is stored as sent.
+    r = http.post("/v1/principals", json={"name": "lit\\u0000", "kind": "user"}, headers=h)
+    assert r.status_code in (201, 422), r.text  # 422 only if the name rule refuses "\\"
+    names = [p["name"] for p in http.get("/v1/principals", headers=h).json()]
+    assert not any("\x00" in n for n in names), names
+    # Each refusal is in the audit log.
+    entries = http.get(
+        "/v1/audit/entries", params={"limit": 1000, "since": started}, headers=h
+    ).json()["entries"]
+    nul_refusals = [e for e in entries if e["outcome"] == 422 and "NUL" in e["document"]["reason"]]
+    assert len(nul_refusals) >= len(refused) + 1
     assert "unhandled" not in live_server.log_path.read_text()
 
 
-def test_a_chunked_body_over_the_limit_gets_413(live_server: LiveServer, admin_token: str) -> None:
+def test_a_chunked_body_over_the_limit_gets_413(common_server: SharedServer) -> None:
+    live_server, http = common_server.server, common_server.http
     limit = live_server.settings.max_body_bytes
-    filler = json.dumps({"name": "big", "kind": "user", "pad": "x" * limit}).encode()
+    big = common_server.unique("big")
+    filler = json.dumps({"name": big, "kind": "user", "pad": "x" * limit}).encode()
 
     def pieces() -> Iterator[bytes]:  # no length known: sent with chunked transfer encoding
         for i in range(0, len(filler), 65536):
             yield filler[i : i + 65536]
 
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        admin = WardenFactory(http, admin_token).principal("ops", "admin", "auditor")
-        # A generic FastAPI route (tests/predict covers the lean predict route).
-        r = http.post(
-            "/v1/principals",
-            content=pieces(),
-            headers={**auth(admin), "content-type": "application/json"},
-        )
-        assert r.status_code == 413, r.text
-        assert r.headers["content-type"].startswith(PROBLEM)
-        names = [p["name"] for p in http.get("/v1/principals", headers=auth(admin)).json()]
-        assert "big" not in names
+    admin = common_server.warden.principal(common_server.unique("ops"), "admin", "auditor")
+    # A generic FastAPI route (tests/predict covers the lean predict route).
+    r = http.post(
+        "/v1/principals",
+        content=pieces(),
+        headers={**auth(admin), "content-type": "application/json"},
+    )
+    assert r.status_code == 413, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    names = [p["name"] for p in http.get("/v1/principals", headers=auth(admin)).json()]
+    assert big not in names
     assert "unhandled" not in live_server.log_path.read_text()

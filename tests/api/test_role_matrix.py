@@ -8,13 +8,13 @@ Y = the role gets past authorization (any answer but 401/403), N = 403.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from governance.api.app import EXEMPT_PATHS, create_app
 from governance.config import Settings
 from governance.kit.routes import api_routes
-from tests.conftest import LiveServer, WardenFactory, auth
+from tests.conftest import auth
+from tests.servers import SharedServer
 
 ROLES = ("admin", "compliance_officer", "auditor", "ml_engineer", "client")
 
@@ -133,32 +133,32 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
     assert routes == set(_spec())
 
 
-def test_every_role_against_every_route(
-    live_server: LiveServer, admin_token: str, db_url: str
-) -> None:
-    if not db_url.startswith("sqlite"):
+def test_every_role_against_every_route(common_server: SharedServer) -> None:
+    if not common_server.settings.resolved_database_url.startswith("sqlite"):
         pytest.skip("authorization does not depend on the database backend")
-    with httpx.Client(base_url=live_server.url, timeout=60) as http:
-        factory = WardenFactory(http, admin_token)
-        tokens = {role: factory.principal(f"user-{role.replace('_', '-')}", role) for role in ROLES}
-        factory.policy_change([["g2", "model:demo", "group:default-models"]])
-        nobody = factory.principal("user-without-roles")
-        wrong = []
-        for (method, path), expected in _spec().items():
-            url = path.format(**PARAMS)
-            for role, allowed in expected.items():
-                kw = {"json": SAFE_BODY} if method in ("POST", "PUT") else {}
-                r = http.request(method, url, headers=auth(tokens[role]), **kw)
-                assert r.status_code < 500, (method, path, role, r.status_code, r.text[:300])
-                got = r.status_code not in (401, 403)
-                if got != allowed:
-                    wrong.append(f"{method} {path} as {role}: {r.status_code}")
+    http, unique = common_server.http, common_server.unique
+    factory = common_server.warden
+    tokens = {
+        role: factory.principal(unique(f"user-{role.replace('_', '-')}"), role) for role in ROLES
+    }
+    factory.policy_change([["g2", "model:demo", "group:default-models"]])
+    nobody = factory.principal(unique("user-without-roles"))
+    wrong = []
+    for (method, path), expected in _spec().items():
+        url = path.format(**PARAMS)
+        for role, allowed in expected.items():
             kw = {"json": SAFE_BODY} if method in ("POST", "PUT") else {}
-            # Every route refuses a caller with no role (403) and one with no key (401).
-            r = http.request(method, url, headers=auth(nobody), **kw)
-            if r.status_code != 403:
-                wrong.append(f"{method} {path} without a role: {r.status_code}")
-            r = http.request(method, url, **kw)
-            if r.status_code != 401:
-                wrong.append(f"{method} {path} without a key: {r.status_code}")
+            r = http.request(method, url, headers=auth(tokens[role]), **kw)
+            assert r.status_code < 500, (method, path, role, r.status_code, r.text[:300])
+            got = r.status_code not in (401, 403)
+            if got != allowed:
+                wrong.append(f"{method} {path} as {role}: {r.status_code}")
+        kw = {"json": SAFE_BODY} if method in ("POST", "PUT") else {}
+        # Every route refuses a caller with no role (403) and one with no key (401).
+        r = http.request(method, url, headers=auth(nobody), **kw)
+        if r.status_code != 403:
+            wrong.append(f"{method} {path} without a role: {r.status_code}")
+        r = http.request(method, url, **kw)
+        if r.status_code != 401:
+            wrong.append(f"{method} {path} without a key: {r.status_code}")
     assert not wrong, "\n".join(wrong)
