@@ -40,6 +40,7 @@ runner = CliRunner()
 SETTLE = 1.5
 
 
+# Fresh per test: each tampers with rows by hand, which the database keeps and verify reports.
 @pytest.fixture
 def http(live_server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server.url, timeout=30) as client:
