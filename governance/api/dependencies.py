@@ -1,0 +1,97 @@
+"""What an endpoint may ask for: one typed dependency per collaborator the wiring point builds.
+
+The wiring point (:mod:`governance.runtime`) puts each on the app's state through its slot;
+an endpoint declares only the few it uses, as ``Annotated`` aliases::
+
+    @router.get("/v1/policy")
+    def current_policy(session: TransactionDep, caller: CanReadPolicy) -> PolicyOut: ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
+
+from governance.anchoring import Anchoring
+from governance.audit.checkpoints import Checkpointer
+from governance.audit.journal.guard import GuardedJournal
+from governance.config import Settings
+from governance.db.health import DatabaseMonitor
+from governance.errors import ServiceUnavailable
+from governance.identity.cache import AuthCache
+from governance.jobs import HeavyJobs
+from governance.kit.slots import Slot
+from governance.limits import Limits
+from governance.policy.engine import PolicyEngine
+from governance.records.recorder import RecordStore
+from governance.vault.providers import ServiceKeyProvider
+from inference.registry import ModelHost
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the guards consult: identities, their anchoring, the policy and the rate limits."""
+
+    read_sessions: sessionmaker[Session]
+    auth_cache: AuthCache
+    anchoring: Anchoring
+    database: DatabaseMonitor
+    policy: PolicyEngine
+    limits: Limits
+    # How long a request waits for an identity lookup: the audit write deadline.
+    lookup_deadline: float
+
+
+SETTINGS: Slot[Settings] = Slot("settings")
+ENGINE: Slot[Engine] = Slot("engine")
+SESSIONS: Slot[sessionmaker[Session]] = Slot("sessions")
+READ_SESSIONS: Slot[sessionmaker[Session]] = Slot("read_sessions")
+JOURNAL: Slot[GuardedJournal] = Slot("journal")
+POLICY: Slot[PolicyEngine] = Slot("policy")
+KEYS: Slot[ServiceKeyProvider] = Slot("keys")
+HOST: Slot[ModelHost] = Slot("host")
+JOBS: Slot[HeavyJobs] = Slot("jobs")
+RECORDS: Slot[RecordStore] = Slot("records")
+GATE: Slot[Gate] = Slot("gate")
+# The log's signer, once the process has started (None before).
+CHECKPOINTER: Slot[Checkpointer | None] = Slot("checkpointer")
+# Reload whatever the change counters say moved, so this process enforces a change at once.
+RELOAD: Slot[Callable[[], None]] = Slot("reload")
+# The readiness check that may block on the database (run off the event loop).
+READINESS: Slot[Callable[[], dict[str, Any]]] = Slot("readiness")
+
+
+def _transaction(connection: HTTPConnection) -> Iterator[Session]:
+    # Committed when the endpoint returns, before its answer is sent; rolled back on any error.
+    with SESSIONS.get(connection.app).begin() as session:
+        yield session
+
+
+def _signer(connection: HTTPConnection) -> Checkpointer:
+    checkpointer = CHECKPOINTER.get(connection.app)
+    if checkpointer is None:
+        raise ServiceUnavailable("the audit signing key is not loaded")
+    return checkpointer
+
+
+TransactionDep = Annotated[Session, Depends(_transaction, scope="function")]
+SessionsDep = Annotated[sessionmaker[Session], Depends(SESSIONS)]
+ReadSessionsDep = Annotated[sessionmaker[Session], Depends(READ_SESSIONS)]
+SettingsDep = Annotated[Settings, Depends(SETTINGS)]
+EngineDep = Annotated[Engine, Depends(ENGINE)]
+JournalDep = Annotated[GuardedJournal, Depends(JOURNAL)]
+PolicyDep = Annotated[PolicyEngine, Depends(POLICY)]
+KeysDep = Annotated[ServiceKeyProvider, Depends(KEYS)]
+HostDep = Annotated[ModelHost, Depends(HOST)]
+JobsDep = Annotated[HeavyJobs, Depends(JOBS)]
+RecordsDep = Annotated[RecordStore, Depends(RECORDS)]
+GateDep = Annotated[Gate, Depends(GATE)]
+SignerDep = Annotated[Checkpointer, Depends(_signer)]
+ReloadDep = Annotated[Callable[[], None], Depends(RELOAD)]
+CheckpointerDep = Annotated[Checkpointer | None, Depends(CHECKPOINTER)]
