@@ -16,7 +16,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.dependencies import (
+    JournalDep,
+    SessionsDep,
+    SettingsDep,
+    SignerDep,
+    TransactionDep,
+)
+from governance.api.deps import Authorize, Caller
+from governance.audit.checkpoints import Checkpointer
 from governance.audit.errors import AuditVerificationError, InvalidProofRequest
 from governance.audit.export import export_bundle, seq_range
 from governance.audit.repository import EntryFilter, snapshot_session
@@ -35,9 +43,7 @@ from governance.audit.service import MAX_PAGE, audit
 from governance.audit.signing import public_vkey
 from governance.audit.verify import verify_log
 from governance.db.base import DbBigInt, UtcDatetime
-from governance.errors import ServiceUnavailable
 from governance.kit.problems import responses
-from governance.runtime import Runtime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -49,16 +55,13 @@ CanExportAudit = Annotated[Caller, Depends(Authorize("api:audit", "export"))]
 MAX_API_EXPORT = 100_000
 
 
-def _vkey(runtime: Runtime) -> tuple[str, str]:
-    checkpointer = runtime.checkpointer
-    if checkpointer is None:
-        raise ServiceUnavailable("the audit signing key is not loaded")
+def _vkey(checkpointer: Checkpointer) -> tuple[str, str]:
     return checkpointer.origin, public_vkey(checkpointer.origin, checkpointer.key)
 
 
 @router.get("/entries", responses=responses(422))
 def list_entries(
-    runtime: RuntimeDep,
+    sessions: SessionsDep,
     caller: CanReadAudit,
     since: Annotated[UtcDatetime | None, Query(description="inclusive; UTC if no offset")] = None,
     until: Annotated[UtcDatetime | None, Query(description="exclusive; UTC if no offset")] = None,
@@ -82,7 +85,7 @@ def list_entries(
         event_type=event_type,
         request_id=request_id,
     )
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         page = audit.list_entries(session, flt, after=after, limit=limit)
         return EntryPage(
             entries=[AuditEntryOut.of(row) for row in page.entries], next_after=page.next_after
@@ -90,83 +93,77 @@ def list_entries(
 
 
 @router.get("/entries/{seq}", responses=responses(404))
-def get_entry(seq: DbBigInt, runtime: RuntimeDep, caller: CanReadAudit) -> EntryProofOut:
+def get_entry(seq: DbBigInt, caller: CanReadAudit, session: TransactionDep) -> EntryProofOut:
     """One entry, its canonical bytes and its inclusion proof against the latest checkpoint."""
-    with transaction(runtime) as session:
-        found = audit.entry(session, seq)
-        inclusion = None
-        if found.checkpoint is not None and found.proof is not None:
-            inclusion = InclusionOut(
-                tree_size=found.checkpoint.tree_size,
-                proof=[node.hex() for node in found.proof],
-                checkpoint=CheckpointOut.of(found.checkpoint),
-            )
-        return EntryProofOut(
-            entry=AuditEntryOut.of(found.entry),
-            canonical=found.entry.canonical,
-            leaf_hash=found.entry.leaf_hash.hex(),
-            inclusion=inclusion,
+    found = audit.entry(session, seq)
+    inclusion = None
+    if found.checkpoint is not None and found.proof is not None:
+        inclusion = InclusionOut(
+            tree_size=found.checkpoint.tree_size,
+            proof=[node.hex() for node in found.proof],
+            checkpoint=CheckpointOut.of(found.checkpoint),
         )
+    return EntryProofOut(
+        entry=AuditEntryOut.of(found.entry),
+        canonical=found.entry.canonical,
+        leaf_hash=found.entry.leaf_hash.hex(),
+        inclusion=inclusion,
+    )
 
 
 @router.get("/checkpoints/latest", responses=responses(404))
-def latest_checkpoint(runtime: RuntimeDep, caller: CanReadAudit) -> CheckpointOut:
+def latest_checkpoint(caller: CanReadAudit, session: TransactionDep) -> CheckpointOut:
     """The most recent signed checkpoint (C2SP signed note)."""
-    with transaction(runtime) as session:
-        return CheckpointOut.of(audit.latest_checkpoint(session))
+    return CheckpointOut.of(audit.latest_checkpoint(session))
 
 
 @router.get("/checkpoints", responses=responses(422))
 def list_checkpoints(
-    runtime: RuntimeDep,
     caller: CanReadAudit,
+    session: TransactionDep,
     after: Annotated[
         DbBigInt | None, Query(ge=0, description="tree size of the previous page's last")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> list[CheckpointOut]:
     """Signed checkpoints, smallest tree first."""
-    with transaction(runtime) as session:
-        return [
-            CheckpointOut.of(row) for row in audit.checkpoints(session, after=after, limit=limit)
-        ]
+    return [CheckpointOut.of(row) for row in audit.checkpoints(session, after=after, limit=limit)]
 
 
 @router.get("/consistency", responses=responses(404, 422))
 def consistency(
-    runtime: RuntimeDep,
     caller: CanReadAudit,
+    session: TransactionDep,
     first: Annotated[DbBigInt, Query(ge=0, description="older checkpoint's tree size")],
     second: Annotated[
         DbBigInt | None, Query(ge=0, description="newer one (default: latest)")
     ] = None,
 ) -> ConsistencyOut:
     """The consistency proof between two signed checkpoints."""
-    with transaction(runtime) as session:
-        found = audit.consistency(session, first=first, second=second)
-        return ConsistencyOut(
-            size1=found.older.tree_size,
-            size2=found.newer.tree_size,
-            root1=found.older.root_hash.hex(),
-            root2=found.newer.root_hash.hex(),
-            proof=[node.hex() for node in found.proof],
-            checkpoint1=CheckpointOut.of(found.older),
-            checkpoint2=CheckpointOut.of(found.newer),
-        )
+    found = audit.consistency(session, first=first, second=second)
+    return ConsistencyOut(
+        size1=found.older.tree_size,
+        size2=found.newer.tree_size,
+        root1=found.older.root_hash.hex(),
+        root2=found.newer.root_hash.hex(),
+        proof=[node.hex() for node in found.proof],
+        checkpoint1=CheckpointOut.of(found.older),
+        checkpoint2=CheckpointOut.of(found.newer),
+    )
 
 
 @router.get("/public-key", responses=responses(503))
-def public_key(runtime: RuntimeDep, caller: CanReadAudit) -> PublicKeyOut:
+def public_key(signer: SignerDep, caller: CanReadAudit) -> PublicKeyOut:
     """The log's verifier key: what auditors check checkpoints and bundles against."""
-    origin, vkey = _vkey(runtime)
+    origin, vkey = _vkey(signer)
     return PublicKeyOut(origin=origin, vkey=vkey)
 
 
 @router.post("/verify", responses=responses(503))
-def verify(runtime: RuntimeDep, caller: CanVerifyAudit) -> VerifyOut:
+def verify(settings: SettingsDep, signer: SignerDep, caller: CanVerifyAudit) -> VerifyOut:
     """Verify the whole live log: every leaf, node and checkpoint signature."""
-    _, vkey = _vkey(runtime)
-    with snapshot_session(runtime.settings.resolved_database_url) as session:
+    _, vkey = _vkey(signer)
+    with snapshot_session(settings.resolved_database_url) as session:
         try:
             return VerifyOut.of(verify_log(session, vkey))
         except AuditVerificationError as exc:
@@ -186,10 +183,16 @@ def verify(runtime: RuntimeDep, caller: CanVerifyAudit) -> VerifyOut:
     },
     response_class=Response,
 )
-def export(body: ExportRequest, runtime: RuntimeDep, caller: CanExportAudit) -> Response:
+def export(
+    body: ExportRequest,
+    settings: SettingsDep,
+    journal: JournalDep,
+    signer: SignerDep,
+    caller: CanExportAudit,
+) -> Response:
     """Export a range as a zip of the offline-verifiable bundle (docs/audit-bundle.md)."""
-    _, vkey = _vkey(runtime)
-    url = runtime.settings.resolved_database_url
+    _, vkey = _vkey(signer)
+    url = settings.resolved_database_url
     with snapshot_session(url) as session, tempfile.TemporaryDirectory() as tmp:
         first, last = seq_range(
             session,
@@ -217,7 +220,7 @@ def export(body: ExportRequest, runtime: RuntimeDep, caller: CanExportAudit) -> 
         details={"via": "api"},
     )
     # The export is answered only once its own entry is durable (fail closed).
-    runtime.audit.append_sync([event])
+    journal.append_sync([event])
     name = f"audit-bundle-{first}-{last}.zip"
     return Response(
         buffer.getvalue(),

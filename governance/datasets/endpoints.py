@@ -12,7 +12,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.dependencies import SessionsDep, SettingsDep, TransactionDep
+from governance.api.deps import Authorize, Caller
 from governance.datasets.schemas import DatasetCreate, DatasetDetail, DatasetOut
 from governance.datasets.service import datasets
 from governance.kit.problems import responses
@@ -34,14 +35,16 @@ def datasets_root(data_dir: Path) -> Path:
     status_code=status.HTTP_201_CREATED,
     responses=responses(404, 409, 422, 503),
 )
-def register_dataset(body: DatasetCreate, runtime: RuntimeDep, caller: CanRegister) -> DatasetOut:
+def register_dataset(
+    body: DatasetCreate, sessions: SessionsDep, settings: SettingsDep, caller: CanRegister
+) -> DatasetOut:
     """Register a dataset: validate its schema and rows, record its hashes, place its ledger.
 
     Rows that match an already registered dataset's (in any order or encoding, or a subset or
     superset of them) join that dataset's privacy ledger; ``ledger.shared_with`` names it.
     """
-    root = datasets_root(runtime.settings.data_dir)
-    with transaction(runtime) as session:
+    root = datasets_root(settings.data_dir)
+    with sessions.begin() as session:
         row = datasets.register(
             session,
             caller.ctx,
@@ -51,19 +54,19 @@ def register_dataset(body: DatasetCreate, runtime: RuntimeDep, caller: CanRegist
             replace=body.replace,
             allowed_root=root,
         )
-        return DatasetOut.of(row, training.dataset_ledger(session, runtime.settings, row))
+        return DatasetOut.of(row, training.dataset_ledger(session, settings, row))
 
 
 @router.get("", responses=responses())
-def list_datasets(runtime: RuntimeDep, caller: CanRead) -> list[DatasetOut]:
+def list_datasets(caller: CanRead, session: TransactionDep) -> list[DatasetOut]:
     """List registered datasets."""
-    with transaction(runtime) as session:
-        return [DatasetOut.of(r) for r in datasets.list(session)]
+    return [DatasetOut.of(r) for r in datasets.list(session)]
 
 
 @router.get("/{name}", responses=responses(404, 503))
-def get_dataset(name: str, runtime: RuntimeDep, caller: CanRead) -> DatasetDetail:
+def get_dataset(
+    name: str, settings: SettingsDep, caller: CanRead, session: TransactionDep
+) -> DatasetDetail:
     """A registered dataset with its schema and the privacy ledger it charges."""
-    with transaction(runtime) as session:
-        row = datasets.get(session, name)
-        return DatasetDetail.of(row, training.dataset_ledger(session, runtime.settings, row))
+    row = datasets.get(session, name)
+    return DatasetDetail.of(row, training.dataset_ledger(session, settings, row))

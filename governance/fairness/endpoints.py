@@ -17,7 +17,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.dependencies import JobsDep, KeysDep, SessionsDep, SettingsDep, TransactionDep
+from governance.api.deps import Authorize, Caller
 from governance.audit import log as audit_log
 from governance.db.base import DbInt
 from governance.fairness.feedback import feedback
@@ -58,13 +59,15 @@ CanGiveFeedback = Annotated[Caller, Depends(Authorize("api:feedback", "feedback"
 
 
 @router.post("/v1/fairness/audits", status_code=201, responses=responses(404, 409, 422, 503))
-async def create_audit(body: AuditCreate, runtime: RuntimeDep, caller: CanAudit) -> AuditOut:
+async def create_audit(
+    body: AuditCreate, sessions: SessionsDep, settings: SettingsDep, jobs: JobsDep, caller: CanAudit
+) -> AuditOut:
     """Audit a registered model version on a dataset's evaluation split; the result is stored
     against the exact artifact (sha256) with its verdict under the current thresholds."""
-    policies_dir = runtime.settings.policies_dir
+    policies_dir = settings.policies_dir
 
     def plan() -> AuditPlan:
-        with transaction(runtime) as session:
+        with sessions.begin() as session:
             return fairness.plan_audit(
                 session,
                 caller.ctx,
@@ -80,10 +83,10 @@ async def create_audit(body: AuditCreate, runtime: RuntimeDep, caller: CanAudit)
     # Checked in a short transaction, computed in the heavy-job queue with none open (so no
     # request waits on SQLite's write lock meanwhile), stored after a re-check in another.
     planned = await run_in_threadpool(plan)
-    computed = await runtime.jobs.run("fairness.audit", fairness.compute_audit, planned)
+    computed = await jobs.run("fairness.audit", fairness.compute_audit, planned)
 
     def store() -> AuditOut:
-        with transaction(runtime) as session:
+        with sessions.begin() as session:
             row = fairness.store_audit(
                 session, caller.ctx, planned, computed, policies_dir=policies_dir
             )
@@ -94,103 +97,106 @@ async def create_audit(body: AuditCreate, runtime: RuntimeDep, caller: CanAudit)
 
 @router.get("/v1/fairness/audits", responses=responses())
 def list_audits(
-    runtime: RuntimeDep,
     caller: CanReadFairness,
+    session: TransactionDep,
     model: str | None = None,
     version: str | None = None,
     kind: str | None = Query(default=None, pattern="^(dataset|live)$"),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[AuditSummary]:
     """List fairness audits, newest first."""
-    with transaction(runtime) as session:
-        rows = fairness.list_audits(session, model=model, version=version, kind=kind, limit=limit)
-        return [AuditSummary.of(r) for r in rows]
+    rows = fairness.list_audits(session, model=model, version=version, kind=kind, limit=limit)
+    return [AuditSummary.of(r) for r in rows]
 
 
 @router.get("/v1/fairness/audits/{audit_id}", responses=responses(404))
-def get_audit(audit_id: DbInt, runtime: RuntimeDep, caller: CanReadFairness) -> AuditOut:
+def get_audit(audit_id: DbInt, caller: CanReadFairness, session: TransactionDep) -> AuditOut:
     """One audit with its full result."""
-    with transaction(runtime) as session:
-        return AuditOut.of(fairness.get(session, audit_id))
+    return AuditOut.of(fairness.get(session, audit_id))
 
 
 @router.get("/v1/fairness/thresholds", responses=responses())
-def get_thresholds(runtime: RuntimeDep, caller: CanReadFairness) -> ThresholdsOut:
+def get_thresholds(
+    settings: SettingsDep, caller: CanReadFairness, session: TransactionDep
+) -> ThresholdsOut:
     """The current fairness thresholds (the version the gate uses)."""
-    with transaction(runtime) as session:
-        row = thresholds_store.current(session, policies_dir=runtime.settings.policies_dir)
-        return ThresholdsOut.of(row)
+    row = thresholds_store.current(session, policies_dir=settings.policies_dir)
+    return ThresholdsOut.of(row)
 
 
 @router.get("/v1/fairness/thresholds/versions", responses=responses())
 def list_threshold_versions(
-    runtime: RuntimeDep,
     caller: CanReadFairness,
+    session: TransactionDep,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[ThresholdsOut]:
     """Every version of the thresholds, newest first, with author, reason and diff."""
-    with transaction(runtime) as session:
-        return [ThresholdsOut.of(r) for r in thresholds_store.history(session, limit=limit)]
+    return [ThresholdsOut.of(r) for r in thresholds_store.history(session, limit=limit)]
 
 
 @router.put("/v1/fairness/thresholds", responses=responses(409, 422))
 def update_thresholds(
-    body: ThresholdsUpdate, runtime: RuntimeDep, caller: CanWriteThresholds
+    body: ThresholdsUpdate,
+    settings: SettingsDep,
+    caller: CanWriteThresholds,
+    session: TransactionDep,
 ) -> ThresholdsOut:
     """Replace the thresholds with a new, immutable, audited version."""
-    with transaction(runtime) as session:
-        row = thresholds_store.update(
-            session,
-            caller.ctx,
-            document=body.document,
-            reason=body.reason,
-            base_version=body.base_version,
-            policies_dir=runtime.settings.policies_dir,
-        )
-        return ThresholdsOut.of(row)
+    row = thresholds_store.update(
+        session,
+        caller.ctx,
+        document=body.document,
+        reason=body.reason,
+        base_version=body.base_version,
+        policies_dir=settings.policies_dir,
+    )
+    return ThresholdsOut.of(row)
 
 
 @router.get("/v1/fairness/gate/{name}/{version}", responses=responses(404))
 def get_gate_status(
-    name: str, version: str, runtime: RuntimeDep, caller: CanReadFairness
+    name: str, version: str, caller: CanReadFairness, session: TransactionDep
 ) -> GateStatusOut:
     """What the fairness gate would decide for this version now, and why."""
-    with transaction(runtime) as session:
-        row = registry.get(session, name, version)
-        return GateStatusOut.of(row.name, row.version, gate_status(session, row))
+    row = registry.get(session, name, version)
+    return GateStatusOut.of(row.name, row.version, gate_status(session, row))
 
 
 @router.post("/v1/fairness/overrides", status_code=201, responses=responses(404, 409, 422))
-def create_override(body: OverrideCreate, runtime: RuntimeDep, caller: CanOverride) -> OverrideOut:
+def create_override(
+    body: OverrideCreate, caller: CanOverride, session: TransactionDep
+) -> OverrideOut:
     """Approve a version that fails the gate (compliance officers; never its trainer or
     registrant), with a written justification."""
-    with transaction(runtime) as session:
-        row = overrides.override(
-            session,
-            caller.ctx,
-            model=body.model,
-            version=body.version,
-            justification=body.justification,
-        )
-        return OverrideOut.of(row)
+    row = overrides.override(
+        session,
+        caller.ctx,
+        model=body.model,
+        version=body.version,
+        justification=body.justification,
+    )
+    return OverrideOut.of(row)
 
 
 @router.get("/v1/fairness/overrides", responses=responses())
 def list_overrides(
-    runtime: RuntimeDep,
     caller: CanReadFairness,
+    session: TransactionDep,
     model: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[OverrideOut]:
     """Gate overrides, newest first."""
-    with transaction(runtime) as session:
-        rows = overrides.list_overrides(session, model=model, limit=limit)
-        return [OverrideOut.of(r) for r in rows]
+    rows = overrides.list_overrides(session, model=model, limit=limit)
+    return [OverrideOut.of(r) for r in rows]
 
 
 @router.post("/v1/fairness/mitigations", status_code=201, responses=responses(404, 409, 422, 503))
 async def create_mitigation(
-    body: MitigationCreate, runtime: RuntimeDep, caller: CanMitigate
+    body: MitigationCreate,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    caller: CanMitigate,
 ) -> MitigationOut:
     """Fit ThresholdOptimizer post-processing on the training split and register the result
     as a new model version; returns the before/after trade-off and its plot.
@@ -198,10 +204,10 @@ async def create_mitigation(
     On private rows the fit sees only noisy per-group histograms, charged to the dataset's
     privacy ledger (409 over its cap, ledger unchanged); the reservation commits before the
     noise is drawn."""
-    settings = runtime.settings
+    settings = settings
 
     def plan() -> MitigationPlan:
-        with transaction(runtime) as session:
+        with sessions.begin() as session:
             return mitigator.plan(
                 session,
                 caller.ctx,
@@ -216,7 +222,7 @@ async def create_mitigation(
             )
 
     def store(computed: MitigationComputed) -> MitigationOut:
-        with transaction(runtime) as session:
+        with sessions.begin() as session:
             out = mitigator.store(
                 session,
                 caller.ctx,
@@ -240,7 +246,7 @@ async def create_mitigation(
 
     def refused(exc: BudgetExceeded) -> None:
         # The refused transaction rolled back; the refusal itself is evidence, as in training.
-        with transaction(runtime) as session:
+        with sessions.begin() as session:
             audit_log.append(
                 session,
                 [
@@ -263,19 +269,25 @@ async def create_mitigation(
     workdir = Path(tempfile.mkdtemp(prefix="warden-mitigate-"))
     try:
         compute = partial(mitigator.compute, planned, mitigated_by=caller.ctx.name, workdir=workdir)
-        computed = await runtime.jobs.run("fairness.mitigate", compute)
+        computed = await jobs.run("fairness.mitigate", compute)
         return await run_in_threadpool(store, computed)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 @router.post("/v1/fairness/monitor", status_code=201, responses=responses(404, 409, 422, 503))
-async def run_monitor(body: MonitorCreate, runtime: RuntimeDep, caller: CanAudit) -> AuditOut:
+async def run_monitor(
+    body: MonitorCreate,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    caller: CanAudit,
+) -> AuditOut:
     """Audit live predictions that received their outcomes in a time window (fast path)."""
-    policies_dir = runtime.settings.policies_dir
+    policies_dir = settings.policies_dir
 
     def plan() -> MonitorPlan:
-        with transaction(runtime) as session:
+        with sessions.begin() as session:
             return plan_monitor(
                 session,
                 model=body.model,
@@ -289,12 +301,12 @@ async def run_monitor(body: MonitorCreate, runtime: RuntimeDep, caller: CanAudit
             )
 
     def store(result: FairnessResult) -> AuditOut:
-        with transaction(runtime) as session:
+        with sessions.begin() as session:
             row = store_monitor(session, caller.ctx, planned, result, policies_dir=policies_dir)
             return AuditOut.of(row)
 
     planned = await run_in_threadpool(plan)
-    result = await runtime.jobs.run("fairness.monitor", compute_monitor, planned)
+    result = await jobs.run("fairness.monitor", compute_monitor, planned)
     return await run_in_threadpool(store, result)
 
 
@@ -302,23 +314,22 @@ async def run_monitor(body: MonitorCreate, runtime: RuntimeDep, caller: CanAudit
     "/v1/feedback", status_code=201, tags=["feedback"], responses=responses(404, 409, 410, 422)
 )
 def give_feedback(
-    body: FeedbackCreate, runtime: RuntimeDep, caller: CanGiveFeedback
+    body: FeedbackCreate, keys: KeysDep, caller: CanGiveFeedback, session: TransactionDep
 ) -> FeedbackOut:
     """Report the true outcome of one of your served predictions, by its request id."""
-    with transaction(runtime) as session:
-        outcome = feedback.record(
-            session,
-            caller.ctx,
-            keys=runtime.keys,
-            digest_key=runtime.digest_key,
-            principal=caller.name,
-            request_id=body.request_id,
-            label=body.label,
-            row=body.row,
-            sensitive=body.sensitive,
-        )
-        return FeedbackOut(
-            model=outcome.model,
-            model_version=outcome.model_version,
-            attributes=sorted(json.loads(outcome.group_key)),
-        )
+    outcome = feedback.record(
+        session,
+        caller.ctx,
+        keys=keys,
+        digest_key=keys.digest_key(),
+        principal=caller.name,
+        request_id=body.request_id,
+        label=body.label,
+        row=body.row,
+        sensitive=body.sensitive,
+    )
+    return FeedbackOut(
+        model=outcome.model,
+        model_version=outcome.model_version,
+        attributes=sorted(json.loads(outcome.group_key)),
+    )

@@ -1,19 +1,28 @@
 """Routes for reading, changing, testing, reviewing and approving the access policy.
 
 Plain ``def`` routes: FastAPI runs them in its thread pool, and each owns one transaction.
-A route that writes a version calls ``runtime.refresh()`` after commit, so this process
+A route that writes a version reloads the policy after commit, so this process
 enforces the change before it answers; the other processes follow within one poll period.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.dependencies import (
+    PolicyDep,
+    ReloadDep,
+    SessionsDep,
+    SettingsDep,
+    TransactionDep,
+)
+from governance.api.deps import Authorize, Caller
+from governance.config import Settings
 from governance.db.base import DbBigInt, DbInt
 from governance.identity import duties
 from governance.kit.problems import responses
@@ -44,7 +53,6 @@ from governance.policy.service import default_policy, policy
 from governance.policy.testcases import policy_tests
 from governance.policy.timeline import role_timeline
 from governance.policy.view import summarize
-from governance.runtime import Runtime
 
 router = APIRouter(prefix="/v1/policy", tags=["policy"])
 
@@ -116,8 +124,8 @@ def test_out(row: PolicyTestCase) -> PolicyTestOut:
     )
 
 
-def _vocab(runtime: Runtime) -> Vocabulary:
-    vocab, _ = default_policy(runtime.settings.policies_dir)
+def _vocab(settings: Settings) -> Vocabulary:
+    vocab, _ = default_policy(settings.policies_dir)
     return vocab
 
 
@@ -125,40 +133,41 @@ def _vocab(runtime: Runtime) -> Vocabulary:
 
 
 @router.get("", responses=responses())
-def current_policy(runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyOut:
+def current_policy(
+    settings: SettingsDep, caller: CanReadPolicy, session: TransactionDep
+) -> PolicyOut:
     """The current policy version: its rules; roles, grants, denies and groups; the vocabulary."""
-    with transaction(runtime) as session:
-        return policy_out(policy.current(session), _vocab(runtime))
+    return policy_out(policy.current(session), _vocab(settings))
 
 
 @router.get("/versions", responses=responses())
 def list_versions(
-    runtime: RuntimeDep,
     caller: CanReadPolicy,
+    session: TransactionDep,
     offset: Annotated[DbBigInt, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[PolicyVersionOut]:
     """The history: every version with author, time, reason, approver, diff and sha256."""
-    with transaction(runtime) as session:
-        return [version_out(r) for r in policy.history(session, offset=offset, limit=limit)]
+    return [version_out(r) for r in policy.history(session, offset=offset, limit=limit)]
 
 
 @router.get("/versions/{version}", responses=responses(404))
-def get_version(version: DbInt, runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyOut:
+def get_version(
+    version: DbInt, settings: SettingsDep, caller: CanReadPolicy, session: TransactionDep
+) -> PolicyOut:
     """One version with all its rules."""
-    with transaction(runtime) as session:
-        return policy_out(policy.get(session, version), _vocab(runtime))
+    return policy_out(policy.get(session, version), _vocab(settings))
 
 
 @router.get("/diff", responses=responses(404))
 def diff_versions(
-    runtime: RuntimeDep,
+    sessions: SessionsDep,
     caller: CanReadPolicy,
     from_version: Annotated[DbInt, Query(alias="from", ge=1)],
     to_version: Annotated[DbInt | None, Query(alias="to", ge=1)] = None,
 ) -> PolicyDiff:
     """Rules added and removed between two versions (``to`` defaults to the current one)."""
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         target = to_version if to_version is not None else policy.current(session).version
         change = policy.diff_between(session, old=from_version, new=target)
     return PolicyDiff(from_version=from_version, to_version=target, **change)
@@ -167,14 +176,19 @@ def diff_versions(
 # -- changing --------------------------------------------------------------------------------
 
 
-def _applied(runtime: Runtime, out: PolicyOut) -> PolicyOut:
-    runtime.refresh()
+def _applied(reload: Callable[[], None], out: PolicyOut) -> PolicyOut:
+    reload()
     return out
 
 
 @router.post("/changes", status_code=201, responses={**responses(409, 422), **PENDING})
 def apply_change(
-    body: PolicyChange, response: Response, runtime: RuntimeDep, caller: CanWritePolicy
+    body: PolicyChange,
+    response: Response,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    reload: ReloadDep,
+    caller: CanWritePolicy,
 ) -> PolicyOut | ProposalOut:
     """Apply a change (add/remove rules) with a reason; creates a new immutable version.
 
@@ -182,10 +196,10 @@ def apply_change(
     (202) when a second approval is required, and always when it widens anyone's power over
     identity, keys, roles, policy or the audit log.
     """
-    vocab = _vocab(runtime)
-    with transaction(runtime) as session:
+    vocab = _vocab(settings)
+    with sessions.begin() as session:
         duties.keep_an_admin(session, vocab=vocab, add=body.add, remove=body.remove)
-        if runtime.settings.require_second_approval or policy.second_person_needed(
+        if settings.require_second_approval or policy.second_person_needed(
             session, vocab=vocab, add=body.add, remove=body.remove
         ):
             proposal = proposals.propose_change(
@@ -209,18 +223,23 @@ def apply_change(
             base_version=body.base_version,
         )
         out = policy_out(row)
-    return _applied(runtime, out)
+    return _applied(reload, out)
 
 
 @router.post("/rollback", status_code=201, responses={**responses(404, 409, 422), **PENDING})
 def rollback(
-    body: Rollback, response: Response, runtime: RuntimeDep, caller: CanWritePolicy
+    body: Rollback,
+    response: Response,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    reload: ReloadDep,
+    caller: CanWritePolicy,
 ) -> PolicyOut | ProposalOut:
     """Restore an earlier version's rules as a new version (kind ``rollback``)."""
-    vocab = _vocab(runtime)
-    with transaction(runtime) as session:
+    vocab = _vocab(settings)
+    with sessions.begin() as session:
         duties.keep_an_admin(session, vocab=vocab, to_version=body.to_version)
-        if runtime.settings.require_second_approval or policy.second_person_needed(
+        if settings.require_second_approval or policy.second_person_needed(
             session, vocab=vocab, to_version=body.to_version
         ):
             proposal = proposals.propose_rollback(
@@ -242,52 +261,57 @@ def rollback(
             base_version=body.base_version,
         )
         out = policy_out(row)
-    return _applied(runtime, out)
+    return _applied(reload, out)
 
 
 @router.post("/impact", responses=responses(404, 409, 422))
-def impact(body: ImpactRequest, runtime: RuntimeDep, caller: CanWritePolicy) -> ImpactReportOut:
+def impact(
+    body: ImpactRequest, settings: SettingsDep, caller: CanWritePolicy, session: TransactionDep
+) -> ImpactReportOut:
     """Dry run: who would gain or lose access, replaying the audited requests of N days."""
-    with transaction(runtime) as session:
-        report, change = dry_run(
-            session,
-            vocab=_vocab(runtime),
-            days=body.days,
-            add=body.add,
-            remove=body.remove,
-            to_version=body.to_version,
-        )
-        return ImpactReportOut(**report.summary(examples=body.examples), diff=change)
+    report, change = dry_run(
+        session,
+        vocab=_vocab(settings),
+        days=body.days,
+        add=body.add,
+        remove=body.remove,
+        to_version=body.to_version,
+    )
+    return ImpactReportOut(**report.summary(examples=body.examples), diff=change)
 
 
 # -- policy tests ----------------------------------------------------------------------------
 
 
 @router.get("/tests", responses=responses())
-def list_tests(runtime: RuntimeDep, caller: CanReadPolicy) -> list[PolicyTestOut]:
+def list_tests(caller: CanReadPolicy, session: TransactionDep) -> list[PolicyTestOut]:
     """The stored policy tests."""
-    with transaction(runtime) as session:
-        return [test_out(c) for c in policy_tests.cases(session)]
+    return [test_out(c) for c in policy_tests.cases(session)]
 
 
 @router.post("/tests", status_code=201, responses=responses(409, 422))
-def add_test(body: PolicyTestCreate, runtime: RuntimeDep, caller: CanWritePolicy) -> PolicyTestOut:
+def add_test(
+    body: PolicyTestCreate,
+    policy_engine: PolicyDep,
+    settings: SettingsDep,
+    caller: CanWritePolicy,
+    session: TransactionDep,
+) -> PolicyTestOut:
     """Add a policy test; it must pass now, and every later change must keep it passing."""
-    with transaction(runtime) as session:
-        current = policy.current(session)
-        compiled = runtime.policy.current
-        case = policy_tests.add(
-            session,
-            caller.ctx,
-            subject=body.subject,
-            object=body.object,
-            action=body.action,
-            expected=body.expected,
-            description=body.description,
-            vocab=_vocab(runtime),
-            current=compiled if compiled.version == current.version else None,
-        )
-        return test_out(case)
+    current = policy.current(session)
+    compiled = policy_engine.current
+    case = policy_tests.add(
+        session,
+        caller.ctx,
+        subject=body.subject,
+        object=body.object,
+        action=body.action,
+        expected=body.expected,
+        description=body.description,
+        vocab=_vocab(settings),
+        current=compiled if compiled.version == current.version else None,
+    )
+    return test_out(case)
 
 
 # ``:int``: ``/v1/policy/tests/run`` is the run route's path (a DELETE there is a 405 naming
@@ -295,20 +319,21 @@ def add_test(body: PolicyTestCreate, runtime: RuntimeDep, caller: CanWritePolicy
 @router.delete("/tests/{case_id:int}", responses=responses(404, 422))
 def remove_test(
     case_id: DbInt,
-    runtime: RuntimeDep,
     caller: CanWritePolicy,
+    session: TransactionDep,
     reason: Annotated[str, Query(min_length=1, max_length=2000)],
 ) -> PolicyTestOut:
     """Remove a policy test (the reason is audited)."""
-    with transaction(runtime) as session:
-        return test_out(policy_tests.remove(session, caller.ctx, case_id=case_id, reason=reason))
+    return test_out(policy_tests.remove(session, caller.ctx, case_id=case_id, reason=reason))
 
 
 @router.post("/tests/run", responses=responses())
-def run_tests(runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyTestRun:
+def run_tests(
+    sessions: SessionsDep, policy_engine: PolicyDep, caller: CanReadPolicy
+) -> PolicyTestRun:
     """Run every policy test against the policy this process enforces now."""
-    compiled = runtime.policy.current
-    with transaction(runtime) as session:
+    compiled = policy_engine.current
+    with sessions.begin() as session:
         results = policy_tests.run(session, compiled=compiled)
     failing = [PolicyTestResult(**r.as_dict()) for r in results if not r.passed]
     return PolicyTestRun(
@@ -325,42 +350,46 @@ def run_tests(runtime: RuntimeDep, caller: CanReadPolicy) -> PolicyTestRun:
 
 @router.get("/proposals", responses=responses(422))
 def list_proposals(
-    runtime: RuntimeDep, caller: CanReadPolicy, status: str | None = None
+    caller: CanReadPolicy, session: TransactionDep, status: str | None = None
 ) -> list[ProposalOut]:
     """Change proposals (filter by ``status``: pending, applied, rejected, withdrawn)."""
-    with transaction(runtime) as session:
-        return [proposal_out(p) for p in proposals.find(session, status=status)]
+    return [proposal_out(p) for p in proposals.find(session, status=status)]
 
 
 @router.post("/proposals", status_code=201, responses=responses(409, 422))
-def create_proposal(body: PolicyChange, runtime: RuntimeDep, caller: CanWritePolicy) -> ProposalOut:
+def create_proposal(
+    body: PolicyChange, settings: SettingsDep, caller: CanWritePolicy, session: TransactionDep
+) -> ProposalOut:
     """Propose a change for a second officer to approve (even when approval is optional)."""
-    with transaction(runtime) as session:
-        return proposal_out(
-            proposals.propose_change(
-                session,
-                caller.ctx,
-                add=body.add,
-                remove=body.remove,
-                reason=body.reason,
-                vocab=_vocab(runtime),
-                base_version=body.base_version,
-            )
+    return proposal_out(
+        proposals.propose_change(
+            session,
+            caller.ctx,
+            add=body.add,
+            remove=body.remove,
+            reason=body.reason,
+            vocab=_vocab(settings),
+            base_version=body.base_version,
         )
+    )
 
 
 @router.get("/proposals/{proposal_id}", responses=responses(404))
-def get_proposal(proposal_id: DbInt, runtime: RuntimeDep, caller: CanReadPolicy) -> ProposalOut:
+def get_proposal(proposal_id: DbInt, caller: CanReadPolicy, session: TransactionDep) -> ProposalOut:
     """One proposal."""
-    with transaction(runtime) as session:
-        return proposal_out(proposals.get(session, proposal_id))
+    return proposal_out(proposals.get(session, proposal_id))
 
 
 @router.post(
     "/proposals/{proposal_id}/approve", status_code=201, responses=responses(404, 409, 422)
 )
 def approve_proposal(
-    proposal_id: DbInt, body: ProposalDecision, runtime: RuntimeDep, caller: CanApprovePolicy
+    proposal_id: DbInt,
+    body: ProposalDecision,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    reload: ReloadDep,
+    caller: CanApprovePolicy,
 ) -> PolicyOut:
     """Approve and apply a proposal; its approver must not be its author.
 
@@ -369,39 +398,37 @@ def approve_proposal(
 
     It is re-validated against the current version and the policy tests are run again.
     """
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         _, row = duties.approve(
             session,
             caller.ctx,
             proposal_id=proposal_id,
-            vocab=_vocab(runtime),
+            vocab=_vocab(settings),
             note=body.reason,
-            lifetime=timedelta(hours=runtime.settings.proposal_lifetime_hours),
+            lifetime=timedelta(hours=settings.proposal_lifetime_hours),
         )
         out = policy_out(row)
-    return _applied(runtime, out)
+    return _applied(reload, out)
 
 
 @router.post("/proposals/{proposal_id}/reject", responses=responses(404, 409, 422))
 def reject_proposal(
-    proposal_id: DbInt, body: ProposalRejection, runtime: RuntimeDep, caller: CanApprovePolicy
+    proposal_id: DbInt, body: ProposalRejection, caller: CanApprovePolicy, session: TransactionDep
 ) -> ProposalOut:
     """Reject a pending proposal (nothing is applied)."""
-    with transaction(runtime) as session:
-        return proposal_out(
-            proposals.reject(session, caller.ctx, proposal_id=proposal_id, reason=body.reason)
-        )
+    return proposal_out(
+        proposals.reject(session, caller.ctx, proposal_id=proposal_id, reason=body.reason)
+    )
 
 
 @router.post("/proposals/{proposal_id}/withdraw", responses=responses(404, 409, 422))
 def withdraw_proposal(
-    proposal_id: DbInt, body: ProposalRejection, runtime: RuntimeDep, caller: CanWritePolicy
+    proposal_id: DbInt, body: ProposalRejection, caller: CanWritePolicy, session: TransactionDep
 ) -> ProposalOut:
     """Withdraw one's own pending proposal."""
-    with transaction(runtime) as session:
-        return proposal_out(
-            proposals.withdraw(session, caller.ctx, proposal_id=proposal_id, reason=body.reason)
-        )
+    return proposal_out(
+        proposals.withdraw(session, caller.ctx, proposal_id=proposal_id, reason=body.reason)
+    )
 
 
 # -- access review ---------------------------------------------------------------------------
@@ -409,13 +436,13 @@ def withdraw_proposal(
 
 @router.get("/role-timeline", responses=responses())
 def get_role_timeline(
-    runtime: RuntimeDep,
+    sessions: SessionsDep,
     caller: CanReadRoles,
     principal: str | None = None,
     role: str | None = None,
     include_roles: bool = False,
 ) -> list[RoleHoldingOut]:
     """Who held which role, from when to when, granted and revoked by whom (from history)."""
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         periods = role_timeline(session, member=principal, role=role, include_roles=include_roles)
     return [RoleHoldingOut(**p.as_dict()) for p in periods]

@@ -9,17 +9,21 @@ budget charged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
+from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.dependencies import JobsDep, PolicyDep, SessionsDep, SettingsDep, TransactionDep
+from governance.api.deps import Authorize, Caller
+from governance.config import Settings
 from governance.db.base import DbInt
 from governance.errors import Forbidden
 from governance.kit.problems import responses
+from governance.policy.engine import PolicyEngine
 from governance.privacy.schemas import LedgerOut, TrainingRunCreate, TrainingRunOut
 from governance.privacy.service import training
-from governance.runtime import Runtime
 
 router = APIRouter(tags=["training", "privacy"])
 
@@ -28,16 +32,21 @@ CanReadRuns = Annotated[Caller, Depends(Authorize("api:training", "read"))]
 CanReadLedger = Annotated[Caller, Depends(Authorize("api:privacy", "read"))]
 
 
-def _train(runtime: Runtime, caller: Caller, body: TrainingRunCreate) -> TrainingRunOut:
+@dataclass(frozen=True)
+class _Training:
+    sessions: sessionmaker[Session]
+    settings: Settings
+    policy: PolicyEngine
+
+
+def _train(deps: _Training, caller: Caller, body: TrainingRunCreate) -> TrainingRunOut:
     if body.register_model:
         # Registering the artifact is the registry's own right: training does not imply it.
-        decision = runtime.policy.current.enforce(caller.name, "api:models", "register")
+        decision = deps.policy.current.enforce(caller.name, "api:models", "register")
         if not decision.allowed:
             raise Forbidden(f"{caller.name} may not register models; train with register=false")
-    run = training.run(
-        runtime.sessions, caller.ctx, settings=runtime.settings, request=body.to_request()
-    )
-    with transaction(runtime) as session:
+    run = training.run(deps.sessions, caller.ctx, settings=deps.settings, request=body.to_request())
+    with deps.sessions.begin() as session:
         found, dataset = training.get(session, run.id)
         return TrainingRunOut.of(found, dataset)
 
@@ -48,33 +57,38 @@ def _train(runtime: Runtime, caller: Caller, body: TrainingRunCreate) -> Trainin
     responses=responses(404, 409, 422, 500, 503),
 )
 async def create_run(
-    body: TrainingRunCreate, runtime: RuntimeDep, caller: CanTrain
+    body: TrainingRunCreate,
+    jobs: JobsDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    policy: PolicyDep,
+    caller: CanTrain,
 ) -> TrainingRunOut:
     """Train a model (DP-SGD unless private is false) under the dataset's privacy budget."""
     # The run's transactions are short (reserve, then charge); the training between them waits
     # its turn in the heavy-job queue, so a burst of runs cannot starve predictions of CPU.
-    return await runtime.jobs.run("training", _train, runtime, caller, body)
+    deps = _Training(sessions, settings, policy)
+    return await jobs.run("training", _train, deps, caller, body)
 
 
 @router.get("/v1/training/runs", responses=responses())
 def list_runs(
-    runtime: RuntimeDep, caller: CanReadRuns, dataset: str | None = None
+    caller: CanReadRuns, session: TransactionDep, dataset: str | None = None
 ) -> list[TrainingRunOut]:
     """List training runs (every run that touched a dataset, failed or aborted ones included)."""
-    with transaction(runtime) as session:
-        return [TrainingRunOut.of(r, d) for r, d in training.list(session, dataset)]
+    return [TrainingRunOut.of(r, d) for r, d in training.list(session, dataset)]
 
 
 @router.get("/v1/training/runs/{run_id}", responses=responses(404))
-def get_run(run_id: DbInt, runtime: RuntimeDep, caller: CanReadRuns) -> TrainingRunOut:
+def get_run(run_id: DbInt, caller: CanReadRuns, session: TransactionDep) -> TrainingRunOut:
     """One training run."""
-    with transaction(runtime) as session:
-        run, dataset = training.get(session, run_id)
-        return TrainingRunOut.of(run, dataset)
+    run, dataset = training.get(session, run_id)
+    return TrainingRunOut.of(run, dataset)
 
 
 @router.get("/v1/privacy/ledger/{dataset}", responses=responses(404, 503))
-def get_ledger(dataset: str, runtime: RuntimeDep, caller: CanReadLedger) -> LedgerOut:
+def get_ledger(
+    dataset: str, settings: SettingsDep, caller: CanReadLedger, session: TransactionDep
+) -> LedgerOut:
     """A dataset's privacy budget: its cap, and ε spent, recomposed and summed."""
-    with transaction(runtime) as session:
-        return LedgerOut.of(training.ledger(session, runtime.settings, dataset))
+    return LedgerOut.of(training.ledger(session, settings, dataset))

@@ -6,13 +6,16 @@ import base64
 import binascii
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.dependencies import ReloadDep, SessionsDep, SettingsDep, TransactionDep
+from governance.api.deps import Authorize, Caller
 from governance.kit.problems import responses
 from governance.privacy.claims import claim_for
 from governance.registry.errors import InvalidArtifact
@@ -24,7 +27,6 @@ from governance.registry.schemas import (
     ModelVersionOut,
 )
 from governance.registry.service import registry
-from governance.runtime import Runtime
 from inference.artifact import MANIFEST_FILE
 from inference.manifest import FILE_RE, RESERVED_FILES
 
@@ -41,29 +43,29 @@ def version_out(row: ModelVersion) -> ModelVersionOut:
 
 
 @router.get("", responses=responses())
-def list_models(runtime: RuntimeDep, caller: CanListModels) -> list[ModelVersionOut]:
+def list_models(caller: CanListModels, session: TransactionDep) -> list[ModelVersionOut]:
     """List registered model versions and their stages."""
-    with transaction(runtime) as session:
-        return [version_out(r) for r in registry.list_versions(session)]
+    return [version_out(r) for r in registry.list_versions(session)]
 
 
 @router.get("/{name}", responses=responses(404))
 def get_model(
-    name: str, runtime: RuntimeDep, caller: CanReadModels, version: str | None = None
+    name: str, caller: CanReadModels, session: TransactionDep, version: str | None = None
 ) -> ModelDetail:
     """A model version with its manifest (the serving version when none is named)."""
-    with transaction(runtime) as session:
-        row = registry.get(session, name, version)
-        manifest = json.loads(row.manifest)
-        claim = claim_for(session, artifact_sha256=row.artifact_sha256, manifest=manifest)
-        return ModelDetail(
-            **version_out(row).model_dump(),
-            manifest=manifest,
-            dp_claim=DpClaimOut(**claim.to_dict()),
-        )
+    row = registry.get(session, name, version)
+    manifest = json.loads(row.manifest)
+    claim = claim_for(session, artifact_sha256=row.artifact_sha256, manifest=manifest)
+    return ModelDetail(
+        **version_out(row).model_dump(),
+        manifest=manifest,
+        dp_claim=DpClaimOut(**claim.to_dict()),
+    )
 
 
-def _register(runtime: Runtime, caller: Caller, body: ArtifactUpload) -> ModelVersionOut:
+def _register(
+    sessions: sessionmaker[Session], models_dir: Path, caller: Caller, body: ArtifactUpload
+) -> ModelVersionOut:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name, content in body.files.items():
@@ -80,12 +82,12 @@ def _register(runtime: Runtime, caller: Caller, body: ArtifactUpload) -> ModelVe
             except (binascii.Error, ValueError):
                 raise InvalidArtifact(f"file {name[:64]!r} is not valid base64") from None
         (root / MANIFEST_FILE).write_text(json.dumps(body.manifest))
-        with transaction(runtime) as session:
+        with sessions.begin() as session:
             row = registry.register(
                 session,
                 caller.ctx,
                 source_dir=root,
-                models_dir=runtime.settings.resolved_models_dir,
+                models_dir=models_dir,
                 trained_by=body.manifest.get("training", {}).get("trained_by")
                 if isinstance(body.manifest.get("training"), dict)
                 else None,
@@ -95,22 +97,28 @@ def _register(runtime: Runtime, caller: Caller, body: ArtifactUpload) -> ModelVe
 
 @router.post("", status_code=201, responses=responses(409, 413, 422))
 async def register_model(
-    body: ArtifactUpload, runtime: RuntimeDep, caller: CanRegister
+    body: ArtifactUpload, sessions: SessionsDep, settings: SettingsDep, caller: CanRegister
 ) -> ModelVersionOut:
     """Register an artifact (manifest plus base64 files); hashes are verified first."""
-    return await run_in_threadpool(_register, runtime, caller, body)
+    return await run_in_threadpool(_register, sessions, settings.resolved_models_dir, caller, body)
 
 
-def _promote(runtime: Runtime, caller: Caller, name: str, version: str) -> ModelVersionOut:
-    with transaction(runtime) as session:
+def _promote(
+    sessions: sessionmaker[Session],
+    reload: Callable[[], None],
+    caller: Caller,
+    name: str,
+    version: str,
+) -> ModelVersionOut:
+    with sessions.begin() as session:
         out = version_out(registry.promote(session, caller.ctx, name=name, version=version))
-    runtime.refresh()
+    reload()
     return out
 
 
 @router.post("/{name}/versions/{version}/promote", responses=responses(404, 409))
 async def promote_model(
-    name: str, version: str, runtime: RuntimeDep, caller: CanPromote
+    name: str, version: str, sessions: SessionsDep, reload: ReloadDep, caller: CanPromote
 ) -> ModelVersionOut:
     """Promote a version to serving (gates apply); the previous serving version retires."""
-    return await run_in_threadpool(_promote, runtime, caller, name, version)
+    return await run_in_threadpool(_promote, sessions, reload, caller, name, version)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.dependencies import CheckpointerDep, JobsDep, SessionsDep, SettingsDep
+from governance.api.deps import Authorize, Caller
+from governance.audit.checkpoints import Checkpointer
 from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key
+from governance.config import Settings
 from governance.kit.problems import responses
 from governance.reports.schemas import ReportCreate, ReportCreated, ReportOut
 from governance.reports.service import MEDIA_TYPES, StoredReport, reports
-from governance.runtime import Runtime
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -33,9 +37,16 @@ def _out(stored: StoredReport) -> ReportOut:
     )
 
 
-def _generate(runtime: Runtime, caller: Caller, body: ReportCreate) -> ReportCreated:
-    settings = runtime.settings
-    checkpointer = runtime.checkpointer
+@dataclass(frozen=True)
+class _Reporting:
+    sessions: sessionmaker[Session]
+    settings: Settings
+    checkpointer: Checkpointer | None
+
+
+def _generate(deps: _Reporting, caller: Caller, body: ReportCreate) -> ReportCreated:
+    settings = deps.settings
+    checkpointer = deps.checkpointer
     key = (
         checkpointer.key
         if checkpointer is not None
@@ -44,7 +55,7 @@ def _generate(runtime: Runtime, caller: Caller, body: ReportCreate) -> ReportCre
     if checkpointer is not None:
         # Every report is anchored at a head signed now (refused if the log does not extend
         # the signer's last checkpoint).
-        with transaction(runtime) as session:
+        with deps.sessions.begin() as session:
             checkpointer.checkpoint(session, force=True)
     # The long read runs on a snapshot, so requests keep flowing while the log is verified.
     with snapshot_session(settings.resolved_database_url) as snapshot:
@@ -57,7 +68,7 @@ def _generate(runtime: Runtime, caller: Caller, body: ReportCreate) -> ReportCre
             end=body.period_to,
             model=body.model,
         )
-    with transaction(runtime) as session:
+    with deps.sessions.begin() as session:
         seq = reports.record_export(session, caller.ctx, generated)
     stored = reports.get(settings, generated.report.meta.id)
     return ReportCreated(
@@ -70,30 +81,36 @@ def _generate(runtime: Runtime, caller: Caller, body: ReportCreate) -> ReportCre
 
 @router.post("", status_code=201, responses=responses(400, 422, 503))
 async def generate_report(
-    body: ReportCreate, runtime: RuntimeDep, caller: CanWriteReports
+    body: ReportCreate,
+    jobs: JobsDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    checkpointer: CheckpointerDep,
+    caller: CanWriteReports,
 ) -> ReportCreated:
     """Generate a signed compliance report over a period (JSON, HTML, PDF and manifest)."""
     # The long read is on a snapshot and the record a short transaction; the whole generation
     # waits its turn in the heavy-job queue.
-    return await runtime.jobs.run("report", _generate, runtime, caller, body)
+    deps = _Reporting(sessions, settings, checkpointer)
+    return await jobs.run("report", _generate, deps, caller, body)
 
 
 @router.get("", responses=responses())
-def list_reports(runtime: RuntimeDep, caller: CanReadReports) -> list[ReportOut]:
+def list_reports(settings: SettingsDep, caller: CanReadReports) -> list[ReportOut]:
     """List generated reports, newest first."""
-    return [_out(r) for r in reports.list(runtime.settings)]
+    return [_out(r) for r in reports.list(settings)]
 
 
 @router.get("/{report_id}", responses=responses(404))
-def get_report(report_id: str, runtime: RuntimeDep, caller: CanReadReports) -> ReportOut:
+def get_report(report_id: str, settings: SettingsDep, caller: CanReadReports) -> ReportOut:
     """One report's period, author and files."""
-    return _out(reports.get(runtime.settings, report_id))
+    return _out(reports.get(settings, report_id))
 
 
 @router.get("/{report_id}/files/{name}", responses=responses(404), response_class=FileResponse)
 def download_report_file(
-    report_id: str, name: str, runtime: RuntimeDep, caller: CanReadReports
+    report_id: str, name: str, settings: SettingsDep, caller: CanReadReports
 ) -> FileResponse:
     """Download one file of a report (report.json, report.html, report.pdf, manifest.json)."""
-    path = reports.file(runtime.settings, report_id, name)
+    path = reports.file(settings, report_id, name)
     return FileResponse(path, media_type=MEDIA_TYPES[name], filename=f"{report_id}-{name}")

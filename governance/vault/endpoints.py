@@ -6,14 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
+from governance.api.dependencies import KeysDep, RecordsDep, SessionsDep, TransactionDep
+from governance.api.deps import Authorize, Caller
 from governance.db.base import DbBigInt
 from governance.errors import BadRequest
 from governance.kit.problems import responses
-from governance.runtime import Runtime
 from governance.vault.keys import data_keys
 from governance.vault.models import DEK_STATES
+from governance.vault.providers import ServiceKeyProvider
 from governance.vault.rotation import rotate_kek
 from governance.vault.schemas import (
     DataKeyOut,
@@ -33,57 +35,55 @@ CanRotateKeys = Annotated[Caller, Depends(Authorize("api:vault", "rotate"))]
 
 @router.get("/keys", responses=responses(422))
 def list_data_keys(
-    runtime: RuntimeDep,
     caller: CanReadVault,
+    session: TransactionDep,
     subject_ref: str | None = None,
     state: str | None = Query(default=None, pattern="^(" + "|".join(DEK_STATES) + ")$"),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: Annotated[DbBigInt, Query(ge=0)] = 0,
 ) -> list[DataKeyOut]:
     """List data keys (ids, versions, states, KEK versions, use counts), newest first."""
-    with transaction(runtime) as session:
-        rows = data_keys.list(
-            session, subject_ref=subject_ref, state=state, limit=limit, offset=offset
-        )
-        return [DataKeyOut.model_validate(r, from_attributes=True) for r in rows]
+    rows = data_keys.list(session, subject_ref=subject_ref, state=state, limit=limit, offset=offset)
+    return [DataKeyOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.get("/kek", responses=responses())
-def kek_status(runtime: RuntimeDep, caller: CanReadVault) -> KekStatus:
+def kek_status(
+    sessions: SessionsDep, records: RecordsDep, keys: KeysDep, caller: CanReadVault
+) -> KekStatus:
     """The current KEK version, the versions still available, live data keys under each, and
     when the schedule retires the current one."""
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         usage = data_keys.kek_usage(session)
     return KekStatus(
-        current=runtime.keys.key_id,
-        available=list(runtime.keys.available_kek_ids()),
+        current=keys.key_id,
+        available=list(keys.available_kek_ids()),
         deks_per_kek=usage,
-        retire_by=runtime.records.kek_schedule.retire_by(),
+        retire_by=records.kek_schedule.retire_by(),
     )
 
 
 @router.get("/rotations", responses=responses())
 def list_rotations(
-    runtime: RuntimeDep, caller: CanReadVault, limit: int = Query(default=100, ge=1, le=1000)
+    caller: CanReadVault, session: TransactionDep, limit: int = Query(default=100, ge=1, le=1000)
 ) -> list[RotationOut]:
     """Key rotations, newest first."""
-    with transaction(runtime) as session:
-        return [
-            RotationOut.model_validate(r, from_attributes=True)
-            for r in data_keys.rotations(session, limit=limit)
-        ]
+    return [
+        RotationOut.model_validate(r, from_attributes=True)
+        for r in data_keys.rotations(session, limit=limit)
+    ]
 
 
 @router.post("/deks/rotate", responses=responses(400, 422))
 def rotate_data_keys(
-    body: DekRotateRequest, runtime: RuntimeDep, caller: CanRotateKeys
+    body: DekRotateRequest, sessions: SessionsDep, keys: KeysDep, caller: CanRotateKeys
 ) -> DekRotateOut:
     """Rotate data keys now (all, or one subject id's in every client's scope): new records
     get new keys."""
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         refs = None
         if body.subject_id is not None:
-            blind_key = runtime.keys.blind_index_key()
+            blind_key = keys.blind_index_key()
             try:
                 refs = data_keys.subject_refs(session, blind_key, body.subject_id).values()
             except (TypeError, ValueError):
@@ -92,10 +92,15 @@ def rotate_data_keys(
     return DekRotateOut(rotated=count)
 
 
-def _rotate_kek(runtime: Runtime, caller: Caller, body: KekRotateRequest) -> KekRotateOut:
+def _rotate_kek(
+    sessions: sessionmaker[Session],
+    keys: ServiceKeyProvider,
+    caller: Caller,
+    body: KekRotateRequest,
+) -> KekRotateOut:
     done = rotate_kek(
-        sessions=runtime.sessions,
-        keys=runtime.keys,
+        sessions=sessions,
+        keys=keys,
         ctx=caller.ctx,
         reason=body.reason,
         rotate_provider=body.rotate_provider,
@@ -105,7 +110,7 @@ def _rotate_kek(runtime: Runtime, caller: Caller, body: KekRotateRequest) -> Kek
 
 @router.post("/kek/rotate", responses=responses(409, 422, 503))
 async def rotate_key_encryption_key(
-    body: KekRotateRequest, runtime: RuntimeDep, caller: CanRotateKeys
+    body: KekRotateRequest, sessions: SessionsDep, keys: KeysDep, caller: CanRotateKeys
 ) -> KekRotateOut:
     """Rotate the KEK and rewrap every live data key onto it (records are not re-encrypted)."""
-    return await run_in_threadpool(_rotate_kek, runtime, caller, body)
+    return await run_in_threadpool(_rotate_kek, sessions, keys, caller, body)
