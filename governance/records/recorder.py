@@ -33,31 +33,30 @@ import socket
 import threading
 import zlib
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from governance.audit import log as audit_log
+from governance.config import Settings
 from governance.errors import ConfigurationError
 from governance.kit.context import Context
-from governance.predict.recording import PreparedRecord
 from governance.randomness import sortable_hex
 from governance.records.cache import CachedKey, KeyCache
 from governance.records.errors import SubjectScopesError
 from governance.records.scrubs import Scrubs
-from governance.records.sink import RecordRow
+from governance.records.sink import PreparedRecord, RecordRow
 from governance.records.subjects import load_subject_scopes
 from governance.vault.blind_index import subject_index
 from governance.vault.errors import DecryptionError, KeyProviderError
 from governance.vault.kek_schedule import KekSchedule
 from governance.vault.keys import data_keys, new_dek_id
 from governance.vault.models import DataKey
+from governance.vault.providers import ServiceKeyProvider
 from governance.vault.record_format import FORMAT_VERSION, RecordFields, seal
-
-if TYPE_CHECKING:
-    from governance.runtime import Runtime
 
 __all__ = ["RECORD_ID_PATTERN", "RecordStore", "new_record_id", "record_plaintext", "subject_of"]
 
@@ -95,28 +94,37 @@ class RecordStore:
     """The :class:`~governance.predict.recording.Recorder` of a server process.
 
     Args:
-        runtime: the process's runtime (key provider, sessions, settings).
+        engine, sessions, read_sessions: the process's database engine and sessions.
         cache_capacity: most subjects whose unwrapped keys are kept in memory.
     """
 
-    def __init__(self, runtime: Runtime, *, cache_capacity: int = 10_000) -> None:
-        self._keys = runtime.keys
-        self._sessions = runtime.sessions
-        self._max_uses = runtime.settings.dek_max_uses
-        self._blind_key = runtime.keys.blind_index_key()
+    def __init__(
+        self,
+        *,
+        keys: ServiceKeyProvider,
+        settings: Settings,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        read_sessions: sessionmaker[Session],
+        cache_capacity: int = 10_000,
+    ) -> None:
+        self._keys = keys
+        self._sessions = sessions
+        self._max_uses = settings.dek_max_uses
+        self._blind_key = keys.blind_index_key()
         try:
-            self.scopes = load_subject_scopes(runtime.settings.policies_dir)
+            self.scopes = load_subject_scopes(settings.policies_dir)
         except SubjectScopesError as exc:
             raise ConfigurationError(f"{exc.message}; refusing to start") from None
         self.cache = KeyCache(cache_capacity)
         self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
         # What follows erasures: the destroyed keys' bytes out of the database files, and the
         # KEK that wrapped them rotated out and retired on schedule.
-        self.scrubs = Scrubs(runtime.engine, runtime.sessions, runtime.read_sessions)
+        self.scrubs = Scrubs(engine, sessions, read_sessions)
         self.kek_schedule = KekSchedule(
-            sessions=runtime.sessions,
-            keys=runtime.keys,
-            period=runtime.settings.kek_rotation_period,
+            sessions=sessions,
+            keys=keys,
+            period=settings.kek_rotation_period,
             holder=f"server:{socket.gethostname()[:40]}:{os.getpid()}",
         )
         self.check_keys()
