@@ -8,18 +8,12 @@ both are durable together, or neither is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from governance.kit.context import Context
-from governance.records.sink import RecordRow
+from governance.records.sink import PreparedRecord
 
-
-@dataclass(frozen=True)
-class PreparedRecord:
-    record_id: str | None
-    data_key_id: str | None
-    row: RecordRow | None
+__all__ = ["PreparedRecord", "Recorder"]
 
 
 class Recorder(Protocol):

@@ -19,12 +19,12 @@ sealing process stops using it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
 
+from governance.audit.journal import Evict
 from governance.audit.writer import GroupCommit, StaleWrite, WriteFn
 from governance.db.base import utcnow
 from governance.db.direct import DirectStatement
@@ -32,14 +32,11 @@ from governance.records.models import Record
 from governance.vault.keys import data_keys
 from governance.vault.models import ACTIVE, DECRYPT_ONLY
 
-__all__ = ["Evict", "RecordRow", "RecordSink"]
+__all__ = ["PreparedRecord", "RecordRow", "RecordSink"]
 
 _PENDING = "warden.records.pending"
 _RECORDS = cast(Table, Record.__table__)
 _INSERT_RECORDS = DirectStatement(insert(_RECORDS))
-
-# Called with (dek_id, subject_ref) when a key must no longer seal records.
-Evict = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,16 @@ class RecordRow:
 
     def __repr__(self) -> str:
         return f"RecordRow(id={self.values.get('id')!r}, dek_id={self.dek_id!r})"
+
+
+@dataclass(frozen=True)
+class PreparedRecord:
+    """What the predict path's recorder hands back: the record's id, its data key and its row
+    (all None when nothing is stored)."""
+
+    record_id: str | None
+    data_key_id: str | None
+    row: RecordRow | None
 
 
 class RecordSink:

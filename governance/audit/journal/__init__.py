@@ -15,13 +15,28 @@ refusal (503), and records sealed under a destroyed key are never stored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
+from governance.audit.writer import WriteFn
 from governance.kit.events import AuditEvent
-from governance.records.sink import RecordRow
 
-__all__ = ["Journal"]
+__all__ = ["Evict", "Journal", "RowSink"]
+
+# Called with (dek_id, subject_ref) when a key must no longer seal records.
+Evict = Callable[[str, str], None]
+
+
+class RowSink(Protocol):
+    """Stores the rows that ride in their audit entries' group commit (the sealed records).
+
+    Handed in by the wiring point, so the log stores records without knowing what they are.
+    Picklable: a writer process receives it with its configuration.
+    """
+
+    def write_fn(self, row: Any, evict: Evict) -> WriteFn:
+        """The audit writer's ``write`` callback for one row."""
+        ...
 
 
 class Journal(Protocol):
@@ -33,9 +48,7 @@ class Journal(Protocol):
         """Finish what is queued, then refuse further appends."""
         ...
 
-    async def append(
-        self, events: Sequence[AuditEvent], record: RecordRow | None = None
-    ) -> list[int]:
+    async def append(self, events: Sequence[AuditEvent], record: object | None = None) -> list[int]:
         """Append events (and a record, in the same transaction); return their seqs once durable.
 
         Raises:

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from governance.audit.journal import Journal
 from governance.audit.writer import AuditUnavailable
 from governance.kit.events import AuditEvent
-from governance.records.sink import RecordRow
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +147,7 @@ class GuardedJournal:
 
     # -- appends ---------------------------------------------------------------------------
 
-    async def append(
-        self, events: Sequence[AuditEvent], record: RecordRow | None = None
-    ) -> list[int]:
+    async def append(self, events: Sequence[AuditEvent], record: object | None = None) -> list[int]:
         """:meth:`Journal.append`, refused at once while the audit path is down.
 
         Raises:

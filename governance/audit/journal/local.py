@@ -5,26 +5,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
-from governance.audit.writer import AuditWriter
+from governance.audit.journal import Evict, RowSink
+from governance.audit.writer import AuditUnavailable, AuditWriter
 from governance.kit.events import AuditEvent
-from governance.records.sink import Evict, RecordRow, RecordSink
 
 
 class LocalJournal:
-    """The group-commit thread of this process, storing records through a :class:`RecordSink`.
+    """The group-commit thread of this process, storing records through its sink.
 
     Args:
         writer: the audit writer (not started yet).
         evict: told of each data key found rotated or destroyed when its records were stored.
         checkpoint: the checkpoints the writer signs as the log grows (None: none).
+        sink: stores the records; without one an append with a record is refused.
     """
 
     def __init__(
-        self, writer: AuditWriter, evict: Evict, checkpoint: CheckpointPolicy | None = None
+        self,
+        writer: AuditWriter,
+        evict: Evict,
+        checkpoint: CheckpointPolicy | None = None,
+        sink: RowSink | None = None,
     ) -> None:
         self.writer = writer
         self._evict = evict
-        self._sink = RecordSink()
+        self._sink = sink
         self._checkpoint = checkpoint
 
     def __repr__(self) -> str:
@@ -38,10 +43,12 @@ class LocalJournal:
     def close(self) -> None:
         self.writer.close()
 
-    async def append(
-        self, events: Sequence[AuditEvent], record: RecordRow | None = None
-    ) -> list[int]:
-        write = None if record is None else self._sink.write_fn(record, self._evict)
+    async def append(self, events: Sequence[AuditEvent], record: object | None = None) -> list[int]:
+        write = None
+        if record is not None:
+            if self._sink is None:
+                raise AuditUnavailable("this journal stores no records")
+            write = self._sink.write_fn(record, self._evict)
         return await self.writer.append(events, write)
 
     def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:

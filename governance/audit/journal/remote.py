@@ -26,12 +26,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from governance.audit.checkpoints import CheckpointPolicy
+from governance.audit.journal import Evict, RowSink
 from governance.audit.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.audit.writer import AuditUnavailable, Outcome, StaleWrite, Waiter, resolve
 from governance.db.engine import ConnectionLimits
 from governance.errors import ConfigurationError
 from governance.kit.events import AuditEvent
-from governance.records.sink import Evict, RecordRow
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class ProcessJournal:
         on_commit: called with the tree size after each commit.
         checkpoint: the checkpoints the writer process signs as the log grows (None: none).
         evict: told of each data key found rotated or destroyed when its records were stored.
+        sink: stores the records, in the writer process (None: appends with a record fail).
         start_timeout: seconds to wait for a new writer process to be ready.
         limits: the writer process's PostgreSQL timeouts and keepalives (None: the defaults).
     """
@@ -67,9 +68,11 @@ class ProcessJournal:
         evict: Evict,
         checkpoint: CheckpointPolicy | None = None,
         limits: ConnectionLimits | None = None,
+        sink: RowSink | None = None,
         start_timeout: float = 60.0,
     ) -> None:
         self._config = {
+            "sink": sink,
             "database_url": database_url,
             "max_batch": max_batch,
             "max_wait_ms": max_wait_ms,
@@ -89,7 +92,7 @@ class ProcessJournal:
         # The event loop that reads the answers, when started on one; and what it is reading.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched: tuple[FrameReader, socket.socket, subprocess.Popen[bytes]] | None = None
-        self._outbox: list[tuple[int, Sequence[AuditEvent], RecordRow | None]] = []
+        self._outbox: list[tuple[int, Sequence[AuditEvent], object | None]] = []
         self._closed = False
         self.restarts = 0
 
@@ -189,9 +192,7 @@ class ProcessJournal:
 
     # -- appends ---------------------------------------------------------------------------
 
-    async def append(
-        self, events: Sequence[AuditEvent], record: RecordRow | None = None
-    ) -> list[int]:
+    async def append(self, events: Sequence[AuditEvent], record: object | None = None) -> list[int]:
         if self._closed or self._sock is None:
             raise AuditUnavailable("the audit log is not accepting writes")
         loop = asyncio.get_running_loop()
@@ -228,7 +229,7 @@ class ProcessJournal:
         if items:
             self._send(items)
 
-    def _send(self, items: list[tuple[int, Sequence[AuditEvent], RecordRow | None]]) -> None:
+    def _send(self, items: list[tuple[int, Sequence[AuditEvent], object | None]]) -> None:
         with self._lock:
             # An append already refused (its writer process died while it sat in the outbox)
             # is not sent: its request was answered 503, so it must not reach the log.

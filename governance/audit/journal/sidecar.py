@@ -26,11 +26,20 @@ import time
 from typing import Any
 
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
+from governance.audit.journal import RowSink
 from governance.audit.journal.wire import TIMED_OUT, FrameReader, send_frame
-from governance.audit.writer import AuditWriter, Outcome, Pending, StaleWrite, next_wait
+from governance.audit.writer import (
+    AuditUnavailable,
+    AuditWriter,
+    GroupCommit,
+    Outcome,
+    Pending,
+    StaleWrite,
+    WriteFn,
+    next_wait,
+)
 from governance.db import make_engine
 from governance.logs import configure_logging
-from governance.records.sink import RecordRow, RecordSink
 
 logger = logging.getLogger("governance.audit.journal.sidecar")
 
@@ -49,10 +58,15 @@ def _text(outcome: Outcome) -> Answer:
     return outcome
 
 
+def _refuse(tx: GroupCommit, seqs: list[int]) -> None:
+    # A record reached a writer given nothing to store it with: its append fails (fail closed).
+    raise AuditUnavailable("this journal stores no records")
+
+
 class _Batch:
     """The appends of one group commit, and the keys their records found stale."""
 
-    def __init__(self, sink: RecordSink) -> None:
+    def __init__(self, sink: RowSink | None) -> None:
         self._sink = sink
         self.idents: list[int] = []
         self.pending: list[Pending] = []
@@ -61,14 +75,17 @@ class _Batch:
     def __len__(self) -> int:
         return len(self.idents)
 
-    def add(self, ident: int, events: list[Any], row: RecordRow | None) -> None:
+    def add(self, ident: int, events: list[Any], row: object | None) -> None:
         evicted: list[tuple[str, str]] = []
 
         def evict(dek_id: str, subject_ref: str) -> None:
             evicted.append((dek_id, subject_ref))
 
         self.idents.append(ident)
-        self.pending.append((events, None if row is None else self._sink.write_fn(row, evict)))
+        write: WriteFn | None = None
+        if row is not None:
+            write = _refuse if self._sink is None else self._sink.write_fn(row, evict)
+        self.pending.append((events, write))
         self.evicted.append(evicted)
 
     def commit(self, writer: AuditWriter) -> tuple[list[Result], int | None]:
@@ -93,7 +110,7 @@ def serve(sock: socket.socket) -> None:
     engine = make_engine(config["database_url"], limits=config.get("limits"))
     max_batch: int = config["max_batch"]
     writer = AuditWriter(engine, max_batch=max_batch, checkpointer=checkpointer)
-    sink = RecordSink()
+    sink: RowSink | None = config.get("sink")
     window: float = config["max_wait_ms"] / 1000.0
     idle: float | None = config["max_idle_ms"]
     idle = None if idle is None else idle / 1000.0
