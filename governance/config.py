@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from governance.errors import ConfigurationError
+from governance.kit.cosigner_key import CosignerKeyError, parse_vkey
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,13 +33,10 @@ class WitnessSetting(BaseModel):
     @field_validator("vkey")
     @classmethod
     def _cosigner_key(cls, value: str) -> str:
-        from governance.audit.errors import AuditVerificationError
-        from governance.witness.cosignature import parse_cosigner_vkey
-
         try:
-            parse_cosigner_vkey(value)
-        except AuditVerificationError as exc:
-            raise ValueError(exc.message) from None
+            parse_vkey(value)
+        except CosignerKeyError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
 

@@ -10,8 +10,6 @@ followed by the whole checkpoint text. A cosigner's verifier key is written
 from __future__ import annotations
 
 import base64
-import hashlib
-import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -20,6 +18,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from governance.audit.errors import AuditVerificationError, NoteFormatError
 from governance.audit.note import NoteSignature, open_note
+from governance.kit.cosigner_key import (
+    COSIGNATURE_TYPE,
+    CosignerKeyError,
+    key_id,
+    parse_vkey,
+    valid_key_name,
+)
 
 __all__ = [
     "COSIGNATURE_TYPE",
@@ -33,7 +38,6 @@ __all__ = [
     "verify_cosignature",
 ]
 
-COSIGNATURE_TYPE = 0x04
 _SIG_PREFIX = "\u2014 "
 # The spec caps the timestamp at 2^63 - 1.
 _MAX_TIMESTAMP = (1 << 63) - 1
@@ -57,23 +61,8 @@ class CosignerKey:
         return signature.name == self.name and signature.key_id == self.key_id
 
 
-def _valid_name(name: str) -> bool:
-    # A note key name: non-empty, no spaces or controls, no "+" (the vkey separator).
-    return (
-        name != ""
-        and "+" not in name
-        and not any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name)
-    )
-
-
 def _raw(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def _key_id(name: str, raw: bytes) -> bytes:
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([COSIGNATURE_TYPE]) + raw).digest()[
-        :4
-    ]
 
 
 def cosigner_key(name: str, public_key: Ed25519PublicKey) -> CosignerKey:
@@ -82,10 +71,10 @@ def cosigner_key(name: str, public_key: Ed25519PublicKey) -> CosignerKey:
     Raises:
         NoteFormatError: an invalid key name.
     """
-    if not _valid_name(name):
+    if not valid_key_name(name):
         raise NoteFormatError("a cosigner name must be non-empty, without spaces or '+'")
     raw = _raw(public_key)
-    return CosignerKey(name=name, key_id=_key_id(name, raw), public_key=raw)
+    return CosignerKey(name=name, key_id=key_id(name, raw), public_key=raw)
 
 
 def cosigner_vkey(name: str, public_key: Ed25519PublicKey) -> str:
@@ -104,29 +93,11 @@ def parse_cosigner_vkey(vkey: str) -> CosignerKey:
         AuditVerificationError: a malformed key, another signature type, or a key ID that does
             not match the name and key.
     """
-    if not isinstance(vkey, str):
-        raise AuditVerificationError("cosigner key must be text")
-    parts = vkey.split("+", 2)
-    if len(parts) != 3:
-        raise AuditVerificationError("cosigner key must have three '+'-separated parts")
-    name, hex_id, encoded = parts
-    if not _valid_name(name) or not re.fullmatch(r"[0-9a-f]{8}", hex_id):
-        raise AuditVerificationError("cosigner key has an invalid name or key ID")
     try:
-        raw = base64.b64decode(encoded.encode("ascii"), validate=True)
-    except (ValueError, UnicodeEncodeError):
-        raise AuditVerificationError("cosigner key is not valid base64") from None
-    if base64.b64encode(raw).decode("ascii") != encoded:
-        raise AuditVerificationError("cosigner key is not canonical base64")
-    if len(raw) != 33 or raw[0] != COSIGNATURE_TYPE:
-        raise AuditVerificationError("cosigner key is not an Ed25519 cosignature/v1 key")
-    try:
-        Ed25519PublicKey.from_public_bytes(raw[1:])
-    except ValueError:
-        raise AuditVerificationError("cosigner key is not a valid Ed25519 key") from None
-    if _key_id(name, raw[1:]).hex() != hex_id:
-        raise AuditVerificationError("cosigner key ID does not match its name and key")
-    return CosignerKey(name=name, key_id=_key_id(name, raw[1:]), public_key=raw[1:])
+        name, ident, raw = parse_vkey(vkey)
+    except CosignerKeyError as exc:
+        raise AuditVerificationError(str(exc)) from None
+    return CosignerKey(name=name, key_id=ident, public_key=raw)
 
 
 def cosignature_message(body: str, timestamp: int) -> bytes:
