@@ -18,7 +18,9 @@ The bundled datasets (``adult``) are registered automatically the first time the
 from __future__ import annotations
 
 import copy
+import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from governance.datasets.declaration import (
     parse_schema,
 )
 from governance.datasets.errors import DatasetChanged, DatasetError, DatasetFileMissing
-from governance.datasets.fingerprint import fingerprint_rows
+from governance.datasets.fingerprint import RowFingerprint, fingerprint_rows
 from governance.datasets.ledgers import Placement, members, place, serialise_registrations
 from governance.datasets.models import Dataset
 from governance.datasets.tabular import BUNDLED_DIR, LoadedDataset, load_dataset
@@ -42,6 +44,25 @@ from governance.db.base import utcnow
 from governance.kit.context import Context
 
 BUNDLED = ("adult",)
+
+
+@dataclass(frozen=True)
+class _Bundled:
+    schema: DatasetSchema
+    schema_json: str
+    loaded: LoadedDataset
+    fp: RowFingerprint
+
+
+@functools.cache
+def _read_bundled(name: str) -> _Bundled:
+    """A bundled dataset read, checked and fingerprinted once per process (seconds of CPU for
+    Adult); its files ship with Warden and are read only here."""
+    schema_path = BUNDLED_DIR / name / "schema.yaml"
+    doc = _read_doc(schema_path)
+    schema = parse_schema(doc, base_dir=schema_path.parent)
+    loaded = load_dataset(schema)
+    return _Bundled(schema, json.dumps(doc, sort_keys=True), loaded, fingerprint_rows(loaded))
 
 
 class DatasetNotRegistered(DatasetError):
@@ -183,10 +204,11 @@ class DatasetService:
         loaded: LoadedDataset,
         base_dir: str,
         bundled: bool,
+        fp: RowFingerprint | None = None,
     ) -> Dataset:
         src = schema.source
         source = {"citation": src.citation, "licence": src.licence, "url": src.url, "doi": src.doi}
-        fp = fingerprint_rows(loaded)
+        fp = fp or fingerprint_rows(loaded)
         serialise_registrations(session)
         unverified = self._backfill(session)
         placement = place(
@@ -302,19 +324,17 @@ class DatasetService:
             return existing
         if name not in BUNDLED:
             raise DatasetNotRegistered(f"dataset {name!r} is not registered")
-        schema_path = BUNDLED_DIR / name / "schema.yaml"
-        doc = _read_doc(schema_path)
-        schema = parse_schema(doc, base_dir=schema_path.parent)
-        loaded = load_dataset(schema)
+        bundle = _read_bundled(name)
         return self._record(
             session,
             ctx,
             existing=None,
-            schema=schema,
-            schema_json=json.dumps(doc, sort_keys=True),
-            loaded=loaded,
+            schema=bundle.schema,
+            schema_json=bundle.schema_json,
+            loaded=bundle.loaded,
             base_dir=f"bundled:{name}",
             bundled=True,
+            fp=bundle.fp,
         )
 
     def list(self, session: Session) -> list[Dataset]:
