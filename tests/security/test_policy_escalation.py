@@ -18,21 +18,23 @@ import httpx
 import pytest
 
 from governance.policy.rules import MAX_ROLE_DEPTH
-from tests.conftest import LiveServer, WardenFactory, auth
+from tests.conftest import WardenFactory, auth
+from tests.servers import SharedServer
 
 PROBLEM = "application/problem+json"
 Headers = dict[str, str]
 
 
-@pytest.fixture
-def http(live_server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server.url, timeout=60) as client:
+@pytest.fixture(scope="module")
+def http(shared_server: SharedServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=shared_server.url, timeout=60) as client:
         yield client
 
 
-@pytest.fixture
-def people(http: httpx.Client, admin_token: str) -> dict[str, Headers]:
-    factory = WardenFactory(http, admin_token)
+@pytest.fixture(scope="module")
+def people(shared_server: SharedServer, http: httpx.Client) -> dict[str, Headers]:
+    """The module's cast on its own server; each test's attacks leave the others' intact."""
+    factory, admin_token = WardenFactory(http, shared_server.admin), shared_server.admin
     return {
         "olivia": auth(factory.principal("olivia", "compliance_officer")),
         "oscar": auth(factory.principal("oscar", "compliance_officer")),

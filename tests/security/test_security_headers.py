@@ -7,25 +7,20 @@ Each test is what a browser or a shared cache sees of a real ``warden serve`` an
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from governance.kit.security_headers import STRICT_CSP, inline_script_hashes
-from tests.conftest import ArtifactBuilder, LiveServer, auth
+from tests.conftest import auth
 from tests.records.conftest import Setup, serve_toy
+from tests.servers import SharedServer
 
 
-@pytest.fixture
-def http(live_server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server.url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def served(http: httpx.Client, admin_token: str, make_artifact: ArtifactBuilder) -> Setup:
-    return serve_toy(http, admin_token, make_artifact)
+@pytest.fixture(scope="module")
+def served(shared_server: SharedServer) -> Setup:
+    """``toy`` served once on the module's server (serve_toy's names are fixed)."""
+    return serve_toy(shared_server.http, shared_server.admin, shared_server.artifact)
 
 
 def _never_stored(r: httpx.Response) -> None:
@@ -35,18 +30,19 @@ def _never_stored(r: httpx.Response) -> None:
 
 
 def test_keys_codes_predictions_and_decrypted_records_are_never_stored(
-    served: Setup, http: httpx.Client, admin_token: str
+    served: Setup, shared_server: SharedServer
 ) -> None:
-    admin = auth(admin_token)
-    r = http.post("/v1/principals", json={"name": "svc", "kind": "service"}, headers=admin)
+    http, admin = shared_server.http, auth(shared_server.admin)
+    svc, carol = shared_server.unique("svc"), shared_server.unique("carol")
+    r = http.post("/v1/principals", json={"name": svc, "kind": "service"}, headers=admin)
     assert r.status_code == 201, r.text
-    issued = http.post("/v1/keys", json={"principal": "svc"}, headers=admin)
+    issued = http.post("/v1/keys", json={"principal": svc}, headers=admin)
     assert issued.status_code == 201 and issued.json()["token"], issued.text
     _never_stored(issued)
     # A person's key comes by enrolment: the code, then the key it is redeemed for.
-    r = http.post("/v1/principals", json={"name": "carol"}, headers=admin)
+    r = http.post("/v1/principals", json={"name": carol}, headers=admin)
     assert r.status_code == 201, r.text
-    code = http.post("/v1/principals/carol/enrolment", json={}, headers=admin)
+    code = http.post(f"/v1/principals/{carol}/enrolment", json={}, headers=admin)
     assert code.status_code == 201 and code.json()["code"], code.text
     _never_stored(code)
     redeemed = http.post("/v1/enrol", json={"code": code.json()["code"]})
@@ -64,9 +60,8 @@ def test_keys_codes_predictions_and_decrypted_records_are_never_stored(
     _never_stored(refused)
 
 
-def test_error_answers_are_not_sniffed(
-    live_server: LiveServer, http: httpx.Client, admin_token: str
-) -> None:
+def test_error_answers_are_not_sniffed(shared_server: SharedServer) -> None:
+    live_server, http, admin_token = shared_server.server, shared_server.http, shared_server.admin
     answers = {
         404: http.get("/v1/nothing-here", headers=auth(admin_token)),
         405: http.delete("/v1/principals", headers=auth(admin_token)),
@@ -99,7 +94,8 @@ def test_error_answers_are_not_sniffed(
     assert b'"status": 400' in body
 
 
-def test_public_answers_and_the_documentation_pages(http: httpx.Client) -> None:
+def test_public_answers_and_the_documentation_pages(shared_server: SharedServer) -> None:
+    http = shared_server.http
     for path in ("/healthz", "/readyz", "/openapi.json"):
         r = http.get(path)
         assert r.status_code == 200, (path, r.text)
