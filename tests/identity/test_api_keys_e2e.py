@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from governance.config import Settings
 from governance.db.base import utcnow
 from tests.conftest import LiveServer, auth
+from tests.servers import SharedServer
 
 GENERIC_401 = "a valid API key is required (Authorization: Bearer <key>)"
 
@@ -31,20 +31,25 @@ def _assert_401(response: httpx.Response) -> None:
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_key_lifecycle(live_server: LiveServer, admin_token: str, settings: Settings) -> None:
-    url = live_server.url
+def test_key_lifecycle(common_server: SharedServer) -> None:
+    live_server, admin_token, settings = (
+        common_server.server,
+        common_server.admin,
+        common_server.settings,
+    )
+    url, app = live_server.url, common_server.unique("app")
     r = httpx.post(
-        f"{url}/v1/principals", json={"name": "app-1", "kind": "service"}, headers=auth(admin_token)
+        f"{url}/v1/principals", json={"name": app, "kind": "service"}, headers=auth(admin_token)
     )
     assert r.status_code == 201, r.text
     r = httpx.post(
         f"{url}/v1/roles/grant",
-        json={"principal": "app-1", "role": "client", "reason": "onboarding app-1"},
+        json={"principal": app, "role": "client", "reason": f"onboarding {app}"},
         headers=auth(admin_token),
     )
     assert r.status_code == 200, r.text
 
-    issued = _issue(live_server, admin_token, "app-1")
+    issued = _issue(live_server, admin_token, app)
     token = issued["token"]
     assert token.startswith("wdn_") and len(token) >= 4 + 8 + 1 + 43
     assert httpx.get(f"{url}/v1/models", headers=auth(token)).status_code == 200
@@ -65,14 +70,17 @@ def test_key_lifecycle(live_server: LiveServer, admin_token: str, settings: Sett
     _assert_401(httpx.get(f"{url}/v1/models", headers=auth(token)))
 
     soon = (utcnow() + timedelta(seconds=1)).isoformat()
-    expiring = _issue(live_server, admin_token, "app-1", expires_at=soon)["token"]
+    expiring = _issue(live_server, admin_token, app, expires_at=soon)["token"]
     assert httpx.get(f"{url}/v1/models", headers=auth(expiring)).status_code == 200
-    time.sleep(1.3)
+    deadline = time.monotonic() + 10  # refused once its second is over
+    while httpx.get(f"{url}/v1/models", headers=auth(expiring)).status_code == 200:
+        assert time.monotonic() < deadline, "the expired key still authenticates"
+        time.sleep(0.05)
     _assert_401(httpx.get(f"{url}/v1/models", headers=auth(expiring)))
 
-    fresh = _issue(live_server, admin_token, "app-1")["token"]
+    fresh = _issue(live_server, admin_token, app)["token"]
     assert (
-        httpx.post(f"{url}/v1/principals/app-1/disable", headers=auth(admin_token)).status_code
+        httpx.post(f"{url}/v1/principals/{app}/disable", headers=auth(admin_token)).status_code
         == 200
     )
     _assert_401(httpx.get(f"{url}/v1/models", headers=auth(fresh)))
@@ -85,12 +93,12 @@ def test_key_lifecycle(live_server: LiveServer, admin_token: str, settings: Sett
     assert token not in live_server.log_path.read_text()
 
 
-def test_expiry_in_the_past_is_refused(live_server: LiveServer, admin_token: str) -> None:
+def test_expiry_in_the_past_is_refused(common_server: SharedServer) -> None:
     past = (utcnow() - timedelta(days=1)).isoformat()
     r = httpx.post(
-        f"{live_server.url}/v1/keys",
+        f"{common_server.url}/v1/keys",
         json={"principal": "admin", "expires_at": past},
-        headers=auth(admin_token),
+        headers=auth(common_server.admin),
     )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
