@@ -83,6 +83,7 @@ def _assert_clean(data: bytes, where: str) -> None:
         assert canary not in data, f"{canary!r} found in clear in {where}"
 
 
+# A fresh server: it is stopped before its log and database are searched.
 def test_canaries_stay_out_of_a_live_servers_database_and_logs(
     live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder, settings: Settings
 ) -> None:
