@@ -6,8 +6,11 @@ HMAC-SHA256 digests, data subjects as blind-index references.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from governance.kit.slots import Slot
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,13 @@ class AuditEvent:
                 self.details,
             ),
         )
+
+
+class EventLog(Protocol):
+    """Where the governed-request middleware appends each call's ``api.call`` entry."""
+
+    async def append(self, events: Sequence[AuditEvent], /) -> list[int]: ...
+
+
+# The app's audit journal, put there by the wiring point.
+EVENT_LOG: Slot[EventLog] = Slot("event_log")

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 
 from starlette.types import Scope
 
+from governance.kit.slots import Slot
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -103,3 +105,7 @@ class TrustedProxies:
             if not self.trusted(current):
                 break
         return str(current)
+
+
+# The process's trusted proxies, put on the app by the wiring point.
+PROXIES: Slot[TrustedProxies] = Slot("proxies")

@@ -36,6 +36,10 @@ class Slot(Generic[T]):
             raise ServiceUnavailable(f"{self.name} is not wired") from None
         return cast(T, value)
 
+    def find(self, app: object) -> T | None:
+        """The value, or None where this app (or whatever ``app`` is) holds none."""
+        return cast("T | None", getattr(getattr(app, "state", None), self.name, None))
+
     async def __call__(self, connection: HTTPConnection) -> T:
         # async: FastAPI runs a plain ``def`` dependency in the thread pool, one hop per request.
         return self.get(connection.app)
