@@ -27,9 +27,10 @@ from inference.architectures import build_model
 from inference.artifact import save_artifact
 from inference.errors import ManifestError
 from inference.manifest import parse_manifest
-from tests.conftest import LiveServer, WardenFactory, auth, settings_env
+from tests.conftest import WardenFactory, auth, settings_env
 from tests.factories import TOY_FEATURES, toy_manifest, toy_record, upload_body
 from tests.privacy.conftest import write_synthetic
+from tests.servers import SharedServer
 
 CTX = cli_context("engineer")
 PROBLEM = "application/problem+json"
@@ -172,34 +173,33 @@ def _bounded_artifact(out: Path) -> Path:
 
 
 def test_predict_refuses_a_value_outside_the_bounds_unless_the_schema_says_clip(
-    live_server: LiveServer, admin_token: str, tmp_path: Path
+    common_server: SharedServer, tmp_path: Path
 ) -> None:
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        factory = WardenFactory(http, admin_token)
-        engineer = factory.principal("eng", "ml_engineer")
-        body = upload_body(_bounded_artifact(tmp_path / "bounded"))
-        assert http.post("/v1/models", json=body, headers=auth(engineer)).status_code == 201
-        factory.override_gate("bounded", "1")
-        promoted = http.post("/v1/models/bounded/versions/1/promote", headers=auth(factory.admin))
-        assert promoted.status_code == 200, promoted.text
-        factory.policy_change([["g2", "model:bounded", "group:default-models"]])
-        client = factory.principal("app", "client", kind="service")
+    http, factory, unique = common_server.http, common_server.warden, common_server.unique
+    engineer = factory.principal(unique("eng"), "ml_engineer")
+    body = upload_body(_bounded_artifact(tmp_path / "bounded"))
+    assert http.post("/v1/models", json=body, headers=auth(engineer)).status_code == 201
+    factory.override_gate("bounded", "1")
+    promoted = http.post("/v1/models/bounded/versions/1/promote", headers=auth(factory.admin))
+    assert promoted.status_code == 200, promoted.text
+    factory.policy_change([["g2", "model:bounded", "group:default-models"]])
+    client = factory.principal(unique("app"), "client", kind="service")
 
-        def predict(**changes: Any) -> httpx.Response:
-            record = {**toy_record(), **changes}
-            return http.post(
-                "/v1/models/bounded/predict", json={"record": record}, headers=auth(client)
-            )
+    def predict(**changes: Any) -> httpx.Response:
+        record = {**toy_record(), **changes}
+        return http.post(
+            "/v1/models/bounded/predict", json={"record": record}, headers=auth(client)
+        )
 
-        assert predict(age=40).status_code == 200
-        for age in (16.9, 1e7):
-            r = predict(age=age)
-            assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
-            assert r.json()["field"] == "age" and "outside the model's bounds" in r.json()["detail"]
-        # hours says clip: 1e7 is served as 99.
-        clipped, at_bound = predict(hours=1e7), predict(hours=99)
-        assert clipped.status_code == 200, clipped.text
-        assert clipped.json()["predictions"] == at_bound.json()["predictions"]
+    assert predict(age=40).status_code == 200
+    for age in (16.9, 1e7):
+        r = predict(age=age)
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
+        assert r.json()["field"] == "age" and "outside the model's bounds" in r.json()["detail"]
+    # hours says clip: 1e7 is served as 99.
+    clipped, at_bound = predict(hours=1e7), predict(hours=99)
+    assert clipped.status_code == 200, clipped.text
+    assert clipped.json()["predictions"] == at_bound.json()["predictions"]
 
 
 @pytest.mark.parametrize(
