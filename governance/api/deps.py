@@ -13,47 +13,27 @@ lacks an ``Authorize`` dependency (health, readiness and the OpenAPI document ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
 from starlette.types import Scope
 
-from governance.audit.events import Actor, Source
-from governance.context import Context
+from governance.api.dependencies import GATE, Gate
 from governance.db.base import utcnow
 from governance.errors import Forbidden, ServiceUnavailable, WardenError
 from governance.identity.cache import CachedIdentity
 from governance.identity.errors import AuthenticationFailed
 from governance.identity.service import identity as identity_service
 from governance.identity.tokens import token_hash, well_formed
+from governance.kit.context import Context
+from governance.kit.events import Actor, Source
+from governance.kit.request_facts import RequestFacts, facts_of
 from governance.limits import RateLimited, address_subject
 from governance.limits.window import SharedWindow
 from governance.policy.engine import CompiledPolicy
-from governance.runtime import Runtime
 
 from .middleware import header, source_of
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-async def get_runtime(request: Request) -> Runtime:
-    # async: FastAPI runs a plain ``def`` dependency in the thread pool, one hop per request.
-    return runtime_of(request)
-
-
-@contextmanager
-def transaction(runtime: Runtime) -> Iterator[Session]:
-    """The request's one transaction: committed on success, rolled back on any error."""
-    with runtime.sessions.begin() as session:
-        yield session
 
 
 @dataclass(frozen=True)
@@ -67,14 +47,14 @@ class Caller:
     ctx: Context
 
 
-def _lookup(runtime: Runtime, hashed: str) -> CachedIdentity | None:
-    with runtime.read_sessions() as session:
+def _lookup(gate: Gate, hashed: str) -> CachedIdentity | None:
+    with gate.read_sessions() as session:
         found = identity_service.lookup(session, hashed)
         if found is None:
             return None
         principal, key = found
         # A key row the log does not vouch for (inserted or edited by hand) opens nothing.
-        if not runtime.anchoring.key_anchored(session, key):
+        if not gate.anchoring.key_anchored(session, key):
             return None
         return CachedIdentity(principal.id, principal.name, key.key_id, key.expires_at)
 
@@ -83,8 +63,8 @@ _ANONYMOUS = Actor(principal_id=None, name=None, roles=(), auth_method="none")
 
 
 def _summarised(
-    runtime: Runtime,
-    state: dict[str, object],
+    gate: Gate,
+    facts: RequestFacts,
     window: SharedWindow,
     subject: str,
     *,
@@ -94,7 +74,7 @@ def _summarised(
 ) -> None:
     """Count a refusal for its source's summary; all but the first in a window are then not
     audited one by one (governance/limits/summary.py)."""
-    first = runtime.limits.summaries.note(
+    first = gate.limits.summaries.note(
         window.name,
         subject,
         status=status,
@@ -103,11 +83,11 @@ def _summarised(
         source=source,
     )
     if not first:
-        state["audited"] = True
+        facts.audited = True
 
 
 async def _failed(
-    request: Request, runtime: Runtime, reason: str, refusal: WardenError | None = None
+    request: Request, gate: Gate, reason: str, refusal: WardenError | None = None
 ) -> WardenError:
     """A failed authentication: counted against the client's address, in every process.
 
@@ -117,39 +97,38 @@ async def _failed(
     Returns:
         The 401, or the 429 once the address is past ``failed_auth`` (policies/limits.yaml).
     """
-    window = runtime.limits.failed_auth
+    window = gate.limits.failed_auth
     scope = request.scope
-    state = scope.setdefault("state", {})
+    facts = facts_of(scope)
     source = source_of(scope)
     address = address_subject(source.ip)
     wait = await run_in_threadpool(window.take_shared, address)
     if wait is None:
-        state["reason"] = reason
-        _summarised(runtime, state, window, address, status=401, actor=_ANONYMOUS, source=source)
+        facts.reason = reason
+        _summarised(gate, facts, window, address, status=401, actor=_ANONYMOUS, source=source)
         return refusal or AuthenticationFailed()
-    return _too_many_failures(runtime, state, address, source, wait)
+    return _too_many_failures(gate, facts, address, source, wait)
 
 
 def _too_many_failures(
-    runtime: Runtime, state: dict[str, object], address: str, source: Source, wait: int
+    gate: Gate, facts: RequestFacts, address: str, source: Source, wait: int
 ) -> RateLimited:
-    window = runtime.limits.failed_auth
-    state.update(
-        decision="deny", reason="too many failed authentication attempts from this address"
-    )
-    _summarised(runtime, state, window, address, status=429, actor=_ANONYMOUS, source=source)
+    window = gate.limits.failed_auth
+    facts.decision = "deny"
+    facts.reason = "too many failed authentication attempts from this address"
+    _summarised(gate, facts, window, address, status=429, actor=_ANONYMOUS, source=source)
     return RateLimited(
         "too many failed authentication attempts from this address", retry_after=wait
     )
 
 
-def refuse_failing_address(request: Request, runtime: Runtime) -> None:
+def refuse_failing_address(request: Request, gate: Gate) -> None:
     """429 for an address past its limit of failed attempts, before it may try another secret.
 
     Raises:
         RateLimited: the address is over ``failed_auth``.
     """
-    failed_auth = runtime.limits.failed_auth
+    failed_auth = gate.limits.failed_auth
     if failed_auth.watching:
         # Only while some address has failed lately: the hot path skips this.
         scope = request.scope
@@ -157,54 +136,53 @@ def refuse_failing_address(request: Request, runtime: Runtime) -> None:
         address = address_subject(source.ip)
         wait = failed_auth.over(address)
         if wait is not None:
-            state = scope.setdefault("state", {})
-            raise _too_many_failures(runtime, state, address, source, wait)
+            raise _too_many_failures(gate, facts_of(scope), address, source, wait)
 
 
 async def failed_secret(
-    request: Request, runtime: Runtime, reason: str, refusal: WardenError
+    request: Request, gate: Gate, reason: str, refusal: WardenError
 ) -> WardenError:
     """A wrong secret other than an API key (an enrolment code): counted like a wrong key.
 
     Returns:
         ``refusal``, or the 429 once the address is past ``failed_auth``.
     """
-    return await _failed(request, runtime, reason, refusal)
+    return await _failed(request, gate, reason, refusal)
 
 
-async def authenticate(request: Request, runtime: Runtime) -> CachedIdentity:
+async def authenticate(request: Request, gate: Gate) -> CachedIdentity:
     """Resolve ``Authorization: Bearer <key>`` or answer 401 (one message for every cause).
 
     An address past its limit of failed attempts gets 429 before any key it sends is looked
     at, so that it cannot go on guessing (policies/limits.yaml, ``failed_auth``).
     """
-    refuse_failing_address(request, runtime)
+    refuse_failing_address(request, gate)
     value = header(request.scope, b"authorization") or b""
     scheme, _, token = value.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not well_formed(token.strip()):
-        raise await _failed(request, runtime, "missing or malformed API key")
-    if (down := runtime.database.problem()) is not None:
+        raise await _failed(request, gate, "missing or malformed API key")
+    if (down := gate.database.problem()) is not None:
         # At once: every route goes on to the database (a lookup, a session, the audit
         # write), and a database that answers nobody would hold each request until it did.
         raise ServiceUnavailable(down)
     hashed = token_hash(token.strip())
-    ident = runtime.auth_cache.get(hashed)
+    ident = gate.auth_cache.get(hashed)
     if ident is None:
         try:
             # One lookup for every request that wants this key now (see AuthCache); a frozen
             # database answers nobody, so this request waits at most the audit deadline.
             ident = await asyncio.wait_for(
-                runtime.auth_cache.get_or_fetch(
-                    hashed, lambda: run_in_threadpool(_lookup, runtime, hashed)
+                gate.auth_cache.get_or_fetch(
+                    hashed, lambda: run_in_threadpool(_lookup, gate, hashed)
                 ),
-                runtime.settings.audit_write_deadline_ms / 1000,
+                gate.lookup_deadline,
             )
         except WardenError:
             raise
         except Exception:
             raise ServiceUnavailable("the identity store is not reachable") from None
     if ident is None or (ident.expires_at is not None and ident.expires_at <= utcnow()):
-        raise await _failed(request, runtime, "unknown, revoked or expired API key")
+        raise await _failed(request, gate, "unknown, revoked or expired API key")
     return ident
 
 
@@ -247,53 +225,50 @@ class Authorize:
     async def __call__(self, request: Request) -> Caller:
         # Authentication is called directly rather than as a sub-dependency: one guard, one
         # dependency to resolve per request on the hot path.
-        runtime = runtime_of(request)
-        ident = await authenticate(request, runtime)
+        gate = GATE.get(request.app)
+        ident = await authenticate(request, gate)
         try:
             obj = self.obj.format(**request.path_params)
         except (KeyError, IndexError):
             obj = self.obj
-        compiled: CompiledPolicy = runtime.policy.current
+        compiled: CompiledPolicy = gate.policy.current
         decision = compiled.enforce(ident.name, obj, self.action)
         actor = _actor(compiled, ident)
         roles = actor.roles
         scope = request.scope
         route = scope.get("route")
-        # The request's state dict itself (what ``request.state`` wraps): one update, not six
-        # attribute writes through State; the route template, never the raw path.
-        state = scope.setdefault("state", {})
-        state.update(
-            actor=actor,
-            policy_version=decision.policy_version,
-            decision="allow" if decision.allowed else "deny",
-            reason=decision.reason,
-            resource={"object": obj, "action": self.action},
-            route=route.path_format if route is not None else scope["path"],
-        )
+        facts = facts_of(scope)
+        facts.actor = actor
+        facts.policy_version = decision.policy_version
+        facts.decision = "allow" if decision.allowed else "deny"
+        facts.reason = decision.reason
+        facts.resource = {"object": obj, "action": self.action}
+        # The route template, never the raw path.
+        facts.route = route.path_format if route is not None else scope["path"]
         # Counted whatever the decision: past its limit a principal's denials are summarised
         # too, where below it each stays one entry.
-        limits = runtime.limits
+        limits = gate.limits
         if self.action == "predict":
             wait = limits.predict.take(str(ident.principal_id))
             if wait is not None:
-                self._limited(runtime, scope, limits.predict, ident, actor, wait)
+                self._limited(gate, scope, limits.predict, ident, actor, wait)
         elif (self.obj, self.action) in limits.job_actions:
             wait = await run_in_threadpool(limits.jobs.take_shared, str(ident.principal_id))
             if wait is not None:
-                self._limited(runtime, scope, limits.jobs, ident, actor, wait)
+                self._limited(gate, scope, limits.jobs, ident, actor, wait)
         if not decision.allowed:
             raise Forbidden(f"{ident.name} may not {self.action} {obj}")
         ctx = Context(
             actor=actor,
             source=source_of(scope),
-            request_id=state.get("request_id"),
+            request_id=facts.request_id,
             policy_version=decision.policy_version,
         )
         return Caller(ident.principal_id, ident.name, ident.key_id, roles, ctx)
 
     def _limited(
         self,
-        runtime: Runtime,
+        gate: Gate,
         scope: Scope,
         window: SharedWindow,
         ident: CachedIdentity,
@@ -301,12 +276,13 @@ class Authorize:
         wait: int,
     ) -> None:
         what = "predictions" if window.name == "predict" else "heavy jobs"
-        state = scope["state"]
-        state.update(decision="deny", reason=f"rate limit: {window.name}")
+        facts = facts_of(scope)
+        facts.decision = "deny"
+        facts.reason = f"rate limit: {window.name}"
         source = source_of(scope)
         _summarised(
-            runtime,
-            state,
+            gate,
+            facts,
             window,
             str(ident.principal_id),
             status=429,
@@ -318,6 +294,3 @@ class Authorize:
             f"({window.limit.requests} per {window.limit.per_seconds} s)",
             retry_after=wait,
         )
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

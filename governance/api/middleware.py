@@ -18,22 +18,21 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from governance.api.problems import internal_error
-from governance.api.routes import route_template
-from governance.api.security_headers import SecurityHeaders
-from governance.audit.events import Actor, AuditEvent, Source
+from governance.kit.events import EVENT_LOG, Actor, AuditEvent, Source
+from governance.kit.forwarded import PROXIES
+from governance.kit.problems import internal_error
+from governance.kit.request_facts import RequestFacts, bind_facts
+from governance.kit.routes import route_template
+from governance.kit.security_headers import SecurityHeaders
 from governance.randomness import sortable_hex
 
 logger = logging.getLogger(__name__)
 GOVERNED_PREFIX = "/v1"
-# Set in the request's state once its response has started (read here and in direct.py).
-RESPONSE_STARTED = "response_started"
 
 
 class BodyRefused(StarletteHTTPException):
@@ -62,8 +61,8 @@ def holds_nul_escape(body: bytes) -> bool:
     return False
 
 
-def _body_refused(state: dict[str, Any], status: int, detail: str) -> BodyRefused:
-    state["reason"] = detail  # what the audit entry says, over the guard's decision
+def _body_refused(facts: RequestFacts, status: int, detail: str) -> BodyRefused:
+    facts.reason = detail  # what the audit entry says, over the guard's decision
     return BodyRefused(status, detail)
 
 
@@ -97,8 +96,7 @@ class GovernedRequestMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = sortable_hex()
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = request_id
+        facts = bind_facts(scope, request_id)
         governed = scope["path"].startswith(GOVERNED_PREFIX)
         length = header(scope, b"content-length")
         if length is not None:
@@ -107,10 +105,10 @@ class GovernedRequestMiddleware:
             except ValueError:
                 too_big = True
             if too_big:
-                await self._too_large(scope, send, state, governed)
+                await self._too_large(scope, send, facts, governed)
                 return
         if _nul_in_target(scope):
-            await self._refuse(scope, send, state, 422, "Invalid request", _NUL_DETAIL, governed)
+            await self._refuse(scope, send, facts, 422, "Invalid request", _NUL_DETAIL, governed)
             return
 
         received = 0
@@ -123,26 +121,26 @@ class GovernedRequestMiddleware:
                 chunk = message.get("body", b"")
                 received += len(chunk)
                 if received > self.max_body_bytes:
-                    raise _body_refused(state, 413, self._too_large_detail)
+                    raise _body_refused(facts, 413, self._too_large_detail)
                 if message.get("more_body", False):
                     parts.append(chunk)
                 elif holds_nul_escape(b"".join((*parts, chunk)) if parts else chunk):
-                    raise _body_refused(state, 422, _NUL_DETAIL)
+                    raise _body_refused(facts, 422, _NUL_DETAIL)
             return message
 
         async def audited_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and not state.get(RESPONSE_STARTED):
-                state[RESPONSE_STARTED] = True
+            if message["type"] == "http.response.start" and not facts.response_started:
+                facts.response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
                     *self.security_headers.for_path(scope["path"], governed),
                     (b"x-request-id", request_id.encode()),
                 ]
-                if governed and not state.get("audited"):
-                    ok = await self._audit(scope, state, message["status"])
+                if governed and not facts.audited:
+                    ok = await self._audit(scope, facts, message["status"])
                     if not ok:
-                        state["audit_failed"] = True
+                        facts.audit_failed = True
                         await self._send_problem(
                             send,
                             503,
@@ -151,14 +149,14 @@ class GovernedRequestMiddleware:
                             request_id,
                         )
                         return
-            if state.get("audit_failed"):
+            if facts.audit_failed:
                 return
             await send(message)
 
         try:
             await self.app(scope, limited_receive, audited_send)
         except Exception:
-            if state.get(RESPONSE_STARTED):
+            if facts.response_started:
                 raise
             # A bug below, before any answer: the generic 500 goes out through the audited
             # path (so the call has its entry, or the caller a 503), then the error goes on
@@ -172,26 +170,27 @@ class GovernedRequestMiddleware:
         return f"the request body exceeds {self.max_body_bytes} bytes"
 
     async def _too_large(
-        self, scope: Scope, send: Send, state: dict[str, Any], governed: bool
+        self, scope: Scope, send: Send, facts: RequestFacts, governed: bool
     ) -> None:
         await self._refuse(
-            scope, send, state, 413, "Payload too large", self._too_large_detail, governed
+            scope, send, facts, 413, "Payload too large", self._too_large_detail, governed
         )
 
     async def _refuse(
         self,
         scope: Scope,
         send: Send,
-        state: dict[str, Any],
+        facts: RequestFacts,
         status: int,
         title: str,
         detail: str,
         governed: bool,
     ) -> None:
-        state.setdefault("reason", detail)
-        if governed and not await self._audit(scope, state, status):
+        if facts.reason is None:
+            facts.reason = detail
+        if governed and not await self._audit(scope, facts, status):
             status, title, detail = 503, "Audit log unavailable", "the request could not be audited"
-        await self._send_problem(send, status, title, detail, state["request_id"])
+        await self._send_problem(send, status, title, detail, facts.request_id or "")
 
     async def _send_problem(
         self, send: Send, status: int, title: str, detail: str, request_id: str
@@ -208,14 +207,13 @@ class GovernedRequestMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _audit(self, scope: Scope, state: dict[str, Any], status: int) -> bool:
-        app = scope.get("app")
-        runtime = getattr(getattr(app, "state", None), "runtime", None)
-        if runtime is None:
+    async def _audit(self, scope: Scope, facts: RequestFacts, status: int) -> bool:
+        log = EVENT_LOG.find(scope.get("app"))
+        if log is None:
             return False
-        event = access_event(scope, state, status)
+        event = access_event(scope, facts, status)
         try:
-            await runtime.audit.append([event])
+            await log.append([event])
         except Exception as exc:
             logger.error("access audit failed: %s", type(exc).__name__)
             return False
@@ -239,7 +237,7 @@ FORWARDING_HEADERS = frozenset({b"x-forwarded-for", b"forwarded"})
 def source_of(scope: Scope) -> Source:
     """Where a request came from: the TCP peer, or the client a trusted proxy forwarded for.
 
-    A forwarding header from anyone else is ignored (governance/api/forwarded.py): uvicorn's
+    A forwarding header from anyone else is ignored (governance/kit/forwarded.py): uvicorn's
     own reading of it is off (``warden serve``), since it trusts 127.0.0.1 by default.
     """
     client = scope.get("client")
@@ -252,21 +250,20 @@ def source_of(scope: Scope) -> Source:
         elif key in FORWARDING_HEADERS:
             forwarded = True
     if forwarded and ip is not None:
-        # The runtime's proxies are looked up only for a request that names a client.
-        runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
-        proxies = getattr(runtime, "proxies", None)
+        # The trusted proxies are looked up only for a request that names a client.
+        proxies = PROXIES.find(scope.get("app"))
         if proxies:
             ip = proxies.client(ip, scope)
     return Source(ip=ip, user_agent=agent.decode("latin-1")[:200] or None)
 
 
-def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent:
-    """The ``api.call`` entry for a request, from what the guards left in its state."""
-    actor: Actor | None = state.get("actor")
-    decision = state.get("decision")
+def access_event(scope: Scope, facts: RequestFacts, status: int) -> AuditEvent:
+    """The ``api.call`` entry for a request, from what the guards left in its facts."""
+    actor = facts.actor
+    decision = facts.decision
     if decision is None:
         decision = "deny" if status in (401, 403) else ("allow" if actor else "n/a")
-    resource = dict(state.get("resource") or {})
+    resource = dict(facts.resource or {})
     # The route template, never the raw path: a raw path can carry a subject id or other
     # personal data (DELETE /v1/subjects/{subject_id}).
     resource.setdefault("path", route_template(scope))
@@ -277,9 +274,9 @@ def access_event(scope: Scope, state: dict[str, Any], status: int) -> AuditEvent
         source=source_of(scope),
         resource=resource,
         decision=decision,
-        reason=str(state.get("reason", ""))[:300],
-        policy_version=state.get("policy_version"),
-        model_version=state.get("model_version"),
+        reason=(facts.reason or "")[:300],
+        policy_version=facts.policy_version,
+        model_version=facts.model_version,
         outcome=status,
-        request_id=state.get("request_id"),
+        request_id=facts.request_id,
     )

@@ -23,14 +23,15 @@ import json
 import logging
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from governance.api.security_headers import SERVER_ANSWER
 from governance.config import Settings
+from governance.kit.request_facts import facts_of
+from governance.kit.security_headers import SERVER_ANSWER
 
 logger = logging.getLogger(__name__)
 
@@ -218,9 +219,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # The app is waiting for the body: it reads a disconnect, and sends nothing. Its
             # audit entry (a 400: the body could not be read) says why.
             detail = "the request body was not complete in time"
-            state = cycle.scope.get("state")
-            if isinstance(state, dict):
-                state["reason"] = detail
+            facts_of(cast(dict[str, Any], cycle.scope)).reason = detail
             cycle.disconnected = True
             cycle.message_event.set()
             self._refuse(408, detail, cycle_done=True)

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
+from governance.api.dependencies import GateDep, ReloadDep, SessionsDep, SettingsDep, TransactionDep
 from governance.api.deps import (
     Authorize,
     Caller,
-    RuntimeDep,
     failed_secret,
     refuse_failing_address,
-    transaction,
 )
 from governance.api.middleware import source_of
-from governance.api.problems import responses
-from governance.context import Context
+from governance.config import Settings
 from governance.identity.duties import change_role
 from governance.identity.enrolment import enrolments
 from governance.identity.errors import InvalidEnrolmentCode
@@ -35,9 +36,11 @@ from governance.identity.schemas import (
     RoleChangeOut,
 )
 from governance.identity.service import identity
+from governance.kit.context import Context
+from governance.kit.problems import responses
+from governance.kit.request_facts import facts_of
 from governance.policy.models import PolicyVersion
 from governance.policy.service import default_policy
-from governance.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
@@ -58,48 +61,48 @@ def _principal_out(p: object) -> PrincipalOut:
 
 
 @router.get("/principals", responses=responses())
-def list_principals(runtime: RuntimeDep, caller: CanReadPrincipals) -> list[PrincipalOut]:
+def list_principals(caller: CanReadPrincipals, session: TransactionDep) -> list[PrincipalOut]:
     """List principals."""
-    with transaction(runtime) as session:
-        return [_principal_out(p) for p in identity.list_principals(session)]
+    return [_principal_out(p) for p in identity.list_principals(session)]
 
 
 @router.post("/principals", status_code=201, responses=responses(409, 422))
 def create_principal(
-    body: PrincipalCreate, runtime: RuntimeDep, caller: CanWritePrincipals
+    body: PrincipalCreate, caller: CanWritePrincipals, session: TransactionDep
 ) -> PrincipalOut:
     """Create a principal (a user or a service)."""
-    with transaction(runtime) as session:
-        return _principal_out(
-            identity.create_principal(session, caller.ctx, name=body.name, kind=body.kind)
-        )
+    return _principal_out(
+        identity.create_principal(session, caller.ctx, name=body.name, kind=body.kind)
+    )
 
 
 @router.post("/principals/{name}/disable", responses=responses(404))
-def disable_principal(name: str, runtime: RuntimeDep, caller: CanWritePrincipals) -> PrincipalOut:
+def disable_principal(
+    name: str, sessions: SessionsDep, gate: GateDep, caller: CanWritePrincipals
+) -> PrincipalOut:
     """Disable a principal: its keys stop working at once."""
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         out = _principal_out(identity.set_disabled(session, caller.ctx, name=name, disabled=True))
-    runtime.auth_cache.clear()
+    gate.auth_cache.clear()
     return out
 
 
 @router.post("/principals/{name}/enrolment", status_code=201, responses=responses(404, 409, 422))
 def create_enrolment(
     name: str,
-    runtime: RuntimeDep,
+    sessions: SessionsDep,
     caller: CanWritePrincipals,
     body: Annotated[EnrolmentCreate, Body()] = _DEFAULT_ENROLMENT,
 ) -> EnrolmentIssued:
     """A one-time code the person redeems for their own key (a person enrols once)."""
     ttl = timedelta(minutes=body.expires_in_minutes)
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         row, code = enrolments.create(session, caller.ctx, principal=name, ttl=ttl)
         return EnrolmentIssued(principal=name, expires_at=row.expires_at, code=code)
 
 
-def _redeem(runtime: Runtime, ctx: Context, code: str) -> KeyIssued:
-    with transaction(runtime) as session:
+def _redeem(sessions: sessionmaker[Session], ctx: Context, code: str) -> KeyIssued:
+    with sessions.begin() as session:
         key, person, token = enrolments.redeem(session, ctx, code=code)
         return KeyIssued(
             key_id=key.key_id, principal=person.name, expires_at=key.expires_at, token=token
@@ -108,53 +111,51 @@ def _redeem(runtime: Runtime, ctx: Context, code: str) -> KeyIssued:
 
 @router.post("/enrol", status_code=201, responses=responses(422, 429))
 async def redeem_enrolment(
-    body: EnrolmentRedeem, request: Request, runtime: RuntimeDep
+    body: EnrolmentRedeem, request: Request, sessions: SessionsDep, gate: GateDep
 ) -> KeyIssued:
     """Redeem an enrolment code for your own API key (no key needed; the code is the proof)."""
     # A wrong code counts against the address like a wrong key: nobody guesses codes at will.
-    refuse_failing_address(request, runtime)
-    ctx = Context(source=source_of(request.scope), request_id=request.state.request_id)
+    refuse_failing_address(request, gate)
+    ctx = Context(source=source_of(request.scope), request_id=facts_of(request.scope).request_id)
     try:
-        return await run_in_threadpool(_redeem, runtime, ctx, body.code)
+        return await run_in_threadpool(_redeem, sessions, ctx, body.code)
     except InvalidEnrolmentCode as exc:
-        raise await failed_secret(request, runtime, "invalid enrolment code", exc) from None
+        raise await failed_secret(request, gate, "invalid enrolment code", exc) from None
 
 
 @router.get("/keys", responses=responses())
-def list_keys(runtime: RuntimeDep, caller: CanReadKeys) -> list[KeyOut]:
+def list_keys(caller: CanReadKeys, session: TransactionDep) -> list[KeyOut]:
     """List API keys (ids and dates only; tokens are never stored)."""
-    with transaction(runtime) as session:
-        return [
-            KeyOut(
-                key_id=k.key_id,
-                principal=n,
-                created_at=k.created_at,
-                expires_at=k.expires_at,
-                revoked_at=k.revoked_at,
-            )
-            for k, n in identity.list_keys(session)
-        ]
+    return [
+        KeyOut(
+            key_id=k.key_id,
+            principal=n,
+            created_at=k.created_at,
+            expires_at=k.expires_at,
+            revoked_at=k.revoked_at,
+        )
+        for k, n in identity.list_keys(session)
+    ]
 
 
 @router.post("/keys", status_code=201, responses=responses(403, 404, 422))
-def issue_key(body: KeyIssue, runtime: RuntimeDep, caller: CanIssueKeys) -> KeyIssued:
+def issue_key(body: KeyIssue, caller: CanIssueKeys, session: TransactionDep) -> KeyIssued:
     """Issue an API key for a service; the token is in this response and nowhere else.
 
     People obtain their own key by enrolment; a key for a person is refused (403).
     """
-    with transaction(runtime) as session:
-        key, token = identity.issue_key(
-            session, caller.ctx, principal=body.principal, expires_at=body.expires_at
-        )
-        return KeyIssued(
-            key_id=key.key_id, principal=body.principal, expires_at=key.expires_at, token=token
-        )
+    key, token = identity.issue_key(
+        session, caller.ctx, principal=body.principal, expires_at=body.expires_at
+    )
+    return KeyIssued(
+        key_id=key.key_id, principal=body.principal, expires_at=key.expires_at, token=token
+    )
 
 
 @router.post("/keys/{key_id}/revoke", responses=responses(404, 409))
-def revoke_key(key_id: str, runtime: RuntimeDep, caller: CanRevokeKeys) -> KeyOut:
+def revoke_key(key_id: str, sessions: SessionsDep, gate: GateDep, caller: CanRevokeKeys) -> KeyOut:
     """Revoke an API key: refused from the next request on."""
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         key = identity.revoke_key(session, caller.ctx, key_id=key_id)
         out = KeyOut(
             key_id=key.key_id,
@@ -163,15 +164,22 @@ def revoke_key(key_id: str, runtime: RuntimeDep, caller: CanRevokeKeys) -> KeyOu
             expires_at=key.expires_at,
             revoked_at=key.revoked_at,
         )
-    runtime.auth_cache.clear()
+    gate.auth_cache.clear()
     return out
 
 
+@dataclass(frozen=True)
+class _RoleChanges:
+    sessions: sessionmaker[Session]
+    settings: Settings
+    reload: Callable[[], None]
+
+
 def _role_change(
-    runtime: Runtime, caller: Caller, body: RoleChange, grant: bool, response: Response
+    deps: _RoleChanges, caller: Caller, body: RoleChange, grant: bool, response: Response
 ) -> RoleChangeOut:
-    vocab, _ = default_policy(runtime.settings.policies_dir)
-    with transaction(runtime) as session:
+    vocab, _ = default_policy(deps.settings.policies_dir)
+    with deps.sessions.begin() as session:
         # Role grants are the admins' duty and apply at once, except those that widen power
         # over identity, keys, roles, policy or the audit log: a compliance officer approves
         # those (a proposal), whatever WARDEN_REQUIRE_SECOND_APPROVAL says.
@@ -193,21 +201,33 @@ def _role_change(
             out.status, out.proposal = "pending", row.id
             response.status_code = 202
     if out.status == "applied":
-        runtime.refresh()
+        deps.reload()
     return out
 
 
 @router.post("/roles/grant", responses=responses(404, 409, 422))
 async def grant_role(
-    body: RoleChange, response: Response, runtime: RuntimeDep, caller: CanGrantRoles
+    body: RoleChange,
+    response: Response,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    reload: ReloadDep,
+    caller: CanGrantRoles,
 ) -> RoleChangeOut:
     """Grant a role: applied at once (200), or pending a compliance officer's approval (202)."""
-    return await run_in_threadpool(_role_change, runtime, caller, body, True, response)
+    deps = _RoleChanges(sessions, settings, reload)
+    return await run_in_threadpool(_role_change, deps, caller, body, True, response)
 
 
 @router.post("/roles/revoke", responses=responses(404, 409, 422))
 async def revoke_role(
-    body: RoleChange, response: Response, runtime: RuntimeDep, caller: CanGrantRoles
+    body: RoleChange,
+    response: Response,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+    reload: ReloadDep,
+    caller: CanGrantRoles,
 ) -> RoleChangeOut:
     """Revoke a role (a new policy version)."""
-    return await run_in_threadpool(_role_change, runtime, caller, body, False, response)
+    deps = _RoleChanges(sessions, settings, reload)
+    return await run_in_threadpool(_role_change, deps, caller, body, False, response)

@@ -8,12 +8,22 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from governance.api.deps import Authorize, Caller, RuntimeDep, transaction
-from governance.api.problems import responses
+from governance.api.dependencies import (
+    EngineDep,
+    KeysDep,
+    ReadSessionsDep,
+    RecordsDep,
+    SessionsDep,
+    SettingsDep,
+    TransactionDep,
+)
+from governance.api.deps import Authorize, Caller
 from governance.db.base import DbBigInt
+from governance.kit.problems import responses
+from governance.kit.request_facts import facts_of
 from governance.records.models import Record
 from governance.records.receipts import receipt_out
-from governance.records.recorder import RECORD_ID_PATTERN, RecordStore
+from governance.records.recorder import RECORD_ID_PATTERN
 from governance.records.retention import load_retention
 from governance.records.schemas import (
     DecryptedRecordOut,
@@ -70,53 +80,54 @@ def record_out(row: Record, key_state: str) -> RecordOut:
 
 @router.get("/records", responses=responses(422))
 def list_records(
-    runtime: RuntimeDep,
     caller: CanListRecords,
+    session: TransactionDep,
     model: str | None = None,
     subject_ref: str | None = Query(default=None, description="A subject's blind index."),
     limit: int = Query(default=100, ge=1, le=1000),
     offset: Annotated[DbBigInt, Query(ge=0)] = 0,
 ) -> list[RecordOut]:
     """List stored records, newest first: metadata only, never content."""
-    with transaction(runtime) as session:
-        return [
-            record_out(r, s)
-            for r, s in records.list(
-                session, model=model, subject_ref=subject_ref, limit=limit, offset=offset
-            )
-        ]
+    return [
+        record_out(r, s)
+        for r, s in records.list(
+            session, model=model, subject_ref=subject_ref, limit=limit, offset=offset
+        )
+    ]
 
 
 @router.get("/records/{record_id:record_id}", responses=responses(404))
-def get_record(record_id: RecordId, runtime: RuntimeDep, caller: CanListRecords) -> RecordOut:
+def get_record(record_id: RecordId, caller: CanListRecords, session: TransactionDep) -> RecordOut:
     """One stored record's metadata."""
-    with transaction(runtime) as session:
-        row = records.get(session, record_id)
-        return record_out(row, records.key_state(session, row))
+    row = records.get(session, record_id)
+    return record_out(row, records.key_state(session, row))
 
 
 @router.post("/records/{record_id:record_id}/decrypt", responses=responses(404, 410, 422, 503))
 def decrypt_record(
-    record_id: RecordId, body: DecryptRequest, runtime: RuntimeDep, caller: CanDecryptRecords
+    record_id: RecordId,
+    body: DecryptRequest,
+    keys: KeysDep,
+    caller: CanDecryptRecords,
+    session: TransactionDep,
 ) -> DecryptedRecordOut:
     """Read a record in clear for a stated purpose (a separate right; the access is audited)."""
-    with transaction(runtime) as session:
-        opened = records.decrypt(
-            session, caller.ctx, runtime.keys, record_id=record_id, purpose=body.purpose
-        )
-        return DecryptedRecordOut(
-            record=record_out(opened.record, opened.key_state),
-            purpose=body.purpose,
-            request=opened.request,
-            response=opened.response,
-        )
+    opened = records.decrypt(session, caller.ctx, keys, record_id=record_id, purpose=body.purpose)
+    return DecryptedRecordOut(
+        record=record_out(opened.record, opened.key_state),
+        purpose=body.purpose,
+        request=opened.request,
+        response=opened.response,
+    )
 
 
 @router.post("/records/purge", responses=responses(503))
-def purge_records(body: PurgeRequest, runtime: RuntimeDep, caller: CanPurgeRecords) -> PurgeOut:
+def purge_records(
+    body: PurgeRequest, sessions: SessionsDep, settings: SettingsDep, caller: CanPurgeRecords
+) -> PurgeOut:
     """Delete records past their retention period (policies/retention.yaml); audited."""
-    policy = load_retention(runtime.settings.policies_dir)
-    with transaction(runtime) as session:
+    policy = load_retention(settings.policies_dir)
+    with sessions.begin() as session:
         result = records.purge(session, caller.ctx, policy, dry_run=body.dry_run)
     return PurgeOut(
         deleted=result.deleted,
@@ -132,7 +143,11 @@ def purge_records(body: PurgeRequest, runtime: RuntimeDep, caller: CanPurgeRecor
 def erase_subject(
     subject_id: str,
     request: Request,
-    runtime: RuntimeDep,
+    sessions: SessionsDep,
+    read_sessions: ReadSessionsDep,
+    store: RecordsDep,
+    engine: EngineDep,
+    keys: KeysDep,
     caller: CanEraseSubjects,
     client: str | None = Query(
         default=None,
@@ -157,48 +172,49 @@ def erase_subject(
     one holds this id, or erase it in all of them with all_clients=true (409 otherwise).
     """
     # The access entry must not carry the subject id in clear: name the route, not the path.
-    request.state.resource = {
+    facts = facts_of(request.scope)
+    facts.resource = {
         "object": "api:subjects",
         "action": "erase",
         "path": "/v1/subjects/{subject_id}",
     }
-    with transaction(runtime) as session:
+    with sessions.begin() as session:
         receipt = records.erase(
             session,
             caller.ctx,
-            runtime.keys,
+            keys,
             subject_id=subject_id,
-            scopes=runtime.records.scopes,
+            scopes=store.scopes,
             client=client,
             namespace=namespace,
             every_scope=all_clients == "true",
-            scrub_status=scrub_status_for(runtime.engine),
-            kek_retire_by=runtime.records.kek_schedule.retire_by(),
+            scrub_status=scrub_status_for(engine),
+            kek_retire_by=store.kek_schedule.retire_by(),
         )
         receipt_id, subject_ref, dek_ids = receipt.id, receipt.subject_ref, receipt.dek_ids
-    request.state.resource["subject_ref"] = subject_ref
+    facts.resource["subject_ref"] = subject_ref
     # One short try now (this route runs in a worker thread, never on the event loop); a
     # busy log is retried with backoff by the server's tick, and the receipt says so.
-    if not runtime.records.scrubs.attempt():
-        runtime.records.scrubs.note_pending()
-    if isinstance(runtime.recorder, RecordStore):
-        runtime.recorder.forget_keys(json.loads(dek_ids))
-    with runtime.read_sessions() as session:
+    if not store.scrubs.attempt():
+        store.scrubs.note_pending()
+    store.forget_keys(json.loads(dek_ids))
+    with read_sessions() as session:
         stored = records.receipt(session, receipt_id)
         scrub = records.scrub_of(session, receipt_id)
-        return receipt_out(stored, scrub, dialect=runtime.engine.dialect.name)
+        return receipt_out(stored, scrub, dialect=engine.dialect.name)
 
 
 @router.get("/erasures", responses=responses())
 def list_erasures(
-    runtime: RuntimeDep,
+    sessions: SessionsDep,
+    engine: EngineDep,
     caller: CanListRecords,
     subject_ref: str | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[ErasureReceiptOut]:
     """Erasure receipts, newest first."""
-    dialect = runtime.engine.dialect.name
-    with transaction(runtime) as session:
+    dialect = engine.dialect.name
+    with sessions.begin() as session:
         return [
             receipt_out(r, records.scrub_of(session, r.id), dialect=dialect)
             for r in records.receipts(session, subject_ref=subject_ref, limit=limit)
