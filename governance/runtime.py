@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
 
 from governance.anchoring import Anchoring
+from governance.api import dependencies as deps
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.journal import Journal
 from governance.audit.journal.guard import GuardedJournal
@@ -35,15 +37,18 @@ from governance.fairness.thresholds import anchor as thresholds_anchor
 from governance.fairness.thresholds.versions import thresholds_store
 from governance.identity.cache import AuthCache
 from governance.jobs import HeavyJobs
-from governance.kit.forwarded import TrustedProxies, parse_networks
+from governance.kit.events import EVENT_LOG
+from governance.kit.forwarded import PROXIES, TrustedProxies, parse_networks
 from governance.limits import Limits, load_limits
 from governance.policy import anchor as policy_anchor
 from governance.policy.engine import PolicyEngine
 from governance.policy.rules import load_rules
 from governance.policy.service import policy as policy_service
 from governance.policy_files import check_policy_files
+from governance.predict.pipeline import PREDICTOR, Predictor
 from governance.predict.recording import Recorder
 from governance.records.recorder import RecordStore
+from governance.records.sink import RecordSink
 from governance.registry import anchor as stage_anchor
 from governance.registry.models import ModelVersion
 from governance.registry.service import registry as registry_service
@@ -106,7 +111,13 @@ class Runtime:
             execution=None if settings.batch_execution == "auto" else settings.batch_execution,
         )
         self.checkpointer: Checkpointer | None = None
-        self.records = RecordStore(self)
+        self.records = RecordStore(
+            keys=self.keys,
+            settings=settings,
+            engine=self.engine,
+            sessions=self.sessions,
+            read_sessions=self.read_sessions,
+        )
         self.recorder: Recorder = self.records
         self.audit = GuardedJournal(
             self._journal(settings),
@@ -131,6 +142,51 @@ class Runtime:
         if settings.state_notify and self.engine.dialect.name == "postgresql":
             self._listener = ChangeListener(settings.resolved_database_url, self._wake.set)
         self._reload_lock = threading.Lock()
+        self._app: Starlette | None = None
+
+    def expose(self, app: Starlette) -> None:
+        """Put what this runtime built on the app, each under its typed slot (the only way
+        endpoints reach it: governance/api/dependencies.py)."""
+        self._app = app
+        deps.SETTINGS.put(app, self.settings)
+        EVENT_LOG.put(app, self.audit)
+        PROXIES.put(app, self.proxies)
+        deps.ENGINE.put(app, self.engine)
+        deps.SESSIONS.put(app, self.sessions)
+        deps.READ_SESSIONS.put(app, self.read_sessions)
+        deps.JOURNAL.put(app, self.audit)
+        deps.POLICY.put(app, self.policy)
+        deps.KEYS.put(app, self.keys)
+        deps.HOST.put(app, self.host)
+        deps.JOBS.put(app, self.jobs)
+        deps.RECORDS.put(app, self.records)
+        deps.CHECKPOINTER.put(app, self.checkpointer)
+        deps.RELOAD.put(app, self.refresh)
+        deps.READINESS.put(app, self.check_ready)
+        PREDICTOR.put(
+            app,
+            Predictor(
+                host=self.host,
+                journal=self.audit,
+                recorder=self.recorder,
+                records=self.records,
+                keys=self.keys,
+                digest_key=self.digest_key,
+                max_batch_records=self.settings.max_batch_records,
+            ),
+        )
+        deps.GATE.put(
+            app,
+            deps.Gate(
+                read_sessions=self.read_sessions,
+                auth_cache=self.auth_cache,
+                anchoring=self.anchoring,
+                database=self.database,
+                policy=self.policy,
+                limits=self.limits,
+                lookup_deadline=self.settings.audit_write_deadline_ms / 1000,
+            ),
+        )
 
     def _journal(self, settings: Settings) -> Journal:
         # Either way the group commit signs the checkpoints that fall due as the log grows.
@@ -145,6 +201,7 @@ class Runtime:
                 evict=self.records.evict,
                 checkpoint=checkpoint,
                 limits=ConnectionLimits.from_settings(settings),
+                sink=RecordSink(),
             )
         writer = AuditWriter(
             self.engine,
@@ -152,7 +209,9 @@ class Runtime:
             max_wait_ms=settings.audit_batch_wait_ms,
             max_idle_ms=settings.audit_batch_idle_ms,
         )
-        return LocalJournal(writer, evict=self.records.evict, checkpoint=checkpoint)
+        return LocalJournal(
+            writer, evict=self.records.evict, checkpoint=checkpoint, sink=RecordSink()
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -167,6 +226,8 @@ class Runtime:
         # Found now, not by the first request that needs them.
         check_policy_files(self.settings.policies_dir, refusing="start")
         self.checkpointer = Checkpointer.from_settings(self.settings, self.sessions)
+        if self._app is not None:
+            deps.CHECKPOINTER.put(self._app, self.checkpointer)
         with self.sessions() as session:
             self._require_schema(session)
             # A log that does not extend the signer's last checkpoint is refused from the start.

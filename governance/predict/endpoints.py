@@ -1,4 +1,4 @@
-"""``POST /v1/models/{name}/predict``: the hot path.
+"""``POST /v1/models/{name}/predict``: the hot path, an ordinary FastAPI route.
 
 Authorization runs first (in the guard), so a caller without the right to predict on a model
 gets 403 whether or not that model exists: callers cannot probe for models they may not use.
@@ -7,35 +7,39 @@ An allowed caller asking for a model that is not serving gets 404.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
-from governance.api.deps import Authorize, Caller, runtime_of
-from governance.api.lean_route import LeanRoute
-from governance.api.problems import responses
+from governance.api.deps import Authorize, Caller
+from governance.kit.problems import problem_schema, responses
+from governance.predict import pipeline
+from governance.predict.pipeline import PREDICTOR, Predictor
 from governance.predict.schemas import PredictRequest, PredictResponse
-from governance.predict.service import predict as predict_service
 
-# The hot path: FastAPI documents and guards the route; LeanRoute resolves its parameters
-# without the generic dependency machinery (see governance/api/lean_route.py).
-router = APIRouter(prefix="/v1/models", tags=["predict"], route_class=LeanRoute)
+router = APIRouter(prefix="/v1/models", tags=["predict"])
 
 CanPredict = Annotated[Caller, Depends(Authorize("model:{name}", "predict"))]
+PredictorDep = Annotated[Predictor, Depends(PREDICTOR)]
+
+# The body is read by the pipeline after the guard (FastAPI reads a declared body before any
+# dependency runs), so the route documents it here.
+_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+    }
+}
 
 
 @router.post(
     "/{name}/predict",
     response_model=PredictResponse,
-    responses=responses(404, 413, 422, 503),
+    responses={**responses(404, 413, 422, 503), 400: problem_schema()},
+    openapi_extra=_REQUEST_BODY,
 )
 async def predict(
-    name: str, body: PredictRequest, request: Request, caller: CanPredict
+    name: str, request: Request, caller: CanPredict, predictor: PredictorDep
 ) -> Response:
     """Predict for one record or a batch; the call is audited and its payloads stored encrypted."""
-    # The runtime straight from the app, not as a dependency: one less to resolve per call.
-    result = await predict_service.run(runtime_of(request), caller, name, body, request.state)
-    # Assembled by the service from its own values: serialised once, not validated again
-    # (tests/predict check that it is a valid PredictResponse).
-    return Response(orjson.dumps(result), media_type="application/json")
+    return await pipeline.run(predictor, request, caller, name)
