@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,15 @@ from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.audit.verify import verify_log
 from governance.config import Settings
-from tests.conftest import POSTGRES_URL, LiveServer, auth
+from tests.conftest import (
+    POSTGRES_URL,
+    ArtifactBuilder,
+    LiveServer,
+    WardenFactory,
+    auth,
+    serve_toy,
+)
 from tests.factories import toy_record
-from tests.predict.conftest import Served
 
 pytestmark = pytest.mark.reliability
 
@@ -30,16 +37,22 @@ class Serving:
 
 
 @pytest.fixture
-def serving(live_server: LiveServer, served: Served) -> Serving:
-    """The predict tests' served toy model (one setup to keep in step with the promotion
-    gates), with the server process itself at hand to kill and restart."""
-    assert served.url == live_server.url
-    return Serving(live_server, served.client)
+def serving(live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder) -> Serving:
+    """The toy model served on a server of this test's own, at hand to kill and restart."""
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        client, _ = serve_toy(WardenFactory(http, admin_token), make_artifact)
+    return Serving(live_server, client)
 
 
-def load(urls: list[str], token: str, stop: threading.Event, workers: int) -> list[tuple[str, int]]:
-    """Concurrent predict calls until ``stop``; returns (request id, audit seq) of every 200."""
-    acked: list[tuple[str, int]] = []
+def load(
+    urls: list[str],
+    token: str,
+    stop: threading.Event,
+    workers: int,
+    acked: list[tuple[str, int, str]],
+) -> None:
+    """Concurrent predict calls until ``stop``; appends (request id, audit seq, url) of every
+    200 to ``acked`` as it comes, so that the test can act once enough are acknowledged."""
     lock = threading.Lock()
 
     def worker(number: int) -> None:
@@ -62,7 +75,7 @@ def load(urls: list[str], token: str, stop: threading.Event, workers: int) -> li
                 if r.status_code == 200:
                     body = r.json()
                     with lock:
-                        acked.append((body["request_id"], body["audit_seq"]))
+                        acked.append((body["request_id"], body["audit_seq"], url))
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(workers)]
     for thread in threads:
@@ -70,7 +83,14 @@ def load(urls: list[str], token: str, stop: threading.Event, workers: int) -> li
     stop.wait()
     for thread in threads:
         thread.join(timeout=30)
-    return acked
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail the test if it does not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the load did not get going"
+        time.sleep(0.05)
 
 
 def verify_all_acknowledged(settings: Settings, acked: list[tuple[str, int]]) -> int:
@@ -95,15 +115,18 @@ def verify_all_acknowledged(settings: Settings, acked: list[tuple[str, int]]) ->
 
 def test_kill_9_loses_no_acknowledged_request(serving: Serving, settings: Settings) -> None:
     stop = threading.Event()
-    result: list[tuple[str, int]] = []
+    acked: list[tuple[str, int, str]] = []
     runner = threading.Thread(
-        target=lambda: result.extend(load([serving.server.url], serving.client_token, stop, 8))
+        target=load, args=([serving.server.url], serving.client_token, stop, 8, acked)
     )
     runner.start()
-    time.sleep(2.0)
-    serving.server.stop(kill=True)  # SIGKILL mid-load: no shutdown hook runs
-    stop.set()
-    runner.join(timeout=60)
+    try:
+        wait_until(lambda: len(acked) > 100)  # well into the load, appends in flight
+    finally:
+        serving.server.stop(kill=True)  # SIGKILL mid-load: no shutdown hook runs
+        stop.set()
+        runner.join(timeout=60)
+    result = [(rid, seq) for rid, seq, _ in acked]
     assert len(result) > 20, "the load did not get going before the kill"
     print(f"{len(result)} acknowledged before kill -9")
     before = verify_all_acknowledged(settings, result)
@@ -135,18 +158,20 @@ def test_two_servers_share_one_gap_free_chain(
     second.start()
     try:
         stop = threading.Event()
-        result: list[tuple[str, int]] = []
+        acked: list[tuple[str, int, str]] = []
         urls = [serving.server.url, second.url]
-        runner = threading.Thread(
-            target=lambda: result.extend(load(urls, serving.client_token, stop, 8))
-        )
+        runner = threading.Thread(target=load, args=(urls, serving.client_token, stop, 8, acked))
         runner.start()
-        time.sleep(3.0)
-        stop.set()
-        runner.join(timeout=60)
+        try:
+            # Both servers appending at once, long enough for their batches to interleave.
+            wait_until(lambda: all(sum(u == url for *_, u in acked) > 100 for url in urls))
+        finally:
+            stop.set()
+            runner.join(timeout=60)
     finally:
         second.stop()
     serving.server.stop()
+    result = [(rid, seq) for rid, seq, _ in acked]
     assert len(result) > 20
     print(f"{len(result)} acknowledged through two servers")
     size = verify_all_acknowledged(settings, result)
