@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,29 +33,66 @@ from governance.db import make_engine
 from governance.vault.blind_index import subject_index
 from governance.vault.models import ACTIVE, DataKey
 from governance.vault.providers import load_provider
-from tests.conftest import ArtifactBuilder, LiveServer, auth, settings_env
+from tests.conftest import (
+    BACKENDS,
+    ArtifactBuilder,
+    LiveServer,
+    auth,
+    fresh_database,
+    make_settings,
+    seed_admin,
+    settings_env,
+)
+from tests.factories import build_artifact
 from tests.records.conftest import Setup, serve_toy
 
 SUBJECTS = [f"racer-{i}" for i in range(10)]
 
 
-@pytest.fixture
-def servers(settings: Settings, admin_token: str, tmp_path: Path) -> Iterator[list[LiveServer]]:
-    """Two replicas on one database, started one after the other (a loaded test machine
-    takes long to start two at once)."""
-    pair = [LiveServer(settings, tmp_path / f"server-{i}.log") for i in range(2)]
-    try:
-        for server in pair:
-            server.start(timeout=180)
-        yield pair
-    finally:
-        for server in pair:
-            server.stop()
+@dataclass
+class Replicas:
+    """Two replicas on one database serving ``toy`` to the client ``app``."""
+
+    servers: list[LiveServer]
+    through: tuple[Setup, Setup]
+    settings: Settings
+    admin: str
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def replicas(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    pg_template: str | None,
+) -> Iterator[Replicas]:
+    """Shared by the module's replica tests, each with subjects of its own. Started one after
+    the other (a loaded test machine takes long to start two at once)."""
+    folder = tmp_path_factory.mktemp("replicas")
+    with fresh_database(request.param, folder, sqlite_template, pg_template) as url:
+        settings = make_settings(url, folder)
+        admin = seed_admin(settings)
+        pair = [LiveServer(settings, folder / f"server-{i}.log") for i in range(2)]
+        try:
+            for server in pair:
+                server.start(timeout=180)
+            with (
+                httpx.Client(base_url=pair[0].url, timeout=60) as a,
+                httpx.Client(base_url=pair[1].url, timeout=60) as b,
+            ):
+
+                def artifact(name: str, version: str) -> Path:
+                    return build_artifact(folder / f"{name}-{version}", name=name, version=version)
+
+                yield Replicas(pair, _toy_on_both(a, b, admin, artifact), settings, admin)
+        finally:
+            for server in pair:
+                server.stop()
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = make_engine(settings.resolved_database_url, read_only=True)
+def engine(replicas: Replicas) -> Iterator[Engine]:
+    engine = make_engine(replicas.settings.resolved_database_url, read_only=True)
     yield engine
     engine.dispose()
 
@@ -89,35 +127,28 @@ def _errors_in(server: ServerProcess) -> list[str]:
 
 
 def test_racing_first_uses_on_two_replicas_make_one_key_per_subject(
-    servers: list[LiveServer],
-    admin_token: str,
-    make_artifact: ArtifactBuilder,
-    settings: Settings,
-    engine: Engine,
+    replicas: Replicas, engine: Engine
 ) -> None:
-    a_srv, b_srv = servers
-    with (
-        httpx.Client(base_url=a_srv.url, timeout=60) as a,
-        httpx.Client(base_url=b_srv.url, timeout=60) as b,
-    ):
-        through_a, through_b = _toy_on_both(a, b, admin_token, make_artifact)
-        # The attack: the first predictions for each new subject sent to both replicas at once.
-        barrier = threading.Barrier(len(SUBJECTS) * 4)
-        statuses: list[int] = []
+    a_srv, b_srv = replicas.servers
+    settings = replicas.settings
+    through_a, through_b = replicas.through
+    # The attack: the first predictions for each new subject sent to both replicas at once.
+    barrier = threading.Barrier(len(SUBJECTS) * 4)
+    statuses: list[int] = []
 
-        def fire(setup: Setup, subject: str, i: int) -> None:
-            barrier.wait()
-            statuses.append(setup.predict(subject_id=subject, i=i).status_code)
+    def fire(setup: Setup, subject: str, i: int) -> None:
+        barrier.wait()
+        statuses.append(setup.predict(subject_id=subject, i=i).status_code)
 
-        threads = [
-            threading.Thread(target=fire, args=(setup, subject, i))
-            for subject in SUBJECTS
-            for i, setup in enumerate((through_a, through_b, through_a, through_b))
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    threads = [
+        threading.Thread(target=fire, args=(setup, subject, i))
+        for subject in SUBJECTS
+        for i, setup in enumerate((through_a, through_b, through_a, through_b))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     assert statuses == [200] * len(threads)
 
     refs = {_ref(settings, "client:app", s) for s in SUBJECTS}
@@ -178,31 +209,27 @@ def test_the_database_refuses_a_second_active_key_for_a_subject(
         engine.dispose()
 
 
-def test_an_erasure_through_one_replica_costs_the_other_no_503(
-    servers: list[LiveServer], admin_token: str, make_artifact: ArtifactBuilder
-) -> None:
-    a_srv, b_srv = servers
-    with (
-        httpx.Client(base_url=a_srv.url, timeout=60) as a,
-        httpx.Client(base_url=b_srv.url, timeout=60) as b,
-    ):
-        _, through_b = _toy_on_both(a, b, admin_token, make_artifact)
-        before = through_b.predict(subject_id="leaver")  # B caches the subject's key
-        assert before.status_code == 200, before.text
+def test_an_erasure_through_one_replica_costs_the_other_no_503(replicas: Replicas) -> None:
+    _, b_srv = replicas.servers
+    (through_a, through_b), admin_token = replicas.through, replicas.admin
+    a = through_a.http
+    before = through_b.predict(subject_id="leaver")  # B caches the subject's key
+    assert before.status_code == 200, before.text
 
-        erased = a.delete("/v1/subjects/leaver", headers=auth(admin_token))
-        assert erased.status_code == 200, erased.text
-        assert erased.json()["records_affected"] == 1
+    erased = a.delete("/v1/subjects/leaver", headers=auth(admin_token))
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["records_affected"] == 1
 
-        # At once, and again: B answers under a fresh key; the old record stays erased.
-        for i in range(3):
-            after = through_b.predict(subject_id="leaver", i=i)
-            assert after.status_code == 200, after.text
-            assert through_b.decrypt(after.json()["record_id"]).status_code == 200
-        assert through_b.decrypt(before.json()["record_id"]).status_code == 410
+    # At once, and again: B answers under a fresh key; the old record stays erased.
+    for i in range(3):
+        after = through_b.predict(subject_id="leaver", i=i)
+        assert after.status_code == 200, after.text
+        assert through_b.decrypt(after.json()["record_id"]).status_code == 200
+    assert through_b.decrypt(before.json()["record_id"]).status_code == 410
     assert _errors_in(b_srv) == []
 
 
+# A fresh server: the record listing it reads holds only this test's records.
 def test_two_clients_sending_one_subject_id_get_two_subjects(
     live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder
 ) -> None:
@@ -247,6 +274,7 @@ def test_two_clients_sending_one_subject_id_get_two_subjects(
         assert rest.status_code == 200 and rest.json()["dek_ids"] == [their_row["dek_id"]]
 
 
+# A server of its own: the namespace is configured when it starts.
 @pytest.fixture
 def shared_server(settings: Settings, admin_token: str, tmp_path: Path) -> Iterator[ServerProcess]:
     """A live server whose officer put the clients ``app`` and ``app2`` in one namespace."""
