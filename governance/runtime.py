@@ -37,6 +37,7 @@ from governance.fairness.thresholds import anchor as thresholds_anchor
 from governance.fairness.thresholds.versions import thresholds_store
 from governance.identity.cache import AuthCache
 from governance.jobs import HeavyJobs
+from governance.kit import transaction
 from governance.kit.events import EVENT_LOG
 from governance.kit.forwarded import PROXIES, TrustedProxies, parse_networks
 from governance.limits import Limits, load_limits
@@ -151,9 +152,9 @@ class Runtime:
         deps.SETTINGS.put(app, self.settings)
         EVENT_LOG.put(app, self.audit)
         PROXIES.put(app, self.proxies)
-        deps.ENGINE.put(app, self.engine)
-        deps.SESSIONS.put(app, self.sessions)
-        deps.READ_SESSIONS.put(app, self.read_sessions)
+        transaction.ENGINE.put(app, self.engine)
+        transaction.SESSIONS.put(app, self.sessions)
+        transaction.READ_SESSIONS.put(app, self.read_sessions)
         deps.JOURNAL.put(app, self.audit)
         deps.POLICY.put(app, self.policy)
         deps.KEYS.put(app, self.keys)

@@ -1,20 +1,21 @@
-"""What an endpoint may ask for: one typed dependency per collaborator the wiring point builds.
+"""What an endpoint may ask for: one typed dependency per service the wiring point builds.
 
 The wiring point (:mod:`governance.runtime`) puts each on the app's state through its slot;
 an endpoint declares only the few it uses, as ``Annotated`` aliases::
 
     @router.get("/v1/policy")
     def current_policy(session: TransactionDep, caller: CanReadPolicy) -> PolicyOut: ...
+
+The request's transaction and sessions are in :mod:`governance.kit.transaction`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
@@ -49,9 +50,6 @@ class Gate:
 
 
 SETTINGS: Slot[Settings] = Slot("settings")
-ENGINE: Slot[Engine] = Slot("engine")
-SESSIONS: Slot[sessionmaker[Session]] = Slot("sessions")
-READ_SESSIONS: Slot[sessionmaker[Session]] = Slot("read_sessions")
 JOURNAL: Slot[GuardedJournal] = Slot("journal")
 POLICY: Slot[PolicyEngine] = Slot("policy")
 KEYS: Slot[ServiceKeyProvider] = Slot("keys")
@@ -67,12 +65,6 @@ RELOAD: Slot[Callable[[], None]] = Slot("reload")
 READINESS: Slot[Callable[[], dict[str, Any]]] = Slot("readiness")
 
 
-def _transaction(connection: HTTPConnection) -> Iterator[Session]:
-    # Committed when the endpoint returns, before its answer is sent; rolled back on any error.
-    with SESSIONS.get(connection.app).begin() as session:
-        yield session
-
-
 def _signer(connection: HTTPConnection) -> Checkpointer:
     checkpointer = CHECKPOINTER.get(connection.app)
     if checkpointer is None:
@@ -80,11 +72,7 @@ def _signer(connection: HTTPConnection) -> Checkpointer:
     return checkpointer
 
 
-TransactionDep = Annotated[Session, Depends(_transaction, scope="function")]
-SessionsDep = Annotated[sessionmaker[Session], Depends(SESSIONS)]
-ReadSessionsDep = Annotated[sessionmaker[Session], Depends(READ_SESSIONS)]
 SettingsDep = Annotated[Settings, Depends(SETTINGS)]
-EngineDep = Annotated[Engine, Depends(ENGINE)]
 JournalDep = Annotated[GuardedJournal, Depends(JOURNAL)]
 PolicyDep = Annotated[PolicyEngine, Depends(POLICY)]
 KeysDep = Annotated[ServiceKeyProvider, Depends(KEYS)]

@@ -16,13 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from governance.api.dependencies import (
-    JournalDep,
-    SessionsDep,
-    SettingsDep,
-    SignerDep,
-    TransactionDep,
-)
+from governance.api.dependencies import JournalDep, SettingsDep, SignerDep
 from governance.api.deps import Authorize, Caller
 from governance.audit.checkpoints import Checkpointer
 from governance.audit.errors import AuditVerificationError, InvalidProofRequest
@@ -44,6 +38,7 @@ from governance.audit.signing import public_vkey
 from governance.audit.verify import verify_log
 from governance.db.base import DbBigInt, UtcDatetime
 from governance.kit.problems import responses
+from governance.kit.transaction import SessionsDep, TransactionDep
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 

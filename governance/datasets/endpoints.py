@@ -12,11 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from governance.api.dependencies import SessionsDep, SettingsDep, TransactionDep
+from governance.api.dependencies import SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.datasets.schemas import DatasetCreate, DatasetDetail, DatasetOut
 from governance.datasets.service import datasets
 from governance.kit.problems import responses
+from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.privacy.service import training
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])

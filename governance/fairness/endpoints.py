@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
-from governance.api.dependencies import JobsDep, KeysDep, SessionsDep, SettingsDep, TransactionDep
+from governance.api.dependencies import JobsDep, KeysDep, SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.audit import log as audit_log
 from governance.db.base import DbInt
@@ -45,6 +45,7 @@ from governance.fairness.schemas import (
 from governance.fairness.service import AuditPlan, fairness
 from governance.fairness.thresholds.versions import thresholds_store
 from governance.kit.problems import responses
+from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.privacy.ledger import BudgetExceeded
 from governance.registry.service import registry
 

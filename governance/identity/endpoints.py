@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.dependencies import GateDep, ReloadDep, SessionsDep, SettingsDep, TransactionDep
+from governance.api.dependencies import GateDep, ReloadDep, SettingsDep
 from governance.api.deps import (
     Authorize,
     Caller,
@@ -39,6 +39,7 @@ from governance.identity.service import identity
 from governance.kit.context import Context
 from governance.kit.problems import responses
 from governance.kit.request_facts import facts_of
+from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.policy.models import PolicyVersion
 from governance.policy.service import default_policy
 

@@ -14,18 +14,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from governance.api.dependencies import (
-    PolicyDep,
-    ReloadDep,
-    SessionsDep,
-    SettingsDep,
-    TransactionDep,
-)
+from governance.api.dependencies import PolicyDep, ReloadDep, SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.config import Settings
 from governance.db.base import DbBigInt, DbInt
 from governance.identity import duties
 from governance.kit.problems import responses
+from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.policy.impact import dry_run
 from governance.policy.models import PolicyProposal, PolicyTestCase, PolicyVersion
 from governance.policy.proposals import proposal_changes, proposals

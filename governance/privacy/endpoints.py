@@ -15,12 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.dependencies import JobsDep, PolicyDep, SessionsDep, SettingsDep, TransactionDep
+from governance.api.dependencies import JobsDep, PolicyDep, SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.config import Settings
 from governance.db.base import DbInt
 from governance.errors import Forbidden
 from governance.kit.problems import responses
+from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.policy.engine import PolicyEngine
 from governance.privacy.schemas import LedgerOut, TrainingRunCreate, TrainingRunOut
 from governance.privacy.service import training

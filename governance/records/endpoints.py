@@ -8,19 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from governance.api.dependencies import (
-    EngineDep,
-    KeysDep,
-    ReadSessionsDep,
-    RecordsDep,
-    SessionsDep,
-    SettingsDep,
-    TransactionDep,
-)
+from governance.api.dependencies import KeysDep, RecordsDep, SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.db.base import DbBigInt
 from governance.kit.problems import responses
 from governance.kit.request_facts import facts_of
+from governance.kit.transaction import EngineDep, ReadSessionsDep, SessionsDep, TransactionDep
 from governance.records.models import Record
 from governance.records.receipts import receipt_out
 from governance.records.recorder import RECORD_ID_PATTERN

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.dependencies import ReloadDep, SessionsDep, SettingsDep, TransactionDep
+from governance.api.dependencies import ReloadDep, SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.kit.problems import responses
+from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.privacy.claims import claim_for
 from governance.registry.errors import InvalidArtifact
 from governance.registry.models import ModelVersion

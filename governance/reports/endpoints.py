@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.dependencies import CheckpointerDep, JobsDep, SessionsDep, SettingsDep
+from governance.api.dependencies import CheckpointerDep, JobsDep, SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.audit.checkpoints import Checkpointer
 from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key
 from governance.config import Settings
 from governance.kit.problems import responses
+from governance.kit.transaction import SessionsDep
 from governance.reports.schemas import ReportCreate, ReportCreated, ReportOut
 from governance.reports.service import MEDIA_TYPES, StoredReport, reports
 

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.dependencies import KeysDep, RecordsDep, SessionsDep, TransactionDep
+from governance.api.dependencies import KeysDep, RecordsDep
 from governance.api.deps import Authorize, Caller
 from governance.db.base import DbBigInt
 from governance.errors import BadRequest
 from governance.kit.problems import responses
+from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.vault.keys import data_keys
 from governance.vault.models import DEK_STATES
 from governance.vault.providers import ServiceKeyProvider
