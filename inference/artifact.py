@@ -27,10 +27,20 @@ from torch import nn
 
 from inference.architectures import build_model
 from inference.errors import ManifestError
-from inference.manifest import SHA256_RE, Manifest, parse_manifest
+from inference.manifest import SHA256_RE, WEIGHTS_FILE, Manifest, parse_manifest
+
+__all__ = [
+    "MANIFEST_FILE",
+    "MAX_MANIFEST_BYTES",
+    "WEIGHTS_FILE",
+    "artifact_digest",
+    "load_weights",
+    "read_manifest",
+    "save_artifact",
+    "sha256_file",
+]
 
 MANIFEST_FILE = "manifest.json"
-WEIGHTS_FILE = "weights.safetensors"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 
@@ -55,7 +65,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def save_artifact(
     out_dir: str | Path,
     module: nn.Module,
-    manifest: dict[str, Any],
+    manifest: Manifest | dict[str, Any],
     *,
     extra_files: dict[str, bytes] | None = None,
 ) -> Manifest:
@@ -64,7 +74,8 @@ def save_artifact(
     Args:
         out_dir: the folder to create (it may exist and be empty).
         module: the trained module; its ``state_dict`` is saved (CPU, contiguous).
-        manifest: the manifest document without ``weights``/``files``; those are filled in here.
+        manifest: the manifest, typed or as a document; its ``weights`` and ``files`` are
+            filled in here.
         extra_files: further files to store and hash (``model_card.json``, plots).
 
     Returns:
@@ -77,7 +88,7 @@ def save_artifact(
     state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
     weights = save_safetensors(state)
     extras = dict(sorted((extra_files or {}).items()))
-    doc = dict(manifest)
+    doc = manifest.to_dict() if isinstance(manifest, Manifest) else dict(manifest)
     doc["weights"] = {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights).hexdigest()}
     doc["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in extras.items()}
     # Validate everything before the first write: an extra file named "../x" must never land.

@@ -45,6 +45,7 @@ layer, labels are distinct, and ``preprocessing.numeric`` only names numeric fea
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 RESERVED_FILES = ("manifest.json",)
 ARCHITECTURES = ("logreg", "mlp")
+WEIGHTS_FILE = "weights.safetensors"
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,19 @@ class Feature:
     def width(self) -> int:
         return len(self.categories) if self.type == "categorical" else 1
 
+    def schema_entry(self) -> dict[str, Any]:
+        """This feature's entry in ``input_schema.features``."""
+        if self.type == "categorical":
+            return {"name": self.name, "type": "categorical", "categories": list(self.categories)}
+        entry: dict[str, Any] = {"name": self.name, "type": "numeric"}
+        if self.lo is not None and self.hi is not None:
+            entry.update(lo=self.lo, hi=self.hi, out_of_bounds=self.out_of_bounds)
+        return entry
+
+    def statistics(self) -> dict[str, Any]:
+        """This numeric feature's entry in ``preprocessing.numeric``."""
+        return {"mean": self.mean, "std": self.std, "transform": self.transform}
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -87,29 +102,55 @@ class Architecture:
     hidden: tuple[int, ...] = ()
     dropout: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "hidden": list(self.hidden),
+            "dropout": self.dropout,
+        }
+
 
 @dataclass(frozen=True)
 class Manifest:
+    """A ``warden.model/1`` document, typed; :meth:`to_dict` writes what :func:`parse_manifest`
+    reads. A manifest not yet saved has no weights digest: ``save_artifact`` fills it in."""
+
     name: str
     version: str
     architecture: Architecture
     features: tuple[Feature, ...]
     labels: tuple[str, ...]
-    weights_file: str
-    weights_sha256: str
+    weights_file: str = WEIGHTS_FILE
+    weights_sha256: str = ""
     unknown_category: Literal["error", "zeros"] = "error"
     files: dict[str, str] = field(default_factory=dict)
     postprocessing: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest as the JSON document it was parsed from (or built as)."""
-        return dict(self.raw)
+        """The JSON document (statistics written for every numeric feature)."""
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "architecture": self.architecture.to_dict(),
+            "input_schema": {"features": [f.schema_entry() for f in self.features]},
+            "preprocessing": {
+                "numeric": {f.name: f.statistics() for f in self.features if f.type == "numeric"},
+                "unknown_category": self.unknown_category,
+            },
+            "labels": list(self.labels),
+            "weights": {"file": self.weights_file, "sha256": self.weights_sha256},
+            "files": dict(self.files),
+            "postprocessing": copy.deepcopy(self.postprocessing),
+            "training": copy.deepcopy(self.training),
+        }
 
 
 def _req(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -125,6 +166,8 @@ def _req(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], where: st
 
 
 def _finite(value: Any, where: str) -> float:
+    """``value`` when it is a finite number, as written: an integer stays one, so
+    :meth:`Manifest.to_dict` writes back the same JSON."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ManifestError(f"{where}: expected a finite number")
     try:
@@ -134,7 +177,7 @@ def _finite(value: Any, where: str) -> float:
         raise ManifestError(f"{where}: expected a finite number") from None
     if not math.isfinite(number):
         raise ManifestError(f"{where}: expected a finite number")
-    return number
+    return value
 
 
 def _parse_feature(doc: Any, numeric_stats: dict[str, Any], index: int) -> Feature:
@@ -305,5 +348,4 @@ def parse_manifest(doc: Any) -> Manifest:
         files=dict(files),
         postprocessing=post,
         training=training,
-        raw=doc,
     )

@@ -67,26 +67,12 @@ def manifest_sections(schema: DatasetSchema) -> dict[str, Any]:
     features = manifest_features(schema)
     # Numeric features carry the schema's public bounds, so serving refuses (or clips) what
     # the data could never have held.
-    input_schema = [
-        {
-            "name": f.name,
-            "type": "numeric",
-            "lo": f.lo,
-            "hi": f.hi,
-            "out_of_bounds": f.out_of_bounds,
-        }
-        if f.type == "numeric"
-        else {"name": f.name, "type": "categorical", "categories": list(f.categories)}
-        for f in features
-    ]
-    numeric = {
-        f.name: {"mean": f.mean, "std": f.std, "transform": f.transform}
-        for f in features
-        if f.type == "numeric"
-    }
     return {
-        "input_schema": {"features": input_schema},
-        "preprocessing": {"numeric": numeric, "unknown_category": "error"},
+        "input_schema": {"features": [f.schema_entry() for f in features]},
+        "preprocessing": {
+            "numeric": {f.name: f.statistics() for f in features if f.type == "numeric"},
+            "unknown_category": "error",
+        },
         "labels": list(schema.label.names),
     }
 

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from governance.datasets.encoding import (
     PREPROCESSING_PROVENANCE,
     encode_features,
-    manifest_sections,
+    manifest_features,
 )
 from governance.datasets.tabular import LoadedDataset
 
@@ -58,11 +58,12 @@ from governance.privacy.accounting import (
 from governance.privacy.errors import SecureModeUnavailable, TrainingAborted, TrainingConfigError
 from governance.privacy.kinds import OS_ENTROPY, SECURE_RNG, GradSampleMode, ModelKind
 from governance.privacy.model_card import MODEL_CARD_FILE, build_model_card, render_model_card
+from governance.privacy.provenance import TrainingData, TrainingRecord
 from governance.randomness import mechanism_seed
 from inference.architectures import build_model
 from inference.artifact import MANIFEST_FILE, save_artifact
 from inference.device import select_device
-from inference.manifest import FORMAT, NAME_RE, Architecture, Manifest
+from inference.manifest import NAME_RE, Architecture, Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -355,6 +356,44 @@ def _group_metrics(
     return out
 
 
+def _run_epochs(
+    setup: _Setup,
+    *,
+    run: int,
+    epochs: int,
+    delta: float,
+    history: list[dict[str, Any]],
+    epoch_seconds: list[float],
+    progress: ProgressFn | None,
+) -> None:
+    """Train ``run`` epochs in this process, recording each one's time and ε spent so far."""
+    for epoch in range(1, run + 1):
+        start = time.perf_counter()
+        setup.model.train()
+        for xb, yb in setup.loader:
+            setup.optimizer.zero_grad(set_to_none=True)
+            loss = setup.criterion(setup.model(xb), yb)
+            loss.backward()
+            setup.optimizer.step()
+        epoch_seconds.append(time.perf_counter() - start)
+        spent = None
+        if setup.engine is not None:
+            assert setup.noise_multiplier is not None and setup.sample_rate is not None
+            so_far = Mechanism(
+                setup.noise_multiplier, setup.sample_rate, _steps_spent(setup.engine)
+            )
+            spent = compose_epsilon([so_far], delta)
+        record = {
+            "epoch": epoch,
+            "epochs": epochs,
+            "epsilon_spent": spent,
+            "seconds": epoch_seconds[-1],
+        }
+        history.append(record)
+        if progress is not None:
+            progress(dict(record))
+
+
 def train(
     *,
     dataset: LoadedDataset,
@@ -379,34 +418,13 @@ def train(
     """Train a classifier on a dataset, privately unless ``epsilon`` is None, and save it.
 
     The caller enforces the dataset's ``allow_non_private`` and its privacy budget (the ledger)
-    before calling; this function enforces the per-run guarantee.
-
-    Args:
-        dataset: the loaded dataset (train split for training, test split for evaluation).
-        model_kind: ``"mlp"`` (Linear/LayerNorm/ReLU blocks) or ``"logreg"``.
-        hidden: MLP widths.
-        epochs: passes over the data (each ``int(1/q)`` Poisson-sampled steps when private).
-        batch_size: expected batch size (private) or batch size (non-private).
-        lr: Adam learning rate.
-        epsilon: the target ε of this run; None for non-private training.
-        delta: δ of the guarantee; must be below 1/n.
-        max_grad_norm: per-sample gradient clipping norm.
-        seed: seeds model initialisation (and the shuffling of a non-private run) only; the
-            DP mechanism's noise and Poisson sampling come from secret OS entropy (or Opacus'
-            secure RNG in ``secure_mode``), never from this seed.
-        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
-        grad_sample_mode: ``"ghost"`` (ghost clipping, falling back to hooks when the layers do
-            not allow it) or ``"hooks"``.
-        secure_mode: use Opacus' secure RNG (needs torchcsprng).
-        progress: called after each epoch with ``{epoch, epochs, epsilon_spent, seconds}``.
-        out_dir: the artifact folder to write (must not hold an artifact already).
-        name: model name for the manifest.
-        version: model version for the manifest.
-        workers: processes for data-parallel DP training (:mod:`governance.privacy.distributed`,
-            gloo on CPU, NCCL on GPUs); 1 trains in this process. Needs a private run.
-
-    Returns:
-        The run's result, with the mechanism to charge to the ledger.
+    before calling; this function enforces the per-run guarantee. ``batch_size`` is the
+    expected batch of Poisson sampling when private; ``delta`` must be below 1/n. ``seed``
+    seeds model initialisation (and non-private shuffling) only, never the mechanism's noise or
+    sampling. ``grad_sample_mode="ghost"`` falls back to hooks where the layers do not allow
+    it. ``workers`` > 1 trains data-parallel replicas (a private run only); ``out_dir`` must not
+    hold an artifact already. ``progress`` gets ``{epoch, epochs, epsilon_spent, seconds}``
+    after each epoch.
 
     Raises:
         TrainingConfigError: invalid parameters (nothing was spent).
@@ -530,31 +548,15 @@ def train(
         )
 
     try:
-        for epoch in range(1, epochs_to_run + 1):
-            start = time.perf_counter()
-            setup.model.train()
-            for xb, yb in setup.loader:
-                setup.optimizer.zero_grad(set_to_none=True)
-                loss = setup.criterion(setup.model(xb), yb)
-                loss.backward()
-                setup.optimizer.step()
-            epoch_seconds.append(time.perf_counter() - start)
-            spent = None
-            if setup.engine is not None:
-                assert setup.noise_multiplier is not None and setup.sample_rate is not None
-                so_far = Mechanism(
-                    setup.noise_multiplier, setup.sample_rate, _steps_spent(setup.engine)
-                )
-                spent = compose_epsilon([so_far], delta)
-            record = {
-                "epoch": epoch,
-                "epochs": epochs,
-                "epsilon_spent": spent,
-                "seconds": epoch_seconds[-1],
-            }
-            history.append(record)
-            if progress is not None:
-                progress(dict(record))
+        _run_epochs(
+            setup,
+            run=epochs_to_run,
+            epochs=epochs,
+            delta=delta,
+            history=history,
+            epoch_seconds=epoch_seconds,
+            progress=progress,
+        )
     except Exception as exc:
         raise _aborted(setup, exc) from exc
 
@@ -574,68 +576,61 @@ def train(
         metrics = _metrics(probs, dataset.test.labels)
         by_group = _group_metrics(probs, dataset.test.labels, dataset.test.sensitive)
 
-        training: dict[str, Any] = {
-            "private": private,
-            "epsilon": final_eps,
-            "target_epsilon": epsilon,
-            "delta": delta if private else None,
-            "accountant": accounting["accountant"] if accounting else None,
-            "epsilon_by_accountant": (
+        training = TrainingRecord(
+            private=private,
+            epsilon=final_eps,
+            target_epsilon=epsilon,
+            delta=delta if private else None,
+            accountant=accounting["accountant"] if accounting else None,
+            epsilon_by_accountant=(
                 {"prv": accounting["prv"], "pld": accounting["pld"]} if accounting else None
             ),
-            "noise_multiplier": setup.noise_multiplier,
-            "max_grad_norm": max_grad_norm if private else None,
-            "sample_rate": setup.sample_rate,
-            "steps": mechanism.steps if mechanism else len(setup.loader) * epochs,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "poisson_sampling": private,
-            "clipping": "flat" if private else None,
-            "privacy_unit": schema.privacy_unit,
-            "secure_mode": secure_mode if private else False,
-            "grad_sample_mode": setup.mode,
-            "grad_sample_mode_requested": grad_sample_mode if private else None,
-            "layer_gradient_modes": setup.layer_modes,
-            "optimizer": {"kind": "adam", "lr": lr},
-            "model_init_seed": seed,
-            "seed_covers": "model initialisation"
+            noise_multiplier=setup.noise_multiplier,
+            max_grad_norm=max_grad_norm if private else None,
+            sample_rate=setup.sample_rate,
+            steps=mechanism.steps if mechanism else len(setup.loader) * epochs,
+            epochs=epochs,
+            batch_size=batch_size,
+            poisson_sampling=private,
+            clipping="flat" if private else None,
+            privacy_unit=schema.privacy_unit,
+            secure_mode=secure_mode if private else False,
+            grad_sample_mode=setup.mode,
+            grad_sample_mode_requested=grad_sample_mode if private else None,
+            layer_gradient_modes=setup.layer_modes,
+            optimizer={"kind": "adam", "lr": lr},
+            model_init_seed=seed,
+            seed_covers="model initialisation"
             + ("" if private else " and the order of batches (shuffling)"),
-            "mechanism_randomness": (SECURE_RNG if secure_mode else OS_ENTROPY)
-            if private
-            else None,
-            "device": dev.type,
-            "topology": topology,
-            "dataset": {
-                "name": schema.name,
-                "content_hash": dataset.content_hash,
-                "file_hashes": dict(dataset.file_hashes),
-                "train_rows": len(dataset.train),
-                "test_rows": len(dataset.test),
-            },
-            "preprocessing": PREPROCESSING_PROVENANCE,
-            "metrics": metrics,
-            "history": history,
-            "ledger_mechanism": mechanism.to_dict() if mechanism else None,
-            "software": {"torch": torch.__version__, "opacus": opacus.__version__},
-        }
-        doc: dict[str, Any] = {
-            "format": FORMAT,
-            "name": name,
-            "version": version,
-            "architecture": {
-                "kind": arch.kind,
-                "input_dim": arch.input_dim,
-                "output_dim": arch.output_dim,
-                "hidden": list(arch.hidden),
-                "dropout": 0.0,
-            },
-            **manifest_sections(schema),
-            "postprocessing": None,
-            "training": training,
-        }
-        card = build_model_card(manifest=doc, dataset=dataset, group_metrics=by_group)
+            mechanism_randomness=(SECURE_RNG if secure_mode else OS_ENTROPY) if private else None,
+            device=dev.type,
+            topology=topology,
+            dataset=TrainingData(
+                name=schema.name,
+                content_hash=dataset.content_hash,
+                file_hashes=dict(dataset.file_hashes),
+                train_rows=len(dataset.train),
+                test_rows=len(dataset.test),
+            ),
+            preprocessing=PREPROCESSING_PROVENANCE,
+            metrics=metrics,
+            history=history,
+            ledger_mechanism=mechanism.to_dict() if mechanism else None,
+            software={"torch": torch.__version__, "opacus": opacus.__version__},
+        )
+        manifest = Manifest(
+            name=name,
+            version=version,
+            architecture=arch,
+            features=manifest_features(schema),
+            labels=tuple(schema.label.names),
+            training=training.to_dict(),
+        )
+        card = build_model_card(
+            manifest=manifest.to_dict(), dataset=dataset, group_metrics=by_group
+        )
         parsed = save_artifact(
-            out, setup.module, doc, extra_files={MODEL_CARD_FILE: render_model_card(card)}
+            out, setup.module, manifest, extra_files={MODEL_CARD_FILE: render_model_card(card)}
         )
     except Exception as exc:
         raise _aborted(setup, exc) from exc

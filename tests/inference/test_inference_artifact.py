@@ -23,6 +23,7 @@ from inference.artifact import (
     save_artifact,
 )
 from inference.errors import ManifestError
+from inference.manifest import parse_manifest
 from inference.model import LoadedModel
 
 CPU = torch.device("cpu")
@@ -52,6 +53,17 @@ class _Payload:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_typed_manifest_saves_the_bytes_its_document_saves(tmp_path: Path) -> None:
+    typed = parse_manifest(manifest_doc())
+    doc = {k: v for k, v in typed.to_dict().items() if k not in ("weights", "files")}
+    module = seeded_module(manifest_doc(), seed=3)
+    card = {"model_card.json": b"{}"}
+    from_typed = save_artifact(tmp_path / "typed", module, typed, extra_files=card)
+    from_doc = save_artifact(tmp_path / "doc", module, doc, extra_files=card)
+    assert from_typed == from_doc
+    assert artifact_digest(tmp_path / "typed") == artifact_digest(tmp_path / "doc")
 
 
 def test_round_trip_gives_the_same_probabilities(tmp_path: Path) -> None:

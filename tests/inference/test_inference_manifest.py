@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,29 @@ def test_valid_manifest_parses_typed() -> None:
     assert m.features[1].transform == "log1p" and m.features[0].mean == 38.5
     assert m.labels == ("<=50K", ">50K")
     assert m.to_dict()["training"] == {"seed": 7}
+
+
+def test_to_dict_writes_what_parse_reads() -> None:
+    """A document in full form comes back unchanged, integers included, bounds and all."""
+    doc = manifest_doc(postprocessing=_post())
+    doc["input_schema"]["features"][0].update(lo=17, hi=90, out_of_bounds="clip")
+    for stats in doc["preprocessing"]["numeric"].values():
+        stats.setdefault("transform", "identity")
+    doc["preprocessing"]["numeric"]["age"]["mean"] = 38
+    doc["files"] = {"model_card.json": ZERO_SHA}
+    m = parse_manifest(doc)
+    assert m.to_dict() == doc
+    assert json.dumps(m.to_dict(), sort_keys=True) == json.dumps(doc, sort_keys=True)
+    assert parse_manifest(m.to_dict()) == m
+
+
+def test_to_dict_fills_in_the_defaults_a_document_left_out() -> None:
+    doc = manifest_doc()
+    del doc["architecture"]["dropout"], doc["files"], doc["postprocessing"]
+    written = parse_manifest(doc).to_dict()
+    assert written["architecture"]["dropout"] == 0.0 and written["files"] == {}
+    assert written["preprocessing"]["numeric"]["age"]["transform"] == "identity"
+    assert parse_manifest(written) == parse_manifest(doc)
 
 
 def _set(path: str, value: Any) -> Mutation:

@@ -392,20 +392,22 @@ class MitigationService:
             claim=claim,
             mitigation=mitigation_doc,
         )
-        doc = {k: v for k, v in manifest.to_dict().items() if k not in ("weights", "files")}
-        doc["version"] = plan.target
-        doc["postprocessing"] = spec
-        doc["training"] = {
-            **{k: v for k, v in manifest.training.items() if k not in _BASE_CLAIM_KEYS},
-            "private": claim["private"],
-            "epsilon": claim.get("epsilon"),
-            "delta": claim.get("delta"),
-            "accountant": claim.get("accountant"),
-            "privacy_claim": claim,
-            "mitigation": mitigation_doc,
-        }
+        new_manifest = dataclasses.replace(
+            manifest,
+            version=plan.target,
+            postprocessing=spec,
+            training={
+                **{k: v for k, v in manifest.training.items() if k not in _BASE_CLAIM_KEYS},
+                "private": claim["private"],
+                "epsilon": claim.get("epsilon"),
+                "delta": claim.get("delta"),
+                "accountant": claim.get("accountant"),
+                "privacy_claim": claim,
+                "mitigation": mitigation_doc,
+            },
+        )
         out = workdir / "artifact"
-        save_artifact(out, loaded.module, doc, extra_files=extra)
+        save_artifact(out, loaded.module, new_manifest, extra_files=extra)
         return MitigationComputed(
             artifact=out,
             dataset_hash=data.content_hash,
