@@ -114,21 +114,10 @@ class FeedbackService:
         row: int = 0,
         sensitive: Mapping[str, str] | None = None,
     ) -> Outcome:
-        """Store the true outcome of one served prediction.
+        """Store the true outcome of row ``row`` of ``principal``'s own prediction ``request_id``.
 
-        Args:
-            session: the caller's transaction.
-            ctx: the reporting caller.
-            keys: the key provider that unwraps the record's data key.
-            digest_key: the service's HMAC key (for the de-duplication reference).
-            principal: the reporting principal; only its own predictions can get outcomes.
-            request_id: the ``request_id`` the predict call returned.
-            label: the true label, one of the model's labels.
-            row: which record of a batch request (0 for a single record).
-            sensitive: attributes that the request's input does not determine.
-
-        Returns:
-            The stored outcome.
+        ``sensitive`` gives only attributes that the request's input does not determine;
+        ``digest_key`` keys the reference that refuses a second outcome for the same row.
 
         Raises:
             PredictionNotFound: no stored prediction with that id made by ``principal``.
