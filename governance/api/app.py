@@ -22,7 +22,7 @@ from governance.witness.cosigning import start_cosigner
 logger = logging.getLogger(__name__)
 
 # Each domain that serves HTTP has an ``endpoints`` module exposing ``router``, included in
-# this order: the hot path first.
+# this order.
 DOMAINS = (
     "predict",
     "identity",
@@ -36,6 +36,7 @@ DOMAINS = (
     "fairness",
     "reports",
 )
+HOT = "predict"
 # The only routes without a declared permission. tests/api/test_permissions.py enforces this.
 # /v1/enrol takes no key: the one-time enrolment code it redeems is the proof.
 EXEMPT_PATHS = frozenset(
@@ -103,9 +104,17 @@ def create_app(
     app.state.runtime = rt
     rt.expose(app)
     problems.install(app)
+    routers = domain_routers()
+    # The hot path is tried first, ahead of FastAPI's docs routes, as routes of the app's own
+    # router: an included router is matched through a second lookup per request. Its routes
+    # carry their full paths (a router's prefix is applied when a route is declared).
+    app.router.routes[0:0] = [
+        r for domain, router in routers if domain == HOT for r in router.routes
+    ]
     app.include_router(health.router)
-    for _, router in domain_routers():
-        app.include_router(router)
+    for domain, router in routers:
+        if domain != HOT:
+            app.include_router(router)
     problems.document(app)
     app.add_middleware(
         GovernedRequestMiddleware,
