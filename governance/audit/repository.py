@@ -227,3 +227,13 @@ def count_by_type(session: Session, first_seq: int, last_seq: int) -> list[tuple
 def count_checkpoints(session: Session) -> int:
     """How many signed checkpoints are stored."""
     return int(session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0)
+
+
+def seq_range(session: Session, start: datetime, end: datetime) -> tuple[int | None, int | None]:
+    """The first and last seq recorded in ``[start, end)`` (both None when none was)."""
+    first, last = session.execute(
+        select(func.min(AuditEntry.seq), func.max(AuditEntry.seq)).where(
+            AuditEntry.time >= start, AuditEntry.time < end
+        )
+    ).one()
+    return first, last

@@ -8,7 +8,6 @@ from importlib import metadata
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from governance import __version__
@@ -16,12 +15,12 @@ from governance.audit import repository as audit_repository
 from governance.audit.errors import AuditIntegrityError, AuditVerificationError
 from governance.audit.export import consistency_between, previous_checkpoint
 from governance.audit.log import tree_size
-from governance.audit.models import AuditCheckpoint, AuditEntry
+from governance.audit.models import AuditCheckpoint
 from governance.audit.signing import public_vkey
 from governance.audit.verify import verify_log
 from governance.config import Settings
 from governance.db.base import utcnow
-from governance.registry.models import SERVING, ModelVersion
+from governance.registry.service import registry
 from governance.reports import sections
 from governance.reports.controls import control_matrix
 from governance.reports.document import (
@@ -97,11 +96,7 @@ def _audit_range(
     *,
     verify: bool,
 ) -> AuditLogRange:
-    first, last = session.execute(
-        select(func.min(AuditEntry.seq), func.max(AuditEntry.seq)).where(
-            AuditEntry.time >= start, AuditEntry.time < end
-        )
-    ).one()
+    first, last = audit_repository.seq_range(session, start, end)
     vkey = public_vkey(settings.log_origin, key)
     size = tree_size(session)
     row = None
@@ -129,7 +124,7 @@ def _audit_range(
         public_key=vkey,
         first_seq=first,
         last_seq=last,
-        entries_in_period=0 if first is None else last - first + 1,
+        entries_in_period=0 if first is None or last is None else last - first + 1,
         tree_size_at_generation=size,
         checkpoint=checkpoint,
         checkpoint_covers_period=row is not None and (last is None or row.tree_size > last),
@@ -182,10 +177,6 @@ def _purpose() -> str:
         return ""
 
 
-def _serving(session: Session) -> list[ModelVersion]:
-    return list(session.scalars(select(ModelVersion).where(ModelVersion.stage == SERVING)))
-
-
 def _system(session: Session, settings: Settings) -> System:
     dialect = session.get_bind().dialect.name
     database: Literal["sqlite", "postgresql", "other"] = (
@@ -206,7 +197,7 @@ def _system(session: Session, settings: Settings) -> System:
             environment=settings.environment,
             device=settings.device,
             key_provider=settings.key_provider,
-            serving_models=sorted(f"{r.name}:{r.version}" for r in _serving(session)),
+            serving_models=sorted(f"{r.name}:{r.version}" for r in registry.serving(session)),
         ),
     )
 
