@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import os
 import statistics
@@ -119,6 +120,13 @@ class NoRecords:
         return PreparedRecord(None, None, None)
 
 
+def use_recorder(app: Any, recorder: Any) -> None:
+    """Swap the recorder the predict path seals with (its collaborators sit in one slot)."""
+    from governance.predict.pipeline import PREDICTOR
+
+    PREDICTOR.put(app, dataclasses.replace(PREDICTOR.get(app), recorder=recorder))
+
+
 def timed_app(app: Any, timings: Timings) -> Any:
     async def wrapper(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -180,7 +188,7 @@ def main() -> None:
         runtime.start()
         try:
             timings = Timings()
-            runtime.recorder = TimedRecorder(runtime.recorder, timings)
+            use_recorder(app, TimedRecorder(runtime.recorder, timings))
             time_record_storage(timings)
             served = timed_app(app, timings)
             # Warm-up: every subject's key created once (first uses are a one-off per subject).
@@ -190,7 +198,7 @@ def main() -> None:
             n, errors, elapsed = asyncio.run(
                 drive(served, deployment.client_token, args.clients, duration)
             )
-            runtime.recorder = NoRecords()
+            use_recorder(app, NoRecords())
             n_off, errors_off, elapsed_off = asyncio.run(
                 drive(app, deployment.client_token, args.clients, duration)
             )
