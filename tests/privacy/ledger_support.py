@@ -18,8 +18,9 @@ CAPS: dict[str, Any] = {
         "open": {"epsilon": 5.0, "delta": 1e-4, "allow_non_private": True},
     },
 }
-# Fast: a logistic regression, one or two epochs, large batches (accuracy does not matter).
-FAST: dict[str, Any] = {"model_kind": "logreg", "epochs": 2, "batch_size": 300, "lr": 0.05}
+# Fast: a logistic regression, two epochs (accuracy does not matter). q = 1/9 on the 900
+# training rows: Opacus' noise search costs a few times less there than at q = 1/3.
+FAST: dict[str, Any] = {"model_kind": "logreg", "epochs": 2, "batch_size": 100, "lr": 0.05}
 
 
 def with_policies(settings: Settings, folder: Path, caps: dict[str, Any] | None = None) -> Settings:

@@ -138,13 +138,13 @@ def test_aborted_run_spends_the_steps_it_ran(env: Any) -> None:
     with pytest.raises(TrainingAborted) as aborted:
         training.run(sessions, CTX, settings=cfg, request=_req(), progress=boom)
     steps_done = aborted.value.steps_done
-    assert steps_done == 3  # the first epoch of q = 1/3 ran
+    assert steps_done == 9  # the first epoch of q = 1/9 ran
     [row] = _rows(sessions)
     assert row[1] == ABORTED and row[4] == steps_done
     with sessions() as session:
         summary = training.ledger(session, cfg, "synthetic")
         run = session.get(TrainingRun, row[0])
-        assert run is not None and run.planned_steps == 6
+        assert run is not None and run.planned_steps == 18
         assert run.error is not None and "disk full" not in run.error
     assert summary.epsilon_recomposed > 0
     assert summary.epsilon_recomposed == pytest.approx(compose_epsilon([run.charged], 1e-4))
