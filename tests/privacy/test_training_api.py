@@ -28,7 +28,7 @@ RUN: dict[str, Any] = {
     "model": "logreg",
     "epsilon": 1.0,
     "epochs": 2,
-    "batch_size": 300,
+    "batch_size": 100,  # q = 1/9: a cheap noise search, as in ledger_support.FAST
     "lr": 0.05,
 }
 
