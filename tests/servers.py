@@ -8,8 +8,9 @@ crash, startup refusal, first-officer appointment) keeps the function-scoped ``l
 
 ``common_server`` is the same for the whole session, shared by modules of a test or two.
 
-Under xdist the tests of one module (or all of ``common_server``'s) and backend run on one
-worker (``--dist loadgroup``), so each starts one server per backend however many run.
+Under xdist a module's tests run on one worker (``--dist loadscope``), so a module starts one
+server per backend however many workers run; ``common_server`` starts one per worker that
+runs its tests.
 """
 
 from __future__ import annotations
@@ -118,23 +119,3 @@ def common_server(
     """
     with _shared(request.param, tmp_path_factory, sqlite_template, pg_template) as shared:
         yield shared
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keeps the tests that share a module-scoped setup (per backend) on one xdist worker."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        shared = sorted(
-            name
-            for name, defs in info.name2fixturedefs.items()
-            if defs and (defs[-1].scope in ("module", "package") or name == "common_server")
-        )
-        if not shared:
-            continue
-        callspec = getattr(item, "callspec", None)
-        params = callspec.params if callspec is not None else {}
-        backend = ",".join(str(params[name]) for name in shared if name in params)
-        where = "common_server" if "common_server" in shared else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(f"{where}[{backend}]"))
