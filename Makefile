@@ -23,8 +23,8 @@ demo: install
 serve: install
 	$(VENV)/bin/warden serve
 
-# Most tests wait on a live server or a database, so more workers than cores pay off.
-TEST_WORKERS ?= 4
+# One worker per core: the suite is CPU-bound once modules share their servers.
+TEST_WORKERS ?= auto
 
 test: install
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS)
