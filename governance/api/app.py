@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -90,7 +91,9 @@ def create_app(
         finally:
             if cosigner is not None:
                 cosigner.stop(timeout=settings.witness_timeout_seconds + 1)
-            rt.stop()
+            # Off the event loop: the writer process's answers to the last appends (refusal
+            # summaries, the final checkpoint) are read on this loop, which must keep running.
+            await asyncio.to_thread(rt.stop)
 
     app = FastAPI(
         title="Warden",

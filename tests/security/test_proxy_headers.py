@@ -11,6 +11,7 @@ from __future__ import annotations
 import httpx
 
 from governance.config import Settings
+from governance.limits import SUMMARY_EVENT
 from tests.conftest import WardenFactory, auth
 from tests.security.test_rate_limits import (
     ATTACKER,
@@ -20,6 +21,7 @@ from tests.security.test_rate_limits import (
     entries,
     limits_yaml,
     start_server,  # noqa: F401 (the fixture)
+    stored_entries,
     wrong_key,
 )
 
@@ -51,6 +53,13 @@ def test_a_forged_forwarding_header_changes_nothing(
         assert entry["source"]["ip"] == ATTACKER  # the real peer, not 6.6.6.6
         calls = entries(http, auditor, event_type="api.call")
     assert not [e for e in calls if e["source"]["ip"].startswith("6.6.6.")]
+    # A clean stop audits the open window's count (it was once lost, waiting out the deadline).
+    server.stop()
+    (summary,) = [e for e in stored_entries(settings) if e["event_type"] == SUMMARY_EVENT]
+    assert summary["source"]["ip"] == ATTACKER
+    assert summary["details"]["count"] == 9  # the first refusal was audited in full
+    assert summary["details"]["by_status"] == {"401": 2, "429": 7}
+    assert "not yet audited" not in server.log_tail(100_000)
 
 
 def test_a_trusted_proxy_is_believed_from_the_right(
