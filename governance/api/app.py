@@ -12,9 +12,9 @@ from fastapi import APIRouter, FastAPI
 
 from governance import __version__
 from governance.api import health
-from governance.api.middleware import GovernedRequestMiddleware
 from governance.config import Settings
 from governance.kit import problems
+from governance.kit.middleware import GovernedRequestMiddleware
 from governance.kit.security_headers import SecurityHeaders
 from governance.plugins import optional_module
 from governance.runtime import Runtime

@@ -28,12 +28,11 @@ from governance.identity.service import identity as identity_service
 from governance.identity.tokens import token_hash, well_formed
 from governance.kit.context import Context
 from governance.kit.events import Actor, Source
+from governance.kit.middleware import header, source_of
 from governance.kit.request_facts import RequestFacts, facts_of
 from governance.limits import RateLimited, address_subject
 from governance.limits.window import SharedWindow
 from governance.policy.engine import CompiledPolicy
-
-from .middleware import header, source_of
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from governance.api.deps import (
     failed_secret,
     refuse_failing_address,
 )
-from governance.api.middleware import source_of
 from governance.config import Settings
 from governance.identity.duties import change_role
 from governance.identity.enrolment import enrolments
@@ -37,6 +36,7 @@ from governance.identity.schemas import (
 )
 from governance.identity.service import identity
 from governance.kit.context import Context
+from governance.kit.middleware import source_of
 from governance.kit.problems import responses
 from governance.kit.request_facts import facts_of
 from governance.kit.transaction import SessionsDep, TransactionDep

@@ -14,7 +14,7 @@
   Redoc injects its own ``<style>`` elements, so its page allows inline styles (not scripts).
 
 The tuples are appended in the governed middleware's send wrapper, which every answer of the
-app passes through (the direct predict entry included): no work per request beyond the
+app passes through: no work per request beyond the
 append. The server's own refusals (``governance/api/server_limits.py``) carry the same
 headers.
 """

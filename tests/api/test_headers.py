@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.datastructures import Headers
 
-from governance.api.middleware import header, source_of
+from governance.kit.middleware import header, source_of
 
 SCOPE = {
     "type": "http",

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from governance.api.middleware import holds_nul_escape
+from governance.kit.middleware import holds_nul_escape
 from tests.conftest import auth
 from tests.servers import SharedServer
 
