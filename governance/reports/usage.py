@@ -1,35 +1,16 @@
-"""Usage statistics from ``api.call`` audit entries, aggregated in SQL.
-
-Every query is a GROUP BY over the entries of the period, selected by their sequence range
-(the primary key: entries are appended in time order), so a report over millions of entries
-reads each row a few times inside the database and never loads them into Python.
-"""
+"""The report's usage section, from the audit log's ``api.call`` counts (governance.audit.calls)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Float,
-    Integer,
-    Numeric,
-    and_,
-    cast,
-    func,
-    literal,
-    select,
-    type_coerce,
-)
 from sqlalchemy.orm import Session
-from sqlalchemy.types import JSON
 
-from governance.audit.models import AuditEntry
+from governance.audit import calls as audit_calls
+from governance.audit.calls import CallRange
 from governance.reports.document import CountRow, DenialBurst, ReasonRow, TimeBucket, Usage
 
-API_CALL = "api.call"
 # A burst: at least this many denials for one actor inside one fixed window.
 BURST_WINDOW_SECONDS = 60
 BURST_THRESHOLD = 10
@@ -45,30 +26,6 @@ def bucket_seconds(start: datetime, end: datetime) -> int:
         if span / step <= TARGET_BUCKETS:
             return step
     return _BUCKET_STEPS[-1]
-
-
-def _bucket_expr(session: Session, start: datetime, width: int) -> ColumnElement[Any]:
-    """The index of an entry's time bucket, counted from ``start``, on either database."""
-    if session.get_bind().dialect.name == "sqlite":
-        # Times are stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; julianday parses them.
-        offset = func.julianday(AuditEntry.time) - func.julianday(literal(_sqlite_time(start)))
-        seconds = offset * 86400.0
-        # Rounding to the millisecond first keeps julianday's float error off bucket edges.
-        return cast(func.floor(func.round(cast(seconds, Float), 3) / width), Integer)
-    # PostgreSQL's interval epoch is exact (numeric); its round() takes numeric, not double.
-    seconds = func.extract("epoch", AuditEntry.time - literal(start))
-    return cast(func.floor(cast(seconds, Numeric) / width), Integer)
-
-
-def _sqlite_time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _reason_expr(session: Session) -> ColumnElement[Any]:
-    """The entry's ``reason`` field, read from its canonical JSON inside the database."""
-    if session.get_bind().dialect.name == "sqlite":
-        return func.json_extract(AuditEntry.canonical, "$.reason")
-    return type_coerce(cast(AuditEntry.canonical, JSON), JSON)["reason"].as_string()
 
 
 def model_of(resource: str | None) -> str | None:
@@ -139,23 +96,16 @@ def build_usage(
     )
     if first_seq is None or last_seq is None:
         return empty
-    in_period = and_(
-        AuditEntry.seq >= first_seq,
-        AuditEntry.seq <= last_seq,
-        AuditEntry.event_type == API_CALL,
-    )
     # One GROUP BY gives everything keyed by (actor, resource, decision); the number of
     # groups is the number of distinct callers times resources, not the number of calls.
-    grouped = session.execute(
-        select(AuditEntry.actor, AuditEntry.resource, AuditEntry.decision, func.count())
-        .where(in_period)
-        .group_by(AuditEntry.actor, AuditEntry.resource, AuditEntry.decision)
-    ).all()
+    everything = CallRange(first_seq, last_seq)
     by_model: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_principal: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, int] = defaultdict(int)
     kept_resources: set[str | None] = set()
-    for actor, resource, decision, count in grouped:
+    for actor, resource, decision, count in audit_calls.by_actor_resource_decision(
+        session, everything
+    ):
         target = model_of(resource)
         if model is not None and target != model:
             continue
@@ -167,33 +117,21 @@ def build_usage(
             by_model[target][kind] += count
     if model is not None and not kept_resources:
         return empty
-    scope: ColumnElement[bool] = in_period
+    scope = everything
     if model is not None:
-        labels = [r for r in kept_resources if r is not None]
-        scope = and_(in_period, AuditEntry.resource.in_(labels))
-
-    reason = _reason_expr(session)
-    reasons = session.execute(
-        select(reason, func.count()).where(scope, AuditEntry.decision == "deny").group_by(reason)
-    ).all()
-
-    bucket = _bucket_expr(session, start, width)
+        scope = CallRange(
+            first_seq, last_seq, tuple(sorted(r for r in kept_resources if r is not None))
+        )
+    reasons = audit_calls.denial_reasons(session, scope)
     timeline: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for index, decision, count in session.execute(
-        select(bucket, AuditEntry.decision, func.count())
-        .where(scope)
-        .group_by(bucket, AuditEntry.decision)
+    for index, decision, count in audit_calls.decision_timeline(
+        session, scope, start=start, width=width
     ):
         kind = decision if decision in ("allow", "deny") else "other"
         timeline[int(index)][kind] += count
-
-    burst = _bucket_expr(session, start, BURST_WINDOW_SECONDS)
-    bursts = session.execute(
-        select(AuditEntry.actor, burst, func.count())
-        .where(scope, AuditEntry.decision == "deny")
-        .group_by(AuditEntry.actor, burst)
-        .having(func.count() >= BURST_THRESHOLD)
-    ).all()
+    bursts = audit_calls.denial_bursts(
+        session, scope, start=start, window=BURST_WINDOW_SECONDS, threshold=BURST_THRESHOLD
+    )
 
     return Usage(
         requests=sum(totals.values()),
