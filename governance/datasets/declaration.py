@@ -56,6 +56,9 @@ FORMAT = "warden.dataset/1"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 MAX_SCHEMA_BYTES = 1024 * 1024
+# The datasets that ship with Warden, one folder each with its schema.yaml beside the data.
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+ADULT_SCHEMA = BUNDLED_DIR / "adult" / "schema.yaml"
 
 _TOP_KEYS = {
     "format",

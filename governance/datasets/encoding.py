@@ -9,14 +9,16 @@ cost no privacy budget.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
 
 from governance.datasets.declaration import DatasetSchema
 from inference.manifest import Architecture, Feature, Manifest
 from inference.preprocessing import encode_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PREPROCESSING_PROVENANCE = (
     "Numeric features are standardised as (t(x) - mean) / std, where t is the declared "

@@ -34,11 +34,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from governance.datasets.declaration import DatasetSchema
-from governance.datasets.tabular import LoadedDataset, TabularSplit
+
+if TYPE_CHECKING:
+    from governance.datasets.tabular import LoadedDataset, TabularSplit
 
 _DOMAIN = b"warden.rows/1\n"
 # Stored little-endian whatever the machine, so a blob written on one reads the same anywhere.

@@ -20,9 +20,10 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sqlalchemy import select
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.datasets.declaration import (
+    BUNDLED_DIR,
     MAX_SCHEMA_BYTES,
     NAME_RE,
     DatasetSchema,
@@ -39,11 +41,23 @@ from governance.datasets.errors import DatasetChanged, DatasetError, DatasetFile
 from governance.datasets.fingerprint import RowFingerprint, fingerprint_rows
 from governance.datasets.ledgers import Placement, members, place, serialise_registrations
 from governance.datasets.models import Dataset
-from governance.datasets.tabular import BUNDLED_DIR, LoadedDataset, load_dataset
 from governance.db.base import utcnow
 from governance.kit.context import Context
 
+if TYPE_CHECKING:
+    from governance.datasets.tabular import LoadedDataset
+
 BUNDLED = ("adult",)
+
+
+def load_dataset(
+    schema: DatasetSchema, *, expected_hashes: Mapping[str, str] | None = None
+) -> LoadedDataset:
+    """:func:`governance.datasets.tabular.load_dataset`, imported when rows are first read:
+    it brings pandas, which a server start or a CLI command that reads no rows does not need."""
+    from governance.datasets.tabular import load_dataset as load
+
+    return load(schema, expected_hashes=expected_hashes)
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from governance.datasets.declaration import DataFile, DatasetSchema, load_schema
+from governance.datasets.declaration import (
+    ADULT_SCHEMA,
+    DataFile,
+    DatasetSchema,
+    load_schema,
+)
 from governance.datasets.errors import DatasetChanged, DatasetError, DatasetFileMissing
-
-BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
-ADULT_SCHEMA = BUNDLED_DIR / "adult" / "schema.yaml"
 
 
 @dataclass(frozen=True)

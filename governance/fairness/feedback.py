@@ -29,8 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.datasets.declaration import DatasetSchema, load_schema
-from governance.datasets.tabular import BUNDLED_DIR
+from governance.datasets.declaration import BUNDLED_DIR, DatasetSchema, load_schema
 from governance.fairness.errors import (
     DuplicateFeedback,
     FeedbackRefused,

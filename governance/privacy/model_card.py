@@ -13,11 +13,13 @@ split, which the DP guarantee does not cover, and the card says so.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from governance.datasets.encoding import PREPROCESSING_PROVENANCE
-from governance.datasets.tabular import LoadedDataset
 from governance.privacy.kinds import OS_ENTROPY, SECURE_RNG
+
+if TYPE_CHECKING:
+    from governance.datasets.tabular import LoadedDataset
 
 CARD_FORMAT = "warden.model_card/1"
 MODEL_CARD_FILE = "model_card.json"

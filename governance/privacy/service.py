@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,7 +34,6 @@ from governance.config import Settings
 from governance.datasets.models import Dataset
 from governance.datasets.schemas import DatasetLedger
 from governance.datasets.service import datasets as dataset_service
-from governance.datasets.tabular import LoadedDataset
 from governance.db.base import utcnow
 from governance.errors import Conflict, NotFound
 from governance.kit.context import Context
@@ -61,6 +60,9 @@ from governance.privacy.ledger import (
 from governance.privacy.models import ABORTED, COMPLETED, FAILED, RESERVED, TrainingRun
 from governance.registry.models import ModelVersion
 from governance.registry.service import registry as registry_service
+
+if TYPE_CHECKING:
+    from governance.datasets.tabular import LoadedDataset
 
 logger = logging.getLogger(__name__)
 
