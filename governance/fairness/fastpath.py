@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from governance.fairness.errors import AuditInputError
@@ -70,7 +69,9 @@ def factorize_labels(values: Any, *, name: str) -> tuple[IntArray, tuple[str, ..
             ``"1"``), which would merge two groups in the report without anyone deciding to.
     """
     # Hash-factorize the raw values first and stringify only the uniques: casting a million
-    # rows to str costs more than the whole fast-path audit.
+    # rows to str costs more than the whole fast-path audit. pandas loads with the first audit.
+    import pandas as pd
+
     raw_codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     if raw_codes.size and int(raw_codes.min()) < 0:
         raise AuditInputError(

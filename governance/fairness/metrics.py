@@ -30,12 +30,10 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
-from scipy.stats import beta
 
 from governance.fairness import fastpath
 from governance.fairness.errors import AuditInputError, FairnessError
@@ -55,6 +53,9 @@ from governance.fairness.result import (
     OverallMetrics,
 )
 from governance.fairness.thresholds.bounds import DISPARITY_MEASURES, validate_thresholds
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CONFIDENCE_LEVEL",
@@ -348,6 +349,9 @@ def _check_labels(y_true: Any, y_pred: Any) -> tuple[NDArray[np.int8], NDArray[n
 
 
 def _check_sensitive(sensitive: Any, *, n_rows: int) -> list[str]:
+    # pandas and SciPy load with the first audit, not with the gate that imports this module.
+    import pandas as pd
+
     if not isinstance(sensitive, pd.DataFrame):
         raise AuditInputError("sensitive must be a pandas DataFrame with one column per feature")
     if sensitive.shape[1] == 0:
@@ -456,6 +460,7 @@ def _metricframe_tables(
     pred: NDArray[np.int8],
 ) -> tuple[OverallMetrics, list[_GroupTable]]:
     # Imported here so that the fast path never pays for Fairlearn's and sklearn's import.
+    import pandas as pd
     from fairlearn.metrics import (
         MetricFrame,
         count,
@@ -604,6 +609,8 @@ def clopper_pearson(
         ``Beta(k, n - k + 1)`` at ``alpha / 2`` and ``Beta(k + 1, n - k)`` at ``1 - alpha / 2``
         (0 when ``k = 0``, 1 when ``k = n``).
     """
+    from scipy.stats import beta
+
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
     tail = (1.0 - level) / 2.0

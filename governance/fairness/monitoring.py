@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,6 +33,9 @@ from governance.fairness.thresholds.bounds import ModelThresholds
 from governance.fairness.thresholds.versions import thresholds_store
 from governance.kit.context import Context
 from governance.registry.service import registry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UNKNOWN: Final[str] = "unknown"
 
@@ -82,6 +84,9 @@ def load_outcomes(
     if version is not None:
         cells = cells.where(Outcome.model_version == version)
     rows = session.execute(cells).all()
+    # pandas loads with the first monitoring window, not with the server that routes to it.
+    import pandas as pd
+
     if not rows:
         empty = np.zeros(0, dtype=np.int8)
         return OutcomeColumns(empty, empty, pd.DataFrame(columns=list(features or [])))
