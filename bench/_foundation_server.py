@@ -27,7 +27,6 @@ from governance.config import Settings
 from governance.kit.events import AuditEvent
 from governance.logs import configure_logging
 from governance.predict.recording import PreparedRecord
-from governance.records.sink import RecordRow
 from governance.runtime import Runtime
 
 
@@ -44,7 +43,7 @@ class NotJournaled:
         pass
 
     async def append(
-        self, events: Sequence[AuditEvent], record: RecordRow | None = None
+        self, events: Sequence[AuditEvent], record: object | None = None
     ) -> list[int]:
         return [next(self._seq) for _ in events]
 
