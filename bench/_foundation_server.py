@@ -42,9 +42,7 @@ class NotJournaled:
     def close(self) -> None:
         pass
 
-    async def append(
-        self, events: Sequence[AuditEvent], record: object | None = None
-    ) -> list[int]:
+    async def append(self, events: Sequence[AuditEvent], record: object | None = None) -> list[int]:
         return [next(self._seq) for _ in events]
 
     def append_sync(self, events: Sequence[AuditEvent], timeout: float = 30.0) -> list[int]:
