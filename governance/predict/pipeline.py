@@ -8,7 +8,6 @@ nothing about how their body would have been judged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -189,14 +188,10 @@ async def validate(predictor: Predictor, call: PredictCall, request: Request) ->
 # Infer
 
 
-def _subject_ref(predictor: Predictor, call: PredictCall) -> Callable[[], str]:
+def _subject_ref(predictor: Predictor, call: PredictCall) -> str:
     principal = call.caller.name
-
-    def subject_ref() -> str:
-        subject = subject_of(subject_id=call.subject_id, principal=principal)
-        return predictor.records.subject_ref(subject, principal=principal)
-
-    return subject_ref
+    subject = subject_of(subject_id=call.subject_id, principal=principal)
+    return predictor.records.subject_ref(subject, principal=principal)
 
 
 async def infer(predictor: Predictor, call: PredictCall) -> None:
@@ -230,8 +225,7 @@ async def infer(predictor: Predictor, call: PredictCall) -> None:
             predictions = served.model.decide(rows, x, probs)
         else:
             key = tie_break_key(predictor.keys.blind_index_key())
-            subject_ref = _subject_ref(predictor, call)()
-            call.draw = subject_draw(key, model=name, subject_ref=subject_ref)
+            call.draw = subject_draw(key, model=name, subject_ref=_subject_ref(predictor, call))
             uniforms = torch.full((len(rows),), call.draw, dtype=torch.float64)
             predictions = served.model.decide(rows, x, probs, uniforms)
     call.predictions = [{"label": p.label, "probabilities": p.probabilities} for p in predictions]
