@@ -54,7 +54,7 @@ def _vkey(checkpointer: Checkpointer) -> tuple[str, str]:
     return checkpointer.origin, public_vkey(checkpointer.origin, checkpointer.key)
 
 
-@router.get("/entries", responses=responses(422))
+@router.get("/entries", operation_id="list_audit_entries", responses=responses(422))
 def list_entries(
     sessions: SessionsDep,
     caller: CanReadAudit,
@@ -87,7 +87,7 @@ def list_entries(
         )
 
 
-@router.get("/entries/{seq}", responses=responses(404))
+@router.get("/entries/{seq}", operation_id="get_audit_entry", responses=responses(404))
 def get_entry(seq: DbBigInt, caller: CanReadAudit, session: TransactionDep) -> EntryProofOut:
     """One entry, its canonical bytes and its inclusion proof against the latest checkpoint."""
     found = audit.entry(session, seq)
@@ -106,7 +106,7 @@ def get_entry(seq: DbBigInt, caller: CanReadAudit, session: TransactionDep) -> E
     )
 
 
-@router.get("/checkpoints/latest", responses=responses(404))
+@router.get("/checkpoints/latest", operation_id="get_latest_checkpoint", responses=responses(404))
 def latest_checkpoint(caller: CanReadAudit, session: TransactionDep) -> CheckpointOut:
     """The most recent signed checkpoint (C2SP signed note)."""
     return CheckpointOut.of(audit.latest_checkpoint(session))
@@ -125,7 +125,7 @@ def list_checkpoints(
     return [CheckpointOut.of(row) for row in audit.checkpoints(session, after=after, limit=limit)]
 
 
-@router.get("/consistency", responses=responses(404, 422))
+@router.get("/consistency", operation_id="get_consistency_proof", responses=responses(404, 422))
 def consistency(
     caller: CanReadAudit,
     session: TransactionDep,
@@ -147,14 +147,14 @@ def consistency(
     )
 
 
-@router.get("/public-key", responses=responses(503))
+@router.get("/public-key", operation_id="get_audit_public_key", responses=responses(503))
 def public_key(signer: SignerDep, caller: CanReadAudit) -> PublicKeyOut:
     """The log's verifier key: what auditors check checkpoints and bundles against."""
     origin, vkey = _vkey(signer)
     return PublicKeyOut(origin=origin, vkey=vkey)
 
 
-@router.post("/verify", responses=responses(503))
+@router.post("/verify", operation_id="verify_audit_log", responses=responses(503))
 def verify(settings: SettingsDep, signer: SignerDep, caller: CanVerifyAudit) -> VerifyOut:
     """Verify the whole live log: every leaf, node and checkpoint signature."""
     _, vkey = _vkey(signer)
@@ -172,6 +172,7 @@ def verify(settings: SettingsDep, signer: SignerDep, caller: CanVerifyAudit) -> 
 
 @router.post(
     "/export",
+    operation_id="export_audit_log",
     responses={
         **responses(404, 409, 422),
         200: {"content": {"application/zip": {}}, "description": "the bundle as a zip"},

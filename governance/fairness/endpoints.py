@@ -59,7 +59,12 @@ CanOverride = Annotated[Caller, Depends(Authorize("api:models", "override"))]
 CanGiveFeedback = Annotated[Caller, Depends(Authorize("api:feedback", "feedback"))]
 
 
-@router.post("/v1/fairness/audits", status_code=201, responses=responses(404, 409, 422, 503))
+@router.post(
+    "/v1/fairness/audits",
+    operation_id="create_bias_audit",
+    status_code=201,
+    responses=responses(404, 409, 422, 503),
+)
 async def create_audit(
     body: AuditCreate, sessions: SessionsDep, settings: SettingsDep, jobs: JobsDep, caller: CanAudit
 ) -> AuditOut:
@@ -96,7 +101,7 @@ async def create_audit(
     return await run_in_threadpool(store)
 
 
-@router.get("/v1/fairness/audits", responses=responses())
+@router.get("/v1/fairness/audits", operation_id="list_bias_audits", responses=responses())
 def list_audits(
     caller: CanReadFairness,
     session: TransactionDep,
@@ -110,13 +115,17 @@ def list_audits(
     return [AuditSummary.of(r) for r in rows]
 
 
-@router.get("/v1/fairness/audits/{audit_id}", responses=responses(404))
+@router.get(
+    "/v1/fairness/audits/{audit_id}", operation_id="get_bias_audit", responses=responses(404)
+)
 def get_audit(audit_id: DbInt, caller: CanReadFairness, session: TransactionDep) -> AuditOut:
     """One audit with its full result."""
     return AuditOut.of(fairness.get(session, audit_id))
 
 
-@router.get("/v1/fairness/thresholds", responses=responses())
+@router.get(
+    "/v1/fairness/thresholds", operation_id="get_fairness_thresholds", responses=responses()
+)
 def get_thresholds(
     settings: SettingsDep, caller: CanReadFairness, session: TransactionDep
 ) -> ThresholdsOut:
@@ -125,7 +134,11 @@ def get_thresholds(
     return ThresholdsOut.of(row)
 
 
-@router.get("/v1/fairness/thresholds/versions", responses=responses())
+@router.get(
+    "/v1/fairness/thresholds/versions",
+    operation_id="list_fairness_threshold_versions",
+    responses=responses(),
+)
 def list_threshold_versions(
     caller: CanReadFairness,
     session: TransactionDep,
@@ -135,7 +148,11 @@ def list_threshold_versions(
     return [ThresholdsOut.of(r) for r in thresholds_store.history(session, limit=limit)]
 
 
-@router.put("/v1/fairness/thresholds", responses=responses(409, 422))
+@router.put(
+    "/v1/fairness/thresholds",
+    operation_id="update_fairness_thresholds",
+    responses=responses(409, 422),
+)
 def update_thresholds(
     body: ThresholdsUpdate,
     settings: SettingsDep,
@@ -163,7 +180,12 @@ def get_gate_status(
     return GateStatusOut.of(row.name, row.version, gate_status(session, row))
 
 
-@router.post("/v1/fairness/overrides", status_code=201, responses=responses(404, 409, 422))
+@router.post(
+    "/v1/fairness/overrides",
+    operation_id="create_gate_override",
+    status_code=201,
+    responses=responses(404, 409, 422),
+)
 def create_override(
     body: OverrideCreate, caller: CanOverride, session: TransactionDep
 ) -> OverrideOut:
@@ -179,7 +201,7 @@ def create_override(
     return OverrideOut.of(row)
 
 
-@router.get("/v1/fairness/overrides", responses=responses())
+@router.get("/v1/fairness/overrides", operation_id="list_gate_overrides", responses=responses())
 def list_overrides(
     caller: CanReadFairness,
     session: TransactionDep,
@@ -276,7 +298,12 @@ async def create_mitigation(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@router.post("/v1/fairness/monitor", status_code=201, responses=responses(404, 409, 422, 503))
+@router.post(
+    "/v1/fairness/monitor",
+    operation_id="run_fairness_monitor",
+    status_code=201,
+    responses=responses(404, 409, 422, 503),
+)
 async def run_monitor(
     body: MonitorCreate,
     sessions: SessionsDep,

@@ -127,7 +127,7 @@ def _vocab(settings: Settings) -> Vocabulary:
 # -- reading ---------------------------------------------------------------------------------
 
 
-@router.get("", responses=responses())
+@router.get("", operation_id="get_policy", responses=responses())
 def current_policy(
     settings: SettingsDep, caller: CanReadPolicy, session: TransactionDep
 ) -> PolicyOut:
@@ -135,7 +135,7 @@ def current_policy(
     return policy_out(policy.current(session), _vocab(settings))
 
 
-@router.get("/versions", responses=responses())
+@router.get("/versions", operation_id="list_policy_versions", responses=responses())
 def list_versions(
     caller: CanReadPolicy,
     session: TransactionDep,
@@ -146,7 +146,7 @@ def list_versions(
     return [version_out(r) for r in policy.history(session, offset=offset, limit=limit)]
 
 
-@router.get("/versions/{version}", responses=responses(404))
+@router.get("/versions/{version}", operation_id="get_policy_version", responses=responses(404))
 def get_version(
     version: DbInt, settings: SettingsDep, caller: CanReadPolicy, session: TransactionDep
 ) -> PolicyOut:
@@ -154,7 +154,7 @@ def get_version(
     return policy_out(policy.get(session, version), _vocab(settings))
 
 
-@router.get("/diff", responses=responses(404))
+@router.get("/diff", operation_id="diff_policy_versions", responses=responses(404))
 def diff_versions(
     sessions: SessionsDep,
     caller: CanReadPolicy,
@@ -176,7 +176,12 @@ def _applied(reload: Callable[[], None], out: PolicyOut) -> PolicyOut:
     return out
 
 
-@router.post("/changes", status_code=201, responses={**responses(409, 422), **PENDING})
+@router.post(
+    "/changes",
+    operation_id="change_policy",
+    status_code=201,
+    responses={**responses(409, 422), **PENDING},
+)
 def apply_change(
     body: PolicyChange,
     response: Response,
@@ -221,7 +226,12 @@ def apply_change(
     return _applied(reload, out)
 
 
-@router.post("/rollback", status_code=201, responses={**responses(404, 409, 422), **PENDING})
+@router.post(
+    "/rollback",
+    operation_id="rollback_policy",
+    status_code=201,
+    responses={**responses(404, 409, 422), **PENDING},
+)
 def rollback(
     body: Rollback,
     response: Response,
@@ -259,7 +269,7 @@ def rollback(
     return _applied(reload, out)
 
 
-@router.post("/impact", responses=responses(404, 409, 422))
+@router.post("/impact", operation_id="simulate_policy_impact", responses=responses(404, 409, 422))
 def impact(
     body: ImpactRequest, settings: SettingsDep, caller: CanWritePolicy, session: TransactionDep
 ) -> ImpactReportOut:
@@ -278,13 +288,15 @@ def impact(
 # -- policy tests ----------------------------------------------------------------------------
 
 
-@router.get("/tests", responses=responses())
+@router.get("/tests", operation_id="list_policy_tests", responses=responses())
 def list_tests(caller: CanReadPolicy, session: TransactionDep) -> list[PolicyTestOut]:
     """The stored policy tests."""
     return [test_out(c) for c in policy_tests.cases(session)]
 
 
-@router.post("/tests", status_code=201, responses=responses(409, 422))
+@router.post(
+    "/tests", operation_id="add_policy_test", status_code=201, responses=responses(409, 422)
+)
 def add_test(
     body: PolicyTestCreate,
     policy_engine: PolicyDep,
@@ -311,7 +323,9 @@ def add_test(
 
 # ``:int``: ``/v1/policy/tests/run`` is the run route's path (a DELETE there is a 405 naming
 # POST), not a test case named "run".
-@router.delete("/tests/{case_id:int}", responses=responses(404, 422))
+@router.delete(
+    "/tests/{case_id:int}", operation_id="remove_policy_test", responses=responses(404, 422)
+)
 def remove_test(
     case_id: DbInt,
     caller: CanWritePolicy,
@@ -322,7 +336,7 @@ def remove_test(
     return test_out(policy_tests.remove(session, caller.ctx, case_id=case_id, reason=reason))
 
 
-@router.post("/tests/run", responses=responses())
+@router.post("/tests/run", operation_id="run_policy_tests", responses=responses())
 def run_tests(
     sessions: SessionsDep, policy_engine: PolicyDep, caller: CanReadPolicy
 ) -> PolicyTestRun:
@@ -343,7 +357,7 @@ def run_tests(
 # -- separation of duties --------------------------------------------------------------------
 
 
-@router.get("/proposals", responses=responses(422))
+@router.get("/proposals", operation_id="list_policy_proposals", responses=responses(422))
 def list_proposals(
     caller: CanReadPolicy, session: TransactionDep, status: str | None = None
 ) -> list[ProposalOut]:
@@ -351,7 +365,12 @@ def list_proposals(
     return [proposal_out(p) for p in proposals.find(session, status=status)]
 
 
-@router.post("/proposals", status_code=201, responses=responses(409, 422))
+@router.post(
+    "/proposals",
+    operation_id="create_policy_proposal",
+    status_code=201,
+    responses=responses(409, 422),
+)
 def create_proposal(
     body: PolicyChange, settings: SettingsDep, caller: CanWritePolicy, session: TransactionDep
 ) -> ProposalOut:
@@ -369,14 +388,19 @@ def create_proposal(
     )
 
 
-@router.get("/proposals/{proposal_id}", responses=responses(404))
+@router.get(
+    "/proposals/{proposal_id}", operation_id="get_policy_proposal", responses=responses(404)
+)
 def get_proposal(proposal_id: DbInt, caller: CanReadPolicy, session: TransactionDep) -> ProposalOut:
     """One proposal."""
     return proposal_out(proposals.get(session, proposal_id))
 
 
 @router.post(
-    "/proposals/{proposal_id}/approve", status_code=201, responses=responses(404, 409, 422)
+    "/proposals/{proposal_id}/approve",
+    operation_id="approve_policy_proposal",
+    status_code=201,
+    responses=responses(404, 409, 422),
 )
 def approve_proposal(
     proposal_id: DbInt,
@@ -406,7 +430,11 @@ def approve_proposal(
     return _applied(reload, out)
 
 
-@router.post("/proposals/{proposal_id}/reject", responses=responses(404, 409, 422))
+@router.post(
+    "/proposals/{proposal_id}/reject",
+    operation_id="reject_policy_proposal",
+    responses=responses(404, 409, 422),
+)
 def reject_proposal(
     proposal_id: DbInt, body: ProposalRejection, caller: CanApprovePolicy, session: TransactionDep
 ) -> ProposalOut:
@@ -416,7 +444,11 @@ def reject_proposal(
     )
 
 
-@router.post("/proposals/{proposal_id}/withdraw", responses=responses(404, 409, 422))
+@router.post(
+    "/proposals/{proposal_id}/withdraw",
+    operation_id="withdraw_policy_proposal",
+    responses=responses(404, 409, 422),
+)
 def withdraw_proposal(
     proposal_id: DbInt, body: ProposalRejection, caller: CanWritePolicy, session: TransactionDep
 ) -> ProposalOut:

@@ -54,6 +54,7 @@ def _train(deps: _Training, caller: Caller, body: TrainingRunCreate) -> Training
 
 @router.post(
     "/v1/training/runs",
+    operation_id="create_training_run",
     status_code=status.HTTP_201_CREATED,
     responses=responses(404, 409, 422, 500, 503),
 )
@@ -72,7 +73,7 @@ async def create_run(
     return await jobs.run("training", _train, deps, caller, body)
 
 
-@router.get("/v1/training/runs", responses=responses())
+@router.get("/v1/training/runs", operation_id="list_training_runs", responses=responses())
 def list_runs(
     caller: CanReadRuns, session: TransactionDep, dataset: str | None = None
 ) -> list[TrainingRunOut]:
@@ -80,14 +81,16 @@ def list_runs(
     return [TrainingRunOut.of(r, d) for r, d in training.list(session, dataset)]
 
 
-@router.get("/v1/training/runs/{run_id}", responses=responses(404))
+@router.get("/v1/training/runs/{run_id}", operation_id="get_training_run", responses=responses(404))
 def get_run(run_id: DbInt, caller: CanReadRuns, session: TransactionDep) -> TrainingRunOut:
     """One training run."""
     run, dataset = training.get(session, run_id)
     return TrainingRunOut.of(run, dataset)
 
 
-@router.get("/v1/privacy/ledger/{dataset}", responses=responses(404, 503))
+@router.get(
+    "/v1/privacy/ledger/{dataset}", operation_id="get_privacy_ledger", responses=responses(404, 503)
+)
 def get_ledger(
     dataset: str, settings: SettingsDep, caller: CanReadLedger, session: TransactionDep
 ) -> LedgerOut:

@@ -48,7 +48,7 @@ def list_data_keys(
     return [DataKeyOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.get("/kek", responses=responses())
+@router.get("/kek", operation_id="get_kek_status", responses=responses())
 def kek_status(
     sessions: SessionsDep, records: RecordsDep, keys: KeysDep, caller: CanReadVault
 ) -> KekStatus:
@@ -64,7 +64,7 @@ def kek_status(
     )
 
 
-@router.get("/rotations", responses=responses())
+@router.get("/rotations", operation_id="list_key_rotations", responses=responses())
 def list_rotations(
     caller: CanReadVault, session: TransactionDep, limit: int = Query(default=100, ge=1, le=1000)
 ) -> list[RotationOut]:
