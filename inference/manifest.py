@@ -38,6 +38,12 @@ features are one-hot encoded in the order of ``categories``. ``unknown_category`
 ``postprocessing`` is either null or a ``group_threshold`` spec (see
 :mod:`inference.postprocess`), which needs a binary model.
 
+An imported model has architecture kind ``onnx``: ``{"kind": "onnx", "input_dim": 108,
+"output_dim": 2, "hidden": [], "dropout": 0.0, "input": "X", "output": "probabilities",
+"output_kind": "probabilities"}`` names the graph's input and output (``output_kind`` is
+``probabilities``, ``logits`` or ``score``), and ``weights`` names ``model.onnx`` with its
+sha256 (:mod:`inference.onnx_model`).
+
 File names are plain names (``[A-Za-z0-9][A-Za-z0-9._-]*``, no paths, no dot files, never
 ``manifest.json``); digests are 64 lowercase hex characters. An ``mlp`` has at least one hidden
 layer, labels are distinct, and ``preprocessing.numeric`` only names numeric features.
@@ -60,8 +66,13 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
 RESERVED_FILES = ("manifest.json",)
-ARCHITECTURES = ("logreg", "mlp")
+ARCHITECTURES = ("logreg", "mlp", "onnx")
 WEIGHTS_FILE = "weights.safetensors"
+# An imported model: an ONNX graph run by ONNX Runtime (inference/onnx_model.py).
+ONNX_FILE = "model.onnx"
+# What the graph's named output holds: a probability per label, logits (Warden applies the
+# softmax), or one score, the positive label's probability of a binary model.
+OUTPUT_KINDS = ("probabilities", "logits", "score")
 
 
 @dataclass(frozen=True)
@@ -101,15 +112,22 @@ class Architecture:
     output_dim: int
     hidden: tuple[int, ...] = ()
     dropout: float = 0.0
+    # An onnx graph's input and output names, and what the output holds (OUTPUT_KINDS).
+    input: str = ""
+    output: str = ""
+    output_kind: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "kind": self.kind,
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "hidden": list(self.hidden),
             "dropout": self.dropout,
         }
+        if self.kind == "onnx":
+            doc.update(input=self.input, output=self.output, output_kind=self.output_kind)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -261,13 +279,27 @@ def parse_manifest(doc: Any) -> Manifest:
     dropout = _finite(arch_doc.get("dropout", 0.0), "architecture.dropout")
     if not 0.0 <= dropout < 1.0:
         raise ManifestError("architecture.dropout must be in [0, 1)")
+    graph: dict[str, str] = {}
+    if kind == "onnx":
+        for key in ("input", "output", "output_kind"):
+            value = _req(arch_doc, key, str, "architecture")
+            if not value or len(value) > 256 or not value.isprintable():
+                raise ManifestError(f"architecture.{key}: expected a graph name")
+            graph[key] = value
+        if graph["output_kind"] not in OUTPUT_KINDS:
+            raise ManifestError(f"architecture.output_kind: one of {', '.join(OUTPUT_KINDS)}")
+        if hidden or dropout:
+            raise ManifestError("architecture: an onnx graph has no hidden layers or dropout")
     arch = Architecture(
         kind=kind,
         input_dim=_req(arch_doc, "input_dim", int, "architecture"),
         output_dim=_req(arch_doc, "output_dim", int, "architecture"),
         hidden=tuple(hidden) if kind == "mlp" else (),
         dropout=dropout,
+        **graph,
     )
+    if not 0 < arch.input_dim <= 1 << 20 or not 0 < arch.output_dim <= 1 << 16:
+        raise ManifestError("architecture: input_dim and output_dim must be positive")
 
     pre = doc.get("preprocessing", {})
     if not isinstance(pre, dict):
@@ -306,6 +338,8 @@ def parse_manifest(doc: Any) -> Manifest:
         raise ManifestError("labels: must be distinct")
     if len(labels) != arch.output_dim:
         raise ManifestError("labels: count must equal architecture.output_dim")
+    if arch.output_kind == "score" and len(labels) != 2:
+        raise ManifestError("architecture.output_kind: a score needs a binary model")
 
     weights = _req(doc, "weights", dict, "manifest")
     wfile = _req(weights, "file", str, "weights")

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inference.artifact import load_weights, read_manifest
+from inference.artifact import load_weights, read_manifest, save_artifact
 from inference.manifest import Manifest
 from inference.plan import plan_for
 from inference.postprocess import apply_group_threshold, row_uniforms
@@ -43,7 +43,12 @@ class LoadedModel:
 
     @classmethod
     def load(
-        cls, artifact_dir: str | Path, device: torch.device, *, expected_sha256: str | None = None
+        cls,
+        artifact_dir: str | Path,
+        device: torch.device,
+        *,
+        expected_sha256: str | None = None,
+        onnx_threads: int = 1,
     ) -> LoadedModel:
         """Verify and load an artifact.
 
@@ -52,6 +57,7 @@ class LoadedModel:
             device: where forward passes will run.
             expected_sha256: the registered digest of ``manifest.json``
                 (:func:`inference.artifact.artifact_digest`); pins the whole artifact.
+            onnx_threads: ONNX Runtime's intra-op threads, for an imported (onnx) model.
 
         Returns:
             The model, in eval mode on ``device``.
@@ -60,7 +66,27 @@ class LoadedModel:
             ManifestError: on any integrity or format problem.
         """
         manifest = read_manifest(artifact_dir, expected_sha256=expected_sha256)
+        if manifest.architecture.kind == "onnx":
+            # Imported only here: onnxruntime stays off the import path of torch-only serving.
+            from inference.onnx_model import OnnxModel
+
+            return OnnxModel.from_artifact(artifact_dir, manifest, device, threads=onnx_threads)
         return cls(manifest, load_weights(artifact_dir, manifest), device)
+
+    @property
+    def runtime(self) -> str:
+        """What runs the forward pass, for health checks."""
+        return f"torch/{self.device}"
+
+    def with_manifest(self, manifest: Manifest) -> LoadedModel:
+        """The same weights under another manifest (a mitigation's post-processing)."""
+        return LoadedModel(manifest, self.module, self.device)
+
+    def save(
+        self, out_dir: str | Path, manifest: Manifest, *, extra_files: dict[str, bytes]
+    ) -> Manifest:
+        """Write these weights as an artifact under ``manifest`` (see ``save_artifact``)."""
+        return save_artifact(out_dir, self.module, manifest, extra_files=extra_files)
 
     @property
     def input_dim(self) -> int:

@@ -1,0 +1,135 @@
+"""ONNX graphs in the inference core: what is refused before a session exists, and what runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from inference.artifact import read_manifest
+from inference.errors import ManifestError
+from inference.model import LoadedModel
+from inference.onnx_model import (
+    GraphRefused,
+    OnnxModel,
+    check_outputs,
+    inspect_graph,
+    probe_records,
+    providers_for,
+    refuse_unsafe_format,
+    save_graph_artifact,
+)
+from tests.onnx_graphs import linear_graph, numeric_manifest
+
+CPU = torch.device("cpu")
+
+
+def test_a_good_graph_runs_as_onnxruntime_does(tmp_path: Path) -> None:
+    data = linear_graph()
+    manifest = numeric_manifest()
+    save_graph_artifact(tmp_path, data, manifest, extra_files={"model_card.json": b"{}"})
+    model = LoadedModel.load(tmp_path, CPU, onnx_threads=2)
+    assert isinstance(model, OnnxModel)
+    assert model.runtime == "onnxruntime/CPUExecutionProvider"
+    records = probe_records(model.manifest)
+    check_outputs(model, records)
+    x = model.encode(records)
+    direct = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (expected,) = direct.run(["probabilities"], {"X": x.numpy()})
+    got = model.forward_probabilities(x).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+    labels = [p.label for p in model.predict(records[:4])]
+    assert labels == [("no", "yes")[int(np.argmax(row))] for row in expected[:4]]
+
+
+def test_logits_and_scores_become_probabilities() -> None:
+    logits = OnnxModel(
+        numeric_manifest(kind="logits"), linear_graph(head="Identity"), CPU, threads=1
+    )
+    probs = logits.forward_probabilities(torch.ones(3, 3))
+    torch.testing.assert_close(probs.sum(dim=1), torch.ones(3))
+    check_outputs(logits, probe_records(logits.manifest))
+
+
+def test_the_artifact_pins_the_graph(tmp_path: Path) -> None:
+    save_graph_artifact(tmp_path, linear_graph(), numeric_manifest())
+    (tmp_path / "model.onnx").write_bytes(linear_graph(scale=2.0))
+    with pytest.raises(ManifestError, match="sha256"):
+        LoadedModel.load(tmp_path, CPU)
+
+
+def test_mitigation_keeps_the_graph(tmp_path: Path) -> None:
+    model = OnnxModel(numeric_manifest(), linear_graph(), CPU)
+    renamed = dataclasses.replace(model.manifest, version="2")
+    model.with_manifest(renamed).save(tmp_path, renamed, extra_files={})
+    assert read_manifest(tmp_path).version == "2"
+    assert (tmp_path / "model.onnx").read_bytes() == model.graph
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (linear_graph()[:150], "truncated or corrupt"),
+        (linear_graph(domain="com.example.custom"), "custom operator domain"),
+        (linear_graph(batch=4), "fixed batch dimension"),
+        (linear_graph(width=5), "takes 5 columns"),
+        (linear_graph(output="scores"), "no output 'probabilities'"),
+        (linear_graph(external=True), "external data"),
+        (linear_graph(opset=99), "opset 99"),
+        (b"", "truncated or corrupt|holds no graph"),
+    ],
+    ids=["truncated", "custom-op", "fixed-batch", "width", "output", "external", "opset", "empty"],
+)
+def test_bad_graphs_are_refused_before_any_session(data: bytes, match: str) -> None:
+    with pytest.raises(GraphRefused, match=match):
+        inspect_graph(data, numeric_manifest())
+
+
+@pytest.mark.parametrize(
+    ("graph", "kind", "match"),
+    [
+        (linear_graph(head="Identity", scale=50.0), "probabilities", "does not hold probabilities"),
+        (linear_graph(head="Log", scale=0.0), "logits", "not finite"),
+    ],
+    ids=["not-probabilities", "not-finite"],
+)
+def test_bad_outputs_are_refused_on_generated_records(graph: bytes, kind: str, match: str) -> None:
+    model = OnnxModel(numeric_manifest(kind=kind), graph, CPU)
+    with pytest.raises(GraphRefused, match=match):
+        check_outputs(model, probe_records(model.manifest))
+
+
+def test_pickles_and_archives_are_refused_with_how_to_convert() -> None:
+    buffer = io.BytesIO()
+    torch.save(torch.nn.Linear(2, 2), buffer)
+    for data, name in (
+        (pickle.dumps({"weights": [1, 2]}), "model.onnx"),
+        (buffer.getvalue(), "model.onnx"),
+        (b"\x78\x9c" + b"\x00" * 14, "model.onnx"),
+        (linear_graph(), "model.pkl"),
+        (linear_graph(), "model.pt2"),
+    ):
+        with pytest.raises(GraphRefused, match="convert it to ONNX"):
+            refuse_unsafe_format(data[:16], name)
+    with pytest.raises(GraphRefused, match="pickle"):
+        inspect_graph(pickle.dumps(object), numeric_manifest())
+
+
+def test_a_cpu_device_uses_the_cpu_provider() -> None:
+    assert providers_for(CPU) == ["CPUExecutionProvider"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_device_uses_the_cuda_provider_when_the_runtime_has_it() -> None:
+    model = OnnxModel(numeric_manifest(), linear_graph(), torch.device("cuda"))
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert model.provider == "CUDAExecutionProvider"
+    else:
+        assert model.provider == "CPUExecutionProvider"
+    check_outputs(model, probe_records(model.manifest))
