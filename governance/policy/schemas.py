@@ -20,10 +20,11 @@ def _name(prefix: str = "") -> dict[str, Any]:
 
 def _rule(ptype: str, *values: dict[str, Any]) -> dict[str, Any]:
     count = 1 + len(values)
+    # No ``"items": false``: ``maxItems`` already bars values past ``prefixItems``, and client
+    # generators (openapi-python-client) refuse a boolean schema.
     return {
         "type": "array",
         "prefixItems": [{"const": ptype}, *values],
-        "items": False,
         "minItems": count,
         "maxItems": count,
     }
@@ -52,6 +53,7 @@ REPLAY_EXAMPLES_MAX = 100
 
 
 class PolicyVersionOut(BaseModel):
+    """An immutable policy version: who made it, why, and its diff."""
     version: int
     parent: int | None
     created_at: datetime
@@ -80,12 +82,14 @@ class PolicyVocabulary(BaseModel):
 
 
 class PolicyOut(PolicyVersionOut):
+    """A policy version with its rules, grouped view and vocabulary."""
     rules: list[list[str]]
     view: PolicyView | None = None
     vocabulary: PolicyVocabulary | None = None
 
 
 class PolicyChange(BaseModel):
+    """Rules to add and remove, why, and the version they were written against."""
     model_config = ConfigDict(extra="forbid")
     add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
@@ -94,6 +98,7 @@ class PolicyChange(BaseModel):
 
 
 class Rollback(BaseModel):
+    """Return to an earlier policy version, and why."""
     model_config = ConfigDict(extra="forbid")
     to_version: StrictDbInt = Field(ge=1)
     reason: str = Field(min_length=1, max_length=2000)
@@ -101,6 +106,7 @@ class Rollback(BaseModel):
 
 
 class PolicyDiff(BaseModel):
+    """The rules added and removed between two policy versions."""
     from_version: int
     to_version: int
     added: list[list[str]]
@@ -108,6 +114,7 @@ class PolicyDiff(BaseModel):
 
 
 class PolicyTestCreate(BaseModel):
+    """A policy test: the decision a (subject, object, action) must get."""
     model_config = ConfigDict(extra="forbid")
     subject: str = Field(min_length=1, max_length=128)
     object: str = Field(min_length=1, max_length=128)
@@ -117,6 +124,7 @@ class PolicyTestCreate(BaseModel):
 
 
 class PolicyTestOut(BaseModel):
+    """A stored policy test."""
     id: int
     subject: str
     object: str
@@ -128,6 +136,7 @@ class PolicyTestOut(BaseModel):
 
 
 class PolicyTestResult(BaseModel):
+    """A policy test's expected and actual decision."""
     id: int | None
     subject: str
     object: str
@@ -139,6 +148,7 @@ class PolicyTestResult(BaseModel):
 
 
 class PolicyTestRun(BaseModel):
+    """The policy tests run against a policy version."""
     policy_version: int
     total: int
     passed: int
@@ -158,6 +168,7 @@ class ImpactRequest(BaseModel):
 
 
 class AccessExample(BaseModel):
+    """One access that would change: an object and action, how often, when last."""
     object: str
     action: str
     requests: int
@@ -165,6 +176,7 @@ class AccessExample(BaseModel):
 
 
 class PrincipalImpact(BaseModel):
+    """One principal whose access would change."""
     principal: str
     requests: int = Field(description="audited requests in the window that would flip")
     permissions: int = Field(description="distinct (object, action) pairs that would flip")
@@ -172,6 +184,7 @@ class PrincipalImpact(BaseModel):
 
 
 class ImpactTotals(BaseModel):
+    """How many principals and requests would gain or lose access."""
     principals_gaining: int
     principals_losing: int
     requests_gaining: int
@@ -179,6 +192,7 @@ class ImpactTotals(BaseModel):
 
 
 class ImpactReportOut(BaseModel):
+    """Who would gain or lose access under a policy change, from recent audited traffic."""
     current_version: int
     days: int
     since: datetime
@@ -193,6 +207,7 @@ class ImpactReportOut(BaseModel):
 
 
 class ProposalOut(BaseModel):
+    """A proposed policy change awaiting (or past) a second officer's decision."""
     id: int
     created_at: datetime
     author: str
@@ -208,16 +223,19 @@ class ProposalOut(BaseModel):
 
 
 class ProposalDecision(BaseModel):
+    """An approval, with an optional note."""
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="", max_length=2000)
 
 
 class ProposalRejection(BaseModel):
+    """Why a proposal is rejected or withdrawn."""
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class RoleHoldingOut(BaseModel):
+    """One period a member held a role, with who granted and revoked it."""
     member: str
     member_kind: Literal["principal", "role"]
     role: str
