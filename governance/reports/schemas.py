@@ -14,6 +14,7 @@ UtcAwareDatetime = Annotated[AwareDatetime, AfterValidator(as_utc)]
 
 
 class ReportCreate(BaseModel):
+    """The period (and optionally the model) a compliance report covers."""
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     period_from: UtcAwareDatetime = Field(alias="from", description="period start (inclusive)")
@@ -22,6 +23,7 @@ class ReportCreate(BaseModel):
 
 
 class ReportOut(BaseModel):
+    """A generated compliance report and its files."""
     id: str
     period_from: datetime
     period_to: datetime
@@ -32,6 +34,7 @@ class ReportOut(BaseModel):
 
 
 class ReportCreated(ReportOut):
+    """A compliance report being generated: its id and where to fetch it."""
     audit_seq: int
     manifest_sha256: str
     log_verified: bool
