@@ -23,6 +23,7 @@ from governance.reports.document import FairnessAuditRow, Report
 
 CHARTS = ("requests.png", "fairness.png", "privacy.png")
 _DPI = 150
+_EMPTY_HEIGHT = 1.0  # inches: a chart that only says "no data" stays small
 _ALLOWED, _DENIED, _OTHER, _LINE = "#3a7d44", "#c0392b", "#95a5a6", "#7b241c"
 
 
@@ -90,8 +91,9 @@ def _requests_data(report: Report) -> ChartData:
 def requests_chart(report: Report) -> bytes:
     """Allowed, denied and other calls per bucket, on an axis spanning the whole period."""
     usage, meta = report.usage, report.meta
-    fig, ax = plt.subplots(figsize=(7.5, 2.6))
-    if not any(b.allowed or b.denied or b.other for b in usage.timeline):
+    busy = any(b.allowed or b.denied or b.other for b in usage.timeline)
+    fig, ax = plt.subplots(figsize=(7.5, 2.6 if busy else _EMPTY_HEIGHT))
+    if not busy:
         _empty(ax, "no API calls in this period")
     else:
         starts = [mdates.date2num(b.start) for b in usage.timeline]
@@ -114,7 +116,14 @@ def requests_chart(report: Report) -> bytes:
         ax.set_xlim(mdates.date2num(meta.period_from), mdates.date2num(meta.period_to))
         ax.set_ylabel("calls")
         ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+        span = meta.period_to - meta.period_from
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=8))
+        ax.xaxis.set_major_formatter(
+            mdates.DateFormatter("%H:%M" if span.total_seconds() <= 86400 else "%Y-%m-%d")
+        )
+        ax.set_xlabel(
+            f"{meta.period_from:%Y-%m-%d %H:%M} to {meta.period_to:%Y-%m-%d %H:%M} UTC", fontsize=8
+        )
         ax.grid(axis="y", color="#ddd", linewidth=0.6)
         ax.set_axisbelow(True)
     ax.set_title(f"Calls per {usage.bucket_seconds // 60} min (UTC)", fontsize=10)
@@ -162,7 +171,7 @@ def _fairness_data(report: Report) -> ChartData:
                         _fmt(g.selection_rate),
                         "—" if ci is None else f"[{_fmt(ci.low)}, {_fmt(ci.high)}]",
                         _fmt(line),
-                        "yes" if g.reliable else "no (too few rows)",
+                        _judged(g.reliable, g.selection_rate, line),
                     ]
                 )
     if audit is None:
@@ -183,9 +192,17 @@ def _fairness_data(report: Report) -> ChartData:
         "fairness",
         "Selection rate by group against the threshold",
         alt,
-        ["feature", "group", "rows", "selection rate", "interval", "threshold", "reliable"],
+        ["feature", "group", "rows", "selection rate", "interval", "lowest allowed", "judged"],
         rows,
     )
+
+
+def _judged(reliable: bool, rate: float | None, line: float | None) -> str:
+    if not reliable:
+        return "excluded: too few rows"
+    if rate is None or line is None:
+        return "—"
+    return "below" if rate < line else "meets"
 
 
 def fairness_chart(report: Report) -> bytes:
@@ -196,7 +213,8 @@ def fairness_chart(report: Report) -> bytes:
         (feature.name, g) for feature in (audit.features if audit else []) for g in feature.groups
     ]
     bars = [(f, g) for f, g in bars if g.selection_rate is not None]
-    fig, ax = plt.subplots(figsize=(7.5, max(2.2, 0.34 * len(bars) + 1.1)))
+    height = max(2.2, 0.34 * len(bars) + 1.1) if bars else _EMPTY_HEIGHT
+    fig, ax = plt.subplots(figsize=(7.5, height))
     if audit is None or not bars:
         _empty(ax, "no fairness audit in this period")
         ax.set_title("Selection rate by group", fontsize=10)
@@ -310,7 +328,7 @@ def privacy_chart(report: Report) -> bytes:
     datasets = report.privacy.datasets
     models = [m for m in report.privacy.models if m.private and m.epsilon is not None]
     n = len(datasets) or len(models)
-    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.45 * n + 1.0)))
+    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.45 * n + 1.0) if n else _EMPTY_HEIGHT))
     if datasets:
         names = [d.dataset for d in datasets]
         # An unbounded spend (a non-private run was charged) is drawn at the cap: it is gone.

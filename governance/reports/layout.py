@@ -50,7 +50,7 @@ SECTION_TITLES = {
     "controls": "Control matrix",
     "systems": "AI systems",
     "frameworks": "Regulation mapping",
-    "system": "Deployment",
+    "system": "Governance platform",
     "models": "Model inventory",
     "fairness": "Fairness",
     "privacy": "Privacy",
@@ -169,6 +169,56 @@ def pointer(value: Any) -> Markup:
     return Markup('<a class="ref" href="#{}">{}</a>').format(target, text)
 
 
+def rules(values: Any) -> Markup:
+    """Casbin rules grouped for reading: one row per subject and effect listing what it may
+    do (``object: action, action``), then the role and group memberships; never cut."""
+    grants: dict[tuple[str, str], dict[str, list[str]]] = {}
+    members: dict[tuple[str, str], list[str]] = {}
+    other: list[list[str]] = []
+    for rule in values or []:
+        parts = [str(x) for x in rule]
+        if len(parts) >= 4 and parts[0] == "p":
+            effect = parts[4] if len(parts) > 4 else "allow"
+            by_obj = grants.setdefault((parts[1], effect), {})
+            by_obj.setdefault(parts[2], []).append(parts[3])
+        elif len(parts) == 3 and parts[0].startswith("g"):
+            members.setdefault((parts[0], parts[2]), []).append(parts[1])
+        else:
+            other.append(parts)
+    rows = [
+        Markup('<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>').format(
+            subject,
+            effect,
+            Markup("; ").join(
+                Markup('<span class="grant"><code>{}</code>: {}</span>').format(
+                    obj, ", ".join(acts)
+                )
+                for obj, acts in sorted(by_obj.items())
+            ),
+        )
+        for (subject, effect), by_obj in sorted(grants.items())
+    ]
+    rows += [
+        Markup('<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>').format(
+            role,
+            "members" if kind == "g" else f"members ({kind})",
+            Markup(", ").join(Markup("<code>{}</code>").format(m) for m in sorted(names)),
+        )
+        for (kind, role), names in sorted(members.items())
+    ]
+    rows += [
+        Markup('<tr><td colspan="3"><code>{}</code></td></tr>').format(", ".join(parts))
+        for parts in other
+    ]
+    if not rows:
+        return Markup('<span class="none">none</span>')
+    return Markup(
+        '<table class="rows full policy"><thead><tr><th scope="col">Subject or role</th>'
+        '<th scope="col">Effect</th><th scope="col">Objects and actions, or members</th>'
+        "</tr></thead><tbody>{}</tbody></table>"
+    ).format(Markup("").join(rows))
+
+
 # --- the generic renderer -------------------------------------------------------------------
 
 
@@ -193,7 +243,7 @@ def _text(value: Any, *, in_row: bool) -> Markup:
 
 def readable(value: Any, depth: int = 0, *, in_row: bool = False) -> Markup:
     """Any JSON value as readable markup: scalars as text, lists of scalars as lists, objects
-    as definition lists, lists of objects as tables (one card each when they are too wide).
+    as two-column tables, lists of objects as tables (one card each when they are too wide).
 
     Args:
         value: a JSON value (from ``model_dump(mode="json")``).
@@ -207,11 +257,14 @@ def readable(value: Any, depth: int = 0, *, in_row: bool = False) -> Markup:
             return Markup('<span class="num">{}</span>').format(interval(value))
         if not value:
             return Markup('<span class="none">none</span>')
+        # A two-column table, not a <dl> grid: WeasyPrint lays tables out far faster.
         items = Markup("").join(
-            Markup("<dt>{}</dt><dd>{}</dd>").format(title(k), readable(v, depth + 1, in_row=in_row))
+            Markup('<tr><th scope="row">{}</th><td>{}</td></tr>').format(
+                title(k), readable(v, depth + 1, in_row=in_row)
+            )
             for k, v in value.items()
         )
-        return Markup('<dl class="kv depth-{}">{}</dl>').format(depth, items)
+        return Markup('<table class="kv depth-{}"><tbody>{}</tbody></table>').format(depth, items)
     if isinstance(value, list):
         if not value:
             return Markup('<span class="none">none</span>')
@@ -325,6 +378,7 @@ def environment() -> Environment:
         pointer=pointer,
         readable=readable,
         records=records,
+        rules=rules,
     )
     return env
 
