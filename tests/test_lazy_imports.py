@@ -2,7 +2,7 @@
 datasets' or the fairness audit's heavy libraries, which load on first use instead.
 
 Opacus alone took 1.6 s of a 5.2 s start (it pulls in torch.distributed and scipy.stats);
-matplotlib and reportlab another 0.6 s; scipy.stats, pandas (with pyarrow) about 1.3 s more.
+matplotlib and the PDF renderer another 0.6 s; scipy.stats, pandas (with pyarrow) about 1.3 s more.
 Checked in a fresh interpreter, by what is in ``sys.modules``, not by timing.
 """
 
@@ -18,7 +18,7 @@ import pytest
 HEAVY = (
     "opacus",
     "matplotlib",
-    "reportlab",
+    "weasyprint",
     "scipy",
     "pandas",
     "pyarrow",

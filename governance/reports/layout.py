@@ -186,7 +186,7 @@ def rules(values: Any) -> Markup:
         else:
             other.append(parts)
     rows = [
-        Markup('<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>').format(
+        Markup("<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>").format(
             subject,
             effect,
             Markup("; ").join(
@@ -199,7 +199,7 @@ def rules(values: Any) -> Markup:
         for (subject, effect), by_obj in sorted(grants.items())
     ]
     rows += [
-        Markup('<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>').format(
+        Markup("<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>").format(
             role,
             "members" if kind == "g" else f"members ({kind})",
             Markup(", ").join(Markup("<code>{}</code>").format(m) for m in sorted(names)),
