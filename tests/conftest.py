@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from governance.bootstrap import appoint_first_officer, create_keys, seed
-from governance.cli.server_process import ServerProcess
+from governance.cli.server_process import ServerProcess, popen_launcher
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker
 from governance.db.migrate import upgrade
@@ -35,6 +35,23 @@ pytest_plugins = ["tests.shared_app", "tests.shared_db", "tests.servers"]
 POSTGRES_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forked_servers() -> Iterator[None]:
+    """Servers fork from a pre-imported interpreter (``WARDEN_TEST_FRESH_SERVERS=1``: do not)."""
+    if os.environ.get("WARDEN_TEST_FRESH_SERVERS") == "1":
+        yield
+        return
+    from tests.forked_servers import ForkLauncher
+
+    launcher = ForkLauncher()
+    ServerProcess.default_launcher = launcher
+    try:
+        yield
+    finally:
+        launcher.stop_all()
+        ServerProcess.default_launcher = popen_launcher
 
 
 def _pg_admin_url() -> str:

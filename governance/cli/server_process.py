@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -31,6 +32,41 @@ def serve_command(port: int) -> list[str]:
     return [sys.executable, "-m", "governance.cli.main", "serve", "--port", str(port)]
 
 
+class Child(Protocol):
+    """The part of ``subprocess.Popen`` that a started server is handled through."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class Launcher(Protocol):
+    """Starts ``command`` in ``cwd`` with ``env``, its stdout and stderr going to ``log``."""
+
+    def __call__(
+        self, command: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
+    ) -> Child: ...
+
+
+def popen_launcher(
+    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
+) -> Child:
+    """A fresh interpreter per server: what the demo, the benchmarks and operators get."""
+    # The log names routes, principals and errors: its owner's alone (0600).
+    with open_private(log, append=True) as out:
+        # A fixed argument list, no shell, no untrusted input.
+        return subprocess.Popen(  # noqa: S603
+            list(command), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT
+        )
+
+
 class ServerProcess:
     """A server subprocess whose output goes to a log file.
 
@@ -39,7 +75,11 @@ class ServerProcess:
         log_path: where its stdout and stderr go.
         command: the command to run, given the port (default: ``warden serve``).
         ready_path: the path polled until it answers 200.
+        launcher: how the process is started; the test suite sets ``default_launcher`` to one
+            that forks servers from a pre-imported interpreter.
     """
+
+    default_launcher: Launcher = popen_launcher
 
     def __init__(
         self,
@@ -49,14 +89,16 @@ class ServerProcess:
         command: Sequence[str] | None = None,
         port: int | None = None,
         ready_path: str = "/healthz",
+        launcher: Launcher | None = None,
     ) -> None:
+        self.launcher = launcher or ServerProcess.default_launcher
         self.env = dict(env)
         self.log_path = log_path
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = list(command) if command is not None else serve_command(self.port)
         self.ready_path = ready_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Child | None = None
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
         """Start it and wait until ``ready_path`` answers 200.
@@ -64,12 +106,7 @@ class ServerProcess:
         Raises:
             RuntimeError: it exited or did not become ready in time (the log's tail says why).
         """
-        # The log names routes, principals and errors: its owner's alone (0600).
-        with open_private(self.log_path, append=True) as log:
-            # A fixed argument list, no shell, no untrusted input.
-            self.proc = subprocess.Popen(  # noqa: S603
-                self.command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        self.proc = self.launcher(self.command, cwd=REPO_ROOT, env=self.env, log=self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
