@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
 from governance import __version__
+from governance.audit import merkle
 from governance.audit import repository as audit_repository
+from governance.audit.checkpoints import fetch_nodes
 from governance.audit.errors import AuditIntegrityError, AuditVerificationError
 from governance.audit.export import consistency_between, previous_checkpoint
 from governance.audit.log import tree_size
@@ -22,19 +23,27 @@ from governance.config import Settings
 from governance.db.base import utcnow
 from governance.registry.service import registry
 from governance.reports import sections
-from governance.reports.controls import control_matrix
+from governance.reports.controls import RemovedTest, judge
 from governance.reports.document import (
     AuditLogRange,
     Checkpoint,
     CheckpointChain,
+    ControlStatus,
     Deployment,
+    Finding,
     Generator,
+    InclusionProof,
     LogVerification,
     Meta,
     Report,
+    StatusCount,
+    Summary,
     System,
 )
 from governance.reports.errors import InvalidPeriod
+from governance.reports.frameworks import load_frameworks, map_frameworks
+from governance.reports.organisation import load_organisation
+from governance.reports.systems import build_systems
 from governance.reports.usage import build_usage
 
 GENERATOR = "warden"
@@ -95,16 +104,21 @@ def _audit_range(
     end: datetime,
     *,
     verify: bool,
+    anchor_size: int | None,
 ) -> AuditLogRange:
     first, last = audit_repository.seq_range(session, start, end)
     vkey = public_vkey(settings.log_origin, key)
     size = tree_size(session)
-    row = None
-    if last is not None:
-        row = audit_repository.first_checkpoint_covering(session, last)
-    if row is None:
-        row = audit_repository.latest_checkpoint(session)
-    checkpoint = None if row is None else _checkpoint(row)
+    anchor = _anchor(session, last, anchor_size)
+    after = 0
+    if anchor is not None and anchor_size is not None and last is not None:
+        # Entries appended while the report was generated lie past the checkpoint signed for
+        # it: the range ends at the anchor and the next report takes them.
+        covered = anchor.tree_size - 1
+        if last > covered and first is not None:
+            after = last - max(covered, first - 1)
+            first, last = (first, covered) if covered >= first else (None, None)
+    covers = anchor is not None and (last is None or anchor.tree_size > last)
     verification = (
         _verification(session, vkey)
         if verify
@@ -125,11 +139,45 @@ def _audit_range(
         first_seq=first,
         last_seq=last,
         entries_in_period=0 if first is None or last is None else last - first + 1,
+        entries_after_anchor=after,
         tree_size_at_generation=size,
-        checkpoint=checkpoint,
-        checkpoint_covers_period=row is not None and (last is None or row.tree_size > last),
-        chain=_chain(session),
+        checkpoint=None if anchor is None else _checkpoint(anchor),
+        checkpoint_covers_period=covers,
+        inclusion_proof=_inclusion(session, last, anchor) if covers else None,
+        chain=_chain(session, anchor),
         verification=verification,
+    )
+
+
+def _anchor(session: Session, last: int | None, anchor_size: int | None) -> AuditCheckpoint | None:
+    """The checkpoint signed for this report (the smallest at or past ``anchor_size``), else
+    the first covering the period's last entry, else the newest."""
+    if anchor_size is not None and anchor_size > 0:
+        row = audit_repository.first_checkpoint_covering(session, anchor_size - 1)
+        if row is not None:
+            return row
+    if last is not None:
+        row = audit_repository.first_checkpoint_covering(session, last)
+        if row is not None:
+            return row
+    return audit_repository.latest_checkpoint(session)
+
+
+def _inclusion(
+    session: Session, seq: int | None, anchor: AuditCheckpoint | None
+) -> InclusionProof | None:
+    if seq is None or anchor is None:
+        return None
+    entry = audit_repository.get_entry(session, seq)
+    if entry is None:
+        return None
+    nodes = fetch_nodes(session, merkle.inclusion_proof_keys(seq, anchor.tree_size))
+    proof = merkle.inclusion_proof(seq, anchor.tree_size, merkle.getter_from_mapping(nodes))
+    return InclusionProof(
+        seq=seq,
+        tree_size=anchor.tree_size,
+        leaf_hash=merkle.leaf_hash(entry.canonical.encode("utf-8")).hex(),
+        proof=[node.hex() for node in proof],
     )
 
 
@@ -142,39 +190,88 @@ def _checkpoint(row: AuditCheckpoint) -> Checkpoint:
     )
 
 
-def _chain(session: Session) -> CheckpointChain | None:
-    """The consistency proof from the previous report's checkpoint to the newest one.
+def _chain(session: Session, anchor: AuditCheckpoint | None) -> CheckpointChain | None:
+    """The consistency proof from the previous report's checkpoint to this report's anchor.
 
     Raises:
         AuditIntegrityError: the previous report's checkpoint is gone, or lies beyond the
-            newest (the log was cut back).
+            anchor (the log was cut back).
     """
-    latest = audit_repository.latest_checkpoint(session)
-    if latest is None:
+    if anchor is None:
         return None
     previous = previous_checkpoint(session, REPORT_EVENT)
-    if previous is not None and previous.tree_size > latest.tree_size:
+    if previous is not None and previous.tree_size > anchor.tree_size:
         raise AuditIntegrityError(
-            f"the previous report ended at tree size {previous.tree_size}, beyond the newest "
-            f"checkpoint ({latest.tree_size})"
+            f"the previous report ended at tree size {previous.tree_size}, beyond this "
+            f"report's checkpoint ({anchor.tree_size})"
         )
     proof = (
         []
         if previous is None
-        else consistency_between(session, previous.tree_size, latest.tree_size)
+        else consistency_between(session, previous.tree_size, anchor.tree_size)
     )
     return CheckpointChain(
         previous=None if previous is None else _checkpoint(previous),
-        latest=_checkpoint(latest),
+        latest=_checkpoint(anchor),
         consistency_proof=[node.hex() for node in proof],
     )
 
 
-def _purpose() -> str:
-    try:
-        return metadata.metadata(GENERATOR)["Summary"] or ""
-    except metadata.PackageNotFoundError:
-        return ""
+def _removed_tests(session: Session, start: datetime, end: datetime) -> list[RemovedTest]:
+    return [
+        RemovedTest(seq=e.seq, reason=str(e.document.get("reason") or ""), actor=e.actor)
+        for e in audit_repository.entries_of_type(session, "policy.test", start, end)
+        if e.document.get("action") == "remove"
+    ]
+
+
+_STATUSES: tuple[ControlStatus, ...] = ("effective", "exception", "gap", "not_applicable")
+
+
+def _summary(report: Report, findings: list[Finding]) -> Summary:
+    log = report.meta.audit_log
+    verified = log.verification.verified and log.checkpoint_covers_period
+    if verified:
+        cp = log.checkpoint
+        said = (
+            f"The audit log verified ({log.verification.entries_checked} entries, "
+            f"{log.verification.checkpoints_checked} signed checkpoints), and the checkpoint "
+            f"signed at tree size {cp.tree_size if cp else '?'} covers the period's entries "
+            f"{log.first_seq if log.first_seq is not None else '-'}.."
+            f"{log.last_seq if log.last_seq is not None else '-'}."
+        )
+    elif not log.verification.verified:
+        said = f"Not verified: {log.verification.error}."
+    else:
+        said = "Not verified: no signed checkpoint covers the period's last entry."
+    if log.entries_after_anchor:
+        said += (
+            f" {log.entries_after_anchor} entries appended while the report was generated "
+            "are left to the next report."
+        )
+    return Summary(
+        period_from=report.meta.period_from,
+        period_to=report.meta.period_to,
+        systems=[f"{s.name}:{s.version}" for s in report.systems],
+        verified=verified,
+        verification=said,
+        controls=[
+            StatusCount(status=st, count=sum(c.status == st for c in report.controls))
+            for st in _STATUSES
+        ],
+        findings=findings,
+    )
+
+
+def _purpose(report: Report) -> str:
+    """What the governed AI systems are for, in their model cards' words (not Warden's)."""
+    if not report.systems:
+        return "No AI system was served or evaluated in the period."
+    return " ".join(
+        f"{s.name}:{s.version}: "
+        + (s.purpose or "no verified model card states this system's intended use.")
+        for s in report.systems
+    )
 
 
 def _system(session: Session, settings: Settings) -> System:
@@ -189,7 +286,7 @@ def _system(session: Session, settings: Settings) -> System:
     )
     return System(
         name="Warden",
-        purpose=_purpose(),
+        purpose="",
         version=__version__,
         deployment=Deployment(
             form=form,
@@ -213,6 +310,8 @@ def build_report(
     generated_by: str = "system",
     report_id: str | None = None,
     verify: bool = True,
+    anchor_size: int | None = None,
+    frameworks: list[str] | None = None,
 ) -> Report:
     """Gather every section of a report over ``[start, end)``.
 
@@ -226,16 +325,26 @@ def build_report(
         generated_by: who asked for the report.
         report_id: the id (a new one when None).
         verify: verify the whole live log (the meta section reports the result).
+        anchor_size: the tree size of the checkpoint signed for this report; the report's
+            range ends at it (None: the checkpoint covering the period's last entry, if any).
+        frameworks: narrow the regulation mapping to these framework ids (None: all).
 
     Returns:
         The report document.
 
     Raises:
         InvalidPeriod: a naive or empty period.
+        UnknownFramework: a framework id with no file under policies/frameworks/.
+        InvalidReportConfig: organisation.yaml or a framework file is malformed.
     """
     start, end = check_period(start, end)
     now = utcnow()
-    audit_log = _audit_range(session, settings, signing_key, start, end, verify=verify)
+    # Read before anything else, so a bad file or framework name costs no log verification.
+    organisation = load_organisation(settings.policies_dir)
+    framework_files = load_frameworks(settings.policies_dir, frameworks)
+    audit_log = _audit_range(
+        session, settings, signing_key, start, end, verify=verify, anchor_size=anchor_size
+    )
     inventory, model_privacy = sections.build_models(session, model=model)
     usage = build_usage(
         session,
@@ -246,6 +355,10 @@ def build_report(
         model=model,
     )
     report = Report.model_construct(
+        summary=None,
+        systems=[],
+        organisation=organisation,
+        frameworks=[],
         meta=Meta(
             id=report_id or new_report_id(now),
             period_from=start,
@@ -272,6 +385,10 @@ def build_report(
         ),
         controls=[],
     )
-    report.controls = control_matrix(report)
+    report.systems = build_systems(session, report, start=start, end=end)
+    report.system.purpose = _purpose(report)
+    report.controls, findings = judge(report, _removed_tests(session, start, end))
+    report.frameworks = map_frameworks(framework_files, report.controls, organisation)
+    report.summary = _summary(report, findings)
     # Validate the assembled document once, so a report that breaks its schema never leaves.
     return Report.model_validate(report.model_dump())

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from governance.audit.checkpoints import Checkpointer
+from governance.audit.log import tree_size
 from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
@@ -41,7 +42,11 @@ def parse_time(value: str, what: str) -> datetime:
 
 
 def generate_report(
-    period_from: str, period_to: str | None, model: str | None, verify_log: bool = True
+    period_from: str,
+    period_to: str | None,
+    model: str | None,
+    verify_log: bool = True,
+    frameworks: list[str] | None = None,
 ) -> None:
     """Generate a report as the local operator and record the export in the audit log."""
     cfg = settings()
@@ -51,8 +56,9 @@ def generate_report(
         key = load_signing_key(cfg.resolved_signing_key_file)
         ctx = cli_context()
         # Every report is anchored at a head signed now (refused if the log does not extend
-        # the signer's last checkpoint).
+        # the signer's last checkpoint); its range ends at that head.
         with transaction(cfg) as session:
+            anchor_size = tree_size(session)
             Checkpointer.from_settings(cfg).checkpoint(session, force=True)
         with console.status("verifying the audit log and building the report"):
             with snapshot_session(cfg.resolved_database_url) as snapshot:
@@ -65,6 +71,8 @@ def generate_report(
                     end=end,
                     model=model,
                     verify=verify_log,
+                    anchor_size=anchor_size,
+                    frameworks=frameworks or None,
                 )
             with transaction(cfg) as session:
                 seq = reports.record_export(session, ctx, generated)
@@ -78,6 +86,8 @@ def generate_report(
         if verification.verified
         else f"log           [red]NOT verified[/red]: {verification.error}"
     )
+    summary = generated.report.summary
+    console.print(f"findings      {len(summary.findings)}")
     console.print(f"manifest      sha256 {generated.manifest_sha256}")
     console.print(f"audit seq     {seq}")
 
@@ -90,6 +100,11 @@ def main(
     ),
     period_to: str = typer.Option(None, "--to", help="Period end, exclusive (default now)."),
     model: str = typer.Option(None, "--model", help="Only this model's evidence."),
+    framework: list[str] = typer.Option(
+        None,
+        "--framework",
+        help="Map only to this framework (repeatable): a file name under policies/frameworks/.",
+    ),
 ) -> None:
     """Generate a report over --from/--to, or run a subcommand."""
     if ctx.invoked_subcommand is not None:
@@ -97,7 +112,7 @@ def main(
     if period_from is None:
         console.print(ctx.get_help())
         raise typer.Exit(2)
-    generate_report(period_from, period_to, model)
+    generate_report(period_from, period_to, model, frameworks=framework)
 
 
 @app.command("generate")
@@ -106,9 +121,12 @@ def generate(
     period_to: str = typer.Option(None, "--to", help="Period end, exclusive (default now)."),
     model: str = typer.Option(None, "--model", help="Only this model's evidence."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip verifying the whole log."),
+    framework: list[str] = typer.Option(
+        None, "--framework", help="Map only to this framework (repeatable)."
+    ),
 ) -> None:
     """Generate a signed report (same as `warden report --from ... --to ...`)."""
-    generate_report(period_from, period_to, model, verify_log=not no_verify)
+    generate_report(period_from, period_to, model, verify_log=not no_verify, frameworks=framework)
 
 
 @app.command("verify")

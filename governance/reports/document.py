@@ -45,23 +45,42 @@ class CheckpointChain(_Doc):
     previous: Checkpoint | None = Field(
         description="the checkpoint the previous report ended at (None: the first report)"
     )
-    latest: Checkpoint = Field(description="the newest checkpoint, signed for this report")
+    latest: Checkpoint = Field(description="this report's anchor checkpoint")
     consistency_proof: list[str] = Field(
         description="hex RFC 9162 consistency proof from previous to latest: reports chain"
     )
+
+
+class InclusionProof(_Doc):
+    seq: int = Field(description="the entry proved: the last entry of the report's range")
+    tree_size: int = Field(description="the size of the anchoring checkpoint's tree")
+    leaf_hash: str = Field(description="hex RFC 6962 leaf hash of the entry's canonical bytes")
+    proof: list[str] = Field(description="hex RFC 9162 audit path, from the leaf's sibling up")
 
 
 class AuditLogRange(_Doc):
     origin: str
     public_key: str = Field(description="C2SP verifier key of the log")
     first_seq: int | None = Field(description="first entry in the period (None: none)")
-    last_seq: int | None
+    last_seq: int | None = Field(
+        description="last entry of the report's range: the period's last entry that the anchor "
+        "covers"
+    )
     entries_in_period: int
+    entries_after_anchor: int = Field(
+        default=0,
+        description="entries of the period appended after the anchor was signed (while the "
+        "report was generated): left to the next report",
+    )
     tree_size_at_generation: int
     checkpoint: Checkpoint | None = Field(
-        description="the first signed checkpoint covering the period's last entry, else the latest"
+        description="the anchor: the checkpoint signed for this report, covering the range's "
+        "last entry (else the latest one found)"
     )
     checkpoint_covers_period: bool
+    inclusion_proof: InclusionProof | None = Field(
+        default=None, description="the range's last entry in the anchor's tree"
+    )
     chain: CheckpointChain | None = Field(
         default=None, description="how this report's log extends the previous report's"
     )
@@ -98,8 +117,8 @@ class Deployment(_Doc):
 
 
 class System(_Doc):
-    name: str
-    purpose: str
+    name: str = Field(description="the governance service the AI systems are deployed behind")
+    purpose: str = Field(description="what the governed AI systems are for (their model cards)")
     version: str
     deployment: Deployment
 
@@ -253,6 +272,7 @@ class OverrideRow(_Doc):
     approved_by: str
     justification: str
     failures: list[dict[str, Any]]
+    audit_seq: int | None = Field(default=None, description="the fairness.override entry")
 
 
 class Fairness(_Doc):
@@ -344,11 +364,25 @@ class DenialBurst(_Doc):
     denials: int
 
 
-class Usage(_Doc):
+class CallCounts(_Doc):
     requests: int
     allowed: int
     denied: int
     other: int
+
+
+class Usage(_Doc):
+    requests: int = Field(description="every audited API call: predictions and administration")
+    allowed: int
+    denied: int
+    other: int
+    predictions: CallCounts = Field(
+        description="calls to a model's predict route (served, or refused before serving)"
+    )
+    administrative: CallCounts = Field(
+        description="every other call: registry, policy, keys, reports, audit reads"
+    )
+    explanation: str = Field(default="", description="how the totals relate")
     by_model: list[CountRow]
     by_principal: list[CountRow]
     denials_by_reason: list[ReasonRow]
@@ -364,11 +398,12 @@ class Usage(_Doc):
 
 class KeyCounts(_Doc):
     total: int
-    active: int
-    decrypt_only: int
-    destroyed: int
+    active: int = Field(description="keys that seal new records")
+    decrypt_only: int = Field(description="retired by a rotation: they open old records only")
+    destroyed: int = Field(description="erased (crypto-shredded): their records cannot be read")
     max_version: int
     kek_ids: list[str]
+    explanation: str = Field(default="", description="how to read the counts")
 
 
 class RotationRow(_Doc):
@@ -427,29 +462,176 @@ class Logging(_Doc):
     entries_by_type: list[EventCount]
 
 
-# --- control matrix and the whole report ----------------------------------------------------
+# --- AI systems -----------------------------------------------------------------------------
 
 
-class References(_Doc):
-    eu_ai_act: list[str]
-    gdpr: list[str]
-    nist_ai_rmf: list[str]
-    iso_42001: list[str]
+class ModelCardView(_Doc):
+    """The Mitchell et al. fields an auditor reads first, taken from the verified card."""
+
+    intended_use: str | None
+    out_of_scope_uses: list[str]
+    data_provenance: str | None
+    metrics: dict[str, float]
+    ethical_considerations: list[str]
+    caveats: list[str]
+
+
+class SchemaBound(_Doc):
+    feature: str
+    type: str
+    bounds: str = Field(description="categories, or the numeric range the manifest accepts")
+
+
+class DataGovernance(_Doc):
+    dataset: str | None
+    content_hash: str | None
+    file_hashes: dict[str, str]
+    provenance: str | None
+    privacy_unit: str | None
+    input_schema: list[SchemaBound]
+    dp_claim: str
+    budget_cap_epsilon: float | None
+    budget_spent_epsilon: float | None
+
+
+class MeasureCheck(_Doc):
+    feature: str
+    measure: str
+    value: float | None
+    limit: str = Field(description="the threshold the value is judged against")
+    passed: bool
+
+
+class FairnessEvidence(_Doc):
+    audit_id: int
+    created_at: datetime
+    passed: bool
+    thresholds_version: int
+    checks: list[MeasureCheck]
+    excluded_groups: list[str] = Field(
+        description="feature=group labels too small to judge (flagged, not silently dropped)"
+    )
+
+
+class ServingEvent(_Doc):
+    seq: int
+    time: datetime
+    event: str
+    actor: str | None
+
+
+class AISystem(_Doc):
+    anchor: str = Field(description="the section id the findings link to")
+    name: str
+    version: str
+    stage: str
+    in_scope_because: list[str]
+    purpose: str | None
+    model_card: ModelCardView | None
+    data_governance: DataGovernance
+    fairness: list[FairnessEvidence]
+    gate: list[GateDecision]
+    overrides: list[OverrideRow]
+    serving_history: list[ServingEvent]
+    predictions_in_period: int = Field(
+        description="allowed predict calls to this model name in the period (all versions)"
+    )
+
+
+# --- organisation (GDPR Art. 30 record, filled by the officer) -------------------------------
+
+
+class Organisation(_Doc):
+    source: str = Field(description="the file the officer fills (policies/organisation.yaml)")
+    controller: str | None
+    representative: str | None
+    dpo: str | None
+    purposes: list[str]
+    data_categories: list[str]
+    subject_categories: list[str]
+    recipients: list[str]
+    transfers: list[str]
+    retention: str | None
+    security_measures: list[str]
+    documents: dict[str, str] = Field(
+        description="documents the organisation holds (e.g. dpia) by name -> reference"
+    )
+    missing: list[str] = Field(description="Art. 30 fields the file leaves empty")
+
+
+# --- control status, findings and frameworks -------------------------------------------------
+
+ControlStatus = Literal["effective", "exception", "gap", "not_applicable"]
+
+
+class EvidenceRef(_Doc):
+    section: str = Field(description="the id of the report section holding the evidence")
+    audit_seqs: list[int] = Field(description="audit log entries that record it")
 
 
 class Control(_Doc):
     id: str
     title: str
     section: str
-    references: References
     evidence: list[str] = Field(description="JSON Pointers into this report")
-    status: Literal["evidenced", "no_data", "failed"]
+    status: ControlStatus
+    rule: str = Field(description="the rule (docs/reports.md) that decided the status")
     note: str
+    findings: list[str] = Field(description="ids of the findings against this control")
+
+
+class Finding(_Doc):
+    id: str
+    severity: Literal["high", "medium", "low"]
+    control: str
+    title: str
+    detail: str
+    evidence: EvidenceRef
+    to_close: str = Field(description="what would close the finding")
+
+
+class FrameworkItem(_Doc):
+    ref: str = Field(description="the article, heading or control of the framework")
+    title: str
+    status: ControlStatus
+    controls: list[str] = Field(description="Warden controls whose status this item takes")
+    evidence: list[str] = Field(description="report section ids that answer the item")
+    statement: str = Field(description="what the evidence shows, or what is missing")
+    organisation: dict[str, str] = Field(
+        description="values the organisation file supplies for this item"
+    )
+
+
+class Framework(_Doc):
+    id: str
+    name: str
+    source: str
+    items: list[FrameworkItem]
+
+
+class StatusCount(_Doc):
+    status: ControlStatus
+    count: int
+
+
+class Summary(_Doc):
+    period_from: datetime
+    period_to: datetime
+    systems: list[str] = Field(description="name:version of each AI system in scope")
+    verified: bool = Field(
+        description="the log verified and a signed checkpoint covers the report's range"
+    )
+    verification: str
+    controls: list[StatusCount]
+    findings: list[Finding]
 
 
 class Report(_Doc):
     meta: Meta
+    summary: Summary
     system: System
+    systems: list[AISystem]
+    organisation: Organisation
     models: ModelInventory
     privacy: Privacy
     fairness: Fairness
@@ -458,6 +640,7 @@ class Report(_Doc):
     data_protection: DataProtection
     logging: Logging
     controls: list[Control]
+    frameworks: list[Framework]
 
 
 def report_json_schema() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from governance.api.dependencies import CheckpointerDep, JobsDep, SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.audit.checkpoints import Checkpointer
+from governance.audit.log import tree_size
 from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key
 from governance.config import Settings
@@ -53,10 +54,12 @@ def _generate(deps: _Reporting, caller: Caller, body: ReportCreate) -> ReportCre
         if checkpointer is not None
         else load_signing_key(settings.resolved_signing_key_file)
     )
+    anchor_size = None
     if checkpointer is not None:
         # Every report is anchored at a head signed now (refused if the log does not extend
-        # the signer's last checkpoint).
+        # the signer's last checkpoint); its range ends at that head.
         with deps.sessions.begin() as session:
+            anchor_size = tree_size(session)
             checkpointer.checkpoint(session, force=True)
     # The long read runs on a snapshot, so requests keep flowing while the log is verified.
     with snapshot_session(settings.resolved_database_url) as snapshot:
@@ -68,6 +71,8 @@ def _generate(deps: _Reporting, caller: Caller, body: ReportCreate) -> ReportCre
             start=body.period_from,
             end=body.period_to,
             model=body.model,
+            anchor_size=anchor_size,
+            frameworks=body.frameworks,
         )
     with deps.sessions.begin() as session:
         seq = reports.record_export(session, caller.ctx, generated)

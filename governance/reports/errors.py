@@ -35,3 +35,20 @@ class ReportVerificationError(ReportError, Unprocessable):
     status_code = 422
     title = "Report verification failed"
     type_slug = "report-verification"
+
+
+class InvalidReportConfig(ReportError, Unprocessable):
+    """``policies/organisation.yaml`` or a framework file under ``policies/frameworks/`` does
+    not have the documented shape (docs/reports.md)."""
+
+    status_code = 422
+    title = "Invalid report configuration"
+    type_slug = "report-config"
+
+
+class UnknownFramework(ReportError, Unprocessable):
+    """A report was narrowed to a framework no file under ``policies/frameworks/`` defines."""
+
+    status_code = 422
+    title = "Unknown framework"
+    type_slug = "report-framework"

@@ -15,15 +15,22 @@ UtcAwareDatetime = Annotated[AwareDatetime, AfterValidator(as_utc)]
 
 class ReportCreate(BaseModel):
     """The period (and optionally the model) a compliance report covers."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     period_from: UtcAwareDatetime = Field(alias="from", description="period start (inclusive)")
     period_to: UtcAwareDatetime = Field(alias="to", description="period end (exclusive)")
     model: str | None = Field(default=None, max_length=64)
+    frameworks: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="narrow the regulation mapping to these framework ids (policies/frameworks/)",
+    )
 
 
 class ReportOut(BaseModel):
     """A generated compliance report and its files."""
+
     id: str
     period_from: datetime
     period_to: datetime
@@ -35,6 +42,7 @@ class ReportOut(BaseModel):
 
 class ReportCreated(ReportOut):
     """A compliance report being generated: its id and where to fetch it."""
+
     audit_seq: int
     manifest_sha256: str
     log_verified: bool

@@ -263,6 +263,10 @@ def build_fairness(
                 actor=entry.actor,
             )
         )
+    override_seqs = {
+        entry.document.get("details", {}).get("override_id"): entry.seq
+        for entry in audit_entries.entries_of_type(session, "fairness.override", start, end)
+    }
     overrides = [
         OverrideRow(
             id=o.id,
@@ -275,6 +279,7 @@ def build_fairness(
             approved_by=o.approved_by,
             justification=o.justification,
             failures=o.failures,
+            audit_seq=override_seqs.get(o.id),
         )
         for o in fairness_read.overrides_in_period(session, start, end, model=model)
     ]
@@ -426,6 +431,12 @@ def build_data_protection(
             destroyed=states.get("destroyed", 0),
             max_version=keys.max_version,
             kek_ids=keys.kek_ids,
+            explanation=(
+                "A rotation retires every active data key (decrypt-only: it opens the records it "
+                "sealed, and seals nothing new); a subject gets a new active key when its next "
+                "record is stored, so 0 active keys right after a rotation is expected. "
+                "Destroyed keys were erased: their records can no longer be read."
+            ),
         ),
         rotations=rotations,
         erasures=erasures,

@@ -98,6 +98,8 @@ class ReportService:
         end: datetime,
         model: str | None = None,
         verify: bool = True,
+        anchor_size: int | None = None,
+        frameworks: list[str] | None = None,
     ) -> GeneratedReport:
         """Build the report over ``[start, end)`` and write its signed folder.
 
@@ -110,12 +112,15 @@ class ReportService:
             end: period end (exclusive).
             model: restrict the model-specific sections to one model.
             verify: verify the whole live log for the meta section.
+            anchor_size: the tree size of the checkpoint signed for this report.
+            frameworks: narrow the regulation mapping to these framework ids.
 
         Returns:
             The report and where it was written. Call :meth:`record_export` next.
 
         Raises:
             InvalidPeriod: a naive or empty period.
+            UnknownFramework: a framework id with no file.
         """
         report = build_report(
             session,
@@ -126,6 +131,8 @@ class ReportService:
             model=model,
             generated_by=ctx.name,
             verify=verify,
+            anchor_size=anchor_size,
+            frameworks=frameworks,
         )
         # The renderers bring matplotlib and reportlab (about 0.6 s to import): loaded by the
         # first export, not by every server start and CLI command.

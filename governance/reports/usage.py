@@ -9,7 +9,14 @@ from sqlalchemy.orm import Session
 
 from governance.audit import calls as audit_calls
 from governance.audit.calls import CallRange
-from governance.reports.document import CountRow, DenialBurst, ReasonRow, TimeBucket, Usage
+from governance.reports.document import (
+    CallCounts,
+    CountRow,
+    DenialBurst,
+    ReasonRow,
+    TimeBucket,
+    Usage,
+)
 
 # A burst: at least this many denials for one actor inside one fixed window.
 BURST_WINDOW_SECONDS = 60
@@ -41,6 +48,34 @@ def model_of(resource: str | None) -> str | None:
         return fields["model"]
     obj = fields.get("object", "")
     return obj.removeprefix("model:") if obj.startswith("model:") else None
+
+
+def is_prediction(resource: str | None) -> bool:
+    """Whether an ``api.call`` label is a prediction: served (``model=...``), or refused
+    before serving (``action=predict,object=model:...``)."""
+    if not resource:
+        return False
+    fields = dict(part.split("=", 1) for part in resource.split(",") if "=" in part)
+    return "model" in fields or (
+        fields.get("action") == "predict" and fields.get("object", "").startswith("model:")
+    )
+
+
+def _counts(c: dict[str, int]) -> CallCounts:
+    return CallCounts(
+        requests=sum(c.values()),
+        allowed=c.get("allow", 0),
+        denied=c.get("deny", 0),
+        other=c.get("other", 0),
+    )
+
+
+EXPLANATION = (
+    "Requests counts every audited API call. Predictions are calls to a model's predict "
+    "route; administrative calls are the rest (registry, policy, keys, records, reports, "
+    "audit reads). The per-model table counts calls that name a model, predictions and "
+    "administrative calls on that model alike; the per-principal table counts every call."
+)
 
 
 def _rows(counts: dict[str, dict[str, int]]) -> list[CountRow]:
@@ -85,6 +120,9 @@ def build_usage(
         allowed=0,
         denied=0,
         other=0,
+        predictions=_counts({}),
+        administrative=_counts({}),
+        explanation=EXPLANATION,
         by_model=[],
         by_principal=[],
         denials_by_reason=[],
@@ -102,6 +140,7 @@ def build_usage(
     by_model: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     by_principal: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     totals: dict[str, int] = defaultdict(int)
+    split: dict[bool, dict[str, int]] = {True: defaultdict(int), False: defaultdict(int)}
     kept_resources: set[str | None] = set()
     for actor, resource, decision, count in audit_calls.by_actor_resource_decision(
         session, everything
@@ -112,6 +151,7 @@ def build_usage(
         kept_resources.add(resource)
         kind = decision if decision in ("allow", "deny") else "other"
         totals[kind] += count
+        split[is_prediction(resource)][kind] += count
         by_principal[actor or "(unauthenticated)"][kind] += count
         if target is not None:
             by_model[target][kind] += count
@@ -138,6 +178,9 @@ def build_usage(
         allowed=totals["allow"],
         denied=totals["deny"],
         other=totals["other"],
+        predictions=_counts(split[True]),
+        administrative=_counts(split[False]),
+        explanation=EXPLANATION,
         by_model=_rows(by_model),
         by_principal=_rows(by_principal),
         denials_by_reason=sorted(
