@@ -61,6 +61,7 @@ SECTION_TITLES = {
     "audit_log": "Audit log and anchoring",
 }
 
+STATUS_KEYS = frozenset({"status", "severity", "outcome", "decision"})
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 _HASH = re.compile(r"^[0-9a-f]{40,}$")
 
@@ -260,7 +261,7 @@ def readable(value: Any, depth: int = 0, *, in_row: bool = False) -> Markup:
         # A two-column table, not a <dl> grid: WeasyPrint lays tables out far faster.
         items = Markup("").join(
             Markup('<tr><th scope="row">{}</th><td>{}</td></tr>').format(
-                title(k), readable(v, depth + 1, in_row=in_row)
+                title(k), _field(k, v, depth + 1, in_row=in_row)
             )
             for k, v in value.items()
         )
@@ -295,6 +296,13 @@ def readable(value: Any, depth: int = 0, *, in_row: bool = False) -> Markup:
     return escape(str(value))
 
 
+def _field(key: str, value: Any, depth: int, *, in_row: bool) -> Markup:
+    """One field's value; a status or severity is a badge, wherever it sits."""
+    if key in STATUS_KEYS and isinstance(value, str):
+        return status(value)
+    return readable(value, depth, in_row=in_row)
+
+
 def _more(n: int) -> Markup:
     if n <= MAX_ROWS:
         return Markup("")
@@ -324,7 +332,7 @@ def records(
     body = Markup("").join(
         Markup("<tr>{}</tr>").format(
             Markup("").join(
-                Markup("<td>{}</td>").format(readable(item.get(k), depth + 1, in_row=True))
+                Markup("<td>{}</td>").format(_field(k, item.get(k), depth + 1, in_row=True))
                 for k in keys
             )
         )
