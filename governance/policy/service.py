@@ -403,7 +403,12 @@ class PolicyService:
             previous=before,
             approved_by=approved_by,
             author=author,
-            details={**(details or {}), "policy_tests_run": tests_run},
+            details={
+                **(details or {}),
+                "policy_tests_run": tests_run,
+                # The one widening of governance with no approver: an auditor finds it by this.
+                **({"bootstrap": True} if bootstrap else {}),
+            },
         )
 
     def second_person_needed(
