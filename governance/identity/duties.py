@@ -7,15 +7,17 @@
   init`` or ``warden roles grant`` on the server's machine), audited as a bootstrap; that path
   closes as soon as someone holds the role.
 - An approval is refused when the approver holds a role that the proposal's author granted
-  (proposed), when both were enrolled by the same principal close to the proposal (two accounts
-  of one admin), or when the proposal has expired. Enrolments by the local operator (who can
+  (proposed), holds a key the author issued, when both got their credentials (a person's
+  enrolment, a service's key) from the same principal close to the proposal (two accounts of
+  one admin), or when the proposal has expired. Enrolments by the local operator (who can
   write the database anyway) do not count as an admin's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from governance.db.base import as_utc, utcnow
 from governance.identity.enrolment import enrolments
-from governance.identity.models import Principal
+from governance.identity.models import ApiKey, Principal
 from governance.identity.service import identity
 from governance.kit.context import Context
 from governance.policy.errors import ApprovalRefused
@@ -140,19 +142,63 @@ def approval_conflict(
             )
     if proposal.author_principal_id is None or ctx.actor.principal_id is None:
         return None
-    mine = enrolments.enrolled_by(session, ctx.actor.principal_id)
-    theirs = enrolments.enrolled_by(session, proposal.author_principal_id)
-    if mine is None or theirs is None or mine.enroller_id is None:
-        return None
-    made = as_utc(proposal.created_at)
-    if mine.enroller_id == theirs.enroller_id and all(
-        as_utc(e.redeemed_at) >= made - lifetime for e in (mine, theirs)
-    ):
-        return (
-            f"the approver and the author were both enrolled by {mine.enroller!r} within the "
-            "proposal's lifetime"
+    since = as_utc(proposal.created_at) - lifetime
+    mine = credentials(session, ctx.actor.principal_id)
+    theirs = credentials(session, proposal.author_principal_id)
+    for issued in mine:
+        # The author holds a key they issued to the approver: the author can act as it.
+        if not issued.enrolled and issued.issuer == proposal.author:
+            return f"the approver's key was issued by the proposal's author {proposal.author!r}"
+    recent = {c.issuer: c for c in mine if c.at >= since}
+    for other in theirs:
+        same = recent.get(other.issuer)
+        if same is None or other.at < since:
+            continue
+        how = (
+            "were both enrolled by"
+            if same.enrolled and other.enrolled
+            else "both got their credentials from"
         )
+        return f"the approver and the author {how} {other.issuer!r} within the proposal's lifetime"
     return None
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Who gave a principal a credential it holds (``enrolled``: by enrolment), and when."""
+
+    issuer: str
+    at: datetime
+    enrolled: bool
+
+
+def credentials(session: Session, principal_id: int) -> list[Credential]:
+    """The enrolment a person redeemed and the live keys someone else issued to a service.
+
+    Whoever issued them may hold them (an enrolment code is a bearer secret until redeemed).
+    The local operator's enrolments are left out: the operator can write the database anyway.
+    """
+    found: list[Credential] = []
+    enrolled = enrolments.enrolled_by(session, principal_id)
+    if enrolled is not None and enrolled.enroller_id is not None:
+        found.append(Credential(enrolled.enroller, as_utc(enrolled.redeemed_at), True))
+    now = utcnow()
+    issued = session.execute(
+        select(ApiKey.created_by, ApiKey.created_at, ApiKey.expires_at)
+        .join(Principal, Principal.id == ApiKey.principal_id)
+        .where(
+            ApiKey.principal_id == principal_id,
+            Principal.kind == "service",
+            ApiKey.revoked_at.is_(None),
+            ApiKey.created_by.is_not(None),
+        )
+    ).all()
+    found.extend(
+        Credential(str(by), as_utc(at), False)
+        for by, at, expires in issued
+        if expires is None or as_utc(expires) > now
+    )
+    return found
 
 
 def approve(

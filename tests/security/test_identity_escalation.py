@@ -24,7 +24,13 @@ from governance.db.base import utcnow
 from governance.errors import ConfigurationError
 from governance.identity.models import Enrolment, Principal
 from tests.conftest import LiveServer, WardenFactory, auth, settings_env
-from tests.security.test_rate_limits import StartServer, attacker, limits_yaml, start_server
+from tests.security.test_rate_limits import (
+    StartServer,
+    attacker,
+    entries,
+    limits_yaml,
+    start_server,
+)
 from tests.servers import SharedServer
 
 __all__ = ["start_server"]  # the fixture, shared with the rate-limit tests
@@ -163,20 +169,92 @@ def test_an_admins_own_accounts_cannot_become_officers_or_approve_each_other(
     rule = ["p", "role:auditor", "api:keys", "read", "allow"]
     r = http.post("/v1/policy/changes", json={"add": [rule], "reason": "x"}, headers=auth(p1))
     assert r.status_code == 202, r.text  # power over keys: a second officer must approve
-    r = http.post(f"/v1/policy/proposals/{r.json()['id']}/approve", json={}, headers=auth(p2))
+    proposed = r.json()["id"]
+    r = http.post(f"/v1/policy/proposals/{proposed}/approve", json={}, headers=auth(p2))
     refused(r, 409, "both enrolled by 'admin'")
-    # ... and neither can approve what the admin proposes (the admin granted their roles).
+    assert rule not in http.get("/v1/policy", headers=auth(first_officer)).json()["rules"]
+    # ... and neither can approve what the admin proposes (the admin granted their roles). An
+    # auditor, like an admin, is a second person's decision.
     http.post("/v1/principals", json={"name": puppets[2]}, headers=auth(admin_token))
+    for role in ("auditor", "admin"):
+        granted = http.post(
+            "/v1/roles/grant",
+            json={"principal": puppets[2], "role": role, "reason": f"another {role}"},
+            headers=auth(admin_token),
+        )
+        assert granted.status_code == 202, granted.text
+        r = http.post(
+            f"/v1/policy/proposals/{granted.json()['proposal']}/approve",
+            json={},
+            headers=auth(p2),
+        )
+        refused(r, 409, "granted by the proposal's author 'admin'")
+    policy = http.get("/v1/policy", headers=auth(first_officer)).json()
+    assert ["g", puppets[2], "role:admin"] not in policy["rules"]
+    assert ["g", puppets[2], "role:auditor"] not in policy["rules"]
+
+    # Colleagues the admin enrolled longer ago than a proposal lives are two people, not two
+    # fresh accounts: the same approval then goes through.
+    lifetime = timedelta(hours=shared_server.settings.proposal_lifetime_hours)
+    engine = make_engine(shared_server.settings.resolved_database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            session.execute(
+                update(Enrolment)
+                .where(
+                    Enrolment.principal_id.in_(
+                        select(Principal.id).where(Principal.name.in_(puppets[:2]))
+                    ),
+                    Enrolment.redeemed_at.is_not(None),
+                )
+                .values(redeemed_at=utcnow() - lifetime - timedelta(minutes=5))
+            )
+    finally:
+        engine.dispose()
+    r = http.post(f"/v1/policy/proposals/{proposed}/approve", json={}, headers=auth(p2))
+    assert r.status_code == 201, r.text
+
+
+def test_an_admins_service_accounts_cannot_approve_each_other(
+    shared_server: SharedServer,
+) -> None:
+    # The same attack with services, whose keys an admin may issue: the admin holds both keys.
+    http, admin_token, warden = shared_server.http, shared_server.admin, shared_server.warden
+    first_officer = warden.officer_token()
+    tokens = []
+    for name in (shared_server.unique("bot-1"), shared_server.unique("bot-2")):
+        r = http.post(
+            "/v1/principals", json={"name": name, "kind": "service"}, headers=auth(admin_token)
+        )
+        assert r.status_code == 201, r.text
+        r = http.post("/v1/keys", json={"principal": name}, headers=auth(admin_token))
+        assert r.status_code == 201, r.text
+        tokens.append(str(r.json()["token"]))
+        r = http.post(
+            "/v1/roles/grant",
+            json={"principal": name, "role": "compliance_officer", "reason": "automation"},
+            headers=auth(admin_token),
+        )
+        assert r.status_code == 202, r.text
+        # An officer is talked into approving both grants.
+        r = http.post(
+            f"/v1/policy/proposals/{r.json()['proposal']}/approve",
+            json={},
+            headers=auth(first_officer),
+        )
+        assert r.status_code == 201, r.text
+    rule = ["p", "role:ml_engineer", "api:keys", "read", "allow"]
     r = http.post(
-        "/v1/roles/grant",
-        json={"principal": puppets[2], "role": "admin", "reason": "another admin"},
-        headers=auth(admin_token),
+        "/v1/policy/changes", json={"add": [rule], "reason": "x"}, headers=auth(tokens[0])
     )
     assert r.status_code == 202, r.text
-    r = http.post(f"/v1/policy/proposals/{r.json()['proposal']}/approve", json={}, headers=auth(p2))
-    refused(r, 409, "granted by the proposal's author 'admin'")
-    policy = http.get("/v1/policy", headers=auth(first_officer)).json()
-    assert rule not in policy["rules"] and ["g", puppets[2], "role:admin"] not in policy["rules"]
+    pending = r.json()["id"]
+    r = http.post(f"/v1/policy/proposals/{pending}/approve", json={}, headers=auth(tokens[1]))
+    refused(r, 409, "both got their credentials from 'admin'")
+    assert rule not in http.get("/v1/policy", headers=auth(first_officer)).json()["rules"]
+    # A person the admin did not credential may still approve it.
+    r = http.post(f"/v1/policy/proposals/{pending}/approve", json={}, headers=auth(first_officer))
+    assert r.status_code == 201, r.text
 
 
 def test_an_officer_cannot_widen_governance_alone_and_bootstrap_is_closed(
@@ -228,6 +306,24 @@ def test_an_officer_cannot_widen_governance_alone_and_bootstrap_is_closed(
     assert "pending" in out.output
     roles = http.get("/v1/policy", headers=auth(officer)).json()["view"]["roles"]
     assert mallory not in roles["compliance_officer"]
+
+    # The bootstrap is audited as such: the two grants with no approver are the local
+    # operator's first admin and first officer, marked and explained in their entries.
+    auditor = warden.principal(shared_server.unique("aud"), "auditor")
+    changes = entries(http, auditor, event_type="policy.change")
+    bootstraps = [e for e in changes if e["details"].get("bootstrap")]
+    assert sorted(rule for e in bootstraps for rule in e["details"]["diff"]["added"]) == [
+        ["g", "admin", "role:admin"],
+        ["g", warden.BOOTSTRAP_OFFICER, "role:compliance_officer"],
+    ]
+    for entry in bootstraps:
+        assert entry["reason"].startswith("bootstrap: "), entry["reason"]
+        assert entry["details"]["approved_by"] is None
+    for entry in changes:
+        if not entry["details"].get("bootstrap"):
+            added = entry["details"]["diff"].get("added", [])
+            if any(rule[0] == "g" and rule[2] == "role:compliance_officer" for rule in added):
+                assert entry["details"]["approved_by"], entry
 
 
 # A fresh server: the admin's keys are counted, and a shared server's tests add some.
