@@ -139,6 +139,20 @@ class Settings(BaseSettings):
     witness_quorum: int = Field(default=0, ge=0)
     # Each call to a witness gives up after this long; cosigning never runs on a request path.
     witness_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Log lines as JSON objects for a log shipper, or text for a terminal; "auto" is JSON in
+    # production only. The access log writes a line per request (route template, principal,
+    # decision, latency), never a payload.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    access_log: bool = True
+    # OpenTelemetry traces, exported over OTLP/HTTP as the OTEL_EXPORTER_OTLP_* variables say
+    # (needs the `tracing` extra).
+    tracing: bool = False
+
+    @property
+    def log_json(self) -> bool:
+        if self.log_format == "auto":
+            return self.environment == "production"
+        return self.log_format == "json"
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

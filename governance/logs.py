@@ -6,15 +6,40 @@ response), and a driver error can quote a statement's parameters. So a logged ex
 written as its traceback's frames (files, lines, source) and its type, with the message
 withheld, for every exception in its chain. The server hands its own log records (uvicorn's
 "Exception in ASGI application" included) to the same handler.
+
+Two formats, chosen in one place (:func:`configure_logging`): plain text for a person at a
+terminal (``local``), JSON lines for a log shipper (``production``). A JSON line carries the
+request id of the request being served, and the access log's fields (route template, method,
+status, principal name, decision, latency), each as its own key.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import traceback
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from types import TracebackType
 
 WITHHELD = "(message withheld)"
+ACCESS_LOGGER = "warden.access"
+# The request being served in this task, for every line logged while serving it.
+REQUEST_ID: ContextVar[str | None] = ContextVar("warden_request_id", default=None)
+# What a log call may add as ``extra=``; nothing else of a record is written (a record's own
+# attributes are many, and an arbitrary extra could carry what must never be logged).
+FIELDS = (
+    "request_id",
+    "method",
+    "route",
+    "status",
+    "principal",
+    "decision",
+    "latency_ms",
+    "model",
+    "policy_version",
+)
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -57,11 +82,38 @@ class WithheldFormatter(logging.Formatter):
         return "" if exc is None else format_exception_withheld(exc)
 
 
+class JsonFormatter(WithheldFormatter):
+    """One JSON object per line: time, level, logger, message, the allowed fields, and an
+    exception as :func:`format_exception_withheld` writes it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            line["request_id"] = request_id
+        for name in FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                line[name] = value
+        if record.exc_info and record.exc_info[1] is not None:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
 def configure_logging(
-    level: int = logging.INFO, fmt: str = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    level: int = logging.INFO,
+    fmt: str = "%(asctime)s %(levelname)s %(name)s %(message)s",
+    *,
+    json_lines: bool = False,
 ) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(WithheldFormatter(fmt))
+    """Send every log record (uvicorn's included) to stderr, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else WithheldFormatter(fmt))
     logging.basicConfig(level=level, handlers=[handler])
     # Casbin writes every rule and role link of each enforcer it builds at INFO: the whole
     # policy, with principal names, at every policy change. The audit log holds the changes;

@@ -90,7 +90,7 @@ def serve(
     from governance.logs import configure_logging
 
     cfg = settings()
-    configure_logging()
+    configure_logging(json_lines=cfg.log_json)
     with errors_as_exit():
         application = create_app(cfg, freeze_heap=True)
     uvicorn.run(

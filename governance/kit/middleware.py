@@ -29,6 +29,7 @@ from governance.kit.problems import internal_error
 from governance.kit.request_facts import RequestFacts, bind_facts
 from governance.kit.routes import route_template
 from governance.kit.security_headers import SecurityHeaders
+from governance.logs import REQUEST_ID
 from governance.randomness import sortable_hex
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class GovernedRequestMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = sortable_hex()
+        REQUEST_ID.set(request_id)  # for every log line while it is served
         facts = bind_facts(scope, request_id)
         governed = scope["path"].startswith(GOVERNED_PREFIX)
         length = header(scope, b"content-length")
