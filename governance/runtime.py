@@ -37,7 +37,7 @@ from governance.fairness.thresholds import anchor as thresholds_anchor
 from governance.fairness.thresholds.versions import thresholds_store
 from governance.identity.cache import AuthCache
 from governance.jobs import HeavyJobs
-from governance.kit import transaction
+from governance.kit import metrics, transaction
 from governance.kit.events import EVENT_LOG
 from governance.kit.forwarded import PROXIES, TrustedProxies, parse_networks
 from governance.limits import Limits, load_limits
@@ -73,6 +73,7 @@ def open_key_provider(settings: Settings) -> ServiceKeyProvider:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        metrics.follow_environment()
         # Timeouts and keepalives: a frozen or unreachable database is a 503, not a hang.
         limits = ConnectionLimits.from_settings(settings)
         self.engine = make_engine(settings.resolved_database_url, limits=limits)
@@ -110,6 +111,7 @@ class Runtime:
             max_wait_ms=settings.batch_max_wait_ms,
             max_queue_rows=settings.batch_max_queue_rows,
             execution=None if settings.batch_execution == "auto" else settings.batch_execution,
+            on_batch=metrics.observe_batch,
         )
         self.checkpointer: Checkpointer | None = None
         self.records = RecordStore(
@@ -264,6 +266,7 @@ class Runtime:
         self.host.close(timeout=10)
         self.engine.dispose()
         self.read_engine.dispose()
+        metrics.process_exited()
 
     def _require_schema(self, session: Session) -> None:
         try:
@@ -297,6 +300,7 @@ class Runtime:
                 self.anchoring.report("policy", problem)
                 return
             self.policy.install(current.version, load_rules(current.rules))
+            metrics.POLICY_VERSION.set(current.version)
             logger.info("policy version %d installed", current.version)
         self.anchoring.resolve("policy")
 

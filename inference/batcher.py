@@ -37,6 +37,9 @@ from inference.errors import BatcherClosedError, BatcherError, BatcherOverloaded
 logger = logging.getLogger(__name__)
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
+# Told of each forward pass: the batcher's name, the requests merged, their rows. Called where
+# the pass ran (the worker thread or the event loop); it must be quick and must not raise.
+BatchObserver = Callable[[str, int, int], None]
 Execution = Literal["thread", "loop"]
 EXECUTIONS: tuple[Execution, ...] = ("thread", "loop")
 
@@ -119,6 +122,7 @@ class MicroBatcher:
             submitting event loop runs them, once per turn); see the module docstring.
         loop_budget_ms: with loop execution, move to a worker thread for good once the median
             of the last 16 forward passes on the loop takes longer than this.
+        on_batch: told of each forward pass (its requests and rows), for metrics.
 
     Raises:
         ValueError: for a non-positive ``max_batch_rows`` or a negative ``max_wait_ms``.
@@ -135,6 +139,7 @@ class MicroBatcher:
         name: str = "model",
         execution: Execution = "thread",
         loop_budget_ms: float | None = None,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         if max_batch_rows < 1:
             raise ValueError("max_batch_rows must be at least 1")
@@ -147,6 +152,7 @@ class MicroBatcher:
         if execution not in EXECUTIONS:
             raise ValueError(f"execution must be one of {EXECUTIONS}, not {execution!r}")
         self._forward = forward
+        self._on_batch = on_batch
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_ms / 1000.0
         self.input_dim = input_dim
@@ -472,6 +478,11 @@ class MicroBatcher:
             self._rows += rows
             self._failed += failed
             self._largest = max(self._largest, rows)
+        if self._on_batch is not None:
+            try:
+                self._on_batch(self.name, len(batch), rows)
+            except Exception:
+                logger.exception("batcher %s: batch observer failed", self.name)
         self._post(outcomes)
 
     def _post(self, outcomes: Iterable[tuple[_Pending, torch.Tensor | BaseException]]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from inference.batcher import Execution, MicroBatcher, default_execution
+from inference.batcher import BatchObserver, Execution, MicroBatcher, default_execution
 from inference.errors import InferenceError, ManifestError, ModelNotLoadedError
 from inference.model import LoadedModel
 
@@ -76,6 +76,7 @@ class ModelHost:
         execution: where each model's forward passes run (see :mod:`inference.batcher`);
             None picks :func:`~inference.batcher.default_execution` for ``device``, and on the
             loop a budget of :data:`AUTO_LOOP_BUDGET_MS` per forward pass.
+        on_batch: passed to each model's :class:`MicroBatcher` (the service's metrics).
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class ModelHost:
         max_wait_ms: float = 0.0,
         max_queue_rows: int | None = None,
         execution: Execution | None = None,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         self.device = device
         self.execution: Execution = execution or default_execution(device)
@@ -95,6 +97,7 @@ class ModelHost:
             "max_queue_rows": max_queue_rows,
             "execution": self.execution,
             "loop_budget_ms": AUTO_LOOP_BUDGET_MS if execution is None else None,
+            "on_batch": on_batch,
         }
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, str], HostedModel] = {}

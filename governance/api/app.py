@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from governance import __version__
-from governance.api import health
+from governance.api import health, metrics
 from governance.config import Settings
-from governance.kit import problems
+from governance.kit import problems, tracing
 from governance.kit.middleware import GovernedRequestMiddleware
+from governance.kit.observed import ObservedRequestMiddleware
 from governance.kit.security_headers import SecurityHeaders
 from governance.plugins import optional_module
 from governance.runtime import Runtime
@@ -77,6 +78,7 @@ def create_app(
             (``warden serve``); a process that builds many apps (the tests) leaves it off.
     """
     rt = runtime or Runtime(settings)
+    flush_at_stop: list[Callable[[], object]] = []  # the span exporter's last batch
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,6 +96,8 @@ def create_app(
             # Off the event loop: the writer process's answers to the last appends (refusal
             # summaries, the final checkpoint) are read on this loop, which must keep running.
             await asyncio.to_thread(rt.stop)
+            for flush in flush_at_stop:
+                flush()
 
     app = FastAPI(
         title="Warden",
@@ -115,6 +119,7 @@ def create_app(
         r for domain, router in routers if domain == HOT for r in router.routes
     ]
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for domain, router in routers:
         if domain != HOT:
             app.include_router(router)
@@ -124,4 +129,10 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         security_headers=SecurityHeaders(app),
     )
+    # Outside the governed-request middleware: it sees each answer as the client does.
+    app.add_middleware(ObservedRequestMiddleware, access_log=settings.access_log)
+    if settings.tracing:
+        # Around the whole stack, so that every route (predict included) has its span.
+        tracer_provider = tracing.install(app, (rt.engine, rt.read_engine))
+        flush_at_stop.append(tracer_provider.shutdown)
     return app

@@ -26,6 +26,7 @@ from governance.identity.cache import CachedIdentity
 from governance.identity.errors import AuthenticationFailed
 from governance.identity.service import identity as identity_service
 from governance.identity.tokens import token_hash, well_formed
+from governance.kit import tracing
 from governance.kit.context import Context
 from governance.kit.events import Actor, Source
 from governance.kit.middleware import header, source_of
@@ -206,6 +207,13 @@ def _actor(compiled: CompiledPolicy, ident: CachedIdentity) -> Actor:
     return actor
 
 
+class _Kept(dict[str, str]):
+    """Path parameters for a template, leaving a placeholder it lacks as it is."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
 class Authorize:
     """Dependency: authenticate, then ``enforce(principal, object, action)`` with Casbin.
 
@@ -222,6 +230,22 @@ class Authorize:
         return f"Authorize({self.obj!r}, {self.action!r})"
 
     async def __call__(self, request: Request) -> Caller:
+        if not tracing.enabled():
+            return await self._authorize(request)
+        with tracing.span("warden.authorize", {"warden.action": self.action}) as span:
+            try:
+                return await self._authorize(request)
+            finally:
+                facts = facts_of(request.scope)
+                span.set_attributes(
+                    {
+                        "warden.object": self.obj.format_map(_Kept(request.path_params)),
+                        "warden.decision": facts.decision or "deny",
+                        "warden.policy_version": facts.policy_version or 0,
+                    }
+                )
+
+    async def _authorize(self, request: Request) -> Caller:
         # Authentication is called directly rather than as a sub-dependency: one guard, one
         # dependency to resolve per request on the hot path.
         gate = GATE.get(request.app)

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,6 +60,14 @@ def fetch_nodes(session: Database, keys: list[tuple[int, int]]) -> dict[tuple[in
         )
         found.update({(level, idx): h for idx, h in rows})
     return found
+
+
+def latest_checkpoint_age(session: Session) -> float | None:
+    """Seconds since the newest stored checkpoint was signed; None before the first."""
+    created = session.scalar(select(func.max(AuditCheckpoint.created_at)))
+    if created is None:
+        return None
+    return max((utcnow() - as_utc(created)).total_seconds(), 0.0)
 
 
 def root_at(session: Database, size: int) -> bytes:

@@ -29,6 +29,7 @@ from governance.audit import log as audit_log
 from governance.audit import merkle
 from governance.audit.checkpoints import Checkpointer
 from governance.audit.errors import AuditError, AuditIntegrityError
+from governance.kit import metrics
 from governance.kit.events import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -284,6 +285,7 @@ class AuditWriter:
                 break
             assert isinstance(first, _Item)
             batch, stop = self._collect(first)
+            metrics.GROUP_COMMIT.observe(len(batch))
             outcomes, size = self.write([(item.events, item.write) for item in batch])
             self._resolve(list(zip(batch, outcomes, strict=True)))
             # After the answers: a checkpoint never delays the requests it follows.

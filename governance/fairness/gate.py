@@ -40,6 +40,7 @@ from governance.fairness.models import FairnessAudit, GateOverride, ThresholdVer
 from governance.fairness.result import FAIL, INSUFFICIENT_EVIDENCE, Outcome, result_from_dict
 from governance.fairness.service import fairness
 from governance.fairness.thresholds.versions import thresholds_store
+from governance.kit import metrics
 from governance.kit.context import Context
 from governance.kit.events import AuditEvent
 from governance.registry.models import ModelVersion
@@ -206,6 +207,7 @@ def fairness_gate(session: Session, ctx: Context, row: ModelVersion) -> None:
         model_version=row.version,
         details=status.to_dict(),
     )
+    metrics.GATE_DECISIONS.labels("allow" if status.passed else "deny", status.basis).inc()
     if status.passed:
         audit_log.append(session, [decision])
         return

@@ -23,6 +23,7 @@ from governance.audit.canonical import canonical_bytes
 from governance.audit.journal.guard import GuardedJournal
 from governance.audit.writer import StaleWrite
 from governance.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
+from governance.kit import tracing
 from governance.kit.context import Context
 from governance.kit.events import AuditEvent
 from governance.kit.request_facts import RequestFacts, facts_of
@@ -125,8 +126,15 @@ async def run(predictor: Predictor, request: Request, caller: Caller, model: str
     """Serve one authorized predict call."""
     call = PredictCall(caller=caller, model=model, facts=facts_of(request.scope))
     await validate(predictor, call, request)
-    await infer(predictor, call)
-    seal(predictor, call)
+    # Child spans of the request's (a no-op while tracing is off): names and counts only.
+    with tracing.span("warden.infer", {"warden.model": model}) as span:
+        await infer(predictor, call)
+        if span is not None:
+            span.set_attributes(
+                {"warden.model_version": call.model_version, "warden.records": len(call.rows)}
+            )
+    with tracing.span("warden.seal"):
+        seal(predictor, call)
     await record_and_audit(predictor, call)
     return respond(call)
 
@@ -297,11 +305,13 @@ async def record_and_audit(predictor: Predictor, call: PredictCall) -> None:
     stored: it seals once more under the subject's fresh key (not a 503).
     """
     for attempt in (1, 2):
-        prepared = await _prepare(predictor, call)
+        with tracing.span("warden.seal.record"):
+            prepared = await _prepare(predictor, call)
         try:
-            seqs = await predictor.journal.append(
-                [audit_event(call, prepared.data_key_id)], prepared.row
-            )
+            with tracing.span("warden.audit.write"):
+                seqs = await predictor.journal.append(
+                    [audit_event(call, prepared.data_key_id)], prepared.row
+                )
         except StaleWrite:
             if attempt == 2:
                 raise

@@ -19,6 +19,7 @@ from tests.servers import SharedServer
 ROLES = ("admin", "compliance_officer", "auditor", "ml_engineer", "client")
 
 MATRIX = """
+GET    /metrics                                       N N N N N
 GET    /v1/audit/checkpoints                          N Y Y N N
 GET    /v1/audit/checkpoints/latest                   N Y Y N N
 GET    /v1/audit/consistency                          N Y Y N N

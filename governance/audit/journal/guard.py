@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 from governance.audit.journal import Journal
 from governance.audit.writer import AuditUnavailable
+from governance.kit import metrics
 from governance.kit.events import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,8 @@ class GuardedJournal:
             AuditUnavailable: refused now, failed, or not durable within the deadline.
         """
         self._admit()
+        started = time.perf_counter()
+        metrics.JOURNAL_QUEUE.inc()
         try:
             # A timer on this task, not wait_for's extra task per append (the hot path).
             async with asyncio.timeout(self.deadline):
@@ -163,6 +166,9 @@ class GuardedJournal:
         except AuditUnavailable as exc:
             self._fail(exc)
             raise
+        finally:
+            metrics.JOURNAL_QUEUE.dec()
+            metrics.DURABLE_SECONDS.observe(time.perf_counter() - started)
         self._succeeded()
         return seqs
 

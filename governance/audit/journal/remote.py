@@ -31,6 +31,7 @@ from governance.audit.journal.wire import TIMED_OUT, FrameReader, frame
 from governance.audit.writer import AuditUnavailable, Outcome, StaleWrite, Waiter, resolve
 from governance.db.engine import ConnectionLimits
 from governance.errors import ConfigurationError
+from governance.kit import metrics
 from governance.kit.events import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -354,6 +355,7 @@ class ProcessJournal:
         size: Any,
     ) -> None:
         outcomes: list[tuple[Waiter, Outcome]] = []
+        metrics.GROUP_COMMIT.observe(len(results))  # the writer answers a batch at once
         with self._lock:
             for ident, outcome, evicted in results:
                 for dek_id, subject_ref in evicted:
