@@ -206,7 +206,12 @@ def _c4(r: Report, _t: list[RemovedTest]) -> _Outcome:
     for system in r.systems:
         for o in system.overrides:
             failing = (
-                "; ".join(f"{f.get('feature')}: {f.get('reason')}" for f in o.failures)
+                "; ".join(
+                    str(f.get("reason"))
+                    if f.get("feature") in (None, "*")
+                    else f"{f.get('feature')}: {f.get('reason')}"
+                    for f in o.failures
+                )
                 or "the gate's checks"
             )
             found.append(

@@ -123,30 +123,24 @@ def _item(item: _ItemFile, controls: dict[str, Control], org: Organisation) -> F
         if control is None:
             raise InvalidReportConfig(f"framework item {item.ref!r} names no control {cid!r}")
         statuses.append(control.status)
-        if control.status in ("exception", "gap"):
-            said.append(f"{cid} {control.status}: {control.note}")
+        said.append(f"{cid} {control.status.replace('_', ' ')}: {control.note}")
     values = {key: _organisation_value(org, key) for key in item.organisation}
     supplied = {k: v for k, v in values.items() if v}
     missing = [k for k, v in values.items() if not v]
     if item.organisation:
         statuses.append("gap" if missing else "effective")
-    if missing:
-        said.append(
-            f"the organisation must supply {', '.join(missing)} in policies/organisation.yaml"
-            + (f": {item.supply}" if item.supply else "")
-        )
+        if missing:
+            said.append(
+                f"the organisation must supply {', '.join(missing)} in "
+                "policies/organisation.yaml" + (f": {item.supply}" if item.supply else "")
+            )
+        else:
+            said.append("declared by the organisation in policies/organisation.yaml")
     if not statuses:
         # Nothing Warden records answers it: the organisation must.
         statuses.append("gap")
         said.append(f"Warden holds no evidence for this item; {item.supply or 'supply it'}")
     status = max(statuses, key=lambda s: _RANK[s])
-    if all(s == "not_applicable" for s in statuses):
-        said.append("no AI system or data in scope for this item in the period")
-    if not said:
-        parts = [f"answered by {', '.join(item.controls)}"] if item.controls else []
-        if supplied:
-            parts.append("declared by the organisation in policies/organisation.yaml")
-        said.append("; ".join(parts))
     return FrameworkItem(
         ref=item.ref,
         title=item.title,
