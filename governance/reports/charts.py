@@ -22,7 +22,18 @@ from matplotlib.figure import Figure
 from governance.reports.document import FairnessAuditRow, Report
 
 CHARTS = ("requests.png", "fairness.png", "privacy.png")
-_DPI = 150
+_DPI = 150  # report.css prints the images at this resolution (image-resolution)
+# Drawn at print size: the page's text column is 178 mm (7 in), and no text in a chart is
+# smaller than 9 pt, so nothing is scaled below the document's 8 pt floor.
+_WIDTH = 6.6  # inches, the axes and their labels; the fairness chart leaves room for labels
+_STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "axes.labelsize": 9,
+}
 _EMPTY_HEIGHT = 1.0  # inches: a chart that only says "no data" stays small
 _ALLOWED, _DENIED, _OTHER, _LINE = "#3a7d44", "#c0392b", "#95a5a6", "#7b241c"
 
@@ -92,7 +103,7 @@ def requests_chart(report: Report) -> bytes:
     """Allowed, denied and other calls per bucket, on an axis spanning the whole period."""
     usage, meta = report.usage, report.meta
     busy = any(b.allowed or b.denied or b.other for b in usage.timeline)
-    fig, ax = plt.subplots(figsize=(7.5, 2.6 if busy else _EMPTY_HEIGHT))
+    fig, ax = plt.subplots(figsize=(_WIDTH, 2.6 if busy else _EMPTY_HEIGHT))
     if not busy:
         _empty(ax, "no API calls in this period")
     else:
@@ -115,18 +126,16 @@ def requests_chart(report: Report) -> bytes:
         # The axis is the period, not the busy buckets: one busy minute is a narrow bar.
         ax.set_xlim(mdates.date2num(meta.period_from), mdates.date2num(meta.period_to))
         ax.set_ylabel("calls")
-        ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         span = meta.period_to - meta.period_from
         ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=8))
         ax.xaxis.set_major_formatter(
             mdates.DateFormatter("%H:%M" if span.total_seconds() <= 86400 else "%Y-%m-%d")
         )
-        ax.set_xlabel(
-            f"{meta.period_from:%Y-%m-%d %H:%M} to {meta.period_to:%Y-%m-%d %H:%M} UTC", fontsize=8
-        )
+        ax.set_xlabel(f"{meta.period_from:%Y-%m-%d %H:%M} to {meta.period_to:%Y-%m-%d %H:%M} UTC")
         ax.grid(axis="y", color="#ddd", linewidth=0.6)
         ax.set_axisbelow(True)
-    ax.set_title(f"Calls per {usage.bucket_seconds // 60} min (UTC)", fontsize=10)
+    ax.set_title(f"Calls per {usage.bucket_seconds // 60} min (UTC)")
     return _png(fig)
 
 
@@ -214,10 +223,10 @@ def fairness_chart(report: Report) -> bytes:
     ]
     bars = [(f, g) for f, g in bars if g.selection_rate is not None]
     height = max(2.2, 0.34 * len(bars) + 1.1) if bars else _EMPTY_HEIGHT
-    fig, ax = plt.subplots(figsize=(7.5, height))
+    fig, ax = plt.subplots(figsize=(_WIDTH - 2.2, height))
     if audit is None or not bars:
         _empty(ax, "no fairness audit in this period")
-        ax.set_title("Selection rate by group", fontsize=10)
+        ax.set_title("Selection rate by group")
         return _png(fig)
     positions = list(range(len(bars)))
     rates = [g.selection_rate or 0.0 for _, g in bars]
@@ -238,7 +247,7 @@ def fairness_chart(report: Report) -> bytes:
     labels = [
         f"{f}: {g.label} (n={g.count})" + ("" if g.reliable else ", excluded") for f, g in bars
     ]
-    ax.set_yticks(positions, labels, fontsize=8)
+    ax.set_yticks(positions, labels)
     ax.invert_yaxis()
     if floor is not None:
         i = 0
@@ -256,13 +265,12 @@ def fairness_chart(report: Report) -> bytes:
                     label="_nolegend_" if i else f"{floor:g} × highest rate",
                 )
             i += len(shown)
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
+        ax.legend(loc="lower right", frameon=False)
     ax.set_xlim(0, min(1.0, max(r + h for r, h in zip(rates, high, strict=True)) * 1.15 + 0.02))
-    ax.set_xlabel("selection rate", fontsize=9)
+    ax.set_xlabel("selection rate")
     level = f"{audit.confidence_level:.0%} interval" if audit.confidence_level else "interval"
     ax.set_title(
         f"Selection rate by group: {audit.model} {audit.model_version or ''} ({level})",
-        fontsize=10,
     )
     ax.grid(axis="x", color="#ddd", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -328,7 +336,7 @@ def privacy_chart(report: Report) -> bytes:
     datasets = report.privacy.datasets
     models = [m for m in report.privacy.models if m.private and m.epsilon is not None]
     n = len(datasets) or len(models)
-    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.45 * n + 1.0) if n else _EMPTY_HEIGHT))
+    fig, ax = plt.subplots(figsize=(_WIDTH - 0.8, max(2.0, 0.45 * n + 1.0) if n else _EMPTY_HEIGHT))
     if datasets:
         names = [d.dataset for d in datasets]
         # An unbounded spend (a non-private run was charged) is drawn at the cap: it is gone.
@@ -348,22 +356,21 @@ def privacy_chart(report: Report) -> bytes:
                     colors=_LINE,
                     label="_nolegend_" if i else "cap",
                 )
-            label = "unbounded" if d.spent_epsilon is None else f"{d.spent_epsilon:.2f}"
+            label = "unbounded" if d.spent_epsilon is None else _fmt(d.spent_epsilon)
             ax.annotate(
                 f"{label} of {_fmt(d.cap_epsilon)}",
                 (spent[i], i),
                 xytext=(4, 0),
                 textcoords="offset points",
                 va="center",
-                fontsize=8,
             )
-        ax.set_yticks(positions, names, fontsize=8)
+        ax.set_yticks(positions, names)
         ax.invert_yaxis()
         top = max([*spent, *(d.cap_epsilon or 0.0 for d in datasets)], default=1.0)
         ax.set_xlim(0, top * 1.35 or 1.0)
-        ax.set_xlabel("ε (PRV-composed)", fontsize=9)
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
-        ax.set_title("Privacy budget spent per dataset against its cap", fontsize=10)
+        ax.set_xlabel("ε (PRV-composed)")
+        ax.legend(loc="lower right", frameon=False)
+        ax.set_title("Privacy budget spent per dataset against its cap")
     elif models:
         ax.barh(
             [f"{m.model} {m.version}" for m in models],
@@ -372,11 +379,11 @@ def privacy_chart(report: Report) -> bytes:
             height=0.5,
         )
         ax.invert_yaxis()
-        ax.set_xlabel("ε", fontsize=9)
-        ax.set_title("DP guarantee per model version (no ledger installed)", fontsize=10)
+        ax.set_xlabel("ε")
+        ax.set_title("DP guarantee per model version (no ledger installed)")
     else:
         _empty(ax, "no differentially private training recorded")
-        ax.set_title("Privacy budget", fontsize=10)
+        ax.set_title("Privacy budget")
     return _png(fig)
 
 
@@ -387,8 +394,9 @@ def chart_data(report: Report) -> list[ChartData]:
 
 def render_charts(report: Report) -> dict[str, bytes]:
     """The charts by file name."""
-    return {
-        "requests.png": requests_chart(report),
-        "fairness.png": fairness_chart(report),
-        "privacy.png": privacy_chart(report),
-    }
+    with plt.rc_context(_STYLE):
+        return {
+            "requests.png": requests_chart(report),
+            "fairness.png": fairness_chart(report),
+            "privacy.png": privacy_chart(report),
+        }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import json
 import re
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from pypdf import PdfReader
 
 from governance.db.base import utcnow
@@ -262,8 +264,12 @@ def test_every_chart_has_alt_text_and_its_numbers_beside_it(rendered: Rendered) 
     page.feed(rendered.html)
     assert len(page.images) == 3
     for image in page.images:
-        assert (image.get("src") or "").startswith("data:image/png;base64,")
+        src = image.get("src") or ""
+        assert src.startswith("data:image/png;base64,")
         assert len(image.get("alt") or "") > 40
+        # Printed at 150 dpi in a 7 in column: never shrunk, so its 9 pt text stays above 8 pt.
+        png = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        assert png.size[0] / 150 <= 7.0
     figures = re.findall(r"</figure>\s*(<p class=\"caption\">.*?</table>)?", rendered.html, re.S)
     assert sum(1 for f in figures if "<td>" in f) >= 2  # usage and fairness have data here
     # The fairness chart answers with group sizes and the threshold beside each rate.
