@@ -86,10 +86,18 @@ def _problem_bytes(status: int, title: str, detail: str, request_id: str) -> byt
 
 class GovernedRequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, security_headers: SecurityHeaders
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        security_headers: SecurityHeaders,
+        upload_limits: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths whose bodies are binary uploads the route streams to disk: their own limit, and
+        # no NUL-escape scan (which would hold the whole body in memory to look for JSON \u0000).
+        self.upload_limits = dict(upload_limits or {})
         self.security_headers = security_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,14 +108,16 @@ class GovernedRequestMiddleware:
         REQUEST_ID.set(request_id)  # for every log line while it is served
         facts = bind_facts(scope, request_id)
         governed = scope["path"].startswith(GOVERNED_PREFIX)
+        upload = scope["path"] in self.upload_limits
+        limit = self.upload_limits.get(scope["path"], self.max_body_bytes)
         length = header(scope, b"content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.max_body_bytes
+                too_big = int(length) > limit
             except ValueError:
                 too_big = True
             if too_big:
-                await self._too_large(scope, send, facts, governed)
+                await self._too_large(scope, send, facts, governed, limit)
                 return
         if _nul_in_target(scope):
             await self._refuse(scope, send, facts, 422, "Invalid request", _NUL_DETAIL, governed)
@@ -122,8 +132,10 @@ class GovernedRequestMiddleware:
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
                 received += len(chunk)
-                if received > self.max_body_bytes:
-                    raise _body_refused(facts, 413, self._too_large_detail)
+                if received > limit:
+                    raise _body_refused(facts, 413, self._too_large_detail(limit))
+                if upload:
+                    return message  # the route streams it to disk and checks its fields
                 if message.get("more_body", False):
                     parts.append(chunk)
                 elif holds_nul_escape(b"".join((*parts, chunk)) if parts else chunk):
@@ -139,6 +151,9 @@ class GovernedRequestMiddleware:
                     *self.security_headers.for_path(scope["path"], governed),
                     (b"x-request-id", request_id.encode()),
                 ]
+                if message["status"] == 413:
+                    # The rest of the body is unread: close, or the client sends all of it.
+                    message["headers"].append((b"connection", b"close"))
                 if governed and not facts.audited:
                     ok = await self._audit(scope, facts, message["status"])
                     if not ok:
@@ -167,15 +182,15 @@ class GovernedRequestMiddleware:
             await internal_error(Request(scope))(scope, limited_receive, audited_send)
             raise
 
-    @property
-    def _too_large_detail(self) -> str:
-        return f"the request body exceeds {self.max_body_bytes} bytes"
+    @staticmethod
+    def _too_large_detail(limit: int) -> str:
+        return f"the request body exceeds {limit} bytes"
 
     async def _too_large(
-        self, scope: Scope, send: Send, facts: RequestFacts, governed: bool
+        self, scope: Scope, send: Send, facts: RequestFacts, governed: bool, limit: int
     ) -> None:
         await self._refuse(
-            scope, send, facts, 413, "Payload too large", self._too_large_detail, governed
+            scope, send, facts, 413, "Payload too large", self._too_large_detail(limit), governed
         )
 
     async def _refuse(
@@ -206,6 +221,8 @@ class GovernedRequestMiddleware:
         ]
         if status == 503:  # the audit log is down: the journal probes it about every second
             headers.append((b"retry-after", b"1"))
+        if status == 413:  # the body is unread: close, or the client sends all of it
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
