@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     # free during a long forward pass; "loop" stays on the loop whatever it costs.
     batch_execution: Literal["auto", "loop", "thread"] = "auto"
     torch_threads: int = Field(default=1, gt=0)
+    # ONNX Runtime's intra-op threads per imported model, for the same reason as torch_threads.
+    onnx_threads: int = Field(default=1, ge=1, le=256)
+    # The largest ONNX graph an import accepts (POST /v1/models/import, `warden models import`):
+    # the upload is streamed to disk and refused once it passes this, never held in memory.
+    model_import_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     # How long a forming group commit waits for more appends once one has arrived. 0: it
     # takes what has arrived and commits; under load the next batch gathers during the commit,
     # as the micro-batcher's do during a forward pass (see governance/audit/writer.next_wait).

@@ -111,6 +111,7 @@ class Runtime:
             max_wait_ms=settings.batch_max_wait_ms,
             max_queue_rows=settings.batch_max_queue_rows,
             execution=None if settings.batch_execution == "auto" else settings.batch_execution,
+            onnx_threads=settings.onnx_threads,
             on_batch=metrics.observe_batch,
         )
         self.checkpointer: Checkpointer | None = None
@@ -411,4 +412,6 @@ class Runtime:
             "audit": "ok",
             "policy_version": self.policy.version,
             "models": sorted(self.host.serving()),
+            # Where each serving model runs: torch on its device, or ONNX Runtime's provider.
+            "runtimes": self.host.runtimes(),
         }

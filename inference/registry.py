@@ -76,6 +76,7 @@ class ModelHost:
         execution: where each model's forward passes run (see :mod:`inference.batcher`);
             None picks :func:`~inference.batcher.default_execution` for ``device``, and on the
             loop a budget of :data:`AUTO_LOOP_BUDGET_MS` per forward pass.
+        onnx_threads: ONNX Runtime's intra-op threads for each imported model's session.
         on_batch: passed to each model's :class:`MicroBatcher` (the service's metrics).
     """
 
@@ -87,9 +88,11 @@ class ModelHost:
         max_wait_ms: float = 0.0,
         max_queue_rows: int | None = None,
         execution: Execution | None = None,
+        onnx_threads: int = 1,
         on_batch: BatchObserver | None = None,
     ) -> None:
         self.device = device
+        self.onnx_threads = onnx_threads
         self.execution: Execution = execution or default_execution(device)
         self._batcher_options = {
             "max_batch_rows": max_batch_rows,
@@ -171,7 +174,12 @@ class ModelHost:
     def _build(
         self, name: str, version: str, artifact_dir: Path, expected_sha256: str | None
     ) -> HostedModel:
-        model = LoadedModel.load(artifact_dir, self.device, expected_sha256=expected_sha256)
+        model = LoadedModel.load(
+            artifact_dir,
+            self.device,
+            expected_sha256=expected_sha256,
+            onnx_threads=self.onnx_threads,
+        )
         if (model.manifest.name, model.manifest.version) != (name, version):
             raise ManifestError("the artifact's manifest names another model or version")
         batcher = MicroBatcher.for_model(model, **self._batcher_options)
@@ -274,6 +282,13 @@ class ModelHost:
         """Name → serving version."""
         with self._lock:
             return dict(self._serving)
+
+    def runtimes(self) -> dict[str, str]:
+        """Name → what runs its serving version: ``torch/cpu``, ``onnxruntime/<provider>``."""
+        with self._lock:
+            return {
+                name: self._loaded[(name, v)].model.runtime for name, v in self._serving.items()
+            }
 
     def loaded(self) -> list[tuple[str, str]]:
         """Every loaded ``(name, version)``, sorted."""

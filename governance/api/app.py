@@ -18,6 +18,7 @@ from governance.kit.middleware import GovernedRequestMiddleware
 from governance.kit.observed import ObservedRequestMiddleware
 from governance.kit.security_headers import SecurityHeaders
 from governance.plugins import optional_module
+from governance.registry.upload import IMPORT_PATH, IMPORT_SLACK_BYTES
 from governance.runtime import Runtime
 from governance.witness.cosigning import start_cosigner
 
@@ -127,6 +128,8 @@ def create_app(
     app.add_middleware(
         GovernedRequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
+        # An ONNX import streams its graph to disk; the slack is the multipart framing and schema.
+        upload_limits={IMPORT_PATH: settings.model_import_max_bytes + IMPORT_SLACK_BYTES},
         security_headers=SecurityHeaders(app),
     )
     # Outside the governed-request middleware: it sees each answer as the client does.

@@ -1,7 +1,8 @@
-"""``warden models register|list|promote``."""
+"""``warden models register|import|list|promote``."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -23,6 +24,43 @@ def register(artifact_dir: Path) -> None:
         )
         name, version, sha = row.name, row.version, row.artifact_sha256
     console.print(f"registered {name} {version} (manifest sha256 {sha[:16]}…)")
+
+
+@app.command("import")
+def import_(
+    name: str,
+    version: str = typer.Option(..., help="The version to register."),
+    onnx: Path = typer.Option(..., exists=True, dir_okay=False, help="The ONNX graph (.onnx)."),
+    schema: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="The import schema (YAML): features, output, card."
+    ),
+) -> None:
+    """Import a model trained elsewhere: check an ONNX graph, run it, register it."""
+    from governance.registry.import_schema import parse_import_schema
+    from governance.registry.importing import import_onnx, import_workdir
+
+    cfg = settings()
+    with errors_as_exit():
+        parsed = parse_import_schema(schema.read_bytes())
+        workdir = import_workdir(cfg.resolved_models_dir)
+        try:
+            with transaction(cfg) as session:
+                row = import_onnx(
+                    session,
+                    cli_context(),
+                    name=name,
+                    version=version,
+                    graph=onnx,
+                    schema=parsed,
+                    models_dir=cfg.resolved_models_dir,
+                    workdir=workdir,
+                    max_graph_bytes=cfg.model_import_max_bytes,
+                    onnx_threads=cfg.onnx_threads,
+                )
+                sha = row.artifact_sha256
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    console.print(f"imported {name} {version} (manifest sha256 {sha[:16]}…)")
 
 
 @app.command("list")

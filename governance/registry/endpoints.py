@@ -5,21 +5,25 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.api.dependencies import ReloadDep, SettingsDep
 from governance.api.deps import Authorize, Caller
+from governance.config import Settings
 from governance.kit.problems import responses
 from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.privacy.claims import claim_for
 from governance.registry.errors import InvalidArtifact
+from governance.registry.import_schema import parse_import_schema
+from governance.registry.importing import import_onnx, import_workdir
 from governance.registry.models import ModelVersion
 from governance.registry.schemas import (
     ArtifactUpload,
@@ -28,6 +32,7 @@ from governance.registry.schemas import (
     ModelVersionOut,
 )
 from governance.registry.service import registry
+from governance.registry.upload import IMPORT_PATH, ImportUpload, receive_import
 from inference.artifact import MANIFEST_FILE
 from inference.manifest import FILE_RE, RESERVED_FILES
 
@@ -123,3 +128,81 @@ async def promote_model(
 ) -> ModelVersionOut:
     """Promote a version to serving (gates apply); the previous serving version retires."""
     return await run_in_threadpool(_promote, sessions, reload, caller, name, version)
+
+
+def _text_field(upload: ImportUpload, key: str) -> str:
+    try:
+        value = upload.fields[key].decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArtifact(f"form field {key!r} is not UTF-8 text") from None
+    if "\x00" in value:
+        raise InvalidArtifact(f"form field {key!r} holds a NUL character")
+    return value.strip()
+
+
+def _import(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    caller: Caller,
+    upload: ImportUpload,
+    workdir: Path,
+) -> ModelVersionOut:
+    schema = parse_import_schema(_text_field(upload, "schema").encode())
+    assert upload.graph is not None  # receive_import refuses a body without the graph
+    with sessions.begin() as session:
+        row = import_onnx(
+            session,
+            caller.ctx,
+            name=_text_field(upload, "name"),
+            version=_text_field(upload, "version"),
+            graph=upload.graph,
+            schema=schema,
+            models_dir=settings.resolved_models_dir,
+            workdir=workdir,
+            max_graph_bytes=settings.model_import_max_bytes,
+            onnx_threads=settings.onnx_threads,
+        )
+        return version_out(row)
+
+
+@router.post(
+    IMPORT_PATH.removeprefix("/v1/models"),
+    status_code=201,
+    responses=responses(409, 413, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["name", "version", "schema", "onnx"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "version": {"type": "string"},
+                            "schema": {"type": "string", "description": "the import schema"},
+                            "onnx": {"type": "string", "format": "binary"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def import_model(
+    request: Request, sessions: SessionsDep, settings: SettingsDep, caller: CanRegister
+) -> ModelVersionOut:
+    """Import an ONNX model trained elsewhere (multipart: name, version, schema, onnx).
+
+    The graph is streamed to disk and refused past the size limit (413); it is checked, run on
+    records generated from the schema, stored by sha256 and registered. Nothing of a refused
+    import stays on disk.
+    """
+    workdir = await run_in_threadpool(import_workdir, settings.resolved_models_dir)
+    try:
+        upload = await receive_import(
+            request, workdir=workdir, max_graph_bytes=settings.model_import_max_bytes
+        )
+        return await run_in_threadpool(_import, sessions, settings, caller, upload, workdir)
+    finally:
+        await run_in_threadpool(shutil.rmtree, workdir, True)

@@ -14,6 +14,13 @@ class InvalidArtifact(Unprocessable):
     title = "Invalid model artifact"
 
 
+class UnsafeModelFormat(InvalidArtifact):
+    """A pickle or an archive whose loading could run code; the message says how to convert."""
+
+    type_slug = "unsafe-model-format"
+    title = "Model format refused"
+
+
 class StageConflict(Conflict):
     type_slug = "stage-conflict"
     title = "Model stage change refused"

@@ -33,7 +33,11 @@ PromotionGate = Callable[[Session, Context, ModelVersion], None]
 _gates: list[PromotionGate] = []
 # Modules that register gates when imported. They are imported before every promotion, so a
 # caller that never imported them (a script, a benchmark) cannot promote around a gate.
-GATE_MODULES = ("governance.fairness.gate", "governance.privacy.claim_gate")
+GATE_MODULES = (
+    "governance.fairness.gate",
+    "governance.privacy.claim_gate",
+    "governance.registry.card_gate",
+)
 
 
 def register_promotion_gate(gate: PromotionGate) -> None:

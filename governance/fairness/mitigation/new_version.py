@@ -277,8 +277,6 @@ class MitigationService:
             tradeoff_numbers,
             tradeoff_plot,
         )
-        from inference.artifact import save_artifact
-        from inference.model import LoadedModel
         from inference.postprocess import validate_spec
 
         model, sensitive, constraints = plan.model, plan.sensitive, plan.constraints
@@ -335,9 +333,8 @@ class MitigationService:
         validate_spec(spec, manifest.features)
 
         # Judge before and after exactly as serving will decide, on the unseen test split.
-        mitigated = LoadedModel(
-            dataclasses.replace(manifest, postprocessing=spec), loaded.module, loaded.device
-        )
+        # The same weights (or imported graph) under the thresholds.
+        mitigated = loaded.with_manifest(dataclasses.replace(manifest, postprocessing=spec))
         before = predict_split(loaded, data, data.test)
         after = predict_split(mitigated, data, data.test)
         limits = plan.limits
@@ -407,7 +404,7 @@ class MitigationService:
             },
         )
         out = workdir / "artifact"
-        save_artifact(out, loaded.module, new_manifest, extra_files=extra)
+        loaded.save(out, new_manifest, extra_files=extra)
         return MitigationComputed(
             artifact=out,
             dataset_hash=data.content_hash,
