@@ -152,8 +152,9 @@ def load_privacy_policy(policies_dir: Path) -> PrivacyPolicy:
     problems: list[str] = []
     if not isinstance(doc, dict):
         raise PrivacyPolicyError(f"{POLICY_FILE}: expected a mapping")
-    # "mitigation" is read by governance.fairness.mitigation.budget (its default ε).
-    for key in sorted(set(doc) - {"defaults", "datasets", "mitigation"}):
+    # "mitigation" is read by governance.fairness.mitigation.budget (its default ε),
+    # "require_dp_claim" by governance.privacy.claim_gate.
+    for key in sorted(set(doc) - {"defaults", "datasets", "mitigation", "require_dp_claim"}):
         problems.append(f"{key}: unknown key")
     defaults = _cap(doc.get("defaults"), "defaults", problems)
     per: dict[str, BudgetCap] = {}
