@@ -21,6 +21,7 @@ from governance.audit.signing import load_signing_key
 from governance.db import make_engine, make_sessionmaker
 from governance.db.base import utcnow
 from governance.reports.builder import build_report
+from governance.reports.controls import judge
 from governance.reports.document import Report
 from tests.conftest import REPO, auth
 from tests.factories import policies_copy, toy_record, upload_body
@@ -245,3 +246,39 @@ def test_the_organisation_file_fills_gdpr_art_30(generated: Generated, tmp_path:
     )
     pipl = {i.ref: i for i in report.frameworks[1].items}
     assert pipl["GenAI Measures Art. 17"].status == "not_applicable"
+
+
+def test_a_range_no_checkpoint_covers_is_an_exception_never_verified(
+    generated: Generated,
+) -> None:
+    report = Report.model_validate(generated.doc)
+    report.meta.audit_log.checkpoint_covers_period = False
+    controls, findings = judge(report, [])
+    c1 = next(c for c in controls if c.id == "C1")
+    assert c1.status == "exception" and c1.rule.startswith("C1.2")
+    (finding,) = [f for f in findings if f.control == "C1"]
+    assert finding.severity == "high" and finding.id in c1.findings
+    assert finding.evidence.section == "sec-audit_log"
+
+
+def test_the_range_ends_at_the_anchor_signed_for_the_report(generated: Generated) -> None:
+    settings = generated.shared.settings
+    now = utcnow()
+    # The fixture's report ended at its anchor; the log grew since (its export, later calls).
+    first = generated.doc["meta"]["audit_log"]["checkpoint"]["tree_size"]
+    with snapshot_session(settings.resolved_database_url) as session:
+        report = build_report(
+            session,
+            settings,
+            signing_key=load_signing_key(settings.resolved_signing_key_file),
+            start=now - timedelta(hours=1),
+            end=now + timedelta(hours=1),
+            verify=False,
+            anchor_size=first,
+            frameworks=["soc2"],
+        )
+    log = report.meta.audit_log
+    assert log.checkpoint is not None and log.checkpoint.tree_size == first
+    assert log.last_seq == first - 1 and log.checkpoint_covers_period
+    assert log.entries_after_anchor > 0
+    assert log.inclusion_proof is not None and log.inclusion_proof.seq == first - 1

@@ -260,7 +260,9 @@ def test_cli_generates_with_from_and_to(settings: Settings, admin_token: str) ->
 
     period = _period()
     result = CliRunner().invoke(
-        app, ["report", "--from", period["from"], "--to", period["to"]], env=settings_env(settings)
+        app,
+        ["report", "--from", period["from"], "--to", period["to"], "--framework", "soc2"],
+        env=settings_env(settings),
     )
     assert result.exit_code == 0, result.output
     folders = [p for p in settings.reports_dir.iterdir() if p.is_dir()]
@@ -272,6 +274,8 @@ def test_cli_generates_with_from_and_to(settings: Settings, admin_token: str) ->
     assert doc["fairness"]["audits"] == [] and doc["privacy"]["models"] == []
     status = {c["section"]: c["status"] for c in doc["controls"]}
     assert status["usage"] == "not_applicable" and status["systems"] == "not_applicable"
+    assert [f["id"] for f in doc["frameworks"]] == ["soc2"]
+    assert doc["meta"]["audit_log"]["checkpoint_covers_period"] is True
     key = load_signing_key(settings.resolved_signing_key_file)
     verify_report_dir(folders[0], public_vkey(settings.log_origin, key))
     bad = CliRunner().invoke(app, ["report", "--from", "yesterday"], env=settings_env(settings))
