@@ -133,3 +133,25 @@ def test_a_gpu_device_uses_the_cuda_provider_when_the_runtime_has_it() -> None:
     else:
         assert model.provider == "CPUExecutionProvider"
     check_outputs(model, probe_records(model.manifest))
+
+
+@pytest.mark.slow
+def test_torch_2_exporter_graphs_import_offline() -> None:
+    """torch.onnx.export's default (dynamo) exporter, with onnxscript, as a user runs it."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    program = torch.onnx.export(
+        net.eval(),
+        (torch.zeros(2, 3),),
+        input_names=["X"],
+        output_names=["logits"],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        dynamo=True,
+    )
+    assert program is not None
+    data = program.model_proto.SerializeToString()
+    model = OnnxModel(numeric_manifest(output="logits", kind="logits"), data, CPU)
+    check_outputs(model, probe_records(model.manifest))
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        expected = torch.softmax(net(x), dim=1)
+    torch.testing.assert_close(model.forward_probabilities(x), expected, atol=1e-6, rtol=0)
