@@ -26,7 +26,7 @@ _DPI = 150  # report.css prints the images at this resolution (image-resolution)
 # Drawn at print size: the page's text column is 178 mm (7 in), and no text in a chart is
 # smaller than 9 pt, so nothing is scaled below the document's 8 pt floor.
 _WIDTH = 6.6  # inches, the axes and their labels; the fairness chart leaves room for labels
-_STYLE = {
+_STYLE: dict[Any, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
     "legend.fontsize": 9,
