@@ -9,6 +9,7 @@ import os
 import stat
 from datetime import timedelta
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +20,18 @@ from governance.errors import ConfigurationError
 from governance.kit.cosigner_key import CosignerKeyError, parse_vkey
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipped_dir(name: str) -> Path:
+    """A folder Warden ships beside its code: ``migrations`` or ``policies``.
+
+    A wheel carries them as package data (``governance/_shipped/``, copied at build time by
+    governance/_build_py.py); a checkout reads its top-level folders, their editable source.
+    """
+    packaged = files("governance").joinpath("_shipped", name)
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return REPO_ROOT / name
 
 
 class WitnessSetting(BaseModel):
@@ -51,8 +64,14 @@ class Settings(BaseSettings):
     key_provider: Literal["file", "env"] = "file"
     key_file: Path | None = None
     signing_key_file: Path | None = None
-    policies_dir: Path = REPO_ROOT / "policies"
-    reports_dir: Path = REPO_ROOT / "audit_reports"
+    # An organisation's own copy of policies/ (WARDEN_POLICIES_DIR), or the shipped defaults.
+    policies_dir: Path = shipped_dir("policies")
+    # The checkout's audit_reports/; an installed wheel writes them where it is run, as var/.
+    reports_dir: Path = (
+        REPO_ROOT / "audit_reports"
+        if (REPO_ROOT / "pyproject.toml").is_file()
+        else Path("audit_reports")
+    )
     models_dir: Path | None = None
     device: str = "auto"
     host: str = "127.0.0.1"

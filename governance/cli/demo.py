@@ -22,7 +22,7 @@ from pydantic_settings import SettingsConfigDict
 
 from governance.bootstrap import InitResult, initialize
 from governance.cli.server_process import ServerProcess
-from governance.config import REPO_ROOT, Settings
+from governance.config import Settings
 
 Say = Callable[[str], None]
 
@@ -109,7 +109,7 @@ def run_demo(
     root = (root or Path("var/demo")).resolve()
     if root.exists():
         shutil.rmtree(root)
-    reports_dir = (reports_dir or REPO_ROOT / "audit_reports").resolve()
+    reports_dir = (reports_dir or Settings.model_fields["reports_dir"].default).resolve()
     # The demo is self-contained: it ignores every WARDEN_* setting, in its own process and
     # in the server it starts, so that init and the server can never disagree on a path.
     ignored = sorted(k for k in os.environ if k.startswith("WARDEN_"))

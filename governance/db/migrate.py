@@ -6,9 +6,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from governance.config import REPO_ROOT
+from governance.config import shipped_dir
 
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
+MIGRATIONS_DIR = shipped_dir("migrations")
 
 
 def alembic_config(url: str) -> Config:

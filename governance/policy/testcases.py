@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
-from governance.config import REPO_ROOT
+from governance.config import shipped_dir
 from governance.kit.context import Context
 from governance.policy.engine import CompiledPolicy
 from governance.policy.errors import (
@@ -34,7 +34,7 @@ from governance.policy.rules import Rule, Vocabulary, check_role_ref, check_valu
 EXPECTED = ("allow", "deny")
 # A candidate answers each case once; a small cache is plenty.
 CANDIDATE_CACHE_SIZE = 4096
-DEFAULT_MODEL = REPO_ROOT / "policies" / "model.conf"
+DEFAULT_MODEL = shipped_dir("policies") / "model.conf"
 
 
 def model_path(vocab: Vocabulary) -> Path:
