@@ -45,6 +45,7 @@ class AuditEntryOut(BaseModel):
 
 class EntryPage(BaseModel):
     """One page of audit entries, oldest first."""
+
     entries: list[AuditEntryOut]
     next_after: int | None = Field(description="pass as `after` for the next page; null: last")
 
@@ -77,6 +78,7 @@ class InclusionOut(BaseModel):
 
 class EntryProofOut(BaseModel):
     """One audit entry with its leaf bytes and its inclusion proof."""
+
     entry: AuditEntryOut
     canonical: str = Field(description="the exact text whose UTF-8 bytes are the leaf")
     leaf_hash: str = Field(description="SHA-256(0x00 || canonical)")
@@ -97,6 +99,7 @@ class ConsistencyOut(BaseModel):
 
 class PublicKeyOut(BaseModel):
     """The audit log's verifier key."""
+
     origin: str
     vkey: str = Field(description="C2SP verifier key `<name>+<key id>+<base64(0x01 || key)>`")
 

@@ -56,6 +56,7 @@ class DatasetLedger(BaseModel):
 
 class DatasetOut(BaseModel):
     """A registered dataset: its hashes, sizes, privacy unit and ledger."""
+
     name: str
     content_hash: str
     file_hashes: dict[str, str]
@@ -103,6 +104,7 @@ class DatasetOut(BaseModel):
 
 class DatasetDetail(DatasetOut):
     """A registered dataset with its schema document."""
+
     schema_doc: dict[str, Any] = Field(description="the registered schema document")
 
     @classmethod

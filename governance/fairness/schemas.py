@@ -50,6 +50,7 @@ class AuditCreate(BaseModel):
 
 class AuditSummary(BaseModel):
     """A bias audit or monitor run as listed: what was audited and whether it passed."""
+
     id: int
     created_at: datetime
     kind: str
@@ -108,6 +109,7 @@ class AuditOut(AuditSummary):
 
 class ThresholdsOut(BaseModel):
     """A fairness thresholds version."""
+
     version: int
     created_at: datetime
     author: str
@@ -149,6 +151,7 @@ class OverrideCreate(BaseModel):
 
 class OverrideOut(BaseModel):
     """A recorded override of a failed fairness gate, with its justification."""
+
     id: int
     created_at: datetime
     model: str
@@ -219,6 +222,7 @@ class MitigationCreate(BaseModel):
 
 class MitigationOut(BaseModel):
     """A mitigated model version: its thresholds, trade-off and privacy claim."""
+
     model: str
     base_version: str
     version: str
@@ -263,6 +267,7 @@ class FeedbackCreate(BaseModel):
 
 class FeedbackOut(BaseModel):
     """The outcome recorded for a served prediction."""
+
     model: str
     model_version: str
     recorded: bool = True

@@ -12,6 +12,7 @@ from governance.db.base import UtcDatetime
 
 class PrincipalCreate(BaseModel):
     """A new principal: a person (user) or a service."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64)
     kind: Literal["user", "service"] = "user"
@@ -19,6 +20,7 @@ class PrincipalCreate(BaseModel):
 
 class PrincipalOut(BaseModel):
     """A principal (a person or a service)."""
+
     name: str
     kind: str
     disabled: bool
@@ -28,6 +30,7 @@ class PrincipalOut(BaseModel):
 
 class KeyIssue(BaseModel):
     """Issue an API key to a service principal, optionally expiring."""
+
     model_config = ConfigDict(extra="forbid")
     principal: str = Field(min_length=1, max_length=64)
     expires_at: UtcDatetime | None = None
@@ -35,6 +38,7 @@ class KeyIssue(BaseModel):
 
 class KeyIssued(BaseModel):
     """A new API key; its token is shown once."""
+
     key_id: str
     principal: str
     expires_at: datetime | None
@@ -43,6 +47,7 @@ class KeyIssued(BaseModel):
 
 class KeyOut(BaseModel):
     """An API key as listed: never its token."""
+
     key_id: str
     principal: str
     created_at: datetime
@@ -52,6 +57,7 @@ class KeyOut(BaseModel):
 
 class RoleChange(BaseModel):
     """Grant or revoke a role, and why."""
+
     model_config = ConfigDict(extra="forbid")
     principal: str = Field(min_length=1, max_length=64)
     role: str = Field(min_length=1, max_length=64)
@@ -60,6 +66,7 @@ class RoleChange(BaseModel):
 
 class EnrolmentCreate(BaseModel):
     """How long the one-time enrolment code stays valid."""
+
     model_config = ConfigDict(extra="forbid")
     expires_in_minutes: int = Field(
         default=24 * 60,
@@ -72,6 +79,7 @@ class EnrolmentCreate(BaseModel):
 
 class EnrolmentIssued(BaseModel):
     """A one-time enrolment code for a person; shown once."""
+
     principal: str
     expires_at: datetime
     code: str = Field(
@@ -82,12 +90,14 @@ class EnrolmentIssued(BaseModel):
 
 class EnrolmentRedeem(BaseModel):
     """The one-time enrolment code to exchange for an API key."""
+
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=128)
 
 
 class RoleChangeOut(BaseModel):
     """A role change: applied at once, or pending a second officer's approval."""
+
     principal: str
     role: str
     granted: bool

@@ -54,6 +54,7 @@ REPLAY_EXAMPLES_MAX = 100
 
 class PolicyVersionOut(BaseModel):
     """An immutable policy version: who made it, why, and its diff."""
+
     version: int
     parent: int | None
     created_at: datetime
@@ -83,6 +84,7 @@ class PolicyVocabulary(BaseModel):
 
 class PolicyOut(PolicyVersionOut):
     """A policy version with its rules, grouped view and vocabulary."""
+
     rules: list[list[str]]
     view: PolicyView | None = None
     vocabulary: PolicyVocabulary | None = None
@@ -90,6 +92,7 @@ class PolicyOut(PolicyVersionOut):
 
 class PolicyChange(BaseModel):
     """Rules to add and remove, why, and the version they were written against."""
+
     model_config = ConfigDict(extra="forbid")
     add: list[RuleIn] = Field(default_factory=list, max_length=10_000)
     remove: list[RuleIn] = Field(default_factory=list, max_length=10_000)
@@ -99,6 +102,7 @@ class PolicyChange(BaseModel):
 
 class Rollback(BaseModel):
     """Return to an earlier policy version, and why."""
+
     model_config = ConfigDict(extra="forbid")
     to_version: StrictDbInt = Field(ge=1)
     reason: str = Field(min_length=1, max_length=2000)
@@ -107,6 +111,7 @@ class Rollback(BaseModel):
 
 class PolicyDiff(BaseModel):
     """The rules added and removed between two policy versions."""
+
     from_version: int
     to_version: int
     added: list[list[str]]
@@ -115,6 +120,7 @@ class PolicyDiff(BaseModel):
 
 class PolicyTestCreate(BaseModel):
     """A policy test: the decision a (subject, object, action) must get."""
+
     model_config = ConfigDict(extra="forbid")
     subject: str = Field(min_length=1, max_length=128)
     object: str = Field(min_length=1, max_length=128)
@@ -125,6 +131,7 @@ class PolicyTestCreate(BaseModel):
 
 class PolicyTestOut(BaseModel):
     """A stored policy test."""
+
     id: int
     subject: str
     object: str
@@ -137,6 +144,7 @@ class PolicyTestOut(BaseModel):
 
 class PolicyTestResult(BaseModel):
     """A policy test's expected and actual decision."""
+
     id: int | None
     subject: str
     object: str
@@ -149,6 +157,7 @@ class PolicyTestResult(BaseModel):
 
 class PolicyTestRun(BaseModel):
     """The policy tests run against a policy version."""
+
     policy_version: int
     total: int
     passed: int
@@ -169,6 +178,7 @@ class ImpactRequest(BaseModel):
 
 class AccessExample(BaseModel):
     """One access that would change: an object and action, how often, when last."""
+
     object: str
     action: str
     requests: int
@@ -177,6 +187,7 @@ class AccessExample(BaseModel):
 
 class PrincipalImpact(BaseModel):
     """One principal whose access would change."""
+
     principal: str
     requests: int = Field(description="audited requests in the window that would flip")
     permissions: int = Field(description="distinct (object, action) pairs that would flip")
@@ -185,6 +196,7 @@ class PrincipalImpact(BaseModel):
 
 class ImpactTotals(BaseModel):
     """How many principals and requests would gain or lose access."""
+
     principals_gaining: int
     principals_losing: int
     requests_gaining: int
@@ -193,6 +205,7 @@ class ImpactTotals(BaseModel):
 
 class ImpactReportOut(BaseModel):
     """Who would gain or lose access under a policy change, from recent audited traffic."""
+
     current_version: int
     days: int
     since: datetime
@@ -208,6 +221,7 @@ class ImpactReportOut(BaseModel):
 
 class ProposalOut(BaseModel):
     """A proposed policy change awaiting (or past) a second officer's decision."""
+
     id: int
     created_at: datetime
     author: str
@@ -224,18 +238,21 @@ class ProposalOut(BaseModel):
 
 class ProposalDecision(BaseModel):
     """An approval, with an optional note."""
+
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="", max_length=2000)
 
 
 class ProposalRejection(BaseModel):
     """Why a proposal is rejected or withdrawn."""
+
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class RoleHoldingOut(BaseModel):
     """One period a member held a role, with who granted and revoked it."""
+
     member: str
     member_kind: Literal["principal", "role"]
     role: str

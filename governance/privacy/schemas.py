@@ -94,6 +94,7 @@ class TrainingRunCreate(BaseModel):
 
 class MechanismOut(BaseModel):
     """A DP-SGD run's mechanism: noise multiplier, sample rate and steps."""
+
     noise_multiplier: float
     sample_rate: float
     steps: int
@@ -101,6 +102,7 @@ class MechanismOut(BaseModel):
 
 class TrainingRunOut(BaseModel):
     """A training run: its dataset, mechanism, privacy spent and model."""
+
     id: int
     dataset: str
     dataset_hash: str
@@ -170,6 +172,7 @@ class TrainingRunOut(BaseModel):
 
 class CapOut(BaseModel):
     """A dataset's privacy budget: its epsilon cap, what is spent and what remains."""
+
     epsilon: float
     delta: float
     allow_non_private: bool
@@ -177,6 +180,7 @@ class CapOut(BaseModel):
 
 class LedgerEntry(BaseModel):
     """One training run charged to a dataset's privacy budget."""
+
     run: int
     dataset: str = Field(description="the name the run was charged under")
     status: str

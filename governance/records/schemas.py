@@ -28,6 +28,7 @@ class RecordOut(BaseModel):
 
 class DecryptRequest(BaseModel):
     """Why the record is being opened; audited with the decryption."""
+
     model_config = ConfigDict(extra="forbid")
     purpose: str = Field(
         min_length=8,
@@ -38,6 +39,7 @@ class DecryptRequest(BaseModel):
 
 class DecryptedRecordOut(BaseModel):
     """A stored record opened: the request and response as the model saw them."""
+
     record: RecordOut
     purpose: str
     request: dict[str, Any]
@@ -46,12 +48,14 @@ class DecryptedRecordOut(BaseModel):
 
 class PurgeRequest(BaseModel):
     """Purge the records past their retention period (or only count them)."""
+
     model_config = ConfigDict(extra="forbid")
     dry_run: StrictBool = False
 
 
 class PurgeOut(BaseModel):
     """What a retention purge removed, or would remove on a dry run."""
+
     deleted: dict[str, int]
     total: int
     cutoffs: dict[str, datetime | None]

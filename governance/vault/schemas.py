@@ -28,6 +28,7 @@ class DataKeyOut(BaseModel):
 
 class KekStatus(BaseModel):
     """The key-encryption key in use and the data keys it wraps."""
+
     current: str
     available: list[str]
     deks_per_kek: dict[str, int]
@@ -40,6 +41,7 @@ class KekStatus(BaseModel):
 
 class RotationOut(BaseModel):
     """One key rotation as recorded."""
+
     id: int
     kind: str
     rotated_at: datetime
@@ -52,6 +54,7 @@ class RotationOut(BaseModel):
 
 class DekRotateRequest(BaseModel):
     """Rotate one subject's data key (or every subject's) and why."""
+
     model_config = ConfigDict(extra="forbid")
     subject_id: str | None = Field(
         default=None,
@@ -64,11 +67,13 @@ class DekRotateRequest(BaseModel):
 
 class DekRotateOut(BaseModel):
     """What a data-key rotation did: keys replaced and records resealed."""
+
     rotated: int
 
 
 class KekRotateRequest(BaseModel):
     """Rotate the key-encryption key (rewrapping every data key) and why."""
+
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=3, max_length=200)
     rotate_provider: StrictBool = Field(
@@ -79,6 +84,7 @@ class KekRotateRequest(BaseModel):
 
 class KekRotateOut(BaseModel):
     """What a key-encryption-key rotation did: the new KEK and the data keys rewrapped."""
+
     from_kek: str
     to_kek: str
     rewrapped: int
