@@ -15,13 +15,14 @@ status, principal name, decision, latency), each as its own key.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
+
+import orjson
 
 WITHHELD = "(message withheld)"
 ACCESS_LOGGER = "warden.access"
@@ -102,7 +103,8 @@ class JsonFormatter(WithheldFormatter):
                 line[name] = value
         if record.exc_info and record.exc_info[1] is not None:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        # orjson: a JSON access line per request costs several times less than with json.
+        return orjson.dumps(line, default=str).decode()
 
 
 def configure_logging(

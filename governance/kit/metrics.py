@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -96,6 +97,21 @@ _DECLARED = (
 _storage_env: str | None = os.environ.get(MULTIPROC_ENV)
 
 
+# The labelled children the request path uses, looked up without labels()' checks and lock.
+_request_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+
+def count_request(route: str, method: str, status: int, decision: str, seconds: float) -> None:
+    """One answered request: counted, and its latency observed."""
+    key = (route, method, str(status), decision)
+    children = _request_children.get(key)
+    if children is None:
+        children = (REQUESTS.labels(*key), REQUEST_SECONDS.labels(route, method))
+        _request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
+
 def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
@@ -112,6 +128,7 @@ def follow_environment() -> None:
     if now == _storage_env:
         return
     _storage_env = now
+    _request_children.clear()
     values.ValueClass = values.get_value_class()
     for metric in _DECLARED:
         if metric._labelnames:
