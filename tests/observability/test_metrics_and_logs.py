@@ -20,6 +20,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from governance.cli.server_process import ServerProcess
 from tests.conftest import (
     BACKENDS,
     LiveServer,
@@ -45,6 +46,7 @@ class Observed:
     monitor: str  # holds the monitoring role
     model: str
     log: Path
+    env: dict[str, str]  # the server's environment, for a second process beside it
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -65,7 +67,7 @@ def observed(
             WARDEN_LOG_FORMAT="json",
             PROMETHEUS_MULTIPROC_DIR=str(multiproc),
             # A stopped audit writer is answered 503 this soon (the last test).
-            WARDEN_AUDIT_WRITE_DEADLINE_MS="600",
+            WARDEN_AUDIT_WRITE_DEADLINE_MS="2000",
         )
         server.start()
         try:
@@ -83,7 +85,14 @@ def observed(
                     SharedServer.unique("prometheus"), "monitoring", kind="service"
                 )
                 yield Observed(
-                    server, http, client, stranger, monitor, model, folder / "server.log"
+                    server,
+                    http,
+                    client,
+                    stranger,
+                    monitor,
+                    model,
+                    folder / "server.log",
+                    dict(server.env),
                 )
         finally:
             server.stop()
@@ -229,6 +238,33 @@ def test_the_access_log_is_json_with_request_principal_decision_and_latency(
     assert subject not in log
     assert o.client not in log and o.stranger not in log
     assert json.dumps(toy_record(2)["age"]) not in {str(v) for v in line.values()}
+
+
+def test_a_second_process_counts_into_the_same_metrics(observed: Observed, tmp_path: Path) -> None:
+    # Two server processes on one database and one PROMETHEUS_MULTIPROC_DIR, as the workers of
+    # one deployment: a scrape of either counts the requests both served.
+    o = observed
+    before = scrape(o)
+    second = ServerProcess(o.env, tmp_path / "second.log")
+    second.start()
+    try:
+        with httpx.Client(base_url=second.url, timeout=30) as http:
+            for i in range(2):
+                r = http.post(
+                    PREDICT.format(name=o.model),
+                    json={"record": toy_record(i)},
+                    headers=auth(o.client),
+                )
+                assert r.status_code == 200, r.text
+    finally:
+        second.stop()
+    after = scrape(o)
+    allowed = {"route": PREDICT, "status": "200", "decision": "allow"}
+    assert (
+        value(after, "warden_http_requests_total", **allowed)
+        - value(before, "warden_http_requests_total", **allowed)
+        == 2
+    )
 
 
 def _writer_pid(server: LiveServer) -> int:
