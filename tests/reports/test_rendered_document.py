@@ -163,6 +163,19 @@ def test_contents_give_each_sections_page(rendered: Rendered, pages: list[str]) 
 
 
 @needs_poppler
+def test_no_heading_is_left_at_the_foot_of_a_page(rendered: Rendered, pages: list[str]) -> None:
+    headings = {
+        html.unescape(re.sub(r"<[^>]+>|\s+", " ", h)).strip()
+        for h in re.findall(r"<h[2-4][^>]*>(.*?)</h[2-4]>", rendered.html, re.S)
+    }
+    for n, text in enumerate(pages, start=1):
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        body = lines[1:-1]  # the running header and the footer
+        assert body, f"page {n} is empty"
+        assert re.sub(r"\s+", " ", body[-1]) not in headings, f"page {n} ends with {body[-1]!r}"
+
+
+@needs_poppler
 def test_no_json_in_the_pdf(pages: list[str]) -> None:
     for n, text in enumerate(pages, start=1):
         found = JSON_LITERAL.search(text)
