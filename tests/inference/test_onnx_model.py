@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import pickle
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 import torch
 
 from inference.artifact import read_manifest
+from inference.batcher import EXECUTIONS, Execution
 from inference.errors import ManifestError
 from inference.model import LoadedModel
 from inference.onnx_model import (
@@ -25,6 +28,7 @@ from inference.onnx_model import (
     refuse_unsafe_format,
     save_graph_artifact,
 )
+from inference.registry import ModelHost
 from tests.onnx_graphs import linear_graph, numeric_manifest
 
 CPU = torch.device("cpu")
@@ -155,3 +159,52 @@ def test_torch_2_exporter_graphs_import_offline() -> None:
     with torch.no_grad():
         expected = torch.softmax(net(x), dim=1)
     torch.testing.assert_close(model.forward_probabilities(x), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_imported_versions_swap_under_traffic_without_dropping_requests(
+    tmp_path: Path, execution: Execution
+) -> None:
+    host = ModelHost(device=CPU, max_batch_rows=32, execution=execution, onnx_threads=1)
+    roots = []
+    for i in range(3):
+        manifest = dataclasses.replace(numeric_manifest(), version=f"v{i}")
+        save_graph_artifact(tmp_path / f"v{i}", linear_graph(scale=1.0 + i), manifest)
+        roots.append(tmp_path / f"v{i}")
+    records = probe_records(numeric_manifest(), rows=2)
+    host.load("imported", "v0", roots[0])
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def swapper() -> None:
+        try:
+            for i in (1, 2, 0, 1):
+                while not seen:  # traffic has started
+                    stop.wait(0.001)
+                host.load("imported", f"v{i}", roots[i])
+                count = len(seen)
+                while len(seen) < count + 50:  # this version serves before the next swap
+                    stop.wait(0.001)
+        finally:
+            stop.set()
+
+    async def traffic() -> None:
+        async def client() -> None:
+            while not stop.is_set():
+                with host.lease("imported") as hosted:
+                    x = hosted.model.encode(records)
+                    probs = await hosted.batcher.submit(x)
+                    assert len(hosted.model.decide(records, x, probs)) == 2
+                    seen.append(hosted.version)
+
+        await asyncio.gather(*(client() for _ in range(16)))
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    try:
+        asyncio.run(traffic())
+    finally:
+        thread.join(30)
+        host.close(timeout=5)
+    assert {"v0", "v1", "v2"} <= set(seen)
+    assert host.runtimes() == {}  # closed
