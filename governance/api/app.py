@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from governance import __version__
-from governance.api import health, metrics
+from governance.api import health, metrics, openapi, openapi_docs
 from governance.config import Settings
 from governance.kit import problems, tracing
 from governance.kit.middleware import GovernedRequestMiddleware
@@ -47,9 +47,9 @@ EXEMPT_PATHS = frozenset(
         "/healthz",
         "/readyz",
         "/openapi.json",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
+        openapi_docs.DOCS,
+        openapi_docs.ASSET_ROUTE,
+        openapi_docs.REDOC,
         "/v1/enrol",
     }
 )
@@ -107,6 +107,9 @@ def create_app(
         "records, DP training, fairness gate, tamper-evident audit log. Errors are RFC 9457 "
         "problem+json.",
         lifespan=lifespan,
+        # Served from the package by openapi_docs, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     # Tests reach the whole runtime here; endpoints only the slots it exposes.
     app.state.runtime = rt
@@ -125,12 +128,14 @@ def create_app(
         if domain != HOT:
             app.include_router(router)
     problems.document(app)
+    openapi.install(app)
+    pages = openapi_docs.install(app)
     app.add_middleware(
         GovernedRequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         # An ONNX import streams its graph to disk; the slack is the multipart framing and schema.
         upload_limits={IMPORT_PATH: settings.model_import_max_bytes + IMPORT_SLACK_BYTES},
-        security_headers=SecurityHeaders(app),
+        security_headers=SecurityHeaders(pages),
     )
     # Outside the governed-request middleware: it sees each answer as the client does.
     app.add_middleware(ObservedRequestMiddleware, access_log=settings.access_log)

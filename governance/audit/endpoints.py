@@ -175,7 +175,10 @@ def verify(settings: SettingsDep, signer: SignerDep, caller: CanVerifyAudit) -> 
     operation_id="export_audit_log",
     responses={
         **responses(404, 409, 422),
-        200: {"content": {"application/zip": {}}, "description": "the bundle as a zip"},
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the bundle as a zip",
+        },
     },
     response_class=Response,
 )

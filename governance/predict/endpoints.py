@@ -14,8 +14,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from governance.api.deps import Authorize, Caller
 from governance.kit.problems import problem_schema, responses
 from governance.predict import pipeline
-from governance.predict.pipeline import PREDICTOR, Predictor
-from governance.predict.schemas import PredictRequest, PredictResponse
+from governance.predict.model_schema import describe
+from governance.predict.pipeline import PREDICTOR, ModelNotServing, Predictor
+from governance.predict.schemas import ModelSchema, PredictResponse
+from inference.errors import ModelNotLoadedError
 
 router = APIRouter(prefix="/v1/models", tags=["predict"])
 
@@ -23,11 +25,13 @@ CanPredict = Annotated[Caller, Depends(Authorize("model:{name}", "predict"))]
 PredictorDep = Annotated[Predictor, Depends(PREDICTOR)]
 
 # The body is read by the pipeline after the guard (FastAPI reads a declared body before any
-# dependency runs), so the route documents it here.
+# dependency runs), so the route documents it here (governance/api/openapi.py adds the schema).
 _REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+        },
     }
 }
 
@@ -43,3 +47,15 @@ async def predict(
 ) -> Response:
     """Predict for one record or a batch; the call is audited and its payloads stored encrypted."""
     return await pipeline.run(predictor, request, caller, name)
+
+
+# The predict permission, not the registry's read: a client learns how to call what it may
+# call, and nothing else of the model (tests/predict/test_model_schema.py).
+@router.get("/{name}/schema", operation_id="get_model_schema", responses=responses(404))
+def get_model_schema(name: str, caller: CanPredict, predictor: PredictorDep) -> ModelSchema:
+    """What the serving version takes: its fields as JSON Schema, its labels, an example."""
+    try:
+        served = predictor.host.get(name)
+    except ModelNotLoadedError:
+        raise ModelNotServing(f"model {name!r} is not serving") from None
+    return describe(served.model.manifest)

@@ -34,14 +34,40 @@ class PredictRequest(BaseModel):
 
 
 class PredictionOut(BaseModel):
+    """One record's label and the probability of each label."""
+
     label: str
     probabilities: dict[str, float]
 
 
 class PredictResponse(BaseModel):
+    """The predictions, the request id and the audit entry that records the call."""
+
     request_id: str
     model: str
     model_version: str
     predictions: list[PredictionOut]
     audit_seq: int
     record_id: str | None = None
+
+
+class ModelSchema(BaseModel):
+    """What a caller sends to a serving model: the record's fields and an example request.
+
+    Read with the predict permission: nothing here but what a request must look like (no
+    training data statistics, no provenance, no hashes).
+    """
+
+    model: str
+    model_version: str = Field(description="the serving version, which predictions now use")
+    labels: list[str] = Field(description="what a prediction may answer")
+    features: list[dict[str, Any]] = Field(
+        description="the manifest's input_schema.features: each field's name, type, "
+        "categories and public bounds"
+    )
+    record_schema: dict[str, Any] = Field(
+        description="JSON Schema (2020-12) of one record, as the predict route checks it"
+    )
+    example: dict[str, Any] = Field(
+        description="a request body the model accepts: POST it to /v1/models/{name}/predict"
+    )
