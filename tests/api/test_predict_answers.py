@@ -140,8 +140,11 @@ def test_an_unexpected_error_is_an_audited_500_problem(
 
 def test_the_predict_route_is_documented(settings: Settings) -> None:
     app = create_app(settings)
-    operation = app.openapi()["paths"]["/v1/models/{name}/predict"]["post"]
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    document = app.openapi()
+    operation = document["paths"]["/v1/models/{name}/predict"]["post"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert ref == {"$ref": "#/components/schemas/PredictRequest"}
+    schema = document["components"]["schemas"]["PredictRequest"]
     assert schema["title"] == "PredictRequest"
     assert {"record", "records", "subject_id"} <= set(schema["properties"])
     assert {"400", "401", "403", "404", "413", "422", "503"} <= set(operation["responses"])
