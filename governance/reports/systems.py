@@ -94,12 +94,16 @@ def card_view(card: Any) -> ModelCardView | None:
     )
 
 
-def _bounds(feature: dict[str, Any]) -> str:
+def bounds_of(feature: dict[str, Any]) -> str:
+    """What a manifest's input-schema feature accepts, in words."""
     if feature.get("categories"):
         return "one of " + ", ".join(str(c) for c in feature["categories"])
-    low, high = feature.get("min"), feature.get("max")
+    low, high = feature.get("lo"), feature.get("hi")
     if low is not None or high is not None:
-        return f"[{'-∞' if low is None else low}, {'∞' if high is None else high}]"
+        # inference/manifest.py: outside [lo, hi] a value is refused (422) or clipped.
+        how = "clipped" if feature.get("out_of_bounds") == "clip" else "refused"
+        shown = f"[{'-∞' if low is None else low}, {'∞' if high is None else high}]"
+        return f"{shown}; values outside are {how}"
     return "any finite number" if feature.get("type") == "numeric" else "unbounded"
 
 
@@ -207,7 +211,7 @@ def build_systems(
                         SchemaBound(
                             feature=str(f.get("name")),
                             type=str(f.get("type")),
-                            bounds=_bounds(f),
+                            bounds=bounds_of(f),
                         )
                         for f in (manifest.get("input_schema") or {}).get("features", [])
                         if isinstance(f, dict)

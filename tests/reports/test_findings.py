@@ -23,6 +23,7 @@ from governance.db.base import utcnow
 from governance.reports.builder import build_report
 from governance.reports.controls import judge
 from governance.reports.document import Report
+from governance.reports.systems import bounds_of, card_view
 from tests.conftest import REPO, auth
 from tests.factories import policies_copy, toy_record, upload_body
 from tests.shared_app import SharedApp
@@ -282,3 +283,27 @@ def test_the_range_ends_at_the_anchor_signed_for_the_report(generated: Generated
     assert log.last_seq == first - 1 and log.checkpoint_covers_period
     assert log.entries_after_anchor > 0
     assert log.inclusion_proof is not None and log.inclusion_proof.seq == first - 1
+
+
+def test_an_imported_models_declared_card_is_read_too() -> None:
+    view = card_view(
+        {
+            "intended_use": "Rank support tickets for a human agent.",
+            "provenance": {
+                "trained_by": "vendor",
+                "training_data": "tickets 2024, vendor-held",
+                "code_version": "git 1a2b",
+                "out_of_scope_uses": "Decisions about employees.",
+            },
+        }
+    )
+    assert view is not None and view.intended_use == "Rank support tickets for a human agent."
+    assert view.out_of_scope_uses == ["Decisions about employees."]
+    assert view.data_provenance is not None and "tickets 2024" in view.data_provenance
+    assert card_view(None) is None
+
+
+def test_schema_bounds_say_what_happens_outside_them() -> None:
+    age = {"name": "age", "type": "numeric", "lo": 17, "hi": 90, "out_of_bounds": "clip"}
+    assert bounds_of(age) == "[17, 90]; values outside are clipped"
+    assert bounds_of({"name": "h", "type": "numeric"}) == "any finite number"
