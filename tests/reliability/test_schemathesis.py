@@ -55,8 +55,10 @@ def test_no_server_errors(
             "--generation-deterministic",
             "--request-timeout",
             "30",
+            # One worker: Hypothesis parses lambdas' source with ast.parse, which CPython 3.11.7
+            # does not make thread-safe ("AST constructor recursion depth mismatch").
             "--workers",
-            "2",
+            "1",
         ],
         capture_output=True,
         text=True,
@@ -67,9 +69,10 @@ def test_no_server_errors(
     print(output[-3000:])
     assert done.returncode == 0, output[-6000:]
     assert " passed" in output, output[-2000:]
-    # Only routes the fuzzer legitimately may not call (predict on random models, client
-    # feedback) may answer nothing but 401/403; more means it locked itself out.
+    # Only routes the fuzzer legitimately may not call (predict on random models and their
+    # input schema, client feedback, enrolment with a random code, the monitoring role's
+    # /metrics) may answer nothing but 401/403; more means it locked itself out.
     locked = re.search(r"Authentication failed: (\d+) operations", output)
-    assert locked is None or int(locked.group(1)) <= 3, output[-3000:]
+    assert locked is None or int(locked.group(1)) <= 5, output[-3000:]
     server_log = live_server.log_path.read_text()
     assert "unhandled" not in server_log, server_log[-3000:]
