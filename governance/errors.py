@@ -33,6 +33,15 @@ class WardenError(Exception):
             self.status_code = status_code  # type: ignore[misc]
 
 
+class RefusedByRule:
+    """Marks a refusal by a written rule (the fairness gate, a privacy budget, policy tests):
+    ``warden`` exits 3 on one, so that scripts tell it from a failure."""
+
+
+class VerificationFailed:
+    """Marks failed verification of evidence (the audit log, a bundle, a report): exit 4."""
+
+
 class BadRequest(WardenError):
     status_code = 400
     title = "Bad request"

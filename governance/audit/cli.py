@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
@@ -30,7 +30,16 @@ from governance.audit.note import Checkpoint, parse_vkey, verify_note
 from governance.audit.repository import latest_checkpoint, snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.audit.verify import check_anchored, verify_log
-from governance.cli.common import err_console, errors_as_exit, settings, transaction
+from governance.cli.common import (
+    ExitCode,
+    errors_as_exit,
+    print_json,
+    progress_bar,
+    require_database,
+    settings,
+    transaction,
+    working,
+)
 from governance.config import Settings
 from governance.db.base import as_utc
 from governance.errors import BadRequest
@@ -96,7 +105,7 @@ def _fail_verification(exc: AuditVerificationError, what: str) -> typer.Exit:
         where.append(f"bad checkpoint at tree size {exc.checkpoint_size}")
     suffix = f" ({', '.join(where)})" if where else ""
     typer.echo(f"{what} FAILED: {exc.message}{suffix}", err=True)
-    return typer.Exit(1)
+    return typer.Exit(ExitCode.VERIFICATION_FAILED)
 
 
 def _parse_end(text: str | None, what: str) -> tuple[int | None, datetime | None]:
@@ -142,25 +151,27 @@ def verify(
         help="Most seconds the oldest entry no checkpoint covers may have waited "
         "(default: six times WARDEN_CHECKPOINT_EVERY_SECONDS, at least 60).",
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Verify the whole live log: every leaf, stored node and checkpoint signature, against
     an anchor, and that no stretch of it went unsigned for long."""
     cfg = settings()
     lag = 2 * cfg.checkpoint_every_entries if max_lag is None else max_lag
     age = max(60.0, 6 * cfg.checkpoint_every_seconds) if max_age is None else max_age
+    require_database(cfg)
     with errors_as_exit():
         key = vkey or _local_vkey(cfg)
         try:
             known, known_text = _anchor(cfg, key, trusted)
         except AuditVerificationError as exc:
             raise _fail_verification(exc, "verification") from None
-        typer.echo(f"anchor: {known_text}")
+        if not as_json:
+            typer.echo(f"anchor: {known_text}")
         with snapshot_session(cfg.resolved_database_url) as session:
             size = audit_log.tree_size(session)
-            with Progress(
-                "verifying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=err_console, transient=True,
-            ) as bar:  # fmt: skip
+            with progress_bar(
+                "verifying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+            ) as bar:
                 task = bar.add_task("verify", total=size)
                 try:
                     report = verify_log(
@@ -182,8 +193,21 @@ def verify(
             if unsigned is not None:
                 raise _fail_verification(unsigned, "verification") from None
             if not rows_ok:
-                raise typer.Exit(1)
+                raise typer.Exit(ExitCode.VERIFICATION_FAILED)
             witnessed = _check_witnesses(session, cfg, report.latest_checkpoint, witnesses)
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "anchor": known_text,
+                "entries": report.entries_checked,
+                "checkpoints": report.checkpoints_checked,
+                "latest_checkpoint": report.latest_checkpoint,
+                "root": report.root.hex(),
+                "witnesses": witnessed or None,
+            }
+        )
+        return
     typer.echo(
         f"OK: {report.entries_checked} entries, {report.checkpoints_checked} checkpoints "
         f"(latest at {report.latest_checkpoint}), root {report.root.hex()}, "
@@ -273,9 +297,10 @@ def export(
             head = latest_checkpoint(session)
             assert head is not None  # signed just above
             head_size = head.tree_size
-            bundle = export_bundle(
-                session, from_seq=first, to_seq=final, out_dir=out, vkey=vkey, previous=earlier
-            )
+            with working(f"exporting entries {first}..{final}"):
+                bundle = export_bundle(
+                    session, from_seq=first, to_seq=final, out_dir=out, vkey=vkey, previous=earlier
+                )
             write_cosigned(session, bundle, head_size)
         with transaction(cfg) as session:
             ctx = cli_context()
@@ -370,13 +395,14 @@ def checkpoint() -> None:
 
 def _cosign(cfg: Settings) -> None:
     """Ask the configured witnesses to cosign the newest checkpoint (docs/witness.md)."""
-    from governance.db import make_engine, make_sessionmaker
+    from governance.cli.common import open_engine
+    from governance.db import make_sessionmaker
     from governance.witness.cosigning import Cosigner
 
     cosigner = Cosigner.from_settings(cfg)
     if cosigner is None:
         return
-    engine = make_engine(cfg.resolved_database_url)
+    engine = open_engine(cfg)
     try:
         result = cosigner.cosign_latest(make_sessionmaker(engine))
     finally:

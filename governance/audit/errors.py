@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from governance.errors import WardenError
+from governance.errors import VerificationFailed, WardenError
 
 
 class AuditError(WardenError):
@@ -51,7 +51,7 @@ class NoteFormatError(AuditError):
     type_slug = "audit-note-format"
 
 
-class AuditVerificationError(AuditError):
+class AuditVerificationError(AuditError, VerificationFailed):
     """Verification failed: a signature, proof, entry or bundle file is bad or malformed.
 
     Args:

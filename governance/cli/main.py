@@ -7,20 +7,43 @@ database): they are audited like API calls, with actor ``cli``.
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
-from governance.cli.common import console, errors_as_exit, settings
+from governance.cli.common import console, errors_as_exit, print_json, settings, transaction
+from governance.cli.help import WardenGroup
 from governance.plugins import optional_module
 from governance.privacy.kinds import EPOCHS_MAX
 from governance.private_files import restrict_umask
 
-app = typer.Typer(help="Warden: governance for AI models served as an API.", no_args_is_help=True)
+app = typer.Typer(
+    cls=WardenGroup,
+    help="Warden: governance for AI models served as an API. Exit codes: 0 ok, 1 error, "
+    "2 usage, 3 refused by a rule, 4 verification failed (docs/cli.md).",
+    no_args_is_help=True,
+    # An expected error is one line (governance/cli/common.py); anything else is a bug, and
+    # its plain traceback should not print local variables, which may hold keys.
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"warden {version('warden')}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _private_files() -> None:
+def _private_files(
+    _version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
     # Before any command runs: whatever it writes (database, WAL, server log, artifacts,
     # reports, the demo folder) is 0600 in 0700 folders, and the journal writer inherits it.
     restrict_umask()
+    quiet_handled_warnings()
 
 
 # Domains with a ``cli`` module exposing a typer ``app`` become ``warden <name> ...``.
@@ -56,12 +79,33 @@ def init(
     officer: str = typer.Option(
         None, help="Also appoint this person the first compliance officer (prints their code)."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Create keys, run migrations, write policy v1, and print the first admin key once."""
+    from governance.audit.checkpoints import Checkpointer
     from governance.bootstrap import initialize
 
+    cfg = settings()
     with errors_as_exit():
-        result = initialize(settings(), admin_name=admin, officer_name=officer)
+        result = initialize(cfg, admin_name=admin, officer_name=officer)
+        # The bootstrap entries signed at once: `warden audit verify` passes from the start.
+        with transaction(cfg) as session:
+            Checkpointer.from_settings(cfg).checkpoint(session, force=True)
+    if as_json:
+        print_json(
+            {
+                "database": result.database_url,
+                "key_file": str(result.key_file),
+                "signing_key_file": str(result.signing_key_file),
+                "log_key": result.vkey,
+                "admin": result.admin_name,
+                "admin_key_id": result.admin_key_id,
+                "admin_token": result.admin_token,
+                "officer": result.officer_name,
+                "officer_code": result.officer_code,
+            }
+        )
+        return
     console.print(f"database      {result.database_url}")
     console.print(f"key file      {result.key_file} (0600)")
     console.print(f"signing key   {result.signing_key_file} (0600)")
@@ -116,13 +160,25 @@ def demo(
     try:
         result = run_demo(epochs=epochs, say=console.print, keep=keep_serving)
     except DemoError as exc:
-        console.print(f"[red]demo failed:[/red] {exc}")
+        console.print(f"[red]demo failed:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     console.print("\n[bold]What the demo wrote[/bold]")
     console.print(f"  data, keys, SQLite database, server log: {result.data_dir}")
     console.print(f"  model artifacts: {result.data_dir / 'models' / 'adult-mlp'}")
     console.print(f"  compliance report: {result.report_dir}")
     console.print("  the server was stopped" if not keep_serving else "  the server is running")
+
+
+def quiet_handled_warnings() -> None:
+    """Silence what Opacus and torch warn about where Warden already handles it."""
+    import warnings
+
+    # Warden draws the mechanism's noise from OS entropy itself (governance/randomness.py).
+    warnings.filterwarnings("ignore", message="Secure RNG turned off")
+    # The per-sample gradient hooks Opacus installs; Warden's models are built for them.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    # The RDP accountant's alpha grid; Warden states the PRV/PLD epsilon, not the RDP one.
+    warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
+from governance.cli.common import (
+    JSON,
+    console,
+    err_console,
+    errors_as_exit,
+    settings,
+    show_rows,
+    transaction,
+)
 from governance.datasets.errors import DatasetError
 from governance.datasets.service import datasets
 from governance.kit.context import cli_context
@@ -69,7 +78,10 @@ def _problems_listed() -> Iterator[None]:
     except DatasetError as exc:
         if not exc.problems:
             raise
-        err_console.print(f"[red]error:[/red] {exc.summary} ({len(exc.problems)} problems)")
+        err_console.print(
+            f"[red]error:[/red] {escape(exc.summary)} ({len(exc.problems)} problems)",
+            soft_wrap=True,
+        )
         for problem in exc.problems:
             err_console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
         err_console.print("the schema format and these errors: docs/datasets.md")
@@ -77,14 +89,20 @@ def _problems_listed() -> Iterator[None]:
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: bool = JSON) -> None:
     """List registered datasets."""
     with errors_as_exit(), transaction() as session:
-        for row in datasets.list(session):
-            console.print(
-                f"{row.name:20} {row.train_rows:>8} {row.test_rows:>8} {row.content_hash[:16]} "
-                f"{'bundled' if row.bundled else row.registered_by}"
-            )
+        rows = [
+            {
+                "name": row.name,
+                "train_rows": row.train_rows,
+                "test_rows": row.test_rows,
+                "content_hash": row.content_hash,
+                "registered_by": "bundled" if row.bundled else row.registered_by,
+            }
+            for row in datasets.list(session)
+        ]
+    show_rows(rows, as_json=as_json, empty="no datasets registered")
 
 
 @app.command("show")

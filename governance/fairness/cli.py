@@ -15,7 +15,16 @@ import typer
 import yaml
 from rich.table import Table
 
-from governance.cli.common import console, errors_as_exit, settings, transaction
+from governance.cli.common import (
+    ExitCode,
+    chosen_version,
+    console,
+    errors_as_exit,
+    print_json,
+    settings,
+    transaction,
+    working,
+)
 from governance.db.base import DB_INT_MAX, as_utc
 from governance.fairness.errors import FairnessPolicyError
 from governance.fairness.gate import gate_status, overrides
@@ -32,6 +41,9 @@ app = typer.Typer(
 )
 thresholds_app = typer.Typer(help="The fairness thresholds (versioned).", no_args_is_help=True)
 app.add_typer(thresholds_app, name="thresholds")
+
+
+_VERSION_HELP = "Model version (default: serving, else newest)."
 
 
 def _features(value: str | None) -> list[str] | None:
@@ -85,7 +97,7 @@ def _print_audit(row: FairnessAudit) -> None:
     else:
         console.print("[red]verdict: FAIL[/red]")
         for f in verdict["failures"]:
-            console.print(f"  {f['feature']}: {f['reason']}")
+            console.print(f"  {f['feature']}: {f['reason']}", markup=False)
 
 
 @app.command("audit")
@@ -98,62 +110,127 @@ def audit(
         200, min=0, max=BOOTSTRAP_MAX, help="Bootstrap replicates for the 95% intervals."
     ),
     seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Bootstrap seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored audit as JSON."),
 ) -> None:
-    """Audit a registered model for bias and store the result against its artifact."""
+    """Audit a registered model for bias and store the result (exit 3 when it fails)."""
     cfg = settings()
     with errors_as_exit(), transaction(cfg) as session:
-        row = fairness.audit_model(
-            session,
-            cli_context(),
-            model=model,
-            version=version,
-            dataset=dataset,
-            sensitive=_features(sensitive),
-            bootstrap=bootstrap,
-            seed=seed,
-            policies_dir=cfg.policies_dir,
-        )
-        _print_audit(row)
+        with working(f"bias audit of {model}"):
+            row = fairness.audit_model(
+                session,
+                cli_context(),
+                model=model,
+                version=version,
+                dataset=dataset,
+                sensitive=_features(sensitive),
+                bootstrap=bootstrap,
+                seed=seed,
+                policies_dir=cfg.policies_dir,
+            )
+        _show_audit(row, as_json)
         passed = row.passed
-    raise typer.Exit(0 if passed else 2)
+    raise typer.Exit(ExitCode.OK if passed else ExitCode.REFUSED)
+
+
+def _show_audit(row: FairnessAudit, as_json: bool) -> None:
+    if as_json:
+        print_json(_audit_json(row))
+    else:
+        _print_audit(row)
+
+
+def _audit_json(row: FairnessAudit) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "created_at": row.created_at,
+        "kind": row.kind,
+        "model": row.model,
+        "version": row.model_version,
+        "passed": row.passed,
+        "thresholds_version": row.thresholds_version,
+        "sensitive": json.loads(row.sensitive),
+        "result": json.loads(row.result),
+        "verdict": json.loads(row.verdict),
+    }
 
 
 @app.command("audits")
-def audits(model: str = typer.Option(None), limit: int = typer.Option(20, min=1, max=1000)) -> None:
+def audits(
+    model: str = typer.Option(None),
+    limit: int = typer.Option(20, min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """List stored audits, newest first."""
     with errors_as_exit(), transaction() as session:
-        for row in fairness.list_audits(session, model=model, limit=limit):
-            console.print(
-                f"{row.id:5} {row.created_at:%Y-%m-%d %H:%M} {row.kind:7} {row.model:20} "
-                f"{row.model_version or '-':24} {'PASS' if row.passed else 'FAIL'} "
-                f"v{row.thresholds_version} {json.loads(row.sensitive)}"
+        rows = list(fairness.list_audits(session, model=model, limit=limit))
+        if as_json:
+            print_json(
+                [
+                    {k: v for k, v in _audit_json(r).items() if k not in ("result", "verdict")}
+                    for r in rows
+                ]
             )
+            return
+        if not rows:
+            console.print("no fairness audits yet")
+            return
+        table = Table("id", "created (UTC)", "kind", "model", "version", "verdict", "thresholds")
+        for row in rows:
+            table.add_row(
+                str(row.id),
+                f"{row.created_at:%Y-%m-%d %H:%M}",
+                row.kind,
+                row.model,
+                row.model_version or "-",
+                "PASS" if row.passed else "FAIL",
+                f"v{row.thresholds_version} {', '.join(json.loads(row.sensitive))}",
+            )
+        console.print(table)
 
 
 @app.command("show")
-def show(audit_id: int = typer.Argument(..., min=1, max=DB_INT_MAX)) -> None:
+def show(
+    audit_id: int = typer.Argument(..., min=1, max=DB_INT_MAX),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Show one stored audit."""
     with errors_as_exit(), transaction() as session:
-        _print_audit(fairness.get(session, audit_id))
+        _show_audit(fairness.get(session, audit_id), as_json)
 
 
 @app.command("gate")
-def gate(model: str, version: str) -> None:
-    """What the fairness gate would decide for a version now (exit 2 when it would refuse)."""
+def gate(
+    model: str,
+    version: str = typer.Option(None, "--version", help=_VERSION_HELP),
+    positional: str = typer.Argument(None, hidden=True, metavar="{version}"),
+    as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
+) -> None:
+    """What the fairness gate would decide for a version now (exit 3 when it would refuse)."""
+    chosen = chosen_version(version, positional)
     with errors_as_exit(), transaction() as session:
-        status = gate_status(session, registry.get(session, model, version))
-    console.print(json.dumps(status.to_dict(), indent=2))
-    raise typer.Exit(0 if status.passed else 2)
+        row = registry.get(session, model, chosen)
+        name, resolved = row.name, row.version
+        status = gate_status(session, row)
+    if as_json:
+        print_json({"model": name, "version": resolved, **status.to_dict()})
+    else:
+        verdict = "[green]passes[/green]" if status.passed else "[red]refuses[/red]"
+        console.print(f"{name} {resolved}: the gate {verdict} (basis {status.basis})")
+        for f in status.failures:
+            console.print(f"  {f['feature']}: {f['reason']}", markup=False)
+    raise typer.Exit(ExitCode.OK if status.passed else ExitCode.REFUSED)
 
 
 @app.command("override")
 def override(
     model: str,
-    version: str,
+    version: str = typer.Option(None, "--version", help="The version approved (required)."),
+    positional: str = typer.Argument(None, hidden=True, metavar="{version}"),
     justification: str = typer.Option(..., help="Why this version may serve despite failing."),
     by: str = typer.Option(..., help="The approving compliance officer (recorded)."),
 ) -> None:
     """Approve a version that fails the gate (as a named compliance officer)."""
+    version = chosen_version(version, positional, required=True) or ""
     with errors_as_exit(), transaction() as session:
         row = overrides.override(
             session, cli_context(by), model=model, version=version, justification=justification
@@ -193,7 +270,7 @@ def mitigate(
     ctx = cli_context()
     with errors_as_exit():
         try:
-            with transaction(cfg) as session:
+            with transaction(cfg) as session, working(f"mitigating {model}"):
                 out = mitigator.mitigate(
                     session,
                     ctx,

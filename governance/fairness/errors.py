@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from governance.errors import ConfigurationError, WardenError
+from governance.errors import ConfigurationError, RefusedByRule, WardenError
 
 
 class FairnessError(WardenError):
@@ -60,7 +60,7 @@ class UnknownDataset(FairnessError):
     type_slug = "fairness-unknown-dataset"
 
 
-class GateRefused(FairnessError):
+class GateRefused(FairnessError, RefusedByRule):
     """Promotion refused: no passing audit of this exact artifact and no override.
 
     ``extra["failures"]`` names each failing measure (feature, measure, value, limit).

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import typer
 
-from governance.cli.common import console, errors_as_exit, transaction
+from governance.cli.common import JSON, console, errors_as_exit, show_rows, transaction
 from governance.db.base import utcnow
 from governance.identity.service import identity
 from governance.kit.context import cli_context
@@ -41,9 +41,16 @@ def revoke(key_id: str) -> None:
 
 
 @app.command("list")
-def list_(principal: str = typer.Option(None)) -> None:
+def list_(principal: str = typer.Option(None), as_json: bool = JSON) -> None:
     """List keys (ids and dates, never tokens)."""
     with errors_as_exit(), transaction() as session:
-        for key, owner in identity.list_keys(session, principal):
-            status = "revoked" if key.revoked_at else "active"
-            console.print(f"{key.key_id} {owner:24} {status:8} expires {key.expires_at or '-'}")
+        rows = [
+            {
+                "key_id": key.key_id,
+                "principal": owner,
+                "status": "revoked" if key.revoked_at else "active",
+                "expires_at": key.expires_at,
+            }
+            for key, owner in identity.list_keys(session, principal)
+        ]
+    show_rows(rows, as_json=as_json, empty="no API keys")

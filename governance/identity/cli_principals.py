@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import typer
 
-from governance.cli.common import console, errors_as_exit, transaction
+from governance.cli.common import JSON, console, errors_as_exit, show_rows, transaction
 from governance.identity.enrolment import MAX_TTL, enrolments
 from governance.identity.service import identity
 from governance.kit.context import cli_context
@@ -23,12 +23,19 @@ def create(name: str, kind: str = typer.Option("user", help="user or service")) 
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: bool = JSON) -> None:
     """List principals."""
     with errors_as_exit(), transaction() as session:
-        for p in identity.list_principals(session):
-            state = "disabled" if p.disabled else "active"
-            console.print(f"{p.name:24} {p.kind:8} {state:9} created {p.created_at:%Y-%m-%d}")
+        rows = [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "state": "disabled" if p.disabled else "active",
+                "created_at": p.created_at,
+            }
+            for p in identity.list_principals(session)
+        ]
+    show_rows(rows, as_json=as_json, empty="no principals")
 
 
 @app.command("disable")

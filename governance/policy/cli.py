@@ -17,8 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
-from governance.cli.common import console, err_console, settings, transaction
+from governance.cli.common import (
+    ExitCode,
+    console,
+    err_console,
+    exit_code_of,
+    settings,
+    transaction,
+)
 from governance.config import Settings
 from governance.db.base import DB_INT_MAX
 from governance.errors import WardenError
@@ -54,17 +62,18 @@ FILE = typer.Option(None, "--file", help='JSON {"add": [[...]], "remove": [[...]
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """A one-line error and exit 1; failing policy tests are listed one per line."""
+    """A one-line error and its exit code; failing policy tests are listed one per line."""
     try:
         yield
     except WardenError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
+        err_console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
         for case in exc.extra.get("failing", []):
             err_console.print(
                 f"  test {case['id']}: ({case['subject']}, {case['object']}, {case['action']}) "
-                f"expected {case['expected']}, got {case['actual']}"
+                f"expected {case['expected']}, got {case['actual']}",
+                markup=False,
             )
-        raise typer.Exit(1) from None
+        raise typer.Exit(exit_code_of(exc)) from None
 
 
 def parse_rule_text(text: str) -> list[str]:
@@ -406,7 +415,7 @@ def test_run(
             f"{case['action']}) expected {case['expected']}, got {case['actual']}"
         )
     if failing:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.REFUSED)
 
 
 # -- separation of duties --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from governance.errors import (
     ConfigurationError,
     Conflict,
     NotFound,
+    RefusedByRule,
     ServiceUnavailable,
     Unprocessable,
 )
@@ -47,7 +48,7 @@ class PermissionsWidened(PolicyConflict):
     title = "Change widens its author's or approver's permissions"
 
 
-class PolicyTestsFailed(PolicyConflict):
+class PolicyTestsFailed(PolicyConflict, RefusedByRule):
     """The candidate policy breaks stored policy tests; the response lists every failing case."""
 
     type_slug = "policy-tests-failed"

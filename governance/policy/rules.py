@@ -126,7 +126,8 @@ def parse_rule(raw: Any, vocab: Vocabulary, where: str = "rule") -> Rule:
 def check_role_ref(subject: str, vocab: Vocabulary, where: str) -> None:
     """Refuse ``role:<name>`` when the vocabulary has no such role."""
     if subject.startswith("role:") and subject.removeprefix("role:") not in vocab.roles:
-        raise InvalidPolicy(f"{where}: unknown role {subject!r}")
+        valid = ", ".join(sorted(vocab.roles))
+        raise InvalidPolicy(f"{where}: unknown role {subject!r}; the roles are {valid}")
 
 
 def check_graph(rules: Iterable[Rule]) -> None:

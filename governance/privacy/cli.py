@@ -6,10 +6,20 @@ import json
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.db import make_engine, make_sessionmaker
+from governance.cli.common import (
+    JSON,
+    console,
+    errors_as_exit,
+    open_engine,
+    print_json,
+    progress_bar,
+    settings,
+    show_rows,
+    transaction,
+)
+from governance.db import make_sessionmaker
 from governance.db.base import DB_INT_MAX
 from governance.kit.context import cli_context
 from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, WORKERS_MAX
@@ -76,7 +86,7 @@ def train_command(
         register=register,
         workers=workers,
     )
-    engine = make_engine(cfg.resolved_database_url)
+    engine = open_engine(cfg)
     columns = (
         TextColumn("epoch"),
         MofNCompleteColumn(),
@@ -85,7 +95,7 @@ def train_command(
         TimeElapsedColumn(),
     )
     try:
-        with errors_as_exit(), Progress(*columns, console=console) as bar:
+        with errors_as_exit(), progress_bar(*columns) as bar:
             task = bar.add_task("train", total=epochs, eps="-")
 
             def progress(rec: dict[str, Any]) -> None:
@@ -148,13 +158,23 @@ def ledger(dataset: str, as_json: bool = typer.Option(False, "--json", help="Pri
 
 
 @app.command("runs")
-def runs(dataset: str = typer.Option(None, "--dataset")) -> None:
+def runs(dataset: str = typer.Option(None, "--dataset"), as_json: bool = JSON) -> None:
     """List training runs."""
     with errors_as_exit(), transaction() as session:
         rows = [TrainingRunOut.of(r, d) for r, d in training.list(session, dataset)]
-    for r in rows:
-        console.print(
-            f"{r.id:>4} {r.dataset:12} {r.status:10} "
-            f"{'DP ε=' + _eps(r.epsilon) if r.private else 'non-private':16} "
-            f"{r.model_name} {r.model_version} {r.started_by}"
-        )
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in rows])
+        return
+    table = [
+        {
+            "id": r.id,
+            "dataset": r.dataset,
+            "status": r.status,
+            "privacy": "DP ε=" + _eps(r.epsilon) if r.private else "non-private",
+            "model": r.model_name,
+            "version": r.model_version,
+            "started_by": r.started_by,
+        }
+        for r in rows
+    ]
+    show_rows(table, as_json=False, empty="no training runs")

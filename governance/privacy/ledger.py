@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.datasets.models import Dataset, Ledger
+from governance.errors import RefusedByRule
 from governance.kit.context import Context
 from governance.kit.events import AuditEvent
 from governance.privacy.accounting import (
@@ -62,7 +63,7 @@ class PrivacyPolicyError(PrivacyError):
     type_slug = "privacy-policy"
 
 
-class BudgetExceeded(PrivacyError):
+class BudgetExceeded(PrivacyError, RefusedByRule):
     """The planned run, composed with the dataset's history, would pass the cap (409)."""
 
     status_code = 409

@@ -7,8 +7,16 @@ import sys
 
 import typer
 
-from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.db import make_engine, make_sessionmaker
+from governance.cli.common import (
+    JSON,
+    console,
+    errors_as_exit,
+    open_engine,
+    settings,
+    show_rows,
+    transaction,
+)
+from governance.db import make_sessionmaker
 from governance.kit.context import cli_context
 from governance.records.receipts import receipt_out
 from governance.records.retention import load_retention
@@ -36,15 +44,24 @@ def _keys() -> ServiceKeyProvider:
 def list_(
     model: str = typer.Option(None, help="Only this model's records."),
     limit: int = typer.Option(50, min=1, max=10_000),
+    as_json: bool = JSON,
 ) -> None:
     """List stored records (metadata only)."""
     with errors_as_exit(), transaction() as session:
-        for row, state in records.list(session, model=model, limit=limit):
-            console.print(
-                f"{row.id} {row.created_at:%Y-%m-%d %H:%M:%S} {row.model}@{row.model_version} "
-                f"subject {row.subject_ref[:16]}… key {row.dek_id} ({state})",
-                highlight=False,
-            )
+        rows = [
+            {
+                "id": row.id,
+                "created_at": row.created_at,
+                "model": row.model,
+                "version": row.model_version,
+                # A prefix names the subject's reference; the whole one is no one's business here.
+                "subject_ref": f"{row.subject_ref[:16]}…",
+                "data_key": row.dek_id,
+                "state": state,
+            }
+            for row, state in records.list(session, model=model, limit=limit)
+        ]
+    show_rows(rows, as_json=as_json, empty="no records")
 
 
 @app.command("erase")
@@ -72,7 +89,7 @@ def erase(
         cfg = settings()
         keys = _keys()
         scopes = load_subject_scopes(cfg.policies_dir)
-        engine = make_engine(cfg.resolved_database_url)
+        engine = open_engine(cfg)
         try:
             sessions = make_sessionmaker(engine)
             schedule = KekSchedule(
@@ -121,12 +138,17 @@ def purge(dry_run: bool = typer.Option(False, help="Count only; delete nothing."
 
 
 @app.command("erasures")
-def erasures(limit: int = typer.Option(50, min=1, max=10_000)) -> None:
+def erasures(limit: int = typer.Option(50, min=1, max=10_000), as_json: bool = JSON) -> None:
     """List erasure receipts."""
     with errors_as_exit(), transaction() as session:
-        for r in records.receipts(session, limit=limit):
-            console.print(
-                f"{r.id} {r.erased_at:%Y-%m-%d %H:%M:%S} by {r.erased_by}: "
-                f"{len(json.loads(r.dek_ids))} keys, {r.records_affected} records",
-                highlight=False,
-            )
+        rows = [
+            {
+                "id": r.id,
+                "erased_at": r.erased_at,
+                "erased_by": r.erased_by,
+                "keys": len(json.loads(r.dek_ids)),
+                "records": r.records_affected,
+            }
+            for r in records.receipts(session, limit=limit)
+        ]
+    show_rows(rows, as_json=as_json, empty="no erasures")

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from governance.cli.common import console, errors_as_exit, settings, transaction
+from governance.cli.common import (
+    JSON,
+    chosen_version,
+    console,
+    errors_as_exit,
+    settings,
+    show_rows,
+    transaction,
+)
 from governance.kit.context import cli_context
 from governance.registry.service import registry
 
@@ -64,18 +72,29 @@ def import_(
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: bool = JSON) -> None:
     """List model versions and stages."""
     with errors_as_exit(), transaction() as session:
-        for row in registry.list_versions(session):
-            console.print(
-                f"{row.name:20} {row.version:28} {row.stage:10} {row.artifact_sha256[:16]}"
-            )
+        rows = [
+            {
+                "name": row.name,
+                "version": row.version,
+                "stage": row.stage,
+                "artifact_sha256": row.artifact_sha256,
+            }
+            for row in registry.list_versions(session)
+        ]
+    show_rows(rows, as_json=as_json, empty="no models registered")
 
 
 @app.command("promote")
-def promote(name: str, version: str) -> None:
-    """Promote a version to serving (promotion gates apply)."""
+def promote(
+    name: str,
+    version: str = typer.Option(None, "--version", help="The version to serve (required)."),
+    positional: str = typer.Argument(None, hidden=True, metavar="{version}"),
+) -> None:
+    """Promote a version to serving (promotion gates apply; exit 3 when one refuses)."""
+    version = chosen_version(version, positional, required=True) or ""
     with errors_as_exit(), transaction() as session:
         registry.promote(session, cli_context(), name=name, version=version)
     console.print(f"{name} {version} is serving")

@@ -43,6 +43,10 @@ def read_key_file(path: Path) -> bytes:
     try:
         _check_file(path, os.stat(path))
         fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"cannot read key file {path}: it does not exist (run `warden init`)"
+        ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
     try:

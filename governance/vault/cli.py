@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import typer
 
-from governance.cli.common import console, errors_as_exit, settings, transaction
-from governance.db import make_engine, make_sessionmaker
+from governance.cli.common import (
+    JSON,
+    console,
+    errors_as_exit,
+    open_engine,
+    settings,
+    show_rows,
+    transaction,
+)
+from governance.db import make_sessionmaker
 from governance.kit.context import cli_context
 from governance.vault.errors import KeyLifecycleError
 from governance.vault.kek_schedule import KekSchedule
@@ -26,15 +34,22 @@ def _keys() -> ServiceKeyProvider:
 def keys_(
     state: str = typer.Option(None, help="active, decrypt_only or destroyed."),
     limit: int = typer.Option(50, min=1, max=10_000),
+    as_json: bool = JSON,
 ) -> None:
     """List data keys (metadata only)."""
     with errors_as_exit(), transaction() as session:
-        for k in data_keys.list(session, state=state, limit=limit):
-            console.print(
-                f"{k.id} v{k.version} {k.state:12} kek {k.kek_id or '-':8} "
-                f"uses {k.uses} subject {k.subject_ref[:16]}…",
-                highlight=False,
-            )
+        rows = [
+            {
+                "id": k.id,
+                "version": k.version,
+                "state": k.state,
+                "kek": k.kek_id,
+                "uses": k.uses,
+                "subject_ref": f"{k.subject_ref[:16]}…",
+            }
+            for k in data_keys.list(session, state=state, limit=limit)
+        ]
+    show_rows(rows, as_json=as_json, empty="no data keys")
 
 
 @app.command("kek")
@@ -80,7 +95,7 @@ def rotate_kek_(
     cfg = settings()
     with errors_as_exit():
         keys = _keys()
-        engine = make_engine(cfg.resolved_database_url)
+        engine = open_engine(cfg)
         try:
             done = rotate_kek(
                 sessions=make_sessionmaker(engine),
@@ -101,7 +116,7 @@ def rotate_due() -> None:
     cfg = settings()
     with errors_as_exit():
         keys = _keys()
-        engine = make_engine(cfg.resolved_database_url)
+        engine = open_engine(cfg)
         try:
             schedule = KekSchedule(
                 sessions=make_sessionmaker(engine),
@@ -146,13 +161,19 @@ def retire_kek(kek_id: str) -> None:
 
 
 @app.command("rotations")
-def rotations(limit: int = typer.Option(50, min=1, max=10_000)) -> None:
+def rotations(limit: int = typer.Option(50, min=1, max=10_000), as_json: bool = JSON) -> None:
     """List key rotations."""
     with errors_as_exit(), transaction() as session:
-        for r in data_keys.rotations(session, limit=limit):
-            console.print(
-                f"{r.rotated_at:%Y-%m-%d %H:%M:%S} {r.kind} by {r.rotated_by}: "
-                f"{r.keys_affected} keys {r.from_kek or ''}->{r.to_kek or ''} "
-                f"({r.reason})",
-                highlight=False,
-            )
+        rows = [
+            {
+                "rotated_at": r.rotated_at,
+                "kind": r.kind,
+                "rotated_by": r.rotated_by,
+                "keys": r.keys_affected,
+                "from_kek": r.from_kek,
+                "to_kek": r.to_kek,
+                "reason": r.reason,
+            }
+            for r in data_keys.rotations(session, limit=limit)
+        ]
+    show_rows(rows, as_json=as_json, empty="no key rotations yet")

@@ -76,7 +76,8 @@ def serve(
 @app.command("cosign")
 def cosign() -> None:
     """Ask the configured witnesses (WARDEN_WITNESSES) to cosign the newest checkpoint now."""
-    from governance.db import make_engine, make_sessionmaker
+    from governance.cli.common import open_engine
+    from governance.db import make_sessionmaker
     from governance.witness.cosigning import Cosigner
 
     cfg = settings()
@@ -84,7 +85,7 @@ def cosign() -> None:
     if cosigner is None:
         typer.echo("no witnesses configured (WARDEN_WITNESSES)", err=True)
         raise typer.Exit(1)
-    engine = make_engine(cfg.resolved_database_url)
+    engine = open_engine(cfg)
     try:
         with errors_as_exit():
             result = cosigner.cosign_latest(make_sessionmaker(engine))

@@ -52,7 +52,8 @@ def test_export_round_trip(settings: Settings, filled: FilledLog, tmp_path: Path
     with filled.sessions() as session:
         last = session.execute(text("SELECT canonical FROM audit_entries WHERE seq = 57")).scalar()
     assert json.loads(last)["event_type"] == "audit.export"
-    assert warden_audit(settings, "verify")[0] == 0
+    code, out = warden_audit(settings, "verify", "--json")
+    assert code == 0 and json.loads(out)["ok"] is True and json.loads(out)["entries"] == 58, out
 
     # By time: everything up to an hour from now is every entry (the export entry included).
     later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
@@ -62,12 +63,12 @@ def test_export_round_trip(settings: Settings, filled: FilledLog, tmp_path: Path
     assert code == 0 and "exported entries 0..57" in out, out
     assert verify_bundle(tmp_path / "t").to_seq == 57
 
-    # A tampered bundle fails with the first bad seq and exit 1.
+    # A tampered bundle fails with the first bad seq and exit 4 (verification failed).
     lines = (out_dir / "entries.jsonl").read_bytes().split(b"\n")
     lines[5] = lines[5].replace(b"user", b"usex", 1)
     (out_dir / "entries.jsonl").write_bytes(b"\n".join(lines))
     code, out = warden_audit(settings, "verify-bundle", str(out_dir))
-    assert code == 1 and "first bad seq 15" in out, out
+    assert code == 4 and "first bad seq 15" in out, out
 
     code, out = warden_audit(settings, "export", "--from", "yesterday", str(tmp_path / "x"))
     assert code == 1 and "ISO 8601" in out
@@ -79,7 +80,7 @@ def test_verify_names_the_first_bad_seq(settings: Settings, filled: FilledLog) -
         session.execute(text("DELETE FROM audit_entries WHERE seq = 33"))
         session.commit()
     code, out = warden_audit(settings, "verify")
-    assert code == 1 and "first bad seq 33" in out, out
+    assert code == 4 and "first bad seq 33" in out, out
 
 
 def test_console_script_mounts_audit(settings: Settings, filled: FilledLog) -> None:

@@ -34,13 +34,15 @@ def test_audit_gate_override_and_promote_from_the_cli(
     result = cli.invoke(
         app, ["fairness", "audit", "adult-lr", "--sensitive", "sex", "--bootstrap", "0"]
     )
-    assert result.exit_code == 2, result.output  # audited, and it fails
+    assert result.exit_code == 3, result.output  # audited, and it fails: refused by a rule
     assert "verdict: FAIL" in result.output
     assert "demographic_parity_ratio" in result.output
 
     result = cli.invoke(app, ["models", "promote", "adult-lr", "1"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "fails the fairness gate" in result.output
+    result = cli.invoke(app, ["fairness", "gate", "adult-lr", "--version", "1"])
+    assert result.exit_code == 3 and "the gate refuses" in result.output
 
     result = cli.invoke(
         app,
@@ -63,6 +65,7 @@ def test_audit_gate_override_and_promote_from_the_cli(
             "fairness",
             "override",
             "adult-lr",
+            "--version",
             "1",
             "--justification",
             JUSTIFICATION,
@@ -71,9 +74,9 @@ def test_audit_gate_override_and_promote_from_the_cli(
         ],
     )
     assert result.exit_code == 0, result.output
-    result = cli.invoke(app, ["fairness", "gate", "adult-lr", "1"])
-    assert result.exit_code == 0 and '"basis": "override"' in result.output
-    result = cli.invoke(app, ["models", "promote", "adult-lr", "1"])
+    result = cli.invoke(app, ["fairness", "gate", "adult-lr", "--version", "1", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["basis"] == "override"
+    result = cli.invoke(app, ["models", "promote", "adult-lr", "--version", "1"])
     assert result.exit_code == 0, result.output
 
 
@@ -120,7 +123,7 @@ def test_mitigate_over_the_cap_is_refused_and_audited(
         app,
         ["fairness", "mitigate", "adult-lr", "--sensitive", "sex", "--epsilon", "50"],
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output  # refused by the privacy budget
     assert "error:" in result.output and "Traceback" not in result.output
     with sessions() as session:
         assert session.scalars(select(TrainingRun)).all() == []

@@ -47,5 +47,5 @@ def test_train_on_adult_registers_a_dp_model_and_charges_the_ledger(cli: Any) ->
     assert refused.exit_code == 1
     assert "does not permit non-private" in " ".join(refused.output.split())
     over = cli("privacy", "train", "--dataset", "adult", "--epsilon", "5", *fast)
-    assert over.exit_code == 1 and "over its cap" in " ".join(over.output.split())
+    assert over.exit_code == 3 and "over its cap" in " ".join(over.output.split())
     assert json.loads(cli("privacy", "ledger", "adult", "--json").output) == doc

@@ -1,0 +1,73 @@
+"""``--help`` as an operator reads it: no placeholder on a flag, no bound that is only a column's.
+
+Typer shows ``<bool>`` beside every flag and the range of every bounded integer; a range at a
+database column's limit (``[0<=x<=9223372036854775807]``) is plumbing, not advice. The command
+tree is tidied once, when the root command first builds a context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typer.core import TyperGroup
+
+# Bounds at or past a 32-bit column's are storage limits; smaller ones are worth reading.
+_INTERNAL_BOUND = 2**31 - 1
+
+
+def _no_range() -> None:
+    return None
+
+
+def _tidy_param(param: Any) -> None:
+    if getattr(param, "is_flag", False) and param.metavar is None:
+        # An empty metavar: the flag's name says it all.
+        param.metavar = ""
+    described = getattr(param, "type_descriptor", None)
+    if described is not None and getattr(described, "is_ranged", False):
+        # A bounded number is still a number to whoever types it.
+        shown = f"<{described.ranged_type_name}>"
+        if param.param_type_name == "option" and param.metavar is None:
+            param.metavar = shown
+        elif param.param_type_name == "argument":
+            param.display_type_rich = lambda ctx: shown
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if any(b is not None and abs(b) >= _INTERNAL_BOUND for b in (low, high)):
+        # The bound still applies (a usage error past it); it is only not advertised.
+        param._get_number_range_help_str = _no_range
+
+
+def tidy(command: Any) -> None:
+    """Tidy the help of ``command`` and every command under it."""
+    for param in getattr(command, "params", ()):
+        _tidy_param(param)
+    help_option = command.get_help_option
+
+    def tidy_help_option(ctx: Any) -> Any:
+        # Built on first use, from the context's option names.
+        option = help_option(ctx)
+        if option is not None:
+            _tidy_param(option)
+        return option
+
+    command.get_help_option = tidy_help_option
+    for sub in getattr(command, "commands", {}).values():
+        tidy(sub)
+
+
+class WardenGroup(TyperGroup):
+    """The root command: its tree's help is tidied before the first parse."""
+
+    _tidied = False
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: Any = None,
+        **extra: Any,
+    ) -> Any:
+        if not self._tidied:
+            tidy(self)
+            self._tidied = True
+        return super().make_context(info_name, args, parent, **extra)
