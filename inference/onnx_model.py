@@ -292,7 +292,7 @@ class OnnxModel(LoadedModel):
         self.graph = graph
         self.threads = threads
         self.plan = None
-        inspect_graph(graph, manifest)
+        self.facts = inspect_graph(graph, manifest)
         self.session = build_session(graph, device, threads)
         self.provider = self.session.get_providers()[0]
         self._input = manifest.architecture.input

@@ -16,7 +16,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from sqlalchemy import select
@@ -37,6 +37,9 @@ from governance.registry.service import registry
 from inference.errors import ManifestError
 from inference.manifest import parse_manifest
 
+if TYPE_CHECKING:
+    from inference.onnx_model import GraphFacts
+
 NO_DP_CLAIM = (
     "no DP guarantee: this model was trained outside Warden, so no privacy-ledger run produced it"
 )
@@ -50,7 +53,7 @@ def import_workdir(models_dir: Path) -> Path:
 
 
 def _card(
-    schema: ImportSchema, *, name: str, version: str, graph_sha256: str, facts: Any, by: str
+    schema: ImportSchema, *, name: str, version: str, graph_sha256: str, facts: GraphFacts, by: str
 ) -> bytes:
     card = {
         "format": CARD_FORMAT,
@@ -102,7 +105,6 @@ def import_onnx(
     from inference.onnx_model import (
         OnnxModel,
         check_outputs,
-        inspect_graph,
         probe_records,
         refuse_unsafe_format,
         save_graph_artifact,
@@ -111,11 +113,6 @@ def import_onnx(
     size = graph.stat().st_size
     if size > max_graph_bytes:
         raise PayloadTooLarge(f"the ONNX file exceeds {max_graph_bytes} bytes")
-    taken = session.scalar(
-        select(ModelVersion.id).where(ModelVersion.name == name, ModelVersion.version == version)
-    )
-    if taken is not None:
-        raise StageConflict(f"model {name[:64]} version {version[:64]} is registered")
     with graph.open("rb") as fh:
         data = fh.read(max_graph_bytes + 1)
     try:
@@ -124,13 +121,21 @@ def import_onnx(
         raise UnsafeModelFormat(str(exc)) from None
     try:
         manifest = parse_manifest(schema.manifest_doc(name, version))
-        facts = inspect_graph(data, manifest)
         model = OnnxModel(manifest, data, torch.device("cpu"), threads=onnx_threads)
         check_outputs(model, probe_records(manifest))
     except ManifestError as exc:
         raise InvalidArtifact(str(exc)) from None
+    # Checked after the graph ran: the session's first query opens its transaction, which is
+    # then not held open while the graph is checked and run.
+    taken = session.scalar(
+        select(ModelVersion.id).where(ModelVersion.name == name, ModelVersion.version == version)
+    )
+    if taken is not None:
+        raise StageConflict(f"model {name} version {version} is registered")
     sha = hashlib.sha256(data).hexdigest()
-    card = _card(schema, name=name, version=version, graph_sha256=sha, facts=facts, by=ctx.name)
+    card = _card(
+        schema, name=name, version=version, graph_sha256=sha, facts=model.facts, by=ctx.name
+    )
     artifact = workdir / "artifact"
     try:
         save_graph_artifact(artifact, data, manifest, extra_files={MODEL_CARD_FILE: card})
