@@ -28,7 +28,8 @@ def test_train_on_adult_registers_a_dp_model_and_charges_the_ledger(cli: Any) ->
     fast = ["--epochs", "1", "--batch-size", "4096", "--lr", "0.05", "--seed", "3"]
     result = cli("privacy", "train", *args, *fast, "--register", "--operator", "alice")
     assert result.exit_code == 0, result.output
-    assert "epoch" in result.output and "ε spent" in result.output
+    # The bar is drawn on a terminal only; Opacus' warnings about what Warden handles are quiet.
+    assert "ε = " in result.output and "Secure RNG" not in result.output
     assert "completed: adult-logreg run-1" in result.output and "(registered)" in result.output
 
     models = cli("models", "list")
