@@ -88,6 +88,7 @@ def _scrape(sessions: sessionmaker[Session], settings: Settings) -> bytes:
 
 @router.get(
     "/metrics",
+    operation_id="scrape_metrics",
     response_class=Response,
     responses={
         **responses(),
