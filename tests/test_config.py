@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from governance.config import Settings
+from governance.config import Settings, shipped_dir
 from governance.errors import ConfigurationError
 from governance.runtime import Runtime
 
@@ -85,3 +85,14 @@ def test_unknown_batch_execution_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="batch_execution"):
         Settings(batch_execution="gpu")  # type: ignore[arg-type]
+
+
+def test_policies_are_the_shipped_ones_unless_warden_policies_dir_names_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WARDEN_POLICIES_DIR", raising=False)
+    assert Settings().policies_dir == shipped_dir("policies")
+    assert (shipped_dir("policies") / "model.conf").is_file()
+    assert (shipped_dir("migrations") / "env.py").is_file()
+    monkeypatch.setenv("WARDEN_POLICIES_DIR", str(tmp_path))
+    assert Settings().policies_dir == tmp_path
