@@ -13,8 +13,15 @@ python="$checkout/$venv/bin/python"
 work=$(mktemp -d "${TMPDIR:-/tmp}/warden-wheel.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# No build isolation: setuptools comes from $VENV instead of the network.
-"$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$work/dist" .
+# Without build isolation when $VENV's setuptools can build a wheel on its own (70.1 and
+# later): nothing is downloaded. An older one (a venv's bundled 65) builds in isolation.
+isolation=--no-build-isolation
+"$python" - <<'PY' || isolation=
+import sys
+from importlib.metadata import version
+sys.exit(tuple(int(p) for p in version("setuptools").split(".")[:2]) < (70, 1))
+PY
+"$python" -m pip wheel --quiet --no-deps $isolation --wheel-dir "$work/dist" .
 wheel=$(ls "$work"/dist/warden-*.whl)
 
 "$python" -m venv "$work/venv"
