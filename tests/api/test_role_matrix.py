@@ -49,6 +49,7 @@ POST   /v1/keys                                       Y N N N N
 POST   /v1/keys/{key_id}/revoke                       Y N N N N
 GET    /v1/models                                     Y Y Y Y Y
 POST   /v1/models                                     Y N N Y N
+POST   /v1/models/import                              Y N N Y N
 GET    /v1/models/{name}                              Y Y Y Y N
 POST   /v1/models/{name}/predict                      N N N N Y
 POST   /v1/models/{name}/versions/{version}/promote   Y N N N N
