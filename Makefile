@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 	if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install -q 'torch>=2.3,<2.15'; \
 	else $(PIP) install -q torch==2.13.0; fi
 	$(PIP) install -q -e '.[dev]'
+	# The client generator of tests/api/test_openapi_client.py pins httpx and typer below what
+	# Warden uses, so it gets a venv of its own.
+	test -x $(VENV)/clientgen/bin/openapi-python-client || (python3 -m venv $(VENV)/clientgen \
+		&& $(VENV)/clientgen/bin/pip install -q 'openapi-python-client>=0.29,<0.30')
 	touch $(STAMP)
 
 demo: install
