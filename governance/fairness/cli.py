@@ -335,6 +335,7 @@ def monitor_cmd(
     until: datetime = typer.Option(None, help="Window end (default: now)."),
     version: str = typer.Option(None),
     sensitive: str = typer.Option(None, help="Comma-separated attributes (default: all seen)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored audit as JSON."),
 ) -> None:
     """Audit live predictions with reported outcomes in a time window."""
     from governance.fairness.monitoring import monitor
@@ -359,17 +360,23 @@ def monitor_cmd(
             sensitive=_features(sensitive),
             policies_dir=cfg.policies_dir,
         )
-        _print_audit(row)
+        _show_audit(row, as_json)
 
 
 @thresholds_app.command("show")
-def thresholds_show() -> None:
+def thresholds_show(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+) -> None:
     """Print the current thresholds document (YAML) and its version."""
     cfg = settings()
     with errors_as_exit(), transaction(cfg) as session:
         row = thresholds_store.current(session, policies_dir=cfg.policies_dir)
         version, author, reason, document = row.version, row.author, row.reason, row.document
-    console.print(f"# version {version} by {author}: {reason}")
+    if as_json:
+        doc = json.loads(document)
+        print_json({"version": version, "author": author, "reason": reason, "document": doc})
+        return
+    console.print(f"# version {version} by {author}: {reason}", markup=False)
     typer.echo(yaml.safe_dump(json.loads(document), sort_keys=True))
 
 
@@ -408,13 +415,32 @@ def thresholds_set(
 
 
 @thresholds_app.command("history")
-def thresholds_history(limit: int = typer.Option(20, min=1, max=1000)) -> None:
+def thresholds_history(
+    limit: int = typer.Option(20, min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """List threshold versions with author, reason and diff."""
     cfg = settings()
     with errors_as_exit(), transaction(cfg) as session:
         thresholds_store.current(session, policies_dir=cfg.policies_dir)
-        for row in thresholds_store.history(session, limit=limit):
-            console.print(
-                f"v{row.version} {row.created_at:%Y-%m-%d %H:%M} {row.author}: {row.reason}"
+        rows = list(thresholds_store.history(session, limit=limit))
+        if as_json:
+            print_json(
+                [
+                    {
+                        "version": r.version,
+                        "created_at": r.created_at,
+                        "author": r.author,
+                        "reason": r.reason,
+                        "diff": json.loads(r.diff),
+                    }
+                    for r in rows
+                ]
             )
-            console.print(f"    {row.diff}")
+            return
+        for row in rows:
+            console.print(
+                f"v{row.version} {row.created_at:%Y-%m-%d %H:%M} {row.author}: {row.reason}",
+                markup=False,
+            )
+            console.print(f"    {row.diff}", markup=False)

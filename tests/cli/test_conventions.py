@@ -208,6 +208,12 @@ def test_lists_have_headers_json_and_an_empty_message(env: dict[str, str]) -> No
         assert result.exit_code == 0 and result.output.strip() == empty, (args, result.output)
         result = runner.invoke(app, [*args, "--json"], env=env)
         assert json.loads(result.output) == [], (args, result.output)
+    shown = json.loads(
+        runner.invoke(app, ["fairness", "thresholds", "show", "--json"], env=env).output
+    )
+    assert shown["version"] == 1 and "defaults" in shown["document"]
+    history = runner.invoke(app, ["fairness", "thresholds", "history", "--json"], env=env)
+    assert [v["version"] for v in json.loads(history.output)] == [1]
 
 
 def test_init_prints_json_and_the_log_verifies_at_once(uninitialised: dict[str, str]) -> None:
