@@ -14,11 +14,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from governance.api.dependencies import ReloadDep, SettingsDep
 from governance.api.deps import Authorize, Caller
 from governance.config import Settings
-from governance.kit.problems import responses
+from governance.kit.problems import problem_schema, responses
 from governance.kit.transaction import SessionsDep, TransactionDep
 from governance.privacy.claims import claim_for
 from governance.registry.errors import InvalidArtifact
@@ -38,6 +39,16 @@ from inference.manifest import FILE_RE, RESERVED_FILES
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
+
+class ModelNameConvertor(StringConvertor):
+    """A model name segment that is not ``import``: ``GET /v1/models/import`` is a 405 naming
+    the import route's POST, not a lookup of a model called "import"."""
+
+    regex = "(?!import$)[^/]+"
+
+
+register_url_convertor("model_name", ModelNameConvertor())
+
 CanListModels = Annotated[Caller, Depends(Authorize("api:models", "list"))]
 CanReadModels = Annotated[Caller, Depends(Authorize("api:models", "read"))]
 CanRegister = Annotated[Caller, Depends(Authorize("api:models", "register"))]
@@ -54,7 +65,7 @@ def list_models(caller: CanListModels, session: TransactionDep) -> list[ModelVer
     return [version_out(r) for r in registry.list_versions(session)]
 
 
-@router.get("/{name}", responses=responses(404))
+@router.get("/{name:model_name}", responses=responses(404))
 def get_model(
     name: str, caller: CanReadModels, session: TransactionDep, version: str | None = None
 ) -> ModelDetail:
@@ -168,7 +179,7 @@ def _import(
 @router.post(
     IMPORT_PATH.removeprefix("/v1/models"),
     status_code=201,
-    responses=responses(409, 413, 422),
+    responses={**responses(409, 413, 422), 400: problem_schema()},
     openapi_extra={
         "requestBody": {
             "required": True,
