@@ -206,6 +206,7 @@ class Runtime:
                 checkpoint=checkpoint,
                 limits=ConnectionLimits.from_settings(settings),
                 sink=RecordSink(),
+                json_logs=settings.log_json,
             )
         writer = AuditWriter(
             self.engine,

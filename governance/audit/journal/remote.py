@@ -71,7 +71,9 @@ class ProcessJournal:
         limits: ConnectionLimits | None = None,
         sink: RowSink | None = None,
         start_timeout: float = 60.0,
+        json_logs: bool = False,
     ) -> None:
+        self._json_logs = json_logs  # the writer logs as the server does (governance/logs.py)
         self._config = {
             "sink": sink,
             "database_url": database_url,
@@ -124,7 +126,13 @@ class ProcessJournal:
         parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         try:
             proc = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
-                [sys.executable, "-m", "governance.audit.journal.sidecar", str(child.fileno())],
+                [
+                    sys.executable,
+                    "-m",
+                    "governance.audit.journal.sidecar",
+                    str(child.fileno()),
+                    *(["--json-logs"] if self._json_logs else []),
+                ],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
             )

@@ -161,7 +161,11 @@ def _read(reader: FrameReader, timeout: float | None = None) -> Any:
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(logging.WARNING, "%(asctime)s journal %(levelname)s %(message)s")
+    configure_logging(
+        logging.WARNING,
+        "%(asctime)s journal %(levelname)s %(message)s",
+        json_lines="--json-logs" in argv[2:],
+    )
     sock = socket.socket(fileno=int(argv[1]))
     try:
         serve(sock)
