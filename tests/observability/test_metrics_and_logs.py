@@ -32,6 +32,7 @@ from tests.conftest import (
     serve_toy,
 )
 from tests.factories import build_artifact, toy_record
+from tests.privacy.conftest import write_synthetic
 from tests.servers import SharedServer
 
 PREDICT = "/v1/models/{name}/predict"
@@ -44,6 +45,7 @@ class Observed:
     client: str  # may predict on the model
     stranger: str  # has no role
     monitor: str  # holds the monitoring role
+    factory: WardenFactory
     model: str
     log: Path
     env: dict[str, str]  # the server's environment, for a second process beside it
@@ -62,6 +64,9 @@ def observed(
     with fresh_database(request.param, folder, sqlite_template, pg_template) as url:
         settings = make_settings(url, folder)
         admin = seed_admin(settings)
+        # A small dataset for the privacy-budget gauges (registered by its test).
+        (settings.data_dir / "datasets" / "syn").mkdir(parents=True)
+        write_synthetic(settings.data_dir / "datasets" / "syn")
         server = LiveServer(settings, folder / "server.log")
         server.env.update(
             WARDEN_LOG_FORMAT="json",
@@ -90,6 +95,7 @@ def observed(
                     client,
                     stranger,
                     monitor,
+                    factory,
                     model,
                     folder / "server.log",
                     dict(server.env),
@@ -198,6 +204,19 @@ def test_database_state_is_read_at_the_scrape(observed: Observed) -> None:
         samples, "warden_fairness_gate_decisions_total", decision="allow", basis="override"
     )
     assert gate >= 1
+
+
+def test_each_registered_dataset_has_its_privacy_budget(observed: Observed) -> None:
+    o = observed
+    engineer = o.factory.principal(SharedServer.unique("eng"), "ml_engineer")
+    name = SharedServer.unique("syn")
+    body = {"name": name, "schema_path": "syn/schema.yaml"}
+    r = o.http.post("/v1/datasets", json=body, headers=auth(engineer))
+    assert r.status_code == 201, r.text
+    cap = r.json()["ledger"]["cap_epsilon"]
+    samples = scrape(o)
+    assert value(samples, "warden_privacy_budget_epsilon", dataset=name, state="spent") == 0
+    assert value(samples, "warden_privacy_budget_epsilon", dataset=name, state="remaining") == cap
 
 
 def test_no_label_carries_a_subject_id_or_a_raw_path(observed: Observed) -> None:
