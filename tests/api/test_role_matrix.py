@@ -52,6 +52,7 @@ POST   /v1/models                                     Y N N Y N
 POST   /v1/models/import                              Y N N Y N
 GET    /v1/models/{name}                              Y Y Y Y N
 POST   /v1/models/{name}/predict                      N N N N Y
+GET    /v1/models/{name}/schema                       N N N N Y
 POST   /v1/models/{name}/versions/{version}/promote   Y N N N N
 GET    /v1/policy                                     Y Y Y N N
 POST   /v1/policy/changes                             N Y N N N
