@@ -61,6 +61,7 @@ def as_dba(engine: Engine, work: Callable[[Session], Any]) -> Any:
 
 
 def verify(settings: Settings) -> tuple[int, str]:
+    """``warden audit verify``: exit 4 when verification fails (docs/cli.md)."""
     result = runner.invoke(audit_app, ["verify"], env=settings_env(settings))
     return result.exit_code, result.output
 
@@ -125,7 +126,7 @@ def test_a_policy_version_inserted_by_hand_is_not_installed(
     assert http.get("/v1/principals", headers=auth(admin_token)).status_code == 200
 
     code, out = verify(settings)
-    assert code == 1 and f"policy version {version} is not anchored" in out, out
+    assert code == 4 and f"policy version {version} is not anchored" in out, out
 
 
 def test_a_role_grant_inserted_by_hand_gives_no_power(
@@ -142,7 +143,7 @@ def test_a_role_grant_inserted_by_hand_gives_no_power(
     assert r.status_code == 403
 
     code, out = verify(settings)
-    assert code == 1 and f"policy version {version}" in out, out
+    assert code == 4 and f"policy version {version}" in out, out
 
 
 def test_an_api_key_row_inserted_by_hand_does_not_authenticate(
@@ -173,7 +174,7 @@ def test_an_api_key_row_inserted_by_hand_does_not_authenticate(
     assert http.get("/v1/principals", headers=auth(admin_token)).status_code == 200
 
     code, out = verify(settings)
-    assert code == 1 and f"API key {key_id} is not anchored" in out, out
+    assert code == 4 and f"API key {key_id} is not anchored" in out, out
     assert token not in out
 
 
@@ -195,7 +196,7 @@ def test_a_revocation_undone_by_hand_stays_revoked(
     time.sleep(SETTLE)
     assert http.get("/v1/models", headers=auth(service)).status_code == 401
     code, out = verify(settings)
-    assert code == 1 and f"API key {key_id} is not anchored" in out, out
+    assert code == 4 and f"API key {key_id} is not anchored" in out, out
 
 
 @pytest.fixture
@@ -234,7 +235,7 @@ def test_a_serving_stage_flipped_by_hand_changes_nothing(
         assert r.status_code == 200 and r.json()["model_version"] == "1", r.text
 
     code, out = verify(settings)
-    assert code == 1 and "the serving stage of model toy is not anchored" in out, out
+    assert code == 4 and "the serving stage of model toy is not anchored" in out, out
 
     # Put back as it was, the stage is anchored again and the server is ready.
     as_dba(dba, serve("1"))
@@ -277,7 +278,7 @@ def test_fairness_thresholds_edited_by_hand_are_not_used(
     assert f"fairness thresholds version {version} is not anchored" in r.json()["detail"]
 
     code, out = verify(settings)
-    assert code == 1 and f"fairness thresholds version {version} is not anchored" in out, out
+    assert code == 4 and f"fairness thresholds version {version} is not anchored" in out, out
 
 
 def test_rows_from_before_anchoring_are_anchored_once_by_the_operator(
@@ -333,7 +334,7 @@ def test_rows_from_before_anchoring_are_anchored_once_by_the_operator(
 
     as_dba(dba, stray_key)
     code, out = verify(settings)
-    assert code == 1 and f"policy version {version} is not anchored" in out, out
+    assert code == 4 and f"policy version {version} is not anchored" in out, out
 
     result = runner.invoke(audit_app, ["anchor"], env=settings_env(settings))
     assert result.exit_code == 1, result.output
@@ -342,7 +343,7 @@ def test_rows_from_before_anchoring_are_anchored_once_by_the_operator(
     assert "1 rows anchored, 1 left unanchored" in result.output
 
     code, out = verify(settings)
-    assert code == 1 and f"policy version {version}" not in out and key_id in out, out
+    assert code == 4 and f"policy version {version}" not in out and key_id in out, out
     with Session(dba) as session:
         last = session.execute(
             text("SELECT canonical FROM audit_entries ORDER BY seq DESC LIMIT 1")

@@ -120,7 +120,7 @@ def test_two_witnesses_cosign_and_verify_counts_them(
     result = cosigner.cosign_latest(audit_db.sessions)
     assert result.cosigned == ["w1"] and "unreachable" in result.refused["w2"]
     code, out = verify(cfg, "--witnesses", "2")
-    assert code == 1
+    assert code == 4  # verification failed
     assert f"checkpoint {newer} is cosigned by 1 of the 2 witnesses required (not by w2)" in out
     assert verify(cfg, "--witnesses", "1")[0] == 0
 
@@ -217,7 +217,7 @@ def test_an_export_carries_its_cosignatures(
     code, out = audit(cfg, "export", str(tmp_path / "one"))
     assert code == 0 and "cosigned by 1 of 2 witnesses" in out, out
     code, out = audit(cfg, "verify-bundle", str(tmp_path / "one"), "--witnesses", "2")
-    assert code == 1 and "cosigned by 1 of the 2 witnesses required (not by w2)" in out, out
+    assert code == 4 and "cosigned by 1 of the 2 witnesses required (not by w2)" in out, out
     assert audit(cfg, "verify-bundle", str(tmp_path / "one"), "--witnesses", "1")[0] == 0
 
     # A cosigned note taken from the other bundle does not vouch for this one's checkpoint.
@@ -225,4 +225,4 @@ def test_an_export_carries_its_cosignatures(
         (tmp_path / "both" / "cosigned.note").read_bytes()
     )
     code, out = audit(cfg, "verify-bundle", str(tmp_path / "one"), "--witnesses", "1")
-    assert code == 1 and "is not the bundle's checkpoint" in out, out
+    assert code == 4 and "is not the bundle's checkpoint" in out, out
