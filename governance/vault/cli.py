@@ -10,6 +10,7 @@ from governance.cli.common import (
     console,
     errors_as_exit,
     open_engine,
+    print_json,
     settings,
     show_rows,
     transaction,
@@ -53,12 +54,21 @@ def keys_(
 
 
 @app.command("kek")
-def kek() -> None:
+def kek(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show the current KEK version and live data keys under each version."""
     with errors_as_exit():
         keys = _keys()
         with transaction() as session:
             usage = data_keys.kek_usage(session)
+    if as_json:
+        print_json(
+            {
+                "current": keys.key_id,
+                "available": list(keys.available_kek_ids()),
+                "live_data_keys": dict(sorted(usage.items())),
+            }
+        )
+        return
     console.print(f"current {keys.key_id}; available {', '.join(keys.available_kek_ids())}")
     for kek_id, count in sorted(usage.items()):
         console.print(f"{kek_id}: {count} live data keys")

@@ -208,6 +208,8 @@ def test_lists_have_headers_json_and_an_empty_message(env: dict[str, str]) -> No
         assert result.exit_code == 0 and result.output.strip() == empty, (args, result.output)
         result = runner.invoke(app, [*args, "--json"], env=env)
         assert json.loads(result.output) == [], (args, result.output)
+    kek = json.loads(runner.invoke(app, ["vault", "kek", "--json"], env=env).output)
+    assert kek["current"] in kek["available"] and kek["live_data_keys"] == {}
     shown = json.loads(
         runner.invoke(app, ["fairness", "thresholds", "show", "--json"], env=env).output
     )
