@@ -44,6 +44,12 @@ An imported model has architecture kind ``onnx``: ``{"kind": "onnx", "input_dim"
 ``probabilities``, ``logits`` or ``score``), and ``weights`` names ``model.onnx`` with its
 sha256 (:mod:`inference.onnx_model`).
 
+An imported model that is not tabular takes a tensor instead of named features:
+``"input_schema": {"features": [], "tensor": {"dtype": "float32", "shape": [null, 1, 28, 28]}}``.
+The first dimension is the batch (dynamic, ``null``), every other one is fixed, and
+``input_dim`` is their product (a request's tensors are carried flattened to that width and
+reshaped for the graph). Such a model has no preprocessing and no post-processing.
+
 File names are plain names (``[A-Za-z0-9][A-Za-z0-9._-]*``, no paths, no dot files, never
 ``manifest.json``); digests are 64 lowercase hex characters. An ``mlp`` has at least one hidden
 layer, labels are distinct, and ``preprocessing.numeric`` only names numeric features.
@@ -73,6 +79,24 @@ ONNX_FILE = "model.onnx"
 # What the graph's named output holds: a probability per label, logits (Warden applies the
 # softmax), or one score, the positive label's probability of a binary model.
 OUTPUT_KINDS = ("probabilities", "logits", "score")
+# Element types a tensor input may declare (numpy and torch share these names).
+TENSOR_DTYPES = ("float32", "float64", "int32", "int64", "uint8")
+MAX_TENSOR_RANK = 8
+
+
+@dataclass(frozen=True)
+class TensorInput:
+    """A tensor input: its element type and shape, the first dimension the dynamic batch."""
+
+    dtype: str
+    shape: tuple[int, ...]  # the dimensions after the batch one
+
+    @property
+    def width(self) -> int:
+        return math.prod(self.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dtype": self.dtype, "shape": [None, *self.shape]}
 
 
 @dataclass(frozen=True)
@@ -146,6 +170,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)
     postprocessing: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    input_tensor: TensorInput | None = None
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -158,7 +183,10 @@ class Manifest:
             "name": self.name,
             "version": self.version,
             "architecture": self.architecture.to_dict(),
-            "input_schema": {"features": [f.schema_entry() for f in self.features]},
+            "input_schema": {
+                "features": [f.schema_entry() for f in self.features],
+                **({"tensor": self.input_tensor.to_dict()} if self.input_tensor else {}),
+            },
             "preprocessing": {
                 "numeric": {f.name: f.statistics() for f in self.features if f.type == "numeric"},
                 "unknown_category": self.unknown_category,
@@ -314,7 +342,13 @@ def parse_manifest(doc: Any) -> Manifest:
     schema = _req(doc, "input_schema", dict, "manifest")
     feats_doc = _req(schema, "features", list, "input_schema")
     features = tuple(_parse_feature(f, numeric_stats, i) for i, f in enumerate(feats_doc))
-    if not features:
+    tensor = _parse_tensor(schema["tensor"], arch) if "tensor" in schema else None
+    if tensor is not None:
+        if features or numeric_stats:
+            raise ManifestError("input_schema: a tensor input has no features or preprocessing")
+        if doc.get("postprocessing") is not None:
+            raise ManifestError("postprocessing: a tensor input has no features to group by")
+    elif not features:
         raise ManifestError("input_schema.features: at least one feature is required")
     if len({f.name for f in features}) != len(features):
         raise ManifestError("input_schema.features: duplicate feature names")
@@ -325,7 +359,7 @@ def parse_manifest(doc: Any) -> Manifest:
         raise ManifestError(
             f"preprocessing.numeric: {stray[0]!r} is not a numeric feature of the schema"
         )
-    width = sum(f.width for f in features)
+    width = tensor.width if tensor is not None else sum(f.width for f in features)
     if width != arch.input_dim:
         raise ManifestError(
             f"architecture.input_dim is {arch.input_dim} but the schema encodes to {width}"
@@ -382,4 +416,28 @@ def parse_manifest(doc: Any) -> Manifest:
         files=dict(files),
         postprocessing=post,
         training=training,
+        input_tensor=tensor,
     )
+
+
+def _parse_tensor(doc: Any, arch: Architecture) -> TensorInput:
+    where = "input_schema.tensor"
+    if arch.kind != "onnx":
+        raise ManifestError(f"{where}: only an imported (onnx) model takes a tensor input")
+    if not isinstance(doc, dict) or set(doc) != {"dtype", "shape"}:
+        raise ManifestError(f"{where}: expected an object with dtype and shape")
+    dtype, shape = doc["dtype"], doc["shape"]
+    if dtype not in TENSOR_DTYPES:
+        raise ManifestError(f"{where}.dtype: one of {', '.join(TENSOR_DTYPES)}")
+    if (
+        not isinstance(shape, list)
+        or not 2 <= len(shape) <= MAX_TENSOR_RANK
+        or shape[0] is not None
+        or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1 << 20 for d in shape[1:]
+        )
+    ):
+        raise ManifestError(
+            f"{where}.shape: [null, d1, ...]: a dynamic batch dimension, then fixed positive sizes"
+        )
+    return TensorInput(dtype=dtype, shape=tuple(shape[1:]))

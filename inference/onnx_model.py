@@ -3,13 +3,15 @@
 ONNX is a protobuf graph of standard operators, so loading one executes no code of the
 uploader's. The graph is checked before any session is built: no custom operator domains (a
 custom op is native code the runtime would have to load), no external data files (the upload is
-the whole model), an opset the installed onnx and runtime know, one float32 input ``[batch,
-input_dim]`` with a dynamic batch dimension, and the named output shaped for the labels. Pickles
+the whole model), an opset the installed onnx and runtime know, one input with a dynamic batch
+dimension (float32 ``[batch, input_dim]`` for tabular features, or the declared tensor's dtype
+and shape), and the named output shaped for the labels. Pickles
 and ``torch.save``/``torch.export`` archives are refused by their first bytes, before parsing
 (docs/models.md says why and how to convert).
 
 An :class:`OnnxModel` is a :class:`~inference.model.LoadedModel`: records are encoded by the
-manifest exactly as for Warden's own models, the micro-batcher calls
+manifest exactly as for Warden's own models (a tensor input's nested lists are checked by
+:mod:`inference.tensors`), the micro-batcher calls
 :meth:`OnnxModel.forward_probabilities`, and post-processing (a fairness mitigation's group
 thresholds) applies to the graph's probabilities.
 """
@@ -21,7 +23,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,7 @@ from inference.errors import ManifestError
 from inference.manifest import ONNX_FILE, Manifest, parse_manifest
 from inference.model import LoadedModel
 from inference.preprocessing import encode_records
+from inference.tensors import encode_tensors
 
 if TYPE_CHECKING:
     import onnx
@@ -44,6 +47,8 @@ logger = logging.getLogger(__name__)
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 _FLOAT = 1  # onnx.TensorProto.FLOAT
 _DOUBLE = 11  # onnx.TensorProto.DOUBLE
+# A tensor input's declared dtype as onnx.TensorProto's element type.
+_ELEM_TYPES = {"float32": 1, "uint8": 2, "int32": 6, "int64": 7, "float64": 11}
 # Rows of generated records an import is run on, and the tolerance on a row of probabilities.
 PROBE_ROWS = 64
 _PROB_TOL = 1e-4
@@ -182,6 +187,8 @@ def inspect_graph(data: bytes, manifest: Manifest) -> GraphFacts:
             f"the graph's inputs {[i.name[:64] for i in inputs]} are not the schema's one "
             f"input {arch.input!r}"
         )
+    elif manifest.input_tensor is not None:
+        problems += _tensor_input_problems(inputs[0], arch.input, manifest)
     else:
         (graph_input,) = inputs
         dims = _dims(graph_input)
@@ -230,6 +237,32 @@ def inspect_graph(data: bytes, manifest: Manifest) -> GraphFacts:
     return GraphFacts(
         opsets=opsets, input=arch.input, output=arch.output, producer=model.producer_name[:64]
     )
+
+
+def _tensor_input_problems(
+    graph_input: onnx.ValueInfoProto, name: str, manifest: Manifest
+) -> list[str]:
+    """How the graph's input differs from the declared tensor (a symbolic size fits any)."""
+    spec = manifest.input_tensor
+    assert spec is not None
+    declared = [None, *spec.shape]
+    problems = []
+    if graph_input.type.tensor_type.elem_type != _ELEM_TYPES[spec.dtype]:
+        problems.append(f"input {name!r} is not a tensor of {spec.dtype} as the schema declares")
+    dims = _dims(graph_input)
+    if dims is None or len(dims) != len(declared):
+        problems.append(f"input {name!r} is not of rank {len(declared)} as the schema declares")
+    elif dims[0] is not None:
+        problems.append(
+            f"input {name!r} has a fixed batch dimension {dims[0]}; export it with a dynamic "
+            "one (dynamic_axes / dynamic_shapes)"
+        )
+    elif any(g is not None and g != d for g, d in zip(dims[1:], spec.shape, strict=True)):
+        shown = ["batch" if d is None else d for d in dims]
+        problems.append(
+            f"input {name!r} has shape {shown} but the schema declares {['batch', *spec.shape]}"
+        )
+    return problems
 
 
 def providers_for(device: torch.device) -> list[Any]:
@@ -297,6 +330,8 @@ class OnnxModel(LoadedModel):
         self.provider = self.session.get_providers()[0]
         self._input = manifest.architecture.input
         self._outputs = [manifest.architecture.output]
+        tensor = manifest.input_tensor
+        self._shape = (-1, *tensor.shape) if tensor is not None else None
         logger.info(
             "model %s %s runs on ONNX Runtime with %s (%d threads)",
             manifest.name,
@@ -327,9 +362,16 @@ class OnnxModel(LoadedModel):
         """What runs the forward pass, for health checks."""
         return f"onnxruntime/{self.provider}"
 
+    def encode(self, records: Sequence[Any]) -> torch.Tensor:
+        """Validate and encode records, or a tensor input's nested lists, flattened."""
+        if self.manifest.input_tensor is not None:
+            return encode_tensors(self.manifest.input_tensor, records)
+        return encode_records(self.manifest, records)
+
     def forward_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Probabilities for an encoded batch, on the CPU (the graph's output, made one)."""
-        (out,) = self.session.run(self._outputs, {self._input: x.numpy()})
+        batch = x.numpy() if self._shape is None else x.reshape(self._shape).numpy()
+        (out,) = self.session.run(self._outputs, {self._input: batch})
         values = torch.from_numpy(np.asarray(out, dtype=np.float32))
         kind = self.manifest.architecture.output_kind
         if kind == "logits":
@@ -384,12 +426,32 @@ def save_graph_artifact(
     return parsed
 
 
-def probe_records(
-    manifest: Manifest, rows: int = PROBE_ROWS, seed: int = 0
-) -> list[dict[str, Any]]:
-    """Records drawn from the schema: every category, bounds, extremes and typical values."""
+def probe_tensors(manifest: Manifest, rows: int = PROBE_ROWS, seed: int = 0) -> list[Any]:
+    """Tensor inputs of the declared shape: zeros, ones, then values drawn from [-1, 1] (from
+    {0, 1} for an integer dtype, which is as much as any index or token input may assume)."""
+    spec = manifest.input_tensor
+    assert spec is not None
+    gen = np.random.default_rng(seed)
+    integer = np.dtype(spec.dtype).kind in "iu"
+    out: list[Any] = []
+    for i in range(rows):
+        if i < 2:
+            value = np.full(spec.shape, i, dtype=spec.dtype)
+        elif integer:
+            value = gen.integers(0, 2, size=spec.shape).astype(spec.dtype)
+        else:
+            value = gen.uniform(-1.0, 1.0, size=spec.shape).astype(spec.dtype)
+        out.append(value.tolist())
+    return out
+
+
+def probe_records(manifest: Manifest, rows: int = PROBE_ROWS, seed: int = 0) -> list[Any]:
+    """Records drawn from the schema: every category, bounds, extremes and typical values (or
+    tensors of the declared shape, for a tensor input)."""
+    if manifest.input_tensor is not None:
+        return probe_tensors(manifest, rows, seed)
     rng = random.Random(seed)
-    out: list[dict[str, Any]] = []
+    out: list[Any] = []
     for i in range(rows):
         record: dict[str, Any] = {}
         for feat in manifest.features:
@@ -408,14 +470,14 @@ def probe_records(
     return out
 
 
-def check_outputs(model: LoadedModel, records: Sequence[Mapping[str, Any]]) -> None:
+def check_outputs(model: LoadedModel, records: Sequence[Any]) -> None:
     """Run the model on records one at a time and all at once; refuse bad outputs.
 
     Raises:
         GraphRefused: the graph fails on a batch size, gives non-finite values, or (for
             probabilities) values outside [0, 1] or rows that do not sum to one.
     """
-    x = encode_records(model.manifest, records)
+    x = model.encode(records)
     kind = model.manifest.architecture.output_kind
     for batch in (x[:1], x):
         try:
