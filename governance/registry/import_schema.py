@@ -23,6 +23,18 @@ provenance::
       intended_use: credit pre-screening
       out_of_scope_uses: automated final decisions
 
+A model that is not tabular (images, sequences) takes a tensor instead, which Warden checks for
+shape and dtype and passes to the graph as it is (no preprocessing)::
+
+    input:
+      name: pixels
+      kind: tensor                  # the default is kind: features, as above
+      dtype: float32                # float32, float64, int32, int64 or uint8
+      shape: [null, 1, 28, 28]      # the batch first and dynamic (null), every other size fixed
+
+Such a model is called with ``{"inputs": [...]}``, one nested list per example. It has no named
+features, so no bias audit can run on it: docs/models.md says how it may pass the fairness gate.
+
 Every problem is collected and reported at once (:class:`ImportSchemaError`, a 422).
 """
 
@@ -35,6 +47,7 @@ from typing import Any, TypeGuard
 import yaml
 
 from governance.registry.errors import InvalidArtifact
+from inference.manifest import MAX_TENSOR_RANK, TENSOR_DTYPES
 
 MAX_SCHEMA_BYTES = 256 * 1024
 # The card's file and format, as Warden writes them for its own models (privacy/model_card.py).
@@ -42,6 +55,8 @@ MODEL_CARD_FILE = "model_card.json"
 CARD_FORMAT = "warden.model_card/1"
 CARD_FIELDS = ("trained_by", "training_data", "code_version", "intended_use", "out_of_scope_uses")
 _FEATURE_KEYS = {"name", "type", "categories", "lo", "hi", "out_of_bounds", "preprocessing"}
+_FEATURES_INPUT_KEYS = {"name", "kind", "features", "unknown_category"}
+_TENSOR_INPUT_KEYS = {"name", "kind", "dtype", "shape"}
 
 
 class ImportSchemaError(InvalidArtifact):
@@ -61,9 +76,13 @@ class ImportSchema:
     unknown_category: str
     labels: list[str]
     card: dict[str, str] = field(default_factory=dict)
+    # A tensor input's {"dtype", "shape": [None, ...]}; None for tabular features.
+    tensor: dict[str, Any] | None = None
 
     @property
     def width(self) -> int:
+        if self.tensor is not None:
+            return math.prod(self.tensor["shape"][1:])
         return sum(len(f["categories"]) if f["type"] == "categorical" else 1 for f in self.features)
 
     def manifest_doc(self, name: str, version: str) -> dict[str, Any]:
@@ -82,7 +101,10 @@ class ImportSchema:
                 "output": self.output_name,
                 "output_kind": self.output_kind,
             },
-            "input_schema": {"features": self.features},
+            "input_schema": {
+                "features": self.features,
+                **({"tensor": self.tensor} if self.tensor is not None else {}),
+            },
             "preprocessing": {"numeric": self.numeric, "unknown_category": self.unknown_category},
             "labels": self.labels,
             "weights": {"file": "model.onnx", "sha256": "0" * 64},
@@ -181,20 +203,27 @@ def parse_import_schema(data: bytes) -> ImportSchema:
     card = doc.get("card") or {}
     if not isinstance(inp, dict) or not isinstance(out, dict):
         raise ImportSchemaError("the schema needs an input and an output mapping")
-    if "tensor" in inp:
-        problems.append(
-            "input.tensor: tensor inputs are not supported yet; describe the input as "
-            "tabular features"
-        )
     input_name = inp.get("name")
     if not _text(input_name):
         problems.append("input.name: the graph input's name is required")
+    input_kind = inp.get("kind", "features")
+    tensor: dict[str, Any] | None = None
     features: list[dict[str, Any]] = []
     numeric: dict[str, dict[str, Any]] = {}
-    raw = inp.get("features")
-    if not isinstance(raw, list) or not raw:
-        problems.append("input.features: a list of at least one feature is required")
-        raw = []
+    raw: Any = []
+    if input_kind == "tensor":
+        for key in sorted(set(map(str, inp)) - _TENSOR_INPUT_KEYS):
+            problems.append(f"input.{key[:64]}: unknown key for a tensor input")
+        tensor = _tensor(inp, problems)
+    elif input_kind == "features":
+        for key in sorted(set(map(str, inp)) - _FEATURES_INPUT_KEYS):
+            problems.append(f"input.{key[:64]}: unknown key")
+        raw = inp.get("features")
+        if not isinstance(raw, list) or not raw:
+            problems.append("input.features: a list of at least one feature is required")
+            raw = []
+    else:
+        problems.append("input.kind: features or tensor")
     for i, fdoc in enumerate(raw):
         parsed = _feature(fdoc, i, problems)
         if parsed is not None:
@@ -249,7 +278,35 @@ def parse_import_schema(data: bytes) -> ImportSchema:
         unknown_category=str(unknown),
         labels=[str(x) for x in labels],
         card=declared,
+        tensor=tensor,
     )
+
+
+def _tensor(inp: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
+    dtype, shape = inp.get("dtype"), inp.get("shape")
+    ok = True
+    if dtype not in TENSOR_DTYPES:
+        problems.append(f"input.dtype: one of {', '.join(TENSOR_DTYPES)}")
+        ok = False
+    if (
+        not isinstance(shape, list)
+        or not 2 <= len(shape) <= MAX_TENSOR_RANK
+        or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 1 << 20 for d in shape[1:]
+        )
+    ):
+        problems.append(
+            "input.shape: [null, d1, ...]: the batch dimension, then at least one fixed "
+            f"positive size (rank at most {MAX_TENSOR_RANK})"
+        )
+        return None
+    if shape[0] is not None:
+        problems.append("input.shape: the first (batch) dimension must be dynamic: null")
+        ok = False
+    elif math.prod(shape[1:]) > 1 << 20:
+        problems.append("input.shape: at most 1048576 values per example")
+        ok = False
+    return {"dtype": dtype, "shape": shape} if ok else None
 
 
 def missing_card_fields(card: dict[str, Any]) -> list[str]:
