@@ -96,7 +96,8 @@ class PredictCall:
     caller: Caller  # who: principal, roles, key id, and the context entries are stamped with
     model: str
     facts: RequestFacts
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Any] = field(default_factory=list)  # records, or tensor inputs
+    tensor: bool = False  # the body sent tensor inputs
     subject_id: str | None = None
     model_version: str = ""
     predictions: list[dict[str, Any]] = field(default_factory=list)
@@ -187,6 +188,7 @@ async def validate(predictor: Predictor, call: PredictCall, request: Request) ->
     """Read the body and check the batch limit."""
     body = await read_body(request)
     call.rows = body.rows()
+    call.tensor = body.tensor
     call.subject_id = body.subject_id
     limit = predictor.max_batch_records
     if len(call.rows) > limit:
@@ -200,6 +202,18 @@ def _subject_ref(predictor: Predictor, call: PredictCall) -> str:
     principal = call.caller.name
     subject = subject_of(subject_id=call.subject_id, principal=principal)
     return predictor.records.subject_ref(subject, principal=principal)
+
+
+def _check_input_kind(call: PredictCall, takes_tensor: bool) -> None:
+    if takes_tensor and not call.tensor:
+        raise InvalidRecord(
+            f"model {call.model!r} takes a tensor: send 'inputs' (GET /v1/models/"
+            f"{call.model}/schema shows its dtype and shape)"
+        )
+    if call.tensor and not takes_tensor:
+        raise InvalidRecord(
+            f"model {call.model!r} takes named features: send 'record' or 'records', not 'inputs'"
+        )
 
 
 async def infer(predictor: Predictor, call: PredictCall) -> None:
@@ -218,12 +232,17 @@ async def infer(predictor: Predictor, call: PredictCall) -> None:
         call.model_version = served.version
         call.facts.model_version = served.version
         call.facts.resource = {"model": name, "version": served.version}
+        _check_input_kind(call, served.model.manifest.input_tensor is not None)
         try:
             x = served.model.encode(rows)
         except InputValidationError as exc:
+            where = (
+                f"input {exc.record}"
+                if call.tensor
+                else f"record {exc.record}, field {exc.field!r}"
+            )
             raise InvalidRecord(
-                f"record {exc.record}, field {exc.field!r}: {exc.message}",
-                extra={"record": exc.record, "field": exc.field},
+                f"{where}: {exc.message}", extra={"record": exc.record, "field": exc.field}
             ) from None
         try:
             probs = await served.batcher.submit(x)
@@ -245,7 +264,7 @@ async def infer(predictor: Predictor, call: PredictCall) -> None:
 def seal(predictor: Predictor, call: PredictCall) -> None:
     """Encode each document once, canonically: the same bytes are sealed into the record and
     digested into the audit entry."""
-    call.request_json = canonical_bytes({"records": call.rows})
+    call.request_json = canonical_bytes({"inputs" if call.tensor else "records": call.rows})
     call.response_json = canonical_bytes({"predictions": call.predictions})
     call.input_digest = digest(predictor.digest_key, call.request_json)
     call.output_digest = digest(predictor.digest_key, call.response_json)

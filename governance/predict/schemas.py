@@ -8,11 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class PredictRequest(BaseModel):
-    """One record (``record``) or a batch (``records``), and optionally the data subject."""
+    """One record (``record``) or a batch (``records``), or for a model that takes a tensor a
+    batch of ``inputs``, and optionally the data subject."""
 
     model_config = ConfigDict(extra="forbid")
     record: dict[str, Any] | None = None
     records: list[dict[str, Any]] | None = None
+    inputs: list[Any] | None = Field(
+        default=None,
+        description="For a model whose input is a tensor (GET /v1/models/{name}/schema says "
+        "which): one nested list per example, shaped as the tensor without its batch dimension.",
+    )
     subject_id: str | None = Field(
         default=None,
         min_length=1,
@@ -23,13 +29,22 @@ class PredictRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
-        if (self.record is None) == (self.records is None):
-            raise ValueError("give exactly one of 'record' or 'records'")
-        if self.records is not None and not self.records:
-            raise ValueError("'records' must not be empty")
+        given = [x for x in (self.record, self.records, self.inputs) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'record', 'records' or 'inputs'")
+        if self.records == [] or self.inputs == []:
+            raise ValueError("'records' and 'inputs' must not be empty")
         return self
 
-    def rows(self) -> list[dict[str, Any]]:
+    @property
+    def tensor(self) -> bool:
+        """Whether the body holds tensor ``inputs`` rather than records."""
+        return self.inputs is not None
+
+    def rows(self) -> list[Any]:
+        """The records, or the tensor inputs, one per example."""
+        if self.inputs is not None:
+            return list(self.inputs)
         return [self.record] if self.record is not None else list(self.records or [])
 
 
@@ -63,10 +78,15 @@ class ModelSchema(BaseModel):
     labels: list[str] = Field(description="what a prediction may answer")
     features: list[dict[str, Any]] = Field(
         description="the manifest's input_schema.features: each field's name, type, "
-        "categories and public bounds"
+        "categories and public bounds (empty for a tensor input)"
+    )
+    input: dict[str, Any] = Field(
+        description="what the model takes: {kind: features} (send record or records), or "
+        "{kind: tensor, dtype, shape} with the batch dimension null (send inputs)"
     )
     record_schema: dict[str, Any] = Field(
-        description="JSON Schema (2020-12) of one record, as the predict route checks it"
+        description="JSON Schema (2020-12) of one record, or of one tensor input, as the "
+        "predict route checks it"
     )
     example: dict[str, Any] = Field(
         description="a request body the model accepts: POST it to /v1/models/{name}/predict"
