@@ -28,6 +28,21 @@ class AuditInputError(FairnessError):
     type_slug = "fairness-audit-input"
 
 
+class NotTabular(AuditInputError):
+    """The model takes a tensor, not named features: no sensitive attribute reaches it."""
+
+    type_slug = "fairness-not-tabular"
+    title = "Model has no tabular features"
+
+    def __init__(self, model: str, version: str) -> None:
+        super().__init__(
+            f"{model} {version} takes a tensor input, not named features: a bias audit or a "
+            "threshold mitigation needs the sensitive attributes among the model's inputs. "
+            "It can pass the fairness gate only by a compliance officer's override "
+            "(POST /v1/fairness/overrides, docs/models.md)"
+        )
+
+
 class FairnessPolicyError(FairnessError, ConfigurationError):
     """A fairness policy (thresholds) that does not validate; every problem is listed at once."""
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from governance.audit import log as audit_log
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets as dataset_service
-from governance.fairness.errors import AuditConflict, AuditInputError, AuditNotFound
+from governance.fairness.errors import AuditConflict, AuditInputError, AuditNotFound, NotTabular
 from governance.fairness.metrics import audit_predictions, evaluate_thresholds
 from governance.fairness.models import DATASET, FairnessAudit
 from governance.fairness.result import FairnessResult, GateVerdict
@@ -43,6 +43,20 @@ def _dumps(doc: Any) -> str:
 def failure_summary(verdict: GateVerdict) -> list[dict[str, Any]]:
     """The verdict's failures as JSON (feature, measure, value, bound, limit, reason)."""
     return [f.to_dict() for f in verdict.failures]
+
+
+def _require_tabular(artifact_dir: str, sha256: str, model: str, version: str) -> None:
+    """Refuse a model whose input is a tensor (a manifest that does not verify is left to the
+    audit's own loading, which reports it)."""
+    from inference.artifact import read_manifest
+    from inference.errors import ManifestError
+
+    try:
+        manifest = read_manifest(artifact_dir, expected_sha256=sha256)
+    except ManifestError:
+        return
+    if manifest.input_tensor is not None:
+        raise NotTabular(model, version)
 
 
 def _judge(result: FairnessResult, limits: ModelThresholds) -> GateVerdict:
@@ -171,6 +185,7 @@ class FairnessAuditService:
         if isinstance(bootstrap, bool) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
             raise AuditInputError(f"bootstrap must be between 0 and {MAX_BOOTSTRAP}")
         row = registry.get(session, model, version)
+        _require_tabular(row.artifact_dir, row.artifact_sha256, row.name, row.version)
         data = resolve_named_dataset(session, ctx, dataset)
         declared = [s.name for s in dataset_service.schema_of(data).sensitive]
         features = list(dict.fromkeys(sensitive)) if sensitive else declared

@@ -34,7 +34,12 @@ from sqlalchemy.orm import Session
 from governance.audit import log as audit_log
 from governance.datasets.models import Dataset
 from governance.datasets.service import datasets as dataset_service
-from governance.fairness.errors import AuditConflict, AuditInputError, MitigationError
+from governance.fairness.errors import (
+    AuditConflict,
+    AuditInputError,
+    MitigationError,
+    NotTabular,
+)
 from governance.fairness.mitigation.budget import MitigationBudget, complete, default_epsilon
 from governance.fairness.mitigation.card import mitigated_card
 from governance.fairness.thresholds.bounds import ModelThresholds
@@ -212,6 +217,8 @@ class MitigationService:
         self._require_free(session, model, target)
         data = resolve_named_dataset(session, ctx, dataset)
         manifest = self._base_manifest(base)
+        if manifest.input_tensor is not None:
+            raise NotTabular(base.name, base.version)
         if manifest.postprocessing is not None:
             raise MitigationError(
                 f"{base.name} {base.version} already has post-processing; mitigate its base version"
