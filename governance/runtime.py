@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from governance.anchoring import Anchoring
 from governance.api import dependencies as deps
+from governance.api.deps import AddressLimit
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.journal import Journal
 from governance.audit.journal.guard import GuardedJournal
@@ -40,6 +41,7 @@ from governance.jobs import HeavyJobs
 from governance.kit import metrics, transaction
 from governance.kit.events import EVENT_LOG
 from governance.kit.forwarded import PROXIES, TrustedProxies, parse_networks
+from governance.kit.middleware import STRANGERS
 from governance.limits import Limits, load_limits
 from governance.policy import anchor as policy_anchor
 from governance.policy.engine import PolicyEngine
@@ -154,6 +156,7 @@ class Runtime:
         self._app = app
         deps.SETTINGS.put(app, self.settings)
         EVENT_LOG.put(app, self.audit)
+        STRANGERS.put(app, AddressLimit())
         PROXIES.put(app, self.proxies)
         transaction.ENGINE.put(app, self.engine)
         transaction.SESSIONS.put(app, self.sessions)

@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Protocol
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from governance.errors import WardenError
 from governance.kit.events import EVENT_LOG, Actor, AuditEvent, Source
 from governance.kit.forwarded import PROXIES
-from governance.kit.problems import internal_error
+from governance.kit.problems import TYPE_BASE, internal_error
 from governance.kit.request_facts import RequestFacts, bind_facts
 from governance.kit.routes import route_template
 from governance.kit.security_headers import SecurityHeaders
+from governance.kit.slots import Slot
 from governance.logs import REQUEST_ID
 from governance.randomness import sortable_hex
 
@@ -72,16 +75,36 @@ def _nul_in_target(scope: Scope) -> bool:
     return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
 
 
-def _problem_bytes(status: int, title: str, detail: str, request_id: str) -> bytes:
-    return json.dumps(
-        {
-            "type": f"https://warden.dev/problems/http-{status}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "request_id": request_id,
-        }
-    ).encode()
+def _problem_bytes(
+    status: int, title: str, detail: str, request_id: str, refusal: WardenError | None = None
+) -> bytes:
+    body = {
+        "type": TYPE_BASE + (refusal.type_slug if refusal else f"http-{status}"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id,
+    }
+    body.update(refusal.extra if refusal else {})
+    return json.dumps(body).encode()
+
+
+class Strangers(Protocol):
+    """The limit on callers that sent no valid credentials, applied to every governed answer.
+
+    The guards that know the limits live in ``api``; the wiring point puts them in
+    :data:`STRANGERS`. Without it, only the guards' own 401s are limited.
+    """
+
+    def refusal(self, scope: Scope) -> WardenError | None:
+        """The 429 for a request whose address is past its limit (counted), or None."""
+
+    async def refused(self, scope: Scope, facts: RequestFacts, status: int) -> None:
+        """Count a 4xx answered to a caller that did not authenticate against its address;
+        set ``facts.audited`` when a summary will count it instead of its own entry."""
+
+
+STRANGERS: Slot[Strangers] = Slot("strangers")
 
 
 class GovernedRequestMiddleware:
@@ -119,6 +142,20 @@ class GovernedRequestMiddleware:
             if too_big:
                 await self._too_large(scope, send, facts, governed, limit)
                 return
+        strangers = STRANGERS.find(scope.get("app")) if governed else None
+        if strangers is not None and (refusal := strangers.refusal(scope)) is not None:
+            # An address past its limit of failed attempts gets nothing routed, not even a 404.
+            await self._refuse(
+                scope,
+                send,
+                facts,
+                refusal.status_code,
+                refusal.title,
+                refusal.message,
+                governed,
+                refusal=refusal,
+            )
+            return
         if _nul_in_target(scope):
             await self._refuse(scope, send, facts, 422, "Invalid request", _NUL_DETAIL, governed)
             return
@@ -154,6 +191,8 @@ class GovernedRequestMiddleware:
                 if message["status"] == 413:
                     # The rest of the body is unread: close, or the client sends all of it.
                     message["headers"].append((b"connection", b"close"))
+                if strangers is not None and _stranger_refused(facts, message["status"]):
+                    await strangers.refused(scope, facts, message["status"])
                 if governed and not facts.audited:
                     ok = await self._audit(scope, facts, message["status"])
                     if not ok:
@@ -202,17 +241,29 @@ class GovernedRequestMiddleware:
         title: str,
         detail: str,
         governed: bool,
+        *,
+        refusal: WardenError | None = None,
     ) -> None:
         if facts.reason is None:
             facts.reason = detail
-        if governed and not await self._audit(scope, facts, status):
+        strangers = STRANGERS.find(scope.get("app")) if governed else None
+        if strangers is not None and _stranger_refused(facts, status):
+            await strangers.refused(scope, facts, status)
+        if governed and not facts.audited and not await self._audit(scope, facts, status):
             status, title, detail = 503, "Audit log unavailable", "the request could not be audited"
-        await self._send_problem(send, status, title, detail, facts.request_id or "")
+            refusal = None
+        await self._send_problem(send, status, title, detail, facts.request_id or "", refusal)
 
     async def _send_problem(
-        self, send: Send, status: int, title: str, detail: str, request_id: str
+        self,
+        send: Send,
+        status: int,
+        title: str,
+        detail: str,
+        request_id: str,
+        refusal: WardenError | None = None,
     ) -> None:
-        body = _problem_bytes(status, title, detail, request_id)
+        body = _problem_bytes(status, title, detail, request_id, refusal)
         headers = [
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),
@@ -221,6 +272,8 @@ class GovernedRequestMiddleware:
         ]
         if status == 503:  # the audit log is down: the journal probes it about every second
             headers.append((b"retry-after", b"1"))
+        elif (retry := getattr(refusal, "retry_after", None)) is not None:
+            headers.append((b"retry-after", str(retry).encode()))
         if status == 413:  # the body is unread: close, or the client sends all of it
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -237,6 +290,12 @@ class GovernedRequestMiddleware:
             logger.error("access audit failed: %s", type(exc).__name__)
             return False
         return True
+
+
+def _stranger_refused(facts: RequestFacts, status: int) -> bool:
+    """A 4xx to a caller that did not authenticate, other than the guards' own 401 and 429
+    (already counted where they were decided)."""
+    return facts.actor is None and 400 <= status < 500 and status not in (401, 429)
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -149,6 +149,33 @@ def test_a_flood_of_wrong_keys_is_refused_and_summarised(
     assert len([e for e in stored if e["source"]["ip"] == ATTACKER]) == 2
 
 
+def test_unknown_routes_and_malformed_bodies_count_as_failures(
+    start_server: StartServer, settings: Settings
+) -> None:
+    # No key is needed to be answered 404 or 422: without the limit, each such request was
+    # one more durable audit entry.
+    server = start_server(limits_yaml(failed=5))
+    with attacker(server.url) as evil:
+        statuses = [evil.get(f"/v1/nope-{i}").status_code for i in range(10)]
+        assert statuses == [404] * 5 + [429] * 5
+        # Blocked before routing: the enrolment route is not reached either.
+        assert_rate_limited(evil.post("/v1/enrol", content=b"{"))
+    other = httpx.HTTPTransport(local_address="127.0.0.3")
+    with httpx.Client(base_url=server.url, transport=other, timeout=30) as evil:
+        statuses = [evil.post("/v1/enrol", content=b"{").status_code for _ in range(10)]
+        assert statuses == [422] * 5 + [429] * 5
+    server.stop()
+    stored = stored_entries(settings)
+    for ip, counted in (
+        (ATTACKER, {"404": 4, "429": 6}),
+        ("127.0.0.3", {"422": 4, "429": 5}),
+    ):
+        mine = [e for e in stored if e["source"]["ip"] == ip]
+        # The first refusal in full, then one summary: not an entry per request.
+        assert [e["event_type"] for e in mine] == ["api.call", SUMMARY_EVENT], mine
+        assert mine[1]["details"]["by_status"] == counted
+
+
 def test_the_address_limit_holds_in_sum_across_two_servers(
     start_server: StartServer, db_url: str
 ) -> None:
