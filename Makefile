@@ -37,14 +37,15 @@ test-fast: install
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) -m "not slow and not reliability"
 
 lint: install
-	$(VENV)/bin/ruff check governance inference tests bench migrations
-	$(VENV)/bin/ruff format --check governance inference tests bench migrations
+	$(VENV)/bin/ruff check governance inference tests bench migrations scripts
+	$(VENV)/bin/ruff format --check governance inference tests bench migrations scripts
 
 typecheck: install
 	$(VENV)/bin/mypy governance inference
 	# Each benchmark on its own: they import their helpers as scripts (`_common`) and as
 	# `bench._common`, which one mypy run cannot hold together.
 	for f in bench/*.py; do $(VENV)/bin/mypy --follow-imports=silent $$f || exit 1; done
+	$(VENV)/bin/mypy --follow-imports=silent scripts/wheel_smoke.py
 
 bench: install
 	$(PY) bench/run
