@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from governance.errors import BadRequest, NotFound, Unprocessable, WardenError
+from governance.errors import (
+    BadRequest,
+    NotFound,
+    Unprocessable,
+    VerificationFailed,
+    WardenError,
+)
 
 
 class ReportError(WardenError):
@@ -28,7 +34,7 @@ class ReportNotFound(ReportError, NotFound):
     type_slug = "report-not-found"
 
 
-class ReportVerificationError(ReportError, Unprocessable):
+class ReportVerificationError(ReportError, Unprocessable, VerificationFailed):
     """A report folder does not match its signed manifest (a file changed, was added or removed,
     or the signature does not verify under the trusted key)."""
 

@@ -244,7 +244,7 @@ def test_tampering_with_any_file_fails_verify(seeded: Seeded, tmp_path: Path) ->
             data[len(data) // 2] ^= 0x01
             (copy / target).write_bytes(bytes(data))
         result = _verify_cli(copy, settings)
-        assert result.exit_code == 1, (target, result.output)
+        assert result.exit_code == 4, (target, result.output)  # verification failed
 
 
 def test_verify_needs_the_logs_key(seeded: Seeded, tmp_path: Path) -> None:
