@@ -17,6 +17,8 @@ import torch
 from inference.errors import InputValidationError
 from inference.manifest import TensorInput
 
+_MAX_EXACT = 2**53 - 1
+
 
 def _shape_text(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
@@ -38,6 +40,14 @@ def check_tensor(spec: TensorInput, value: Any, index: int) -> np.ndarray:
         raise refuse(f"not a rectangular nested list of shape {want}") from None
     if raw.shape != spec.shape:
         raise refuse(f"has shape {_shape_text(raw.shape)}, the model takes {want}")
+    # Beyond 2**53 a JSON integer is not exact everywhere; the sealed request is canonical JSON
+    # (RFC 8785), which refuses it, so it is refused here, as the caller's error.
+    if (
+        raw.dtype.kind in "iu"
+        and raw.size
+        and (int(raw.max()) > _MAX_EXACT or int(raw.min()) < -_MAX_EXACT)
+    ):
+        raise refuse("an integer is beyond 2**53 - 1, which JSON does not carry exactly")
     dtype = np.dtype(spec.dtype)
     if dtype.kind in "iu":
         if raw.dtype.kind not in "iu":

@@ -41,6 +41,8 @@ BAD: dict[str, tuple[TensorInput, Any, str]] = {
     "floats-for-integers": (TOKENS, [1.5, 2, 3], "int32: every value must be an integer"),
     "past-int32": (TOKENS, [1, 2, 1 << 40], "outside the range of int32"),
     "past-int64": (TOKENS, [1, 2, 1 << 70], "every value must be an integer"),
+    "past-json": (TensorInput("int64", (3,)), [1, 2, -(1 << 63)], r"beyond 2\*\*53 - 1"),
+    "past-json-as-float": (IMAGE, [[[1 << 60, 1], [2, 3]]], r"beyond 2\*\*53 - 1"),
 }
 
 
