@@ -218,6 +218,7 @@ def apply(
         None, min=1, max=DB_INT_MAX, help="Refuse if the current version differs."
     ),
     operator: str = OPERATOR,
+    as_json: bool = JSON,
 ) -> None:
     """Apply a change (a new version), or propose it when a second approval is required."""
     cfg, vocab, ctx = _setup(operator)
@@ -236,6 +237,9 @@ def apply(
                 vocab=vocab,
                 base_version=base_version,
             )
+            if as_json:
+                _echo_json({"status": "pending", "proposal_id": proposal.id})
+                return
             console.print(
                 f"proposal {proposal.id} is pending: another compliance officer must "
                 f"run `warden policy proposals approve {proposal.id}`"
@@ -251,6 +255,9 @@ def apply(
             base_version=base_version,
         )
         version, sha = row.version, row.sha256
+    if as_json:
+        _echo_json({"status": "applied", "version": version, "sha256": sha})
+        return
     console.print(f"policy version {version} applied (sha256 {sha})")
 
 
@@ -259,6 +266,7 @@ def rollback(
     to_version: int = typer.Argument(..., min=1, max=DB_INT_MAX),
     reason: str = typer.Option(..., help="Why (required, audited)."),
     operator: str = OPERATOR,
+    as_json: bool = JSON,
 ) -> None:
     """Restore an earlier version's rules as a new version."""
     cfg, vocab, ctx = _setup(operator)
@@ -270,10 +278,16 @@ def rollback(
             proposal = proposals.propose_rollback(
                 session, ctx, to_version=to_version, reason=reason, vocab=vocab
             )
+            if as_json:
+                _echo_json({"status": "pending", "proposal_id": proposal.id})
+                return
             console.print(f"rollback proposal {proposal.id} is pending approval")
             return
         row = policy.rollback(session, ctx, to_version=to_version, reason=reason, vocab=vocab)
         version, sha = row.version, row.sha256
+    if as_json:
+        _echo_json({"status": "applied", "version": version, "restores": to_version, "sha256": sha})
+        return
     console.print(f"policy version {version} restores version {to_version} (sha256 {sha})")
 
 
@@ -397,14 +411,27 @@ def test_list(as_json: bool = JSON) -> None:
 @tests_app.command("run")
 def test_run(
     version: int = typer.Option(None, min=1, max=DB_INT_MAX, help="Default: the current version."),
+    as_json: bool = JSON,
 ) -> None:
-    """Run every case against a version; exit 1 if any fails."""
+    """Run every case against a version; exit 3 if any fails."""
     cfg, vocab, _ = _setup("cli")
     with _errors(), transaction(cfg) as session:
         row = policy.get(session, version) if version is not None else policy.current(session)
         compiled = compile_candidate(version=row.version, rules=load_rules(row.rules), vocab=vocab)
         results = policy_tests.run(session, compiled=compiled)
         failing = [r.as_dict() for r in results if not r.passed]
+    if as_json:
+        _echo_json(
+            {
+                "version": compiled.version,
+                "total": len(results),
+                "passed": len(results) - len(failing),
+                "failing": failing,
+            }
+        )
+        if failing:
+            raise typer.Exit(ExitCode.REFUSED)
+        return
     console.print(
         f"{len(results) - len(failing)}/{len(results)} policy tests pass on version "
         f"{compiled.version}"

@@ -199,9 +199,14 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
         "from the cli",
         "--operator",
         "carol",
+        "--json",
     )
     assert r.exit_code == 0, r.output
-    assert store.head()[0] == start + 1
+    assert json.loads(r.output) == {
+        "status": "applied",
+        "version": start + 1,
+        "sha256": store.head()[1],
+    }
 
     # A malformed rule: a clear one-line error, exit 1, nothing written.
     r = run("apply", "--add", "g, bob, role:wizard", "--reason", "bad")
@@ -217,10 +222,16 @@ def test_the_cli_shows_applies_diffs_and_rolls_back(
     r = run("diff", str(start), "--json")
     assert json.loads(r.output)["added"] == [AUDITOR_DATASETS]
 
-    r = run("rollback", str(start), "--reason", "undo", "--operator", "carol")
+    r = run("rollback", str(start), "--reason", "undo", "--operator", "carol", "--json")
     assert r.exit_code == 0, r.output
     version, sha = store.head()
     assert version == start + 2
+    assert json.loads(r.output) == {
+        "status": "applied",
+        "version": version,
+        "restores": start,
+        "sha256": sha,
+    }
     assert (
         sha
         == app_client.get(f"/v1/policy/versions/{start}", headers=officers.olivia).json()["sha256"]

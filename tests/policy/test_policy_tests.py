@@ -194,6 +194,9 @@ def test_cli_manages_and_runs_cases(
     assert json.loads(run("test", "list", "--json").output)[0]["expected"] == "allow"
     assert run("test", "run").exit_code == 0
     head = store.head()
+    ran = run("test", "run", "--json")
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output) == {"version": head[0], "total": 1, "passed": 1, "failing": []}
     r = run("apply", "--remove", ", ".join(AUDITOR_EXPORT), "--reason", "oops")
     assert r.exit_code == 3  # refused by the policy tests
     assert "policy tests fail" in flat(r.output) and "expected allow, got deny" in flat(r.output)
