@@ -31,6 +31,7 @@ from governance.audit.repository import latest_checkpoint, snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.audit.verify import check_anchored, verify_log
 from governance.cli.common import (
+    JSON,
     ExitCode,
     errors_as_exit,
     print_json,
@@ -268,6 +269,7 @@ def export(
         help="A signed checkpoint the bundle proves it extends (default: the checkpoint the "
         "previous export ended at).",
     ),
+    as_json: bool = JSON,
 ) -> None:
     """Export entries as a bundle anyone can verify offline (docs/audit-bundle.md).
 
@@ -290,7 +292,7 @@ def export(
             )
             # Every export ends at the head, signed now (and only if it extends the last).
             checkpointer.checkpoint(session, force=True)
-        _cosign(cfg)
+        cosigned = _cosign(cfg, as_json=as_json)
         with snapshot_session(cfg.resolved_database_url) as session:
             if earlier is None:
                 earlier = previous_export_checkpoint(session)
@@ -315,6 +317,17 @@ def export(
                     )
                 ],
             )
+    if as_json:
+        print_json(
+            {
+                "from_seq": first,
+                "to_seq": final,
+                "bundle": str(bundle),
+                "checkpoint": head_size,
+                "cosigned_by": cosigned,
+            }
+        )
+        return
     typer.echo(f"exported entries {first}..{final} to {bundle}")
 
 
@@ -380,28 +393,38 @@ def verify_bundle_cmd(
 
 
 @app.command("checkpoint")
-def checkpoint() -> None:
+def checkpoint(as_json: bool = JSON) -> None:
     """Sign a checkpoint of the current tree now."""
     cfg = settings()
     with errors_as_exit(), transaction(cfg) as session:
         row = Checkpointer.from_settings(cfg).checkpoint(session, force=True)
-        if row is None:
+        size, root = (0, None) if row is None else (row.tree_size, row.root_hash.hex())
+    if row is None:
+        if as_json:
+            print_json({"signed": False, "tree_size": 0, "root": None, "cosigned_by": None})
+        else:
             typer.echo("the log is empty: nothing to sign")
-            return
-        size, root = row.tree_size, row.root_hash.hex()
-    typer.echo(f"signed checkpoint at tree size {size}, root {root}")
-    _cosign(cfg)
+        return
+    if not as_json:
+        typer.echo(f"signed checkpoint at tree size {size}, root {root}")
+    cosigned = _cosign(cfg, as_json=as_json)
+    if as_json:
+        print_json({"signed": True, "tree_size": size, "root": root, "cosigned_by": cosigned})
 
 
-def _cosign(cfg: Settings) -> None:
-    """Ask the configured witnesses to cosign the newest checkpoint (docs/witness.md)."""
+def _cosign(cfg: Settings, *, as_json: bool = False) -> list[str] | None:
+    """Ask the configured witnesses to cosign the newest checkpoint (docs/witness.md).
+
+    Which witnesses cosigned, or None without witnesses; the tally line is left out under
+    ``--json`` (stdout is the JSON document), refusals still go to stderr.
+    """
     from governance.cli.common import open_engine
     from governance.db import make_sessionmaker
     from governance.witness.cosigning import Cosigner
 
     cosigner = Cosigner.from_settings(cfg)
     if cosigner is None:
-        return
+        return None
     engine = open_engine(cfg)
     try:
         result = cosigner.cosign_latest(make_sessionmaker(engine))
@@ -409,7 +432,9 @@ def _cosign(cfg: Settings) -> None:
         engine.dispose()
     for name, why in sorted(result.refused.items()):
         typer.echo(f"witness {name} did not cosign: {why}", err=True)
-    typer.echo(f"cosigned by {len(result.cosigned)} of {len(cosigner.clients)} witnesses")
+    if not as_json:
+        typer.echo(f"cosigned by {len(result.cosigned)} of {len(cosigner.clients)} witnesses")
+    return list(result.cosigned)
 
 
 @app.command("anchor")
@@ -434,7 +459,12 @@ def anchor() -> None:
 
 
 @app.command("public-key")
-def public_key() -> None:
+def public_key(as_json: bool = JSON) -> None:
     """Print the log's verifier key (C2SP vkey), to publish for auditors."""
     with errors_as_exit():
-        typer.echo(_local_vkey(settings()))
+        cfg = settings()
+        vkey = _local_vkey(cfg)
+    if as_json:
+        print_json({"origin": cfg.log_origin, "vkey": vkey})
+        return
+    typer.echo(vkey)

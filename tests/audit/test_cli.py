@@ -29,10 +29,24 @@ def warden_audit(settings: Settings, *args: str) -> tuple[int, str]:
 def test_public_key_and_checkpoint(settings: Settings, audit_db: FilledLog) -> None:
     code, out = warden_audit(settings, "public-key")
     assert code == 0 and out.strip() == audit_db.vkey
+    code, out = warden_audit(settings, "public-key", "--json")
+    assert code == 0 and json.loads(out) == {"origin": settings.log_origin, "vkey": audit_db.vkey}
     assert warden_audit(settings, "checkpoint") == (0, "the log is empty: nothing to sign\n")
+    code, out = warden_audit(settings, "checkpoint", "--json")
+    assert code == 0 and json.loads(out) == {
+        "signed": False,
+        "tree_size": 0,
+        "root": None,
+        "cosigned_by": None,
+    }
     fill(audit_db, 5, checkpoint_every=1000)
     code, out = warden_audit(settings, "checkpoint")
     assert code == 0 and "tree size 5" in out
+    fill(audit_db, 2, checkpoint_every=1000)
+    code, out = warden_audit(settings, "checkpoint", "--json")
+    signed = json.loads(out)
+    assert code == 0 and signed["signed"] is True and signed["tree_size"] == 7, out
+    assert len(bytes.fromhex(signed["root"])) == 32 and signed["cosigned_by"] is None
 
 
 def test_export_round_trip(settings: Settings, filled: FilledLog, tmp_path: Path) -> None:
@@ -62,6 +76,16 @@ def test_export_round_trip(settings: Settings, filled: FilledLog, tmp_path: Path
     )
     assert code == 0 and "exported entries 0..57" in out, out
     assert verify_bundle(tmp_path / "t").to_seq == 57
+    code, out = warden_audit(settings, "export", "--from", "3", "--json", str(tmp_path / "j"))
+    assert code == 0, out
+    assert json.loads(out) == {
+        "from_seq": 3,
+        "to_seq": 58,
+        "bundle": str(tmp_path / "j"),
+        "checkpoint": 59,
+        "cosigned_by": None,
+    }
+    assert verify_bundle(tmp_path / "j").tree_size == 59
 
     # A tampered bundle fails with the first bad seq and exit 4 (verification failed).
     lines = (out_dir / "entries.jsonl").read_bytes().split(b"\n")
