@@ -86,6 +86,14 @@ def show_rows(rows: Sequence[dict[str, Any]], *, as_json: bool, empty: str) -> N
     (console if console.is_terminal else Console(width=_PIPE_WIDTH)).print(table)
 
 
+def show_fields(fields: dict[str, Any]) -> None:
+    """One record as a two-column table: a field's name, its value."""
+    table = Table("field", "value")
+    for name, value in fields.items():
+        table.add_row(Text(name.replace("_", " ")), Text(_cell(value)))
+    (console if console.is_terminal else Console(width=_PIPE_WIDTH)).print(table)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"

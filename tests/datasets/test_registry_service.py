@@ -112,7 +112,18 @@ def test_adult_registers_itself_on_first_use_and_via_the_cli(
     assert "900 train / 300 test" in r.output
     listed = runner.invoke(app, ["datasets", "list"]).output
     assert "adult" in listed and "mine" in listed
-    shown = json.loads(runner.invoke(app, ["datasets", "show", "mine"]).output)
+    shown = json.loads(runner.invoke(app, ["datasets", "show", "mine", "--json"]).output)
     assert shown["schema_doc"]["name"] == "mine" and shown["privacy_unit"]
+    # By default a table a person reads: one field a line, no JSON.
+    table = runner.invoke(app, ["datasets", "show", "mine"])
+    assert table.exit_code == 0 and not table.output.lstrip().startswith("{"), table.output
+    lines = table.output.splitlines()
+    assert any("field" in line and "value" in line for line in lines), table.output
+    assert any("content hash" in line and shown["content_hash"] in line for line in lines)
+    assert any("train rows" in line and "900" in line for line in lines)
+    ledger = f"privacy ledger │ {shown['ledger']['id']}: ε spent 0 of"
+    assert any(ledger in " ".join(line.split()) for line in lines), table.output
+    registered = shown["registered_at"][:19].replace("T", " ")
+    assert any("registered at" in line and registered in line for line in lines), table.output
     r = runner.invoke(app, ["datasets", "register", "mine", "--schema", str(schema)])
     assert r.exit_code == 1 and "is registered" in " ".join(r.output.split())
