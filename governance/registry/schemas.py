@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class ModelVersionOut(BaseModel):
     """A registered model version and its stage."""
+
     name: str
     version: str
     stage: str
@@ -38,6 +39,7 @@ class DpClaimOut(BaseModel):
 
 class ModelDetail(ModelVersionOut):
     """A model version with its manifest and the DP claim its ledger supports."""
+
     manifest: dict[str, Any] = Field(
         description="the artifact's manifest as registered; its training section is the "
         "uploader's word: the DP claim is dp_claim"
