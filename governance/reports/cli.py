@@ -15,7 +15,14 @@ from governance.audit.checkpoints import Checkpointer
 from governance.audit.log import tree_size
 from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
-from governance.cli.common import console, err_console, errors_as_exit, settings, transaction
+from governance.cli.common import (
+    console,
+    err_console,
+    errors_as_exit,
+    settings,
+    transaction,
+    working,
+)
 from governance.db.base import as_utc, utcnow
 from governance.kit.context import cli_context
 from governance.reports.errors import InvalidPeriod
@@ -60,7 +67,8 @@ def generate_report(
         with transaction(cfg) as session:
             anchor_size = tree_size(session)
             Checkpointer.from_settings(cfg).checkpoint(session, force=True)
-        with console.status("verifying the audit log and building the report"):
+        # On stderr and only on a terminal: stdout keeps the report's summary alone.
+        with working("verifying the audit log and building the report"):
             with snapshot_session(cfg.resolved_database_url) as snapshot:
                 generated = reports.generate(
                     snapshot,

@@ -7,6 +7,10 @@ added later follows the same conventions or fails here.
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,7 +29,7 @@ from governance.errors import Conflict, WardenError
 from governance.fairness.errors import GateRefused
 from governance.policy.errors import PolicyTestsFailed
 from governance.privacy.ledger import BudgetExceeded
-from tests.conftest import BACKENDS, _pg_exec, _pg_url, settings_env
+from tests.conftest import BACKENDS, REPO, _pg_exec, _pg_url, settings_env
 
 # Commands that need no Warden database: they create one, run one, or check files offline.
 NO_DATABASE_NEEDED = {
@@ -226,3 +230,47 @@ def test_init_prints_json_and_the_log_verifies_at_once(uninitialised: dict[str, 
     result = runner.invoke(app, ["audit", "verify", "--json"], env=uninitialised)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["entries"] == json.loads(result.output)["latest_checkpoint"]
+
+
+def _report_with_stderr_on_a_terminal(env: dict[str, str]) -> tuple[str, bytes]:
+    """Run `warden report` in a subprocess, stdout into a pipe and stderr on a pseudo-terminal:
+    its stdout and everything drawn on the terminal."""
+    command = [sys.executable, "-m", "governance.cli.main", "report", "--from", "2000-01-01"]
+    main, side = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
+            stdout=subprocess.PIPE,
+            stderr=side,
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(side)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the other end is closed: the command has ended
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        stdout, _ = process.communicate(timeout=120)
+    finally:
+        os.close(main)
+    assert process.returncode == 0, drawn
+    return stdout.decode(), drawn
+
+
+def test_report_generation_shows_progress_on_a_terminal_only(env: dict[str, str]) -> None:
+    if env["WARDEN_DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("what is drawn where does not depend on the database (run on SQLite)")
+    stdout, drawn = _report_with_stderr_on_a_terminal(env)
+    assert b"building the report" in drawn, drawn
+    # The spinner is drawn on stderr: stdout is the report's summary alone.
+    assert stdout.startswith("report ") and "\x1b" not in stdout and "building" not in stdout
+    # Not on a terminal (a pipe, a log file): no spinner frames at all.
+    result = runner.invoke(app, ["report", "--from", "2000-01-01"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("report ") and "building" not in result.output
