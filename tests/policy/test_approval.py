@@ -224,3 +224,13 @@ def test_rollbacks_need_approval_too(
     )
     assert r.exit_code == 0 and "pending" in flat(r.output)
     assert store.head()[0] == version
+    r = runner.invoke(
+        cli,
+        ["policy", "rollback", str(head[0]), "--reason", "redo", "--json"],
+        env=env,
+    )
+    assert r.exit_code == 0, r.output
+    pending = json.loads(r.output)
+    assert pending["status"] == "pending" and store.head()[0] == version
+    listed = runner.invoke(cli, ["policy", "proposals", "list", "--json"], env=env)
+    assert pending["proposal_id"] in [p["id"] for p in json.loads(listed.output)]
