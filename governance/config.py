@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     heavy_jobs_queue: int = Field(default=16, ge=0)
     decision_cache_size: int = Field(default=100_000, gt=0)
     auth_cache_seconds: float = Field(default=1.0, ge=0)
+    # A signed-in person's session ends after this long without a request, and this long after
+    # sign-in whatever happens (governance/identity/sign_in.py).
+    session_idle_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    session_max_hours: float = Field(default=8.0, gt=0, le=24 * 30)
     # Records one data key may seal; at most 2**31, half NIST's limit for AES-GCM with random
     # nonces (governance/vault/record_format.py), and counted in the database across processes.
     dek_max_uses: int = Field(default=1_000_000, gt=0, le=2**31)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ from governance.errors import ConfigurationError, ServiceUnavailable
 from governance.fairness.thresholds import anchor as thresholds_anchor
 from governance.fairness.thresholds.versions import thresholds_store
 from governance.identity.cache import AuthCache
+from governance.identity.sign_in import Lifetimes
 from governance.jobs import HeavyJobs
 from governance.kit import metrics, transaction
 from governance.kit.events import EVENT_LOG
@@ -192,6 +194,11 @@ class Runtime:
                 policy=self.policy,
                 limits=self.limits,
                 lookup_deadline=self.settings.audit_write_deadline_ms / 1000,
+                sessions=self.sessions,
+                session_lifetimes=Lifetimes(
+                    idle=timedelta(minutes=self.settings.session_idle_minutes),
+                    absolute=timedelta(hours=self.settings.session_max_hours),
+                ),
             ),
         )
 

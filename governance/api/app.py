@@ -51,6 +51,9 @@ EXEMPT_PATHS = frozenset(
         openapi_docs.ASSET_ROUTE,
         openapi_docs.REDOC,
         "/v1/enrol",
+        # POST: signing in takes no key, the password (and TOTP code) is the proof; DELETE
+        # (sign-out) is guarded like any route.
+        "/v1/session",
     }
 )
 

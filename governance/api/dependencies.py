@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -23,9 +24,11 @@ from governance.anchoring import Anchoring
 from governance.audit.checkpoints import Checkpointer
 from governance.audit.journal.guard import GuardedJournal
 from governance.config import Settings
+from governance.db.base import utcnow
 from governance.db.health import DatabaseMonitor
 from governance.errors import ServiceUnavailable
 from governance.identity.cache import AuthCache
+from governance.identity.sign_in import DEFAULT_LIFETIMES, Lifetimes
 from governance.jobs import HeavyJobs
 from governance.kit.slots import Slot
 from governance.limits import Limits
@@ -47,6 +50,10 @@ class Gate:
     limits: Limits
     # How long a request waits for an identity lookup: the audit write deadline.
     lookup_deadline: float
+    # Signed-in sessions: looked up (and their idle clock moved) in a write transaction.
+    sessions: sessionmaker[Session] | None = None
+    session_lifetimes: Lifetimes = DEFAULT_LIFETIMES
+    clock: Callable[[], datetime] = utcnow
 
 
 SETTINGS: Slot[Settings] = Slot("settings")

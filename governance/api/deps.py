@@ -22,8 +22,9 @@ from starlette.types import Scope
 from governance.api.dependencies import GATE, Gate
 from governance.db.base import utcnow
 from governance.errors import Forbidden, ServiceUnavailable, WardenError
+from governance.identity import sign_in
 from governance.identity.cache import CachedIdentity
-from governance.identity.errors import AuthenticationFailed
+from governance.identity.errors import AuthenticationFailed, CsrfRefused, SessionEnded
 from governance.identity.service import identity as identity_service
 from governance.identity.tokens import token_hash, well_formed
 from governance.kit import tracing
@@ -184,7 +185,10 @@ async def authenticate(request: Request, gate: Gate) -> CachedIdentity:
     at, so that it cannot go on guessing (policies/limits.yaml, ``failed_auth``).
     """
     refuse_failing_address(request, gate)
-    value = header(request.scope, b"authorization") or b""
+    value = header(request.scope, b"authorization")
+    if value is None and SESSION_COOKIE in request.cookies:
+        return await _session_identity(request, gate, request.cookies[SESSION_COOKIE])
+    value = value or b""
     scheme, _, token = value.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not well_formed(token.strip()):
         raise await _failed(request, gate, "missing or malformed API key")
@@ -213,6 +217,45 @@ async def authenticate(request: Request, gate: Gate) -> CachedIdentity:
     return ident
 
 
+SESSION_COOKIE = "warden_session"
+CSRF_HEADER = b"x-csrf-token"
+# Methods that change state: with a session cookie they must carry the session's CSRF token.
+_CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _resolve_session(gate: Gate, session_id: str) -> sign_in.Resolved | None:
+    if gate.sessions is None:
+        return None
+    with gate.sessions.begin() as session:
+        return sign_in.resolve(
+            session, session_id, now=gate.clock(), lifetimes=gate.session_lifetimes
+        )
+
+
+async def _session_identity(request: Request, gate: Gate, session_id: str) -> CachedIdentity:
+    """The person a ``warden_session`` cookie names, or 401; a change without CSRF token, 403."""
+    if (down := gate.database.problem()) is not None:
+        raise ServiceUnavailable(down)
+    try:
+        found = await asyncio.wait_for(
+            run_in_threadpool(_resolve_session, gate, session_id), gate.lookup_deadline
+        )
+    except WardenError:
+        raise
+    except Exception:
+        raise ServiceUnavailable("the identity store is not reachable") from None
+    if found is None:
+        raise await _failed(request, gate, "unknown, ended or expired session", SessionEnded())
+    if request.method in _CHANGES:
+        token = header(request.scope, CSRF_HEADER)
+        if not sign_in.csrf_matches(token.decode("latin-1") if token else None, found.csrf_hash):
+            facts_of(request.scope).reason = "session change without its CSRF token"
+            raise CsrfRefused()
+    return CachedIdentity(
+        found.principal_id, found.name, f"session:{found.session_row_id}", None, "session"
+    )
+
+
 # A principal's audit actor (its roles) changes only with the policy, so one Actor serves
 # every request it makes under a policy version: kept with that version, for authenticated
 # principals only, and dropped whole at the bound.
@@ -221,14 +264,14 @@ _ACTORS_MAX = 10_000
 
 def _actor(compiled: CompiledPolicy, ident: CachedIdentity) -> Actor:
     derived = compiled.derived
-    key = ("actor", ident.principal_id, ident.name)
+    key = ("actor", ident.principal_id, ident.name, ident.method)
     actor: Actor | None = derived.get(key)
     if actor is None:
         if len(derived) >= _ACTORS_MAX:
             derived.clear()
         roles = tuple(compiled.roles_cached(ident.name))
         actor = Actor(
-            principal_id=ident.principal_id, name=ident.name, roles=roles, auth_method="api_key"
+            principal_id=ident.principal_id, name=ident.name, roles=roles, auth_method=ident.method
         )
         derived[key] = actor
     return actor
@@ -344,3 +387,33 @@ class Authorize:
             f"({window.limit.requests} per {window.limit.per_seconds} s)",
             retry_after=wait,
         )
+
+
+class AuthorizeOwn(Authorize):
+    """Dependency: authenticate only, for what any principal may do to its own account (its
+    password, its sessions); the route acts on the caller's own rows and no one else's."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__("self", action)
+
+    async def _authorize(self, request: Request) -> Caller:
+        gate = GATE.get(request.app)
+        ident = await authenticate(request, gate)
+        compiled: CompiledPolicy = gate.policy.current
+        actor = _actor(compiled, ident)
+        scope = request.scope
+        route = scope.get("route")
+        facts = facts_of(scope)
+        facts.actor = actor
+        facts.policy_version = compiled.version
+        facts.decision = "allow"
+        facts.reason = "a principal's own account"
+        facts.resource = {"object": self.obj, "action": self.action}
+        facts.route = route.path_format if route is not None else scope["path"]
+        ctx = Context(
+            actor=actor,
+            source=source_of(scope),
+            request_id=facts.request_id,
+            policy_version=compiled.version,
+        )
+        return Caller(ident.principal_id, ident.name, ident.key_id, actor.roles, ctx)

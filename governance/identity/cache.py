@@ -26,6 +26,8 @@ class CachedIdentity:
     name: str
     key_id: str
     expires_at: datetime | None
+    # How the caller proved who they are: "api_key", or "session" (a signed-in person's cookie).
+    method: str = "api_key"
 
 
 Fetch = Callable[[], Awaitable[CachedIdentity | None]]

@@ -11,35 +11,49 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.dependencies import GateDep, ReloadDep, SettingsDep
+from governance.api.dependencies import Gate, GateDep, KeysDep, ReloadDep, SettingsDep
 from governance.api.deps import (
+    SESSION_COOKIE,
     Authorize,
+    AuthorizeOwn,
     Caller,
     failed_secret,
     refuse_failing_address,
 )
 from governance.config import Settings
+from governance.db.base import DbInt
+from governance.identity import sign_in
 from governance.identity.duties import change_role
 from governance.identity.enrolment import enrolments
-from governance.identity.errors import InvalidEnrolmentCode
+from governance.identity.errors import InvalidEnrolmentCode, SessionNotFound, SignInFailed
+from governance.identity.models import SignInSession
 from governance.identity.schemas import (
+    Enrolled,
     EnrolmentCreate,
     EnrolmentIssued,
     EnrolmentRedeem,
     KeyIssue,
     KeyIssued,
     KeyOut,
+    PasswordSet,
+    PasswordSetOut,
     PrincipalCreate,
     PrincipalOut,
     RoleChange,
     RoleChangeOut,
+    SessionOut,
+    SignedIn,
+    SignInBody,
+    TotpOut,
 )
+from governance.identity.second_factor import TotpEnrolment
 from governance.identity.service import identity
 from governance.kit.context import Context
 from governance.kit.middleware import source_of
 from governance.kit.problems import responses
-from governance.kit.request_facts import facts_of
+from governance.kit.request_facts import RequestFacts, facts_of
 from governance.kit.transaction import SessionsDep, TransactionDep
+from governance.limits import RateLimited
 from governance.policy.models import PolicyVersion
 from governance.policy.service import default_policy
 
@@ -51,6 +65,9 @@ CanReadKeys = Annotated[Caller, Depends(Authorize("api:keys", "read"))]
 CanIssueKeys = Annotated[Caller, Depends(Authorize("api:keys", "issue"))]
 CanRevokeKeys = Annotated[Caller, Depends(Authorize("api:keys", "revoke"))]
 CanGrantRoles = Annotated[Caller, Depends(Authorize("api:roles", "grant"))]
+# Any principal, on its own account only (its password and sessions).
+CanReadOwn = Annotated[Caller, Depends(AuthorizeOwn("read"))]
+CanManageOwn = Annotated[Caller, Depends(AuthorizeOwn("write"))]
 
 
 # The body is optional: without one, the enrolment takes the default lifetime.
@@ -102,26 +119,199 @@ def create_enrolment(
         return EnrolmentIssued(principal=name, expires_at=row.expires_at, code=code)
 
 
-def _redeem(sessions: sessionmaker[Session], ctx: Context, code: str) -> KeyIssued:
+def _totp_out(enrolled: TotpEnrolment | None) -> TotpOut | None:
+    return None if enrolled is None else TotpOut(uri=enrolled.uri, qr_svg=enrolled.qr_svg)
+
+
+def _redeem(
+    sessions: sessionmaker[Session], ctx: Context, body: EnrolmentRedeem, gate: Gate, keys: KeysDep
+) -> Enrolled:
     with sessions.begin() as session:
-        key, person, token = enrolments.redeem(session, ctx, code=code)
-        return KeyIssued(
-            key_id=key.key_id, principal=person.name, expires_at=key.expires_at, token=token
+        key, person, token = enrolments.redeem(session, ctx, code=body.code)
+        totp = None
+        if body.password is not None:
+            # In the same transaction: a refused password leaves the code unredeemed.
+            roles = gate.policy.current.roles_cached(person.name)
+            totp = sign_in.set_password(
+                session,
+                ctx,
+                person,
+                body.password,
+                keys=keys,
+                second_factor_needed=sign_in.needs_second_factor(roles),
+                now=gate.clock(),
+            )
+        return Enrolled(
+            key_id=key.key_id,
+            principal=person.name,
+            expires_at=key.expires_at,
+            token=token,
+            totp=_totp_out(totp),
         )
 
 
 @router.post("/enrol", status_code=201, responses=responses(422, 429))
 async def redeem_enrolment(
-    body: EnrolmentRedeem, request: Request, sessions: SessionsDep, gate: GateDep
-) -> KeyIssued:
-    """Redeem an enrolment code for your own API key (no key needed; the code is the proof)."""
+    body: EnrolmentRedeem, request: Request, sessions: SessionsDep, gate: GateDep, keys: KeysDep
+) -> Enrolled:
+    """Redeem an enrolment code for your own API key (no key needed; the code is the proof).
+
+    With a password, the person can also sign in (POST /v1/session); officers, auditors and
+    admins then get their TOTP second factor in this answer, shown once.
+    """
     # A wrong code counts against the address like a wrong key: nobody guesses codes at will.
     refuse_failing_address(request, gate)
     ctx = Context(source=source_of(request.scope), request_id=facts_of(request.scope).request_id)
     try:
-        return await run_in_threadpool(_redeem, sessions, ctx, body.code)
+        return await run_in_threadpool(_redeem, sessions, ctx, body, gate, keys)
     except InvalidEnrolmentCode as exc:
         raise await failed_secret(request, gate, "invalid enrolment code", exc) from None
+
+
+def _set_password(
+    sessions: sessionmaker[Session], gate: Gate, keys: KeysDep, caller: Caller, password: str
+) -> PasswordSetOut:
+    with sessions.begin() as session:
+        person = identity.get(session, caller.name)
+        totp = sign_in.set_password(
+            session,
+            caller.ctx,
+            person,
+            password,
+            keys=keys,
+            second_factor_needed=sign_in.needs_second_factor(caller.roles),
+            now=gate.clock(),
+        )
+        return PasswordSetOut(principal=person.name, totp=_totp_out(totp))
+
+
+@router.put("/me/password", responses=responses(403, 422))
+async def set_own_password(
+    body: PasswordSet, sessions: SessionsDep, gate: GateDep, keys: KeysDep, caller: CanManageOwn
+) -> PasswordSetOut:
+    """Set your own password (a person only); enrols a new second factor where your roles need
+    one, and ends every session of yours."""
+    return await run_in_threadpool(_set_password, sessions, gate, keys, caller, body.password)
+
+
+def _session_out(row: SignInSession, current: str) -> SessionOut:
+    out = SessionOut.model_validate(row, from_attributes=True)
+    out.current = f"session:{row.id}" == current
+    return out
+
+
+def _sign_in(
+    sessions: sessionmaker[Session], gate: Gate, keys: KeysDep, ctx: Context, body: SignInBody
+) -> sign_in.Opened:
+    with sessions.begin() as session:
+        return sign_in.sign_in(
+            session,
+            ctx,
+            name=body.name,
+            password=body.password,
+            code=body.totp,
+            roles=tuple(gate.policy.current.roles_cached(body.name)),
+            keys=keys,
+            now=gate.clock(),
+            lifetimes=gate.session_lifetimes,
+        )
+
+
+def _name_held(facts: RequestFacts, wait: int) -> RateLimited:
+    facts.decision = "deny"
+    facts.reason = "too many failed sign-ins for this name"
+    return RateLimited("too many failed sign-ins for this name", retry_after=wait)
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+@router.post("/session", status_code=201, responses=responses(401, 403, 422, 429))
+async def open_session(
+    body: SignInBody,
+    request: Request,
+    response: Response,
+    sessions: SessionsDep,
+    gate: GateDep,
+    keys: KeysDep,
+    settings: SettingsDep,
+) -> SignedIn:
+    """Sign in with name, password and (officers, auditors, admins) a TOTP code.
+
+    Sets the ``warden_session`` cookie (HttpOnly, SameSite=Strict, Secure unless the server is
+    bound to loopback). Failures count against the address (``failed_auth``) and the name
+    (10 in 5 minutes: governance/limits/service.py).
+    """
+    refuse_failing_address(request, gate)
+    facts = facts_of(request.scope)
+    facts.resource = {"principal": body.name}
+    window = gate.limits.sign_in
+    if (wait := window.over(body.name)) is not None:
+        raise _name_held(facts, wait)
+    ctx = Context(source=source_of(request.scope), request_id=facts.request_id)
+    try:
+        opened = await run_in_threadpool(_sign_in, sessions, gate, keys, ctx, body)
+    except SignInFailed as exc:
+        refusal = await failed_secret(request, gate, "sign-in failed", exc)
+        if (wait := await run_in_threadpool(window.take_shared, body.name)) is not None:
+            raise _name_held(facts, wait) from None
+        raise refusal from None
+    lifetimes = gate.session_lifetimes
+    response.set_cookie(
+        SESSION_COOKIE,
+        opened.session_id,
+        max_age=int(lifetimes.absolute.total_seconds()),
+        path="/",
+        secure=not _loopback(settings.host),
+        httponly=True,
+        samesite="strict",
+    )
+    return SignedIn(
+        session=_session_out(opened.row, f"session:{opened.row.id}"),
+        csrf_token=opened.csrf_token,
+        idle_minutes=lifetimes.idle.total_seconds() / 60,
+    )
+
+
+def _end(
+    sessions: sessionmaker[Session], gate: Gate, caller: Caller, row_id: int, action: str
+) -> None:
+    with sessions.begin() as session:
+        sign_in.end(
+            session, caller.ctx, caller.principal_id, row_id, now=gate.clock(), action=action
+        )
+
+
+@router.delete("/session", status_code=204, responses=responses(403, 404))
+async def close_session(
+    response: Response, sessions: SessionsDep, gate: GateDep, caller: CanManageOwn
+) -> None:
+    """Sign out: end the session whose cookie made this request."""
+    if not caller.key_id.startswith("session:"):
+        raise SessionNotFound("this request was not made with a session cookie")
+    row_id = int(caller.key_id.removeprefix("session:"))
+    await run_in_threadpool(_end, sessions, gate, caller, row_id, "sign-out")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+
+
+@router.get("/sessions", responses=responses())
+def list_own_sessions(
+    caller: CanReadOwn, gate: GateDep, session: TransactionDep
+) -> list[SessionOut]:
+    """Your own open sessions (marked ``current`` for the one making this request)."""
+    rows = sign_in.live(
+        session, caller.principal_id, now=gate.clock(), lifetimes=gate.session_lifetimes
+    )
+    return [_session_out(r, caller.key_id) for r in rows]
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses=responses(404))
+async def revoke_own_session(
+    session_id: DbInt, sessions: SessionsDep, gate: GateDep, caller: CanManageOwn
+) -> None:
+    """Revoke one of your own sessions (another's answers 404, as an unknown one does)."""
+    await run_in_threadpool(_end, sessions, gate, caller, session_id, "revoke")
 
 
 @router.get("/keys", responses=responses())

@@ -49,3 +49,46 @@ class LastAdmin(Conflict):
     """The change would leave no admin able to sign in."""
 
     type_slug = "last-admin"
+
+
+class WeakPassword(Unprocessable):
+    type_slug = "weak-password"
+
+
+class SignInFailed(Unauthenticated):
+    """Unknown name, wrong password or code, no password set: deliberately one message for all."""
+
+    type_slug = "sign-in-failed"
+
+    def __init__(self) -> None:
+        super().__init__("sign-in failed: wrong name, password or one-time code")
+
+
+class SignInRefused(Forbidden):
+    """A principal that may not sign in (a service) or must first finish its credentials."""
+
+    type_slug = "sign-in-refused"
+
+
+class SessionNotFound(NotFound):
+    type_slug = "session-not-found"
+
+
+class CsrfRefused(Forbidden):
+    """A cookie-authenticated change without the session's CSRF token."""
+
+    type_slug = "csrf-token-required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a change made with a session cookie must carry the session's X-CSRF-Token header"
+        )
+
+
+class SessionEnded(Unauthenticated):
+    """Unknown, signed out, revoked, idle too long or past its lifetime: one message for all."""
+
+    type_slug = "session-ended"
+
+    def __init__(self) -> None:
+        super().__init__("the session has ended: sign in again (POST /v1/session)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from governance.db.base import Base, utcnow
@@ -58,3 +58,32 @@ class Enrolment(Base):
     expires_at: Mapped[datetime] = mapped_column()
     redeemed_at: Mapped[datetime | None] = mapped_column()
     key_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class Credential(Base):
+    """A person's password (argon2id) and, for some roles, their TOTP secret (KEK-wrapped)."""
+
+    __tablename__ = "credentials"
+
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    totp_kek_id: Mapped[str | None] = mapped_column(String(64))
+    totp_blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignInSession(Base):
+    """A person's server-side session; only hashes of its id and CSRF token are stored."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_hash: Mapped[str] = mapped_column(String(64))
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    source_ip: Mapped[str | None] = mapped_column(String(64))

@@ -88,11 +88,86 @@ class EnrolmentIssued(BaseModel):
     )
 
 
+_PASSWORD = Field(
+    min_length=1,
+    max_length=1024,
+    description="At least 12 characters, not containing the name; stored only as its argon2id "
+    "hash.",
+)
+
+
 class EnrolmentRedeem(BaseModel):
-    """The one-time enrolment code to exchange for an API key."""
+    """The one-time enrolment code to exchange for an API key, and optionally a password."""
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=128)
+    password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="A password to sign in with (POST /v1/session): at least 12 characters, "
+        "not containing the name.",
+    )
+
+
+class TotpOut(BaseModel):
+    """The TOTP second factor to add to an authenticator app. Shown once."""
+
+    uri: str = Field(description="The otpauth:// URI (it holds the secret).")
+    qr_svg: str = Field(description="The same URI as a QR code: an SVG data URI.")
+
+
+class Enrolled(KeyIssued):
+    """A redeemed enrolment: the person's key, and their second factor if a password was set."""
+
+    totp: TotpOut | None = None
+
+
+class PasswordSet(BaseModel):
+    """A new password for the caller (a person)."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: str = _PASSWORD
+
+
+class PasswordSetOut(BaseModel):
+    """The password is set; every session of the person has ended."""
+
+    principal: str
+    totp: TotpOut | None = Field(
+        default=None, description="A new second factor, for the roles that need one."
+    )
+
+
+class SignInBody(BaseModel):
+    """A person's name, password and, for officers, auditors and admins, a TOTP code."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str | None = Field(default=None, min_length=1, max_length=16)
+
+
+class SessionOut(BaseModel):
+    """One of the caller's sessions (never its id or token)."""
+
+    id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    source_ip: str | None
+    current: bool = False
+
+
+class SignedIn(BaseModel):
+    """A new session: the cookie carries its id; this answer its CSRF token, shown once."""
+
+    session: SessionOut
+    csrf_token: str = Field(
+        description="Send it as X-CSRF-Token with every POST, PUT, PATCH and DELETE made with "
+        "the session cookie."
+    )
+    idle_minutes: float
 
 
 class RoleChangeOut(BaseModel):

@@ -41,6 +41,11 @@ def address_subject(ip: str | None) -> str:
     return str(parsed)
 
 
+# Failed sign-ins per name, from any address: far below ``failed_auth``, since a password is
+# guessable where an API key is not (POST /v1/session).
+SIGN_IN_FAILURES = Limit(requests=10, per_seconds=300)
+
+
 class Limits:
     """Rate limits shared by every process on the database (see governance/limits/window.py).
 
@@ -75,6 +80,7 @@ class Limits:
         self.failed_auth = window("failed_auth", policy.failed_auth)
         self.predict = window("predict", policy.predict)
         self.jobs = window("jobs", policy.jobs)
+        self.sign_in = window("sign_in", SIGN_IN_FAILURES)
         self.job_actions = policy.job_actions
         self.summaries = RefusalSummaries(clock)
         self._last_purge = 0.0
@@ -103,7 +109,7 @@ class Limits:
 
     def tick(self, *, final: bool = False) -> None:
         """One sync: counts to the database, expired rows out, closed summaries to the log."""
-        for window in (self.failed_auth, self.predict, self.jobs):
+        for window in (self.failed_auth, self.predict, self.jobs, self.sign_in):
             try:
                 window.sync()
             except Exception as exc:

@@ -22,7 +22,7 @@ _ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _METHODS = {"get", "put", "post", "delete", "patch"}
 # Routes a caller reaches without an API key: the probes and the enrolment (its code is the
 # proof, governance/api/app.py).
-_OPEN = {"healthz", "readyz", "redeem_enrolment"}
+_OPEN = {"healthz", "readyz", "redeem_enrolment", "open_session"}
 
 
 @pytest.fixture(scope="module")

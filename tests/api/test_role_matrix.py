@@ -98,6 +98,14 @@ GET    /v1/vault/keys                                 Y N Y N N
 GET    /v1/vault/rotations                            Y N Y N N
 """
 
+# What any principal may do to its own account, whatever its roles (AuthorizeOwn): each only
+# answers 401 without a credential.
+OWN_ACCOUNT = {
+    ("PUT", "/v1/me/password"),
+    ("GET", "/v1/sessions"),
+    ("DELETE", "/v1/sessions/{session_id}"),
+}
+
 PARAMS = {
     "name": "demo",
     "version": "1",
@@ -133,7 +141,7 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
         if p not in EXEMPT_PATHS
         for m in getattr(r, "methods", ())
     }
-    assert routes == set(_spec())
+    assert routes == set(_spec()) | OWN_ACCOUNT
 
 
 def test_every_role_against_every_route(common_server: SharedServer) -> None:
@@ -161,6 +169,15 @@ def test_every_role_against_every_route(common_server: SharedServer) -> None:
         r = http.request(method, url, headers=auth(nobody), **kw)
         if r.status_code != 403:
             wrong.append(f"{method} {path} without a role: {r.status_code}")
+        r = http.request(method, url, **kw)
+        if r.status_code != 401:
+            wrong.append(f"{method} {path} without a key: {r.status_code}")
+    for method, path in OWN_ACCOUNT:
+        url = path.format(session_id="1")
+        kw = {"json": SAFE_BODY} if method in ("POST", "PUT") else {}
+        r = http.request(method, url, headers=auth(nobody), **kw)
+        if r.status_code in (401, 403) or r.status_code >= 500:
+            wrong.append(f"{method} {path} on one's own account: {r.status_code}")
         r = http.request(method, url, **kw)
         if r.status_code != 401:
             wrong.append(f"{method} {path} without a key: {r.status_code}")
