@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from governance.anchoring import Anchoring
 from governance.api import dependencies as deps
-from governance.api.deps import AddressLimit
+from governance.api.strangers import AddressLimit
 from governance.audit.checkpoints import Checkpointer, CheckpointPolicy
 from governance.audit.journal import Journal
 from governance.audit.journal.guard import GuardedJournal

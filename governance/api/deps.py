@@ -140,33 +140,6 @@ def refuse_failing_address(request: Request, gate: Gate) -> None:
             raise _too_many_failures(gate, facts_of(scope), address, source, wait)
 
 
-class AddressLimit:
-    """``failed_auth`` applied to every answer a caller without credentials gets, not only
-    the 401s: unknown routes and malformed bodies on public routes would otherwise let an
-    address write audit entries without limit (the middleware calls it: kit.middleware)."""
-
-    def refusal(self, scope: Scope) -> WardenError | None:
-        gate = GATE.find(scope.get("app"))
-        if gate is None or not gate.limits.failed_auth.watching:
-            return None
-        source = source_of(scope)
-        address = address_subject(source.ip)
-        wait = gate.limits.failed_auth.over(address)
-        if wait is None:
-            return None
-        return _too_many_failures(gate, facts_of(scope), address, source, wait)
-
-    async def refused(self, scope: Scope, facts: RequestFacts, status: int) -> None:
-        gate = GATE.find(scope.get("app"))
-        if gate is None:
-            return
-        window = gate.limits.failed_auth
-        source = source_of(scope)
-        address = address_subject(source.ip)
-        await run_in_threadpool(window.take_shared, address)
-        _summarised(gate, facts, window, address, status=status, actor=_ANONYMOUS, source=source)
-
-
 async def failed_secret(
     request: Request, gate: Gate, reason: str, refusal: WardenError
 ) -> WardenError:
