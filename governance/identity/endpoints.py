@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -223,8 +224,16 @@ def _name_held(facts: RequestFacts, wait: int) -> RateLimited:
     return RateLimited("too many failed sign-ins for this name", retry_after=wait)
 
 
-def _loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+def _bound_to_loopback(request: Request) -> bool:
+    """Whether the socket that took this request listens on loopback only (local use, where
+    there is no TLS and a Secure cookie would never be sent back)."""
+    server = request.scope.get("server")
+    if not server or server[0] is None:
+        return False
+    try:
+        return ipaddress.ip_address(server[0]).is_loopback
+    except ValueError:
+        return False
 
 
 @router.post("/session", status_code=201, responses=responses(401, 403, 422, 429))
@@ -235,7 +244,6 @@ async def open_session(
     sessions: SessionsDep,
     gate: GateDep,
     keys: KeysDep,
-    settings: SettingsDep,
 ) -> SignedIn:
     """Sign in with name, password and (officers, auditors, admins) a TOTP code.
 
@@ -263,7 +271,7 @@ async def open_session(
         opened.session_id,
         max_age=int(lifetimes.absolute.total_seconds()),
         path="/",
-        secure=not _loopback(settings.host),
+        secure=not _bound_to_loopback(request),
         httponly=True,
         samesite="strict",
     )
