@@ -40,6 +40,7 @@ from governance.audit.checkpoints import Checkpointer
 from governance.audit.cli import app
 from governance.audit.errors import AuditIntegrityError
 from governance.audit.memory import memory_path
+from governance.cli.common import ExitCode
 from governance.config import Settings
 from tests.audit.conftest import FilledLog, empty_log, fill, sample_event
 from tests.audit.test_verify_log import drop_triggers
@@ -158,12 +159,14 @@ def test_a_rewrite_with_every_node_recomputed_and_its_checkpoints_deleted(
         assert max(_checkpoint_sizes(session)) < 30  # what verified OK before issue 27
 
     code, out = warden_audit(settings, "verify")
-    assert code == 1, out
+    assert code == ExitCode.VERIFICATION_FAILED, out
     assert "anchor: the signer's last checkpoint" in out
     assert "do not hash to the anchor checkpoint's root at tree size 53" in out
 
     code, out = warden_audit(settings, "verify", "--trusted", str(kept))
-    assert code == 1 and "anchor checkpoint's root at tree size 40" in out, out
+    assert (
+        code == ExitCode.VERIFICATION_FAILED and "anchor checkpoint's root at tree size 40" in out
+    ), out
 
     code, out = warden_audit(settings, "checkpoint")
     assert code == 1 and "does not extend the checkpoint signed at size 53" in out, out
@@ -182,9 +185,9 @@ def test_entries_cut_off_the_end_are_a_rollback(
     kept = _keep(settings, filled, 53, tmp_path)
     truncate(filled, 45)
     code, out = warden_audit(settings, "verify")
-    assert code == 1 and "rollback: the log holds 45 entries" in out, out
+    assert code == ExitCode.VERIFICATION_FAILED and "rollback: the log holds 45 entries" in out, out
     code, out = warden_audit(settings, "verify", "--trusted", str(kept))
-    assert code == 1 and "rollback" in out, out
+    assert code == ExitCode.VERIFICATION_FAILED and "rollback" in out, out
     code, out = warden_audit(settings, "checkpoint")
     assert code == 1 and "entries were removed" in out, out
 
@@ -215,14 +218,17 @@ def test_deleted_checkpoints_are_missing_anchors(settings: Settings, filled: Fil
         drop_triggers(session)
         session.execute(text("DELETE FROM audit_checkpoints WHERE tree_size = 53"))
     code, out = warden_audit(settings, "verify")
-    assert code == 1 and "tree size 53 is missing from the stored checkpoints" in out, out
+    assert (
+        code == ExitCode.VERIFICATION_FAILED
+        and "tree size 53 is missing from the stored checkpoints" in out
+    ), out
 
     with filled.sessions.begin() as session:
         session.execute(text("DELETE FROM audit_checkpoints"))
     memory_path(settings.resolved_signing_key_file).unlink()  # a verifier without the memory
     code, out = warden_audit(settings, "verify")
     assert "anchor: none (no signer state" in out
-    assert code == 1 and "no signed checkpoint" in out, out
+    assert code == ExitCode.VERIFICATION_FAILED and "no signed checkpoint" in out, out
 
 
 def test_a_head_far_ahead_of_its_latest_checkpoint_fails(
@@ -230,9 +236,9 @@ def test_a_head_far_ahead_of_its_latest_checkpoint_fails(
 ) -> None:
     fill(filled, 12, checkpoint_every=1000)  # 65 entries, the last 12 unsigned
     code, out = warden_audit(settings, "verify", "--max-checkpoint-lag", "10")
-    assert code == 1 and "12 entries behind the head" in out, out
+    assert code == ExitCode.VERIFICATION_FAILED and "12 entries behind the head" in out, out
     code, out = warden_audit(settings, "verify", "--max-checkpoint-age", "0")
-    assert code == 1 and "has waited" in out, out
+    assert code == ExitCode.VERIFICATION_FAILED and "has waited" in out, out
     assert warden_audit(settings, "verify")[0] == 0
 
 
@@ -261,10 +267,10 @@ def test_exports_chain_and_verify_bundle_takes_a_trusted_checkpoint(
     )
     assert code == 0, out
     code, out = warden_audit(settings, "verify-bundle", str(third), "--trusted", str(seen))
-    assert code == 1 and "carries no consistency proof" in out, out
+    assert code == ExitCode.VERIFICATION_FAILED and "carries no consistency proof" in out, out
     newest = max((second / "checkpoints").iterdir(), key=lambda p: int(p.stem))
     code, out = warden_audit(settings, "verify-bundle", str(first), "--trusted", str(newest))
-    assert code == 1 and "rollback" in out, out
+    assert code == ExitCode.VERIFICATION_FAILED and "rollback" in out, out
 
 
 def test_a_server_on_a_rewritten_log_refuses_to_serve(
