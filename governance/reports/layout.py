@@ -65,7 +65,7 @@ SECTION_TITLES = {
 
 STATUS_KEYS = frozenset({"status", "severity", "outcome", "decision"})
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
-_HASH = re.compile(r"^[0-9a-f]{40,}$")
+_HASH = re.compile(r"^[0-9a-f]{40,}\Z")
 
 
 # --- filters: one value's text --------------------------------------------------------------
