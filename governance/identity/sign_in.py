@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
 from governance.identity import passwords, second_factor
+from governance.identity import sign_in_anchor as anchor
 from governance.identity.errors import (
     SessionNotFound,
     SignInFailed,
@@ -29,6 +31,8 @@ from governance.identity.second_factor import TotpEnrolment
 from governance.kit.context import Context
 from governance.kit.events import Actor
 from governance.vault.providers import KeyProvider, WrappedKey
+
+logger = logging.getLogger(__name__)
 
 # Roles whose holders sign in with a second factor: they change or read what others answer to.
 SECOND_FACTOR_ROLES = frozenset({"admin", "compliance_officer", "auditor"})
@@ -142,8 +146,11 @@ def set_password(
             _as_person(ctx, person, ctx.actor.auth_method).event(
                 "principal.credentials",
                 "set",
-                resource={"principal": person.name},
-                details={"second_factor": enrolled is not None},
+                resource=anchor.credential_resource(person.id, person.name),
+                details={
+                    "second_factor": enrolled is not None,
+                    "content_hash": anchor.credential_hash(row),
+                },
             )
         ],
     )
@@ -175,6 +182,9 @@ def sign_in(
     if not passwords.verify(cred.password_hash if cred else None, password):
         raise SignInFailed()
     assert person is not None and cred is not None
+    if (problem := anchor.credential_problem(session, cred, person.name)) is not None:
+        logger.warning("sign-in refused: %s", problem)
+        raise SignInFailed()
     if person.disabled:
         raise SignInFailed()
     if person.kind != "user":
@@ -209,8 +219,12 @@ def sign_in(
             _as_person(ctx, person, "password").event(
                 "principal.session",
                 "create",
-                resource={"principal": person.name, "session": row.id},
-                details={"second_factor": cred.totp_blob is not None},
+                resource=anchor.session_resource(row.id),
+                details={
+                    "principal": person.name,
+                    "second_factor": cred.totp_blob is not None,
+                    "content_hash": anchor.session_hash(row),
+                },
             )
         ],
     )
@@ -237,6 +251,9 @@ def resolve(
         or now >= row.expires_at
         or now >= row.last_seen_at + lifetimes.idle
     ):
+        return None
+    if (problem := anchor.session_problem(session, row)) is not None:
+        logger.warning("session refused: %s", problem)
         return None
     if now - row.last_seen_at >= _TOUCH_EVERY:
         row.last_seen_at = now
@@ -277,6 +294,6 @@ def end(
     session.flush()
     audit_log.append(
         session,
-        [ctx.event("principal.session", action, resource={"session": row.id})],
+        [ctx.event("principal.session", action, resource=anchor.session_resource(row.id))],
     )
     return row

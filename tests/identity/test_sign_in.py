@@ -17,10 +17,12 @@ from collections.abc import Iterator
 import httpx
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Update, select, update
 
 from governance.audit.models import AuditEntry
 from governance.db import make_engine
+from governance.identity import passwords
+from governance.identity.models import Credential, Principal, SignInSession
 from tests.conftest import auth
 from tests.servers import SharedServer
 
@@ -281,3 +283,54 @@ def test_sign_ins_are_audited_without_the_password_or_code(
     for leaked in (password, str(totp.secret), f'"{code}"'):
         assert leaked not in texts
         assert leaked not in log
+
+
+def _dba(shared: SharedServer, statement: Update) -> None:
+    """A database administrator's edit, straight to the table."""
+    engine = make_engine(shared.settings.resolved_database_url)
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(statement).rowcount == 1
+    finally:
+        engine.dispose()
+
+
+def test_sessions_and_passwords_edited_in_the_database_open_nothing(
+    shared_server: SharedServer,
+) -> None:
+    alice, officer = _person(shared_server), _person(shared_server, "compliance_officer")
+    _enrol(shared_server, alice)
+    _enrol(shared_server, officer)
+    with _client(shared_server) as browser:
+        r = _sign_in(browser, alice)
+        assert r.status_code == 201
+        assert browser.get("/v1/sessions").status_code == 200
+        # Alice's session handed to the officer by hand: it opens nothing, for either.
+        officer_id = _principal_id(shared_server, officer)
+        _dba(
+            shared_server,
+            update(SignInSession)
+            .where(SignInSession.id == r.json()["session"]["id"])
+            .values(principal_id=officer_id),
+        )
+        assert browser.get("/v1/sessions").status_code == 401
+    # A password hash replaced by hand does not let its author sign in as that person.
+    _dba(
+        shared_server,
+        update(Credential)
+        .where(Credential.principal_id == _principal_id(shared_server, alice))
+        .values(password_hash=passwords.hash_password("the DBA's own password")),
+    )
+    with _client(shared_server) as browser:
+        assert _sign_in(browser, alice, password="the DBA's own password").status_code == 401
+        assert _sign_in(browser, alice).status_code == 401
+
+
+def _principal_id(shared: SharedServer, name: str) -> int:
+    engine = make_engine(shared.settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(select(Principal.id).where(Principal.name == name)).scalar_one()
+            return int(found)
+    finally:
+        engine.dispose()
