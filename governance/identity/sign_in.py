@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit import log as audit_log
@@ -134,16 +134,25 @@ def set_password(
         enrolled = second_factor.enrolment(person.name, secret)
     else:
         row.totp_kek_id, row.totp_blob, row.totp_last_step = None, None, None
-    session.execute(
-        update(SignInSession)
-        .where(SignInSession.principal_id == person.id, SignInSession.ended_at.is_(None))
-        .values(ended_at=row.set_at)
+    as_person = _as_person(ctx, person, ctx.actor.auth_method)
+    # One entry per ended session: its latest entry then names no content, so a session
+    # "un-ended" by hand stays refused (sign_in_anchor).
+    ended = list(
+        session.scalars(
+            select(SignInSession).where(
+                SignInSession.principal_id == person.id,
+                SignInSession.ended_at.is_(None),
+                SignInSession.expires_at > now,
+            )
+        )
     )
+    for open_row in ended:
+        open_row.ended_at = now
     session.flush()
     audit_log.append(
         session,
         [
-            _as_person(ctx, person, ctx.actor.auth_method).event(
+            as_person.event(
                 "principal.credentials",
                 "set",
                 resource=anchor.credential_resource(person.id, person.name),
@@ -151,7 +160,16 @@ def set_password(
                     "second_factor": enrolled is not None,
                     "content_hash": anchor.credential_hash(row),
                 },
-            )
+            ),
+            *(
+                as_person.event(
+                    "principal.session",
+                    "end",
+                    resource=anchor.session_resource(r.id),
+                    details={"why": "password set"},
+                )
+                for r in ended
+            ),
         ],
     )
     return enrolled

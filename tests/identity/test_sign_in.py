@@ -171,6 +171,13 @@ def test_key_only_enrolment_then_password_with_the_key(
     assert r.json() == {"principal": name, "totp": None}
     assert _sign_in(browser, name, password=PASSWORD + "x").status_code == 401
     assert _sign_in(browser, name).status_code == 201
+    assert browser.get("/v1/sessions").status_code == 200
+    # A new password ends every session of the person.
+    r = shared_server.http.put(
+        "/v1/me/password", json={"password": PASSWORD + " anew"}, headers=auth(key)
+    )
+    assert r.status_code == 200, r.text
+    assert browser.get("/v1/sessions").status_code == 401
 
 
 def test_cookie_changes_need_the_csrf_token(
