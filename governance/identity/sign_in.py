@@ -134,7 +134,9 @@ def set_password(
         enrolled = second_factor.enrolment(person.name, secret)
     else:
         row.totp_kek_id, row.totp_blob, row.totp_last_step = None, None, None
-    as_person = _as_person(ctx, person, ctx.actor.auth_method)
+    # The person themselves with their key or session, or redeeming their enrolment code.
+    method = ctx.actor.auth_method if ctx.actor.principal_id == person.id else "enrolment"
+    as_person = _as_person(ctx, person, method)
     # One entry per ended session: its latest entry then names no content, so a session
     # "un-ended" by hand stays refused (sign_in_anchor).
     ended = list(
