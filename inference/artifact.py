@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,13 +88,38 @@ def save_artifact(
     """
     state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
     weights = save_safetensors(state)
+    return write_artifact(
+        out_dir,
+        manifest,
+        weights_file=WEIGHTS_FILE,
+        weights=weights,
+        extra_files=extra_files,
+        check=lambda parsed: _check_shapes(parsed, state),
+    )
+
+
+def write_artifact(
+    out_dir: str | Path,
+    manifest: Manifest | dict[str, Any],
+    *,
+    weights_file: str,
+    weights: bytes,
+    extra_files: dict[str, bytes] | None = None,
+    check: Callable[[Manifest], None] | None = None,
+) -> Manifest:
+    """Pin ``weights`` and the extra files in the manifest, validate it, then write them all.
+
+    Raises:
+        ManifestError: the manifest is invalid or fails ``check`` (nothing is written then).
+    """
     extras = dict(sorted((extra_files or {}).items()))
     doc = manifest.to_dict() if isinstance(manifest, Manifest) else dict(manifest)
-    doc["weights"] = {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(weights).hexdigest()}
+    doc["weights"] = {"file": weights_file, "sha256": hashlib.sha256(weights).hexdigest()}
     doc["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in extras.items()}
     # Validate everything before the first write: an extra file named "../x" must never land.
     parsed = parse_manifest(doc)
-    _check_shapes(parsed, state)
+    if check is not None:
+        check(parsed)
     try:
         # Strict JSON: read_manifest refuses NaN/Infinity, so refuse to write them.
         manifest_bytes = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
@@ -103,7 +129,7 @@ def save_artifact(
         raise ManifestError(f"{MANIFEST_FILE} would be larger than {MAX_MANIFEST_BYTES} bytes")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / WEIGHTS_FILE, weights)
+    _write_atomic(out / weights_file, weights)
     for name, data in extras.items():
         _write_atomic(out / name, data)
     # The manifest goes last: a crash midway leaves no manifest, so nothing half-written loads.

@@ -19,7 +19,6 @@ thresholds) applies to the graph's probabilities.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import random
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from inference.errors import ManifestError
-from inference.manifest import ONNX_FILE, Manifest, parse_manifest
+from inference.manifest import ONNX_FILE, Manifest
 from inference.model import LoadedModel
 from inference.preprocessing import encode_records
 from inference.tensors import encode_tensors
@@ -402,28 +401,20 @@ def save_graph_artifact(
     Raises:
         ManifestError: the manifest is invalid (nothing is written then).
     """
-    from inference.artifact import MANIFEST_FILE, MAX_MANIFEST_BYTES, _write_atomic
+    from inference.artifact import write_artifact
 
-    extras = dict(sorted((extra_files or {}).items()))
-    doc = manifest.to_dict() if isinstance(manifest, Manifest) else dict(manifest)
-    doc["weights"] = {"file": ONNX_FILE, "sha256": hashlib.sha256(graph).hexdigest()}
-    doc["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in extras.items()}
-    parsed = parse_manifest(doc)
-    if parsed.architecture.kind != "onnx":
-        raise ManifestError("an ONNX artifact needs an architecture of kind onnx")
-    try:
-        manifest_bytes = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
-        raise ManifestError("manifest is not serialisable as strict JSON") from exc
-    if len(manifest_bytes) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"{MANIFEST_FILE} would be larger than {MAX_MANIFEST_BYTES} bytes")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / ONNX_FILE, graph)
-    for name, data in extras.items():
-        _write_atomic(out / name, data)
-    _write_atomic(out / MANIFEST_FILE, manifest_bytes)
-    return parsed
+    def onnx_kind(parsed: Manifest) -> None:
+        if parsed.architecture.kind != "onnx":
+            raise ManifestError("an ONNX artifact needs an architecture of kind onnx")
+
+    return write_artifact(
+        out_dir,
+        manifest,
+        weights_file=ONNX_FILE,
+        weights=graph,
+        extra_files=extra_files,
+        check=onnx_kind,
+    )
 
 
 def probe_tensors(manifest: Manifest, rows: int = PROBE_ROWS, seed: int = 0) -> list[Any]:
