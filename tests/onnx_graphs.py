@@ -31,6 +31,25 @@ def numeric_manifest(
     )
 
 
+def linear_schema(**card: str) -> dict[str, Any]:
+    """The import schema of :func:`linear_graph` (three numeric features), a full card."""
+    return {
+        "input": {
+            "name": "X",
+            "features": [{"name": f"f{i}", "type": "numeric", "lo": -1, "hi": 1} for i in range(3)],
+        },
+        "output": {"name": "probabilities", "kind": "probabilities", "labels": ["no", "yes"]},
+        "card": {
+            "trained_by": "risk team",
+            "training_data": "bureau extract",
+            "code_version": "v1",
+            "intended_use": "research",
+            "out_of_scope_uses": "decisions about people",
+            **card,
+        },
+    }
+
+
 def linear_graph(
     width: int = 3,
     *,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -18,7 +17,7 @@ from governance.privacy.ledger import PrivacyPolicyError
 from governance.registry.import_schema import parse_import_schema
 from governance.registry.importing import import_onnx, import_workdir
 from governance.registry.models import ModelVersion
-from tests.onnx_graphs import linear_graph
+from tests.onnx_graphs import linear_graph, linear_schema
 from tests.privacy.ledger_support import CAPS, with_policies
 
 CTX = cli_context("engineer")
@@ -44,21 +43,7 @@ def env(
 def _imported(
     session: Session, cfg: Settings, tmp_path: Path, version: str, **card: str
 ) -> ModelVersion:
-    doc: dict[str, Any] = {
-        "input": {
-            "name": "X",
-            "features": [{"name": f"f{i}", "type": "numeric", "lo": -1, "hi": 1} for i in range(3)],
-        },
-        "output": {"name": "probabilities", "kind": "probabilities", "labels": ["no", "yes"]},
-        "card": {
-            "trained_by": "risk team",
-            "training_data": "bureau extract",
-            "code_version": "v1",
-            "intended_use": "research",
-            "out_of_scope_uses": "decisions about people",
-            **card,
-        },
-    }
+    doc = linear_schema(**card)
     graph = tmp_path / f"model-{version}.onnx"
     graph.write_bytes(linear_graph(3))
     workdir = import_workdir(cfg.resolved_models_dir)

@@ -13,22 +13,9 @@ from typer.testing import CliRunner
 from governance.cli.main import app
 from governance.config import Settings
 from governance.registry.importing import WORK_FOLDER
-from tests.onnx_graphs import linear_graph
+from tests.onnx_graphs import linear_graph, linear_schema
 
-SCHEMA = {
-    "input": {
-        "name": "X",
-        "features": [{"name": f"f{i}", "type": "numeric", "lo": -1, "hi": 1} for i in range(3)],
-    },
-    "output": {"name": "probabilities", "kind": "probabilities", "labels": ["no", "yes"]},
-    "card": {
-        "trained_by": "risk team",
-        "training_data": "bureau extract",
-        "code_version": "v1",
-        "intended_use": "research",
-        "out_of_scope_uses": "decisions about people",
-    },
-}
+SCHEMA = linear_schema()
 
 
 @pytest.fixture
