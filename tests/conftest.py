@@ -401,6 +401,20 @@ class LiveServer(ServerProcess):
         super().__init__(settings_env(settings), log_path)
         self.settings = settings
 
+    def writer_pid(self) -> int:
+        """The pid of the server's journal writer process (its child running the sidecar)."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if ppid == self.pid and b"governance.audit.journal.sidecar" in cmdline:
+                return int(entry.name)
+        raise AssertionError("the server has no journal writer process")
+
 
 @pytest.fixture
 def live_server(settings: Settings, admin_token: str, tmp_path: Path) -> Iterator[LiveServer]:

@@ -286,25 +286,11 @@ def test_a_second_process_counts_into_the_same_metrics(observed: Observed, tmp_p
     )
 
 
-def _writer_pid(server: LiveServer) -> int:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if ppid == server.pid and b"governance.audit.journal.sidecar" in cmdline:
-            return int(entry.name)
-    raise AssertionError("the server has no journal writer process")
-
-
 def test_a_503_is_logged_and_counted_as_an_error(observed: Observed) -> None:
     # Last in the module: it stops the audit writer, then waits for the server to recover.
     o = observed
     before = scrape(o)
-    writer = _writer_pid(o.server)
+    writer = o.server.writer_pid()
     os.kill(writer, signal.SIGSTOP)
     try:
         refused = predict(o, o.client, 4)

@@ -97,20 +97,6 @@ def test_a_failing_audit_writer_makes_the_server_unready(
     assert set(acknowledged) <= logged_request_ids(settings)
 
 
-def _writer_pid(server: LiveServer) -> int:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if ppid == server.pid and b"governance.audit.journal.sidecar" in cmdline:
-            return int(entry.name)
-    raise AssertionError("the server has no journal writer process")
-
-
 def test_a_stopped_audit_writer_makes_the_server_unready_fast(
     served: tuple[LiveServer, str], settings: Settings
 ) -> None:
@@ -118,7 +104,7 @@ def test_a_stopped_audit_writer_makes_the_server_unready_fast(
     acknowledged: list[str] = []
     with httpx.Client(base_url=server.url, timeout=30) as http:
         assert _predict(http, token, 0, acknowledged) == 200
-        writer = _writer_pid(server)
+        writer = server.writer_pid()
         os.kill(writer, signal.SIGSTOP)
         try:
             started = time.monotonic()
