@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from governance.db.base import Base, utcnow
@@ -87,3 +95,37 @@ class SignInSession(Base):
     expires_at: Mapped[datetime] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
     source_ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class SsoLink(Base):
+    """Which identity at the OpenID provider signs in as a person (governance/identity/oidc.py).
+
+    An admin records the subject, or a verified email that binds the subject at the person's
+    first sign-in; the person must also have redeemed their own enrolment.
+    """
+
+    __tablename__ = "sso_links"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_sso_links_issuer_subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("principals.id"), unique=True)
+    issuer: Mapped[str] = mapped_column(String(512))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(64))
+    bound_at: Mapped[datetime | None] = mapped_column()
+
+
+class OidcFlow(Base):
+    """A sign-in at the provider in flight: single use, short-lived, no secret stored."""
+
+    __tablename__ = "oidc_flows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    binding_hash: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column()
