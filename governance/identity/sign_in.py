@@ -14,6 +14,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -220,6 +221,28 @@ def sign_in(
         if step is None:
             raise SignInFailed()
         cred.totp_last_step = step
+    return open_session(
+        session,
+        ctx,
+        person,
+        method="password",
+        details={"second_factor": cred.totp_blob is not None},
+        now=now,
+        lifetimes=lifetimes,
+    )
+
+
+def open_session(
+    session: Session,
+    ctx: Context,
+    person: Principal,
+    *,
+    method: str,
+    details: dict[str, Any],
+    now: datetime,
+    lifetimes: Lifetimes,
+) -> Opened:
+    """Open a session for a person whose sign-in was checked (``method`` says how); audited."""
     session_id = SESSION_PREFIX + secrets.token_urlsafe(32)
     csrf_token = secrets.token_urlsafe(32)
     row = SignInSession(
@@ -236,13 +259,13 @@ def sign_in(
     audit_log.append(
         session,
         [
-            _as_person(ctx, person, "password").event(
+            _as_person(ctx, person, method).event(
                 "principal.session",
                 "create",
                 resource=anchor.session_resource(row.id),
                 details={
                     "principal": person.name,
-                    "second_factor": cred.totp_blob is not None,
+                    **details,
                     "content_hash": anchor.session_hash(row),
                 },
             )
