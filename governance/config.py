@@ -5,6 +5,7 @@ Unsafe configurations are refused at start with a clear message, never at reques
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 from datetime import timedelta
@@ -12,8 +13,16 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from governance.errors import ConfigurationError
@@ -32,6 +41,21 @@ def shipped_dir(name: str) -> Path:
     if isinstance(packaged, Path) and packaged.is_dir():
         return packaged
     return REPO_ROOT / name
+
+
+def _tls_or_loopback(url: str) -> bool:
+    """An https URL, or http to a loopback host (a provider on the same machine, tests)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 class WitnessSetting(BaseModel):
@@ -151,6 +175,12 @@ class Settings(BaseSettings):
     # sign-in whatever happens (governance/identity/sign_in.py).
     session_idle_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     session_max_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    # OpenID Connect single sign-on (docs/sso.md): off while the issuer is unset. The redirect
+    # URL defaults to this server's /v1/session/oidc/callback as the request names the host.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_redirect_url: str = ""
     # Records one data key may seal; at most 2**31, half NIST's limit for AES-GCM with random
     # nonces (governance/vault/record_format.py), and counted in the database across processes.
     dek_max_uses: int = Field(default=1_000_000, gt=0, le=2**31)
@@ -208,6 +238,17 @@ class Settings(BaseSettings):
             raise ValueError("WARDEN_WITNESS_QUORUM exceeds the number of WARDEN_WITNESSES")
         if len({w.name for w in self.witnesses}) != len(self.witnesses):
             raise ValueError("WARDEN_WITNESSES names must be distinct")
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if not self.oidc_issuer:
+            return self
+        if not self.oidc_client_id:
+            raise ValueError("WARDEN_OIDC_ISSUER is set: WARDEN_OIDC_CLIENT_ID must be set too")
+        for name, url in (("ISSUER", self.oidc_issuer), ("REDIRECT_URL", self.oidc_redirect_url)):
+            if url and not _tls_or_loopback(url):
+                raise ValueError(f"WARDEN_OIDC_{name} must be an https:// URL (http on loopback)")
         return self
 
     @model_validator(mode="after")
