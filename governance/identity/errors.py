@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from governance.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
+from governance.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+    Unprocessable,
+)
 
 
 class AuthenticationFailed(Unauthenticated):
@@ -92,3 +99,30 @@ class SessionEnded(Unauthenticated):
 
     def __init__(self) -> None:
         super().__init__("the session has ended: sign in again (POST /v1/session)")
+
+
+class SsoDisabled(NotFound):
+    """Single sign-on is not configured (WARDEN_OIDC_ISSUER unset)."""
+
+    type_slug = "sso-disabled"
+
+    def __init__(self) -> None:
+        super().__init__("single sign-on is not configured on this server")
+
+
+class SsoRefused(Unauthenticated):
+    """A sign-in at the provider Warden does not accept: bad state, code or id_token."""
+
+    type_slug = "sso-refused"
+
+
+class SsoNotLinked(Forbidden):
+    """The provider vouched for an identity no Warden person is linked to."""
+
+    type_slug = "sso-not-linked"
+
+
+class SsoFailed(ServiceUnavailable):
+    """The identity provider could not be reached or answered nonsense."""
+
+    type_slug = "sso-unavailable"
