@@ -17,7 +17,7 @@ ENTRY = "entry"
 # Builds every service; only the app factory and the CLI (the server process included) import it.
 WIRING = "governance.runtime"
 WIRING_IMPORTERS = ("governance.api.app", "governance.cli.")
-ENTRY_PACKAGES = {"api", "cli"}
+ENTRY_PACKAGES = {"api", "cli", "console"}
 FOUNDATIONS = {"kit", "errors", "config", "db", "vault", "audit", "logs", "randomness"}
 FOUNDATIONS |= {"private_files"}
 # Import no domain (other foundations only).

@@ -13,8 +13,10 @@ from fastapi import APIRouter, FastAPI
 from governance import __version__
 from governance.api import health, metrics, openapi, openapi_docs
 from governance.config import Settings
+from governance.console import errors as console_errors
+from governance.console import routes as console_routes
 from governance.kit import problems, tracing
-from governance.kit.middleware import GovernedRequestMiddleware
+from governance.kit.middleware import CONSOLE_PREFIX, GovernedRequestMiddleware
 from governance.kit.observed import ObservedRequestMiddleware
 from governance.kit.security_headers import SecurityHeaders
 from governance.plugins import optional_module
@@ -54,6 +56,8 @@ EXEMPT_PATHS = frozenset(
         # POST: signing in takes no key, the password (and TOTP code) is the proof; DELETE
         # (sign-out) is guarded like any route.
         "/v1/session",
+        # The console's sign-in form and its static files (governance/console/routes.py).
+        *console_routes.OPEN_PATHS,
     }
 )
 
@@ -130,15 +134,17 @@ def create_app(
     for domain, router in routers:
         if domain != HOT:
             app.include_router(router)
+    app.include_router(console_routes.console_router())
     problems.document(app)
     openapi.install(app)
+    console_errors.install(app)
     pages = openapi_docs.install(app)
     app.add_middleware(
         GovernedRequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         # An ONNX import streams its graph to disk; the slack is the multipart framing and schema.
         upload_limits={IMPORT_PATH: settings.model_import_max_bytes + IMPORT_SLACK_BYTES},
-        security_headers=SecurityHeaders(pages),
+        security_headers=SecurityHeaders(pages, console_prefix=CONSOLE_PREFIX),
     )
     # Outside the governed-request middleware: it sees each answer as the client does.
     app.add_middleware(ObservedRequestMiddleware, access_log=settings.access_log)

@@ -160,7 +160,9 @@ async def authenticate(request: Request, gate: Gate) -> CachedIdentity:
     refuse_failing_address(request, gate)
     value = header(request.scope, b"authorization")
     if value is None and SESSION_COOKIE in request.cookies:
-        return await _session_identity(request, gate, request.cookies[SESSION_COOKIE])
+        sent = header(request.scope, CSRF_HEADER)
+        csrf = sent.decode("latin-1") if sent else None
+        return await session_identity(request, gate, request.cookies[SESSION_COOKIE], csrf)
     value = value or b""
     scheme, _, token = value.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not well_formed(token.strip()):
@@ -205,8 +207,14 @@ def _resolve_session(gate: Gate, session_id: str) -> sign_in.Resolved | None:
         )
 
 
-async def _session_identity(request: Request, gate: Gate, session_id: str) -> CachedIdentity:
-    """The person a ``warden_session`` cookie names, or 401; a change without CSRF token, 403."""
+async def session_identity(
+    request: Request, gate: Gate, session_id: str, csrf_token: str | None
+) -> CachedIdentity:
+    """The person a ``warden_session`` cookie names, or 401; a change without CSRF token, 403.
+
+    Args:
+        csrf_token: the token the request carries (the API's header, a console form's field).
+    """
     if (down := gate.database.problem()) is not None:
         raise ServiceUnavailable(down)
     try:
@@ -219,11 +227,9 @@ async def _session_identity(request: Request, gate: Gate, session_id: str) -> Ca
         raise ServiceUnavailable("the identity store is not reachable") from None
     if found is None:
         raise await _failed(request, gate, "unknown, ended or expired session", SessionEnded())
-    if request.method in _CHANGES:
-        token = header(request.scope, CSRF_HEADER)
-        if not sign_in.csrf_matches(token.decode("latin-1") if token else None, found.csrf_hash):
-            facts_of(request.scope).reason = "session change without its CSRF token"
-            raise CsrfRefused()
+    if request.method in _CHANGES and not sign_in.csrf_matches(csrf_token, found.csrf_hash):
+        facts_of(request.scope).reason = "session change without its CSRF token"
+        raise CsrfRefused()
     return CachedIdentity(
         found.principal_id, found.name, f"session:{found.session_row_id}", None, "session"
     )
@@ -288,11 +294,15 @@ class Authorize:
                     }
                 )
 
+    async def identify(self, request: Request, gate: Gate) -> CachedIdentity:
+        """Who is calling: an API key or a session cookie (the console narrows this)."""
+        return await authenticate(request, gate)
+
     async def _authorize(self, request: Request) -> Caller:
         # Authentication is called directly rather than as a sub-dependency: one guard, one
         # dependency to resolve per request on the hot path.
         gate = GATE.get(request.app)
-        ident = await authenticate(request, gate)
+        ident = await self.identify(request, gate)
         try:
             obj = self.obj.format(**request.path_params)
         except (KeyError, IndexError):
@@ -371,7 +381,7 @@ class AuthorizeOwn(Authorize):
 
     async def _authorize(self, request: Request) -> Caller:
         gate = GATE.get(request.app)
-        ident = await authenticate(request, gate)
+        ident = await self.identify(request, gate)
         compiled: CompiledPolicy = gate.policy.current
         actor = _actor(compiled, ident)
         scope = request.scope

@@ -251,6 +251,28 @@ async def open_session(
     bound to loopback). Failures count against the address (``failed_auth``) and the name
     (10 in 5 minutes: governance/limits/service.py).
     """
+    opened = await sign_in_person(request, body, sessions, gate, keys)
+    set_session_cookie(response, request, SESSION_COOKIE, opened.session_id, gate)
+    return SignedIn(
+        session=_session_out(opened.row, f"session:{opened.row.id}"),
+        csrf_token=opened.csrf_token,
+        idle_minutes=gate.session_lifetimes.idle.total_seconds() / 60,
+    )
+
+
+async def sign_in_person(
+    request: Request,
+    body: SignInBody,
+    sessions: sessionmaker[Session],
+    gate: Gate,
+    keys: KeysDep,
+) -> sign_in.Opened:
+    """Open a session for a person, with the limits every way of signing in shares.
+
+    Raises:
+        RateLimited: the address or the name is past its limit of failures.
+        SignInFailed: wrong name, password or code (counted against both).
+    """
     refuse_failing_address(request, gate)
     facts = facts_of(request.scope)
     facts.resource = {"principal": body.name}
@@ -259,26 +281,27 @@ async def open_session(
         raise _name_held(facts, wait)
     ctx = Context(source=source_of(request.scope), request_id=facts.request_id)
     try:
-        opened = await run_in_threadpool(_sign_in, sessions, gate, keys, ctx, body)
+        return await run_in_threadpool(_sign_in, sessions, gate, keys, ctx, body)
     except SignInFailed as exc:
         refusal = await failed_secret(request, gate, "sign-in failed", exc)
         if (wait := await run_in_threadpool(window.take_shared, body.name)) is not None:
             raise _name_held(facts, wait) from None
         raise refusal from None
-    lifetimes = gate.session_lifetimes
+
+
+def set_session_cookie(
+    response: Response, request: Request, name: str, value: str, gate: Gate
+) -> None:
+    """Set a cookie that lives as long as a session may: HttpOnly, SameSite=Strict, and Secure
+    unless the server listens on loopback only."""
     response.set_cookie(
-        SESSION_COOKIE,
-        opened.session_id,
-        max_age=int(lifetimes.absolute.total_seconds()),
+        name,
+        value,
+        max_age=int(gate.session_lifetimes.absolute.total_seconds()),
         path="/",
         secure=not _bound_to_loopback(request),
         httponly=True,
         samesite="strict",
-    )
-    return SignedIn(
-        session=_session_out(opened.row, f"session:{opened.row.id}"),
-        csrf_token=opened.csrf_token,
-        idle_minutes=lifetimes.idle.total_seconds() / 60,
     )
 
 

@@ -4,15 +4,14 @@ It also refuses, with a 422, any request whose path, query or JSON body holds th
 character (U+0000). No field of the API takes it and PostgreSQL cannot store it in text: let
 through, it failed inside the database driver (a 500) on PostgreSQL and was stored on SQLite.
 
-Every call under ``/v1`` (allowed or denied, authenticated or not) gets an ``api.call`` audit
-entry, written before the response starts: the middleware holds back the response start,
-appends the entry through the group-commit writer, and only then lets the response go. If the
-append fails, the caller gets a 503 instead, never an unaudited answer. An unexpected error
-below it (a bug) is answered here too, with the app's generic 500 problem, so that it has its
-entry as well; the error then goes on to the server's handler, which logs it. Routes that
-write their own entry for the call (predict writes it with the encrypted record) mark the
-request audited.
-"""
+Every call under ``/v1`` and every console page (allowed or denied, authenticated or not) gets
+an ``api.call`` audit entry, written before the response starts: the middleware holds back the
+response start, appends the entry through the group-commit writer, and only then lets the
+response go. If the append fails, the caller gets a 503 instead, never an unaudited answer. An
+unexpected error below it (a bug) is answered here too, with the app's generic 500 problem, so
+that it has its entry as well; the error then goes on to the server's handler, which logs it.
+Routes that write their own entry for the call (predict writes it with the encrypted record)
+mark the request audited."""
 
 from __future__ import annotations
 
@@ -37,6 +36,16 @@ from governance.randomness import sortable_hex
 
 logger = logging.getLogger(__name__)
 GOVERNED_PREFIX = "/v1"
+# The console's pages are governed like the API calls behind them; its scripts and styles not.
+CONSOLE_PREFIX = "/console/"
+CONSOLE_ASSETS = "/console/static/"
+
+
+def is_governed(path: str) -> bool:
+    """Whether an answer to ``path`` is audited and never stored by a cache."""
+    if path.startswith(GOVERNED_PREFIX):
+        return True
+    return path.startswith(CONSOLE_PREFIX) and not path.startswith(CONSOLE_ASSETS)
 
 
 class BodyRefused(StarletteHTTPException):
@@ -130,7 +139,7 @@ class GovernedRequestMiddleware:
         request_id = sortable_hex()
         REQUEST_ID.set(request_id)  # for every log line while it is served
         facts = bind_facts(scope, request_id)
-        governed = scope["path"].startswith(GOVERNED_PREFIX)
+        governed = is_governed(scope["path"])
         upload = scope["path"] in self.upload_limits
         limit = self.upload_limits.get(scope["path"], self.max_body_bytes)
         length = header(scope, b"content-length")

@@ -8,11 +8,13 @@
   the next user. Nothing under ``/v1`` is meant to be cached, so no route is exempt. The
   health probes and the OpenAPI document (outside ``/v1``) carry nothing of the kind.
 - ``Content-Security-Policy`` on every answer: ``default-src 'none'`` (nothing loads, nothing
-  runs, no framing) everywhere but the two documentation pages. ``/docs`` and ``/redoc`` load
-  their scripts and styles from the server itself (``governance/api/openapi_docs.py``): their
-  policy allows ``'self'`` only, and ``/docs`` runs its one inline script by its SHA-256 hash,
-  not ``'unsafe-inline'``. Redoc injects its own ``<style>`` elements, so its page allows
-  inline styles (not scripts), and runs its search in a worker built from a ``blob:``.
+  runs, no framing) everywhere but the two documentation pages and the console (scripts and
+  styles from the server only, no inline script, forms posted only to itself). ``/docs`` and
+  ``/redoc`` load their scripts and styles from the server itself
+  (``governance/api/openapi_docs.py``): their policy allows ``'self'`` only, and ``/docs`` runs
+  its one inline script by its SHA-256 hash, not ``'unsafe-inline'``. Redoc injects its own
+  ``<style>`` elements, so its page allows inline styles (not scripts), and runs its search in a
+  worker built from a ``blob:``.
 
 The tuples are appended in the governed middleware's send wrapper, which every answer of the
 app passes through: no work per request beyond the
@@ -70,6 +72,14 @@ def redoc_csp() -> str:
     )
 
 
+def console_csp() -> str:
+    """The console's policy: its own scripts and styles only, no inline script, forms to itself."""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
 class SecurityHeaders:
     """The headers appended to each answer of one app, chosen by the request's path.
 
@@ -77,9 +87,14 @@ class SecurityHeaders:
         pages: the app's HTML pages (the documentation), each path with its own policy.
     """
 
-    def __init__(self, pages: Mapping[str, str]) -> None:
+    def __init__(self, pages: Mapping[str, str], console_prefix: str | None = None) -> None:
         strict = (b"content-security-policy", STRICT_CSP.encode())
         self.governed: tuple[Header, ...] = (NOSNIFF, NO_STORE, strict)
+        # Console pages hold what their API calls answer: never stored, and their own policy.
+        self.console_prefix = console_prefix
+        console = (b"content-security-policy", console_csp().encode())
+        self.console: tuple[Header, ...] = (NOSNIFF, NO_STORE, console)
+        self.console_assets: tuple[Header, ...] = (NOSNIFF, console)
         self.public: tuple[Header, ...] = (NOSNIFF, strict)
         # A problem document the middleware writes itself (413, 422, 503): the strictest set.
         self.problem = self.governed
@@ -90,6 +105,8 @@ class SecurityHeaders:
 
     def for_path(self, path: str, governed: bool) -> tuple[Header, ...]:
         """The headers of an answer to ``path`` (``governed``: under ``/v1``, never stored)."""
+        if self.console_prefix is not None and path.startswith(self.console_prefix):
+            return self.console if governed else self.console_assets
         if governed:
             return self.governed
         return self.pages.get(path, self.public)

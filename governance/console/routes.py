@@ -1,0 +1,24 @@
+"""The console's routes: its assets, signing in, and each role's pages where present."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from governance.console import assets, session_pages
+from governance.plugins import optional_module
+
+# Each module exposes ``router`` and registers its sections with render.register_nav.
+PAGES = ("officer", "auditor", "admin", "engineer")
+# Reached without a session: the sign-in form and the files every page loads.
+OPEN_PATHS = frozenset({session_pages.SIGN_IN, assets.ROUTE})
+
+
+def console_router() -> APIRouter:
+    router = APIRouter()
+    router.include_router(assets.router)
+    router.include_router(session_pages.router)
+    for name in PAGES:
+        module = optional_module(f"governance.console.{name}")
+        if module is not None:
+            router.include_router(module.router)
+    return router

@@ -1,0 +1,113 @@
+"""Signing in to the console, and what keeps others out: API keys, missing CSRF tokens, ended
+sessions (issue 29)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from playwright.sync_api import Page
+from sqlalchemy import select, update
+
+from governance.db import make_engine
+from governance.identity.models import Principal, SignInSession
+from tests.conftest import auth
+from tests.console.people import axe_violations, person, sign_in
+from tests.servers import SharedServer
+
+
+def _cookies(page: Page) -> dict[str, str]:
+    return {c["name"]: c["value"] for c in page.context.cookies()}
+
+
+def test_a_person_signs_in_with_password_and_totp(shared_server: SharedServer, page: Page) -> None:
+    officer = person(shared_server, "compliance_officer", prefix="officer")
+    page.goto(f"{shared_server.url}/console/")
+    # No session: the console sends the person to sign in, and back afterwards.
+    assert page.url.startswith(f"{shared_server.url}/console/sign-in")
+    assert axe_violations(page) == []
+    sign_in(page, shared_server, officer)
+    assert page.get_by_role("heading", level=1).inner_text() == f"Welcome, {officer.name}"
+    assert "compliance_officer" in page.locator("header").inner_text()
+    assert page.get_by_text("this session").count() == 1
+    assert axe_violations(page) == []
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    for name in ("warden_session", "warden_console_csrf"):
+        assert cookies[name]["httpOnly"] and cookies[name]["sameSite"] == "Strict"
+
+
+def test_a_wrong_code_is_refused_on_the_form(shared_server: SharedServer, page: Page) -> None:
+    officer = person(shared_server, "compliance_officer", prefix="officer")
+    page.goto(f"{shared_server.url}/console/sign-in")
+    page.get_by_label("Name").fill(officer.name)
+    page.get_by_label("Password").fill(officer.password)
+    page.get_by_label("One-time code").fill("000000" if officer.code() != "000000" else "111111")
+    page.get_by_role("button", name="Sign in").click()
+    assert "sign-in failed" in page.get_by_role("alert").inner_text()
+    assert "warden_session" not in _cookies(page)
+
+
+def test_an_api_key_does_not_open_the_console(shared_server: SharedServer) -> None:
+    r = shared_server.http.get("/console/", headers=auth(shared_server.admin))
+    assert r.status_code == 403
+    assert "API keys are for the API" in r.text
+    assert r.headers["content-type"].startswith("text/html")
+
+
+def test_a_form_posted_without_its_token_is_refused(
+    shared_server: SharedServer, page: Page
+) -> None:
+    who = person(shared_server, "auditor", prefix="auditor")
+    sign_in(page, shared_server, who)
+    cookies = _cookies(page)
+    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+        client.cookies.set("warden_session", cookies["warden_session"])
+        refused = client.post("/console/sign-out", data={})
+        assert refused.status_code == 403
+        assert "CSRF" in refused.text
+        # The session is still open: the refused form changed nothing.
+        assert client.get("/console/").status_code == 200
+        forged = client.post("/console/sign-out", data={"csrf_token": "wcs_forged"})
+        assert forged.status_code == 403
+    page.reload()
+    assert page.get_by_role("heading", level=1).inner_text() == f"Welcome, {who.name}"
+
+
+def test_an_expired_session_sends_the_person_back_to_sign_in(
+    shared_server: SharedServer, page: Page
+) -> None:
+    who = person(shared_server, "ml_engineer", prefix="engineer")
+    sign_in(page, shared_server, who)
+    engine = make_engine(shared_server.settings.resolved_database_url)
+    try:
+        with engine.begin() as conn:
+            person_id = conn.execute(
+                select(Principal.id).where(Principal.name == who.name)
+            ).scalar_one()
+            rows = conn.execute(
+                select(SignInSession.id, SignInSession.last_seen_at).where(
+                    SignInSession.principal_id == person_id
+                )
+            ).all()
+            for row_id, seen in rows:
+                # As if the person had left the page idle past the 15 minutes the server allows.
+                conn.execute(
+                    update(SignInSession)
+                    .where(SignInSession.id == row_id)
+                    .values(last_seen_at=seen - timedelta(minutes=16))
+                )
+    finally:
+        engine.dispose()
+    page.goto(f"{shared_server.url}/console/")
+    assert page.url == f"{shared_server.url}/console/sign-in?next=/console/"
+
+
+def test_sign_out_ends_the_session_on_the_server(shared_server: SharedServer, page: Page) -> None:
+    who = person(shared_server, "ml_engineer", prefix="engineer")
+    sign_in(page, shared_server, who)
+    stolen = _cookies(page)["warden_session"]
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{shared_server.url}/console/sign-in")
+    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+        client.cookies.set("warden_session", stolen)
+        assert client.get("/v1/sessions").status_code == 401
