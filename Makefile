@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	# Warden uses, so it gets a venv of its own.
 	test -x $(VENV)/clientgen/bin/openapi-python-client || (python3 -m venv $(VENV)/clientgen \
 		&& $(VENV)/clientgen/bin/pip install -q 'openapi-python-client>=0.29,<0.30')
+	# axe-core, injected by tests/console into each page it checks for accessibility.
+	test -f $(VENV)/npm/node_modules/axe-core/axe.min.js || ! command -v npm >/dev/null \
+		|| npm install -s --no-audit --no-fund --prefix $(VENV)/npm axe-core@4.10.3
 	touch $(STAMP)
 
 demo: install
