@@ -439,8 +439,9 @@ export async function verifyCheckpointConsistency(payload) {
 
 /** Verify a payload of either kind ("inclusion" or "consistency"). */
 export async function verifyPayload(payload) {
-  if (payload && payload.kind === "inclusion") return verifyEntryProof(payload);
-  if (payload && payload.kind === "consistency") return verifyCheckpointConsistency(payload);
+  const kind = payload && typeof payload === "object" ? payload.kind : undefined;
+  if (kind === "inclusion") return verifyEntryProof(payload);
+  if (kind === "consistency") return verifyCheckpointConsistency(payload);
   return fail("unknown kind of proof data");
 }
 
@@ -455,11 +456,14 @@ async function showProof(holder) {
   if (!source || source.getAttribute("type") !== "application/json") {
     outcome = fail("the proof data is missing");
   } else {
+    let payload;
     try {
-      outcome = await verifyPayload(JSON.parse(source.textContent));
+      payload = JSON.parse(source.textContent);
     } catch {
-      outcome = fail("the proof data is not valid JSON");
+      payload = undefined;
     }
+    outcome =
+      payload === undefined ? fail("the proof data is not valid JSON") : await verifyPayload(payload);
   }
   // textContent only: entry text and reasons are data, never markup.
   status.textContent = outcome.ok ? `Verified: ${outcome.reason}.` : `Not verified: ${outcome.reason}.`;
