@@ -40,13 +40,16 @@ def _out(stored: StoredReport) -> ReportOut:
 
 
 @dataclass(frozen=True)
-class _Reporting:
+class Reporting:
+    """What generating a report needs from the running server."""
+
     sessions: sessionmaker[Session]
     settings: Settings
     checkpointer: Checkpointer | None
 
 
-def _generate(deps: _Reporting, caller: Caller, body: ReportCreate) -> ReportCreated:
+def generate_signed(deps: Reporting, caller: Caller, body: ReportCreate) -> ReportCreated:
+    """Sign a checkpoint, build the report on a snapshot, record its export (blocking)."""
     settings = deps.settings
     checkpointer = deps.checkpointer
     key = (
@@ -97,8 +100,8 @@ async def generate_report(
     """Generate a signed compliance report over a period (JSON, HTML, PDF and manifest)."""
     # The long read is on a snapshot and the record a short transaction; the whole generation
     # waits its turn in the heavy-job queue.
-    deps = _Reporting(sessions, settings, checkpointer)
-    return await jobs.run("report", _generate, deps, caller, body)
+    deps = Reporting(sessions, settings, checkpointer)
+    return await jobs.run("report", generate_signed, deps, caller, body)
 
 
 @router.get("", responses=responses())
