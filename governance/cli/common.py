@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from governance.config import Settings, load_settings
 from governance.db import make_engine, make_sessionmaker
 from governance.errors import RefusedByRule, VerificationFailed, WardenError
+from governance.kit.context import local_operator
 
 # soft_wrap: a long value (a key, a path) stays on its line for the terminal to wrap, not Rich.
 console = Console(soft_wrap=True)
@@ -150,6 +151,7 @@ def open_engine(cfg: Settings | None = None) -> Engine:
     on_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:")
     if on_file and not Path(database).is_file():
         fail(NO_DATABASE)
+    _say_direct_mode()
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
@@ -161,6 +163,26 @@ def open_engine(cfg: Settings | None = None) -> Engine:
         engine.dispose()
         fail(NO_DATABASE)
     return engine
+
+
+_told: list[bool] = []
+
+
+def _say_direct_mode() -> None:
+    """Once per command, to a person at a terminal: who the audit log will name.
+
+    Not into a pipe or a log file, where stderr would mix with data a script reads.
+    """
+    if _told or not err_console.is_terminal:
+        return
+    _told.append(True)
+    err_console.print(
+        f"direct database mode: acting as local operator {local_operator()}; use "
+        "`warden login --server URL` for everyday work",
+        style="yellow",
+        markup=False,
+        highlight=False,
+    )
 
 
 def require_database(cfg: Settings | None = None) -> None:

@@ -6,6 +6,8 @@ way and none of them needs to know about HTTP.
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,18 @@ class Context:
         )
 
 
-def cli_context(operator: str = "cli") -> Context:
-    """The context of a local operator command (trusted: it holds the key file)."""
-    return Context(actor=Actor(principal_id=None, name=operator, roles=(), auth_method="local"))
+def local_operator() -> str:
+    """``local:<OS user>``: who acts in direct database mode, named by the operating system."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        # A container user with no passwd entry and no LOGNAME: its uid still names it.
+        user = f"uid-{os.getuid()}"
+    return f"local:{user}"
+
+
+def cli_context(operator: str | None = None) -> Context:
+    """The context of a direct database command (trusted: it holds the key file), acting as
+    ``operator`` or, by default, the local operator."""
+    name = operator or local_operator()
+    return Context(actor=Actor(principal_id=None, name=name, roles=(), auth_method="local"))

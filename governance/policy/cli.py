@@ -53,7 +53,9 @@ proposals_app = typer.Typer(
 app.add_typer(tests_app, name="test")
 app.add_typer(proposals_app, name="proposals")
 
-OPERATOR = typer.Option("cli", "--operator", help="Who is acting (author or approver).")
+OPERATOR = typer.Option(
+    None, "--operator", help="Who is acting (default: the local operator, local:<OS user>)."
+)
 JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 ADD = typer.Option(None, "--add", help='A rule to add, e.g. "g, alice, role:auditor".')
 REMOVE = typer.Option(None, "--remove", help="A rule to remove (same form).")
@@ -97,7 +99,7 @@ def _change(
     return adds, removes
 
 
-def _setup(operator: str) -> tuple[Settings, Vocabulary, Context]:
+def _setup(operator: str | None) -> tuple[Settings, Vocabulary, Context]:
     cfg = settings()
     vocab, _ = default_policy(cfg.policies_dir)
     return cfg, vocab, cli_context(operator)
@@ -119,7 +121,7 @@ def _print_rules(title: str, rows: list[list[str]]) -> None:
 @app.command("show")
 def show(as_json: bool = JSON) -> None:
     """The current version: roles and members, grants, denies, resource groups; the actions."""
-    cfg, vocab, _ = _setup("cli")
+    cfg, vocab, _ = _setup(None)
     with _errors(), transaction(cfg) as session:
         row = policy.current(session)
         view = summarize(load_rules(row.rules), roles_known=vocab.roles)
@@ -156,7 +158,7 @@ def history(
     limit: int = typer.Option(50, min=1, max=1000, help="Newest N versions."), as_json: bool = JSON
 ) -> None:
     """Every version: who, when, why, approved by whom, and its size of change."""
-    cfg, _, _ = _setup("cli")
+    cfg, _, _ = _setup(None)
     with _errors(), transaction(cfg) as session:
         rows = policy.history(session)[-limit:]
         docs = [
@@ -191,7 +193,7 @@ def diff_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Rules added and removed between two versions."""
-    cfg, _, _ = _setup("cli")
+    cfg, _, _ = _setup(None)
     with _errors(), transaction(cfg) as session:
         target = new if new is not None else policy.current(session).version
         change = policy.diff_between(session, old=old, new=target)
@@ -217,7 +219,7 @@ def apply(
     base_version: int = typer.Option(
         None, min=1, max=DB_INT_MAX, help="Refuse if the current version differs."
     ),
-    operator: str = OPERATOR,
+    operator: str | None = OPERATOR,
     as_json: bool = JSON,
 ) -> None:
     """Apply a change (a new version), or propose it when a second approval is required."""
@@ -265,7 +267,7 @@ def apply(
 def rollback(
     to_version: int = typer.Argument(..., min=1, max=DB_INT_MAX),
     reason: str = typer.Option(..., help="Why (required, audited)."),
-    operator: str = OPERATOR,
+    operator: str | None = OPERATOR,
     as_json: bool = JSON,
 ) -> None:
     """Restore an earlier version's rules as a new version."""
@@ -306,7 +308,7 @@ def impact(
     as_json: bool = JSON,
 ) -> None:
     """Dry run: who would gain or lose access to what (nothing is written)."""
-    cfg, vocab, _ = _setup("cli")
+    cfg, vocab, _ = _setup(None)
     adds, removes = _change(add, remove, file)
     with _errors(), transaction(cfg) as session:
         report, change = dry_run(
@@ -349,7 +351,7 @@ def test_add(
     action: str,
     expected: str = typer.Argument(..., help="allow or deny"),
     description: str = typer.Option("", help="What the case protects."),
-    operator: str = OPERATOR,
+    operator: str | None = OPERATOR,
 ) -> None:
     """Add a case; it must pass now and after every later change."""
     cfg, vocab, ctx = _setup(operator)
@@ -372,7 +374,7 @@ def test_add(
 def test_remove(
     case_id: int = typer.Argument(..., min=1, max=DB_INT_MAX),
     reason: str = typer.Option(..., help="Why (audited)."),
-    operator: str = OPERATOR,
+    operator: str | None = OPERATOR,
 ) -> None:
     """Remove a case."""
     cfg, _, ctx = _setup(operator)
@@ -384,7 +386,7 @@ def test_remove(
 @tests_app.command("list")
 def test_list(as_json: bool = JSON) -> None:
     """The stored cases."""
-    cfg, _, _ = _setup("cli")
+    cfg, _, _ = _setup(None)
     with _errors(), transaction(cfg) as session:
         docs = [
             {
@@ -414,7 +416,7 @@ def test_run(
     as_json: bool = JSON,
 ) -> None:
     """Run every case against a version; exit 3 if any fails."""
-    cfg, vocab, _ = _setup("cli")
+    cfg, vocab, _ = _setup(None)
     with _errors(), transaction(cfg) as session:
         row = policy.get(session, version) if version is not None else policy.current(session)
         compiled = compile_candidate(version=row.version, rules=load_rules(row.rules), vocab=vocab)
@@ -454,7 +456,7 @@ def proposals_list(
     as_json: bool = JSON,
 ) -> None:
     """Proposals, pending ones by default."""
-    cfg, _, _ = _setup("cli")
+    cfg, _, _ = _setup(None)
     with _errors(), transaction(cfg) as session:
         rows = proposals.find(session, status=None if status == "all" else status)
         docs: list[dict[str, Any]] = [
@@ -490,7 +492,7 @@ def proposals_list(
 @proposals_app.command("approve")
 def proposals_approve(
     proposal_id: int = typer.Argument(..., min=1, max=DB_INT_MAX),
-    operator: str = OPERATOR,
+    operator: str | None = OPERATOR,
     reason: str = typer.Option("", help="A note on the approval (audited)."),
 ) -> None:
     """Approve and apply a proposal (the approver must not be its author)."""
@@ -512,7 +514,7 @@ def proposals_approve(
 def proposals_reject(
     proposal_id: int = typer.Argument(..., min=1, max=DB_INT_MAX),
     reason: str = typer.Option(..., help="Why (audited)."),
-    operator: str = OPERATOR,
+    operator: str | None = OPERATOR,
 ) -> None:
     """Reject a proposal (or withdraw one's own)."""
     cfg, _, ctx = _setup(operator)
@@ -532,7 +534,7 @@ def timeline(
     as_json: bool = JSON,
 ) -> None:
     """Who held which role, from when to when, granted by whom."""
-    cfg, _, _ = _setup("cli")
+    cfg, _, _ = _setup(None)
     with _errors(), transaction(cfg) as session:
         docs = [p.as_dict() for p in role_timeline(session, member=principal, role=role)]
     if as_json:

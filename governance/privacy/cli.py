@@ -56,8 +56,10 @@ def train_command(
     register: bool = typer.Option(False, "--register", help="Register the model afterwards."),
     name: str = typer.Option(None, "--name", help="Model name (default <dataset>-<model>)."),
     version: str = typer.Option(None, "--version", help="Model version (default run-<id>)."),
-    operator: str = typer.Option(
-        "cli", "--operator", help="Who trains (recorded as the model's trained_by)."
+    operator: str | None = typer.Option(
+        None,
+        "--operator",
+        help="Who trains, recorded as the model's trained_by (default: the local operator).",
     ),
     workers: int = typer.Option(
         1,

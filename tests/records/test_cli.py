@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from governance.cli.main import app
 from governance.config import Settings
+from governance.kit.context import local_operator
 from tests.records.conftest import Setup
 
 
@@ -48,7 +49,7 @@ def test_operator_erases_rotates_purges_and_lists(served: Setup, cli_env: None) 
 
     # The subject id comes on standard input, out of the process list and shell history.
     receipt = json.loads(_run("records", "erase", "-", stdin="cli-subject\n").output)
-    assert receipt["records_affected"] == 1 and receipt["erased_by"] == "cli"
+    assert receipt["records_affected"] == 1 and receipt["erased_by"] == local_operator()
     assert receipt["key_bytes"]["status"] in ("done", "pending", "residual")
     assert receipt["exposure_ends_by"] is not None and receipt["residual_exposure"]
     assert served.decrypt(record_id).status_code == 410
