@@ -1,7 +1,9 @@
 """``warden``: the operator's command line.
 
-Commands that change state run as the local operator (whoever holds the key file and the
-database): they are audited like API calls, with actor ``cli``.
+After ``warden login --server URL`` (or with ``--server`` / ``WARDEN_SERVER``) commands run over
+the API as the signed-in person (governance/cli/routing.py). Without one, or with ``--local``,
+they write the database directly, for bootstrap and recovery: audited like API calls, as the
+local operator ``local:<OS user>``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import typer
 from rich.markup import escape
 
 from governance.cli.common import console, errors_as_exit, print_json, settings, transaction
-from governance.cli.help import WardenGroup
+from governance.cli.routing import RoutedGroup
+from governance.cli.sign_in import login, logout, whoami
 from governance.plugins import optional_module
 from governance.privacy.kinds import EPOCHS_MAX
 from governance.private_files import restrict_umask
 
 app = typer.Typer(
-    cls=WardenGroup,
+    cls=RoutedGroup,
     help="Warden: governance for AI models served as an API. Exit codes: 0 ok, 1 error, "
     "2 usage, 3 refused by a rule, 4 verification failed (docs/cli.md).",
     no_args_is_help=True,
@@ -38,6 +41,16 @@ def _print_version(value: bool) -> None:
 def _private_files(
     _version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+    # Read by RoutedGroup when it resolves the command (governance/cli/routing.py).
+    server: str = typer.Option(
+        None,
+        "--server",
+        help="Run over this server's API as the person signed in (default WARDEN_SERVER, "
+        "else the server of `warden login`).",
+    ),
+    local: bool = typer.Option(
+        False, "--local", help="Direct database mode on the server machine (bootstrap, recovery)."
     ),
 ) -> None:
     # Before any command runs: whatever it writes (database, WAL, server log, artifacts,
@@ -66,6 +79,10 @@ _privacy_cli = optional_module("governance.privacy.cli")
 if _privacy_cli is not None:
     # The issue's spelling: `warden train --dataset adult --model mlp --epsilon 1 ...`.
     app.command("train")(_privacy_cli.train_command)
+
+app.command("login")(login)
+app.command("logout")(logout)
+app.command("whoami")(whoami)
 
 for _name, _module in CLI_DOMAINS.items():
     _found = optional_module(f"governance.{_module}")

@@ -31,9 +31,13 @@ from governance.policy.errors import PolicyTestsFailed
 from governance.privacy.ledger import BudgetExceeded
 from tests.conftest import BACKENDS, REPO, _pg_exec, _pg_url, settings_env
 
-# Commands that need no Warden database: they create one, run one, or check files offline.
+# Commands that need no Warden database: they create one, run one, check files offline, or
+# manage the remote CLI's sign-in.
 NO_DATABASE_NEEDED = {
     "init",
+    "login",
+    "logout",
+    "whoami",
     "serve",
     "demo",
     "audit verify-bundle",

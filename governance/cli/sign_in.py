@@ -1,0 +1,135 @@
+"""``warden login``, ``logout`` and ``whoami``: a person's own session for the remote CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import httpx
+import typer
+
+from governance.cli.common import ExitCode, console, err_console, fail
+from governance.cli.remote import (
+    SERVER_ENV,
+    SESSION_COOKIE,
+    StoredSession,
+    exit_code_for,
+    forget_session,
+    load_session,
+    normal_server,
+    open_remote,
+    problem_line,
+)
+from governance.kit.context import local_operator
+
+
+def _server(ctx: typer.Context, option: str | None) -> str | None:
+    root = ctx.find_root()
+    found = option or root.params.get("server") or os.environ.get(SERVER_ENV) or None
+    return normal_server(found) if found else None
+
+
+def _session_cookie(response: httpx.Response) -> str | None:
+    # Read from the header: a cookie jar would not keep a Secure cookie met over http.
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name.strip() == SESSION_COOKIE:
+            return rest.split(";", 1)[0].strip() or None
+    return None
+
+
+def _secrets(password_stdin: bool) -> tuple[str, str]:
+    if password_stdin:
+        lines = sys.stdin.read().splitlines()
+        password = lines[0] if lines else ""
+        code = lines[1].strip() if len(lines) > 1 else ""
+    else:
+        password = typer.prompt("Password", hide_input=True)
+        code = typer.prompt(
+            "One-time code (officers, auditors, admins; else leave empty)",
+            default="",
+            show_default=False,
+        ).strip()
+    if not password:
+        fail("no password given", ExitCode.USAGE)
+    return password, code
+
+
+def login(
+    ctx: typer.Context,
+    server: str = typer.Option(None, "--server", help="The Warden server's URL."),
+    name: str = typer.Option(None, "--name", help="Your principal name (asked if not given)."),
+    password_stdin: bool = typer.Option(
+        False,
+        "--password-stdin",
+        help="Read the password, and the one-time code on a second line, from standard input.",
+    ),
+) -> None:
+    """Sign in to a server with password and one-time code; keep the session for later commands."""
+    url = _server(ctx, server)
+    if url is None:
+        fail("name the server: warden login --server URL", ExitCode.USAGE)
+    person = name or typer.prompt("Name")
+    password, code = _secrets(password_stdin)
+    body: dict[str, str] = {"name": person, "password": password}
+    if code:
+        body["totp"] = code
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            response = http.post("/v1/session", json=body)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {url}: {type(exc).__name__}: {exc}")
+    if response.status_code != 201:
+        fail(problem_line(response), exit_code_for(response.status_code))
+    cookie = _session_cookie(response)
+    if cookie is None:
+        fail(f"{url} answered without a session cookie; is it a Warden server?")
+    previous = load_session()
+    if previous is not None and previous.server == url:
+        _end_quietly(previous)
+    path = StoredSession(
+        server=url, name=person, cookie=cookie, csrf_token=str(response.json()["csrf_token"])
+    ).save()
+    console.print(f"signed in to {url} as {person}; session kept in {path}", markup=False)
+
+
+def _end_quietly(stored: StoredSession) -> None:
+    """End a session being replaced; one the server already ended is no matter."""
+    with open_remote(stored) as remote:
+        remote.raw("DELETE", "/v1/session")
+
+
+def logout() -> None:
+    """End the stored session on the server and remove it from this machine."""
+    stored = load_session()
+    if stored is None:
+        console.print("not signed in")
+        return
+    with open_remote(stored) as remote:
+        response = remote.raw("DELETE", "/v1/session")
+    forget_session()
+    if response.status_code in (204, 401):
+        console.print(f"signed out of {stored.server}", markup=False)
+        return
+    err_console.print(
+        f"the session file is removed; the server answered: {problem_line(response)}",
+        markup=False,
+    )
+    raise typer.Exit(exit_code_for(response.status_code))
+
+
+def whoami(ctx: typer.Context) -> None:
+    """Who commands run as: the signed-in person and server, or the local operator."""
+    root = ctx.find_root()
+    stored = None if root.params.get("local") else load_session()
+    url = _server(ctx, None)
+    if stored is None or (url is not None and url != stored.server):
+        if url is not None:
+            fail(f"not signed in to {url}: run `warden login --server {url}`")
+        console.print(f"direct database mode: local operator {local_operator()}", markup=False)
+        return
+    with open_remote(stored) as remote:
+        response = remote.raw("GET", "/v1/sessions")
+        if not response.is_success:
+            remote.refuse(response)
+    console.print(f"{stored.name} at {stored.server}", markup=False)
