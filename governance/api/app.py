@@ -145,6 +145,7 @@ def create_app(
         # An ONNX import streams its graph to disk; the slack is the multipart framing and schema.
         upload_limits={IMPORT_PATH: settings.model_import_max_bytes + IMPORT_SLACK_BYTES},
         security_headers=SecurityHeaders(pages, console_prefix=CONSOLE_PREFIX),
+        open_pages=console_routes.OPEN_PAGES,
     )
     # Outside the governed-request middleware: it sees each answer as the client does.
     app.add_middleware(ObservedRequestMiddleware, access_log=settings.access_log)

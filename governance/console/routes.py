@@ -9,8 +9,11 @@ from governance.plugins import optional_module
 
 # Each module exposes ``router`` and registers its sections with render.register_nav.
 PAGES = ("officer", "auditor", "admin", "engineer")
-# Reached without a session: the sign-in form and the files every page loads.
-OPEN_PATHS = frozenset({session_pages.SIGN_IN, assets.ROUTE})
+# Reached without a session: the sign-in form, the files every page loads, and the enrolment
+# form (governance/console/admin/enrol.py), where the one-time code is the proof.
+OPEN_PATHS = frozenset({session_pages.SIGN_IN, assets.ROUTE, "/console/enrol"})
+# The forms among them, whose GET is not audited (governance/kit/middleware.py).
+OPEN_PAGES = frozenset(p for p in OPEN_PATHS if not p.startswith(assets.PREFIX))
 
 
 def console_router() -> APIRouter:

@@ -124,9 +124,13 @@ class GovernedRequestMiddleware:
         max_body_bytes: int,
         security_headers: SecurityHeaders,
         upload_limits: dict[str, int] | None = None,
+        open_pages: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Forms anyone may load (the console's sign-in): a GET of one is not an audited call,
+        # so that loading it again and again cannot fill the log; posting it is.
+        self.open_pages = open_pages
         # Paths whose bodies are binary uploads the route streams to disk: their own limit, and
         # no NUL-escape scan (which would hold the whole body in memory to look for JSON \u0000).
         self.upload_limits = dict(upload_limits or {})
@@ -139,7 +143,9 @@ class GovernedRequestMiddleware:
         request_id = sortable_hex()
         REQUEST_ID.set(request_id)  # for every log line while it is served
         facts = bind_facts(scope, request_id)
-        governed = is_governed(scope["path"])
+        governed = is_governed(scope["path"]) and not (
+            scope["method"] == "GET" and scope["path"] in self.open_pages
+        )
         upload = scope["path"] in self.upload_limits
         limit = self.upload_limits.get(scope["path"], self.max_body_bytes)
         length = header(scope, b"content-length")

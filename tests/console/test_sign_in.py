@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import httpx
 from playwright.sync_api import Page
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from governance.audit.models import AuditEntry
 from governance.db import make_engine
 from governance.identity.models import Principal, SignInSession
 from tests.conftest import auth
@@ -111,3 +112,35 @@ def test_sign_out_ends_the_session_on_the_server(shared_server: SharedServer, pa
     with httpx.Client(base_url=shared_server.url, timeout=30) as client:
         client.cookies.set("warden_session", stolen)
         assert client.get("/v1/sessions").status_code == 401
+
+
+def _entries_for(shared: SharedServer, action: str) -> int:
+    engine = make_engine(shared.settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_loading_the_sign_in_form_is_not_audited_but_posting_it_is(
+    shared_server: SharedServer,
+) -> None:
+    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+        for _ in range(5):
+            r = client.get("/console/sign-in")
+            assert r.status_code == 200
+            assert "no-store" not in r.headers.get("cache-control", "")
+            assert "script-src 'self'" in r.headers["content-security-policy"]
+        before = _entries_for(shared_server, "POST /console/sign-in")
+        refused = client.post(
+            "/console/sign-in", data={"name": "nobody-here", "password": "not the password"}
+        )
+        assert refused.status_code == 401
+        assert "sign-in failed" in refused.text
+    assert _entries_for(shared_server, "GET /console/sign-in") == 0
+    assert _entries_for(shared_server, "POST /console/sign-in") == before + 1
