@@ -56,6 +56,9 @@ EXEMPT_PATHS = frozenset(
         # POST: signing in takes no key, the password (and TOTP code) is the proof; DELETE
         # (sign-out) is guarded like any route.
         "/v1/session",
+        # Single sign-on: the provider's signed id_token is the proof (governance/identity/oidc.py).
+        "/v1/session/oidc/start",
+        "/v1/session/oidc/callback",
         # The console's sign-in form and its static files (governance/console/routes.py).
         *console_routes.OPEN_PATHS,
     }

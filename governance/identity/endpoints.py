@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.api.dependencies import Gate, GateDep, KeysDep, ReloadDep, SettingsDep
@@ -22,11 +23,19 @@ from governance.api.deps import (
     refuse_failing_address,
 )
 from governance.config import Settings
+from governance.console.guard import CSRF_COOKIE
 from governance.db.base import DbInt
-from governance.identity import sign_in
+from governance.identity import oidc, sign_in
 from governance.identity.duties import change_role
 from governance.identity.enrolment import enrolments
-from governance.identity.errors import InvalidEnrolmentCode, SessionNotFound, SignInFailed
+from governance.identity.errors import (
+    InvalidEnrolmentCode,
+    SessionNotFound,
+    SignInFailed,
+    SsoDisabled,
+    SsoNotLinked,
+    SsoRefused,
+)
 from governance.identity.models import SignInSession
 from governance.identity.schemas import (
     Enrolled,
@@ -45,6 +54,8 @@ from governance.identity.schemas import (
     SessionOut,
     SignedIn,
     SignInBody,
+    SsoLinkOut,
+    SsoLinkSet,
     TotpOut,
 )
 from governance.identity.second_factor import TotpEnrolment
@@ -453,3 +464,194 @@ async def revoke_role(
     """Revoke a role (a new policy version)."""
     deps = _RoleChanges(sessions, settings, reload)
     return await run_in_threadpool(_role_change, deps, caller, body, False, response)
+
+
+# Single sign-on (OpenID Connect, governance/identity/oidc.py; docs/sso.md). Both routes take
+# no key: the provider's signed id_token is the proof. Refusals answer problem+json and count
+# against the address like a wrong password (``failed_auth``).
+OIDC_FLOW_COOKIE = "warden_oidc"
+OIDC_PATH = "/v1/session/oidc"
+OIDC_LANDING = "/console/"
+
+
+def _relying_party(settings: Settings) -> oidc.RelyingParty:
+    if not settings.oidc_issuer:
+        raise SsoDisabled()
+    return oidc.relying_party(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        settings.oidc_client_secret.get_secret_value(),
+    )
+
+
+def _redirect_uri(request: Request, settings: Settings) -> str:
+    return settings.oidc_redirect_url or str(request.url_for("oidc_callback"))
+
+
+def _oidc_begin(
+    sessions: sessionmaker[Session], party: oidc.RelyingParty, redirect_uri: str, gate: Gate
+) -> oidc.Begun:
+    with sessions.begin() as session:
+        return oidc.begin(session, party, redirect_uri=redirect_uri, now=gate.clock())
+
+
+@router.get(
+    "/session/oidc/start",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses=responses(404, 429, 503),
+)
+async def oidc_start(
+    request: Request, sessions: SessionsDep, gate: GateDep, settings: SettingsDep
+) -> RedirectResponse:
+    """Sign in at the identity provider: redirects there (authorization code with PKCE).
+
+    Sets a short-lived ``warden_oidc`` cookie (HttpOnly, SameSite=Lax: the provider's redirect
+    back is cross-site) that binds the sign-in to this browser.
+    """
+    refuse_failing_address(request, gate)
+    party = _relying_party(settings)
+    redirect_uri = _redirect_uri(request, settings)
+    begun = await run_in_threadpool(_oidc_begin, sessions, party, redirect_uri, gate)
+    response = RedirectResponse(begun.url, status_code=302)
+    response.set_cookie(
+        OIDC_FLOW_COOKIE,
+        begun.verifier,
+        max_age=int(oidc.FLOW_TTL.total_seconds()),
+        path=OIDC_PATH,
+        secure=not _bound_to_loopback(request),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@dataclass(frozen=True)
+class _Callback:
+    sessions: sessionmaker[Session]
+    gate: Gate
+    party: oidc.RelyingParty
+    ctx: Context
+    redirect_uri: str
+
+
+def _oidc_consume(cb: _Callback, state: str, verifier: str | None) -> str:
+    # Its own transaction: the flow stays used whatever happens next.
+    with cb.sessions.begin() as session:
+        return oidc.consume(session, state=state, verifier=verifier, now=cb.gate.clock())
+
+
+def _oidc_finish(cb: _Callback, code: str, verifier: str, nonce: str) -> sign_in.Opened:
+    token = cb.party.exchange(code=code, redirect_uri=cb.redirect_uri, verifier=verifier)
+    id_token = token.get("id_token")
+    if not isinstance(id_token, str):
+        raise SsoRefused("the identity provider answered without an id_token")
+    access = token.get("access_token")
+    claims = cb.party.verify(
+        id_token, nonce=nonce, access_token=access if isinstance(access, str) else None
+    )
+    now = cb.gate.clock()
+    with cb.sessions.begin() as session:
+        person = oidc.person_for(session, cb.ctx, issuer=cb.party.issuer, claims=claims, now=now)
+        return sign_in.open_session(
+            session,
+            cb.ctx,
+            person,
+            method="oidc",
+            details={"issuer": cb.party.issuer, "subject": str(claims["sub"])},
+            now=now,
+            lifetimes=cb.gate.session_lifetimes,
+        )
+
+
+def _provider_error(value: str) -> str:
+    # The provider's error code (RFC 6749 4.1.2.1) is ASCII letters and underscores.
+    return "".join(c for c in value[:40] if c.isascii() and (c.isalnum() or c == "_"))
+
+
+_LANDING_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    f'<meta http-equiv="refresh" content="0;url={OIDC_LANDING}"><title>Signed in</title></head>'
+    f'<body><p>Signed in. <a href="{OIDC_LANDING}">Continue to the console</a>.</p></body></html>'
+)
+
+
+@router.get(
+    "/session/oidc/callback",
+    response_class=HTMLResponse,
+    responses=responses(401, 403, 404, 422, 429, 503),
+)
+async def oidc_callback(
+    request: Request,
+    sessions: SessionsDep,
+    gate: GateDep,
+    settings: SettingsDep,
+    state: Annotated[str, Query(min_length=1, max_length=512)],
+    code: Annotated[str | None, Query(min_length=1, max_length=4096)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+) -> HTMLResponse:
+    """Where the identity provider sends the browser back: checks the sign-in, opens a session.
+
+    Sets the ``warden_session`` cookie exactly as password sign-in does and answers a page that
+    moves on to the console (a redirect would carry on the provider's cross-site navigation,
+    on which the browser withholds the SameSite=Strict cookie just set).
+    """
+    refuse_failing_address(request, gate)
+    party = _relying_party(settings)
+    facts = facts_of(request.scope)
+    facts.resource = {"sso": party.issuer}
+    ctx = Context(source=source_of(request.scope), request_id=facts.request_id)
+    cb = _Callback(sessions, gate, party, ctx, _redirect_uri(request, settings))
+    verifier = request.cookies.get(OIDC_FLOW_COOKIE)
+    try:
+        if error is not None:
+            raise SsoRefused(f"the identity provider answered {_provider_error(error)!r}")
+        if code is None:
+            raise SsoRefused("the identity provider answered without a code")
+        nonce = await run_in_threadpool(_oidc_consume, cb, state, verifier)
+        assert verifier is not None  # consume refuses a flow without its cookie
+        opened = await run_in_threadpool(_oidc_finish, cb, code, verifier, nonce)
+    except SsoRefused as exc:
+        reason = f"single sign-on refused: {exc.message}"
+        raise await failed_secret(request, gate, reason, exc) from None
+    except SsoNotLinked as exc:
+        # A 403 to a caller without a key: the middleware counts it against the address.
+        facts.reason = f"single sign-on refused: {exc.message}"
+        raise
+    facts.resource = {"principal": opened.row.principal_id, "sso": party.issuer}
+    response = HTMLResponse(_LANDING_PAGE)
+    set_session_cookie(response, request, SESSION_COOKIE, opened.session_id, gate)
+    set_session_cookie(response, request, CSRF_COOKIE, opened.csrf_token, gate)
+    response.delete_cookie(
+        OIDC_FLOW_COOKIE,
+        path=OIDC_PATH,
+        secure=not _bound_to_loopback(request),
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+@router.put("/principals/{name}/sso", responses=responses(403, 404, 422))
+def link_sso(
+    name: str,
+    body: SsoLinkSet,
+    caller: CanWritePrincipals,
+    session: TransactionDep,
+    gate: GateDep,
+    settings: SettingsDep,
+) -> SsoLinkOut:
+    """Link a person to their identity at the provider: its subject, or a verified email that
+    binds the subject at their first sign-in. They must also have redeemed their enrolment."""
+    if not settings.oidc_issuer:
+        raise SsoDisabled()
+    row = oidc.set_link(
+        session,
+        caller.ctx,
+        principal=name,
+        issuer=settings.oidc_issuer.rstrip("/"),
+        subject=body.subject,
+        email=body.email,
+        now=gate.clock(),
+    )
+    return SsoLinkOut(principal=name, issuer=row.issuer, subject=row.subject, email=row.email)

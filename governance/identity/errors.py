@@ -126,3 +126,9 @@ class SsoFailed(ServiceUnavailable):
     """The identity provider could not be reached or answered nonsense."""
 
     type_slug = "sso-unavailable"
+
+
+class SsoLinkTaken(Conflict):
+    """The provider's identity is already linked to another person."""
+
+    type_slug = "sso-link-taken"

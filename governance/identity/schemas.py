@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from governance.db.base import UtcDatetime
 
@@ -182,3 +182,26 @@ class RoleChangeOut(BaseModel):
     )
     policy_version: int | None = None
     proposal: int | None = None
+
+
+class SsoLinkSet(BaseModel):
+    """Who a person is at the identity provider: its subject, or a verified email."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject: str | None = Field(default=None, min_length=1, max_length=255)
+    email: str | None = Field(
+        default=None, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SsoLinkSet:
+        if (self.subject is None) == (self.email is None):
+            raise ValueError("give the provider's subject or the person's email, not both")
+        return self
+
+
+class SsoLinkOut(BaseModel):
+    principal: str
+    issuer: str
+    subject: str | None
+    email: str | None
