@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from governance.console.officer import policy_pages, proposal_pages
+from governance.console.officer import (
+    model_pages,
+    policy_pages,
+    proposal_pages,
+    role_pages,
+    threshold_pages,
+)
 
 router = APIRouter(prefix="/console/officer", include_in_schema=False)
-for _module in (policy_pages, proposal_pages):
+for _module in (policy_pages, proposal_pages, model_pages, threshold_pages, role_pages):
     router.include_router(_module.router)

@@ -22,4 +22,3 @@ def parse_rules(text: str, where: str) -> list[list[str]]:
     if len(lines) > MAX_RULES:
         raise InvalidPolicy(f"{where}: at most {MAX_RULES} rules in one change")
     return [[value.strip() for value in line.split(",")] for line in lines]
-
