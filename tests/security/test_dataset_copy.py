@@ -5,14 +5,16 @@ under another name (reordered, re-encoded, gzipped: other bytes, other content h
 on the copy. The ledger belongs to the rows, so the copy's registration answers with the
 shared ledger and what it has spent, not ε = 0; a run that would pass the shared cap is a 409
 problem and leaves the ledger as it was. Re-registering under the old name does not reset it,
-nor does registering a subset. On a live server, SQLite and PostgreSQL.
+nor does registering a subset. On a live server, SQLite and PostgreSQL: one server for the
+module, each test with rows of its own (another seed), so that no test sees another's ledger.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import random
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from governance.config import Settings
-from tests.conftest import LiveServer, WardenFactory, auth
+from tests.conftest import auth
 from tests.privacy.conftest import write_synthetic
+from tests.servers import SharedServer
 
 PROBLEM = "application/problem+json"
 # policies/privacy.yaml: a dataset not listed there gets ε = 3 at δ = 1e-5.
@@ -40,6 +42,7 @@ RUN: dict[str, Any] = {
 }
 # Alone it fits the cap (a fresh ledger would admit it); after the first run it cannot.
 ATTACK = {**RUN, "epsilon": CAP_EPSILON}
+_seeds = itertools.count(1)
 
 
 def write_copy(source: Path, folder: Path, *, keep: slice = slice(None)) -> None:
@@ -61,20 +64,39 @@ def write_copy(source: Path, folder: Path, *, keep: slice = slice(None)) -> None
     (folder / "schema.yaml").write_text(yaml.safe_dump(doc))
 
 
+@dataclass
+class Attack:
+    """A test's own rows on the module's server: ``people`` (the original), ``adultcopy`` (all
+    of its rows in other bytes) and ``sample`` (500 of them), under ``DIR/`` of the server's
+    datasets folder, and the names to register them under."""
+
+    dir: str
+    people: str
+    copy: str
+    sample: str
+
+
 @pytest.fixture
-def http(settings: Settings, live_server: LiveServer) -> Iterator[httpx.Client]:
-    root = settings.data_dir / "datasets"
+def http(shared_server: SharedServer) -> httpx.Client:
+    return shared_server.http
+
+
+@pytest.fixture
+def files(shared_server: SharedServer) -> Attack:
+    unique = shared_server.unique
+    attack = Attack(unique("rows"), unique("people"), unique("adult2"), unique("sample"))
+    root = shared_server.settings.data_dir / "datasets" / attack.dir
     (root / "people").mkdir(parents=True)
-    write_synthetic(root / "people")
+    # The ledger belongs to the rows: another test's rows (another seed) are another ledger.
+    write_synthetic(root / "people", seed=next(_seeds))
     write_copy(root / "people", root / "adultcopy")
     write_copy(root / "people", root / "sample", keep=slice(0, 500))
-    with httpx.Client(base_url=live_server.url, timeout=120) as client:
-        yield client
+    return attack
 
 
 @pytest.fixture
-def engineer(http: httpx.Client, admin_token: str) -> dict[str, str]:
-    return auth(WardenFactory(http, admin_token).principal("mallory", "ml_engineer"))
+def engineer(shared_server: SharedServer) -> dict[str, str]:
+    return auth(shared_server.warden.principal(shared_server.unique("mallory"), "ml_engineer"))
 
 
 def register(http: httpx.Client, who: dict[str, str], name: str, path: str, **kw: Any) -> Any:
@@ -90,68 +112,78 @@ def ledger(http: httpx.Client, who: dict[str, str], name: str) -> Any:
 
 
 def test_a_registered_copy_shares_the_spent_ledger_and_cannot_pass_its_cap(
-    http: httpx.Client, engineer: dict[str, str]
+    http: httpx.Client, engineer: dict[str, str], files: Attack
 ) -> None:
-    first = register(http, engineer, "people", "people/schema.yaml")
+    first = register(http, engineer, files.people, f"{files.dir}/people/schema.yaml")
     assert first["ledger"]["shared_with"] == [] and first["ledger"]["epsilon_spent"] == 0
-    r = http.post("/v1/training/runs", headers=engineer, json={**RUN, "dataset": "people"})
+    r = http.post(
+        "/v1/training/runs", headers=engineer, timeout=120, json={**RUN, "dataset": files.people}
+    )
     assert r.status_code == 201, r.text
-    spent = ledger(http, engineer, "people")["epsilon_recomposed"]
+    spent = ledger(http, engineer, files.people)["epsilon_recomposed"]
     assert 1.5 < spent <= 2.0
 
     # The attack: the same rows under another name, in other bytes.
-    copy = register(http, engineer, "adult2", "adultcopy/schema.yaml")
+    copy = register(http, engineer, files.copy, f"{files.dir}/adultcopy/schema.yaml")
     assert copy["content_hash"] != first["content_hash"]
     assert copy["row_fingerprint"] == first["row_fingerprint"]
     assert copy["ledger"]["id"] == first["ledger"]["id"]
-    assert copy["ledger"]["shared_with"] == ["people"]
+    assert copy["ledger"]["shared_with"] == [files.people]
     assert copy["ledger"]["epsilon_spent"] == pytest.approx(spent)
     assert copy["ledger"]["cap_epsilon"] == CAP_EPSILON
 
-    before = ledger(http, engineer, "adult2")
+    before = ledger(http, engineer, files.copy)
     assert before["epsilon_recomposed"] == pytest.approx(spent)
-    assert before["shared_with"] == ["people"]
+    assert before["shared_with"] == [files.people]
     runs_before = http.get("/v1/training/runs", headers=engineer).json()
 
-    r = http.post("/v1/training/runs", headers=engineer, json={**ATTACK, "dataset": "adult2"})
+    r = http.post(
+        "/v1/training/runs", headers=engineer, timeout=120, json={**ATTACK, "dataset": files.copy}
+    )
     assert r.status_code == 409, r.text
     assert r.headers["content-type"].startswith(PROBLEM)
     problem = r.json()
     assert problem["type"].endswith("privacy-budget-exceeded")
-    assert problem["ledger_shared_with"] == ["people"]
+    assert problem["ledger_shared_with"] == [files.people]
     assert problem["epsilon_after_run"] > CAP_EPSILON
-    assert ledger(http, engineer, "adult2") == before
+    assert ledger(http, engineer, files.copy) == before
     assert http.get("/v1/training/runs", headers=engineer).json() == runs_before
 
 
 def test_re_registering_or_taking_a_subset_does_not_reset_the_budget(
-    http: httpx.Client, engineer: dict[str, str]
+    http: httpx.Client, engineer: dict[str, str], files: Attack
 ) -> None:
-    first = register(http, engineer, "people", "people/schema.yaml")
-    r = http.post("/v1/training/runs", headers=engineer, json={**RUN, "dataset": "people"})
+    first = register(http, engineer, files.people, f"{files.dir}/people/schema.yaml")
+    r = http.post(
+        "/v1/training/runs", headers=engineer, timeout=120, json={**RUN, "dataset": files.people}
+    )
     assert r.status_code == 201, r.text
-    spent = ledger(http, engineer, "people")["epsilon_recomposed"]
+    spent = ledger(http, engineer, files.people)["epsilon_recomposed"]
 
-    again = register(http, engineer, "people", "adultcopy/schema.yaml", replace=True)
-    sample = register(http, engineer, "sample", "sample/schema.yaml")
+    again = register(
+        http, engineer, files.people, f"{files.dir}/adultcopy/schema.yaml", replace=True
+    )
+    sample = register(http, engineer, files.sample, f"{files.dir}/sample/schema.yaml")
     assert again["ledger"]["id"] == sample["ledger"]["id"] == first["ledger"]["id"]
     assert sample["row_fingerprint"] != first["row_fingerprint"]  # 500 of the 1200 rows
     assert sample["ledger"]["epsilon_spent"] == pytest.approx(spent)
-    r = http.post("/v1/training/runs", headers=engineer, json={**ATTACK, "dataset": "sample"})
+    r = http.post(
+        "/v1/training/runs", headers=engineer, timeout=120, json={**ATTACK, "dataset": files.sample}
+    )
     assert r.status_code == 409, r.text
     assert r.json()["type"].endswith("privacy-budget-exceeded")
-    assert ledger(http, engineer, "sample")["epsilon_recomposed"] == pytest.approx(spent)
+    assert ledger(http, engineer, files.sample)["epsilon_recomposed"] == pytest.approx(spent)
 
 
 def test_a_copy_registered_with_bad_input_is_a_clean_4xx_and_writes_nothing(
-    http: httpx.Client, engineer: dict[str, str]
+    http: httpx.Client, engineer: dict[str, str], files: Attack
 ) -> None:
-    register(http, engineer, "people", "people/schema.yaml")
+    register(http, engineer, files.people, f"{files.dir}/people/schema.yaml")
     before = http.get("/v1/datasets", headers=engineer).json()
     for body in (
-        {"name": "adult2", "schema_path": "adultcopy/schema.yaml", "ledger": 1},
-        {"name": "Adult 2", "schema_path": "adultcopy/schema.yaml"},
-        {"name": "adult2", "schema_path": "adultcopy/missing.yaml"},
+        {"name": files.copy, "schema_path": f"{files.dir}/adultcopy/schema.yaml", "ledger": 1},
+        {"name": "Adult 2", "schema_path": f"{files.dir}/adultcopy/schema.yaml"},
+        {"name": files.copy, "schema_path": f"{files.dir}/adultcopy/missing.yaml"},
     ):
         r = http.post("/v1/datasets", headers=engineer, json=body)
         assert 400 <= r.status_code < 500, r.text
