@@ -16,6 +16,7 @@ _MEDIA = {
     "htmx.min.js": "text/javascript; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "verify.js": "text/javascript; charset=utf-8",
+    "auditor.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
 # The files change only with the installed package; a new version is a new server.
