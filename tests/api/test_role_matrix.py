@@ -76,6 +76,7 @@ GET    /v1/principals                                 Y N N N N
 POST   /v1/principals                                 Y N N N N
 POST   /v1/principals/{name}/disable                  Y N N N N
 POST   /v1/principals/{name}/enrolment                Y N N N N
+PUT    /v1/principals/{name}/sso                      Y N N N N
 GET    /v1/privacy/ledger/{dataset}                   N Y Y Y N
 GET    /v1/records                                    Y N Y N N
 POST   /v1/records/purge                              Y N N N N
