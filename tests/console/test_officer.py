@@ -67,6 +67,10 @@ def test_two_officers_deny_a_client_its_model(shared_server: SharedServer, page:
     sign_in(page, shared_server, author, "/console/officer/policy")
     assert page.get_by_role("heading", level=1).inner_text() == "Access policy"
     assert axe_violations(page) == []
+    # Bad input: the form comes back with the message.
+    page.get_by_label("Rules to add").fill(f"p, {client}, model:{model}")
+    page.get_by_role("button", name="Preview the change").click()
+    expect(page.get_by_role("alert")).to_contain_text("add[0]")
     rule = f"p, {client}, model:{model}, predict, deny"
     page.get_by_label("Rules to add").fill(rule)
     page.get_by_label("Days of traffic to replay").fill("1")

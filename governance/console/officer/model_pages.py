@@ -21,7 +21,7 @@ from governance.api.dependencies import PolicyDep
 from governance.api.deps import Caller
 from governance.console.guard import Page
 from governance.console.officer.policy_pages import may
-from governance.console.render import NavItem, register_nav, render
+from governance.console.render import render
 from governance.errors import WardenError
 from governance.fairness.gate import MIN_JUSTIFICATION_LENGTH, gate_status, overrides
 from governance.fairness.service import fairness
@@ -36,9 +36,6 @@ MODELS = "/console/officer/models"
 CanListModels = Annotated[Caller, Depends(Page("api:models", "list"))]
 CanReadModels = Annotated[Caller, Depends(Page("api:models", "read"))]
 CanOverride = Annotated[Caller, Depends(Page("api:models", "override"))]
-
-# Shown to whom may approve a model: others read models on the engineer's pages.
-register_nav([NavItem("Model approval", MODELS, "api:models", "override", "Compliance")])
 
 
 def model_card(row: ModelVersion) -> tuple[bool, Any]:

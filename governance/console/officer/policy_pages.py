@@ -17,7 +17,7 @@ from governance.api.dependencies import PolicyDep, SettingsDep
 from governance.api.deps import Caller
 from governance.console.guard import Page
 from governance.console.officer.rule_text import parse_rules
-from governance.console.render import NavItem, register_nav, render
+from governance.console.render import render
 from governance.errors import WardenError
 from governance.kit.transaction import SessionsDep
 from governance.policy.engine import PolicyEngine
@@ -36,8 +36,6 @@ CanWritePolicy = Annotated[Caller, Depends(Page("api:policy", "write"))]
 # The impact examples shown per principal.
 EXAMPLES = 5
 HISTORY = 20
-
-register_nav([NavItem("Policy", POLICY, "api:policy", "read", "Compliance")])
 
 
 def vocabulary(settings: SettingsDep) -> Vocabulary:

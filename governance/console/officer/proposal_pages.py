@@ -18,7 +18,7 @@ from governance.api.dependencies import PolicyDep, ReloadDep, SettingsDep
 from governance.api.deps import Caller
 from governance.console.guard import Page
 from governance.console.officer.policy_pages import EXAMPLES, may, vocabulary
-from governance.console.render import NavItem, register_nav, render
+from governance.console.render import render
 from governance.db.base import DbInt
 from governance.errors import WardenError
 from governance.identity import duties
@@ -45,8 +45,6 @@ DONE = {
 }
 RECENT = 20
 IMPACT_DAYS = 30
-
-register_nav([NavItem("Approvals", QUEUE, "api:policy", "read", "Compliance")])
 
 
 @router.get("/proposals")

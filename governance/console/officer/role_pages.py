@@ -12,7 +12,7 @@ from governance.api.dependencies import SettingsDep
 from governance.api.deps import Caller
 from governance.console.guard import Page
 from governance.console.officer.policy_pages import vocabulary
-from governance.console.render import NavItem, register_nav, render
+from governance.console.render import render
 from governance.kit.transaction import SessionsDep
 from governance.policy.timeline import role_timeline
 
@@ -20,8 +20,6 @@ router = APIRouter()
 ROLES = "/console/officer/roles"
 CanReadRoles = Annotated[Caller, Depends(Page("api:roles", "read"))]
 Filter = Annotated[str, Query(max_length=128)]
-
-register_nav([NavItem("Role timeline", ROLES, "api:roles", "read", "Compliance")])
 
 
 @router.get("/roles")

@@ -19,7 +19,7 @@ from governance.api.deps import Caller
 from governance.config import Settings
 from governance.console.guard import Page
 from governance.console.officer.policy_pages import may
-from governance.console.render import NavItem, register_nav, render
+from governance.console.render import render
 from governance.errors import WardenError
 from governance.fairness.errors import FairnessPolicyError
 from governance.fairness.thresholds.versions import MIN_REASON_LENGTH, thresholds_store
@@ -33,9 +33,6 @@ CanWriteThresholds = Annotated[Caller, Depends(Page("api:fairness", "write"))]
 HISTORY = 50
 # A thresholds document is a few dozen lines; this bounds what the YAML parser is given.
 MAX_DOCUMENT = 50_000
-
-# Shown to whom may edit them: others read the thresholds with a model's audit.
-register_nav([NavItem("Fairness thresholds", THRESHOLDS, "api:fairness", "write", "Compliance")])
 
 
 def parse_document(text: str) -> dict[str, Any]:
