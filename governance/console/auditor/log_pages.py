@@ -81,6 +81,13 @@ def data_island(payload: dict[str, Any]) -> Markup:
     return Markup(text)  # noqa: S704 - escaped for the script element just above
 
 
+def _label(resource: object) -> str:
+    """A resource as the log's index labels it: ``k=v, k=v``."""
+    if isinstance(resource, dict):
+        return ", ".join(f"{k}={v}" for k, v in resource.items())
+    return "" if resource is None else str(resource)
+
+
 def _vkey(checkpointer: CheckpointerDep) -> str | None:
     if checkpointer is None:
         return None
@@ -150,6 +157,7 @@ def audit_entry(
     context = {
         "seq": seq,
         "doc": document,
+        "resource": _label(document.get("resource")),
         "payload": payload,
         "island": data_island(payload),
         "vkey": vkey,
