@@ -4,10 +4,12 @@ A server started as a fresh interpreter spends about five seconds of CPU importi
 SQLAlchemy, FastAPI and Warden before it serves; the suite starts a few hundred. Python's
 forkserver imports them once per test worker and forks each server from that process, which
 runs no Warden code itself, so every server still starts from a clean state: its settings come
-from its own environment, and it builds its runtime, journal writer and caches as in production.
+from its own environment, its umask is its caller's, and it builds its runtime, journal writer
+and caches as in production.
 
-Commands other than ``warden serve`` (the bare baseline, the witness) still get a fresh
-interpreter.
+Any ``warden`` command started through the launcher is forked so (``warden serve``, or a
+``warden init`` a test runs as a process of its own); other commands (the bare baseline, the
+witness) still get a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ PRELOAD = [
 _SERVE = ("-m", "governance.cli.main")
 
 
-def _run_warden(argv: list[str], env: dict[str, str], cwd: str, log: str) -> None:
-    """The child: ``warden ARGV`` with the server's own environment, output to ``log``."""
+def _run_warden(argv: list[str], env: dict[str, str], cwd: str, log: str, umask: int) -> None:
+    """The child: ``warden ARGV`` with the caller's environment and umask, output to ``log``."""
+    os.umask(umask)
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
@@ -59,6 +62,15 @@ def _run_warden(argv: list[str], env: dict[str, str], cwd: str, log: str) -> Non
     from governance.cli.main import app
 
     app(argv, prog_name="warden")
+
+
+def _umask() -> int:
+    """This process's umask, which a child started with Popen would inherit (read, not set:
+    setting it to read it would race with other threads creating files)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    raise RuntimeError("/proc/self/status has no Umask line")
 
 
 class ForkedChild:
@@ -106,7 +118,7 @@ class ForkLauncher:
             return popen_launcher(command, cwd=cwd, env=env, log=log)
         process = self._context.Process(
             target=_run_warden,
-            args=(command[3:], dict(env), str(cwd), str(log)),
+            args=(command[3:], dict(env), str(cwd), str(log), _umask()),
             name="warden-serve",
         )
         process.start()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -64,16 +63,12 @@ def test_init_serve_predict_and_export_leave_nothing_readable_by_others(
     )
     if db_url.startswith("postgresql"):
         env["WARDEN_DATABASE_URL"] = db_url  # else the default: a new SQLite file in data/
-    init = subprocess.run(
-        [sys.executable, "-m", "governance.cli.main", "init"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    # A process of its own, started as the suite starts servers (forked, under this umask).
+    init_log = tmp_path / "init.log"
+    init = ServerProcess.default_launcher(
+        [sys.executable, "-m", "governance.cli.main", "init"], cwd=REPO, env=env, log=init_log
     )
-    assert init.returncode == 0, init.stdout + init.stderr
+    assert init.wait(timeout=300) == 0, init_log.read_text()
     deployment = Settings(
         environment="test",
         data_dir=data,
@@ -83,11 +78,12 @@ def test_init_serve_predict_and_export_leave_nothing_readable_by_others(
         device="cpu",
     )
     # The factory appoints its officer as the local operator would, with these settings.
-    admin = AdminToken(init.stdout.strip().splitlines()[-1], deployment)
+    admin = AdminToken(init_log.read_text().strip().splitlines()[-1], deployment)
 
     server = ServerProcess(env, data / "server.log").start()
     try:
-        with httpx.Client(base_url=server.url, timeout=60) as http:
+        # The report export renders a PDF: seconds of CPU, far more on a busy machine.
+        with httpx.Client(base_url=server.url, timeout=180) as http:
             factory = WardenFactory(http, admin)
             client, _ = serve_toy(factory, make_artifact)
             r = http.post(
