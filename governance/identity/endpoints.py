@@ -649,7 +649,7 @@ def link_sso(
         session,
         caller.ctx,
         principal=name,
-        issuer=settings.oidc_issuer.rstrip("/"),
+        issuer=settings.oidc_issuer,
         subject=body.subject,
         email=body.email,
         now=gate.clock(),

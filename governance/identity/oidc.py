@@ -91,7 +91,8 @@ class RelyingParty:
     def __init__(
         self, *, issuer: str, client_id: str, client_secret: str, timeout: float = 10.0
     ) -> None:
-        self.issuer = issuer.rstrip("/")
+        # Exactly as configured: id_tokens must name it to the character (OIDC Core 3.1.3.7).
+        self.issuer = issuer
         self.client_id = client_id
         self._secret = client_secret
         self._timeout = timeout
@@ -120,11 +121,11 @@ class RelyingParty:
         with self._lock:
             if self._metadata is not None:
                 return self._metadata
-        doc = self._get(f"{self.issuer}/.well-known/openid-configuration")
+        doc = self._get(f"{self.issuer.rstrip('/')}/.well-known/openid-configuration")
         fields = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
         if not all(isinstance(doc.get(f), str) and doc[f] for f in fields):
             raise SsoFailed("the identity provider's discovery document is incomplete")
-        if doc["issuer"].rstrip("/") != self.issuer:
+        if doc["issuer"] != self.issuer:
             raise SsoFailed("the identity provider's discovery document names another issuer")
         found = ProviderMetadata(*(str(doc[f]) for f in fields))
         with self._lock:
