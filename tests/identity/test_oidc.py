@@ -474,6 +474,16 @@ def test_a_callback_is_used_once_and_only_by_its_browser(
         assert victim.get(callback).status_code == 200
 
 
+def test_a_provider_error_or_a_missing_code_is_refused(sso_server: SharedServer) -> None:
+    with _browser(sso_server, "127.0.0.18") as browser:
+        callback = "/v1/session/oidc/callback"
+        r = browser.get(callback, params={"state": "s", "error": "access_denied<script>"})
+        _refused(r, 401, "sso-refused")
+        assert "'access_deniedscript'" in r.json()["detail"] and "<script>" not in r.text
+        _refused(browser.get(callback, params={"state": "s"}), 401, "sso-refused")
+        assert browser.get(callback).status_code == 422
+
+
 def test_an_identity_nobody_linked_is_refused_not_created(
     sso_server: SharedServer, provider: Provider
 ) -> None:
