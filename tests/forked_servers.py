@@ -24,7 +24,9 @@ from pathlib import Path
 
 from governance.cli.server_process import Child, popen_launcher
 
-# What ``warden serve`` imports before it answers, and the libraries its jobs load later.
+# What ``warden serve`` imports before it answers, and the libraries its jobs load later. Not
+# Opacus, WeasyPrint or Matplotlib: about 4 s of CPU in every worker's forkserver, for the few
+# servers that train or render a report, which save about as much.
 PRELOAD = [
     "governance.cli.main",
     "governance.api.app",
@@ -37,13 +39,6 @@ PRELOAD = [
     "numpy",
     "pandas",
     "pyarrow",
-    # Training, ledgers and reports import these on first use: about 2.5 s of CPU (Opacus)
-    # and 1.2 s (WeasyPrint, Matplotlib) in every server that would otherwise import them.
-    "opacus",
-    "dp_accounting.pld.pld_privacy_accountant",
-    "fairlearn.metrics",
-    "governance.reports.charts",
-    "governance.reports.render_pdf",
 ]
 _SERVE = ("-m", "governance.cli.main")
 
