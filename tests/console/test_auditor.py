@@ -103,6 +103,8 @@ def test_the_ledger_and_bad_filters(shared_server: SharedServer, page: Page) -> 
     assert bad is not None and bad.status == 422
     assert "From" in page.get_by_role("alert").inner_text()
     assert axe_violations(page) == []
+    page.get_by_role("link", name="Last hour").click()
+    expect(page.get_by_role("cell", name=auditor.name).first).to_be_visible()
 
     page.goto(f"{shared_server.url}/console/reports")
     page.get_by_label("From (UTC)").fill("2026-01-02T00:00")

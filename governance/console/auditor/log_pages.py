@@ -10,7 +10,7 @@ checkpoint's Ed25519 signature with WebCrypto.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from governance.api.dependencies import CheckpointerDep
+from governance.api.dependencies import CheckpointerDep, GateDep
 from governance.api.deps import Caller
 from governance.audit.browser_proof import consistency_payload, entry_proof_payload
 from governance.audit.errors import AuditNotFound, InvalidProofRequest
@@ -102,6 +102,7 @@ def audit_log(
     request: Request,
     caller: ReadsAudit,
     sessions: SessionsDep,
+    gate: GateDep,
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
     actor: Text = "",
@@ -111,7 +112,17 @@ def audit_log(
     after: Annotated[DbBigInt | None, Query(ge=-1)] = None,
 ) -> Response:
     form = dict(zip(_FILTERS, (since, until, actor, event_type, decision, model), strict=True))
-    context: dict[str, Any] = {"form": form, "decisions": DECISIONS, "error": None}
+    now = gate.clock()
+    recent = {
+        label: f"{LOG}?{urlencode({'since': f'{now - span:%Y-%m-%dT%H:%M:%S}'})}"
+        for label, span in (("Last hour", timedelta(hours=1)), ("Last 24 hours", timedelta(days=1)))
+    }
+    context: dict[str, Any] = {
+        "form": form,
+        "decisions": DECISIONS,
+        "error": None,
+        "recent": recent,
+    }
     try:
         flt = _filter(form)
     except _BadFilter as exc:
