@@ -63,6 +63,21 @@ def _signed(note: str, vkey: str) -> Checkpoint:
         _failed(f"checkpoint signature: {exc.message}")
 
 
+def _check_consistent(remote: Remote, older: Checkpoint, newer: Checkpoint) -> None:
+    if older.size == newer.size:
+        if older.root != newer.root:
+            _failed(f"two signed checkpoints of {older.size} entries have different roots")
+        return
+    if older.size == 0:
+        return
+    doc = remote.json(
+        "GET", "/v1/audit/consistency", params={"first": older.size, "second": newer.size}
+    )
+    proof = [bytes.fromhex(node) for node in doc["proof"]]
+    if not verify_consistency(older.size, newer.size, proof, older.root, newer.root):
+        _failed(f"the tree of {newer.size} does not extend the one of {older.size}")
+
+
 def _check_entry(remote: Remote, seq: int, head: Checkpoint, vkey: str) -> str:
     doc = remote.json("GET", f"/v1/audit/entries/{seq}")
     leaf = leaf_hash(doc["canonical"].encode("utf-8"))
@@ -72,8 +87,8 @@ def _check_entry(remote: Remote, seq: int, head: Checkpoint, vkey: str) -> str:
     if inclusion is None:
         return f"entry {seq}: not yet covered by a checkpoint"
     checkpoint = _signed(inclusion["checkpoint"]["note"], vkey)
-    if checkpoint.size != head.size or checkpoint.root != head.root:
-        _failed(f"entry {seq}: its proof is against a checkpoint other than the latest")
+    # The log may have been signed again since `head` was read: the two must be one history.
+    _check_consistent(remote, *sorted((checkpoint, head), key=lambda c: c.size))
     proof = [bytes.fromhex(node) for node in inclusion["proof"]]
     if not verify_inclusion(leaf, seq, checkpoint.size, proof, checkpoint.root):
         _failed(f"entry {seq}: the inclusion proof does not lead to the signed root")
@@ -105,17 +120,11 @@ def verify(
     head = _signed(remote.json("GET", "/v1/audit/checkpoints/latest")["note"], key)
     lines = [f"checkpoint: tree of {head.size}, root {head.root.hex()}, signature good"]
     if known is not None and known.get("vkey") == key:
-        older_size, older_root = int(known["size"]), bytes.fromhex(known["root"])
-        if older_size > head.size:
-            _failed(f"the log shrank: {older_size} entries verified here, {head.size} now")
-        if older_size > 0:
-            proof_doc = remote.json(
-                "GET", "/v1/audit/consistency", params={"first": older_size, "second": head.size}
-            )
-            proof = [bytes.fromhex(node) for node in proof_doc["proof"]]
-            if not verify_consistency(older_size, head.size, proof, older_root, head.root):
-                _failed(f"the tree of {head.size} does not extend the one of {older_size}")
-            lines.append(f"consistent with the tree of {older_size} verified earlier")
+        older = Checkpoint(head.origin, int(known["size"]), bytes.fromhex(known["root"]))
+        if older.size > head.size:
+            _failed(f"the log shrank: {older.size} entries verified here, {head.size} now")
+        _check_consistent(remote, older, head)
+        lines.append(f"consistent with the tree of {older.size} verified earlier")
     lines += [_check_entry(remote, seq, head, key) for seq in entry or []]
     _remember(server, head, key)
     if as_json:
