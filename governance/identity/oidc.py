@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -41,6 +42,8 @@ from governance.identity.models import OidcFlow, Principal, SsoLink
 from governance.identity.service import identity
 from governance.kit.context import Context
 from governance.kit.events import Actor
+
+logger = logging.getLogger(__name__)
 
 # Long enough to type a password and a second factor at the provider, short enough to go stale.
 FLOW_TTL = timedelta(minutes=10)
@@ -230,8 +233,10 @@ class RelyingParty:
             claims.validate(leeway=_LEEWAY_SECONDS)
         except JoseError as exc:
             raise SsoRefused(f"the id_token was refused ({_claim_error(exc)})") from None
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise SsoRefused("the id_token names no subject")
+        sub = claims.get("sub")
+        # OIDC Core 2: at most 255 ASCII characters, as the link's column holds.
+        if not isinstance(sub, str) or not 0 < len(sub) <= 255 or not sub.isascii():
+            raise SsoRefused("the id_token's subject is missing or malformed")
         return dict(claims)
 
     def _decode(self, id_token: str, *, refresh: bool) -> jwt.Token:
@@ -418,7 +423,8 @@ def person_for(
     person = session.get(Principal, row.principal_id)
     if person is None or person.disabled or person.kind != "user":
         raise refusal
-    if _link_problem(session, row, person.name) is not None:
+    if (problem := _link_problem(session, row, person.name)) is not None:
+        logger.warning("single sign-on refused: %s", problem)
         raise refusal
     # The person's own act: they redeemed the enrolment code only they received.
     if enrolments.enrolled_by(session, person.id) is None:
