@@ -30,14 +30,14 @@ from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from joserfc.jwk import KeySet, RSAKey
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from governance.audit.models import AuditEntry
 from governance.config import Settings
 from governance.db import make_engine
-from governance.identity.models import Principal
+from governance.identity.models import Principal, SsoLink
 from tests.conftest import (
     BACKENDS,
     LiveServer,
@@ -515,6 +515,27 @@ def test_an_identity_nobody_linked_is_refused_not_created(
     assert _link(sso_server, waiting, subject=provider.user["sub"]).status_code == 200
     with _browser(sso_server, "127.0.0.17") as browser:
         _refused(browser.get(_at_provider(browser)), 403, "sso-not-linked")
+
+
+def test_a_link_edited_in_the_database_opens_nothing(
+    sso_server: SharedServer, provider: Provider
+) -> None:
+    name, _ = _person(sso_server)
+    assert _link(sso_server, name, subject=uuid.uuid4().hex).status_code == 200
+    # A database administrator points the link at an identity of their own.
+    provider.user = _user()
+    engine = make_engine(sso_server.settings.resolved_database_url)
+    try:
+        with engine.begin() as conn:
+            person = select(Principal.id).where(Principal.name == name).scalar_subquery()
+            edit = update(SsoLink).where(SsoLink.principal_id == person)
+            assert conn.execute(edit.values(subject=provider.user["sub"])).rowcount == 1
+    finally:
+        engine.dispose()
+    with _browser(sso_server, "127.0.0.19") as browser:
+        _refused(browser.get(_at_provider(browser)), 403, "sso-not-linked")
+    log = (sso_server.folder / "server.log").read_text()
+    assert "the sign-on link of principal" in log and "not anchored" in log
 
 
 def test_only_admins_link_people_one_identity_each(sso_server: SharedServer) -> None:
