@@ -390,6 +390,7 @@ def test_a_linked_person_signs_in_and_their_roles_decide(
     provider.user = _user(email)
     with _browser(sso_server, "127.0.0.11") as browser:
         callback = _at_provider(browser)
+        flow = browser.cookies["warden_oidc"]
         r = browser.get(callback)
         assert r.status_code == 200, r.text
         assert 'http-equiv="refresh"' in r.text and "/console/" in r.text
@@ -417,8 +418,12 @@ def test_a_linked_person_signs_in_and_their_roles_decide(
     assert {e["actor"]["auth_method"] for e in opened} == {"oidc"}
     assert opened[0]["details"]["subject"] == provider.user["sub"]
     assert any(e["event_type"] == "principal.sso" and e["action"] == "bind" for e in entries)
+    # Neither the client secret nor a code, state or flow cookie is logged or audited.
     log = (sso_server.folder / "server.log").read_text()
-    assert CLIENT_SECRET not in log
+    audit = json.dumps(_audit_texts(sso_server))
+    query = parse_qs(urlsplit(callback).query)
+    for secret in (CLIENT_SECRET, query["code"][0], query["state"][0], flow):
+        assert secret not in log and secret not in audit
 
 
 def test_a_forged_id_token_is_refused(sso_server: SharedServer, provider: Provider) -> None:
