@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from governance.audit.note import vkey_for
 from governance.cli.main import app
 from governance.kit.context import local_operator
 from tests.conftest import REPO, auth
@@ -99,7 +101,6 @@ def test_two_officers_change_the_policy_remotely_under_their_own_names(
     stored = json.loads(session_file.read_text())
     assert stored["server"] == shared_server.url and stored["name"] == author
     assert stored["cookie"].startswith("wss_") and stored["csrf_token"]
-    assert _ok(_warden(author_home, "whoami")).strip() == f"{author} at {shared_server.url}"
 
     subject = shared_server.unique("svc")
     rule = f"p, {subject}, api:datasets, read, allow"
@@ -129,7 +130,7 @@ def test_two_officers_change_the_policy_remotely_under_their_own_names(
     assert len(own.stderr.strip().splitlines()) == 1
     out = _ok(_warden(approver_home, "policy", "proposals", "approve", str(proposal)))
     assert f"proposal {proposal} approved: policy version" in out
-    shown = json.loads(_ok(_warden(approver_home, "policy", "show", "--json")))
+    shown = shared_server.http.get("/v1/policy", headers=auth(shared_server.admin)).json()
     assert [subject, "api:datasets", "read"] in shown["view"]["grants"]
 
     entries = [json.loads(t) for t in _audit_texts(shared_server)]
@@ -243,3 +244,76 @@ def test_direct_mode_acts_as_the_local_operator_and_says_so(
     assert {(e["actor"]["name"], e["actor"]["auth_method"]) for e in created} == {
         (operator, "local")
     }
+
+
+def test_everyday_commands_run_over_the_api(
+    shared_server: SharedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In this process (CliRunner): the subprocess tests above already run the real program.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name in [k for k in os.environ if k.startswith("WARDEN_")]:
+        monkeypatch.delenv(name)
+    person = shared_server.unique("admin")
+    key = shared_server.warden.principal(person, "admin", "auditor", "ml_engineer")
+    r = shared_server.http.put("/v1/me/password", json={"password": PASSWORD}, headers=auth(key))
+    assert r.status_code == 200, r.text
+    totp = _totp(r.json())
+    runner = CliRunner()
+
+    def run(*args: str, stdin: str | None = None, both: bool = False) -> str:
+        result = runner.invoke(app, list(args), input=stdin)
+        assert result.exit_code == 0, (args, result.output)
+        return result.output if both else result.stdout
+
+    run(
+        "login",
+        "--server",
+        shared_server.url,
+        "--name",
+        person,
+        "--password-stdin",
+        stdin=f"{PASSWORD}\n{totp.now()}\n",
+    )
+    assert run("whoami").strip() == f"{person} at {shared_server.url}"
+    assert json.loads(run("policy", "show", "--json"))["version"] >= 1
+    service = shared_server.unique("svc")
+    assert f"created service {service}" in run("principals", "create", service, "--kind", "service")
+    assert service in run("principals", "list")
+    issued = run("keys", "issue", service).splitlines()
+    key_id = issued[0].split()[2]
+    assert issued[-1].startswith("wdn_") or len(issued[-1]) > 20
+    listed = json.loads(run("keys", "list", "--principal", service, "--json"))
+    assert [k["key_id"] for k in listed] == [key_id]
+    assert f"revoked {key_id}" in run("keys", "revoke", key_id)
+    newcomer = shared_server.unique("person")
+    run("principals", "create", newcomer)
+    assert run("principals", "enrol", newcomer).strip().splitlines()[-1]
+    granted = run("roles", "grant", newcomer, "auditor", "--reason", "audits the quarter")
+    assert f"grant of auditor to {newcomer}" in granted
+    pending = json.loads(run("roles", "pending", "--json"))
+    assert all(set(p) == {"proposal", "change", "author", "reason"} for p in pending)
+
+    first = run("audit", "verify", both=True)
+    assert "trusting the server's key on first use" in first and first.rstrip().endswith("OK")
+    entries = json.loads(run("audit", "entries", "--actor", person, "--json"))
+    assert entries and {e["actor"] for e in entries} == {person}
+    seq = str(entries[-1]["seq"])
+    again = run("audit", "verify", "--entry", seq)
+    assert "consistent with the tree of" in again and f"entry {seq}: " in again
+    # A key that did not sign the log: verification fails, exit 4.
+    stranger = vkey_for("warden.example/log", Ed25519PrivateKey.generate().public_key())
+    refused = runner.invoke(app, ["audit", "verify", "--vkey", stranger])
+    assert refused.exit_code == 4 and "verification failed" in refused.output
+    assert json.loads(run("audit", "show", seq))["entry"]["seq"] == int(seq)
+
+    run("models", "list")
+    assert "adult" in run("datasets", "list")
+    run("privacy", "ledger", "adult", "--json")
+    made = json.loads(run("report", "generate", "--from", "2000-01-01", "--json"))
+    assert made["id"] in run("report", "list")
+    folder = tmp_path / "report"
+    run("report", "download", made["id"], "--into", str(folder))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(made["files"])
+
+    assert "signed out" in run("logout")
+    assert "direct database mode" in run("whoami")
