@@ -543,6 +543,20 @@ def test_a_link_edited_in_the_database_opens_nothing(
     assert "the sign-on link of principal" in log and "not anchored" in log
 
 
+def test_an_address_past_failed_auth_cannot_start_or_finish(sso_server: SharedServer) -> None:
+    limit = 100  # policies/limits.yaml: failed_auth, counted by wrong keys and sign-ins alike
+    with _browser(sso_server, "127.0.0.20") as attacker:
+        wrong = {"state": "not-a-flow", "code": "guess"}
+        statuses = {
+            attacker.get("/v1/session/oidc/callback", params=wrong).status_code
+            for _ in range(limit)
+        }
+        assert statuses == {401}
+        for path in ("/v1/session/oidc/callback", "/v1/session/oidc/start"):
+            r = attacker.get(path, params=wrong)
+            assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+
+
 def test_only_admins_link_people_one_identity_each(sso_server: SharedServer) -> None:
     (first, first_key), (second, _) = _person(sso_server), _person(sso_server)
     assert first_key is not None
