@@ -106,6 +106,12 @@ def test_the_ledger_and_bad_filters(shared_server: SharedServer, page: Page) -> 
     page.get_by_role("link", name="Last hour").click()
     expect(page.get_by_role("cell", name=auditor.name).first).to_be_visible()
 
+    gone = page.goto(f"{shared_server.url}/console/reports/jobs/0123456789abcdef")
+    assert gone is not None and gone.status == 404
+    # A job the server forgot answers its poll with a last word, so the polling stops.
+    page.goto(f"{shared_server.url}/console/reports/jobs/0123456789abcdef/progress")
+    assert "no longer knows the job" in page.get_by_role("alert").inner_text()
+
     page.goto(f"{shared_server.url}/console/reports")
     page.get_by_label("From (UTC)").fill("2026-01-02T00:00")
     page.get_by_label("To (UTC)").fill("2026-01-01T00:00")

@@ -166,7 +166,9 @@ def report_job(
 def report_job_progress(
     request: Request, job_id: str, caller: ReadsReports, gate: GateDep, jobs: JobsDep
 ) -> Response:
-    context = _job_context(_job(job_id), gate, jobs)
+    job = report_jobs.get(job_id)
+    # A job the server forgot (it restarted) stops the polling instead of failing each second.
+    context = {"job": None} if job is None else _job_context(job, gate, jobs)
     return render(request, "auditor/job_progress.html.j2", context, caller=caller)
 
 
