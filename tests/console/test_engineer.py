@@ -89,6 +89,8 @@ def test_an_engineer_follows_datasets_runs_models_and_audits(
     finally:
         training.join(timeout=300)
     assert run["status"] == "completed"
+    # The model is registered once the run has ended, in a transaction of its own.
+    page.reload()
     assert model in row.inner_text() and "registered" in row.inner_text()
     assert axe_violations(page) == []
 
