@@ -8,6 +8,7 @@ change. A problem+json answer becomes one line on stderr and the CLI's exit code
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -41,11 +43,26 @@ def session_file() -> Path:
 
 
 def normal_server(url: str) -> str:
-    """The server's base URL as stored and compared: scheme and host, no trailing slash."""
+    """The server's base URL as stored and compared: scheme and host, no trailing slash.
+
+    Plain http only to this machine: a password and a session cookie cross the wire.
+    """
     url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        fail(f"--server must be an http:// or https:// URL, not {url!r}", ExitCode.USAGE)
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        fail(f"--server must be an https:// URL, not {url!r}", ExitCode.USAGE)
+    if parsed.scheme == "http" and not _loopback(parsed.hostname):
+        fail(f"--server {url}: use https:// (plain http only for this machine)", ExitCode.USAGE)
     return url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,16 @@ def test_a_command_without_an_api_mapping_refuses_in_remote_mode(
     assert named in result.output and "only runs on the server machine" in result.output
 
 
+def test_a_password_is_not_sent_over_plain_http_to_another_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    args = ["login", "--server", "http://192.0.2.10:8000", "--name", "olivia", "--password-stdin"]
+    result = CliRunner().invoke(app, args, input=f"{PASSWORD}\n")
+    assert result.exit_code == 2 and "use https://" in result.output
+    assert not (tmp_path / "warden").exists()
+
+
 def _on_a_terminal(args: Sequence[str], env: dict[str, str]) -> tuple[int, str, str]:
     """Run `warden` with stderr on a pseudo-terminal: exit code, stdout, what the terminal got."""
     main, side = pty.openpty()
