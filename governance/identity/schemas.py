@@ -201,6 +201,8 @@ class SsoLinkSet(BaseModel):
 
 
 class SsoLinkOut(BaseModel):
+    """Who a person is at the identity provider, as an admin linked them."""
+
     principal: str
     issuer: str
     subject: str | None

@@ -20,9 +20,9 @@ from governance.kit.problems import PROBLEM
 
 _ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _METHODS = {"get", "put", "post", "delete", "patch"}
-# Routes a caller reaches without an API key: the probes and the enrolment (its code is the
-# proof, governance/api/app.py).
-_OPEN = {"healthz", "readyz", "redeem_enrolment", "open_session"}
+# Routes a caller reaches without an API key: the probes, the enrolment (its code is the
+# proof) and sign-in (a password, or the identity provider's id_token): governance/api/app.py.
+_OPEN = {"healthz", "readyz", "redeem_enrolment", "open_session", "oidc_start", "oidc_callback"}
 
 
 @pytest.fixture(scope="module")
