@@ -384,7 +384,9 @@ def thresholds_show(
 def thresholds_set(
     file: Path,
     reason: str = typer.Option(..., help="Why the thresholds change (recorded, audited)."),
-    by: str = typer.Option("cli", help="Who makes the change (recorded)."),
+    by: str | None = typer.Option(
+        None, help="Who makes the change, recorded (default: the local operator)."
+    ),
     base_version: int = typer.Option(
         None, min=1, max=DB_INT_MAX, help="Refuse if the current version is not this."
     ),
