@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +40,37 @@ def coin_artifact(tmp_path: Path, name: str = "toy", version: str = "1") -> Path
     return out
 
 
+@dataclass
+class Coin:
+    """The coin model as served, a client allowed to call it and an auditor."""
+
+    http: httpx.Client
+    model: str
+    client: str
+    auditor: str
+
+
 @pytest.fixture(scope="module")
-def coin(shared_server: SharedServer) -> tuple[httpx.Client, str, str]:
-    """The module's server serving the coin model; its tests draw for subjects of their own."""
-    s = shared_server
+def coin(common_server: SharedServer) -> Coin:
+    """The session's server serving a coin model of this module's; its tests draw for subjects
+    of their own."""
+    s = common_server
+    model = s.unique("coin")
     client, _ = serve_toy(
-        s.warden, lambda name, version: coin_artifact(s.folder, name, version), names=s.unique
+        s.warden,
+        lambda name, version: coin_artifact(s.folder, name, version),
+        model=model,
+        names=s.unique,
     )
     auditor = s.warden.principal(s.unique("audra"), "auditor")
-    return s.http, client, auditor
+    return Coin(s.http, model, client, auditor)
 
 
-def _predict(http: httpx.Client, token: str, record: dict[str, Any], subject: str) -> str:
-    r = http.post(
-        "/v1/models/toy/predict",
+def _predict(coin: Coin, record: dict[str, Any], subject: str) -> str:
+    r = coin.http.post(
+        f"/v1/models/{coin.model}/predict",
         json={"record": record, "subject_id": subject},
-        headers=auth(token),
+        headers=auth(coin.client),
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -73,14 +89,13 @@ def _audited_draw(http: httpx.Client, auditor: str, request_id: str) -> dict[str
     return dict(entry["document"]["details"]["tie_break"])
 
 
-def test_a_nudged_record_keeps_its_subjects_draw(coin: tuple[httpx.Client, str, str]) -> None:
-    http, client, auditor = coin
+def test_a_nudged_record_keeps_its_subjects_draw(coin: Coin) -> None:
     record = toy_record(3)
     outcomes = set()
     draws = set()
     for hours in (40, 40.0002, 39.9999, 41, 40.5):
-        request_id, label = _predict(http, client, {**record, "hours": hours}, "subject-a").split()
-        tie = _audited_draw(http, auditor, request_id)
+        request_id, label = _predict(coin, {**record, "hours": hours}, "subject-a").split()
+        tie = _audited_draw(coin.http, coin.auditor, request_id)
         # The auditor replays the decision: positive exactly when u < P(positive) = 1/2.
         assert (label == "yes") == (tie["u"] < 0.5)
         assert tie["scheme"] == "hmac-sha256/subject/1"
@@ -89,9 +104,8 @@ def test_a_nudged_record_keeps_its_subjects_draw(coin: tuple[httpx.Client, str, 
     assert len(outcomes) == 1 and len(draws) == 1
 
 
-def test_the_same_record_draws_per_subject(coin: tuple[httpx.Client, str, str]) -> None:
-    http, client, _ = coin
-    labels = {_predict(http, client, toy_record(3), f"subject-{i}").split()[1] for i in range(16)}
+def test_the_same_record_draws_per_subject(coin: Coin) -> None:
+    labels = {_predict(coin, toy_record(3), f"subject-{i}").split()[1] for i in range(16)}
     # Sixteen fair, independent draws all alike would happen with probability 2**-15.
     assert labels == {"yes", "no"}
 

@@ -79,9 +79,9 @@ def _override(server: SharedServer, name: str) -> None:
 
 
 def test_a_tensor_model_is_imported_gated_by_override_and_served(
-    shared_server: SharedServer, conv_net: bytes
+    common_server: SharedServer, conv_net: bytes
 ) -> None:
-    server = shared_server
+    server = common_server
     engineer = server.warden.principal(server.unique("eng"), "ml_engineer")
     name = server.unique("shapes")
     r = _import(server, engineer, name, conv_net, _schema())
@@ -155,9 +155,9 @@ MISMATCHED = {
 
 @pytest.mark.parametrize("case", sorted(MISMATCHED))
 def test_a_tensor_schema_the_graph_does_not_match_is_refused_and_leaves_nothing(
-    shared_server: SharedServer, conv_net: bytes, case: str
+    common_server: SharedServer, conv_net: bytes, case: str
 ) -> None:
-    server = shared_server
+    server = common_server
     engineer = server.warden.principal(server.unique("eng"), "ml_engineer")
     name = server.unique("mismatch")
     change, says = MISMATCHED[case]
