@@ -8,7 +8,9 @@ from fastapi import APIRouter
 from governance.console.admin import enrol, keys, principals, roles, vault
 from governance.console.render import NavItem, register_nav
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+# Each page module carries the /console prefix itself, so that a walk over the included
+# routers (governance/kit/routes.py) sees the same paths that are served.
+router = APIRouter(include_in_schema=False)
 for _module in (enrol, principals, keys, roles, vault):
     router.include_router(_module.router)
 

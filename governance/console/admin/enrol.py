@@ -20,7 +20,7 @@ from governance.identity.endpoints import redeem_enrolment
 from governance.identity.schemas import EnrolmentRedeem
 from governance.kit.transaction import SessionsDep
 
-router = APIRouter()
+router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/enrol"
 TEMPLATE = "admin/enrol.html.j2"
 # Secrets shown once: no cache and no back-button copy may keep them.

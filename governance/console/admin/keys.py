@@ -22,7 +22,7 @@ from governance.identity.endpoints import issue_key, list_keys, list_principals,
 from governance.identity.schemas import KeyIssue
 from governance.kit.transaction import SessionsDep
 
-router = APIRouter()
+router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/admin/keys"
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -24,7 +24,7 @@ from governance.identity.endpoints import (
 from governance.identity.schemas import EnrolmentCreate, PrincipalCreate
 from governance.kit.transaction import SessionsDep
 
-router = APIRouter()
+router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/admin/principals"
 NO_STORE = {"Cache-Control": "no-store"}
 

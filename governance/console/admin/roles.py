@@ -25,7 +25,7 @@ from governance.policy.endpoints import approve_proposal, get_role_timeline, lis
 from governance.policy.schemas import ProposalDecision, ProposalOut
 from governance.policy.service import default_policy
 
-router = APIRouter()
+router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/admin/roles"
 
 CanRead = Annotated[Caller, Depends(Page("api:roles", "read"))]

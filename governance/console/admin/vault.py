@@ -22,7 +22,7 @@ from governance.vault.endpoints import kek_status, list_rotations, rotate_key_en
 from governance.vault.providers import ServiceKeyProvider
 from governance.vault.schemas import KekRotateRequest
 
-router = APIRouter()
+router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/admin/vault"
 
 CanRead = Annotated[Caller, Depends(Page("api:vault", "read"))]

@@ -16,7 +16,7 @@ from governance.fairness.endpoints import get_audit, list_audits, list_threshold
 from governance.fairness.schemas import AuditOut
 from governance.kit.transaction import SessionsDep
 
-router = APIRouter()
+router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/engineer/audits"
 
 CanRead = Annotated[Caller, Depends(Page("api:fairness", "read"))]

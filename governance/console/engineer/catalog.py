@@ -20,7 +20,7 @@ from governance.privacy.endpoints import list_runs
 from governance.privacy.models import RESERVED
 from governance.registry.endpoints import list_models
 
-router = APIRouter()
+router = APIRouter(prefix="/console", include_in_schema=False)
 DATASETS = "/console/engineer/datasets"
 RUNS = "/console/engineer/runs"
 MODELS = "/console/engineer/models"
