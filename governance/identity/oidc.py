@@ -268,8 +268,10 @@ def relying_party(issuer: str, client_id: str, client_secret: str) -> RelyingPar
 
 def begin(session: Session, party: RelyingParty, *, redirect_uri: str, now: datetime) -> Begun:
     """Start a flow: store its state's hash, binding and nonce; never commits."""
-    session.execute(delete(OidcFlow).where(OidcFlow.expires_at < now - _FLOW_KEEP))
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
+    # Before the first statement: discovery may call the provider, never inside a transaction.
+    url = party.begin_url(redirect_uri=redirect_uri, state=state, nonce=nonce, verifier=verifier)
+    session.execute(delete(OidcFlow).where(OidcFlow.expires_at < now - _FLOW_KEEP))
     session.add(
         OidcFlow(
             state_hash=digest(state),
@@ -280,7 +282,6 @@ def begin(session: Session, party: RelyingParty, *, redirect_uri: str, now: date
         )
     )
     session.flush()
-    url = party.begin_url(redirect_uri=redirect_uri, state=state, nonce=nonce, verifier=verifier)
     return Begun(url=url, verifier=verifier)
 
 
