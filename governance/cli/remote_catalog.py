@@ -28,7 +28,9 @@ privacy_app = typer.Typer(
     cls=RemoteGroup, help="Privacy budgets (over the API).", no_args_is_help=True
 )
 report_app = typer.Typer(
-    cls=RemoteGroup, help="Compliance reports (over the API).", no_args_is_help=True
+    cls=RemoteGroup,
+    help="Compliance reports (over the API): `warden report --from X --to Y` generates one.",
+    invoke_without_command=True,
 )
 
 
@@ -134,6 +136,22 @@ def _utc_text(value: str, what: str) -> str:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
 
 
+@report_app.callback()
+def report_default(
+    ctx: typer.Context,
+    period_from: str = typer.Option(None, "--from", help="Period start (ISO 8601)."),
+    period_to: str = typer.Option(None, "--to", help="Period end, exclusive (default now)."),
+    model: str = typer.Option(None, "--model", help="Only this model's evidence."),
+) -> None:
+    """The older spelling `warden report --from X --to Y`: generate a report."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if period_from is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(2)
+    _generate(ctx, period_from, period_to, model, None, as_json=False)
+
+
 @report_app.command("generate")
 def report_generate(
     ctx: typer.Context,
@@ -146,6 +164,18 @@ def report_generate(
     as_json: bool = JSON,
 ) -> None:
     """Generate a signed report on the server."""
+    _generate(ctx, period_from, period_to, model, framework, as_json=as_json)
+
+
+def _generate(
+    ctx: typer.Context,
+    period_from: str,
+    period_to: str | None,
+    model: str | None,
+    framework: list[str] | None,
+    *,
+    as_json: bool,
+) -> None:
     body: dict[str, Any] = {
         "from": _utc_text(period_from, "from"),
         "to": _utc_text(period_to, "to") if period_to else datetime.now(UTC).isoformat(),

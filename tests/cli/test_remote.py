@@ -319,6 +319,7 @@ def test_everyday_commands_run_over_the_api(
     run("models", "list")
     assert "adult" in run("datasets", "list")
     run("privacy", "ledger", "adult", "--json")
+    assert runner.invoke(app, ["report"]).exit_code == 2  # no period: the help, as locally
     made = json.loads(run("report", "generate", "--from", "2000-01-01", "--json"))
     assert made["id"] in run("report", "list")
     folder = tmp_path / "report"
