@@ -583,3 +583,15 @@ def test_the_settings_refuse_an_incomplete_or_plain_http_provider(tmp_path: Path
         Settings(**base, oidc_issuer="http://idp.example.org", oidc_client_id="w")
     assert Settings(**base, oidc_issuer="http://127.0.0.1:9", oidc_client_id="w").oidc_issuer
     assert Settings(**base).oidc_issuer == ""
+
+
+def test_without_an_issuer_single_sign_on_is_off(app_client: Any, admin_token: str) -> None:
+    for r in (
+        app_client.get("/v1/session/oidc/start", follow_redirects=False),
+        app_client.get("/v1/session/oidc/callback", params={"state": "s", "code": "c"}),
+        app_client.put(
+            "/v1/principals/anyone/sso", json={"subject": "s"}, headers=auth(admin_token)
+        ),
+    ):
+        assert r.status_code == 404, r.text
+        assert r.json()["type"].endswith("sso-disabled")
