@@ -8,25 +8,33 @@ route by its template (:func:`route_template`).
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from typing import Any
+
+from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import ASGIApp, Scope
 
 from governance.kit.request_facts import facts_of
 
 
 def api_routes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
-    """Every route of the app as ``(path, route)``, looking inside included routers."""
+    """Every route of the app as ``(path, route)``, looking inside included routers.
+
+    A router included in another adds its own prefix to the paths of the routes it holds, at
+    every level of nesting, as FastAPI does when it matches a request.
+    """
     found: list[tuple[str, BaseRoute]] = []
 
-    def walk(routes: list[BaseRoute]) -> None:
+    def walk(routes: list[BaseRoute], context: Any) -> None:
         for route in routes:
             inner = getattr(route, "original_router", None)
             if inner is not None:
-                walk(list(inner.routes))
+                included = route.include_context  # type: ignore[attr-defined]
+                walk(list(inner.routes), included if context is None else context.combine(included))
             else:
-                found.append((_template(route), route))
+                prefix = context.prefix if context is not None else ""
+                found.append((prefix + _template(route), route))
 
-    walk(list(getattr(app, "routes", [])))
+    walk(list(getattr(app, "routes", [])), None)
     return found
 
 
@@ -38,8 +46,8 @@ def allowed_methods(app: ASGIApp, path: str) -> list[str]:
     header must list all of them (RFC 9110, section 10.2.1).
     """
     methods: set[str] = set()
-    for _, route in api_routes(app):
-        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+    for template, route in api_routes(app):
+        if isinstance(route, Route) and route.methods and compile_path(template)[0].match(path):
             methods |= route.methods
     return sorted(methods)
 
