@@ -77,7 +77,10 @@ def _body_models(settings: Settings) -> dict[str, type[BaseModel]]:
     return {
         f"{sorted(route.methods)[0]} {path}": route.body_field.field_info.annotation
         for path, route in api_routes(app)
-        if isinstance(route, APIRoute) and route.body_field is not None
+        # The console's HTML forms are not JSON bodies: their fields arrive as text.
+        if isinstance(route, APIRoute)
+        and route.body_field is not None
+        and not path.startswith("/console/")
     }
 
 
