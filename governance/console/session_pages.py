@@ -8,15 +8,16 @@ token into its forms.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.api.dependencies import Gate, GateDep, KeysDep
+from governance.api.dependencies import Gate, GateDep, KeysDep, SettingsDep
 from governance.api.deps import SESSION_COOKIE, Caller
+from governance.config import Settings
 from governance.console.guard import CSRF_COOKIE, Person, PersonActing
 from governance.console.render import render
 from governance.db.base import DbInt
@@ -38,9 +39,15 @@ def safe_next(value: str | None) -> str:
     return HOME
 
 
+def _form(settings: Settings, next_path: str | None, **extra: Any) -> dict[str, Any]:
+    # Single sign-on is offered only where an identity provider is configured (docs/sso.md).
+    sso = bool(settings.oidc_issuer)
+    return {"next": safe_next(next_path), "error": None, "sso": sso, **extra}
+
+
 @router.get("/sign-in")
-def sign_in_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "sign_in.html.j2", {"next": safe_next(next), "error": None})
+def sign_in_page(request: Request, settings: SettingsDep, next: str | None = None) -> Response:
+    return render(request, "sign_in.html.j2", _form(settings, next))
 
 
 @router.post("/sign-in")
@@ -49,6 +56,7 @@ async def sign_in_form(
     sessions: SessionsDep,
     gate: GateDep,
     keys: KeysDep,
+    settings: SettingsDep,
     name: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=1024)],
     code: Annotated[str, Form(max_length=16)] = "",
@@ -64,7 +72,7 @@ async def sign_in_form(
         return render(
             request,
             "sign_in.html.j2",
-            {"next": safe_next(next), "error": exc.message, "name": name},
+            _form(settings, next, error=exc.message, name=name),
             status_code=exc.status_code,
             headers=headers,
         )

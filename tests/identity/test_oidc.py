@@ -389,6 +389,8 @@ def test_a_linked_person_signs_in_and_their_roles_decide(
     assert r.json()["email"] == email
     provider.user = _user(email)
     with _browser(sso_server, "127.0.0.11") as browser:
+        form = browser.get("/console/sign-in")
+        assert 'href="/v1/session/oidc/start"' in form.text
         callback = _at_provider(browser)
         flow = browser.cookies["warden_oidc"]
         r = browser.get(callback)
@@ -403,6 +405,10 @@ def test_a_linked_person_signs_in_and_their_roles_decide(
         assert browser.get("/v1/policy").status_code == 200
         assert browser.get("/v1/keys").status_code == 403
         assert [s["current"] for s in browser.get("/v1/sessions").json()] == [True]
+        # The console opens on the same session, with the officer's pages in its navigation.
+        home = browser.get("/console/")
+        assert home.status_code == 200 and f"Welcome, {name}" in home.text
+        assert "/console/officer/policy" in home.text
 
     # The first sign-in bound the subject: a later one matches it, whatever the email says.
     provider.user = {**provider.user, "email": "changed@example.org"}
