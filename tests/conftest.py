@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,6 +36,10 @@ pytest_plugins = ["tests.shared_app", "tests.shared_db", "tests.servers"]
 POSTGRES_URL = os.environ.get("WARDEN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 REPO = Path(__file__).resolve().parent.parent
+# The CLI runs over the API where the developer has signed in (`warden login`) or set
+# WARDEN_SERVER: the suite's CLI tests must reach their own databases, whatever the shell holds.
+os.environ.pop("WARDEN_SERVER", None)
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="warden-test-config-")
 
 
 @pytest.fixture(scope="session", autouse=True)
