@@ -147,3 +147,45 @@ def test_loading_the_sign_in_form_is_not_audited_but_posting_it_is(
         assert "sign-in failed" in refused.text
     assert _entries_for(shared_server, "GET /console/sign-in") == 0
     assert _entries_for(shared_server, "POST /console/sign-in") == before + 1
+
+
+def test_signing_in_never_sends_the_person_to_another_site(shared_server: SharedServer) -> None:
+    who = person(shared_server, "ml_engineer", prefix="engineer")
+    for target in (
+        "//evil.example/",
+        "https://evil.example/console/",
+        "/console/\\evil",
+        "/v1/keys",
+    ):
+        with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+            r = client.post(
+                "/console/sign-in",
+                data={"name": who.name, "password": who.password, "next": target},
+            )
+            assert r.status_code == 303, r.text
+            assert r.headers["location"] == "/console/"
+            page = client.get("/console/")
+            assert page.status_code == 200
+            # Nothing may frame a console page, and it is never stored by a cache.
+            csp = page.headers["content-security-policy"]
+            assert "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
+            assert page.headers["cache-control"] == "no-store"
+
+
+def test_a_person_revokes_another_of_their_sessions(
+    shared_server: SharedServer, page: Page
+) -> None:
+    who = person(shared_server, "ml_engineer", prefix="engineer")
+    with httpx.Client(base_url=shared_server.url, timeout=30) as laptop:
+        r = laptop.post("/console/sign-in", data={"name": who.name, "password": who.password})
+        assert r.status_code == 303
+        assert laptop.get("/console/").status_code == 200
+        sign_in(page, shared_server, who)
+        rows = page.get_by_role("row")
+        assert rows.count() == 3  # the header, this session and the laptop's
+        assert axe_violations(page) == []
+        page.get_by_role("button", name="Revoke").click()
+        page.wait_for_url(f"{shared_server.url}/console/")
+        assert page.get_by_role("button", name="Revoke").count() == 0
+        # The laptop's session has ended on the server.
+        assert laptop.get("/v1/sessions").status_code == 401
