@@ -59,6 +59,9 @@ EXEMPT_PATHS = frozenset(
         # Single sign-on: the provider's signed id_token is the proof (governance/identity/oidc.py).
         "/v1/session/oidc/start",
         "/v1/session/oidc/callback",
+        # The CLI's browser sign-in: the one-time code and the verifier behind its challenge
+        # are the proof (governance/identity/cli_grants.py).
+        "/v1/session/cli",
         # The console's sign-in form and its static files (governance/console/routes.py).
         *console_routes.OPEN_PATHS,
     }

@@ -25,10 +25,11 @@ from governance.api.deps import (
 from governance.config import Settings
 from governance.console.guard import CSRF_COOKIE
 from governance.db.base import DbInt
-from governance.identity import oidc, sign_in
+from governance.identity import cli_grants, oidc, sign_in
 from governance.identity.duties import change_role
 from governance.identity.enrolment import enrolments
 from governance.identity.errors import (
+    CliGrantRefused,
     InvalidEnrolmentCode,
     SessionNotFound,
     SignInFailed,
@@ -38,6 +39,8 @@ from governance.identity.errors import (
 )
 from governance.identity.models import SignInSession
 from governance.identity.schemas import (
+    CliSignedIn,
+    CliSignInBody,
     Enrolled,
     EnrolmentCreate,
     EnrolmentIssued,
@@ -298,6 +301,66 @@ async def sign_in_person(
         if (wait := await run_in_threadpool(window.take_shared, body.name)) is not None:
             raise _name_held(facts, wait) from None
         raise refusal from None
+
+
+@dataclass(frozen=True)
+class _CliOpened:
+    name: str
+    row: SignInSession
+    session_id: str
+    csrf_token: str
+
+
+def _cli_sign_in(
+    sessions: sessionmaker[Session], gate: Gate, ctx: Context, body: CliSignInBody
+) -> _CliOpened | None:
+    # One transaction: the code is used up whether or not it opens the session.
+    now = gate.clock()
+    with sessions.begin() as session:
+        person = cli_grants.redeem(session, code=body.code, verifier=body.verifier, now=now)
+        if person is None:
+            return None
+        opened = sign_in.open_session(
+            session,
+            ctx,
+            person,
+            method="browser",
+            details={"cli": True},
+            now=now,
+            lifetimes=gate.session_lifetimes,
+        )
+        return _CliOpened(person.name, opened.row, opened.session_id, opened.csrf_token)
+
+
+@router.post("/session/cli", status_code=201, responses=responses(401, 422, 429))
+async def open_cli_session(
+    body: CliSignInBody,
+    request: Request,
+    response: Response,
+    sessions: SessionsDep,
+    gate: GateDep,
+) -> CliSignedIn:
+    """Sign the command line in with the code the console showed (``warden login --browser``).
+
+    ``verifier`` is the secret whose base64url SHA-256 was the console page's ``challenge``:
+    only the CLI that began the flow holds it. Answers as ``POST /v1/session`` does. A code is
+    used up by its first attempt; a refusal counts against the address like a wrong password.
+    """
+    refuse_failing_address(request, gate)
+    facts = facts_of(request.scope)
+    ctx = Context(source=source_of(request.scope), request_id=facts.request_id)
+    opened = await run_in_threadpool(_cli_sign_in, sessions, gate, ctx, body)
+    if opened is None:
+        refused = CliGrantRefused()
+        raise await failed_secret(request, gate, "command-line sign-in refused", refused)
+    facts.resource = {"principal": opened.name}
+    set_session_cookie(response, request, SESSION_COOKIE, opened.session_id, gate)
+    return CliSignedIn(
+        session=_session_out(opened.row, f"session:{opened.row.id}"),
+        csrf_token=opened.csrf_token,
+        idle_minutes=gate.session_lifetimes.idle.total_seconds() / 60,
+        principal=opened.name,
+    )
 
 
 def set_session_cookie(

@@ -132,3 +132,15 @@ class SsoLinkTaken(Conflict):
     """The provider's identity is already linked to another person."""
 
     type_slug = "sso-link-taken"
+
+
+class CliGrantRefused(Unauthenticated):
+    """A command-line code that opens nothing: deliberately one message for every cause."""
+
+    type_slug = "cli-grant-refused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the code is not valid here (unknown, already used, expired, or for another "
+            "command line): run warden login --browser again"
+        )

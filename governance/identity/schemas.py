@@ -159,6 +159,14 @@ class SessionOut(BaseModel):
     current: bool = False
 
 
+class CliSignInBody(BaseModel):
+    """The code a person's browser showed them, and the verifier only their CLI holds."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=128)
+    verifier: str = Field(min_length=43, max_length=128)
+
+
 class SignedIn(BaseModel):
     """A new session: the cookie carries its id; this answer its CSRF token, shown once."""
 
@@ -168,6 +176,12 @@ class SignedIn(BaseModel):
         "the session cookie."
     )
     idle_minutes: float
+
+
+class CliSignedIn(SignedIn):
+    """A session the command line opened with a browser's code: as ``SignedIn``, and whose."""
+
+    principal: str
 
 
 class RoleChangeOut(BaseModel):
