@@ -40,7 +40,11 @@ def _status_and_detail(exc: Exception) -> tuple[int, str, str]:
 
 def sign_in_redirect(request: Request) -> Response:
     """To the sign-in page, coming back here (a GET) afterwards."""
-    back = request.url.path if request.method == "GET" else "/console/"
+    back = "/console/"
+    if request.method == "GET":
+        # The query too: /console/cli-login needs its challenge after sign-in.
+        query = request.url.query
+        back = f"{request.url.path}?{query}" if query else request.url.path
     target = f"{SIGN_IN}?next={quote(back, safe='/')}"
     if request.headers.get("hx-request") == "true":
         return Response(status_code=204, headers={"HX-Redirect": target})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from governance.console import assets, session_pages
+from governance.console import assets, cli_login, session_pages
 from governance.plugins import optional_module
 
 # Each module exposes ``router`` and registers its sections with render.register_nav.
@@ -20,6 +20,7 @@ def console_router() -> APIRouter:
     router = APIRouter()
     router.include_router(assets.router)
     router.include_router(session_pages.router)
+    router.include_router(cli_login.router)
     for name in PAGES:
         module = optional_module(f"governance.console.{name}")
         if module is not None:
