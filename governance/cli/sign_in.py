@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import os
+import secrets
 import sys
+import webbrowser
 
 import httpx
 import typer
@@ -55,6 +60,24 @@ def _secrets(password_stdin: bool) -> tuple[str, str]:
     return password, code
 
 
+def _browser_grant(url: str) -> dict[str, str]:
+    """Send the person to the console to allow this CLI; the code they paste, and the verifier
+    whose hash the page bound it to (so the code is worth nothing to anyone else)."""
+    verifier = secrets.token_urlsafe(32)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    page = f"{url}/console/cli-login?challenge={challenge}"
+    console.print(f"Open this page, sign in if asked, and allow:\n  {page}", markup=False)
+    # A machine without a browser: the person opens the printed link elsewhere.
+    with contextlib.suppress(webbrowser.Error):
+        webbrowser.open(page)
+    # Not hidden: without the verifier the code is worth nothing to someone reading the screen.
+    code = typer.prompt("Paste the code shown in your browser").strip()
+    if not code:
+        fail("no code given", ExitCode.USAGE)
+    return {"code": code, "verifier": verifier}
+
+
 def login(
     ctx: typer.Context,
     server: str = typer.Option(None, "--server", help="The Warden server's URL."),
@@ -64,19 +87,31 @@ def login(
         "--password-stdin",
         help="Read the password, and the one-time code on a second line, from standard input.",
     ),
+    browser: bool = typer.Option(
+        False,
+        "--browser",
+        help="Sign in as whoever is signed in to the console (password or single sign-on): "
+        "opens a page there that shows a one-time code to paste here.",
+    ),
 ) -> None:
-    """Sign in to a server with password and one-time code; keep the session for later commands."""
+    """Sign in to a server with password and one-time code, or in the browser (--browser);
+    keep the session for later commands."""
     url = _server(ctx, server)
     if url is None:
         fail("name the server: warden login --server URL", ExitCode.USAGE)
-    person = name or typer.prompt("Name")
-    password, code = _secrets(password_stdin)
-    body: dict[str, str] = {"name": person, "password": password}
-    if code:
-        body["totp"] = code
+    if browser:
+        if name or password_stdin:
+            fail("--browser signs in as whoever is signed in to the console", ExitCode.USAGE)
+        route, body = "/v1/session/cli", _browser_grant(url)
+    else:
+        person = name or typer.prompt("Name")
+        password, code = _secrets(password_stdin)
+        route, body = "/v1/session", {"name": person, "password": password}
+        if code:
+            body["totp"] = code
     try:
         with httpx.Client(base_url=url, timeout=30) as http:
-            response = http.post("/v1/session", json=body)
+            response = http.post(route, json=body)
     except httpx.HTTPError as exc:
         fail(f"cannot reach {url}: {type(exc).__name__}: {exc}")
     if response.status_code != 201:
@@ -84,6 +119,8 @@ def login(
     cookie = _session_cookie(response)
     if cookie is None:
         fail(f"{url} answered without a session cookie; is it a Warden server?")
+    if browser:
+        person = str(response.json()["principal"])
     previous = load_session()
     if previous is not None and previous.server == url:
         _end_quietly(previous)
