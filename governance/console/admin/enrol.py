@@ -24,7 +24,6 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/enrol"
 TEMPLATE = "admin/enrol.html.j2"
 # Secrets shown once: no cache and no back-button copy may keep them.
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _secret_of(uri: str) -> str:
@@ -79,5 +78,4 @@ async def enrol(
             "secret": _secret_of(totp.uri) if totp is not None else None,
         },
         status_code=201,
-        headers=NO_STORE,
     )

@@ -24,7 +24,6 @@ from governance.kit.transaction import SessionsDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/admin/keys"
-NO_STORE = {"Cache-Control": "no-store"}
 
 CanRead = Annotated[Caller, Depends(Page("api:keys", "read"))]
 CanIssue = Annotated[Caller, Depends(Page("api:keys", "issue"))]
@@ -88,7 +87,6 @@ def issue(
         {"issued": issued},
         caller=caller,
         status_code=201,
-        headers=NO_STORE,
     )
 
 

@@ -26,7 +26,6 @@ from governance.kit.transaction import SessionsDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PATH = "/console/admin/principals"
-NO_STORE = {"Cache-Control": "no-store"}
 
 CanRead = Annotated[Caller, Depends(Page("api:principals", "read"))]
 CanWrite = Annotated[Caller, Depends(Page("api:principals", "write"))]
@@ -102,7 +101,6 @@ def enrolment(
         {"issued": issued},
         caller=caller,
         status_code=201,
-        headers=NO_STORE,
     )
 
 
