@@ -16,12 +16,9 @@ from starlette.types import ASGIApp, Scope
 from governance.kit.request_facts import facts_of
 
 
-def api_routes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
-    """Every route of the app as ``(path, route)``, looking inside included routers.
-
-    A router included in another adds its own prefix to the paths of the routes it holds, at
-    every level of nesting, as FastAPI does when it matches a request.
-    """
+def _with_prefixes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
+    """Every route with the prefix its including routers add to it, at every level of
+    nesting, as FastAPI applies them when it matches a request."""
     found: list[tuple[str, BaseRoute]] = []
 
     def walk(routes: list[BaseRoute], context: Any) -> None:
@@ -31,11 +28,15 @@ def api_routes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
                 included = route.include_context  # type: ignore[attr-defined]
                 walk(list(inner.routes), included if context is None else context.combine(included))
             else:
-                prefix = context.prefix if context is not None else ""
-                found.append((prefix + _template(route), route))
+                found.append((context.prefix if context is not None else "", route))
 
     walk(list(getattr(app, "routes", [])), None)
     return found
+
+
+def api_routes(app: ASGIApp) -> list[tuple[str, BaseRoute]]:
+    """Every route of the app as ``(path, route)``, looking inside included routers."""
+    return [(prefix + _template(route), route) for prefix, route in _with_prefixes(app)]
 
 
 def allowed_methods(app: ASGIApp, path: str) -> list[str]:
@@ -46,8 +47,12 @@ def allowed_methods(app: ASGIApp, path: str) -> list[str]:
     header must list all of them (RFC 9110, section 10.2.1).
     """
     methods: set[str] = set()
-    for template, route in api_routes(app):
-        if isinstance(route, Route) and route.methods and compile_path(template)[0].match(path):
+    for prefix, route in _with_prefixes(app):
+        if not (isinstance(route, Route) and route.methods):
+            continue
+        # With its convertors: ``{record_id:record_id}`` does not match ``purge``.
+        regex = compile_path(prefix + route.path)[0] if prefix else route.path_regex
+        if regex.match(path):
             methods |= route.methods
     return sorted(methods)
 
