@@ -20,7 +20,9 @@ CHROMIUM = Path(os.environ.get("WARDEN_TEST_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(os.environ.get("WARDEN_TEST_AXE", ROOT / ".venv/npm/node_modules/axe-core/axe.min.js"))
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open it leaves its event loop
+# marked as running in the worker, and a later module's asyncio.run() would refuse to start.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.is_file() and shutil.which(str(CHROMIUM)) is None:
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
