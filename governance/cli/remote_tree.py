@@ -7,7 +7,14 @@ from functools import cache
 import typer
 from typer.core import TyperGroup
 
-from governance.cli import remote_audit, remote_catalog, remote_identity, remote_policy
+from governance.cli import (
+    remote_audit,
+    remote_catalog,
+    remote_governance,
+    remote_identity,
+    remote_operations,
+    remote_policy,
+)
 from governance.cli.routing import RemoteGroup
 
 _GROUPS: dict[str, typer.Typer] = {
@@ -28,6 +35,9 @@ _GROUPS: dict[str, typer.Typer] = {
 def remote_root() -> TyperGroup:
     """The groups above as one click group (a name it lacks refuses: routing.RoutedGroup)."""
     root = typer.Typer(cls=RemoteGroup)
+    remote_governance.extend(_GROUPS)
+    _GROUPS.update(remote_operations.groups(_GROUPS))
+    root.command("train")(remote_operations.privacy_train)
     for name, group in _GROUPS.items():
         root.add_typer(group, name=name)
     command = typer.main.get_command(root)
