@@ -6,16 +6,21 @@ Each group here adds commands to the remote tree's group of the same name (``ext
 
 from __future__ import annotations
 
+import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import typer
+import yaml
+from rich.table import Table
 
-from governance.cli.common import JSON, ExitCode, console, fail, print_json, show_rows
+from governance.cli.common import JSON, ExitCode, console, fail, print_json, show_fields
 from governance.cli.routing import RemoteGroup, remote_of
+from governance.private_files import open_private, private_dir
+from inference.artifact import MANIFEST_FILE
 
 policy_app = typer.Typer(cls=RemoteGroup)
 policy_tests_app = typer.Typer(
@@ -299,9 +304,437 @@ def policy_test_run(
         raise typer.Exit(ExitCode.REFUSED)
 
 
+# -- fairness --------------------------------------------------------------------------------
+
+fairness_app = typer.Typer(cls=RemoteGroup)
+thresholds_app = typer.Typer(
+    cls=RemoteGroup,
+    help="Fairness thresholds: versioned, audited, used by the gate.",
+    no_args_is_help=True,
+)
+fairness_app.add_typer(thresholds_app, name="thresholds")
+
+
+def _features(value: str | None) -> list[str] | None:
+    names = [v.strip() for v in (value or "").split(",") if v.strip()]
+    return names or None
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _audit_json(doc: dict[str, Any]) -> dict[str, Any]:
+    """An API audit in the shape of the direct-mode ``--json``."""
+    return {
+        "id": doc["id"],
+        "created_at": doc["created_at"],
+        "kind": doc["kind"],
+        "model": doc["model"],
+        "version": doc["model_version"],
+        "passed": doc["passed"],
+        "thresholds_version": doc["thresholds_version"],
+        "sensitive": doc["sensitive"],
+        "result": doc["result"],
+        "verdict": {"passed": doc["passed"], "failures": doc["failures"]},
+    }
+
+
+def _show_audit(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(_audit_json(doc))
+        return
+    head = f"audit {doc['id']}: {doc['model']} {doc['model_version'] or '(all versions)'}"
+    if doc["artifact_sha256"]:
+        head += f" (artifact {doc['artifact_sha256'][:16]}…)"
+    console.print(head, markup=False)
+    source = (
+        f"dataset {doc['dataset']} ({doc['split']} split)"
+        if doc["kind"] == "dataset"
+        else f"live outcomes {doc['window_start']} … {doc['window_end']}"
+    )
+    console.print(
+        f"{source}, {doc['n_rows']} rows, engine {doc['engine']}, "
+        f"thresholds v{doc['thresholds_version']}",
+        markup=False,
+    )
+    for audit in doc["result"].get("audits", []):
+        table = Table(title=str(audit["name"]))
+        for col in ("group", "count", "selection", "accuracy", "TPR", "FPR", "reliable"):
+            table.add_column(col)
+        for g in audit["groups"]:
+            table.add_row(
+                str(g["label"]),
+                str(g["count"]),
+                _fmt(g["selection_rate"]),
+                _fmt(g["accuracy"]),
+                _fmt(g["true_positive_rate"]),
+                _fmt(g["false_positive_rate"]),
+                "yes" if g["reliable"] else "NO",
+            )
+        console.print(table)
+        for name, d in audit["disparities"].items():
+            ci = d.get("ci") or {}
+            interval = f" [{_fmt(ci.get('low'))}, {_fmt(ci.get('high'))}]" if d.get("ci") else ""
+            note = f"  ({d['note']})" if d.get("note") else ""
+            console.print(f"  {name:32} {_fmt(d['value'])}{interval}{note}", markup=False)
+    console.print("verdict: PASS" if doc["passed"] else "verdict: FAIL")
+    for f in doc["failures"]:
+        console.print(f"  {f['feature']}: {f['reason']}", markup=False)
+
+
+@fairness_app.command("audit")
+def fairness_audit(
+    ctx: typer.Context,
+    model: str,
+    dataset: str = typer.Option("adult", help="Dataset whose test split is predicted."),
+    sensitive: str = typer.Option(None, help="Comma-separated attributes (default: all)."),
+    version: str = typer.Option(None, help="Model version (default: serving, else newest)."),
+    bootstrap: int = typer.Option(200, min=0, help="Bootstrap replicates for the 95% intervals."),
+    seed: int = typer.Option(0, min=0, help="Bootstrap seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored audit as JSON."),
+) -> None:
+    """Audit a registered model for bias and store the result (exit 3 when it fails)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "version": version,
+        "dataset": dataset,
+        "sensitive": _features(sensitive),
+        "bootstrap": bootstrap,
+        "seed": seed,
+    }
+    doc = remote_of(ctx).json("POST", "/v1/fairness/audits", json=body)
+    _show_audit(doc, as_json)
+    raise typer.Exit(ExitCode.OK if doc["passed"] else ExitCode.REFUSED)
+
+
+@fairness_app.command("audits")
+def fairness_audits(
+    ctx: typer.Context,
+    model: str = typer.Option(None),
+    limit: int = typer.Option(20, min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List stored audits, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if model is not None:
+        params["model"] = model
+    docs = remote_of(ctx).json("GET", "/v1/fairness/audits", params=params)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": d["id"],
+                    "created_at": d["created_at"],
+                    "kind": d["kind"],
+                    "model": d["model"],
+                    "version": d["model_version"],
+                    "passed": d["passed"],
+                    "thresholds_version": d["thresholds_version"],
+                    "sensitive": d["sensitive"],
+                }
+                for d in docs
+            ]
+        )
+        return
+    if not docs:
+        console.print("no fairness audits yet")
+        return
+    table = Table("id", "created (UTC)", "kind", "model", "version", "verdict", "thresholds")
+    for d in docs:
+        table.add_row(
+            str(d["id"]),
+            f"{datetime.fromisoformat(d['created_at']):%Y-%m-%d %H:%M}",
+            d["kind"],
+            d["model"],
+            d["model_version"] or "-",
+            "PASS" if d["passed"] else "FAIL",
+            f"v{d['thresholds_version']} {', '.join(d['sensitive'])}",
+        )
+    console.print(table)
+
+
+@fairness_app.command("show")
+def fairness_show(
+    ctx: typer.Context,
+    audit_id: int = typer.Argument(..., min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one stored audit."""
+    _show_audit(remote_of(ctx).json("GET", f"/v1/fairness/audits/{audit_id}"), as_json)
+
+
+@fairness_app.command("monitor")
+def fairness_monitor(
+    ctx: typer.Context,
+    model: str,
+    hours: float = typer.Option(24.0, help="Window: the last N hours (ignored with --since)."),
+    since: datetime = typer.Option(None, help="Window start (UTC if no offset)."),
+    until: datetime = typer.Option(None, help="Window end (default: now)."),
+    version: str = typer.Option(None),
+    sensitive: str = typer.Option(None, help="Comma-separated attributes (default: all seen)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored audit as JSON."),
+) -> None:
+    """Audit live predictions with reported outcomes in a time window."""
+
+    def aware(moment: datetime) -> datetime:
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+    end = aware(until) if until else datetime.now(UTC)
+    start = aware(since) if since else end - timedelta(hours=hours)
+    body: dict[str, Any] = {
+        "model": model,
+        "version": version,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "sensitive": _features(sensitive),
+    }
+    _show_audit(remote_of(ctx).json("POST", "/v1/fairness/monitor", json=body), as_json)
+
+
+@fairness_app.command("mitigate")
+def fairness_mitigate(
+    ctx: typer.Context,
+    model: str,
+    sensitive: str = typer.Option(..., help="Attribute to equalise (a categorical input)."),
+    dataset: str = typer.Option("adult"),
+    version: str = typer.Option(None, help="Base version (default: serving, else newest)."),
+    constraints: str = typer.Option("demographic_parity", help="Fairlearn constraint."),
+    new_version: str = typer.Option(None, help="Default: <version>-mitigated."),
+    plot_out: Path = typer.Option(None, help="Also write the trade-off PNG here."),
+    epsilon: float = typer.Option(
+        None,
+        min=0.0,
+        max=100.0,
+        help="ε of the noisy release on a private dataset, charged to its privacy ledger.",
+    ),
+) -> None:
+    """Fit ThresholdOptimizer post-processing; register it as a new model version."""
+    body: dict[str, Any] = {
+        "model": model,
+        "version": version,
+        "dataset": dataset,
+        "sensitive": sensitive,
+        "constraints": constraints,
+        "new_version": new_version,
+    }
+    if epsilon is not None:
+        body["epsilon"] = epsilon
+    doc = remote_of(ctx).json("POST", "/v1/fairness/mitigations", json=body)
+    sha = doc["artifact_sha256"]
+    console.print(
+        f"registered {doc['model']} {doc['version']} (from {doc['base_version']}; "
+        f"artifact {sha[:16]}…)",
+        markup=False,
+    )
+    console.print(f"privacy: {doc['privacy_claim'].get('statement', '')}", markup=False)
+    numbers = doc["tradeoff"]
+    table = Table(title=f"trade-off by {numbers['feature']} (test split)")
+    for col in ("", "accuracy", "DP ratio", "DP difference", "selection rates"):
+        table.add_column(col)
+    for side in ("before", "after"):
+        n = numbers[side]
+        rates = ", ".join(f"{g} {_fmt(r)}" for g, r in n["selection_rates"].items())
+        table.add_row(
+            side,
+            _fmt(n["accuracy"]),
+            _fmt(n["demographic_parity_ratio"]),
+            _fmt(n["demographic_parity_difference"]),
+            rates,
+        )
+    c = numbers["change"]
+    table.add_row(
+        "change",
+        _fmt(c["accuracy"]),
+        _fmt(c["demographic_parity_ratio"]),
+        _fmt(c["demographic_parity_difference"]),
+        "",
+    )
+    console.print(table)
+    console.print(f"plot: {doc['plot_file']} (on the server)", markup=False)
+    if plot_out is not None:
+        private_dir(plot_out.parent)
+        with open_private(plot_out) as out:
+            out.write(base64.b64decode(doc["plot_png_base64"]))
+        console.print(f"plot written to {plot_out}", markup=False)
+
+
+@thresholds_app.command("show")
+def thresholds_show(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of YAML."),
+) -> None:
+    """Print the current thresholds document (YAML) and its version."""
+    doc = remote_of(ctx).json("GET", "/v1/fairness/thresholds")
+    if as_json:
+        print_json({k: doc[k] for k in ("version", "author", "reason", "document")})
+        return
+    console.print(f"# version {doc['version']} by {doc['author']}: {doc['reason']}", markup=False)
+    typer.echo(yaml.safe_dump(doc["document"], sort_keys=True))
+
+
+@thresholds_app.command("set")
+def thresholds_set(
+    ctx: typer.Context,
+    file: Path,
+    reason: str = typer.Option(..., help="Why the thresholds change (recorded, audited)."),
+    base_version: int = typer.Option(
+        None, min=1, help="Refuse if the current version is not this."
+    ),
+) -> None:
+    """Store FILE (policies/fairness.yaml shape) as the next thresholds version."""
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"cannot read {file}: {type(exc).__name__}")
+    if not isinstance(document, dict):
+        fail(f"{file} is not a mapping")
+    body: dict[str, Any] = {"document": document, "reason": reason}
+    if base_version is not None:
+        body["base_version"] = base_version
+    doc = remote_of(ctx).json("PUT", "/v1/fairness/thresholds", json=body)
+    console.print(f"fairness thresholds version {doc['version']}")
+    typer.echo(json.dumps(doc["diff"], indent=2))
+
+
+@thresholds_app.command("history")
+def thresholds_history(
+    ctx: typer.Context,
+    limit: int = typer.Option(20, min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List threshold versions with author, reason and diff."""
+    docs = remote_of(ctx).json("GET", "/v1/fairness/thresholds/versions", params={"limit": limit})
+    if as_json:
+        print_json(
+            [{k: d[k] for k in ("version", "created_at", "author", "reason", "diff")} for d in docs]
+        )
+        return
+    for d in docs:
+        console.print(
+            f"v{d['version']} {datetime.fromisoformat(d['created_at']):%Y-%m-%d %H:%M} "
+            f"{d['author']}: {d['reason']}",
+            markup=False,
+        )
+        console.print(f"    {json.dumps(d['diff'])}", markup=False)
+
+
+# -- datasets and models --------------------------------------------------------------------
+
+datasets_app = typer.Typer(cls=RemoteGroup)
+models_app = typer.Typer(cls=RemoteGroup)
+
+
+@datasets_app.command("register")
+def datasets_register(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Name to register the dataset under."),
+    schema: str = typer.Option(
+        ..., "--schema", help="The schema YAML on the server, relative to <data_dir>/datasets/."
+    ),
+    data: str = typer.Option(
+        None, "--data", help="The data file on the server, relative to <data_dir>/datasets/."
+    ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Register again under an existing name (the ledger is kept)."
+    ),
+) -> None:
+    """Validate a dataset already on the server against its schema and record its hashes."""
+    body = {"name": name, "schema_path": schema, "data_path": data, "replace": replace}
+    doc = remote_of(ctx).json("POST", "/v1/datasets", json=body)
+    line = (
+        f"registered {doc['name']}: {doc['train_rows']} train / {doc['test_rows']} test rows, "
+        f"sha256 {doc['content_hash'][:16]}…"
+    )
+    for split, columns in (doc.get("values_clipped") or {}).items():
+        counts = ", ".join(f"{column} {count}" for column, count in columns.items())
+        line += f"\nclipped to the schema's bounds in {split}: {counts}"
+    ledger = doc.get("ledger")
+    if ledger is not None:
+        spent = "unbounded" if ledger["epsilon_spent"] is None else f"{ledger['epsilon_spent']:.4g}"
+        shared = ledger.get("shared_with") or []
+        line += (
+            f"\nprivacy ledger {ledger['id']} SHARED with {', '.join(shared)} "
+            f"(the same rows): ε spent {spent} of {ledger['cap_epsilon']:g} over "
+            f"{ledger['runs']} runs"
+            if shared
+            else f"\nprivacy ledger {ledger['id']}: ε spent {spent} of {ledger['cap_epsilon']:g}"
+        )
+    console.print(line, markup=False)
+
+
+@datasets_app.command("show")
+def datasets_show(ctx: typer.Context, name: str, as_json: bool = JSON) -> None:
+    """Show a registered dataset: hashes, sizes, privacy ledger (`--json`: with its schema)."""
+    from governance.datasets.cli import _readable
+
+    doc = remote_of(ctx).json("GET", f"/v1/datasets/{_part(name)}")
+    if as_json:
+        print_json(doc)
+        return
+    show_fields(_readable(doc))
+
+
+@models_app.command("register")
+def models_register(ctx: typer.Context, artifact_dir: Path) -> None:
+    """Upload and register an artifact folder (manifest.json + the files it names)."""
+    try:
+        manifest = json.loads((artifact_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        files = {
+            p.name: base64.b64encode(p.read_bytes()).decode("ascii")
+            for p in sorted(artifact_dir.iterdir())
+            if p.is_file() and p.name != MANIFEST_FILE
+        }
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read the artifact in {artifact_dir}: {type(exc).__name__}")
+    if not isinstance(manifest, dict):
+        fail(f"{artifact_dir / MANIFEST_FILE} is not a JSON object")
+    doc = remote_of(ctx).json("POST", "/v1/models", json={"manifest": manifest, "files": files})
+    console.print(
+        f"registered {doc['name']} {doc['version']} "
+        f"(manifest sha256 {doc['artifact_sha256'][:16]}…)",
+        markup=False,
+    )
+
+
+@models_app.command("import")
+def models_import(
+    ctx: typer.Context,
+    name: str,
+    version: str = typer.Option(..., help="The version to register."),
+    onnx: Path = typer.Option(..., exists=True, dir_okay=False, help="The ONNX graph (.onnx)."),
+    schema: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="The import schema (YAML): features, output, card."
+    ),
+) -> None:
+    """Import a model trained elsewhere: upload an ONNX graph; the server checks and runs it."""
+    try:
+        schema_text = schema.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {schema}: {type(exc).__name__}")
+    remote = remote_of(ctx)
+    # The graph goes as a file object: httpx streams it in chunks, never whole in memory.
+    with onnx.open("rb") as graph:
+        doc = remote.json(
+            "POST",
+            "/v1/models/import",
+            data={"name": name, "version": version, "schema": schema_text},
+            files={"onnx": (onnx.name, graph, "application/octet-stream")},
+        )
+    console.print(
+        f"imported {doc['name']} {doc['version']} (manifest sha256 {doc['artifact_sha256'][:16]}…)",
+        markup=False,
+    )
+
+
 # -- registration ----------------------------------------------------------------------------
 
-_EXTRA: dict[str, typer.Typer] = {"policy": policy_app}
+_EXTRA: dict[str, typer.Typer] = {
+    "policy": policy_app,
+    "fairness": fairness_app,
+    "datasets": datasets_app,
+    "models": models_app,
+}
 
 
 def extend(groups: dict[str, typer.Typer]) -> None:
@@ -311,4 +744,4 @@ def extend(groups: dict[str, typer.Typer]) -> None:
         groups[name].registered_groups.extend(extra.registered_groups)
 
 
-__all__ = ["extend", "show_rows"]
+__all__ = ["extend"]

@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner, Result
 
 from governance.cli.main import app
 from tests.conftest import auth
+from tests.fairness.conftest import adult_logreg
 from tests.identity.test_sign_in import PASSWORD, _audit_texts, _totp
+from tests.onnx_graphs import linear_graph, linear_schema
+from tests.privacy.conftest import write_synthetic
 from tests.servers import SharedServer
 
 Run = Callable[..., str]
@@ -33,17 +37,20 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
-def _signed_in(shared: SharedServer, runner: CliRunner, prefix: str, *roles: str) -> str:
-    """A person with these roles, password and TOTP, signed in through `warden login`."""
+def _signed_in(
+    shared: SharedServer, runner: CliRunner, prefix: str, *roles: str
+) -> tuple[str, str]:
+    """A person with these roles and a password (and TOTP where the role asks for one),
+    signed in through `warden login`; their name and API key."""
     name = shared.unique(prefix)
     key = shared.warden.principal(name, *roles)
     r = shared.http.put("/v1/me/password", json={"password": PASSWORD}, headers=auth(key))
     assert r.status_code == 200, r.text
-    stdin = f"{PASSWORD}\n{_totp(r.json()).now()}\n"
+    second = f"{_totp(r.json()).now()}\n" if r.json().get("totp") else ""
     args = ["login", "--server", shared.url, "--name", name, "--password-stdin"]
-    result = runner.invoke(app, args, input=stdin)
+    result = runner.invoke(app, args, input=f"{PASSWORD}\n{second}")
     assert result.exit_code == 0, result.output
-    return name
+    return name, key
 
 
 def _runs(runner: CliRunner) -> Run:
@@ -72,7 +79,7 @@ def _by(shared: SharedServer, person: str) -> list[dict[str, Any]]:
 def test_an_officer_reads_rolls_back_and_tests_the_policy_remotely(
     shared_server: SharedServer, runner: CliRunner
 ) -> None:
-    officer = _signed_in(shared_server, runner, "officer", "compliance_officer")
+    officer, _ = _signed_in(shared_server, runner, "officer", "compliance_officer")
     run = _runs(runner)
     subject = shared_server.unique("svc")
     rule = f"p, {subject}, api:datasets, read, allow"
@@ -134,3 +141,127 @@ def test_an_officer_reads_rolls_back_and_tests_the_policy_remotely(
         ("policy.test", "add"),
         ("policy.test", "remove"),
     } <= done, done
+
+
+def test_an_engineer_registers_audits_and_mitigates_remotely(
+    shared_server: SharedServer, runner: CliRunner, tmp_path: Path
+) -> None:
+    engineer, key = _signed_in(shared_server, runner, "engineer", "ml_engineer")
+    run = _runs(runner)
+    admin = auth(shared_server.admin)
+
+    model = shared_server.unique("lr")
+    artifact = adult_logreg(tmp_path / "lr", name=model)
+    assert f"registered {model} 1" in run("models", "register", str(artifact))
+    imported = shared_server.unique("onnx")
+    graph, schema = tmp_path / "model.onnx", tmp_path / "schema.yaml"
+    graph.write_bytes(linear_graph())
+    schema.write_text(yaml.safe_dump(linear_schema()))
+    out = run(
+        "models",
+        "import",
+        imported,
+        "--version",
+        "2",
+        "--onnx",
+        str(graph),
+        "--schema",
+        str(schema),
+    )
+    assert f"imported {imported} 2" in out
+    listed = shared_server.http.get("/v1/models", headers=admin).json()
+    assert {(m["name"], m["version"], m["registered_by"]) for m in listed} >= {
+        (model, "1", engineer),
+        (imported, "2", engineer),
+    }
+
+    # Biased by construction: the audit is stored and fails, exit 3 as in direct mode.
+    audited = _invoke(
+        runner, "fairness", "audit", model, "--sensitive", "sex", "--bootstrap", "0", "--json"
+    )
+    assert audited.exit_code == 3, audited.output
+    audit = json.loads(audited.stdout)
+    assert audit["model"] == model and audit["verdict"]["passed"] is False
+    stored = shared_server.http.get(f"/v1/fairness/audits/{audit['id']}", headers=auth(key)).json()
+    assert stored["audited_by"] == engineer and stored["passed"] is False
+    assert [a["id"] for a in json.loads(run("fairness", "audits", "--model", model, "--json"))] == [
+        audit["id"]
+    ]
+    assert "FAIL" in run("fairness", "audits", "--model", model)
+    assert "verdict: FAIL" in run("fairness", "show", str(audit["id"]))
+    assert json.loads(run("fairness", "show", str(audit["id"]), "--json"))["id"] == audit["id"]
+    # No live outcomes yet: the server's refusal is one line, not a traceback.
+    quiet = _invoke(runner, "fairness", "monitor", model, "--hours", "1")
+    assert quiet.exit_code in (1, 3) and "Traceback" not in quiet.output, quiet.output
+
+    plot = tmp_path / "plots" / "tradeoff.png"
+    mitigated = run("fairness", "mitigate", model, "--sensitive", "sex", "--plot-out", str(plot))
+    assert f"registered {model} 1-mitigated (from 1;" in mitigated
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    detail = shared_server.http.get(f"/v1/models/{model}", headers=admin).json()
+    assert "1-mitigated" in json.dumps(detail)
+
+    dataset = shared_server.unique("syn")
+    folder = shared_server.settings.data_dir / "datasets" / dataset
+    folder.mkdir(parents=True)
+    write_synthetic(folder)
+    made = run("datasets", "register", dataset, "--schema", f"{dataset}/schema.yaml")
+    assert f"registered {dataset}:" in made and "privacy ledger" in made
+    shown = json.loads(run("datasets", "show", dataset, "--json"))
+    assert shown["name"] == dataset and shown["registered_by"] == engineer
+    table = run("datasets", "show", dataset)
+    assert engineer in table and "privacy ledger" in table
+    # A path outside the server's datasets folder is refused there.
+    outside = _invoke(runner, "datasets", "register", dataset + "x", "--schema", "../x.yaml")
+    assert outside.exit_code == 3 and "Traceback" not in outside.output
+    assert dataset + "x" not in run("datasets", "list")
+
+    done = {(e["event_type"], e["action"]) for e in _by(shared_server, engineer)}
+    acted = {t for t in done if t[0] != "api.call"}
+    assert {("datasets.register", "register"), ("fairness.audit", "audit")} <= acted, done
+    # Besides: both models registered, the mitigation's run and its new version.
+    assert len(acted) >= 6, done
+
+
+def test_an_officer_sets_the_fairness_thresholds_remotely(
+    shared_server: SharedServer, runner: CliRunner, tmp_path: Path
+) -> None:
+    officer, key = _signed_in(shared_server, runner, "officer", "compliance_officer")
+    run = _runs(runner)
+    current = json.loads(run("fairness", "thresholds", "show", "--json"))
+    assert f"# version {current['version']}" in run("fairness", "thresholds", "show")
+    document = current["document"]
+    changed = tmp_path / "fairness.yaml"
+    changed.write_text(yaml.safe_dump({**document, "min_group_size": 31}))
+    out = run(
+        "fairness",
+        "thresholds",
+        "set",
+        str(changed),
+        "--reason",
+        "groups of thirty are too small to judge",
+        "--base-version",
+        str(current["version"]),
+    )
+    assert f"fairness thresholds version {current['version'] + 1}" in out
+    now = shared_server.http.get("/v1/fairness/thresholds", headers=auth(key))
+    assert now.json()["author"] == officer and now.json()["version"] == current["version"] + 1
+    history = json.loads(run("fairness", "thresholds", "history", "--json"))
+    assert history[0]["author"] == officer and history[0]["version"] == current["version"] + 1
+    assert officer in run("fairness", "thresholds", "history")
+    # Edited from a stale version: refused by the server, exit 3.
+    stale = _invoke(
+        runner,
+        "fairness",
+        "thresholds",
+        "set",
+        str(changed),
+        "--reason",
+        "a stale edit here",
+        "--base-version",
+        str(current["version"]),
+    )
+    assert stale.exit_code == 3, stale.output
+
+    done = {(e["event_type"], e["action"]) for e in _by(shared_server, officer)}
+    assert ("fairness.thresholds", "update") in done, done
