@@ -22,6 +22,10 @@ BODIES: dict[str, Any] = {
     "redeem_enrolment": {"code": "enrol-3QF7-KX2M-94TD", "password": "tulip ladder orbit 1987"},
     "set_own_password": {"password": "tulip ladder orbit 1987"},
     "open_session": {"name": "dana", "password": "tulip ladder orbit 1987", "totp": "492039"},
+    "open_cli_session": {
+        "code": "wcg_Jx2n8QpVd4LsT0aWmK7yRb",
+        "verifier": "q3Vn8ZtLw0PcR5yXk2JdH7sBfM4aG9eUo1iTvQx6NzE",
+    },
     "link_sso": {"email": "dana@example.org"},
     "issue_key": {"principal": "fraud-scorer", "expires_at": "2027-06-30T00:00:00Z"},
     "grant_role": {"principal": "dana", "role": "auditor", "reason": _REASON},

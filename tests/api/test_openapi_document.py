@@ -22,7 +22,15 @@ _ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _METHODS = {"get", "put", "post", "delete", "patch"}
 # Routes a caller reaches without an API key: the probes, the enrolment (its code is the
 # proof) and sign-in (a password, or the identity provider's id_token): governance/api/app.py.
-_OPEN = {"healthz", "readyz", "redeem_enrolment", "open_session", "oidc_start", "oidc_callback"}
+_OPEN = {
+    "healthz",
+    "readyz",
+    "redeem_enrolment",
+    "open_session",
+    "open_cli_session",
+    "oidc_start",
+    "oidc_callback",
+}
 
 
 @pytest.fixture(scope="module")
