@@ -19,6 +19,7 @@ from rich.table import Table
 
 from governance.cli.common import JSON, ExitCode, console, fail, print_json, show_fields
 from governance.cli.routing import RemoteGroup, remote_of
+from governance.fairness.cli import fmt, tradeoff_table
 from governance.private_files import open_private, private_dir
 from inference.artifact import MANIFEST_FILE
 
@@ -320,10 +321,6 @@ def _features(value: str | None) -> list[str] | None:
     return names or None
 
 
-def _fmt(value: Any) -> str:
-    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
 def _audit_json(doc: dict[str, Any]) -> dict[str, Any]:
     """An API audit in the shape of the direct-mode ``--json``."""
     return {
@@ -366,18 +363,18 @@ def _show_audit(doc: dict[str, Any], as_json: bool) -> None:
             table.add_row(
                 str(g["label"]),
                 str(g["count"]),
-                _fmt(g["selection_rate"]),
-                _fmt(g["accuracy"]),
-                _fmt(g["true_positive_rate"]),
-                _fmt(g["false_positive_rate"]),
+                fmt(g["selection_rate"]),
+                fmt(g["accuracy"]),
+                fmt(g["true_positive_rate"]),
+                fmt(g["false_positive_rate"]),
                 "yes" if g["reliable"] else "NO",
             )
         console.print(table)
         for name, d in audit["disparities"].items():
             ci = d.get("ci") or {}
-            interval = f" [{_fmt(ci.get('low'))}, {_fmt(ci.get('high'))}]" if d.get("ci") else ""
+            interval = f" [{fmt(ci.get('low'))}, {fmt(ci.get('high'))}]" if d.get("ci") else ""
             note = f"  ({d['note']})" if d.get("note") else ""
-            console.print(f"  {name:32} {_fmt(d['value'])}{interval}{note}", markup=False)
+            console.print(f"  {name:32} {fmt(d['value'])}{interval}{note}", markup=False)
     console.print("verdict: PASS" if doc["passed"] else "verdict: FAIL")
     for f in doc["failures"]:
         console.print(f"  {f['feature']}: {f['reason']}", markup=False)
@@ -529,28 +526,7 @@ def fairness_mitigate(
     )
     console.print(f"privacy: {doc['privacy_claim'].get('statement', '')}", markup=False)
     numbers = doc["tradeoff"]
-    table = Table(title=f"trade-off by {numbers['feature']} (test split)")
-    for col in ("", "accuracy", "DP ratio", "DP difference", "selection rates"):
-        table.add_column(col)
-    for side in ("before", "after"):
-        n = numbers[side]
-        rates = ", ".join(f"{g} {_fmt(r)}" for g, r in n["selection_rates"].items())
-        table.add_row(
-            side,
-            _fmt(n["accuracy"]),
-            _fmt(n["demographic_parity_ratio"]),
-            _fmt(n["demographic_parity_difference"]),
-            rates,
-        )
-    c = numbers["change"]
-    table.add_row(
-        "change",
-        _fmt(c["accuracy"]),
-        _fmt(c["demographic_parity_ratio"]),
-        _fmt(c["demographic_parity_difference"]),
-        "",
-    )
-    console.print(table)
+    console.print(tradeoff_table(numbers))
     console.print(f"plot: {doc['plot_file']} (on the server)", markup=False)
     if plot_out is not None:
         private_dir(plot_out.parent)

@@ -53,8 +53,35 @@ def _features(value: str | None) -> list[str] | None:
     return names or None
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A measure as the tables print it: four decimals, a dash for none."""
     return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def tradeoff_table(numbers: dict[str, Any]) -> Table:
+    """A mitigation's accuracy and demographic parity before, after, and their change."""
+    table = Table(title=f"trade-off by {numbers['feature']} (test split)")
+    for col in ("", "accuracy", "DP ratio", "DP difference", "selection rates"):
+        table.add_column(col)
+    for side in ("before", "after"):
+        n = numbers[side]
+        rates = ", ".join(f"{g} {fmt(r)}" for g, r in n["selection_rates"].items())
+        table.add_row(
+            side,
+            fmt(n["accuracy"]),
+            fmt(n["demographic_parity_ratio"]),
+            fmt(n["demographic_parity_difference"]),
+            rates,
+        )
+    c = numbers["change"]
+    table.add_row(
+        "change",
+        fmt(c["accuracy"]),
+        fmt(c["demographic_parity_ratio"]),
+        fmt(c["demographic_parity_difference"]),
+        "",
+    )
+    return table
 
 
 def _print_audit(row: FairnessAudit) -> None:
@@ -80,18 +107,18 @@ def _print_audit(row: FairnessAudit) -> None:
             table.add_row(
                 g["label"],
                 str(g["count"]),
-                _fmt(g["selection_rate"]),
-                _fmt(g["accuracy"]),
-                _fmt(g["true_positive_rate"]),
-                _fmt(g["false_positive_rate"]),
+                fmt(g["selection_rate"]),
+                fmt(g["accuracy"]),
+                fmt(g["true_positive_rate"]),
+                fmt(g["false_positive_rate"]),
                 "yes" if g["reliable"] else "NO",
             )
         console.print(table)
         for name, d in audit["disparities"].items():
             ci = d.get("ci") or {}
-            interval = f" [{_fmt(ci.get('low'))}, {_fmt(ci.get('high'))}]" if d.get("ci") else ""
+            interval = f" [{fmt(ci.get('low'))}, {fmt(ci.get('high'))}]" if d.get("ci") else ""
             note = f"  ({d['note']})" if d.get("note") else ""
-            console.print(f"  {name:32} {_fmt(d['value'])}{interval}{note}")
+            console.print(f"  {name:32} {fmt(d['value'])}{interval}{note}")
     if verdict["passed"]:
         console.print("[green]verdict: PASS[/green]")
     else:
@@ -299,28 +326,7 @@ def mitigate(
             raise
     console.print(f"registered {name} {new} (from {base}; artifact {sha[:16]}…)")
     console.print(f"privacy: {claim}")
-    table = Table(title=f"trade-off by {numbers['feature']} (test split)")
-    for col in ("", "accuracy", "DP ratio", "DP difference", "selection rates"):
-        table.add_column(col)
-    for side in ("before", "after"):
-        n = numbers[side]
-        rates = ", ".join(f"{g} {_fmt(r)}" for g, r in n["selection_rates"].items())
-        table.add_row(
-            side,
-            _fmt(n["accuracy"]),
-            _fmt(n["demographic_parity_ratio"]),
-            _fmt(n["demographic_parity_difference"]),
-            rates,
-        )
-    c = numbers["change"]
-    table.add_row(
-        "change",
-        _fmt(c["accuracy"]),
-        _fmt(c["demographic_parity_ratio"]),
-        _fmt(c["demographic_parity_difference"]),
-        "",
-    )
-    console.print(table)
+    console.print(tradeoff_table(numbers))
     console.print(f"plot: {plot}")
     if plot_out is not None:
         copy_private(plot, plot_out)
