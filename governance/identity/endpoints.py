@@ -68,7 +68,7 @@ from governance.kit.middleware import source_of
 from governance.kit.problems import responses
 from governance.kit.request_facts import RequestFacts, facts_of
 from governance.kit.transaction import SessionsDep, TransactionDep
-from governance.limits import RateLimited
+from governance.limits import RateLimited, address_subject
 from governance.policy.models import PolicyVersion
 from governance.policy.service import default_policy
 
@@ -570,10 +570,17 @@ async def oidc_start(
     """Sign in at the identity provider: redirects there (authorization code with PKCE).
 
     Sets a short-lived ``warden_oidc`` cookie (HttpOnly, SameSite=Lax: the provider's redirect
-    back is cross-site) that binds the sign-in to this browser.
+    back is cross-site) that binds the sign-in to this browser. Each start stores a flow until
+    it expires, so an address may begin only so many (``limits.SSO_STARTS``), then gets 429.
     """
     refuse_failing_address(request, gate)
     party = _relying_party(settings)
+    address = address_subject(source_of(request.scope).ip)
+    if (wait := await run_in_threadpool(gate.limits.sso_starts.take_shared, address)) is not None:
+        facts = facts_of(request.scope)
+        facts.decision = "deny"
+        facts.reason = "too many sign-ins begun from this address"
+        raise RateLimited(facts.reason, retry_after=wait)
     redirect_uri = _redirect_uri(request, settings)
     begun = await run_in_threadpool(_oidc_begin, sessions, party, redirect_uri, gate)
     response = RedirectResponse(begun.url, status_code=302)

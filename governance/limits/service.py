@@ -1,4 +1,4 @@
-"""The limits of one server process: three shared windows, the refusal summaries, a sync thread."""
+"""The limits of one server process: its shared windows, the refusal summaries, a sync thread."""
 
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ def address_subject(ip: str | None) -> str:
 # Failed sign-ins per name, from any address: far below ``failed_auth``, since a password is
 # guessable where an API key is not (POST /v1/session).
 SIGN_IN_FAILURES = Limit(requests=10, per_seconds=300)
+# Sign-ins begun at the identity provider per address: each stores a flow row until it
+# expires, whether or not the browser ever comes back (GET /v1/session/oidc/start).
+SSO_STARTS = Limit(requests=30, per_seconds=300)
 
 
 class Limits:
@@ -81,6 +84,7 @@ class Limits:
         self.predict = window("predict", policy.predict)
         self.jobs = window("jobs", policy.jobs)
         self.sign_in = window("sign_in", SIGN_IN_FAILURES)
+        self.sso_starts = window("sso_starts", SSO_STARTS)
         self.job_actions = policy.job_actions
         self.summaries = RefusalSummaries(clock)
         self._last_purge = 0.0
@@ -109,7 +113,8 @@ class Limits:
 
     def tick(self, *, final: bool = False) -> None:
         """One sync: counts to the database, expired rows out, closed summaries to the log."""
-        for window in (self.failed_auth, self.predict, self.jobs, self.sign_in):
+        windows = (self.failed_auth, self.predict, self.jobs, self.sign_in, self.sso_starts)
+        for window in windows:
             try:
                 window.sync()
             except Exception as exc:

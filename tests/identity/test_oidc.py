@@ -37,7 +37,8 @@ from werkzeug.wrappers import Request, Response
 from governance.audit.models import AuditEntry
 from governance.config import Settings
 from governance.db import make_engine
-from governance.identity.models import Principal, SsoLink
+from governance.identity.models import OidcFlow, Principal, SsoLink
+from governance.limits.service import SSO_STARTS
 from tests.conftest import (
     BACKENDS,
     LiveServer,
@@ -561,6 +562,34 @@ def test_an_address_past_failed_auth_cannot_start_or_finish(sso_server: SharedSe
         for path in ("/v1/session/oidc/callback", "/v1/session/oidc/start"):
             r = attacker.get(path, params=wrong)
             assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+
+
+def test_an_address_cannot_fill_the_database_with_sign_ins_it_never_finishes(
+    sso_server: SharedServer,
+) -> None:
+    """Each start stores a flow row: one address gets SSO_STARTS of them, then 429s."""
+
+    def flows() -> int:
+        engine = make_engine(sso_server.settings.resolved_database_url)
+        try:
+            with engine.connect() as conn:
+                return int(conn.scalar(select(func.count()).select_from(OidcFlow)) or 0)
+        finally:
+            engine.dispose()
+
+    before = flows()
+    with _browser(sso_server, "127.0.0.21") as attacker:
+        statuses = [
+            attacker.get("/v1/session/oidc/start").status_code for _ in range(SSO_STARTS.requests)
+        ]
+        assert statuses == [302] * SSO_STARTS.requests
+        r = attacker.get("/v1/session/oidc/start")
+        _refused(r, 429, "rate-limited")
+        assert int(r.headers["retry-after"]) > 0
+    assert flows() - before == SSO_STARTS.requests
+    # Another address still begins its own sign-in.
+    with _browser(sso_server, "127.0.0.22") as other:
+        assert other.get("/v1/session/oidc/start").status_code == 302
 
 
 def test_only_admins_link_people_one_identity_each(sso_server: SharedServer) -> None:
