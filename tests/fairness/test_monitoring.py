@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,7 +96,7 @@ def _insert_raw(
     *,
     version: str,
 ) -> None:
-    """A million rows through the driver's executemany (the ORM takes a minute for them)."""
+    """Many rows through the driver's executemany (the ORM takes a minute for a million)."""
     with sessions.begin() as session:
         connection = session.connection()
         sqlite = connection.dialect.name == "sqlite"
@@ -265,12 +264,13 @@ def test_sensitive_values_derive_from_the_request_as_the_dataset_bins_them() -> 
     assert derive_sensitive(None, {"sex": "Male"}) == {}
 
 
-@pytest.mark.slow
-def test_monitoring_a_million_outcomes(sessions: sessionmaker[Session], engineer: Context) -> None:
-    n = 1_000_000
+def test_monitoring_many_outcomes_stores_the_fast_path_audit_of_the_same_rows(
+    sessions: sessionmaker[Session], engineer: Context
+) -> None:
+    # Its speed at a million outcomes is measured in bench/monitoring.py.
+    n = 100_000
     y_true, y_pred, sensitive = _synthetic(n, seed=11)
     _insert(sessions, y_true, y_pred, sensitive, raw=True)
-    start = time.perf_counter()
     with sessions.begin() as session:
         row = monitor(
             session,
@@ -280,10 +280,7 @@ def test_monitoring_a_million_outcomes(sessions: sessionmaker[Session], engineer
             until=START + timedelta(days=1),
             bootstrap=200,
         )
-    seconds = time.perf_counter() - start
-    print(f"monitor over {n:,} outcomes: {seconds:.2f} s (read, decode, audit, bootstrap 200)")
     assert row.n_rows == n and row.engine == "fastpath"
-    assert seconds < 30
     expected = audit_predictions(
         y_true=y_true,
         y_pred=y_pred,
