@@ -43,8 +43,16 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filtered_entries(flt: EntryFilter, *, after: int | None, limit: int) -> Select[Any]:
-    """Entries matching ``flt`` with ``seq > after``, oldest first, at most ``limit``."""
+def filtered_entries(
+    flt: EntryFilter,
+    *,
+    after: int | None,
+    limit: int,
+    newest_first: bool = False,
+    before: int | None = None,
+) -> Select[Any]:
+    """Entries matching ``flt``, at most ``limit``: oldest first with ``seq > after``, or
+    newest first with ``seq < before``."""
     query = select(AuditEntry)
     if flt.since is not None:
         query = query.where(AuditEntry.time >= flt.since)
@@ -62,8 +70,12 @@ def filtered_entries(flt: EntryFilter, *, after: int | None, limit: int) -> Sele
         query = query.where(AuditEntry.event_type == flt.event_type)
     if flt.request_id is not None:
         query = query.where(AuditEntry.request_id == flt.request_id)
+    # Keyset pagination: stable under concurrent appends, O(page) at any depth.
+    if newest_first:
+        if before is not None:
+            query = query.where(AuditEntry.seq < before)
+        return query.order_by(AuditEntry.seq.desc()).limit(limit)
     if after is not None:
-        # Keyset pagination: stable under concurrent appends, O(page) at any depth.
         query = query.where(AuditEntry.seq > after)
     return query.order_by(AuditEntry.seq).limit(limit)
 

@@ -18,7 +18,8 @@ MAX_PAGE = 1000
 
 @dataclass(frozen=True, slots=True)
 class EntryPage:
-    """One page of entries; ``next_after`` is the cursor of the next page (None at the end)."""
+    """One page of entries; ``next_after`` is the cursor of the next page (None at the end):
+    its ``after``, or its ``before`` for a page newest first."""
 
     entries: list[AuditEntry]
     next_after: int | None
@@ -47,15 +48,25 @@ class AuditService:
     """Read-side queries of the audit log (writes go through ``governance.audit.log``)."""
 
     def list_entries(
-        self, session: Session, flt: EntryFilter, *, after: int | None = None, limit: int = 100
+        self,
+        session: Session,
+        flt: EntryFilter,
+        *,
+        after: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+        before: int | None = None,
     ) -> EntryPage:
-        """A page of entries matching ``flt``, oldest first, with keyset pagination on seq.
+        """A page of entries matching ``flt``, with keyset pagination on seq.
 
         Args:
             session: the request's session.
             flt: the filter.
-            after: return entries with ``seq > after`` (the previous page's ``next_after``).
+            after: oldest first, return entries with ``seq > after`` (the previous page's
+                ``next_after``).
             limit: page size, 1..``MAX_PAGE``.
+            newest_first: newest first instead, entries with ``seq < before`` (the previous
+                page's ``next_after``).
 
         Returns:
             The page.
@@ -66,7 +77,9 @@ class AuditService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidProofRequest(f"limit must be between 1 and {MAX_PAGE}")
         # One row more than asked tells whether another page exists without a COUNT.
-        query = repository.filtered_entries(flt, after=after, limit=limit + 1)
+        query = repository.filtered_entries(
+            flt, after=after, limit=limit + 1, newest_first=newest_first, before=before
+        )
         rows = list(session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]

@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 import urllib.parse
 
+import httpx
 from playwright.sync_api import Page, expect
 
+from governance.console.auditor.log_pages import PAGE_SIZE
 from tests.console.people import axe_violations, person, sign_in
 from tests.servers import SharedServer
 
@@ -145,3 +147,46 @@ def test_a_person_without_the_role_sees_no_audit_pages(
     assert refused.status == 403
     alert = re.search(r'role="alert">([^<]*)<', refused.text())
     assert alert is not None and "CSRF" not in alert.group(1), refused.text()
+
+
+def _seqs(html: str) -> list[int]:
+    return [int(s) for s in re.findall(r'href="/console/audit/entries/(\d+)"', html)]
+
+
+def _next_page(html: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)" rel="next">', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_the_log_opens_on_its_newest_entries_and_pages_back_without_gaps(
+    shared_server: SharedServer,
+) -> None:
+    auditor = person(shared_server, "auditor", prefix="auditor")
+    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+        r = client.post(
+            "/console/sign-in",
+            data={"name": auditor.name, "password": auditor.password, "code": auditor.code()},
+        )
+        assert r.status_code == 303, r.text
+        for _ in range(PAGE_SIZE + 5):  # each page the auditor opens is an entry in their name
+            assert client.get("/console/").status_code == 200
+        mine = f"/console/audit?{urllib.parse.urlencode({'actor': auditor.name})}"
+
+        first = client.get(mine)
+        assert first.status_code == 200 and "Newest first" in first.text
+        newest = _seqs(first.text)
+        assert len(newest) == PAGE_SIZE and newest == sorted(newest, reverse=True)
+        older_url = _next_page(first.text)
+        assert older_url is not None and f"before={newest[-1]}" in older_url
+        older = _seqs(client.get(older_url).text)
+        assert older and older == sorted(older, reverse=True) and older[0] < newest[-1]
+
+        oldest = client.get(f"{mine}&order=oldest")
+        ascending = _seqs(oldest.text)
+        assert ascending == sorted(ascending)
+        newer_url = _next_page(oldest.text)
+        assert newer_url is not None and "order=oldest" in newer_url
+        ascending += _seqs(client.get(newer_url).text)
+    # Both orders list the same entries, each once (entries written since are past newest[0]).
+    seen = [s for s in ascending if s <= newest[0]]
+    assert seen == sorted(newest + older)

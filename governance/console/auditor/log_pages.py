@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -109,9 +109,12 @@ def audit_log(
     event_type: Text = "",
     decision: Annotated[str, Query(max_length=8)] = "",
     model: Text = "",
+    order: Literal["newest", "oldest"] = "newest",
     after: Annotated[DbBigInt | None, Query(ge=-1)] = None,
+    before: Annotated[DbBigInt | None, Query(ge=0)] = None,
 ) -> Response:
     form = dict(zip(_FILTERS, (since, until, actor, event_type, decision, model), strict=True))
+    newest = order == "newest"
     now = gate.clock()
     recent = {
         label: f"{LOG}?{urlencode({'since': f'{now - span:%Y-%m-%dT%H:%M:%S}'})}"
@@ -122,14 +125,17 @@ def audit_log(
         "decisions": DECISIONS,
         "error": None,
         "recent": recent,
+        "newest": newest,
     }
     try:
         flt = _filter(form)
     except _BadFilter as exc:
-        context.update(entries=[], next_url=None, first_url=None, error=str(exc))
+        context.update(entries=[], next_url=None, paged=False, first_url=None, error=str(exc))
         return render(request, "auditor/log.html.j2", context, caller=caller, status_code=422)
     with sessions.begin() as session:
-        page = audit.list_entries(session, flt, after=after, limit=PAGE_SIZE)
+        page = audit.list_entries(
+            session, flt, after=after, before=before, newest_first=newest, limit=PAGE_SIZE
+        )
         entries = [
             {
                 "seq": e.seq,
@@ -142,13 +148,15 @@ def audit_log(
             }
             for e in page.entries
         ]
-    kept = {k: v for k, v in form.items() if v}
+    kept = {k: v for k, v in form.items() if v} | ({} if newest else {"order": order})
+    cursor = "before" if newest else "after"
     context.update(
         entries=entries,
         next_url=None
         if page.next_after is None
-        else f"{LOG}?{urlencode({**kept, 'after': page.next_after})}",
-        first_url=None if after is None else f"{LOG}?{urlencode(kept)}" if kept else LOG,
+        else f"{LOG}?{urlencode({**kept, cursor: page.next_after})}",
+        paged=(before if newest else after) is not None,
+        first_url=f"{LOG}?{urlencode(kept)}" if kept else LOG,
     )
     return render(request, "auditor/log.html.j2", context, caller=caller)
 
