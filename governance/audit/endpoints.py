@@ -11,7 +11,7 @@ import io
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -37,6 +37,7 @@ from governance.audit.service import MAX_PAGE, audit
 from governance.audit.signing import public_vkey
 from governance.audit.verify import verify_log
 from governance.db.base import DbBigInt, UtcDatetime
+from governance.errors import Unprocessable
 from governance.kit.problems import responses
 from governance.kit.transaction import SessionsDep, TransactionDep
 
@@ -65,12 +66,23 @@ def list_entries(
     decision: str | None = None,
     event_type: str | None = None,
     request_id: str | None = None,
+    order: Annotated[
+        Literal["asc", "desc"], Query(description="asc: oldest first; desc: newest first")
+    ] = "asc",
     after: Annotated[
-        DbBigInt | None, Query(ge=-1, description="previous page's next_after")
+        DbBigInt | None, Query(ge=-1, description="previous page's next_after (order asc)")
+    ] = None,
+    before: Annotated[
+        DbBigInt | None, Query(ge=0, description="previous page's next_after (order desc)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> EntryPage:
-    """List entries oldest first, filtered, with keyset pagination on seq."""
+    """List entries oldest first (or newest first), filtered, with keyset pagination on seq."""
+    newest_first = order == "desc"
+    if (after is not None and newest_first) or (before is not None and not newest_first):
+        raise Unprocessable(
+            "`after` pages oldest first (order asc), `before` newest first (order desc)"
+        )
     flt = EntryFilter(
         since=since,
         until=until,
@@ -81,7 +93,9 @@ def list_entries(
         request_id=request_id,
     )
     with sessions.begin() as session:
-        page = audit.list_entries(session, flt, after=after, limit=limit)
+        page = audit.list_entries(
+            session, flt, after=after, before=before, newest_first=newest_first, limit=limit
+        )
         return EntryPage(
             entries=[AuditEntryOut.of(row) for row in page.entries], next_after=page.next_after
         )

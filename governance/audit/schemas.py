@@ -44,10 +44,12 @@ class AuditEntryOut(BaseModel):
 
 
 class EntryPage(BaseModel):
-    """One page of audit entries, oldest first."""
+    """One page of audit entries, in the order asked for."""
 
     entries: list[AuditEntryOut]
-    next_after: int | None = Field(description="pass as `after` for the next page; null: last")
+    next_after: int | None = Field(
+        description="pass as `after` (as `before` newest first) for the next page; null: last"
+    )
 
 
 class CheckpointOut(BaseModel):

@@ -69,6 +69,24 @@ def test_list_paginates_gap_free(app_client: Any, auditor: str, log: FilledLog) 
     assert first["document"]["seq"] == 0 and first["seq"] == 0
 
 
+def test_newest_first_pages_back_gap_free(app_client: Any, auditor: str, log: FilledLog) -> None:
+    seqs: list[int] = []
+    before = None
+    while True:
+        params = {"order": "desc", "limit": 9} | ({"before": before} if before is not None else {})
+        page = _get(app_client, auditor, "/v1/audit/entries", **params)
+        seqs += [e["seq"] for e in page["entries"]]
+        before = page["next_after"]
+        if before is None:
+            break
+    # Newest first from the head at the first call, down to entry 0, each once.
+    assert seqs == list(range(seqs[0], -1, -1)) and len(seqs) >= log.size
+    for wrong in ({"order": "desc", "after": 3}, {"before": 3}):
+        r = app_client.get("/v1/audit/entries", params=wrong, headers=auth(auditor))
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
 def test_filters(app_client: Any, auditor: str, log: FilledLog) -> None:
     def entries(**params: Any) -> list[dict[str, Any]]:
         return list(_get(app_client, auditor, "/v1/audit/entries", limit=1000, **params)["entries"])
