@@ -31,6 +31,14 @@ from governance.kit.request_facts import facts_of
 CSRF_FIELD = "csrf_token"
 # The CSRF token of the session, kept where the server can put it into each form it renders.
 CSRF_COOKIE = "warden_console_csrf"
+HOME = "/console/"
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after signing in: a console path, never another site."""
+    if value and value.startswith(HOME) and "//" not in value and "\\" not in value:
+        return value
+    return HOME
 
 
 class SignInRequired(Unauthenticated):

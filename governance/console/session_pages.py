@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from governance.api.dependencies import Gate, GateDep, KeysDep, SettingsDep
 from governance.api.deps import SESSION_COOKIE, Caller
 from governance.config import Settings
-from governance.console.guard import CSRF_COOKIE, Person, PersonActing
+from governance.console.guard import CSRF_COOKIE, HOME, Person, PersonActing, safe_next
 from governance.console.render import render
 from governance.db.base import DbInt
 from governance.errors import WardenError
@@ -28,15 +28,7 @@ from governance.identity.schemas import SignInBody
 from governance.kit.transaction import SessionsDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-HOME = "/console/"
 SIGN_IN = "/console/sign-in"
-
-
-def safe_next(value: str | None) -> str:
-    """Where to go after signing in: a console path, never another site."""
-    if value and value.startswith(HOME) and "//" not in value and "\\" not in value:
-        return value
-    return HOME
 
 
 def _form(settings: Settings, next_path: str | None, **extra: Any) -> dict[str, Any]:

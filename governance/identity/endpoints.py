@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from governance.api.deps import (
     refuse_failing_address,
 )
 from governance.config import Settings
-from governance.console.guard import CSRF_COOKIE
+from governance.console.guard import CSRF_COOKIE, safe_next
 from governance.db.base import DbInt
 from governance.identity import cli_grants, oidc, sign_in
 from governance.identity.duties import change_role
@@ -534,7 +535,9 @@ async def revoke_role(
 # against the address like a wrong password (``failed_auth``).
 OIDC_FLOW_COOKIE = "warden_oidc"
 OIDC_PATH = "/v1/session/oidc"
-OIDC_LANDING = "/console/"
+# Where the browser goes once signed in: the console page the person asked for, kept in a
+# cookie beside the flow's (checked again by safe_next when read back).
+OIDC_NEXT_COOKIE = "warden_oidc_next"
 
 
 def _relying_party(settings: Settings) -> oidc.RelyingParty:
@@ -565,12 +568,17 @@ def _oidc_begin(
     responses=responses(404, 429, 503),
 )
 async def oidc_start(
-    request: Request, sessions: SessionsDep, gate: GateDep, settings: SettingsDep
+    request: Request,
+    sessions: SessionsDep,
+    gate: GateDep,
+    settings: SettingsDep,
+    next: Annotated[str | None, Query(max_length=512)] = None,
 ) -> RedirectResponse:
     """Sign in at the identity provider: redirects there (authorization code with PKCE).
 
     Sets a short-lived ``warden_oidc`` cookie (HttpOnly, SameSite=Lax: the provider's redirect
-    back is cross-site) that binds the sign-in to this browser. Each start stores a flow until
+    back is cross-site) that binds the sign-in to this browser, and one that keeps ``next``,
+    the console page to return to. Each start stores a flow until
     it expires, so an address may begin only so many (``limits.SSO_STARTS``), then gets 429.
     """
     refuse_failing_address(request, gate)
@@ -584,15 +592,16 @@ async def oidc_start(
     redirect_uri = _redirect_uri(request, settings)
     begun = await run_in_threadpool(_oidc_begin, sessions, party, redirect_uri, gate)
     response = RedirectResponse(begun.url, status_code=302)
-    response.set_cookie(
-        OIDC_FLOW_COOKIE,
-        begun.verifier,
-        max_age=int(oidc.FLOW_TTL.total_seconds()),
-        path=OIDC_PATH,
-        secure=not _bound_to_loopback(request),
-        httponly=True,
-        samesite="lax",
-    )
+    for name, value in ((OIDC_FLOW_COOKIE, begun.verifier), (OIDC_NEXT_COOKIE, safe_next(next))):
+        response.set_cookie(
+            name,
+            value,
+            max_age=int(oidc.FLOW_TTL.total_seconds()),
+            path=OIDC_PATH,
+            secure=not _bound_to_loopback(request),
+            httponly=True,
+            samesite="lax",
+        )
     return response
 
 
@@ -639,11 +648,13 @@ def _provider_error(value: str) -> str:
     return "".join(c for c in value[:40] if c.isascii() and (c.isalnum() or c == "_"))
 
 
-_LANDING_PAGE = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    f'<meta http-equiv="refresh" content="0;url={OIDC_LANDING}"><title>Signed in</title></head>'
-    f'<body><p>Signed in. <a href="{OIDC_LANDING}">Continue to the console</a>.</p></body></html>'
-)
+def _landing_page(target: str) -> str:
+    url = html.escape(safe_next(target))
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0;url={url}"><title>Signed in</title></head>'
+        f'<body><p>Signed in. <a href="{url}">Continue to the console</a>.</p></body></html>'
+    )
 
 
 @router.get(
@@ -689,16 +700,17 @@ async def oidc_callback(
         facts.reason = f"single sign-on refused: {exc.message}"
         raise
     facts.resource = {"principal": opened.row.principal_id, "sso": party.issuer}
-    response = HTMLResponse(_LANDING_PAGE)
+    response = HTMLResponse(_landing_page(request.cookies.get(OIDC_NEXT_COOKIE, "")))
     set_session_cookie(response, request, SESSION_COOKIE, opened.session_id, gate)
     set_session_cookie(response, request, CSRF_COOKIE, opened.csrf_token, gate)
-    response.delete_cookie(
-        OIDC_FLOW_COOKIE,
-        path=OIDC_PATH,
-        secure=not _bound_to_loopback(request),
-        httponly=True,
-        samesite="lax",
-    )
+    for name in (OIDC_FLOW_COOKIE, OIDC_NEXT_COOKIE):
+        response.delete_cookie(
+            name,
+            path=OIDC_PATH,
+            secure=not _bound_to_loopback(request),
+            httponly=True,
+            samesite="lax",
+        )
     return response
 
 

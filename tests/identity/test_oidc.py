@@ -9,7 +9,9 @@ make the provider misbehave: sign the id_token with another key, or name another
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 import uuid
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -322,9 +324,9 @@ def _link(shared: SharedServer, name: str, **body: str) -> httpx.Response:
     return shared.http.put(f"/v1/principals/{name}/sso", json=body, headers=auth(shared.admin))
 
 
-def _at_provider(browser: httpx.Client) -> str:
+def _at_provider(browser: httpx.Client, start: str = "/v1/session/oidc/start") -> str:
     """Start at Warden, pass the provider; the callback URL the provider sends back."""
-    r = browser.get("/v1/session/oidc/start")
+    r = browser.get(start)
     assert r.status_code == 302, r.text
     authorize = r.headers["location"]
     query = parse_qs(urlsplit(authorize).query)
@@ -391,7 +393,7 @@ def test_a_linked_person_signs_in_and_their_roles_decide(
     provider.user = _user(email)
     with _browser(sso_server, "127.0.0.11") as browser:
         form = browser.get("/console/sign-in")
-        assert 'href="/v1/session/oidc/start"' in form.text
+        assert 'href="/v1/session/oidc/start?next=%2Fconsole%2F"' in form.text
         callback = _at_provider(browser)
         flow = browser.cookies["warden_oidc"]
         r = browser.get(callback)
@@ -431,6 +433,33 @@ def test_a_linked_person_signs_in_and_their_roles_decide(
     query = parse_qs(urlsplit(callback).query)
     for secret in (CLIENT_SECRET, query["code"][0], query["state"][0], flow):
         assert secret not in log and secret not in audit
+
+
+def test_sso_returns_the_person_to_the_console_page_they_asked_for(
+    sso_server: SharedServer, provider: Provider
+) -> None:
+    name, _ = _person(sso_server, "auditor")
+    provider.user = _user()
+    assert _link(sso_server, name, subject=provider.user["sub"]).status_code == 200
+    deep = "/console/audit?actor=someone&event_type=policy.change"
+    with _browser(sso_server, "127.0.0.12") as browser:
+        # Signed out, the page sends the person to sign in, and the sign-in page's SSO link
+        # carries the page on.
+        asked = browser.get(deep, follow_redirects=True)
+        start = re.search(r'href="(/v1/session/oidc/start\?[^"]+)"', asked.text)
+        assert start is not None
+        landing = browser.get(_at_provider(browser, html.unescape(start.group(1))))
+        assert landing.status_code == 200, landing.text
+        assert f'content="0;url={html.escape(deep)}"' in landing.text
+        assert "warden_oidc_next" not in browser.cookies
+        assert browser.get(deep).status_code == 200
+    # Anywhere but a console page, the person lands on the console's home.
+    for elsewhere in ("//evil.example/console/", "https://evil.example/", "/v1/keys"):
+        with _browser(sso_server, "127.0.0.12") as browser:
+            start = f"/v1/session/oidc/start?{urlencode({'next': elsewhere})}"
+            landing = browser.get(_at_provider(browser, start))
+            assert landing.status_code == 200, landing.text
+            assert 'content="0;url=/console/"' in landing.text
 
 
 def test_a_forged_id_token_is_refused(sso_server: SharedServer, provider: Provider) -> None:
