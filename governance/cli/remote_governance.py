@@ -19,9 +19,9 @@ from rich.table import Table
 
 from governance.cli.common import JSON, ExitCode, console, fail, print_json, show_fields
 from governance.cli.routing import RemoteGroup, remote_of
-from governance.fairness.cli import fmt, tradeoff_table
+from governance.datasets.display import readable
+from governance.fairness.display import print_audit_tables, tradeoff_table
 from governance.private_files import open_private, private_dir
-from inference.artifact import MANIFEST_FILE
 
 policy_app = typer.Typer(cls=RemoteGroup)
 policy_tests_app = typer.Typer(
@@ -355,26 +355,7 @@ def _show_audit(doc: dict[str, Any], as_json: bool) -> None:
         f"thresholds v{doc['thresholds_version']}",
         markup=False,
     )
-    for audit in doc["result"].get("audits", []):
-        table = Table(title=str(audit["name"]))
-        for col in ("group", "count", "selection", "accuracy", "TPR", "FPR", "reliable"):
-            table.add_column(col)
-        for g in audit["groups"]:
-            table.add_row(
-                str(g["label"]),
-                str(g["count"]),
-                fmt(g["selection_rate"]),
-                fmt(g["accuracy"]),
-                fmt(g["true_positive_rate"]),
-                fmt(g["false_positive_rate"]),
-                "yes" if g["reliable"] else "NO",
-            )
-        console.print(table)
-        for name, d in audit["disparities"].items():
-            ci = d.get("ci") or {}
-            interval = f" [{fmt(ci.get('low'))}, {fmt(ci.get('high'))}]" if d.get("ci") else ""
-            note = f"  ({d['note']})" if d.get("note") else ""
-            console.print(f"  {name:32} {fmt(d['value'])}{interval}{note}", markup=False)
+    print_audit_tables(console, doc["result"])
     console.print("verdict: PASS" if doc["passed"] else "verdict: FAIL")
     for f in doc["failures"]:
         console.print(f"  {f['feature']}: {f['reason']}", markup=False)
@@ -642,18 +623,20 @@ def datasets_register(
 @datasets_app.command("show")
 def datasets_show(ctx: typer.Context, name: str, as_json: bool = JSON) -> None:
     """Show a registered dataset: hashes, sizes, privacy ledger (`--json`: with its schema)."""
-    from governance.datasets.cli import _readable
-
     doc = remote_of(ctx).json("GET", f"/v1/datasets/{_part(name)}")
     if as_json:
         print_json(doc)
         return
-    show_fields(_readable(doc))
+    show_fields(readable(doc))
 
 
 @models_app.command("register")
 def models_register(ctx: typer.Context, artifact_dir: Path) -> None:
     """Upload and register an artifact folder (manifest.json + the files it names)."""
+    # Here, not at the top: the inference package imports torch, which no other remote
+    # command needs.
+    from inference.artifact import MANIFEST_FILE
+
     try:
         manifest = json.loads((artifact_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
         files = {

@@ -1,7 +1,7 @@
 """``warden fairness audit|audits|show|gate|override|mitigate|monitor|thresholds``.
 
-Importing this module (``warden`` does at start) registers the fairness promotion gate, so
-``warden models promote`` is gated exactly like the API. Commands run as the local operator.
+Importing this module registers the fairness promotion gate (the registry imports it before
+every promotion all the same). Commands run as the local operator.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from governance.cli.common import (
     working,
 )
 from governance.db.base import DB_INT_MAX, as_utc
+from governance.fairness.display import print_audit_tables, tradeoff_table
 from governance.fairness.errors import FairnessPolicyError
 from governance.fairness.gate import gate_status, overrides
 from governance.fairness.models import FairnessAudit
@@ -53,37 +54,6 @@ def _features(value: str | None) -> list[str] | None:
     return names or None
 
 
-def fmt(value: Any) -> str:
-    """A measure as the tables print it: four decimals, a dash for none."""
-    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def tradeoff_table(numbers: dict[str, Any]) -> Table:
-    """A mitigation's accuracy and demographic parity before, after, and their change."""
-    table = Table(title=f"trade-off by {numbers['feature']} (test split)")
-    for col in ("", "accuracy", "DP ratio", "DP difference", "selection rates"):
-        table.add_column(col)
-    for side in ("before", "after"):
-        n = numbers[side]
-        rates = ", ".join(f"{g} {fmt(r)}" for g, r in n["selection_rates"].items())
-        table.add_row(
-            side,
-            fmt(n["accuracy"]),
-            fmt(n["demographic_parity_ratio"]),
-            fmt(n["demographic_parity_difference"]),
-            rates,
-        )
-    c = numbers["change"]
-    table.add_row(
-        "change",
-        fmt(c["accuracy"]),
-        fmt(c["demographic_parity_ratio"]),
-        fmt(c["demographic_parity_difference"]),
-        "",
-    )
-    return table
-
-
 def _print_audit(row: FairnessAudit) -> None:
     result = json.loads(row.result)
     verdict = json.loads(row.verdict)
@@ -99,26 +69,7 @@ def _print_audit(row: FairnessAudit) -> None:
     console.print(
         f"{source}, {row.n_rows} rows, engine {row.engine}, thresholds v{row.thresholds_version}"
     )
-    for audit in result["audits"]:
-        table = Table(title=f"{audit['name']}")
-        for col in ("group", "count", "selection", "accuracy", "TPR", "FPR", "reliable"):
-            table.add_column(col)
-        for g in audit["groups"]:
-            table.add_row(
-                g["label"],
-                str(g["count"]),
-                fmt(g["selection_rate"]),
-                fmt(g["accuracy"]),
-                fmt(g["true_positive_rate"]),
-                fmt(g["false_positive_rate"]),
-                "yes" if g["reliable"] else "NO",
-            )
-        console.print(table)
-        for name, d in audit["disparities"].items():
-            ci = d.get("ci") or {}
-            interval = f" [{fmt(ci.get('low'))}, {fmt(ci.get('high'))}]" if d.get("ci") else ""
-            note = f"  ({d['note']})" if d.get("note") else ""
-            console.print(f"  {name:32} {fmt(d['value'])}{interval}{note}")
+    print_audit_tables(console, result)
     if verdict["passed"]:
         console.print("[green]verdict: PASS[/green]")
     else:
