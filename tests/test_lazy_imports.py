@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +44,35 @@ def test_the_server_and_the_cli_start_without_the_heavy_libraries() -> None:
         text=True,
         check=True,
         timeout=120,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+REMOTE_PROBE = """
+import json, sys
+from typer.testing import CliRunner
+from governance.cli.main import app
+from governance.cli.remote_tree import remote_root
+
+runner = CliRunner()
+groups = [[name, "--help"] for name in remote_root().list_commands(None)]
+for args in [["--help"], *groups, ["whoami"]]:
+    result = runner.invoke(app, args, terminal_width=100)
+    assert result.exit_code == (1 if args == ["whoami"] else 0), (args, result.output)
+print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
+"""
+
+
+def test_help_and_the_remote_commands_start_without_torch(tmp_path: Path) -> None:
+    # Remote mode, as on an auditor's laptop: a server named, no one signed in yet.
+    env = {**os.environ, "WARDEN_SERVER": "http://127.0.0.1:9", "XDG_CONFIG_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", REMOTE_PROBE.format(heavy=("torch", "inference", *HEAVY))],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 

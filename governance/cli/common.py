@@ -7,12 +7,13 @@ privacy budget, policy tests), 4 verification failed.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,15 +21,16 @@ from rich.markup import escape
 from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Engine, inspect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
-from governance.config import Settings, load_settings
-from governance.db import make_engine, make_sessionmaker
 from governance.errors import RefusedByRule, VerificationFailed, WardenError
-from governance.kit.context import local_operator
+
+if TYPE_CHECKING:
+    # Imported where a command opens the database: help and remote commands never do.
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from governance.config import Settings
 
 # soft_wrap: a long value (a key, a path) stays on its line for the terminal to wrap, not Rich.
 console = Console(soft_wrap=True)
@@ -135,6 +137,8 @@ def chosen_version(
 
 def settings() -> Settings:
     """The settings, or a one-line error and exit 1 (values are never echoed)."""
+    from governance.config import load_settings
+
     with errors_as_exit():
         return load_settings()
 
@@ -145,6 +149,12 @@ def open_engine(cfg: Settings | None = None) -> Engine:
     A SQLite file that does not exist is not created here: a command run in the wrong folder
     says so instead of leaving an empty database behind.
     """
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from governance.db import make_engine
+
     url = (cfg or settings()).resolved_database_url
     parsed = make_url(url)
     database = parsed.database or ""
@@ -175,6 +185,8 @@ def _say_direct_mode() -> None:
     """
     if _told or not err_console.is_terminal:
         return
+    from governance.kit.context import local_operator
+
     _told.append(True)
     err_console.print(
         f"direct database mode: acting as local operator {local_operator()}; use "
@@ -193,6 +205,8 @@ def require_database(cfg: Settings | None = None) -> None:
 @contextmanager
 def transaction(cfg: Settings | None = None) -> Iterator[Session]:
     """One transaction against the configured database (commit on success)."""
+    from governance.db import make_sessionmaker
+
     engine = open_engine(cfg)
     try:
         with make_sessionmaker(engine).begin() as session:
@@ -208,8 +222,12 @@ def errors_as_exit() -> Iterator[None]:
         yield
     except WardenError as exc:
         fail(exc.message, exit_code_of(exc))
-    except OperationalError as exc:
-        fail(_database_unavailable(exc))
+    except Exception as exc:
+        # Only a command that imported SQLAlchemy can have met the database's error.
+        database_errors = sys.modules.get("sqlalchemy.exc")
+        if database_errors is not None and isinstance(exc, database_errors.OperationalError):
+            fail(_database_unavailable(exc))
+        raise
 
 
 def _database_unavailable(exc: OperationalError) -> str:

@@ -2,14 +2,15 @@
 
 Typer shows ``<bool>`` beside every flag and the range of every bounded integer; a range at a
 database column's limit (``[0<=x<=9223372036854775807]``) is plumbing, not advice. The command
-tree is tidied once, when the root command first builds a context.
+tree is tidied once, when the root command first builds a context; a lazy group
+(governance/cli/lazy.py) when it is imported.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from typer.core import TyperGroup
+from governance.cli.lazy import LazyCommands, LazyGroup
 
 # Bounds at or past a 32-bit column's are storage limits; smaller ones are worth reading.
 _INTERNAL_BOUND = 2**31 - 1
@@ -51,14 +52,19 @@ def tidy(command: Any) -> None:
         return option
 
     command.get_help_option = tidy_help_option
-    for sub in getattr(command, "commands", {}).values():
+    subs = getattr(command, "commands", {})
+    # Not the lazy ones: tidying them would import them (they are tidied on import).
+    for sub in subs.loaded() if isinstance(subs, LazyCommands) else subs.values():
         tidy(sub)
 
 
-class WardenGroup(TyperGroup):
+class WardenGroup(LazyGroup):
     """The root command: its tree's help is tidied before the first parse."""
 
     _tidied = False
+
+    def on_load(self, command: Any) -> None:
+        tidy(command)
 
     def make_context(
         self,

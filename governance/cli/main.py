@@ -12,14 +12,59 @@ import typer
 from rich.markup import escape
 
 from governance.cli.common import console, errors_as_exit, print_json, settings, transaction
+from governance.cli.lazy import Lazy
 from governance.cli.routing import RoutedGroup
 from governance.cli.sign_in import login, logout, whoami
-from governance.plugins import optional_module
 from governance.privacy.kinds import EPOCHS_MAX
 from governance.private_files import restrict_umask
 
+# Each domain's ``cli`` module, imported only when its command runs (governance/cli/lazy.py):
+# they import the domains' services and torch, which `--help` and remote commands never need.
+LAZY_COMMANDS = {
+    # The issue's spelling: `warden train --dataset adult --model mlp --epsilon 1 ...`.
+    "train": Lazy(
+        "governance.privacy.cli",
+        "Train a model under the dataset's privacy budget, with a progress bar.",
+        command="train_command",
+    ),
+    "principals": Lazy("governance.identity.cli_principals", "Principals: users and services."),
+    "keys": Lazy("governance.identity.cli_keys", "API keys: shown once, stored as hashes."),
+    "roles": Lazy(
+        "governance.identity.cli_roles",
+        "Grant and revoke roles (each change is a new policy version).",
+    ),
+    "models": Lazy("governance.registry.cli", "The model registry."),
+    "policy": Lazy(
+        "governance.policy.cli", "The access policy: versions, changes, tests, impact, approvals."
+    ),
+    "audit": Lazy("governance.audit.cli", "The tamper-evident audit log."),
+    "records": Lazy(
+        "governance.records.cli", "Encrypted prediction records: list, erase subjects, purge."
+    ),
+    "vault": Lazy("governance.vault.cli", "Key management: data keys, the KEK, rotation."),
+    "datasets": Lazy("governance.datasets.cli", "The dataset registry."),
+    "privacy": Lazy("governance.privacy.cli", "Privacy budgets and training runs."),
+    "fairness": Lazy(
+        "governance.fairness.cli",
+        "Bias audits, the deployment gate, mitigation, live monitoring.",
+    ),
+    "report": Lazy(
+        "governance.reports.cli",
+        "Compliance reports: `warden report --from X --to Y` generates one; "
+        "`warden report verify DIR` checks one.",
+    ),
+    "witness": Lazy("governance.witness.cli", "An outside witness that cosigns checkpoints."),
+}
+
+
+class WardenRoot(RoutedGroup):
+    """``warden``: the commands above load their module when run."""
+
+    lazy = LAZY_COMMANDS
+
+
 app = typer.Typer(
-    cls=RoutedGroup,
+    cls=WardenRoot,
     help="Warden: governance for AI models served as an API. Exit codes: 0 ok, 1 error, "
     "2 usage, 3 refused by a rule, 4 verification failed (docs/cli.md).",
     no_args_is_help=True,
@@ -59,35 +104,9 @@ def _private_files(
     quiet_handled_warnings()
 
 
-# Domains with a ``cli`` module exposing a typer ``app`` become ``warden <name> ...``.
-CLI_DOMAINS = {
-    "principals": "identity.cli_principals",
-    "keys": "identity.cli_keys",
-    "roles": "identity.cli_roles",
-    "models": "registry.cli",
-    "policy": "policy.cli",
-    "audit": "audit.cli",
-    "records": "records.cli",
-    "vault": "vault.cli",
-    "datasets": "datasets.cli",
-    "privacy": "privacy.cli",
-    "fairness": "fairness.cli",
-    "report": "reports.cli",
-    "witness": "witness.cli",
-}
-_privacy_cli = optional_module("governance.privacy.cli")
-if _privacy_cli is not None:
-    # The issue's spelling: `warden train --dataset adult --model mlp --epsilon 1 ...`.
-    app.command("train")(_privacy_cli.train_command)
-
 app.command("login")(login)
 app.command("logout")(logout)
 app.command("whoami")(whoami)
-
-for _name, _module in CLI_DOMAINS.items():
-    _found = optional_module(f"governance.{_module}")
-    if _found is not None:
-        app.add_typer(_found.app, name=_name)
 
 
 @app.command()

@@ -8,20 +8,21 @@ read files: they are the local commands themselves, in both modes.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
 import sys
 import zipfile
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 import typer
 
-from governance.audit.cli import verify_bundle_cmd
 from governance.cli.common import (
     JSON,
     ExitCode,
@@ -31,10 +32,10 @@ from governance.cli.common import (
     print_json,
     show_rows,
 )
+from governance.cli.lazy import Lazy
 from governance.cli.routing import RemoteGroup, remote_of
 from governance.db.base import DB_INT_MAX, as_utc
 from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, WORKERS_MAX
-from governance.reports.cli import verify as verify_report
 
 records_app = typer.Typer(
     cls=RemoteGroup,
@@ -432,15 +433,37 @@ def _unzip_bundle(data: bytes, out: Path) -> None:
         fail(f"the server's bundle could not be written to {out}: {type(exc).__name__}: {exc}")
 
 
-# Files only, no database: the same command in both modes.
-_report_app.command("verify")(verify_report)
-_audit_app.command("verify-bundle")(verify_bundle_cmd)
+class _AuditGroup(RemoteGroup):
+    # Files only, no database: the same command in both modes, imported when it runs.
+    lazy: ClassVar[Mapping[str, Lazy]] = {
+        "verify-bundle": Lazy(
+            "governance.audit.cli",
+            "Verify an export bundle using nothing but the bundle (and optionally a trusted "
+            "key and a checkpoint seen before).",
+            command="verify_bundle_cmd",
+        )
+    }
 
 
-def _joined(base: typer.Typer, extra: typer.Typer) -> typer.Typer:
-    """``base`` (its help, callback and commands) with ``extra``'s commands added."""
+class _ReportGroup(RemoteGroup):
+    # As above; the report module imports the report builder and torch.
+    lazy: ClassVar[Mapping[str, Lazy]] = {
+        "verify": Lazy(
+            "governance.reports.cli",
+            "Check a report folder: signature of the manifest and sha256 of every file.",
+            command="verify",
+        )
+    }
+
+
+def _joined(
+    base: typer.Typer, extra: typer.Typer, cls: type[RemoteGroup] = RemoteGroup
+) -> typer.Typer:
+    """``base`` (its help, callback and commands) with ``extra``'s commands added, as a
+    ``cls`` group."""
     joined = typer.Typer()
-    joined.info = base.info
+    joined.info = copy.copy(base.info)
+    joined.info.cls = cls
     joined.registered_callback = base.registered_callback
     joined.registered_groups = list(base.registered_groups)
     joined.registered_commands = [*base.registered_commands, *extra.registered_commands]
@@ -452,8 +475,8 @@ def groups(existing: dict[str, typer.Typer]) -> dict[str, typer.Typer]:
     return {
         "records": records_app,
         "vault": vault_app,
-        "audit": _joined(existing["audit"], _audit_app),
+        "audit": _joined(existing["audit"], _audit_app, _AuditGroup),
         "privacy": _joined(existing["privacy"], _privacy_app),
         "principals": _joined(existing["principals"], _principals_app),
-        "report": _joined(existing["report"], _report_app),
+        "report": _joined(existing["report"], _report_app, _ReportGroup),
     }

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from governance.cli.common import ExitCode, fail
 from governance.cli.help import WardenGroup
+from governance.cli.lazy import LazyGroup
 from governance.cli.remote import (
     SERVER_ENV,
     Remote,
@@ -119,7 +120,7 @@ def _local_twin(ctx: click.Context, name: str) -> click.Command | None:
     return command
 
 
-class RemoteGroup(TyperGroup):
+class RemoteGroup(LazyGroup):
     """A group of the remote tree: a direct-mode command it lacks refuses instead."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -135,14 +136,16 @@ class RoutedGroup(WardenGroup):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        name, command, rest = super().resolve_command(ctx, args)
-        if name is None or name in SIGN_IN_COMMANDS or name in NO_ACTOR_COMMANDS:
-            return name, command, rest
+        name = args[0]
+        if name not in self.commands or name in SIGN_IN_COMMANDS or name in NO_ACTOR_COMMANDS:
+            # An unknown name is the usage error (with suggestions) of the group itself.
+            return super().resolve_command(ctx, args)
         mode = decide_mode(ctx.params.get("server"), bool(ctx.params.get("local")))
         ctx.meta[_MODE] = mode
         if not mode.remote:
-            return name, command, rest
+            return super().resolve_command(ctx, args)
         from governance.cli.remote_tree import remote_root
 
+        # Only the remote tree: the direct-mode group (and what it imports) stays unloaded.
         twin = remote_root().get_command(ctx, name)
-        return name, twin if twin is not None else _refusal(name), rest
+        return name, twin if twin is not None else _refusal(name), args[1:]

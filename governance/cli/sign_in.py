@@ -25,7 +25,6 @@ from governance.cli.remote import (
     open_remote,
     problem_line,
 )
-from governance.kit.context import local_operator
 
 
 def _server(ctx: typer.Context, option: str | None) -> str | None:
@@ -163,6 +162,9 @@ def whoami(ctx: typer.Context) -> None:
     if stored is None or (url is not None and url != stored.server):
         if url is not None:
             fail(f"not signed in to {url}: run `warden login --server {url}`")
+        # Here: the request context it comes from imports the API's (Starlette's) types.
+        from governance.kit.context import local_operator
+
         console.print(f"direct database mode: local operator {local_operator()}", markup=False)
         return
     with open_remote(stored) as remote:

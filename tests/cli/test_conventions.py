@@ -23,7 +23,9 @@ from typer.testing import CliRunner
 
 from governance.audit.errors import AuditVerificationError
 from governance.cli.common import NO_DATABASE, ExitCode, exit_code_of
+from governance.cli.lazy import Lazy, LazyGroup
 from governance.cli.main import app
+from governance.cli.remote_tree import remote_root
 from governance.config import Settings
 from governance.errors import Conflict, WardenError
 from governance.fairness.errors import GateRefused
@@ -156,6 +158,24 @@ def test_help_shows_no_placeholders_or_column_bounds() -> None:
     # A bound a person chooses within is still shown.
     out = runner.invoke(app, ["fairness", "audit", "--help"], env={"COLUMNS": "200"}).output
     assert "0<=x<=2000" in out
+
+
+def _lazy_entries(group: type[LazyGroup]) -> Iterator[tuple[str, Lazy]]:
+    for sub in group.__subclasses__():
+        yield from sub.lazy.items()
+        yield from _lazy_entries(sub)
+
+
+remote_root()  # defines the remote tree's lazy groups
+LAZY = sorted(set(_lazy_entries(LazyGroup)), key=lambda entry: (entry[1].module, entry[0]))
+
+
+@pytest.mark.parametrize(("name", "entry"), LAZY, ids=[name for name, _ in LAZY])
+def test_a_lazy_command_is_listed_with_its_own_help(name: str, entry: Lazy) -> None:
+    # Listings show the help written beside the module's name, before it is imported.
+    command = entry.load(name)
+    assert command is not None and command.name == name
+    assert " ".join(entry.help.split()) == " ".join((command.help or "").split())
 
 
 @pytest.mark.parametrize(
