@@ -64,10 +64,11 @@ print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
 
 
 def test_help_and_the_remote_commands_start_without_torch(tmp_path: Path) -> None:
-    # Remote mode, as on an auditor's laptop: a server named, no one signed in yet.
+    # Remote mode, as on an auditor's laptop: a server named, no one signed in yet. Nor the
+    # database layer: a remote command never opens a database.
     env = {**os.environ, "WARDEN_SERVER": "http://127.0.0.1:9", "XDG_CONFIG_HOME": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-c", REMOTE_PROBE.format(heavy=("torch", "inference", *HEAVY))],
+        [sys.executable, "-c", REMOTE_PROBE.format(heavy=("torch", "inference", "sqlalchemy", *HEAVY))],
         capture_output=True,
         text=True,
         check=True,

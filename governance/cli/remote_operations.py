@@ -34,7 +34,7 @@ from governance.cli.common import (
 )
 from governance.cli.lazy import Lazy
 from governance.cli.routing import RemoteGroup, remote_of
-from governance.db.base import DB_INT_MAX, as_utc
+from governance.kit.bounds import DB_INT_MAX, as_utc
 from governance.privacy.kinds import EPOCHS_MAX, SEED_MAX, WORKERS_MAX
 
 records_app = typer.Typer(

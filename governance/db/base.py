@@ -1,4 +1,6 @@
-"""The declarative base shared by every domain's ORM models."""
+"""The declarative base shared by every domain's ORM models, and the column-bound types.
+
+The integer bounds and ``as_utc`` live in governance/kit/bounds.py and are re-exported here."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
+from governance.kit.bounds import DB_BIGINT_MAX, DB_BIGINT_MIN, DB_INT_MAX, DB_INT_MIN, as_utc
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -20,10 +24,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-
-# The ranges of the two integer column types (SQLite stores both as 64-bit INTEGER).
-DB_INT_MIN, DB_INT_MAX = -(2**31), 2**31 - 1  # Integer: PostgreSQL's INTEGER
-DB_BIGINT_MIN, DB_BIGINT_MAX = -(2**63), 2**63 - 1  # BigInteger: PostgreSQL's BIGINT
 
 # An integer a caller sends that may reach the database (ids, versions, sizes, offsets), typed
 # by the column it is compared with or stored in. Python's integers are unbounded and the
@@ -37,20 +37,6 @@ DbBigInt = Annotated[int, annotated_types.Interval(ge=DB_BIGINT_MIN, le=DB_BIGIN
 # lax mode would coerce each). Path and query parameters arrive as text and keep DbInt.
 StrictDbInt = Annotated[DbInt, Strict()]
 StrictDbBigInt = Annotated[DbBigInt, Strict()]
-
-
-def as_utc(value: datetime) -> datetime:
-    """``value`` as an aware UTC datetime; one without an offset is read as UTC.
-
-    Raises:
-        ValueError: UTC cannot hold it (a time with an offset within hours of year 1 or 9999).
-    """
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("the time is outside what UTC can represent (years 1 to 9999)") from None
 
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
