@@ -446,10 +446,10 @@ class _AuditGroup(RemoteGroup):
 
 
 class _ReportGroup(RemoteGroup):
-    # As above; the report module imports the report builder and torch.
+    # As above.
     lazy: ClassVar[Mapping[str, Lazy]] = {
         "verify": Lazy(
-            "governance.reports.cli",
+            "governance.reports.cli_verify",
             "Check a report folder: signature of the manifest and sha256 of every file.",
             command="verify",
         )

@@ -7,17 +7,15 @@ warden report verify audit_reports/rpt-...   [--key VKEY_OR_FILE]
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import typer
 
 from governance.audit.checkpoints import Checkpointer
 from governance.audit.log import tree_size
 from governance.audit.repository import snapshot_session
-from governance.audit.signing import load_signing_key, public_vkey
+from governance.audit.signing import load_signing_key
 from governance.cli.common import (
     console,
-    err_console,
     errors_as_exit,
     settings,
     transaction,
@@ -25,8 +23,8 @@ from governance.cli.common import (
 )
 from governance.db.base import as_utc, utcnow
 from governance.kit.context import cli_context
+from governance.reports.cli_verify import verify
 from governance.reports.errors import InvalidPeriod
-from governance.reports.manifest import verify_report_dir
 from governance.reports.service import reports
 
 app = typer.Typer(
@@ -137,28 +135,4 @@ def generate(
     generate_report(period_from, period_to, model, verify_log=not no_verify, frameworks=framework)
 
 
-@app.command("verify")
-def verify(
-    folder: Path = typer.Argument(..., help="The report folder (holding manifest.json)."),
-    key: str = typer.Option(
-        None,
-        "--key",
-        help="The log's verifier key, or a file holding it (default: this installation's key).",
-    ),
-) -> None:
-    """Check a report folder: signature of the manifest and sha256 of every file."""
-    with errors_as_exit():
-        if key is None:
-            cfg = settings()
-            vkey = public_vkey(cfg.log_origin, load_signing_key(cfg.resolved_signing_key_file))
-        elif Path(key).is_file():
-            vkey = Path(key).read_text(encoding="utf-8").strip()
-        else:
-            vkey = key
-        if not folder.is_dir():
-            err_console.print(f"[red]error:[/red] {folder} is not a folder")
-            raise typer.Exit(1)
-        checked = verify_report_dir(folder, vkey)
-    console.print(
-        f"OK: report {checked.report_id}, {len(checked.files)} files, signed by {checked.signer}"
-    )
+app.command("verify")(verify)
