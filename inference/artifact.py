@@ -28,7 +28,7 @@ from torch import nn
 
 from inference.architectures import build_model
 from inference.errors import ManifestError
-from inference.manifest import SHA256_RE, WEIGHTS_FILE, Manifest, parse_manifest
+from inference.manifest import MANIFEST_FILE, SHA256_RE, WEIGHTS_FILE, Manifest, parse_manifest
 
 __all__ = [
     "MANIFEST_FILE",
@@ -41,7 +41,6 @@ __all__ = [
     "sha256_file",
 ]
 
-MANIFEST_FILE = "manifest.json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 

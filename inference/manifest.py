@@ -71,7 +71,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 # Artifact file names: one plain name inside the artifact folder, never a path or a dot file.
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
-RESERVED_FILES = ("manifest.json",)
+MANIFEST_FILE = "manifest.json"
+RESERVED_FILES = (MANIFEST_FILE,)
 ARCHITECTURES = ("logreg", "mlp", "onnx")
 WEIGHTS_FILE = "weights.safetensors"
 # An imported model: an ONNX graph run by ONNX Runtime (inference/onnx_model.py).

@@ -71,7 +71,11 @@ def test_help_and_the_remote_commands_start_without_torch(tmp_path: Path) -> Non
     # database layer: a remote command never opens a database.
     env = {**os.environ, "WARDEN_SERVER": "http://127.0.0.1:9", "XDG_CONFIG_HOME": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-c", REMOTE_PROBE.format(heavy=("torch", "inference", "sqlalchemy", *HEAVY))],
+        [
+            sys.executable,
+            "-c",
+            REMOTE_PROBE.format(heavy=("torch", "inference", "sqlalchemy", *HEAVY)),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -81,7 +85,7 @@ def test_help_and_the_remote_commands_start_without_torch(tmp_path: Path) -> Non
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-@pytest.mark.parametrize("package", ["governance.privacy", "governance.datasets"])
+@pytest.mark.parametrize("package", ["governance.privacy", "governance.datasets", "inference"])
 def test_the_lazy_tables_name_the_exported_names(package: str) -> None:
     module = importlib.import_module(package)
     # The lazy table and the exported names are kept by hand; they must name the same things.
@@ -99,3 +103,12 @@ def test_the_lazy_names_still_resolve() -> None:
     from governance.privacy.training import train
 
     assert privacy.train is train
+
+
+def test_an_artifacts_manifest_is_read_without_torch() -> None:
+    # Remote `warden models register` reads the manifest on a machine that only talks to the API.
+    probe = "import sys, inference.manifest, inference.errors; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "False"

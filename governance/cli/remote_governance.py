@@ -635,7 +635,7 @@ def models_register(ctx: typer.Context, artifact_dir: Path) -> None:
     """Upload and register an artifact folder (manifest.json + the files it names)."""
     # Here, not at the top: the inference package imports torch, which no other remote
     # command needs.
-    from inference.artifact import MANIFEST_FILE
+    from inference.manifest import MANIFEST_FILE
 
     try:
         manifest = json.loads((artifact_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
