@@ -144,10 +144,11 @@ def entries(
     event_type: str = typer.Option(None, "--event-type", help="Only this event type."),
     since: str = typer.Option(None, help="From this time (ISO 8601, inclusive)."),
     limit: int = typer.Option(50, min=1, max=1000, help="At most this many entries."),
+    newest: bool = typer.Option(False, "--newest", help="The latest entries, newest first."),
     as_json: bool = JSON,
 ) -> None:
-    """Audit entries, oldest first, filtered."""
-    params: dict[str, Any] = {"limit": limit}
+    """Audit entries, oldest first (or the latest with --newest), filtered."""
+    params: dict[str, Any] = {"limit": limit, "order": "desc" if newest else "asc"}
     for key, value in (("actor", actor), ("event_type", event_type), ("since", since)):
         if value is not None:
             params[key] = value

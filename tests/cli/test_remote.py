@@ -309,6 +309,11 @@ def test_everyday_commands_run_over_the_api(
     assert "trusting the server's key on first use" in first and first.rstrip().endswith("OK")
     entries = json.loads(run("audit", "entries", "--actor", person, "--json"))
     assert entries and {e["actor"] for e in entries} == {person}
+    latest = json.loads(
+        run("audit", "entries", "--actor", person, "--newest", "--limit", "3", "--json")
+    )
+    seqs = [e["seq"] for e in latest]
+    assert len(seqs) == 3 and seqs == sorted(seqs, reverse=True) and seqs[0] >= entries[-1]["seq"]
     seq = str(entries[-1]["seq"])
     again = run("audit", "verify", "--entry", seq)
     assert "consistent with the tree of" in again and f"entry {seq}: " in again
