@@ -21,9 +21,8 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,32 +36,10 @@ from _common import emit, postgres_database
 from governance.bootstrap import initialize
 from governance.config import Settings
 from governance.db import make_engine, make_sessionmaker
-from governance.fairness.feedback import group_key
 from governance.fairness.metrics import audit_predictions
 from governance.fairness.monitoring import monitor
 from governance.kit.context import cli_context
-
-START = datetime(2026, 3, 1, tzinfo=UTC)
-MODEL = "live-model"
-
-_INSERT = (
-    "INSERT INTO fairness_outcomes (ref, model, model_version, predicted_at, received_at, "
-    "y_pred, y_true, group_key, submitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _data(n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """Outcomes as tests/fairness/test_monitoring.py draws them (two features, six groups)."""
-    rng = np.random.default_rng(seed)
-    sex = rng.choice(np.array(["Female", "Male"], dtype=object), n_rows, p=[0.4, 0.6])
-    race = rng.choice(
-        np.array(["Black", "White", "Other"], dtype=object), n_rows, p=[0.15, 0.8, 0.05]
-    )
-    y_true = (rng.random(n_rows) < 0.25).astype(np.int8)
-    y_pred = (rng.random(n_rows) < np.where(sex == "Male", 0.3, 0.15) + 0.4 * y_true).astype(
-        np.int8
-    )
-    return y_true, y_pred, pd.DataFrame({"sex": sex, "race": race})
+from tests.fairness.outcomes import MODEL, START, insert_raw, synthetic
 
 
 def _deployment(root: Path, database_url: str) -> Settings:
@@ -77,43 +54,12 @@ def _deployment(root: Path, database_url: str) -> Settings:
 def _insert(
     settings: Settings, y_true: np.ndarray, y_pred: np.ndarray, sensitive: pd.DataFrame
 ) -> float:
-    """Insert the outcomes, spread over one day, through the driver's executemany; seconds."""
-    keys = {
-        (s, r): group_key({"sex": s, "race": r})
-        for s in sensitive["sex"].unique()
-        for r in sensitive["race"].unique()
-    }
-    minutes = np.arange(len(y_true)) * (24 * 60) // max(len(y_true), 1)
+    """Insert the outcomes, spread over one day; seconds."""
     engine = make_engine(settings.resolved_database_url)
     started = time.perf_counter()
     try:
         with engine.begin() as connection:
-            sqlite = connection.dialect.name == "sqlite"
-            # SQLite stores what SQLAlchemy's DateTime writes: naive UTC text with microseconds.
-            stamp: Callable[[datetime], Any] = (
-                (lambda t: t.strftime("%Y-%m-%d %H:%M:%S.%f")) if sqlite else (lambda t: t)
-            )
-            received = stamp(START + timedelta(days=2))
-            cursor = connection.connection.cursor()
-            cursor.executemany(
-                _INSERT if sqlite else _INSERT.replace("?", "%s"),
-                [
-                    (
-                        f"{i:064d}",
-                        MODEL,
-                        "1",
-                        stamp(START + timedelta(minutes=int(minutes[i]))),
-                        received,
-                        int(y_pred[i]),
-                        int(y_true[i]),
-                        keys[(sex, race)],
-                        "app",
-                    )
-                    for i, (sex, race) in enumerate(
-                        zip(sensitive["sex"], sensitive["race"], strict=True)
-                    )
-                ],
-            )
+            insert_raw(connection, y_true, y_pred, sensitive)
     finally:
         engine.dispose()
     return time.perf_counter() - started
@@ -189,7 +135,7 @@ def main() -> None:
     n_rows = args.rows or (1_000_000 if args.full else 200_000)
     repeats = max(1, args.repeats)
 
-    y_true, y_pred, sensitive = _data(n_rows, seed=11)
+    y_true, y_pred, sensitive = synthetic(n_rows, seed=11)
     print(
         f"monitoring: {n_rows:,} outcomes, features sex x race, bootstrap {args.bootstrap}",
         flush=True,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -18,17 +18,14 @@ from governance.fairness.metrics import audit_predictions
 from governance.fairness.models import Outcome
 from governance.fairness.monitoring import load_outcomes, monitor
 from governance.kit.context import Context
-
-START = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-    sex = rng.choice(np.array(["Female", "Male"], dtype=object), n, p=[0.4, 0.6])
-    race = rng.choice(np.array(["Black", "White", "Other"], dtype=object), n, p=[0.15, 0.8, 0.05])
-    y_true = (rng.random(n) < 0.25).astype(np.int8)
-    y_pred = (rng.random(n) < np.where(sex == "Male", 0.3, 0.15) + 0.4 * y_true).astype(np.int8)
-    return y_true, y_pred, pd.DataFrame({"sex": sex, "race": race})
+from tests.fairness.outcomes import (
+    RECEIVED,
+    START,
+    group_keys,
+    insert_raw,
+    over_a_day,
+    synthetic,
+)
 
 
 def _insert(
@@ -43,95 +40,40 @@ def _insert(
     chunk: int = 100_000,
     raw: bool = False,
 ) -> None:
-    keys = {
-        (s, r): group_key({"sex": s, "race": r})
-        for s in sensitive["sex"].unique()
-        for r in sensitive["race"].unique()
-    }
-    # In time order, as outcomes arrive: the window index then grows at its end.
-    minutes = np.arange(len(y_true)) * (24 * 60) // max(len(y_true), 1)
-    sexes, races = sensitive["sex"].to_numpy(), sensitive["race"].to_numpy()
     if raw:
-        _insert_raw(
-            sessions,
-            y_true,
-            y_pred,
-            [keys[(a, b)] for a, b in zip(sexes, races, strict=True)],
-            [at + timedelta(minutes=int(m)) for m in minutes],
-            version=version,
-        )
+        assert offset == 0 and at == START, "the raw insert writes one day from START"
+        with sessions.begin() as session:
+            insert_raw(session.connection(), y_true, y_pred, sensitive, version=version)
         return
+    keys = group_keys(sensitive)
+    times = over_a_day(len(y_true), at)
     for start in range(0, len(y_true), chunk):
-        stop = min(start + chunk, len(y_true))
         rows: list[dict[str, Any]] = [
             {
                 "ref": f"{offset + i:064d}",
                 "model": "live-model",
                 "model_version": version,
-                "predicted_at": at + timedelta(minutes=int(minutes[i])),
-                "received_at": START + timedelta(days=2),
+                "predicted_at": times[i],
+                "received_at": RECEIVED,
                 "y_pred": int(y_pred[i]),
                 "y_true": int(y_true[i]),
-                "group_key": keys[(sexes[i], races[i])],
+                "group_key": keys[i],
                 "submitted_by": "app",
             }
-            for i in range(start, stop)
+            for i in range(start, min(start + chunk, len(y_true)))
         ]
         with sessions.begin() as session:
             session.execute(insert(Outcome), rows)
 
 
-_INSERT_QMARK = (
-    "INSERT INTO fairness_outcomes (ref, model, model_version, predicted_at, received_at, "
-    "y_pred, y_true, group_key, submitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _insert_raw(
-    sessions: sessionmaker[Session],
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    keys: list[str],
-    times: list[datetime],
-    *,
-    version: str,
-) -> None:
-    """Many rows through the driver's executemany (the ORM takes a minute for a million)."""
-    with sessions.begin() as session:
-        connection = session.connection()
-        sqlite = connection.dialect.name == "sqlite"
-        # SQLite stores what SQLAlchemy's DateTime writes: naive UTC text with microseconds.
-        stamp: Any = (lambda t: t.strftime("%Y-%m-%d %H:%M:%S.%f")) if sqlite else (lambda t: t)
-        sql = _INSERT_QMARK if sqlite else _INSERT_QMARK.replace("?", "%s")
-        received = stamp(START + timedelta(days=2))
-        cursor = connection.connection.cursor()
-        cursor.executemany(
-            sql,
-            [
-                (
-                    f"{i:064d}",
-                    "live-model",
-                    version,
-                    stamp(times[i]),
-                    received,
-                    int(y_pred[i]),
-                    int(y_true[i]),
-                    keys[i],
-                    "app",
-                )
-                for i in range(len(keys))
-            ],
-        )
-
-
 def test_monitoring_matches_metricframe_on_the_same_rows(
     sessions: sessionmaker[Session], engineer: Context
 ) -> None:
-    y_true, y_pred, sensitive = _synthetic(30_000, seed=5)
+    y_true, y_pred, sensitive = synthetic(30_000, seed=5)
     _insert(sessions, y_true, y_pred, sensitive)
     # Another version's rows in the window, and rows before it.
-    _insert(sessions, *_synthetic(500, seed=6), version="2", offset=10**9)
-    _insert(sessions, *_synthetic(300, seed=7), offset=2 * 10**9, at=START - timedelta(days=1))
+    _insert(sessions, *synthetic(500, seed=6), version="2", offset=10**9)
+    _insert(sessions, *synthetic(300, seed=7), offset=2 * 10**9, at=START - timedelta(days=1))
     end = START + timedelta(days=1)
     with sessions() as session:
         assert (
@@ -161,7 +103,7 @@ def test_monitoring_matches_metricframe_on_the_same_rows(
         )
         assert row.kind == "live" and row.engine == "fastpath" and row.n_rows == 300
         stored = json.loads(row.result)
-    rows = _synthetic(300, seed=7)
+    rows = synthetic(300, seed=7)
     expected = audit_predictions(
         y_true=rows[0],
         y_pred=rows[1],
@@ -186,10 +128,10 @@ def test_monitoring_matches_metricframe_on_the_same_rows(
                 until=START + timedelta(days=1),
             ).result
         )
-    both = pd.concat([sensitive, _synthetic(500, seed=6)[2]], ignore_index=True)
+    both = pd.concat([sensitive, synthetic(500, seed=6)[2]], ignore_index=True)
     slow = audit_predictions(
-        y_true=np.concatenate([y_true, _synthetic(500, seed=6)[0]]),
-        y_pred=np.concatenate([y_pred, _synthetic(500, seed=6)[1]]),
+        y_true=np.concatenate([y_true, synthetic(500, seed=6)[0]]),
+        y_pred=np.concatenate([y_pred, synthetic(500, seed=6)[1]]),
         sensitive=both[["race", "sex"]],
         bootstrap=0,
         use_fast_path=False,
@@ -269,7 +211,7 @@ def test_monitoring_many_outcomes_stores_the_fast_path_audit_of_the_same_rows(
 ) -> None:
     # Its speed at a million outcomes is measured in bench/monitoring.py.
     n = 100_000
-    y_true, y_pred, sensitive = _synthetic(n, seed=11)
+    y_true, y_pred, sensitive = synthetic(n, seed=11)
     _insert(sessions, y_true, y_pred, sensitive, raw=True)
     with sessions.begin() as session:
         row = monitor(
