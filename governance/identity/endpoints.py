@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -578,8 +578,8 @@ async def oidc_start(
 
     Sets a short-lived ``warden_oidc`` cookie (HttpOnly, SameSite=Lax: the provider's redirect
     back is cross-site) that binds the sign-in to this browser, and one that keeps ``next``,
-    the console page to return to. Each start stores a flow until
-    it expires, so an address may begin only so many (``limits.SSO_STARTS``), then gets 429.
+    the console page to return to. Each start stores a flow until it expires, so an address
+    may begin only so many (``limits.SSO_STARTS``), then gets 429.
     """
     refuse_failing_address(request, gate)
     party = _relying_party(settings)
@@ -592,17 +592,20 @@ async def oidc_start(
     redirect_uri = _redirect_uri(request, settings)
     begun = await run_in_threadpool(_oidc_begin, sessions, party, redirect_uri, gate)
     response = RedirectResponse(begun.url, status_code=302)
+    max_age = int(oidc.FLOW_TTL.total_seconds())
     for name, value in ((OIDC_FLOW_COOKIE, begun.verifier), (OIDC_NEXT_COOKIE, safe_next(next))):
-        response.set_cookie(
-            name,
-            value,
-            max_age=int(oidc.FLOW_TTL.total_seconds()),
-            path=OIDC_PATH,
-            secure=not _bound_to_loopback(request),
-            httponly=True,
-            samesite="lax",
-        )
+        response.set_cookie(name, value, max_age=max_age, **_flow_cookie(request))
     return response
+
+
+def _flow_cookie(request: Request) -> dict[str, Any]:
+    """Where the flow's cookies live, set and deleted alike."""
+    return {
+        "path": OIDC_PATH,
+        "secure": not _bound_to_loopback(request),
+        "httponly": True,
+        "samesite": "lax",
+    }
 
 
 @dataclass(frozen=True)
@@ -704,13 +707,7 @@ async def oidc_callback(
     set_session_cookie(response, request, SESSION_COOKIE, opened.session_id, gate)
     set_session_cookie(response, request, CSRF_COOKIE, opened.csrf_token, gate)
     for name in (OIDC_FLOW_COOKIE, OIDC_NEXT_COOKIE):
-        response.delete_cookie(
-            name,
-            path=OIDC_PATH,
-            secure=not _bound_to_loopback(request),
-            httponly=True,
-            samesite="lax",
-        )
+        response.delete_cookie(name, **_flow_cookie(request))
     return response
 
 
