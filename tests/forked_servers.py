@@ -30,6 +30,7 @@ from governance.cli.server_process import Child, popen_launcher
 PRELOAD = [
     "governance.cli.main",
     "governance.api.app",
+    "tests.preload_routes",
     "governance.audit.journal.remote",
     "uvicorn",
     "uvicorn.protocols.http.httptools_impl",
