@@ -15,6 +15,7 @@ from governance.cli import (
     remote_operations,
     remote_policy,
 )
+from governance.cli.help import tidy
 from governance.cli.routing import RemoteGroup
 
 _GROUPS: dict[str, typer.Typer] = {
@@ -42,4 +43,5 @@ def remote_root() -> TyperGroup:
         root.add_typer(group, name=name)
     command = typer.main.get_command(root)
     assert isinstance(command, TyperGroup)
+    tidy(command)
     return command

@@ -150,8 +150,12 @@ def test_version() -> None:
 
 
 def test_help_shows_no_placeholders_or_column_bounds() -> None:
-    for path in ["", *COMMANDS]:
-        result = runner.invoke(app, [*path.split(), "--help"], env={"COLUMNS": "200"})
+    # Direct mode, then remote mode (a server named, nobody signed in: help needs neither).
+    remote = {"COLUMNS": "200", "WARDEN_SERVER": "http://127.0.0.1:9"}
+    runs = [(path, {"COLUMNS": "200"}) for path in ["", *COMMANDS]]
+    runs += [(path, remote) for path in ["", *dict(_leaves(remote_root()))]]
+    for path, env in runs:
+        result = runner.invoke(app, [*path.split(), "--help"], env=env)
         assert result.exit_code == 0, (path, result.output)
         for internal in ("<bool>", "<int range>", "2147483647", "9223372036854775807"):
             assert internal not in result.output, (path, internal, result.output)
