@@ -385,7 +385,8 @@ class AuditWriter:
         """Sign the tree head just committed if a checkpoint is due, in a transaction of its
         own: the signer's memory may only ever hold heads of committed trees."""
         checkpointer = self.checkpointer
-        if checkpointer is None:
+        # Most batches: not due, and no transaction (two more round trips on PostgreSQL).
+        if checkpointer is None or not checkpointer.due(frontier.size):
             return
         try:
             nodes = merkle.getter_from_mapping(frontier.nodes)
