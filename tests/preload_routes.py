@@ -2,11 +2,9 @@
 endpoints and the console's pages, which ``create_app`` would otherwise import again in each
 forked server (about 0.4 s of CPU per start)."""
 
-from governance.api.app import DOMAINS
-from governance.console.routes import PAGES
-from governance.plugins import optional_module
+from governance.api.app import domain_routers
+from governance.console.routes import console_router
 
-for _domain in DOMAINS:
-    optional_module(f"governance.{_domain}.endpoints")
-for _page in PAGES:
-    optional_module(f"governance.console.{_page}")
+# The app's own discovery, so the preload follows it; the routers built here are discarded.
+domain_routers()
+console_router()
