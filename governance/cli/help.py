@@ -58,13 +58,17 @@ def tidy(command: Any) -> None:
         tidy(sub)
 
 
-class WardenGroup(LazyGroup):
-    """The root command: its tree's help is tidied before the first parse."""
-
-    _tidied = False
+class TidyGroup(LazyGroup):
+    """A lazy group whose commands' help is tidied as each is imported."""
 
     def on_load(self, command: Any) -> None:
         tidy(command)
+
+
+class WardenGroup(TidyGroup):
+    """The root command: its tree's help is tidied before the first parse."""
+
+    _tidied = False
 
     def make_context(
         self,

@@ -17,8 +17,7 @@ from typer import _click as click
 from typer.core import TyperGroup
 
 from governance.cli.common import ExitCode, fail
-from governance.cli.help import WardenGroup, tidy
-from governance.cli.lazy import LazyGroup
+from governance.cli.help import TidyGroup, WardenGroup
 from governance.cli.remote import (
     SERVER_ENV,
     Remote,
@@ -120,11 +119,8 @@ def _local_twin(ctx: click.Context, name: str) -> click.Command | None:
     return command
 
 
-class RemoteGroup(LazyGroup):
+class RemoteGroup(TidyGroup):
     """A group of the remote tree: a direct-mode command it lacks refuses instead."""
-
-    def on_load(self, command: click.Command) -> None:
-        tidy(command)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
