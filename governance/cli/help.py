@@ -1,13 +1,14 @@
 """``--help`` as an operator reads it: no placeholder on a flag, no bound that is only a column's.
 
 Typer shows ``<bool>`` beside every flag and the range of every bounded integer; a range at a
-database column's limit (``[0<=x<=9223372036854775807]``) is plumbing, not advice. The command
-tree is tidied once, when the root command first builds a context; a lazy group
-(governance/cli/lazy.py) when it is imported.
+database column's limit (``[0<=x<=9223372036854775807]``) is plumbing, not advice; a listing
+keeps a docstring's line breaks. The command tree is tidied once, when the root command first
+builds a context; a lazy group (governance/cli/lazy.py) when it is imported.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from governance.cli.lazy import LazyCommands, LazyGroup
@@ -38,8 +39,19 @@ def _tidy_param(param: Any) -> None:
         param._get_number_range_help_str = _no_range
 
 
+def _listed_help(command: Any) -> None:
+    # A group's listing shows the first paragraph of a command's help with its line breaks kept
+    # (typer's rich mode), so a docstring's wrap would break the row mid-sentence.
+    if command.short_help or not command.help:
+        return
+    first = inspect.cleandoc(command.help).split("\n\n", 1)[0]
+    if "\n" in first and not first.startswith("\b"):
+        command.short_help = " ".join(first.split())
+
+
 def tidy(command: Any) -> None:
     """Tidy the help of ``command`` and every command under it."""
+    _listed_help(command)
     for param in getattr(command, "params", ()):
         _tidy_param(param)
     help_option = command.get_help_option

@@ -6,6 +6,7 @@ added later follows the same conventions or fails here.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pty
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 from governance.audit.errors import AuditVerificationError
 from governance.cli.common import NO_DATABASE, ExitCode, exit_code_of
+from governance.cli.help import tidy
 from governance.cli.lazy import Lazy, LazyGroup
 from governance.cli.main import app
 from governance.cli.remote_tree import remote_root
@@ -162,6 +164,21 @@ def test_help_shows_no_placeholders_or_column_bounds() -> None:
     # A bound a person chooses within is still shown.
     out = runner.invoke(app, ["fairness", "audit", "--help"], env={"COLUMNS": "200"}).output
     assert "0<=x<=2000" in out
+
+
+def _every_command(command: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _every_command(sub, f"{path} {name}".strip())
+
+
+def test_a_listing_shows_each_command_in_unbroken_lines() -> None:
+    # A group lists the first paragraph of each command's help, with its line breaks.
+    for tree in (ROOT, remote_root()):
+        tidy(tree)
+        for path, command in _every_command(tree):
+            listed = command.short_help or inspect.cleandoc(command.help or "").split("\n\n")[0]
+            assert "\n" not in listed, (path, listed)
 
 
 def _lazy_entries(group: type[LazyGroup]) -> Iterator[tuple[str, Lazy]]:
