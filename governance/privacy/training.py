@@ -6,7 +6,7 @@ the PRV accountant. The artifact's manifest records the guarantee and what the l
 charge (:class:`~governance.privacy.accounting.Mechanism`).
 
 Noise is planned for the exact number of steps the Poisson sampler runs
-(``epochs * int(1 / q)``), with Opacus' own search (:func:`noise_for_epsilon`), then applied
+(``epochs * int(1 / q)``), under Opacus' PRV bound (:func:`noise_for_epsilon`), then applied
 with ``PrivacyEngine.make_private``. ``make_private_with_epsilon`` plans ``int(epochs / q)``
 steps instead, which float rounding can make differ from the steps that run (q = 1/75, 3
 epochs: 224 planned, 225 run), and its final ε then exceeds the target. The final ε recorded is

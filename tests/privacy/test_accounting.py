@@ -17,6 +17,8 @@ from governance.privacy import (
     plan_noise,
     tightest_epsilon,
 )
+from governance.privacy.accounting import NOISE_TOLERANCE, least_noise
+from governance.privacy.gdp import estimate_noise
 
 DELTA = 1e-5
 A = Mechanism(noise_multiplier=1.1, sample_rate=0.01, steps=300)
@@ -86,6 +88,55 @@ def test_plan_noise_fits_the_remaining_budget() -> None:
     assert total > cap - 0.1  # not wastefully noisy
     with pytest.raises(AccountingError, match="already spend"):
         plan_noise(target_epsilon=0.5, delta=DELTA, sample_rate=0.02, steps=10, prior_history=[A])
+
+
+@pytest.mark.parametrize(("target", "q", "steps"), [(1.0, 256 / 32561, 381), (4.0, 1 / 120, 360)])
+def test_the_noise_search_lands_in_the_band_in_few_evaluations(
+    target: float, q: float, steps: int
+) -> None:
+    evaluated: list[float] = []
+
+    def spent(sigma: float) -> float:
+        evaluated.append(sigma)
+        return compose_epsilon([Mechanism(sigma, q, steps)], DELTA, "prv")
+
+    start = estimate_noise(target, DELTA, q, steps)
+    sigma = least_noise(spent, target, NOISE_TOLERANCE, start)
+    assert target - NOISE_TOLERANCE <= spent(sigma) <= target
+    # Halving [0, 20] as Opacus' get_noise_multiplier does took 13 and 16 evaluations here.
+    assert len(evaluated) <= 8
+    assert min(evaluated) > sigma / 2  # never down where PRV is slowest
+
+
+def test_the_search_agrees_with_opacus_to_within_its_tolerance() -> None:
+    from opacus.accountants.utils import get_noise_multiplier
+
+    q, steps = 1 / 75, 225
+    theirs = get_noise_multiplier(
+        target_epsilon=1.0, target_delta=DELTA, sample_rate=q, steps=steps, accountant="prv"
+    )
+    ours = noise_for_epsilon(target_epsilon=1.0, delta=DELTA, sample_rate=q, steps=steps)
+    eps_theirs = compose_epsilon([Mechanism(theirs, q, steps)], DELTA, "prv")
+    eps_ours = compose_epsilon([Mechanism(ours, q, steps)], DELTA, "prv")
+    assert 1.0 - NOISE_TOLERANCE <= eps_ours <= 1.0
+    assert abs(eps_ours - eps_theirs) <= NOISE_TOLERANCE
+
+
+def test_the_gaussian_dp_start_is_exact_for_one_release_and_close_for_sgd() -> None:
+    # q = 1, one step: the Gaussian mechanism, whose (ε, δ) curve μ-GDP gives exactly.
+    sigma = estimate_noise(0.5, DELTA, 1.0, 1)
+    assert compose_epsilon([Mechanism(sigma, 1.0, 1)], DELTA, "prv") == pytest.approx(0.5, abs=0.02)
+    # Subsampled, the central limit theorem underestimates the noise, by a few tens of percent.
+    start = estimate_noise(1.0, DELTA, 1 / 75, 225)
+    answer = noise_for_epsilon(target_epsilon=1.0, delta=DELTA, sample_rate=1 / 75, steps=225)
+    assert 0.7 * answer <= start <= answer * 1.1
+    # The prior runs' share is taken out of the room the target leaves.
+    assert estimate_noise(1.0, DELTA, 1 / 75, 225, [(1.1, 0.01, 300)]) > start
+
+
+def test_a_target_no_noise_reaches_is_refused() -> None:
+    with pytest.raises(AccountingError, match="no noise multiplier"):
+        least_noise(lambda sigma: 5.0, 1.0, NOISE_TOLERANCE, 10.0)
 
 
 def test_opacus_epoch_planning_can_miss_the_steps_that_run() -> None:
