@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from governance.config import Settings
+from governance.kit.http import client as http_client
 from tests.conftest import (
     BACKENDS,
     AdminToken,
@@ -85,7 +86,7 @@ def _shared(
         server = LiveServer(settings, folder / "server.log")
         server.start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as http:
+            with http_client(base_url=server.url, timeout=30) as http:
                 yield SharedServer(
                     server, settings, admin, http, WardenFactory(http, admin), folder
                 )

@@ -23,6 +23,7 @@ from pydantic_settings import SettingsConfigDict
 from governance.bootstrap import InitResult, initialize
 from governance.cli.server_process import ServerProcess
 from governance.config import Settings
+from governance.kit.http import client as http_client
 
 Say = Callable[[str], None]
 
@@ -54,7 +55,7 @@ class _DemoSettings(Settings):
 
 class _Api:
     def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=600)
+        self.http = http_client(base_url=url, timeout=600)
 
     def call(
         self,

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from governance.cli.common import ExitCode, fail
+from governance.kit.http import client as http_client
 from governance.private_files import open_private, private_dir
 
 SESSION_COOKIE = "warden_session"
@@ -133,7 +134,7 @@ class Remote:
 
     def __init__(self, stored: StoredSession) -> None:
         self.stored = stored
-        self._http = httpx.Client(
+        self._http = http_client(
             base_url=stored.server,
             timeout=_TIMEOUT,
             # Sent as a header, not a cookie jar's: the cookie is Secure except on loopback.

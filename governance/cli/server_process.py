@@ -17,6 +17,7 @@ from typing import Protocol
 import httpx
 
 from governance.config import REPO_ROOT
+from governance.kit.http import client as http_client
 from governance.private_files import open_private
 
 
@@ -108,8 +109,7 @@ class ServerProcess:
         """
         self.proc = self.launcher(self.command, cwd=REPO_ROOT, env=self.env, log=self.log_path)
         deadline = time.monotonic() + timeout
-        # One client for every poll: each new one loads the CA bundle, about 20 ms of CPU.
-        with httpx.Client(timeout=1) as client:
+        with http_client(timeout=1) as client:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"the server exited at start:\n{self.log_tail()}")

@@ -25,6 +25,7 @@ from governance.cli.remote import (
     open_remote,
     problem_line,
 )
+from governance.kit.http import client as http_client
 
 
 def _server(ctx: typer.Context, option: str | None) -> str | None:
@@ -109,7 +110,7 @@ def login(
         if code:
             body["totp"] = code
     try:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with http_client(base_url=url, timeout=30) as http:
             response = http.post(route, json=body)
     except httpx.HTTPError as exc:
         fail(f"cannot reach {url}: {type(exc).__name__}: {exc}")

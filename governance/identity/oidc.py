@@ -42,6 +42,7 @@ from governance.identity.models import OidcFlow, Principal, SsoLink
 from governance.identity.service import identity
 from governance.kit.context import Context
 from governance.kit.events import Actor
+from governance.kit.http import client as http_client
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ class RelyingParty:
 
     def _get(self, url: str) -> dict[str, Any]:
         try:
-            r = httpx.get(url, timeout=self._timeout, follow_redirects=False)
+            with http_client(timeout=self._timeout, follow_redirects=False) as http:
+                r = http.get(url)
             r.raise_for_status()
             body = r.json()
         except (httpx.HTTPError, ValueError):
@@ -179,19 +181,22 @@ class RelyingParty:
             # A public client (no secret) names itself in the body (RFC 6749 3.2.1).
             **({} if self._secret else {"client_id": self.client_id}),
         )
-        auth = httpx.BasicAuth(self.client_id, self._secret) if self._secret else None
+        auth = (
+            httpx.BasicAuth(self.client_id, self._secret)
+            if self._secret
+            else httpx.USE_CLIENT_DEFAULT
+        )
         try:
-            r = httpx.post(
-                self.metadata().token_endpoint,
-                content=body,
-                auth=auth,
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "Accept": "application/json",
-                },
-                timeout=self._timeout,
-                follow_redirects=False,
-            )
+            with http_client(timeout=self._timeout, follow_redirects=False) as http:
+                r = http.post(
+                    self.metadata().token_endpoint,
+                    content=body,
+                    auth=auth,
+                    headers={
+                        "Content-Type": "application/x-www-form-urlencoded",
+                        "Accept": "application/json",
+                    },
+                )
         except httpx.HTTPError:
             raise SsoFailed("the identity provider could not be reached") from None
         if 400 <= r.status_code < 500:

@@ -13,6 +13,7 @@ import httpx
 from governance.audit.errors import AuditVerificationError
 from governance.audit.note import open_note
 from governance.config import WitnessSetting
+from governance.kit.http import client as http_client
 from governance.witness.cosignature import CosignerKey, parse_cosigner_vkey, verify_cosignature
 
 __all__ = ["WitnessClient", "WitnessConflict", "WitnessRefused"]
@@ -91,7 +92,7 @@ class WitnessClient:
         total = 0
         try:
             with (
-                httpx.Client(timeout=self.timeout, follow_redirects=False) as client,
+                http_client(timeout=self.timeout, follow_redirects=False) as client,
                 client.stream("POST", url, content=body) as response,
             ):
                 for chunk in response.iter_bytes():

@@ -17,6 +17,7 @@ from governance.audit.repository import snapshot_session
 from governance.audit.signing import load_signing_key, public_vkey
 from governance.audit.verify import verify_log
 from governance.config import Settings
+from governance.kit.http import client as http_client
 from tests.conftest import (
     POSTGRES_URL,
     ArtifactBuilder,
@@ -39,7 +40,7 @@ class Serving:
 @pytest.fixture
 def serving(live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder) -> Serving:
     """The toy model served on a server of this test's own, at hand to kill and restart."""
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+    with http_client(base_url=live_server.url, timeout=30) as http:
         client, _ = serve_toy(WardenFactory(http, admin_token), make_artifact)
     return Serving(live_server, client)
 
@@ -57,7 +58,7 @@ def load(
 
     def worker(number: int) -> None:
         url = urls[number % len(urls)]
-        with httpx.Client(base_url=url, timeout=10) as http:
+        with http_client(base_url=url, timeout=10) as http:
             i = 0
             while not stop.is_set():
                 i += 1
@@ -132,7 +133,7 @@ def test_kill_9_loses_no_acknowledged_request(serving: Serving, settings: Settin
     before = verify_all_acknowledged(settings, result)
 
     serving.server.start()
-    with httpx.Client(base_url=serving.server.url, timeout=10) as http:
+    with http_client(base_url=serving.server.url, timeout=10) as http:
         r = http.post(
             "/v1/models/toy/predict",
             json={"record": toy_record(0)},

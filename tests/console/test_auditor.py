@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 import urllib.parse
 
-import httpx
 from playwright.sync_api import Page, expect
 
 from governance.console.auditor.log_pages import PAGE_SIZE
+from governance.kit.http import client as http_client
 from tests.console.people import axe_violations, person, sign_in
 from tests.servers import SharedServer
 
@@ -162,7 +162,7 @@ def test_the_log_opens_on_its_newest_entries_and_pages_back_without_gaps(
     shared_server: SharedServer,
 ) -> None:
     auditor = person(shared_server, "auditor", prefix="auditor")
-    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+    with http_client(base_url=shared_server.url, timeout=30) as client:
         r = client.post(
             "/console/sign-in",
             data={"name": auditor.name, "password": auditor.password, "code": auditor.code()},

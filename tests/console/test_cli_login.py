@@ -29,6 +29,7 @@ from governance.db import make_engine
 from governance.identity import cli_grants
 from governance.identity.models import CliGrant, Principal
 from governance.identity.sign_in import digest
+from governance.kit.http import client as http_client
 from tests.cli.test_remote import _env, _ok, _warden
 from tests.conftest import REPO, auth
 from tests.console.people import Person, axe_violations, person
@@ -102,7 +103,7 @@ def _challenge() -> tuple[str, str]:
 def _redeem(shared: SharedServer, code: str, verifier: str, ip: str) -> httpx.Response:
     # Each test from an address of its own: the first refusal from an address is audited alone.
     transport = httpx.HTTPTransport(local_address=ip)
-    with httpx.Client(base_url=shared.url, timeout=30, transport=transport) as http:
+    with http_client(base_url=shared.url, timeout=30, transport=transport) as http:
         return http.post("/v1/session/cli", json={"code": code, "verifier": verifier})
 
 

@@ -8,9 +8,9 @@ import threading
 import time
 from typing import Any
 
-import httpx
 from playwright.sync_api import Page, expect
 
+from governance.kit.http import client as http_client
 from tests.conftest import auth
 from tests.console.people import axe_violations, person, sign_in
 from tests.privacy.conftest import write_synthetic
@@ -18,7 +18,7 @@ from tests.servers import SharedServer
 
 
 def _post(shared: SharedServer, token: str, path: str, body: dict[str, Any]) -> Any:
-    with httpx.Client(base_url=shared.url, timeout=300) as client:
+    with http_client(base_url=shared.url, timeout=300) as client:
         r = client.post(path, json=body, headers=auth(token))
     assert r.status_code == 201, r.text
     return r.json()

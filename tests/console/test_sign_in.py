@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from governance.audit.models import AuditEntry
 from governance.db import make_engine
 from governance.identity.models import Principal, SignInSession
+from governance.kit.http import client as http_client
 from tests.conftest import auth
 from tests.console.people import axe_violations, person, sign_in
 from tests.servers import SharedServer
@@ -61,7 +62,7 @@ def test_a_form_posted_without_its_token_is_refused(
     who = person(shared_server, "auditor", prefix="auditor")
     sign_in(page, shared_server, who)
     cookies = _cookies(page)
-    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+    with http_client(base_url=shared_server.url, timeout=30) as client:
         client.cookies.set("warden_session", cookies["warden_session"])
         refused = client.post("/console/sign-out", data={})
         assert refused.status_code == 403
@@ -109,7 +110,7 @@ def test_sign_out_ends_the_session_on_the_server(shared_server: SharedServer, pa
     stolen = _cookies(page)["warden_session"]
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(f"{shared_server.url}/console/sign-in")
-    with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+    with http_client(base_url=shared_server.url, timeout=30) as client:
         client.cookies.set("warden_session", stolen)
         assert client.get("/v1/sessions").status_code == 401
 
@@ -133,7 +134,7 @@ def test_loading_the_sign_in_form_is_not_audited_but_posting_it_is(
     # From an address of its own: the first failure from an address in a window is audited on
     # its own, later ones are summarised (governance/limits/summary.py).
     transport = httpx.HTTPTransport(local_address="127.0.0.23")
-    with httpx.Client(base_url=shared_server.url, timeout=30, transport=transport) as client:
+    with http_client(base_url=shared_server.url, timeout=30, transport=transport) as client:
         for _ in range(5):
             r = client.get("/console/sign-in")
             assert r.status_code == 200
@@ -157,7 +158,7 @@ def test_signing_in_never_sends_the_person_to_another_site(shared_server: Shared
         "/console/\\evil",
         "/v1/keys",
     ):
-        with httpx.Client(base_url=shared_server.url, timeout=30) as client:
+        with http_client(base_url=shared_server.url, timeout=30) as client:
             r = client.post(
                 "/console/sign-in",
                 data={"name": who.name, "password": who.password, "next": target},
@@ -176,7 +177,7 @@ def test_a_person_revokes_another_of_their_sessions(
     shared_server: SharedServer, page: Page
 ) -> None:
     who = person(shared_server, "ml_engineer", prefix="engineer")
-    with httpx.Client(base_url=shared_server.url, timeout=30) as laptop:
+    with http_client(base_url=shared_server.url, timeout=30) as laptop:
         r = laptop.post("/console/sign-in", data={"name": who.name, "password": who.password})
         assert r.status_code == 303
         assert laptop.get("/console/").status_code == 200

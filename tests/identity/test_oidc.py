@@ -40,6 +40,7 @@ from governance.audit.models import AuditEntry
 from governance.config import Settings
 from governance.db import make_engine
 from governance.identity.models import OidcFlow, Principal, SsoLink
+from governance.kit.http import client as http_client
 from governance.limits.service import SSO_STARTS
 from tests.conftest import (
     BACKENDS,
@@ -295,7 +296,7 @@ def sso_server(
         provider.client.redirect_uris = [f"{server.url}/v1/session/oidc/callback"]
         server.start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as http:
+            with http_client(base_url=server.url, timeout=30) as http:
                 yield SharedServer(
                     server, settings, admin, http, WardenFactory(http, admin), folder
                 )
@@ -307,7 +308,7 @@ def _browser(shared: SharedServer, address: str) -> httpx.Client:
     """A browser of its own (its own cookies) at its own address: the first refusal from an
     address is audited alone, later ones within the window are summarised."""
     transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=shared.url, timeout=30, transport=transport)
+    return http_client(base_url=shared.url, timeout=30, transport=transport)
 
 
 def _person(shared: SharedServer, *roles: str, enrol: bool = True) -> tuple[str, str | None]:

@@ -23,6 +23,7 @@ from governance.audit.models import AuditEntry
 from governance.db import make_engine
 from governance.identity import passwords
 from governance.identity.models import Credential, Principal, SignInSession
+from governance.kit.http import client as http_client
 from tests.conftest import auth
 from tests.servers import SharedServer
 
@@ -31,7 +32,7 @@ PASSWORD = "correct horse battery staple"
 
 def _client(shared: SharedServer, address: str = "127.0.0.1") -> httpx.Client:
     transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=shared.url, timeout=30, transport=transport)
+    return http_client(base_url=shared.url, timeout=30, transport=transport)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from governance.cli.server_process import ServerProcess
+from governance.kit.http import client as http_client
 from tests.conftest import (
     BACKENDS,
     LiveServer,
@@ -76,7 +77,7 @@ def observed(
         )
         server.start()
         try:
-            with httpx.Client(base_url=server.url, timeout=30) as http:
+            with http_client(base_url=server.url, timeout=30) as http:
                 factory = WardenFactory(http, admin)
                 model = SharedServer.unique("obs")
 
@@ -267,7 +268,7 @@ def test_a_second_process_counts_into_the_same_metrics(observed: Observed, tmp_p
     second = ServerProcess(o.env, tmp_path / "second.log")
     second.start()
     try:
-        with httpx.Client(base_url=second.url, timeout=30) as http:
+        with http_client(base_url=second.url, timeout=30) as http:
             for i in range(2):
                 r = http.post(
                     PREDICT.format(name=o.model),

@@ -23,6 +23,7 @@ from governance.api.app import create_app
 from governance.cli.server_process import free_port
 from governance.config import Settings
 from governance.kit import tracing
+from governance.kit.http import client as http_client
 from tests.conftest import WardenFactory, auth, serve_toy
 from tests.factories import build_artifact, toy_record
 
@@ -60,7 +61,7 @@ def traced(settings: Settings, admin_token: str) -> Iterator[Traced]:
         assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
         time.sleep(0.05)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        with http_client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             yield Traced(http, exporter, admin_token)
     finally:
         server.should_exit = True

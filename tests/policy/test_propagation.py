@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from governance.config import Settings
+from governance.kit.http import client as http_client
 from governance.policy.rules import load_rules
 from tests.conftest import LiveServer, WardenFactory, auth
 from tests.policy.conftest import Store
@@ -73,8 +74,8 @@ def people(
     """Clients of servers A and B, an officer, and ann, whom B already knows (and denies)."""
     a_srv, b_srv = pair
     with (
-        httpx.Client(base_url=a_srv.url, timeout=10) as a,
-        httpx.Client(base_url=b_srv.url, timeout=10) as b,
+        http_client(base_url=a_srv.url, timeout=10) as a,
+        http_client(base_url=b_srv.url, timeout=10) as b,
     ):
         factory = WardenFactory(a, admin_token)
         officer = auth(factory.principal("olivia", "compliance_officer"))
@@ -116,7 +117,7 @@ def test_changes_propagate_and_flowing_requests_see_no_wrong_decision(
         errors: list[str] = []
 
         def hammer(url: str) -> None:
-            with httpx.Client(base_url=url, timeout=10) as c:
+            with http_client(base_url=url, timeout=10) as c:
                 while not stop.is_set():
                     start = time.monotonic()
                     r = c.get("/v1/datasets", headers=ann)

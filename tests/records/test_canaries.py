@@ -10,11 +10,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import MetaData, select
 
 from governance.config import Settings
 from governance.db import make_engine
+from governance.kit.http import client as http_client
 from tests.conftest import ArtifactBuilder, LiveServer, auth
 from tests.records.conftest import Setup, serve_toy
 
@@ -87,7 +87,7 @@ def _assert_clean(data: bytes, where: str) -> None:
 def test_canaries_stay_out_of_a_live_servers_database_and_logs(
     live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder, settings: Settings
 ) -> None:
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+    with http_client(base_url=live_server.url, timeout=30) as http:
         _exercise(serve_toy(http, admin_token, make_artifact))
     live_server.stop()
     _assert_clean(live_server.log_path.read_bytes(), "the server's output")

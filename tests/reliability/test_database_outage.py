@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from governance.config import Settings
+from governance.kit.http import client as http_client
 from tests.conftest import POSTGRES_URL, ArtifactBuilder, LiveServer, auth
 from tests.factories import toy_record
 from tests.reliability.conftest import logged_request_ids, serve_toy, verify
@@ -46,7 +46,7 @@ def test_outage_then_recovery(
 ) -> None:
     dbname = make_url(settings.resolved_database_url).database
     acknowledged: list[str] = []
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+    with http_client(base_url=live_server.url, timeout=30) as http:
         _, client = serve_toy(http, admin_token, make_artifact("toy", "1"))
 
         def call(i: int) -> int:

@@ -10,13 +10,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from governance.bootstrap import create_keys, seed
 from governance.config import Settings
 from governance.db import make_engine
 from governance.db.migrate import upgrade
+from governance.kit.http import client as http_client
 from tests.conftest import AdminToken, ArtifactBuilder, LiveServer, auth
 from tests.factories import toy_record
 from tests.reliability.conftest import logged_request_ids, serve_toy, verify
@@ -78,7 +78,7 @@ def test_disk_full_refuses_then_recovers(
     acknowledged: list[str] = []
     statuses: list[int] = []
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with http_client(base_url=server.url, timeout=30) as http:
             _, client = serve_toy(http, AdminToken(admin, cfg), make_artifact("toy", "1"))
 
             def call(i: int) -> int:

@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
+from governance.kit.http import client as http_client
 from tests.conftest import LiveServer, WardenFactory
 
 pytestmark = pytest.mark.reliability
@@ -34,7 +34,7 @@ EXAMPLES = int(os.environ.get("WARDEN_SCHEMATHESIS_EXAMPLES", "8"))
 def test_no_server_errors(
     live_server: LiveServer, admin_token: str, tmp_path: Path, db_url: str
 ) -> None:
-    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+    with http_client(base_url=live_server.url, timeout=30) as http:
         token = WardenFactory(http, admin_token).principal(
             "fuzzer", "admin", "compliance_officer", "auditor", "ml_engineer"
         )

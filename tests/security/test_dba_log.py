@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -42,6 +41,7 @@ from governance.audit.errors import AuditIntegrityError
 from governance.audit.memory import memory_path
 from governance.cli.common import ExitCode
 from governance.config import Settings
+from governance.kit.http import client as http_client
 from tests.audit.conftest import FilledLog, empty_log, fill, sample_event
 from tests.audit.test_verify_log import drop_triggers
 from tests.conftest import LiveServer, auth, settings_env
@@ -279,7 +279,7 @@ def test_a_server_on_a_rewritten_log_refuses_to_serve(
     server = LiveServer(settings, tmp_path / "server.log")
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with http_client(base_url=server.url, timeout=30) as http:
             for _ in range(5):
                 assert http.get("/v1/models", headers=auth(admin_token)).status_code == 200
     finally:
@@ -291,7 +291,7 @@ def test_a_server_on_a_rewritten_log_refuses_to_serve(
     server = LiveServer(settings, tmp_path / "server2.log")
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with http_client(base_url=server.url, timeout=30) as http:
             ready = http.get("/readyz")
             assert ready.status_code == 503 and "integrity" in ready.text, ready.text
             refused = http.get("/v1/models", headers=auth(admin_token))
@@ -401,7 +401,7 @@ def test_a_running_server_stops_serving_once_the_signer_refuses(
     server = LiveServer(settings, tmp_path / "server.log")
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with http_client(base_url=server.url, timeout=30) as http:
             for _ in range(3):
                 assert http.get("/v1/models", headers=auth(admin_token)).status_code == 200
             path = memory_path(settings.resolved_signing_key_file)

@@ -28,6 +28,7 @@ from governance.fairness.models import ThresholdVersion
 from governance.identity.models import ApiKey, Principal
 from governance.identity.tokens import new_token, token_hash
 from governance.kit.context import cli_context
+from governance.kit.http import client as http_client
 from governance.policy.models import PolicyVersion
 from governance.policy.rules import Rule, canonical, digest, load_rules
 from governance.registry.models import REGISTERED, SERVING, ModelVersion
@@ -43,7 +44,7 @@ SETTLE = 1.5
 # Fresh per test: each tampers with rows by hand, which the database keeps and verify reports.
 @pytest.fixture
 def http(live_server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server.url, timeout=30) as client:
+    with http_client(base_url=live_server.url, timeout=30) as client:
         yield client
 
 

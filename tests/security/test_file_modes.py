@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import text
 
@@ -24,6 +23,7 @@ from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.db import make_engine
 from governance.db.base import utcnow
+from governance.kit.http import client as http_client
 from governance.private_files import copy_private, open_private, private_dir
 from tests.conftest import REPO, AdminToken, ArtifactBuilder, WardenFactory, auth, serve_toy
 from tests.factories import toy_record
@@ -83,7 +83,7 @@ def test_init_serve_predict_and_export_leave_nothing_readable_by_others(
     server = ServerProcess(env, data / "server.log").start()
     try:
         # The report export renders a PDF: seconds of CPU, far more on a busy machine.
-        with httpx.Client(base_url=server.url, timeout=180) as http:
+        with http_client(base_url=server.url, timeout=180) as http:
             factory = WardenFactory(http, admin)
             client, _ = serve_toy(factory, make_artifact)
             r = http.post(

@@ -44,6 +44,7 @@ from governance.db import make_engine
 from governance.db.engine import ConnectionLimits
 from governance.db.health import DatabaseMonitor
 from governance.db.migrate import upgrade
+from governance.kit.http import client as http_client
 from tests.conftest import POSTGRES_URL, AdminToken, ArtifactBuilder, LiveServer, auth
 from tests.factories import toy_record
 from tests.reliability.conftest import serve_toy, verify
@@ -173,7 +174,7 @@ def frozen_server(
     server.env.update(_FAST)
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with http_client(base_url=server.url, timeout=30) as http:
             # The admin's key with its settings: appointing the first officer needs them.
             _, client = serve_toy(http, AdminToken(admin, cfg), make_artifact("toy", "1"))
         yield cluster, server, client, cfg
@@ -237,7 +238,7 @@ def test_a_stopped_database_is_refused_fast_and_recovers(
     frozen_server: tuple[Cluster, LiveServer, str, Settings],
 ) -> None:
     cluster, server, token, cfg = frozen_server
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with http_client(base_url=server.url, timeout=30) as http:
         caller = Caller(http, token)
         assert caller.predict(0)[0] == 200
         assert _readyz(http)[0] == 200
@@ -293,7 +294,7 @@ def test_an_unreachable_database_is_refused_within_the_connect_timeout(
     frozen_server: tuple[Cluster, LiveServer, str, Settings],
 ) -> None:
     cluster, server, token, _ = frozen_server
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with http_client(base_url=server.url, timeout=30) as http:
         caller = Caller(http, token)
         assert caller.predict(0)[0] == 200
         cluster.pg_ctl("-m", "immediate", "stop")  # the port is closed: connections refused

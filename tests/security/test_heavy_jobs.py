@@ -24,6 +24,7 @@ import pytest
 from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.jobs import HeavyJobs, HeavyJobsBusy
+from governance.kit.http import client as http_client
 from tests.conftest import ArtifactBuilder, WardenFactory, auth, serve_toy, settings_env
 from tests.factories import toy_record, upload_body
 from tests.fairness.conftest import adult_logreg
@@ -44,7 +45,7 @@ def server(settings: Settings, admin_token: str, tmp_path: Path) -> Iterator[Ser
 def test_a_burst_of_bootstrap_audits_neither_stalls_predictions_nor_queues_without_bound(
     server: ServerProcess, admin_token: str, make_artifact: ArtifactBuilder, tmp_path: Path
 ) -> None:
-    with httpx.Client(base_url=server.url, timeout=120) as http:
+    with http_client(base_url=server.url, timeout=120) as http:
         factory = WardenFactory(http, admin_token)
         client, _ = serve_toy(factory, make_artifact)
         engineer = factory.principal("eve-engineer", "ml_engineer")
@@ -60,7 +61,7 @@ def test_a_burst_of_bootstrap_audits_neither_stalls_predictions_nor_queues_witho
         statuses: list[int] = []
 
         def hammer() -> None:
-            with httpx.Client(base_url=server.url, timeout=30) as predictor:
+            with http_client(base_url=server.url, timeout=30) as predictor:
                 i = 0
                 while not done.is_set():
                     started = time.perf_counter()
@@ -74,7 +75,7 @@ def test_a_burst_of_bootstrap_audits_neither_stalls_predictions_nor_queues_witho
                     i += 1
 
         def audit(_: int) -> httpx.Response:
-            with httpx.Client(base_url=server.url, timeout=300) as auditor:
+            with http_client(base_url=server.url, timeout=300) as auditor:
                 return auditor.post("/v1/fairness/audits", json=AUDIT, headers=auth(engineer))
 
         predictor = threading.Thread(target=hammer)

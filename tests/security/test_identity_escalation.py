@@ -23,6 +23,7 @@ from governance.db import make_engine, make_sessionmaker
 from governance.db.base import utcnow
 from governance.errors import ConfigurationError
 from governance.identity.models import Enrolment, Principal
+from governance.kit.http import client as http_client
 from tests.conftest import LiveServer, WardenFactory, auth, settings_env
 from tests.security.test_rate_limits import (
     StartServer,
@@ -41,7 +42,7 @@ PROBLEM = "application/problem+json"
 @pytest.fixture
 def http(live_server: LiveServer) -> Iterator[httpx.Client]:
     """A client of a fresh server, for a test that needs the deployment's first state."""
-    with httpx.Client(base_url=live_server.url, timeout=30) as client:
+    with http_client(base_url=live_server.url, timeout=30) as client:
         yield client
 
 
@@ -365,7 +366,7 @@ def test_guessing_enrolment_codes_is_rate_limited(
     start_server: StartServer, admin_token: str
 ) -> None:
     server = start_server(limits_yaml(failed=5))
-    with httpx.Client(base_url=server.url, timeout=30) as http, attacker(server.url) as guesser:
+    with http_client(base_url=server.url, timeout=30) as http, attacker(server.url) as guesser:
         assert http.post(
             "/v1/principals", json={"name": "eli"}, headers=auth(admin_token)
         ).is_success

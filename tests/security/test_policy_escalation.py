@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from governance.kit.http import client as http_client
 from governance.policy.rules import MAX_ROLE_DEPTH
 from tests.conftest import WardenFactory, auth
 from tests.servers import SharedServer
@@ -27,7 +28,7 @@ Headers = dict[str, str]
 
 @pytest.fixture(scope="module")
 def http(shared_server: SharedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=shared_server.url, timeout=60) as client:
+    with http_client(base_url=shared_server.url, timeout=60) as client:
         yield client
 
 

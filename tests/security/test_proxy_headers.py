@@ -8,9 +8,8 @@ write is the client's.
 
 from __future__ import annotations
 
-import httpx
-
 from governance.config import Settings
+from governance.kit.http import client as http_client
 from governance.limits import SUMMARY_EVENT
 from tests.conftest import WardenFactory, auth
 from tests.security.test_rate_limits import (
@@ -32,7 +31,7 @@ def test_a_forged_forwarding_header_changes_nothing(
     admin_token: str,
 ) -> None:
     server = start_server(limits_yaml(failed=3))
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with http_client(base_url=server.url, timeout=30) as http:
         factory = WardenFactory(http, admin_token)
         auditor = factory.principal("aud", "auditor")
         spoof = {"X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.6"}
@@ -70,7 +69,7 @@ def test_a_trusted_proxy_is_believed_from_the_right(
     # The proxy runs on this host (127.0.0.1); 127.0.0.2 is a client that reaches the server
     # past it.
     server = start_server(limits_yaml(failed=3), WARDEN_TRUSTED_PROXIES="127.0.0.1")
-    with httpx.Client(base_url=server.url, timeout=30) as proxy:
+    with http_client(base_url=server.url, timeout=30) as proxy:
         factory = WardenFactory(proxy, admin_token)
         auditor = factory.principal("aud", "auditor")
         # The client wrote 1.1.1.1; the proxy appended the address it received from.

@@ -28,6 +28,7 @@ from governance.audit.models import AuditEntry
 from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.db import make_engine
+from governance.kit.http import client as http_client
 from governance.limits import SUMMARY_EVENT
 from tests.conftest import WardenFactory, auth, serve_toy, settings_env
 from tests.factories import policies_copy, toy_record
@@ -73,7 +74,7 @@ def start_server(settings: Settings, admin_token: str, tmp_path: Path) -> Iterat
 def attacker(url: str) -> httpx.Client:
     """A client whose connections leave from the attacker's own address."""
     transport = httpx.HTTPTransport(local_address=ATTACKER)
-    return httpx.Client(base_url=url, transport=transport, timeout=30)
+    return http_client(base_url=url, transport=transport, timeout=30)
 
 
 def wrong_key() -> dict[str, str]:
@@ -111,7 +112,7 @@ def test_a_flood_of_wrong_keys_is_refused_and_summarised(
     start_server: StartServer, settings: Settings, admin_token: str
 ) -> None:
     server = start_server(limits_yaml(failed=5))
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with http_client(base_url=server.url, timeout=30) as http:
         factory = WardenFactory(http, admin_token)
         auditor = factory.principal("aud", "auditor")
         nobody = factory.principal("nobody", kind="service")
@@ -161,7 +162,7 @@ def test_unknown_routes_and_malformed_bodies_count_as_failures(
         # Blocked before routing: the enrolment route is not reached either.
         assert_rate_limited(evil.post("/v1/enrol", content=b"{"))
     other = httpx.HTTPTransport(local_address="127.0.0.3")
-    with httpx.Client(base_url=server.url, transport=other, timeout=30) as evil:
+    with http_client(base_url=server.url, transport=other, timeout=30) as evil:
         statuses = [evil.post("/v1/enrol", content=b"{").status_code for _ in range(10)]
         assert statuses == [422] * 5 + [429] * 5
     server.stop()
@@ -199,7 +200,7 @@ def test_a_principal_is_limited_on_predict_and_on_heavy_jobs(
     start_server: StartServer, settings: Settings, admin_token: str, make_artifact: Any
 ) -> None:
     server = start_server(limits_yaml(predict=5, jobs=2))
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with http_client(base_url=server.url, timeout=30) as http:
         factory = WardenFactory(http, admin_token)
         client, _ = serve_toy(factory, make_artifact)
         other = factory.principal("app-2", "client", kind="service")

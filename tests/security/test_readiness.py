@@ -22,6 +22,7 @@ import pytest
 
 from governance.config import Settings
 from governance.db import make_engine
+from governance.kit.http import client as http_client
 from tests.audit_faults import refusing_audit_writes
 from tests.conftest import ArtifactBuilder, LiveServer, auth
 from tests.factories import toy_record
@@ -43,7 +44,7 @@ def served(
     server.env.update(_FAST)
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with http_client(base_url=server.url, timeout=30) as http:
             _, client = serve_toy(http, admin_token, make_artifact("toy", "1"))
         yield server, client
     finally:
@@ -79,7 +80,7 @@ def test_a_failing_audit_writer_makes_the_server_unready(
     acknowledged: list[str] = []
     engine = make_engine(settings.resolved_database_url)
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
+        with http_client(base_url=server.url, timeout=30) as http:
             assert _predict(http, token, 0, acknowledged) == 200
             assert http.get("/readyz").status_code == 200
             with refusing_audit_writes(engine):
@@ -102,7 +103,7 @@ def test_a_stopped_audit_writer_makes_the_server_unready_fast(
 ) -> None:
     server, token = served
     acknowledged: list[str] = []
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with http_client(base_url=server.url, timeout=30) as http:
         assert _predict(http, token, 0, acknowledged) == 200
         writer = server.writer_pid()
         os.kill(writer, signal.SIGSTOP)

@@ -30,6 +30,7 @@ from governance.audit.models import AuditEntry
 from governance.cli.server_process import ServerProcess
 from governance.config import Settings
 from governance.db import make_engine
+from governance.kit.http import client as http_client
 from governance.vault.blind_index import subject_index
 from governance.vault.models import ACTIVE, DataKey
 from governance.vault.providers import load_provider
@@ -77,8 +78,8 @@ def replicas(
             for server in pair:
                 server.start(timeout=180)
             with (
-                httpx.Client(base_url=pair[0].url, timeout=60) as a,
-                httpx.Client(base_url=pair[1].url, timeout=60) as b,
+                http_client(base_url=pair[0].url, timeout=60) as a,
+                http_client(base_url=pair[1].url, timeout=60) as b,
             ):
 
                 def artifact(name: str, version: str) -> Path:
@@ -233,7 +234,7 @@ def test_an_erasure_through_one_replica_costs_the_other_no_503(replicas: Replica
 def test_two_clients_sending_one_subject_id_get_two_subjects(
     live_server: LiveServer, admin_token: str, make_artifact: ArtifactBuilder
 ) -> None:
-    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+    with http_client(base_url=live_server.url, timeout=60) as http:
         setup = serve_toy(http, admin_token, make_artifact)
         other = setup.factory.principal("app2", "client", kind="service")
         mine = setup.predict(subject_id="same-person")
@@ -294,7 +295,7 @@ def shared_server(settings: Settings, admin_token: str, tmp_path: Path) -> Itera
 def test_clients_in_a_shared_namespace_share_their_subjects(
     shared_server: ServerProcess, admin_token: str, make_artifact: ArtifactBuilder
 ) -> None:
-    with httpx.Client(base_url=shared_server.url, timeout=60) as http:
+    with http_client(base_url=shared_server.url, timeout=60) as http:
         setup = serve_toy(http, admin_token, make_artifact)
         other = setup.factory.principal("app2", "client", kind="service")
         mine = setup.predict(subject_id="same-person")

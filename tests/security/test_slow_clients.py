@@ -25,6 +25,7 @@ from governance.api.server_limits import GuardedHttpToolsProtocol
 from governance.audit.models import AuditEntry
 from governance.config import Settings
 from governance.db import make_engine
+from governance.kit.http import client as http_client
 from tests.conftest import LiveServer, fresh_database, make_settings, seed_admin
 
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -192,7 +193,7 @@ def test_a_slow_body_is_answered_408(server: LiveServer) -> None:
     (entry,) = _principal_calls(server, until=time.monotonic() + 10)
     assert entry["reason"] == "the request body was not complete in time"
     # A kept-alive connection is not cut while it waits for its next request.
-    with httpx.Client(base_url=server.url, timeout=5) as http:
+    with http_client(base_url=server.url, timeout=5) as http:
         assert http.get("/healthz").status_code == 200
         time.sleep(BODY_TIMEOUT + HEAD_TIMEOUT)
         assert http.get("/healthz").status_code == 200

@@ -7,10 +7,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from governance.config import Settings
+from governance.kit.http import client as http_client
 from tests.conftest import ArtifactBuilder, LiveServer, auth
 from tests.policy.test_propagation import server_pair
 from tests.records.conftest import Setup, serve_toy
@@ -26,8 +26,8 @@ def test_a_kek_rotated_through_one_server_is_used_by_the_other(
 ) -> None:
     a_srv, b_srv = servers
     with (
-        httpx.Client(base_url=a_srv.url, timeout=30) as a,
-        httpx.Client(base_url=b_srv.url, timeout=30) as b,
+        http_client(base_url=a_srv.url, timeout=30) as a,
+        http_client(base_url=b_srv.url, timeout=30) as b,
     ):
         through_a = serve_toy(a, admin_token, make_artifact)
         deadline = time.monotonic() + 15
