@@ -6,8 +6,6 @@ Unsafe configurations are refused at start with a clear message, never at reques
 from __future__ import annotations
 
 import ipaddress
-import os
-import stat
 from datetime import timedelta
 from functools import lru_cache
 from importlib.resources import files
@@ -284,29 +282,6 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
-
-
-def check_private_file(path: Path, what: str) -> None:
-    """Refuse a secret file that others can read or write, or that is not a regular file.
-
-    Raises:
-        ConfigurationError: naming the path and the fix, never the content.
-    """
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigurationError(f"{what} {path} does not exist: run `warden init` first") from None
-    except OSError as exc:
-        raise ConfigurationError(f"{what} {path} cannot be read ({exc.strerror})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigurationError(f"{what} {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise ConfigurationError(
-            f"{what} {path} is readable or writable by others "
-            f"(mode {oct(info.st_mode & 0o777)}); run `chmod 600 {path}`"
-        )
-    if not os.access(path, os.R_OK):
-        raise ConfigurationError(f"{what} {path} is not readable by this user")
 
 
 def load_settings() -> Settings:

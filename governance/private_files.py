@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import BinaryIO, Final
+
+from governance.errors import ConfigurationError
 
 PRIVATE_FILE: Final[int] = 0o600
 PRIVATE_DIR: Final[int] = 0o700
@@ -83,3 +86,26 @@ def copy_private(source: Path, target: Path) -> None:
     """Copy a file's bytes (not its mode: a 0644 source must not make a 0644 copy) as 0600."""
     with open(source, "rb") as src, open_private(target) as dst:
         shutil.copyfileobj(src, dst)
+
+
+def check_private_file(path: Path, what: str) -> None:
+    """Refuse a secret file that others can read or write, or that is not a regular file.
+
+    Raises:
+        ConfigurationError: naming the path and the fix, never the content.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigurationError(f"{what} {path} does not exist: run `warden init` first") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigurationError(f"{what} {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise ConfigurationError(
+            f"{what} {path} is readable or writable by others "
+            f"(mode {oct(info.st_mode & 0o777)}); run `chmod 600 {path}`"
+        )
+    if not os.access(path, os.R_OK):
+        raise ConfigurationError(f"{what} {path} is not readable by this user")

@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Table, func, insert, select
@@ -36,8 +37,10 @@ from governance.audit.memory import Remembered, SignerMemory, memory_path
 from governance.audit.models import AuditCheckpoint, AuditHead, AuditNode
 from governance.audit.note import make_checkpoint_body, sign_note, verify_note, vkey_for
 from governance.audit.signing import load_signing_key
-from governance.config import Settings
 from governance.db.base import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from governance.config import Settings
 
 logger = logging.getLogger(__name__)
 

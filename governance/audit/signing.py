@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.audit.note import vkey_for
-from governance.config import check_private_file
 from governance.errors import ConfigurationError
+from governance.private_files import check_private_file
 
 
 def create_signing_key(path: Path) -> None:

@@ -6,12 +6,15 @@ A slot is itself a FastAPI dependency, so an endpoint asks for one collaborator 
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
-from starlette.applications import Starlette
+# FastAPI reads this annotation of Slot.__call__ at run time: the connection parameter.
 from starlette.requests import HTTPConnection
 
 from governance.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 T = TypeVar("T")
 

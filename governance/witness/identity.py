@@ -14,9 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.audit.errors import NoteFormatError
 from governance.audit.signing import create_signing_key
-from governance.config import check_private_file
 from governance.errors import ConfigurationError
-from governance.private_files import private_dir
+from governance.private_files import check_private_file, private_dir
 from governance.witness.cosignature import CosignerKey, cosigner_key
 
 __all__ = ["KEY_FILE", "NAME_FILE", "WitnessIdentity", "init_witness", "load_witness"]
