@@ -369,10 +369,13 @@ def _close(
     res_low, res_high = _residual(eps_low, aim), _residual(eps_high, aim)
     kept = ""
     while target - eps_high > tolerance and high - low > 1e-6:
-        x_low, x_high = math.log(low), math.log(high)
-        guess = math.exp(x_high - res_high * (x_high - x_low) / (res_high - res_low))
-        margin = (high - low) / 100
-        sigma = min(max(guess, low + margin), high - margin)
+        if math.isfinite(res_low):
+            x_low, x_high = math.log(low), math.log(high)
+            guess = math.exp(x_high - res_high * (x_high - x_low) / (res_high - res_low))
+            margin = (high - low) / 100
+            sigma = min(max(guess, low + margin), high - margin)
+        else:  # an unbounded ε at the low end gives no slope to follow
+            sigma = (low + high) / 2
         eps = spent(sigma)
         if eps <= target:
             high, eps_high, res_high = sigma, eps, _residual(eps, aim)

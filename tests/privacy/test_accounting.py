@@ -134,6 +134,16 @@ def test_the_gaussian_dp_start_is_exact_for_one_release_and_close_for_sgd() -> N
     assert estimate_noise(1.0, DELTA, 1 / 75, 225, [(1.1, 0.01, 300)]) > start
 
 
+@pytest.mark.parametrize("start", [0.05, 0.9, 40.0])
+def test_the_search_brackets_from_either_side_and_past_an_unbounded_end(start: float) -> None:
+    # A falling curve with no finite value below σ = 0.1, as an accountant can give.
+    def spent(sigma: float) -> float:
+        return math.inf if sigma < 0.1 else 2.0 / sigma**1.5
+
+    sigma = least_noise(spent, 1.0, 0.01, start)
+    assert 0.99 <= spent(sigma) <= 1.0
+
+
 def test_a_target_no_noise_reaches_is_refused() -> None:
     with pytest.raises(AccountingError, match="no noise multiplier"):
         least_noise(lambda sigma: 5.0, 1.0, NOISE_TOLERANCE, 10.0)
