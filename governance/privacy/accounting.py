@@ -365,7 +365,8 @@ def _close(
     """Regula falsi on a bracket: ``low`` spends more than ``target``, ``high`` at most it."""
     (low, eps_low), (high, eps_high) = low_end, high_end
     aim = target - tolerance / 2
-    # Illinois: an end kept twice in a row has its residual halved, so it cannot stall.
+    # Illinois: an end kept twice in a row has its residual halved, so it cannot stall. The low
+    # end needs only its residual; the high end's ε is the stopping rule's.
     res_low, res_high = _residual(eps_low, aim), _residual(eps_high, aim)
     kept = ""
     while target - eps_high > tolerance and high - low > 1e-6:
@@ -382,7 +383,7 @@ def _close(
             res_low = res_low / 2 if kept == "low" else res_low
             kept = "low"
         else:
-            low, eps_low, res_low = sigma, eps, _residual(eps, aim)
+            low, res_low = sigma, _residual(eps, aim)
             res_high = res_high / 2 if kept == "high" else res_high
             kept = "high"
     return high
